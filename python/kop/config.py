@@ -1,0 +1,405 @@
+"""kop configuration: one typed dataclass, loaded from defaults < TOML < environment < flags.
+
+The field names are the JSON keys of the native contract (docs/native-api.md). Everything the
+CLI, the environment loader and docs/configuration.md know about an option comes from the
+field list below, so a new option is added in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the conditional `tomli` dependency in pyproject.toml
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["ENV_PREFIX", "Config", "ConfigError", "config_reference_markdown", "env_var", "flag"]
+
+ENV_PREFIX = "KOP_"
+LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+FSYNC_POLICIES = ("always", "interval", "never")
+
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+_LISTENER_RE = re.compile(
+    r"(?P<name>[A-Za-z][A-Za-z0-9_]*)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})"
+)
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A bad option value. ``str()`` is one line that names the option the way it was set
+    (``num_partitions``, ``KOP_NUM_PARTITIONS``, ``kop.toml: num-partitions``, ...)."""
+
+    def __init__(
+        self, field: str | None, reason: str, *, label: str | None = None, source: str = "value"
+    ) -> None:
+        self.field = field  # the Config field, or None for an unknown key
+        self.reason = reason
+        self.label = label or field or "config"
+        self.source = source  # "value", "toml", "env" or "override"
+        super().__init__(f"{self.label}: {reason}")
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Server configuration; see docs/configuration.md. Invalid values raise ConfigError."""
+
+    listeners: Sequence[str] = _opt(
+        ("PLAINTEXT://127.0.0.1:9092",), "NAME://HOST:PORT to bind; port 0 picks a free port"
+    )
+    advertised_listeners: Sequence[str] = _opt(
+        (), "NAME://HOST:PORT told to clients in Metadata; empty = listeners (0.0.0.0 as 127.0.0.1)"
+    )
+    storage: str = _opt("file://kop-data", "file://PATH (relative or absolute) or memory://")
+    node_id: int = _opt(1, "broker id in Metadata")
+    cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
+    log_level: str = _opt("info", "one of error, warn, info, debug, trace")
+    auto_create_topics: bool = _opt(True, "Metadata and Produce create unknown topics")
+    num_partitions: int = _opt(4, "partitions of an auto-created topic / CreateTopics default")
+    message_max_bytes: int = _opt(1048588, "largest record batch accepted (max.message.bytes)")
+    max_request_bytes: int = _opt(104857600, "largest request frame, checked before allocating")
+    connections_max_idle_ms: int = _opt(600000, "idle connections are closed after this")
+    log_retention_ms: int = _opt(604800000, "topic retention.ms default; -1 keeps forever")
+    log_retention_bytes: int = _opt(-1, "topic retention.bytes default; -1 = no size limit")
+    log_segment_bytes: int = _opt(1073741824, "topic segment.bytes default")
+    log_retention_check_interval_ms: int = _opt(300000, "how often retention runs")
+    fsync: str = _opt("interval", "always (before acking), interval, or never (leave it to the OS)")
+    fsync_interval_ms: int = _opt(1000, "fsync period when fsync = interval")
+    io_threads: int = _opt(0, "tokio worker threads; 0 = number of CPUs")
+
+    def __post_init__(self) -> None:
+        # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
+        # Config stays hashable and nobody mutates it behind the server's back.
+        for name in ("listeners", "advertised_listeners"):
+            object.__setattr__(self, name, _string_tuple(name, getattr(self, name)))
+        for name in ("log_level", "fsync"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, value.strip().lower())
+        _validate(self)
+
+    # -- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Config:
+        """Defaults overridden by a TOML file (keys = field names, dashes allowed)."""
+        return cls.load(config_file=path, environ={})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Defaults overridden by ``KOP_<FIELD>`` environment variables."""
+        return cls.load(environ=environ)
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Merge defaults < TOML file < environment (``os.environ`` if None) < overrides.
+
+        Override values may be typed values or strings (parsed like environment variables);
+        ``None`` means "not given" and is skipped, so argparse results can be passed as-is.
+        """
+        layers: list[Iterable[_Setting]] = []
+        if config_file is not None:
+            layers.append(_read_toml(Path(config_file)))
+        layers.append(_read_env(os.environ if environ is None else environ))
+        if overrides:
+            layers.append(_read_overrides(overrides))
+        values: dict[str, Any] = {}
+        origin: dict[str, _Setting] = {}
+        for layer in layers:
+            for setting in layer:
+                values[setting.field] = setting.value
+                origin[setting.field] = setting
+        try:
+            return cls(**values)
+        except ConfigError as err:
+            where = origin.get(err.field or "")
+            if where is None:
+                raise
+            raise ConfigError(
+                err.field, err.reason, label=where.label, source=where.source
+            ) from None
+
+    # -- output --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The native contract's JSON object as Python values (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        """The JSON string ``kop._native.NativeServer`` takes."""
+        return json.dumps(self.to_dict())
+
+
+# ---- option metadata shared by the CLI and the docs ----------------------------------------
+
+
+def fields() -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(Config)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def kind(name: str) -> str:
+    """'list', 'bool', 'int', 'str' or 'optional_str' — how text for this option is parsed."""
+    default = _FIELDS[name].default
+    if name == "cluster_id":
+        return "optional_str"
+    if isinstance(default, tuple):
+        return "list"
+    if isinstance(default, bool):  # before int: bool is an int subclass
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    return "str"
+
+
+def default_text(name: str) -> str:
+    """The default as a user would type it (in flags, env vars, docs)."""
+    default = _FIELDS[name].default
+    if isinstance(default, tuple):
+        return ",".join(default) or "(empty)"
+    if isinstance(default, bool):
+        return str(default).lower()
+    return "(unset)" if default is None else str(default)
+
+
+def config_reference_markdown() -> str:
+    """The option table of docs/configuration.md (a unit test keeps the two identical)."""
+    rows = [
+        "| option | CLI flag | env var | TOML key | default | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in fields():
+        rows.append(
+            f"| `{f.name}` | `{flag(f.name)}` | `{env_var(f.name)}` | `{f.name}` "
+            f"| `{default_text(f.name)}` | {f.metadata['help']} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+# ---- parsing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Setting:
+    field: str
+    value: Any
+    label: str  # how the user spelled it, for error messages
+    source: str
+
+
+def _read_toml(path: Path) -> Iterator[_Setting]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as err:
+        raise ConfigError(
+            None, f"cannot read {str(path)!r}: {err.strerror or err}", label="--config"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(None, f"invalid TOML: {err}", label=str(path), source="toml") from None
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        label = f"{path}: {key}"
+        if name not in _FIELDS:
+            raise ConfigError(None, "unknown option" + _suggest(name), label=label, source="toml")
+        yield _Setting(name, _coerce(name, value, label, "toml"), label, "toml")
+
+
+def _read_env(environ: Mapping[str, str]) -> Iterator[_Setting]:
+    for name in _FIELDS:
+        var = env_var(name)
+        if var in environ:
+            yield _Setting(name, _coerce(name, environ[var], var, "env"), var, "env")
+    # Other tools may use KOP_* names too, so only near-misses of real options are reported.
+    known = {env_var(name) for name in _FIELDS}
+    for var in environ:
+        if var.startswith(ENV_PREFIX) and var not in known:
+            close = difflib.get_close_matches(var, known, n=1, cutoff=0.85)
+            if close:
+                log.warning("ignoring environment variable %s (did you mean %s?)", var, close[0])
+
+
+def _read_overrides(overrides: Mapping[str, Any]) -> Iterator[_Setting]:
+    for name, value in overrides.items():
+        if name not in _FIELDS:
+            raise ConfigError(None, "unknown option" + _suggest(name), label=name)
+        if value is not None:
+            yield _Setting(name, _coerce(name, value, name, "override"), name, "override")
+
+
+def _coerce(name: str, value: Any, label: str, source: str) -> Any:
+    """Turn text (env, flags, or a quoted TOML value) into the field's type; pass the rest on
+    to Config's own type checks."""
+    how = kind(name)
+    if how == "list":
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(part.strip() for v in value for part in v.split(",") if part.strip())
+        return value
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if how == "bool":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(name, f"must be true or false, got {value!r}", label=label, source=source)
+    if how == "int":
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise ConfigError(
+                name, f"must be an integer, got {value!r}", label=label, source=source
+            ) from None
+    if how == "optional_str":
+        return text or None
+    return text
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_FIELDS), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---- validation ------------------------------------------------------------------------
+
+
+def _string_tuple(name: str, value: Any) -> Any:
+    if isinstance(value, str):  # a single listener written without brackets
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return value  # _validate reports the type
+
+
+def _validate(cfg: Config) -> None:
+    for f in fields():
+        _check_type(f.name, getattr(cfg, f.name))
+
+    names = _check_listeners("listeners", cfg.listeners, min_port=0)
+    if not names:
+        raise ConfigError("listeners", "must name at least one listener")
+    advertised = _check_listeners("advertised_listeners", cfg.advertised_listeners, min_port=1)
+    for name in advertised:
+        if name not in names:
+            raise ConfigError(
+                "advertised_listeners", f"listener {name} is not in listeners ({', '.join(names)})"
+            )
+
+    _check_storage(cfg.storage)
+    if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
+        raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
+    _check_choice("log_level", cfg.log_level, LOG_LEVELS)
+    _check_choice("fsync", cfg.fsync, FSYNC_POLICIES)
+
+    _check_range("node_id", cfg.node_id, 0, _INT32_MAX)
+    _check_range("num_partitions", cfg.num_partitions, 1, _INT32_MAX)
+    _check_range("message_max_bytes", cfg.message_max_bytes, 1, _INT32_MAX)
+    _check_range("max_request_bytes", cfg.max_request_bytes, 1, _INT32_MAX)
+    _check_range("connections_max_idle_ms", cfg.connections_max_idle_ms, 1, _INT64_MAX)
+    _check_range("log_retention_ms", cfg.log_retention_ms, -1, _INT64_MAX)
+    _check_range("log_retention_bytes", cfg.log_retention_bytes, -1, _INT64_MAX)
+    _check_range("log_segment_bytes", cfg.log_segment_bytes, 1, _INT32_MAX)
+    _check_range(
+        "log_retention_check_interval_ms", cfg.log_retention_check_interval_ms, 1, _INT64_MAX
+    )
+    _check_range("fsync_interval_ms", cfg.fsync_interval_ms, 1, _INT64_MAX)
+    _check_range("io_threads", cfg.io_threads, 0, 4096)
+
+
+def _check_type(name: str, value: Any) -> None:
+    how = kind(name)
+    if how == "list":
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        expected = "a list of strings"
+    elif how == "bool":
+        ok, expected = isinstance(value, bool), "true or false"
+    elif how == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif how == "optional_str":
+        ok, expected = value is None or isinstance(value, str), "a string"
+    else:
+        ok, expected = isinstance(value, str), "a string"
+    if not ok:
+        raise ConfigError(name, f"must be {expected}, got {value!r}")
+
+
+def _check_listeners(option: str, listeners: Sequence[str], *, min_port: int) -> list[str]:
+    """Validate NAME://HOST:PORT entries; return their upper-cased names."""
+    names: list[str] = []
+    for entry in listeners:
+        match = _LISTENER_RE.fullmatch(entry)
+        if not match:
+            raise ConfigError(option, f"expected NAME://HOST:PORT, got {entry!r}")
+        port = int(match["port"])
+        if not min_port <= port <= 65535:
+            raise ConfigError(option, f"port must be {min_port}..65535, got {entry!r}")
+        if min_port > 0 and match["host"] in ("0.0.0.0", "[::]"):
+            raise ConfigError(option, f"cannot advertise a wildcard address, got {entry!r}")
+        name = match["name"].upper()
+        if name in names:
+            raise ConfigError(option, f"listener name {name} appears twice")
+        names.append(name)
+    return names
+
+
+def _check_storage(storage: str) -> None:
+    if storage == "memory://":
+        return
+    if storage.startswith("file://") and len(storage) > len("file://"):
+        return
+    raise ConfigError("storage", f"must be file://PATH or memory://, got {storage!r}")
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if value < low:
+        raise ConfigError(name, f"must be >= {low}, got {value}")
+    if value > high:
+        raise ConfigError(name, f"must be <= {high}, got {value}")

@@ -1,0 +1,181 @@
+"""kop.Server: the Python face of the native server (kop._native.NativeServer)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import threading
+from types import FrameType, ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from kop.config import Config
+
+if TYPE_CHECKING:
+    from kop._native import NativeServer
+
+__all__ = ["Server"]
+
+log = logging.getLogger(__name__)
+
+# How often blocking waits wake up to let Python run signal handlers / see cancellation.
+_POLL_SECS = 0.2
+
+
+def _load_native() -> ModuleType:
+    # Imported on first start, not at `import kop`, so config, CLI help and errors work
+    # before the Rust extension is built.
+    return importlib.import_module("kop._native")
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+class Server:
+    """A kop server in this process.
+
+    ``start()``/``stop()``, a blocking ``serve()`` that returns on Ctrl-C or SIGTERM,
+    ``await serve_async()``, or ``with Server(config) as server: ...``.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        authenticator: Any = None,
+        authorizer: Any = None,
+    ) -> None:
+        if authenticator is not None or authorizer is not None:
+            # The seam stays in the signature so callers' code does not change later.
+            raise NotImplementedError("authentication hooks arrive with the security work")
+        self._config = config if config is not None else Config()
+        self._lock = threading.Lock()  # guards _native across start/stop from any thread
+        self._native: NativeServer | None = None
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open storage and bind every listener. OSError if a listener cannot be bound."""
+        self._start()
+
+    def _start(self) -> NativeServer:
+        with self._lock:
+            if self._native is not None and self._native.is_running():
+                raise RuntimeError("kop server is already running")
+            native_mod = _load_native()
+            native_mod.init_logging(self._config.log_level)
+            native: NativeServer = native_mod.NativeServer(self._config.to_json())
+            native.start()
+            self._native = native
+            addresses = native.bound_addresses()
+        for name, host, port in addresses:
+            log.info("kop listening on %s://%s", name, _host_port(host, port))
+        return native
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting, finish in-flight requests, flush, close. Safe from any thread and
+        safe to call twice; a no-op if the server is not running."""
+        with self._lock:
+            native, self._native = self._native, None
+            if native is None:
+                return
+            native.stop(timeout)
+        log.info("kop stopped")
+
+    def serve(self, stop_timeout: float = 30.0) -> None:
+        """Start (if needed) and block until SIGINT/SIGTERM or ``stop()``; then stop."""
+        native = self._native_or_start()
+        requested = threading.Event()
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            # The handler only sets a flag: it runs between bytecodes of this thread, which
+            # might be inside stop()'s lock; the loop below does the actual stopping.
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                log.info("received %s, stopping", signal.Signals(signum).name)
+                requested.set()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
+        try:
+            # Short waits so that Python signal handlers get to run in between.
+            while not requested.is_set() and not native.wait(_POLL_SECS):
+                pass
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.stop(stop_timeout)
+
+    async def serve_async(self, stop_timeout: float = 30.0) -> None:
+        """Start (if needed) and wait without blocking the event loop until the server stops.
+        On cancellation the server is stopped (in a thread) and CancelledError re-raised."""
+        native = self._native_or_start()
+        loop = asyncio.get_running_loop()
+        try:
+            while not await loop.run_in_executor(None, native.wait, _POLL_SECS):
+                pass
+        except asyncio.CancelledError:
+            await loop.run_in_executor(None, self.stop, stop_timeout)
+            raise
+        self.stop(stop_timeout)  # already stopped natively: releases our reference only
+
+    def __enter__(self) -> Server:
+        if not self.is_running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- introspection -------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        native = self._native
+        return native is not None and native.is_running()
+
+    @property
+    def bound_addresses(self) -> list[tuple[str, str, int]]:
+        """(listener name, host, port) actually bound, in listener order."""
+        return list(self._running_native().bound_addresses())
+
+    @property
+    def port(self) -> int:
+        """The first listener's bound port (useful with port 0)."""
+        return self.bound_addresses[0][2]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` of the first listener for a client on this machine."""
+        _, host, port = self.bound_addresses[0]
+        if host == "0.0.0.0":
+            host = "127.0.0.1"
+        elif host in ("::", "[::]"):
+            host = "::1"
+        return _host_port(host, port)
+
+    def _native_or_start(self) -> NativeServer:
+        # Holding on to the instance (not re-reading self._native) means a stop() from another
+        # thread right after starting just ends the wait loop instead of racing it.
+        native = self._native
+        return native if native is not None and native.is_running() else self._start()
+
+    def _running_native(self) -> NativeServer:
+        native = self._native
+        if native is None:
+            raise RuntimeError("kop server is not started")
+        return native
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "stopped"
+        return f"<kop.Server {state} listeners={list(self._config.listeners)}>"

@@ -1,0 +1,63 @@
+"""An in-memory stand-in for kop._native that follows docs/native-api.md (unit tests only)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import types
+from typing import Any, ClassVar
+
+
+class FakeNativeServer:
+    instances: ClassVar[list[FakeNativeServer]] = []
+    log_levels: ClassVar[list[str]] = []
+    start_error: ClassVar[BaseException | None] = None
+    # Behaviour hooks for tests: called on each wait(); may stop the server, raise a signal...
+    on_wait: ClassVar[Any] = None
+
+    def __init__(self, config_json: str) -> None:
+        self.config: dict[str, Any] = json.loads(config_json)
+        self.stop_calls: list[float] = []
+        self.wait_calls = 0
+        self._running = False
+        self._stopped = threading.Event()
+        type(self).instances.append(self)
+
+    def start(self) -> None:
+        if self.start_error is not None:
+            raise self.start_error
+        self._running = True
+
+    def bound_addresses(self) -> list[tuple[str, str, int]]:
+        out = []
+        for i, listener in enumerate(self.config["listeners"]):
+            m = re.fullmatch(r"(\w+)://\[?([^\]]+?)\]?:(\d+)", listener)
+            assert m, listener
+            port = int(m[3]) or 40000 + i  # port 0: "the OS picked" one
+            out.append((m[1], m[2], port))
+        return out
+
+    def stop(self, timeout_secs: float) -> None:
+        self.stop_calls.append(timeout_secs)
+        self._running = False
+        self._stopped.set()
+
+    def wait(self, timeout_secs: float | None) -> bool:
+        self.wait_calls += 1
+        if self.on_wait is not None:
+            self.on_wait(self)
+        return self._stopped.wait(timeout_secs)
+
+    def is_running(self) -> bool:
+        return self._running
+
+
+def make_module() -> types.ModuleType:
+    """A fresh fake module with its own class state."""
+    cls = type("NativeServer", (FakeNativeServer,), {"instances": [], "log_levels": []})
+    module = types.ModuleType("kop._native")
+    module.NativeServer = cls  # type: ignore[attr-defined]
+    module.init_logging = cls.log_levels.append  # type: ignore[attr-defined]
+    module.version = lambda: "0.0.0-fake"  # type: ignore[attr-defined]
+    return module
