@@ -181,3 +181,12 @@ def test_signal_stops_kop_serve(subprocess_env: dict[str, str], signum: int) -> 
     rest = proc.stderr.read()
     assert proc.wait(timeout=30) == 0
     assert "kop stopped" in rest
+
+
+def test_negative_numbers_are_values_not_flags(fake_native: Fake) -> None:
+    fake_native.on_wait = staticmethod(_auto_stop)
+    argv = ["serve", "--storage", "memory://", "--log-retention-ms", "-1", "--log-level", "ERROR"]
+    assert main(argv) == 0
+    config = fake_native.instances[0].config
+    assert (config["log_retention_ms"], config["log_level"]) == (-1, "error")
+    assert fake_native.log_levels == ["error"]
