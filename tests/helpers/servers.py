@@ -1,0 +1,292 @@
+"""The servers the end-to-end tests run against, behind one small interface.
+
+Targets:
+- ``kop-cli``      a ``kop serve`` subprocess on a port picked here, stderr captured to a file;
+- ``kop-embedded`` ``kop.Server`` in this process (port 0, bound port read back);
+- ``kafka``        the reference Apache Kafka 4.x from ``scripts/kafka.sh``.
+
+Config is given with kop's option names (docs/native-api.md); for Kafka the few that tests use
+are translated to broker properties.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import wire
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "scripts" / "kafka.sh"
+HOST = "127.0.0.1"
+KOP_TARGETS = ("kop-cli", "kop-embedded")
+ALL_TARGETS = ("kop-cli", "kop-embedded", "kafka")
+
+# kop option -> Apache Kafka broker property, for the options tests set.
+_KAFKA_PROPS = {
+    "auto_create_topics": "auto.create.topics.enable",
+    "num_partitions": "num.partitions",
+    "message_max_bytes": "message.max.bytes",
+    "max_request_bytes": "socket.request.max.bytes",
+    "log_retention_ms": "log.retention.ms",
+    "log_segment_bytes": "log.segment.bytes",
+}
+
+
+class MissingKop(Exception):
+    """kop (its native extension or the `kop` command) is not installed."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def check_kop_importable() -> None:
+    try:
+        importlib.import_module("kop")
+        importlib.import_module("kop._native")
+    except ImportError as err:
+        raise MissingKop(f"kop is not importable ({err}); build it with `maturin develop`") from err
+
+
+class ServerHandle:
+    target: str = ""
+    can_kill: bool = False  # kill -9 and restart on the same data
+
+    def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
+        self.data_dir = data_dir
+        self.config = dict(config)
+        self.port = 0
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """SIGKILL the server process (only where ``can_kill``)."""
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_text(self) -> str | None:
+        """Everything the server logged so far, where it can be captured (else None)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{self.target} {self.bootstrap} data={self.data_dir}>"
+
+
+class KopCli(ServerHandle):
+    target = "kop-cli"
+    can_kill = True
+
+    def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
+        super().__init__(data_dir, config)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.log_path = data_dir.parent / f"{data_dir.name}-kop-stderr.log"
+        self._log_fh: Any = None
+
+    def command(self) -> list[str]:
+        exe = Path(sys.executable).with_name("kop")
+        base = [str(exe)] if exe.exists() else [sys.executable, "-m", "kop"]
+        return [
+            *base,
+            "serve",
+            "--listeners",
+            f"PLAINTEXT://{HOST}:{self.port}",
+            "--storage",
+            f"file://{self.data_dir}",
+        ]
+
+    def start(self) -> None:
+        check_kop_importable()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KOP_")}
+        env.setdefault("RUST_BACKTRACE", "1")
+        for key, value in self.config.items():
+            env["KOP_" + key.upper()] = _text(value)
+        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - kept open while running
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_fh,
+            stderr=self._log_fh,
+            env=env,
+            cwd=self.data_dir.parent,
+        )
+        try:
+            wire.wait_until_serving(HOST, self.port, 30.0, alive=lambda: self.proc.poll() is None)
+        except BaseException as err:
+            self._reap(signal.SIGKILL, 5)
+            raise RuntimeError(f"kop serve did not come up: {err}\n{self.log_tail()}") from err
+
+    def _reap(self, sig: int, timeout: float) -> int | None:
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+                self.proc = None
+                self._close_log()
+                raise RuntimeError(
+                    f"kop serve ignored signal {sig} for {timeout}s; killed\n{self.log_tail()}"
+                ) from None
+        self.proc = None
+        self._close_log()
+        return proc.returncode
+
+    def _close_log(self) -> None:
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def stop(self) -> None:
+        rc = self._reap(signal.SIGTERM, 30)
+        if rc not in (None, 0, -signal.SIGTERM):
+            raise RuntimeError(f"kop serve exited with {rc} on SIGTERM\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        self._reap(signal.SIGKILL, 10)
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+
+class KopEmbedded(ServerHandle):
+    target = "kop-embedded"
+
+    def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
+        super().__init__(data_dir, config)
+        self.server: Any = None
+
+    def start(self) -> None:
+        check_kop_importable()
+        import kop
+
+        cfg = kop.Config(
+            listeners=[f"PLAINTEXT://{HOST}:0"],
+            storage=f"file://{self.data_dir}",
+            **self.config,
+        )
+        self.server = kop.Server(cfg)
+        self.server.start()
+        self.port = int(self.server.port)
+        assert self.server.bootstrap_servers == f"{HOST}:{self.port}", self.server.bootstrap_servers
+        wire.wait_until_serving(HOST, self.port, 30.0)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            server, self.server = self.server, None
+            server.stop()
+
+
+class Kafka(ServerHandle):
+    target = "kafka"
+    can_kill = True
+
+    def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
+        super().__init__(data_dir, config)
+        self.port = free_port()
+        self.running = False
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        props = []
+        for key, value in self.config.items():
+            if key not in _KAFKA_PROPS:
+                raise ValueError(f"no Apache Kafka equivalent known for kop option {key!r}")
+            props.append(f"{_KAFKA_PROPS[key]}={_text(value)}")
+        env["KAFKA_EXTRA_PROPS"] = "\n".join(props)
+        env["KAFKA_CONTROLLER_PORT"] = str(free_port())
+        return env
+
+    def start(self) -> None:
+        out = subprocess.run(
+            [str(KAFKA_SH), "start", str(self.data_dir), str(self.port)],
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"scripts/kafka.sh start failed:\n{out.stdout}\n{out.stderr}")
+        self.running = True
+        wire.wait_until_serving(HOST, self.port, 30.0)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [str(KAFKA_SH), "stop", str(self.data_dir)], check=True, timeout=120, text=True
+        )
+        self.running = False
+
+    def kill(self) -> None:
+        pid_file = self.data_dir / "kafka.pid"
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
+        self.running = False
+
+    def log_text(self) -> str:
+        try:
+            return (self.data_dir / "kafka.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def make_server(target: str, data_dir: Path, **config: Any) -> ServerHandle:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cls = {"kop-cli": KopCli, "kop-embedded": KopEmbedded, "kafka": Kafka}[target]
+    return cls(data_dir, config)

@@ -1,0 +1,410 @@
+"""Hand-built Kafka frames for raw-socket tests: size prefix, request header, a few bodies.
+
+Only what the bad-input and readiness checks need: ApiVersions (v0 and v3 answers), Produce v7
+with a RecordBatch v2 (CRC-32C computed here, so a corrupted copy can be sent on purpose).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+API_PRODUCE = 0
+API_METADATA = 3
+API_API_VERSIONS = 18
+
+ERR_NONE = 0
+ERR_CORRUPT_MESSAGE = 2
+ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
+ERR_MESSAGE_TOO_LARGE = 10
+ERR_UNSUPPORTED_VERSION = 35
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (EOF or reset) before a full response arrived."""
+
+
+# ---- primitive encoders ---------------------------------------------------------------
+
+
+def i8(v: int) -> bytes:
+    return struct.pack(">b", v)
+
+
+def i16(v: int) -> bytes:
+    return struct.pack(">h", v)
+
+
+def i32(v: int) -> bytes:
+    return struct.pack(">i", v)
+
+
+def i64(v: int) -> bytes:
+    return struct.pack(">q", v)
+
+
+def string(s: str | None) -> bytes:
+    if s is None:
+        return i16(-1)
+    b = s.encode()
+    return i16(len(b)) + b
+
+
+def nbytes(b: bytes | None) -> bytes:
+    if b is None:
+        return i32(-1)
+    return i32(len(b)) + b
+
+
+def uvarint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def varint(v: int) -> bytes:
+    """Zig-zag signed varint (also used for varlongs)."""
+    return uvarint((v << 1) ^ (v >> 63))
+
+
+def compact_string(s: str | None) -> bytes:
+    if s is None:
+        return uvarint(0)
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+# ---- CRC-32C (Castagnoli), as used by RecordBatch v2 ------------------------------------
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+# ---- frames ------------------------------------------------------------------------------
+
+
+def request(
+    api_key: int,
+    api_version: int,
+    correlation_id: int,
+    body: bytes,
+    *,
+    client_id: str | None = "kop-tests-raw",
+    flexible: bool = False,
+) -> bytes:
+    """A complete frame: int32 size + request header (v1, or v2 when flexible) + body."""
+    header = i16(api_key) + i16(api_version) + i32(correlation_id) + string(client_id)
+    if flexible:
+        header += uvarint(0)  # no tagged fields
+    payload = header + body
+    return i32(len(payload)) + payload
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no complete response within the timeout ({len(buf)}/{n} bytes)")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(n - len(buf))
+        except (ConnectionResetError, BrokenPipeError) as err:
+            raise ConnectionClosed(str(err)) from err
+        except TimeoutError as err:
+            raise TimeoutError("no complete response within the timeout") from err
+        if not chunk:
+            raise ConnectionClosed(f"EOF after {len(buf)}/{n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def read_frame(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """One response frame without its size prefix. Raises ConnectionClosed or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    (size,) = struct.unpack(">i", _recv_exact(sock, 4, deadline))
+    if size < 4 or size > 1 << 30:
+        raise AssertionError(f"implausible response size {size}")
+    return _recv_exact(sock, size, deadline)
+
+
+def expect_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Wait until the peer closes; returns whatever bytes arrived before the close.
+
+    Raises TimeoutError if the connection stays open (a hang is a failure, never a pass)."""
+    deadline = time.monotonic() + timeout
+    got = bytearray()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"connection still open after {timeout}s (received {bytes(got)!r})")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return bytes(got)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return bytes(got)
+        got += chunk
+
+
+def connect(host: str, port: int, timeout: float = 5.0) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def send_all(sock: socket.socket, data: bytes) -> None:
+    """sendall that treats a reset as 'the peer closed' (the server may close mid-send)."""
+    try:
+        sock.sendall(data)
+    except (ConnectionResetError, BrokenPipeError) as err:
+        raise ConnectionClosed(str(err)) from err
+
+
+# ---- ApiVersions ---------------------------------------------------------------------
+
+
+@dataclass
+class ApiVersionsResponse:
+    correlation_id: int
+    error_code: int
+    api_keys: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise AssertionError(f"response truncated at {self.pos}+{n} of {len(self.data)}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def i16(self) -> int:
+        return int(struct.unpack(">h", self.take(2))[0])
+
+    def i32(self) -> int:
+        return int(struct.unpack(">i", self.take(4))[0])
+
+    def i64(self) -> int:
+        return int(struct.unpack(">q", self.take(8))[0])
+
+    def uvarint(self) -> int:
+        shift = result = 0
+        while True:
+            b = self.take(1)[0]
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def string(self) -> str | None:
+        n = self.i16()
+        return None if n < 0 else self.take(n).decode()
+
+    def skip_tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+
+def parse_api_versions_v0(frame: bytes) -> ApiVersionsResponse:
+    """ApiVersions response body in the v0 layout (also the downgrade answer to any version
+    the server does not support)."""
+    r = _Reader(frame)
+    resp = ApiVersionsResponse(r.i32(), r.i16())
+    for _ in range(r.i32()):
+        key, lo, hi = r.i16(), r.i16(), r.i16()
+        resp.api_keys[key] = (lo, hi)
+    return resp
+
+
+def parse_api_versions_v3(frame: bytes) -> ApiVersionsResponse:
+    r = _Reader(frame)
+    resp = ApiVersionsResponse(r.i32(), r.i16())  # response header v0, then body
+    for _ in range(r.uvarint() - 1):
+        key, lo, hi = r.i16(), r.i16(), r.i16()
+        r.skip_tags()
+        resp.api_keys[key] = (lo, hi)
+    return resp
+
+
+def api_versions_v3_body(software: str = "kop-tests", version: str = "1.0") -> bytes:
+    return compact_string(software) + compact_string(version) + uvarint(0)
+
+
+def api_versions(
+    host: str, port: int, *, version: int = 0, timeout: float = 5.0
+) -> ApiVersionsResponse:
+    """One ApiVersions round trip on a fresh connection (v0 or v3)."""
+    with connect(host, port, timeout) as sock:
+        if version >= 3:
+            send_all(
+                sock,
+                request(API_API_VERSIONS, version, 7, api_versions_v3_body(), flexible=True),
+            )
+            return parse_api_versions_v3(read_frame(sock, timeout))
+        send_all(sock, request(API_API_VERSIONS, version, 7, b""))
+        return parse_api_versions_v0(read_frame(sock, timeout))
+
+
+# ---- RecordBatch v2 and Produce v7 ----------------------------------------------------
+
+
+def record(
+    offset_delta: int,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    timestamp_delta: int = 0,
+    headers: list[tuple[str, bytes | None]] | None = None,
+) -> bytes:
+    body = i8(0) + varint(timestamp_delta) + varint(offset_delta)
+    body += varint(-1) if key is None else varint(len(key)) + key
+    body += varint(-1) if value is None else varint(len(value)) + value
+    hs = headers or []
+    body += varint(len(hs))
+    for hk, hv in hs:
+        kb = hk.encode()
+        body += varint(len(kb)) + kb
+        body += varint(-1) if hv is None else varint(len(hv)) + hv
+    return varint(len(body)) + body
+
+
+def record_batch(
+    records: list[tuple[bytes | None, bytes | None]],
+    *,
+    base_timestamp: int | None = None,
+) -> bytes:
+    """An uncompressed RecordBatch v2 (no producer id) with a correct CRC-32C."""
+    ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
+    recs = b"".join(record(i, k, v) for i, (k, v) in enumerate(records))
+    after_crc = (
+        i16(0)  # attributes: no compression, CreateTime, not transactional
+        + i32(len(records) - 1)  # lastOffsetDelta
+        + i64(ts)  # baseTimestamp
+        + i64(ts)  # maxTimestamp
+        + i64(-1)  # producerId
+        + i16(-1)  # producerEpoch
+        + i32(-1)  # baseSequence
+        + i32(len(records))
+        + recs
+    )
+    crc = crc32c(after_crc)
+    after_length = i32(0) + i8(2) + struct.pack(">I", crc) + after_crc  # epoch, magic, crc
+    return i64(0) + i32(len(after_length)) + after_length
+
+
+def corrupt_payload(batch: bytes) -> bytes:
+    """Flip one bit in the last byte (a record value), leaving the stored CRC stale."""
+    return batch[:-1] + bytes([batch[-1] ^ 0x01])
+
+
+def produce_v7_body(
+    topic: str, partition: int, records: bytes, *, acks: int = -1, timeout_ms: int = 10000
+) -> bytes:
+    return (
+        string(None)  # transactional_id
+        + i16(acks)
+        + i32(timeout_ms)
+        + i32(1)
+        + string(topic)
+        + i32(1)
+        + i32(partition)
+        + nbytes(records)
+    )
+
+
+@dataclass
+class PartitionProduceResult:
+    topic: str
+    partition: int
+    error_code: int
+    base_offset: int
+
+
+def parse_produce_v7(frame: bytes) -> tuple[int, list[PartitionProduceResult]]:
+    r = _Reader(frame)
+    corr = r.i32()
+    out = []
+    for _ in range(r.i32()):
+        name = r.string() or ""
+        for _ in range(r.i32()):
+            part, err, base = r.i32(), r.i16(), r.i64()
+            r.i64()  # log_append_time_ms
+            r.i64()  # log_start_offset
+            out.append(PartitionProduceResult(name, part, err, base))
+    r.i32()  # throttle_time_ms
+    return corr, out
+
+
+def produce(
+    host: str,
+    port: int,
+    topic: str,
+    partition: int,
+    batch: bytes,
+    *,
+    timeout: float = 15.0,
+) -> PartitionProduceResult:
+    """One Produce v7 round trip (acks=all) on a fresh connection."""
+    with connect(host, port, timeout) as sock:
+        send_all(sock, request(API_PRODUCE, 7, 11, produce_v7_body(topic, partition, batch)))
+        corr, results = parse_produce_v7(read_frame(sock, timeout))
+    assert corr == 11, corr
+    assert len(results) == 1, results
+    return results[0]
+
+
+def wait_until_serving(host: str, port: int, timeout: float, alive: object = None) -> None:
+    """Poll until the port accepts and ApiVersions v0 answers with error 0.
+
+    ``alive`` may be a callable returning False once the server process died (fail fast)."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        if callable(alive) and not alive():
+            raise RuntimeError(f"server process exited before serving (last error: {last!r})")
+        try:
+            resp = api_versions(host, port, version=0, timeout=2.0)
+            if resp.error_code == 0 and API_API_VERSIONS in resp.api_keys:
+                return
+            last = AssertionError(f"ApiVersions answered {resp}")
+        except (OSError, ConnectionClosed, TimeoutError, AssertionError) as err:
+            last = err
+        time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} did not answer ApiVersions within {timeout}s: {last!r}")
