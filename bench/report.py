@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""Turn a bench/run.py result into docs/benchmarks.md and PNG plots in docs/benchmarks/.
+
+    .venv/bin/python bench/report.py [bench/results/<run-id>/summary.json] [--quick RESULT]
+
+Without an argument the newest non-quick result under bench/results/ is used. ``--quick`` adds
+the table of a smoke run (e.g. the matching --quick run) as an appendix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DOC = REPO / "docs" / "benchmarks.md"
+IMG = REPO / "docs" / "benchmarks"
+
+ORDER = ["kafka", "kop", "kop-pulsar", "koP"]
+COLORS = {"kafka": "#4c72b0", "kop": "#dd8452", "kop-pulsar": "#55a868", "koP": "#8172b3"}
+THROUGHPUT_TESTS = ["java-produce", "rdkafka-produce", "java-consume", "rdkafka-consume"]
+LATENCY_TESTS = ["java-latency", "rdkafka-latency", "e2e-latency"]
+TEST_TEXT = {
+    "java-produce": "ProducerPerformance, unthrottled",
+    "rdkafka-produce": "librdkafka producer, unthrottled",
+    "java-consume": "ConsumerPerformance (group, fetch phase)",
+    "rdkafka-consume": "librdkafka consumer (assign, from offset 0)",
+    "java-latency": "ProducerPerformance at a fixed rate: send-to-ack latency",
+    "rdkafka-latency": "librdkafka at a fixed rate: produce-to-delivery-report latency",
+    "e2e-latency": "EndToEndLatency: one record at a time, produce to consume",
+}
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def spread(values: list[float]) -> tuple[float, float, float] | None:
+    v = [x for x in values if x is not None]
+    if not v:
+        return None
+    return min(v), statistics.median(v), max(v)
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def cell(s: tuple[float, float, float] | None, n: int) -> str:
+    if s is None:
+        return "-"
+    lo, med, hi = s
+    if n <= 1 or lo == hi:
+        return fmt(med)
+    return f"{fmt(med)} ({fmt(lo)}-{fmt(hi)})"
+
+
+class Data:
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.s = summary
+        self.systems = [n for n in ORDER if n in summary["systems"]]
+        self.measured = [
+            n
+            for n in self.systems
+            if any(r["system"] == n and not r.get("error") for r in summary["results"])
+        ]
+        # (system, workload, test) -> {repeat: row}
+        self.rows: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+        for r in summary["results"]:
+            if r.get("error"):
+                continue
+            self.rows[(r["system"], r["workload"], r["test"])][r["repeat"]] = r
+        self.starts: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+        for r in summary["starts"]:
+            if not r.get("error"):
+                self.starts[r["system"]][r["repeat"]] = r
+
+    def values(self, system: str, wl: str, test: str, key: str) -> list[float]:
+        return [
+            r[key] for r in self.rows.get((system, wl, test), {}).values() if r.get(key) is not None
+        ]
+
+    def stat(self, system: str, wl: str, test: str, key: str) -> tuple[float, float, float] | None:
+        return spread(self.values(system, wl, test, key))
+
+    def ratio(self, system: str, wl: str, test: str, key: str) -> tuple[float, float, float] | None:
+        """system / Kafka, paired by repeat (same repeat = same minutes of machine noise)."""
+        mine = self.rows.get((system, wl, test), {})
+        ref = self.rows.get(("kafka", wl, test), {})
+        rs = []
+        for rep, row in mine.items():
+            a, b = row.get(key), ref.get(rep, {}).get(key)
+            if a is not None and b:
+                rs.append(a / b)
+        return spread(rs)
+
+    def start_stat(self, system: str, key: str) -> tuple[float, float, float] | None:
+        return spread([r.get(key) for r in self.starts.get(system, {}).values()])
+
+    def start_ratio(self, system: str, key: str) -> tuple[float, float, float] | None:
+        rs = []
+        for rep, row in self.starts.get(system, {}).items():
+            a, b = row.get(key), self.starts.get("kafka", {}).get(rep, {}).get(key)
+            if a is not None and b:
+                rs.append(a / b)
+        return spread(rs)
+
+    def cpu_per_mrec(self, system: str, wl: str, test: str) -> tuple[float, float, float] | None:
+        v = []
+        for r in self.rows.get((system, wl, test), {}).values():
+            if r.get("server_cpu_s") is not None and r.get("records"):
+                v.append(r["server_cpu_s"] / r["records"] * 1e6)
+        return spread(v)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def bar_groups(ax: Any, d: Data, wls: list[str], test: str, key: str, ylabel: str) -> None:
+    systems = d.measured or ["kafka"]
+    width = 0.8 / max(1, len(systems))
+    for i, sysname in enumerate(systems):
+        meds, lo, hi = [], [], []
+        for wl in wls:
+            s = d.stat(sysname, wl, test, key)
+            if s is None:
+                meds.append(0.0)
+                lo.append(0.0)
+                hi.append(0.0)
+            else:
+                meds.append(s[1])
+                lo.append(s[1] - s[0])
+                hi.append(s[2] - s[1])
+        xs = [j + (i - (len(systems) - 1) / 2) * width for j in range(len(wls))]
+        ax.bar(
+            xs,
+            meds,
+            width,
+            yerr=[lo, hi],
+            capsize=2,
+            label=d.s["systems"][sysname]["label"],
+            color=COLORS.get(sysname),
+        )
+    ax.set_xticks(range(len(wls)))
+    ax.set_xticklabels(wls, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(f"{test}: {TEST_TEXT[test]}", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_throughput(d: Data, path: Path) -> None:
+    wls = d.s["workloads"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    for ax, test in zip(axes.flat, THROUGHPUT_TESTS, strict=True):
+        bar_groups(ax, d, wls, test, "mb_per_s", "MB/s (10^6 B/s)")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Throughput, median of repeats; error bars = min..max", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_latency(d: Data, path: Path) -> None:
+    wls = d.s["workloads"]
+    fig, axes = plt.subplots(3, 1, figsize=(12, 10))
+    for ax, test in zip(axes.flat, LATENCY_TESTS, strict=True):
+        these = [w for w in wls if any(d.values(s, w, test, "lat_p99_ms") for s in d.measured)]
+        bar_groups(ax, d, these or wls, test, "lat_p99_ms", "p99 latency, ms")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("p99 latency at a fixed rate (half of Kafka's max); min..max bars", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_ratios(d: Data, path: Path) -> bool:
+    others = [s for s in d.measured if s != "kafka"]
+    if not others:
+        return False
+    metrics = [
+        ("java-produce", "rec_per_s", "produce rec/s (java)"),
+        ("rdkafka-produce", "rec_per_s", "produce rec/s (rdkafka)"),
+        ("java-consume", "rec_per_s", "consume rec/s (java)"),
+        ("rdkafka-consume", "rec_per_s", "consume rec/s (rdkafka)"),
+        ("java-latency", "lat_p99_ms", "p99 at half load (java)"),
+        ("rdkafka-latency", "lat_p99_ms", "p99 at half load (rdkafka)"),
+    ]
+    fig, ax = plt.subplots(figsize=(12, 5))
+    labels = []
+    width = 0.8 / len(others)
+    for i, sysname in enumerate(others):
+        meds, lo, hi = [], [], []
+        labels = []
+        for test, key, text in metrics:
+            vals = [d.ratio(sysname, wl, test, key) for wl in d.s["workloads"]]
+            meds_wl = [v[1] for v in vals if v]
+            if not meds_wl:
+                meds.append(0.0)
+                lo.append(0.0)
+                hi.append(0.0)
+            else:
+                g = statistics.geometric_mean(meds_wl)
+                meds.append(g)
+                lo.append(g - min(meds_wl))
+                hi.append(max(meds_wl) - g)
+            labels.append(text)
+        xs = [j + (i - (len(others) - 1) / 2) * width for j in range(len(metrics))]
+        ax.bar(
+            xs,
+            meds,
+            width,
+            yerr=[lo, hi],
+            capsize=2,
+            color=COLORS.get(sysname),
+            label=d.s["systems"][sysname]["label"],
+        )
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(metrics)))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("ratio to Apache Kafka (same run)")
+    ax.set_title(
+        "Ratio to Kafka: geometric mean over workloads; bars span the per-workload medians",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_resources(d: Data, path: Path) -> None:
+    systems = d.measured or ["kafka"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    items = [
+        ("startup_s", "start to first produce, s"),
+        ("vmhwm_mib", "peak RSS (VmHWM), MiB"),
+        ("rss_ready_mib", "RSS when ready, MiB"),
+    ]
+    for ax, (key, text) in zip(axes, items, strict=True):
+        meds, lo, hi = [], [], []
+        for s in systems:
+            st = d.start_stat(s, key)
+            if st is None:
+                meds.append(0.0)
+                lo.append(0.0)
+                hi.append(0.0)
+            else:
+                meds.append(st[1])
+                lo.append(st[1] - st[0])
+                hi.append(st[2] - st[1])
+        ax.bar(
+            range(len(systems)),
+            meds,
+            yerr=[lo, hi],
+            capsize=3,
+            color=[COLORS.get(s) for s in systems],
+        )
+        ax.set_xticks(range(len(systems)))
+        ax.set_xticklabels(systems, fontsize=8)
+        ax.set_title(text, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def system_cells(d: Data, wl: str, test: str, key: str) -> list[str]:
+    n = d.s["repeat"]
+    cells = []
+    for s in d.systems:
+        if s not in d.measured:
+            cells.append("not measured")
+            continue
+        c = cell(d.stat(s, wl, test, key), n)
+        if s != "kafka" and c != "-":
+            r = d.ratio(s, wl, test, key)
+            if r:
+                c += f", **x{r[1]:.2f}**"
+        cells.append(c)
+    return cells
+
+
+def section_throughput(d: Data) -> str:
+    parts = []
+    for test in THROUGHPUT_TESTS:
+        rows = []
+        for wl in d.s["workloads"]:
+            rec = system_cells(d, wl, test, "rec_per_s")
+            mb = system_cells(d, wl, test, "mb_per_s")
+            rows.append([wl, *[f"{a}<br>{b} MB/s" for a, b in zip(rec, mb, strict=True)]])
+        hdr = ["workload", *[d.s["systems"][s]["label"] for s in d.systems]]
+        parts.append(
+            f"### {test} — {TEST_TEXT[test]}\n\nrecords/s, then MB/s\n\n{table(hdr, rows)}"
+        )
+    return "\n\n".join(parts)
+
+
+def section_latency(d: Data) -> str:
+    parts = []
+    for test in LATENCY_TESTS:
+        rows = []
+        for wl in d.s["workloads"]:
+            if not any(d.values(s, wl, test, "lat_p50_ms") for s in d.measured):
+                continue
+            rate = d.stat("kafka", wl, test, "target_rate")
+            row = [wl + (f" @ {fmt(rate[1])} rec/s" if rate else "")]
+            for s in d.systems:
+                if s not in d.measured:
+                    row.append("not measured")
+                    continue
+                p = [d.stat(s, wl, test, k) for k in ("lat_p50_ms", "lat_p99_ms", "lat_p999_ms")]
+                c = " / ".join(fmt(x[1]) if x else "-" for x in p)
+                p99 = p[1]
+                if p99 and p99[0] != p99[2]:
+                    c += f" (p99 {fmt(p99[0])}-{fmt(p99[2])})"
+                if s != "kafka":
+                    r = d.ratio(s, wl, test, "lat_p99_ms")
+                    if r:
+                        c += f", **p99 x{r[1]:.2f}**"
+                row.append(c)
+            rows.append(row)
+        if not rows:
+            continue
+        hdr = ["workload", *[d.s["systems"][s]["label"] for s in d.systems]]
+        parts.append(
+            f"### {test} — {TEST_TEXT[test]}\n\np50 / p99 / p99.9 in ms (median of repeats)\n\n"
+            + table(hdr, rows)
+        )
+    return "\n\n".join(parts)
+
+
+def section_server(d: Data) -> str:
+    n = d.s["repeat"]
+    rows = []
+    for s in d.systems:
+        if s not in d.measured:
+            reason = d.s["systems"][s].get("reason") or "did not start"
+            rows.append([d.s["systems"][s]["label"], "not measured", "-", "-", "-", reason[:120]])
+            continue
+        vals = []
+        for key in ("startup_s", "rss_ready_mib", "vmhwm_mib", "cpu_to_ready_s"):
+            c = cell(d.start_stat(s, key), n)
+            if s != "kafka":
+                r = d.start_ratio(s, key)
+                if r:
+                    c += f", **x{r[1]:.2f}**"
+            vals.append(c)
+        rows.append([d.s["systems"][s]["label"], *vals])
+    hdr = [
+        "system",
+        "start → first produce, s",
+        "RSS when ready, MiB",
+        "peak RSS (VmHWM) over the run, MiB",
+        "CPU s to ready",
+    ]
+    t1 = table(hdr, [r[:5] for r in rows])
+    # CPU per million records, per test, median over workloads
+    rows2 = []
+    for test in THROUGHPUT_TESTS:
+        row = [test]
+        for s in d.systems:
+            if s not in d.measured:
+                row.append("not measured")
+                continue
+            meds = [
+                c[1] for wl in d.s["workloads"] if (c := d.cpu_per_mrec(s, wl, test)) is not None
+            ]
+            peaks = [
+                c[2]
+                for wl in d.s["workloads"]
+                if (c := d.stat(s, wl, test, "server_peak_rss_mib")) is not None
+            ]
+            row.append(
+                f"{fmt(statistics.median(meds)) if meds else '-'} CPU-s/M rec; "
+                f"peak {fmt(max(peaks)) if peaks else '-'} MiB"
+            )
+        rows2.append(row)
+    hdr2 = ["test", *[d.s["systems"][s]["label"] for s in d.systems]]
+    return (
+        t1 + "\n\nServer CPU seconds per million records (median over workloads) and the highest "
+        "server RSS sampled during that test (100 ms sampling of the whole process tree):\n\n"
+        + table(hdr2, rows2)
+    )
+
+
+def section_status(d: Data) -> str:
+    rows = []
+    for s in d.systems:
+        info = d.s["systems"][s]
+        if s in d.measured:
+            status = "measured"
+        elif info["available"]:
+            errs = [r.get("error") for r in d.s["starts"] if r["system"] == s and r.get("error")]
+            status = "started but failed: " + (errs[0] if errs else "see results")
+        else:
+            status = info["reason"] or "not available"
+        status = status.replace("\n", "<br>").replace("|", "\\|")
+        rows.append([f"`{s}`", info["label"], status])
+    return table(["id", "system", "status in this run"], rows)
+
+
+def section_commands(d: Data) -> str:
+    seen: dict[str, str] = {}
+    for r in d.s["results"]:
+        if r.get("cmd") and r["test"] not in seen:
+            seen[r["test"]] = r["cmd"]
+    lines = [f"# {t}\n{c}" for t, c in seen.items()]
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def section_noise(d: Data) -> str:
+    rows = []
+    for r in d.s["starts"]:
+        la = r.get("loadavg")
+        rows.append([str(r["repeat"] + 1), r["system"], " ".join(map(str, la)) if la else "-", ""])
+    return table(["repeat", "system", "load average (1/5/15 min) at its start", ""], rows)
+
+
+def render(summary: dict[str, Any], quick: dict[str, Any] | None) -> str:
+    d = Data(summary)
+    IMG.mkdir(parents=True, exist_ok=True)
+    plot_throughput(d, IMG / "throughput.png")
+    plot_latency(d, IMG / "latency.png")
+    plot_resources(d, IMG / "server.png")
+    has_ratio = plot_ratios(d, IMG / "ratios.png")
+    if not has_ratio:
+        (IMG / "ratios.png").unlink(missing_ok=True)
+    m = summary["machine"]
+    sizes = summary["sizes"]
+    kop_note = (
+        ""
+        if "kop" in d.measured
+        else "\n**kop itself is not measured yet** (its column says why); "
+        "the harness runs it as soon as `.venv/bin/kop serve` works.\n"
+    )
+    out = [
+        "# Benchmarks: kop vs Apache Kafka vs KoP",
+        "",
+        "> **Preliminary.** Produced by `bench/run.py` + `bench/report.py` "
+        f"(run `{summary['run_id']}`, {summary['mode']} mode, {summary['repeat']} repeat(s)). "
+        "This is a **2-core VM**: the load generators and the server share the same two cores, "
+        "and other engineers were compiling and testing on the same machine during the run "
+        "(load averages below), so absolute numbers are low and noisy. Only the ratios between "
+        "systems measured in the same run mean anything, and even those carry the spread shown.",
+        kop_note,
+        "## Systems",
+        "",
+        section_status(d),
+        "",
+        "Every system is started by the harness on a free loopback port with an empty data "
+        "directory, driven, stopped, and its data deleted; within a repeat the systems run one "
+        "after another (Kafka first). Settings: Apache Kafka as `scripts/kafka.sh` starts it "
+        "(KRaft combined node, heap 1 GiB, no fsync per write — Kafka's default); kop with "
+        "`kop serve --storage file://DIR`; KoP in a Pulsar standalone broker (heap 1 GiB, "
+        "`entryFormat=kafka`, bookie journal with its default fsync).",
+        "",
+        "## Start-up and memory",
+        "",
+        "Start-up = first successful librdkafka produce (delivery report) minus the server "
+        "process's start time from `/proc/<pid>/stat`. Ratios (**x**) are to Apache Kafka in "
+        "the same repeat; cells are median (min-max) over repeats.",
+        "",
+        section_server(d),
+        "",
+        "![server](benchmarks/server.png)",
+        "",
+        "## Throughput",
+        "",
+        "Workload names: record size, partitions, acks. Each workload uses a fresh topic; "
+        f"unthrottled produce sends {sizes['records']['1KB']:,} x 1 KB or "
+        f"{sizes['records']['100B']:,} x 100 B records; the consume tests then read the records "
+        "the two produce tests wrote. Client settings are each tool's defaults plus `acks` "
+        "(Java producer: `batch.size` 16 KiB, `linger.ms` 5; librdkafka: `batch.size` 1 MB, "
+        "`linger.ms` 5), the same for every system. MB = 10^6 bytes of record values.",
+        "",
+        "![throughput](benchmarks/throughput.png)",
+        "",
+        section_throughput(d),
+        "",
+        "## Latency at a fixed rate",
+        "",
+        f"Each fixed-rate run lasts ~{sizes['latency_s']} s at half of Apache Kafka's "
+        "unthrottled rate for that workload and driver in the same repeat (the same offered load "
+        f"for every system; `--latency-basis={summary['latency_basis']}`). EndToEndLatency "
+        "sends one record at a time (1-partition workloads only).",
+        "",
+        "![latency](benchmarks/latency.png)",
+        "",
+        section_latency(d),
+        "",
+    ]
+    if has_ratio:
+        out += ["## Ratios to Apache Kafka", "", "![ratios](benchmarks/ratios.png)", ""]
+    out += [
+        "## Machine",
+        "",
+        "```",
+        f"nproc: {m['nproc']}",
+        f"CPU: {m['cpu_model']}",
+        f"kernel: {m['kernel']}",
+        f"java: {m['java']}",
+        f"python: {m['python']}",
+        f"git: {m['git_commit']}",
+        "free -h:",
+        m["free_h"],
+        "```",
+        "",
+        "Load average (other work on the box) when each server started:",
+        "",
+        section_noise(d),
+        "",
+        "## Commands",
+        "",
+        "The run:",
+        "",
+        "```",
+        summary["command"],
+        ".venv/bin/python bench/report.py " + f"bench/results/{summary['run_id']}/summary.json",
+        "```",
+        "",
+        "What it ran per test (one example each; topic and port vary):",
+        "",
+        section_commands(d),
+        "",
+        f"Raw numbers: `bench/results/{summary['run_id']}/summary.json`. "
+        "How to run and profile: `bench/README.md`.",
+        "",
+    ]
+    if quick is not None:
+        q = Data(quick)
+        out += [
+            "## Appendix: smoke run",
+            "",
+            f"`{quick['command']}` (run `{quick['run_id']}`, {quick['elapsed_s']:.0f} s). "
+            "Tiny runs: the Java tools are still warming up, so these numbers only show that "
+            "every path works.",
+            "",
+            section_status(q),
+            "",
+            section_throughput(q),
+            "",
+        ]
+    return "\n".join(out)
+
+
+def newest(quick: bool) -> Path | None:
+    cands = sorted(
+        p
+        for p in (HERE / "results").glob("*/summary.json")
+        if p.parent.name.endswith("-quick") == quick
+    )
+    return cands[-1] if cands else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("summary", nargs="?", help="summary.json (default: newest full run)")
+    ap.add_argument("--quick", help="summary.json of a smoke run to add as an appendix")
+    ap.add_argument("--out", default=str(DOC))
+    args = ap.parse_args(argv)
+    path = Path(args.summary) if args.summary else newest(False) or newest(True)
+    if path is None:
+        print("no results under bench/results/; run bench/run.py first", file=sys.stderr)
+        return 1
+    summary = json.loads(path.read_text())
+    quick = json.loads(Path(args.quick).read_text()) if args.quick else None
+    Path(args.out).write_text(render(summary, quick))
+    print(f"wrote {args.out} and {IMG}/*.png from {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,548 @@
+#!/usr/bin/env python3
+"""Run kop, Apache Kafka and KoP side by side on loopback and record the numbers.
+
+    .venv/bin/python bench/run.py --quick                  # ~5 min smoke run of everything
+    .venv/bin/python bench/run.py                          # full run (see bench/README.md)
+    .venv/bin/python bench/run.py --systems kafka,kop --workloads '1KB-*' --repeat 5
+    .venv/bin/python bench/report.py                       # -> docs/benchmarks.md + plots
+
+Each repeat starts every selected system in turn (Kafka first), measures its start-up, drives
+every selected workload against it, stops it and deletes its data. Results go to
+bench/results/<run-id>/summary.json (tool logs in logs/, not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import javaload, machine, procmon, systems  # noqa: E402
+
+REPO = HERE.parent
+PY = sys.executable
+RDLOAD = HERE / "harness" / "rdload.py"
+
+SIZES = {"1KB": 1024, "100B": 100}
+PARTITIONS = (1, 8)
+ACKS = ("1", "all")
+TESTS = (
+    "java-produce",
+    "rdkafka-produce",
+    "java-consume",
+    "rdkafka-consume",
+    "java-latency",
+    "rdkafka-latency",
+    "e2e-latency",
+)
+
+# run sizes: records per unthrottled produce, seconds per fixed-rate latency run, e2e round trips
+MODES = {
+    "quick": {"records": {"1KB": 20_000, "100B": 100_000}, "latency_s": 3, "e2e": 500},
+    "full": {"records": {"1KB": 300_000, "100B": 1_500_000}, "latency_s": 15, "e2e": 5000},
+}
+
+
+def all_workloads() -> list[str]:
+    return [f"{s}-{p}p-acks{a}" for s in SIZES for p in PARTITIONS for a in ACKS]
+
+
+def parse_workload(w: str) -> tuple[str, int, str]:
+    size, parts, acks = w.split("-")
+    return size, int(parts.rstrip("p")), acks.removeprefix("acks")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    mode: dict[str, Any]
+    out_dir: Path
+    logs: Path
+    summary: dict[str, Any]
+    # (repeat, workload, driver) -> Kafka's unthrottled rate, the basis of the latency runs
+    kafka_max: dict[tuple[int, str, str], float] = field(default_factory=dict)
+
+    def save(self) -> None:
+        tmp = self.out_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(self.summary, indent=1) + "\n")
+        tmp.replace(self.out_dir / "summary.json")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- start-up
+
+
+def _quiet(*_a: object) -> None:
+    pass
+
+
+def start_and_probe(
+    sysobj: systems.System, data_dir: Path, port: int, timeout: float
+) -> tuple[systems.Launch, int | None, dict[str, Any]]:
+    """Launch the system and produce one record with librdkafka until it succeeds.
+
+    Start-up time = first successful produce (delivery report) minus the server process's own
+    start time from /proc/<pid>/stat, so launcher scripts and JVM wrappers don't count."""
+    from confluent_kafka import Producer
+
+    bootstrap = f"127.0.0.1:{port}"
+    delivered: dict[str, Any] = {}
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is None:
+            delivered["at"] = procmon.boottime_now()
+        else:
+            delivered["err"] = str(err)
+
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "1",
+            "linger.ms": 0,
+            "message.timeout.ms": int(timeout * 1000),
+            "reconnect.backoff.ms": 5,
+            "reconnect.backoff.max.ms": 20,
+            "retry.backoff.ms": 5,
+            "retry.backoff.max.ms": 20,
+            "topic.metadata.refresh.fast.interval.ms": 10,
+            "log_level": 0,
+            "error_cb": _quiet,
+        }
+    )
+    p.produce("bench-ready", b"ready", on_delivery=on_delivery)
+    launch = sysobj.launch(data_dir, port)
+    deadline = time.monotonic() + timeout
+    info: dict[str, Any] = {}
+    pid: int | None = None
+    while time.monotonic() < deadline:
+        p.poll(0.002)
+        if pid is None:
+            pid = sysobj.server_pid(launch)
+        if "at" in delivered or "err" in delivered:
+            break
+        failed = sysobj.launcher_failed(launch)
+        if failed:
+            info["error"] = failed
+            break
+    else:
+        info["error"] = f"no successful produce within {timeout:.0f}s: {systems.tail(launch.log)}"
+    if "err" in delivered:
+        info["error"] = f"probe produce failed: {delivered['err']}"
+    p.flush(0)
+    del p
+    if pid is None:
+        pid = sysobj.server_pid(launch)
+    if "at" in delivered and pid is not None:
+        started = procmon.start_time_boot_s(pid)
+        if started is not None:
+            info["startup_s"] = round(delivered["at"] - started, 3)
+        info["cpu_to_ready_s"] = procmon.cpu_seconds(pid)
+    # let a launcher that does its own readiness check finish before loading the server
+    while launch.proc.poll() is None and isinstance(sysobj, systems.ScriptSystem):
+        if time.monotonic() > deadline + 60:
+            break
+        time.sleep(0.1)
+    return launch, pid, info
+
+
+# ---------------------------------------------------------------- tests
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> str | None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "error_cb": _quiet})
+    fut = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    try:
+        fut[topic].result(timeout=60)
+    except Exception as e:
+        return str(e)
+    # wait until every partition has a leader
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = a.list_topics(topic, timeout=10).topics.get(topic)
+        ok = md is not None and md.error is None and len(md.partitions) == partitions
+        if ok and all(pm.leader >= 0 for pm in md.partitions.values()):
+            return None
+        time.sleep(0.1)
+    return "partitions did not get leaders within 30s"
+
+
+def rdload(args: list[str], timeout: float, logfile: Path) -> dict[str, Any]:
+    cmd = [PY, str(RDLOAD), *args]
+    try:
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        out, err = cp.stdout, cp.stderr
+    except subprocess.TimeoutExpired:
+        logfile.write_text(f"$ {' '.join(cmd)}\ntimed out after {timeout:.0f}s\n")
+        return {"error": f"timed out after {timeout:.0f}s"}
+    logfile.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{out}\n--- stderr\n{err}\n")
+    try:
+        return dict(json.loads(out.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {"error": f"rdload produced no result: {err.strip()[-500:]}"}
+
+
+def rdload_cmd(args: list[str]) -> str:
+    return " ".join([".venv/bin/python bench/harness/rdload.py", *args])
+
+
+def run_test(
+    ctx: Ctx, test: str, bootstrap: str, topic: str, wl: str, rep: int, state: dict[str, Any]
+) -> dict[str, Any]:
+    size_label, _parts, acks = parse_workload(wl)
+    size = SIZES[size_label]
+    num = ctx.mode["records"][size_label]
+    tmo = ctx.args.tool_timeout
+    lg = ctx.logs / f"r{rep}-{state['system']}-{wl}-{test}.log"
+    row: dict[str, Any] = {}
+    if test in ("java-produce", "java-latency"):
+        rate = -1.0
+        if test == "java-latency":
+            rate = latency_rate(ctx, rep, wl, "java", state)
+            if rate <= 0:
+                return {"error": "no unthrottled java-produce result to derive the rate from"}
+            num = max(1000, int(rate * ctx.mode["latency_s"]))
+            row["target_rate"] = rate
+        a = javaload.producer_args(bootstrap, topic, num, size, acks, rate)
+        row["cmd"] = javaload.command_line(javaload.PRODUCER_CLASS, a)
+        rc, out, err = javaload.run_class(javaload.PRODUCER_CLASS, a, tmo, lg)
+        try:
+            row.update(javaload.parse_producer(out, size))
+        except ValueError as e:
+            row["error"] = f"{e}; rc={rc}; {err.strip()[-600:]}"
+        if test == "java-produce" and "rec_per_s" in row:
+            state["produced"] += int(row["records"])
+            state["max_rate"]["java"] = float(row["rec_per_s"])
+    elif test in ("rdkafka-produce", "rdkafka-latency"):
+        a = ["produce", "--bootstrap", bootstrap, "--topic", topic, "--size", str(size)]
+        a += ["--acks", acks]
+        if test == "rdkafka-latency":
+            rate = latency_rate(ctx, rep, wl, "rdkafka", state)
+            if rate <= 0:
+                return {"error": "no unthrottled rdkafka-produce result to derive the rate from"}
+            num = max(1000, int(rate * ctx.mode["latency_s"]))
+            a += ["--rate", str(int(rate))]
+            row["target_rate"] = rate
+        a += ["--num", str(num)]
+        row["cmd"] = rdload_cmd(a)
+        row.update(rdload(a, tmo, lg))
+        if test == "rdkafka-produce" and "rec_per_s" in row:
+            state["produced"] += int(row["records"])
+            state["max_rate"]["rdkafka"] = float(row["rec_per_s"])
+    elif test == "java-consume":
+        n = state["produced"]
+        if n <= 0:
+            return {"error": "nothing was produced to consume"}
+        a = javaload.consumer_args(bootstrap, topic, n, f"bench-{uuid.uuid4().hex[:8]}", 30000)
+        row["cmd"] = javaload.command_line(javaload.CONSUMER_CLASS, a)
+        rc, out, err = javaload.run_class(javaload.CONSUMER_CLASS, a, tmo, lg)
+        try:
+            row.update(javaload.parse_consumer(out))
+            if int(row["records"]) < n:
+                row["error"] = f"consumed {row['records']} of {n} records"
+        except (ValueError, KeyError) as e:
+            row["error"] = f"{e}; rc={rc}; {err.strip()[-600:]}"
+    elif test == "rdkafka-consume":
+        n = state["produced"]
+        if n <= 0:
+            return {"error": "nothing was produced to consume"}
+        a = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--num", str(n)]
+        row["cmd"] = rdload_cmd(a)
+        row.update(rdload(a, tmo, lg))
+        if row.get("complete") is False:
+            row["error"] = f"consumed {row.get('records')} of {n} records"
+    elif test == "e2e-latency":
+        n = ctx.mode["e2e"]
+        a = javaload.e2e_args(bootstrap, topic, n, acks, size)
+        row["cmd"] = javaload.command_line(javaload.E2E_CLASS, a)
+        rc, out, err = javaload.run_class(javaload.E2E_CLASS, a, tmo, lg)
+        try:
+            row.update(javaload.parse_e2e(out, n))
+        except ValueError as e:
+            row["error"] = f"{e}; rc={rc}; {(out + err).strip()[-600:]}"
+    return row
+
+
+def latency_rate(ctx: Ctx, rep: int, wl: str, driver: str, state: dict[str, Any]) -> float:
+    """Half of the maximum: Apache Kafka's from the same repeat (same offered load for every
+    system) when --latency-basis=kafka and Kafka ran, else this system's own maximum."""
+    base = None
+    if ctx.args.latency_basis == "kafka":
+        base = ctx.kafka_max.get((rep, wl, driver))
+    if base is None:
+        base = state["max_rate"].get(driver)
+    return round(0.5 * base) if base else 0.0
+
+
+# ---------------------------------------------------------------- profiling
+
+
+def start_perf(ctx: Ctx, pid: int, label: str) -> tuple[subprocess.Popen[bytes], Path] | None:
+    """With --perf record|stat, attach perf to the server for the length of one test."""
+    if ctx.args.perf == "off":
+        return None
+    pdir = ctx.out_dir / "perf"
+    pdir.mkdir(exist_ok=True)
+    if ctx.args.perf == "record":
+        out = pdir / f"{label}.data"
+        cmd = ["perf", "record", *ctx.args.perf_args.split(), "-p", str(pid), "-o", str(out)]
+    else:
+        out = pdir / f"{label}.stat.txt"
+        cmd = ["perf", "stat", "-p", str(pid), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)  # let perf attach before the load starts
+    return proc, out
+
+
+def stop_perf(prof: tuple[subprocess.Popen[bytes], Path]) -> str:
+    proc, out = prof
+    proc.send_signal(2)  # SIGINT: perf writes its data/summary and exits
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out)
+
+
+# ---------------------------------------------------------------- one system, one repeat
+
+
+def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str]) -> None:
+    name = sysobj.name
+    data = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=ctx.args.work_dir))
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    log(f"repeat {rep + 1}: starting {sysobj.label} on {bootstrap}")
+    start_row: dict[str, Any] = {"system": name, "repeat": rep, "loadavg": machine.loadavg()}
+    launch, pid, info = start_and_probe(sysobj, data, port, ctx.args.start_timeout)
+    if "error" in info:
+        # one retry on a fresh directory and port: a launcher can fail by bad luck (e.g. a
+        # random cluster id that its argument parser takes for an option); both are recorded
+        start_row["first_attempt_error"] = info["error"]
+        log(f"  {name} failed to start, retrying once: {info['error'][:200]}")
+        sysobj.stop(launch)
+        if pid is not None:
+            systems.stop_pid(pid, timeout=5)
+        shutil.rmtree(data, ignore_errors=True)
+        data = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=ctx.args.work_dir))
+        port = free_port()
+        bootstrap = f"127.0.0.1:{port}"
+        launch, pid, info = start_and_probe(sysobj, data, port, ctx.args.start_timeout)
+    start_row.update(info)
+    mon = None
+    try:
+        if "error" in info or pid is None:
+            start_row.setdefault("error", "server pid unknown")
+            log(f"  {name} did not start: {start_row['error'][:300]}")
+            ctx.summary["starts"].append(start_row)
+            ctx.save()
+            return
+        mon = procmon.ProcMonitor(pid).start()
+        rss = procmon.status_kib(pid, "VmRSS")
+        start_row["rss_ready_mib"] = round(rss / 1024, 1) if rss else None
+        up_s, rss_mib = info.get("startup_s"), start_row["rss_ready_mib"]
+        log(f"  up: {up_s} s to first produce, RSS {rss_mib} MiB")
+        for wl in workloads:
+            _size, parts, _acks = parse_workload(wl)
+            topic = f"bench-{wl}-r{rep}-{uuid.uuid4().hex[:6]}".replace("KB", "kb").lower()
+            err = create_topic(bootstrap, topic, parts)
+            state: dict[str, Any] = {"system": name, "produced": 0, "max_rate": {}}
+            for test in ctx.args.tests:
+                if test == "e2e-latency" and parts != 1:
+                    continue
+                if err is not None:
+                    row = {"error": f"create topic: {err}"}
+                else:
+                    prof = start_perf(ctx, pid, f"r{rep}-{name}-{wl}-{test}")
+                    tok = mon.mark()
+                    row = run_test(ctx, test, bootstrap, topic, wl, rep, state)
+                    w = mon.window(tok)
+                    if prof is not None:
+                        row["perf_output"] = stop_perf(prof)
+                    row.update(server_cpu_s=w.cpu_s, server_peak_rss_mib=w.peak_rss_mib)
+                    row["wall_s"] = w.wall_s
+                row.update(system=name, repeat=rep, workload=wl, test=test)
+                ctx.summary["results"].append(row)
+                brief = {
+                    k: row[k]
+                    for k in ("rec_per_s", "mb_per_s", "lat_p50_ms", "lat_p99_ms", "error")
+                    if k in row
+                }
+                log(f"  {wl:<16} {test:<16} {brief}")
+            if name == "kafka":
+                for drv in ("java", "rdkafka"):
+                    if drv in state["max_rate"]:
+                        ctx.kafka_max[(rep, wl, drv)] = state["max_rate"][drv]
+            ctx.save()
+        start_row.update(mon.lifetime())
+    finally:
+        if mon is not None:
+            mon.stop()
+        log(f"  stopping {name}")
+        try:
+            sysobj.stop(launch)
+        finally:
+            if pid is not None:
+                systems.stop_pid(pid, timeout=5)
+            shutil.rmtree(data, ignore_errors=True)
+        ctx.summary["starts"].append(start_row)
+        ctx.save()
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="small runs, --repeat 1 (~5 min)")
+    ap.add_argument(
+        "--systems",
+        default="kafka,kop,kop-pulsar,koP",
+        help="comma list from: " + ", ".join(systems.ALL) + " (default: all)",
+    )
+    ap.add_argument(
+        "--workloads",
+        default="*",
+        help="comma list of workload names or globs, e.g. '1KB-*,100B-8p-acksall'; "
+        "all: " + ", ".join(all_workloads()),
+    )
+    ap.add_argument("--tests", default=",".join(TESTS), help="comma list from: " + ", ".join(TESTS))
+    ap.add_argument("--repeat", type=int, default=None, help="repeats (default 3, quick 1)")
+    ap.add_argument("--records-1kb", type=int, help="records per unthrottled 1 KB produce")
+    ap.add_argument("--records-100b", type=int, help="records per unthrottled 100 B produce")
+    ap.add_argument("--latency-seconds", type=float, help="length of each fixed-rate run")
+    ap.add_argument(
+        "--latency-basis",
+        choices=["kafka", "self"],
+        default="kafka",
+        help="fixed rate = half of Kafka's max (same load for all, default) or of each system's",
+    )
+    ap.add_argument("--start-timeout", type=float, default=180.0)
+    ap.add_argument("--tool-timeout", type=float, default=600.0)
+    ap.add_argument("--work-dir", default=None, help="where server data lives (default: /tmp)")
+    ap.add_argument("--out", default=None, help="result dir (default bench/results/<run-id>)")
+    ap.add_argument("--note", default="", help="free text stored with the results")
+    ap.add_argument(
+        "--perf",
+        choices=["off", "record", "stat"],
+        default="off",
+        help="attach `perf record`/`perf stat` to the server during every test "
+        "(files in <result dir>/perf/; see bench/README.md)",
+    )
+    ap.add_argument(
+        "--perf-args",
+        default="-F 499 -g",
+        help="options for perf record (default '-F 499 -g'; '--call-graph dwarf' for Rust "
+        "built without frame pointers)",
+    )
+    args = ap.parse_args(argv)
+
+    mode = json.loads(json.dumps(MODES["quick" if args.quick else "full"]))
+    if args.records_1kb:
+        mode["records"]["1KB"] = args.records_1kb
+    if args.records_100b:
+        mode["records"]["100B"] = args.records_100b
+    if args.latency_seconds:
+        mode["latency_s"] = args.latency_seconds
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    for n in names:
+        if n not in systems.ALL:
+            ap.error(f"unknown system {n!r}; choose from {', '.join(systems.ALL)}")
+    names.sort(key=lambda n: n != "kafka")  # Kafka first: its max rates set the latency load
+    pats = [p.strip() for p in args.workloads.split(",") if p.strip()]
+    workloads = [w for w in all_workloads() if any(fnmatch.fnmatch(w, p) for p in pats)]
+    if not workloads:
+        ap.error(f"no workload matches {args.workloads!r}; known: {', '.join(all_workloads())}")
+    args.tests = [t.strip() for t in args.tests.split(",") if t.strip()]
+    for t in args.tests:
+        if t not in TESTS:
+            ap.error(f"unknown test {t!r}; choose from {', '.join(TESTS)}")
+
+    run_id = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    out_dir = Path(args.out) if args.out else HERE / "results" / run_id
+    logs = out_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    work_root = Path(tempfile.mkdtemp(prefix="kop-bench-", dir=args.work_dir))
+    args.work_dir = str(work_root)
+
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "command": " ".join([".venv/bin/python", "bench/run.py", *(argv or sys.argv[1:])]),
+        "note": args.note,
+        "mode": "quick" if args.quick else "full",
+        "sizes": mode,
+        "repeat": repeat,
+        "latency_basis": args.latency_basis,
+        "workloads": workloads,
+        "tests": args.tests,
+        "machine": machine.describe(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "systems": {},
+        "starts": [],
+        "results": [],
+    }
+    ctx = Ctx(args, mode, out_dir, logs, summary)
+
+    chosen: list[systems.System] = []
+    for n in names:
+        s = systems.ALL[n]()
+        why = s.unavailable()
+        summary["systems"][n] = {"label": s.label, "available": why is None, "reason": why}
+        if why is None:
+            chosen.append(s)
+        else:
+            log(f"{n}: {why.splitlines()[0] if why else ''}")
+    ctx.save()
+    log(f"results -> {out_dir}")
+    t0 = time.monotonic()
+    try:
+        for rep in range(repeat):
+            for s in chosen:
+                run_system(ctx, s, rep, workloads)
+    except KeyboardInterrupt:
+        log("interrupted; servers were stopped, partial results kept")
+        summary["interrupted"] = True
+    finally:
+        summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        summary["elapsed_s"] = round(time.monotonic() - t0, 1)
+        summary["machine"]["loadavg_at_end"] = " ".join(map(str, machine.loadavg()))
+        ctx.save()
+        shutil.rmtree(work_root, ignore_errors=True)
+    errs = [r for r in summary["results"] if r.get("error")]
+    log(
+        f"done in {summary['elapsed_s']:.0f}s: {len(summary['results'])} results, "
+        f"{len(errs)} with errors -> {out_dir / 'summary.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
