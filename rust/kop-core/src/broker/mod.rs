@@ -1,0 +1,353 @@
+//! The broker's state: topics, partitions, identity, producer ids.
+
+pub mod partition;
+pub mod producer_state;
+pub mod topic_config;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::config::{FsyncPolicy, ServerConfig, StorageSpec};
+use crate::error::KafkaError;
+use crate::storage::{FileStorage, MemoryStorage, Storage, TopicMeta};
+use partition::Partition;
+use producer_state::ProducerStates;
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    configs: RwLock<BTreeMap<String, String>>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.read().get(i).cloned())
+    }
+
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().clone()
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.read().len() as i32
+    }
+
+    pub fn config_overrides(&self) -> BTreeMap<String, String> {
+        self.configs.read().clone()
+    }
+
+    fn meta(&self) -> TopicMeta {
+        TopicMeta {
+            name: self.name.clone(),
+            id: self.id,
+            partitions: self.partition_count(),
+            configs: self.config_overrides(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct TopicIndex {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+/// Internal topic names Kafka reserves; kop has none of its own yet.
+pub fn is_internal(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+/// Kafka's legal topic names: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+pub struct Broker {
+    pub config: ServerConfig,
+    pub cluster_id: String,
+    storage: Arc<dyn Storage>,
+    topics: RwLock<TopicIndex>,
+    /// Serialises topic creation/deletion so two requests can't create the same topic twice.
+    admin: Mutex<()>,
+    producer_ids: Mutex<(i64, i64)>,
+}
+
+/// Producer ids are reserved durably in blocks so a restart never hands one out twice.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl Broker {
+    /// Opens storage, recovers every topic's partitions and loads the cluster identity.
+    pub fn open(config: ServerConfig) -> io::Result<Broker> {
+        let storage: Arc<dyn Storage> = match config.storage_spec() {
+            StorageSpec::File(path) => Arc::new(FileStorage::open(&path)?),
+            StorageSpec::Memory => Arc::new(MemoryStorage::new()),
+        };
+        Broker::with_storage(config, storage)
+    }
+
+    pub fn with_storage(config: ServerConfig, storage: Arc<dyn Storage>) -> io::Result<Broker> {
+        let cluster_id = match (&config.cluster_id, storage.load_cluster_id()?) {
+            (Some(wanted), Some(stored)) if *wanted != stored => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cluster_id {wanted} does not match {stored} stored with the data"),
+                ))
+            }
+            (_, Some(stored)) => stored,
+            (wanted, None) => {
+                let id = wanted.clone().unwrap_or_else(new_cluster_id);
+                storage.save_cluster_id(&id)?;
+                id
+            }
+        };
+        let broker = Broker {
+            config,
+            cluster_id,
+            storage,
+            topics: RwLock::new(TopicIndex::default()),
+            admin: Mutex::new(()),
+            producer_ids: Mutex::new((0, 0)),
+        };
+        for meta in broker.storage.load_topics()? {
+            let topic = broker.open_topic(&meta)?;
+            broker.index(topic);
+        }
+        Ok(broker)
+    }
+
+    fn index(&self, topic: Arc<Topic>) {
+        let mut idx = self.topics.write();
+        idx.by_id.insert(topic.id, topic.clone());
+        idx.by_name.insert(topic.name.clone(), topic);
+    }
+
+    fn open_partition(&self, meta: &TopicMeta, index: i32) -> io::Result<Arc<Partition>> {
+        let config = topic_config::effective(&meta.configs, &self.config);
+        let mut producers = ProducerStates::default();
+        let log = self
+            .storage
+            .open_log(&meta.name, index, config.log, &mut |h| producers.record(h))?;
+        Ok(Arc::new(Partition::new(index, log, producers, config)))
+    }
+
+    fn open_topic(&self, meta: &TopicMeta) -> io::Result<Arc<Topic>> {
+        let partitions = (0..meta.partitions)
+            .map(|i| self.open_partition(meta, i))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Arc::new(Topic {
+            name: meta.name.clone(),
+            id: meta.id,
+            configs: RwLock::new(meta.configs.clone()),
+            partitions: RwLock::new(partitions),
+        }))
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().by_name.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().by_id.get(id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.topics.read().by_name.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Checks a CreateTopics request without creating anything.
+    pub fn check_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), (KafkaError, String)> {
+        if !valid_topic_name(name) {
+            return Err((
+                KafkaError::InvalidTopic,
+                format!("topic name {name:?} is illegal"),
+            ));
+        }
+        if self.topic(name).is_some() {
+            return Err((
+                KafkaError::TopicAlreadyExists,
+                format!("topic {name} already exists"),
+            ));
+        }
+        if partitions < 1 {
+            return Err((
+                KafkaError::InvalidPartitions,
+                format!("number of partitions must be at least 1, got {partitions}"),
+            ));
+        }
+        topic_config::validate_overrides(configs).map_err(|m| (KafkaError::InvalidConfig, m))
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, (KafkaError, String)> {
+        let _admin = self.admin.lock();
+        self.check_new_topic(name, partitions, &configs)?;
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        let storage_err = |e: io::Error| (KafkaError::KafkaStorageError, e.to_string());
+        let topic = self.open_topic(&meta).map_err(storage_err)?;
+        self.storage.save_topic(&meta).map_err(storage_err)?;
+        self.index(topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Creates the topic with broker defaults if auto-creation allows (Metadata, Produce).
+    pub fn auto_create(&self, name: &str) -> Result<Arc<Topic>, KafkaError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        if !self.config.auto_create_topics {
+            return Err(KafkaError::UnknownTopicOrPartition);
+        }
+        match self.create_topic(name, self.config.num_partitions, BTreeMap::new()) {
+            Ok(t) => Ok(t),
+            Err((KafkaError::TopicAlreadyExists, _)) => {
+                self.topic(name).ok_or(KafkaError::UnknownTopicOrPartition)
+            }
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, KafkaError> {
+        let _admin = self.admin.lock();
+        let topic = self
+            .topic(name)
+            .ok_or(KafkaError::UnknownTopicOrPartition)?;
+        {
+            let mut idx = self.topics.write();
+            idx.by_name.remove(name);
+            idx.by_id.remove(&topic.id);
+        }
+        self.storage.delete_topic(&topic.meta())?;
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    pub fn add_partitions(&self, name: &str, total: i32) -> Result<(), (KafkaError, String)> {
+        let _admin = self.admin.lock();
+        let topic = self.topic(name).ok_or((
+            KafkaError::UnknownTopicOrPartition,
+            format!("topic {name} does not exist"),
+        ))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err((
+                KafkaError::InvalidPartitions,
+                format!("topic {name} has {current} partitions; the count can only grow"),
+            ));
+        }
+        let mut meta = topic.meta();
+        meta.partitions = total;
+        let storage_err = |e: io::Error| (KafkaError::KafkaStorageError, e.to_string());
+        let new = (current..total)
+            .map(|i| self.open_partition(&meta, i))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(storage_err)?;
+        self.storage.save_topic(&meta).map_err(storage_err)?;
+        topic.partitions.write().extend(new);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (validated by the caller) and applies them.
+    pub fn set_topic_configs(
+        &self,
+        topic: &Topic,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), KafkaError> {
+        let _admin = self.admin.lock();
+        let mut meta = topic.meta();
+        meta.configs = configs.clone();
+        self.storage.save_topic(&meta)?;
+        let effective = topic_config::effective(&configs, &self.config);
+        *topic.configs.write() = configs;
+        for p in topic.partitions() {
+            p.set_config(effective);
+        }
+        Ok(())
+    }
+
+    /// A new producer id, from a durably reserved block.
+    pub fn next_producer_id(&self) -> Result<i64, KafkaError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let first = self.storage.reserve_producer_ids(PRODUCER_ID_BLOCK)?;
+            *ids = (first, first + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Whether appends must be fsynced before they are acknowledged.
+    pub fn sync_on_append(&self) -> bool {
+        self.config.fsync == FsyncPolicy::Always
+    }
+
+    /// Periodic fsync of every partition (`fsync = "interval"`).
+    pub fn flush_all(&self) {
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                if let Err(e) = p.flush() {
+                    tracing::error!(topic = %topic.name, partition = p.index, error = %e, "fsync failed");
+                }
+            }
+        }
+    }
+
+    pub fn enforce_retention(&self, now_ms: i64) {
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                match p.enforce_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments")
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = p.index, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = Vec::with_capacity(22);
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits >> 122) as usize & 63]);
+        bits <<= 6;
+    }
+    String::from_utf8(out).expect("ascii")
+}

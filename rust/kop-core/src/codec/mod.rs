@@ -1,0 +1,3 @@
+//! Wire framing and request headers. Message bodies come from the `kafka-protocol` crate.
+
+pub mod frame;

@@ -1,0 +1,198 @@
+//! Server configuration as handed over by Python (JSON object; keys in docs/native-api.md).
+
+use serde::Deserialize;
+
+/// How appended data is made durable against power loss. A process crash never loses an
+/// acknowledged batch with any policy: the bytes are in the OS page cache before the ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    Always,
+    Interval,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listeners: Vec<String>,
+    pub advertised_listeners: Vec<String>,
+    pub storage: String,
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub log_level: String,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub message_max_bytes: i32,
+    pub max_request_bytes: i32,
+    pub connections_max_idle_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_segment_bytes: i64,
+    pub log_retention_check_interval_ms: i64,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: i64,
+    pub io_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listeners: vec!["PLAINTEXT://127.0.0.1:9092".into()],
+            advertised_listeners: Vec::new(),
+            storage: "file://kop-data".into(),
+            node_id: 1,
+            cluster_id: None,
+            log_level: "info".into(),
+            auto_create_topics: true,
+            num_partitions: 4,
+            message_max_bytes: 1_048_588,
+            max_request_bytes: 104_857_600,
+            connections_max_idle_ms: 600_000,
+            log_retention_ms: 604_800_000,
+            log_retention_bytes: -1,
+            log_segment_bytes: 1_073_741_824,
+            log_retention_check_interval_ms: 300_000,
+            fsync: FsyncPolicy::Interval,
+            fsync_interval_ms: 1000,
+            io_threads: 0,
+        }
+    }
+}
+
+/// A listener `NAME://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl ListenerSpec {
+    pub fn parse(spec: &str) -> Result<ListenerSpec, String> {
+        let (name, addr) = spec
+            .split_once("://")
+            .ok_or_else(|| format!("listener {spec:?} is not NAME://HOST:PORT"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("listener {spec:?} has no port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("listener {spec:?} has a bad port"))?;
+        if name.is_empty() {
+            return Err(format!("listener {spec:?} has no name"));
+        }
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Ok(ListenerSpec {
+            name: name.to_string(),
+            host,
+            port,
+        })
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSpec {
+    File(std::path::PathBuf),
+    Memory,
+}
+
+impl StorageSpec {
+    pub fn parse(url: &str) -> Result<StorageSpec, String> {
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("storage file:// needs a path".into());
+            }
+            Ok(StorageSpec::File(path.into()))
+        } else if url == "memory://" || url == "memory:" {
+            Ok(StorageSpec::Memory)
+        } else {
+            Err(format!(
+                "storage {url:?} is not supported (use file://PATH or memory://)"
+            ))
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn from_json(json: &str) -> Result<ServerConfig, String> {
+        let cfg: ServerConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err("listeners: at least one listener is required".into());
+        }
+        for l in self.listeners.iter().chain(&self.advertised_listeners) {
+            ListenerSpec::parse(l).map_err(|e| format!("listeners: {e}"))?;
+        }
+        StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
+        let positive = [
+            ("num_partitions", i64::from(self.num_partitions)),
+            ("message_max_bytes", i64::from(self.message_max_bytes)),
+            ("max_request_bytes", i64::from(self.max_request_bytes)),
+            ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("log_segment_bytes", self.log_segment_bytes),
+            (
+                "log_retention_check_interval_ms",
+                self.log_retention_check_interval_ms,
+            ),
+            ("fsync_interval_ms", self.fsync_interval_ms),
+        ];
+        for (name, v) in positive {
+            if v < 1 {
+                return Err(format!("{name} must be >= 1, got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listener_specs(&self) -> Vec<ListenerSpec> {
+        self.listeners
+            .iter()
+            .map(|l| ListenerSpec::parse(l).expect("validated"))
+            .collect()
+    }
+
+    pub fn storage_spec(&self) -> StorageSpec {
+        StorageSpec::parse(&self.storage).expect("validated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_defaults_and_rejects_unknown_keys() {
+        let cfg = ServerConfig::from_json("{}").unwrap();
+        assert_eq!(cfg.num_partitions, 4);
+        assert!(ServerConfig::from_json(r#"{"bogus": 1}"#).is_err());
+        let err = ServerConfig::from_json(r#"{"num_partitions": 0}"#).unwrap_err();
+        assert!(err.contains("num_partitions"), "{err}");
+    }
+
+    #[test]
+    fn parses_listeners_and_storage() {
+        let l = ListenerSpec::parse("PLAINTEXT://127.0.0.1:0").unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.host.as_str(), l.port),
+            ("PLAINTEXT", "127.0.0.1", 0)
+        );
+        assert!(ListenerSpec::parse("127.0.0.1:9092").is_err());
+        assert_eq!(
+            StorageSpec::parse("memory://").unwrap(),
+            StorageSpec::Memory
+        );
+        assert_eq!(
+            StorageSpec::parse("file:///var/lib/kop").unwrap(),
+            StorageSpec::File("/var/lib/kop".into())
+        );
+    }
+}

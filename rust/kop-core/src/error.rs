@@ -1,0 +1,115 @@
+//! The one place where kop's failures become Kafka error codes.
+//!
+//! Handlers return `KafkaError` values; only `code()` turns them into the numbers the wire carries,
+//! so a reader can check every mapping here against Kafka's `Errors.java`.
+
+use std::io;
+
+/// Kafka error codes kop answers with (a subset of Kafka's `Errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaError {
+    #[error("the server experienced an unexpected error")]
+    UnknownServerError,
+    #[error("the requested offset is out of range")]
+    OffsetOutOfRange,
+    #[error("the record batch failed its CRC check or is malformed")]
+    CorruptMessage,
+    #[error("this server does not host this topic-partition")]
+    UnknownTopicOrPartition,
+    #[error("the request included a message larger than the max message size")]
+    MessageTooLarge,
+    #[error("acks must be -1, 0 or 1")]
+    InvalidRequiredAcks,
+    #[error("the request timed out")]
+    RequestTimedOut,
+    #[error("the topic name is not valid")]
+    InvalidTopic,
+    #[error("the record batch is too large for the request")]
+    RecordListTooLarge,
+    #[error("the version of the API is not supported")]
+    UnsupportedVersion,
+    #[error("the topic already exists")]
+    TopicAlreadyExists,
+    #[error("the number of partitions is invalid")]
+    InvalidPartitions,
+    #[error("the replication factor is invalid")]
+    InvalidReplicationFactor,
+    #[error("the configuration is invalid")]
+    InvalidConfig,
+    #[error("the request is invalid")]
+    InvalidRequest,
+    #[error("the producer attempted to use a producer epoch which is not the current one")]
+    InvalidProducerEpoch,
+    #[error("the broker received an out of order sequence number")]
+    OutOfOrderSequenceNumber,
+    #[error("the broker received a duplicate sequence number")]
+    DuplicateSequenceNumber,
+    #[error("the timestamp of the record is out of the acceptable range")]
+    InvalidTimestamp,
+    #[error("the record is invalid")]
+    InvalidRecord,
+    #[error("the topic id does not exist on this server")]
+    UnknownTopicId,
+    #[error("the producer id is not known")]
+    UnknownProducerId,
+    #[error("the broker is not available")]
+    BrokerNotAvailable,
+    #[error("the storage failed to complete the operation")]
+    KafkaStorageError,
+    #[error("topic deletion is disabled or failed")]
+    TopicDeletionDisabled,
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+}
+
+impl KafkaError {
+    /// The wire code from Kafka's `org.apache.kafka.common.protocol.Errors`.
+    pub const fn code(self) -> i16 {
+        match self {
+            KafkaError::UnknownServerError => -1,
+            KafkaError::OffsetOutOfRange => 1,
+            KafkaError::CorruptMessage => 2,
+            KafkaError::UnknownTopicOrPartition => 3,
+            KafkaError::MessageTooLarge => 10,
+            KafkaError::RequestTimedOut => 7,
+            KafkaError::BrokerNotAvailable => 8,
+            KafkaError::CoordinatorNotAvailable => 15,
+            KafkaError::InvalidTopic => 17,
+            KafkaError::RecordListTooLarge => 18,
+            KafkaError::InvalidRequiredAcks => 21,
+            KafkaError::InvalidTimestamp => 32,
+            KafkaError::UnsupportedVersion => 35,
+            KafkaError::TopicAlreadyExists => 36,
+            KafkaError::InvalidPartitions => 37,
+            KafkaError::InvalidReplicationFactor => 38,
+            KafkaError::InvalidConfig => 40,
+            KafkaError::InvalidRequest => 42,
+            KafkaError::OutOfOrderSequenceNumber => 45,
+            KafkaError::DuplicateSequenceNumber => 46,
+            KafkaError::InvalidProducerEpoch => 47,
+            KafkaError::KafkaStorageError => 56,
+            KafkaError::UnknownProducerId => 59,
+            KafkaError::TopicDeletionDisabled => 73,
+            KafkaError::InvalidRecord => 87,
+            KafkaError::UnknownTopicId => 100,
+        }
+    }
+}
+
+impl From<io::Error> for KafkaError {
+    fn from(err: io::Error) -> Self {
+        tracing::error!(error = %err, "storage I/O error");
+        KafkaError::KafkaStorageError
+    }
+}
+
+/// Error code 0: success.
+pub const NONE: i16 = 0;
+
+/// Convenience: the wire code of a result.
+pub fn code_of<T>(result: &Result<T, KafkaError>) -> i16 {
+    match result {
+        Ok(_) => NONE,
+        Err(e) => e.code(),
+    }
+}

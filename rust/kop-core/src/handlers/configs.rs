@@ -1,0 +1,416 @@
+//! DescribeConfigs and IncrementalAlterConfigs for topics and the broker.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::*;
+
+use super::{sb, RequestContext};
+use crate::broker::topic_config::{self, ConfigType, TOPIC_CONFIGS};
+use crate::config::{FsyncPolicy, ServerConfig};
+use crate::error::KafkaError;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's `ConfigSource` values.
+pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// One described config with its synonyms (most specific first, as Kafka orders them).
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: i8,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+    pub read_only: bool,
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+/// Every topic config with its effective value and where it comes from.
+pub fn topic_entries(
+    overrides: &BTreeMap<String, String>,
+    broker: &ServerConfig,
+) -> Vec<ConfigEntry> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let default = def.default_value(broker);
+            let default_source = if def.broker_synonym().is_some() {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            let mut synonyms = Vec::new();
+            let (value, source) = match overrides.get(def.name) {
+                Some(v) => {
+                    synonyms.push((def.name.to_string(), v.clone(), SOURCE_DYNAMIC_TOPIC));
+                    (v.clone(), SOURCE_DYNAMIC_TOPIC)
+                }
+                None => (default.clone(), default_source),
+            };
+            if let Some(broker_name) = def.broker_synonym() {
+                synonyms.push((broker_name.to_string(), default, SOURCE_STATIC_BROKER));
+            }
+            ConfigEntry {
+                name: def.name.to_string(),
+                value,
+                source,
+                kind: def.kind,
+                doc: def.doc,
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// The broker settings kop has, under their Kafka names. All static (set at start).
+fn broker_entries(ctx: &RequestContext) -> Vec<ConfigEntry> {
+    let c = &ctx.broker.config;
+    let advertised = format!(
+        "{}://{}:{}",
+        ctx.listener.name, ctx.listener.advertised_host, ctx.listener.advertised_port
+    );
+    let flush_ms = match c.fsync {
+        FsyncPolicy::Always => "0".to_string(),
+        FsyncPolicy::Interval => c.fsync_interval_ms.to_string(),
+        FsyncPolicy::Never => i64::MAX.to_string(),
+    };
+    let rows: Vec<(&str, String, ConfigType, &'static str)> = vec![
+        (
+            "advertised.listeners",
+            advertised,
+            ConfigType::List,
+            "listener the client connected through",
+        ),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+            "auto-create unknown topics",
+        ),
+        (
+            "broker.id",
+            c.node_id.to_string(),
+            ConfigType::Int,
+            "this broker's id",
+        ),
+        (
+            "compression.type",
+            "producer".into(),
+            ConfigType::String,
+            "batches are stored as produced",
+        ),
+        (
+            "connections.max.idle.ms",
+            c.connections_max_idle_ms.to_string(),
+            ConfigType::Long,
+            "idle connection timeout",
+        ),
+        (
+            "default.replication.factor",
+            "1".into(),
+            ConfigType::Int,
+            "kop keeps one replica",
+        ),
+        (
+            "delete.topic.enable",
+            "true".into(),
+            ConfigType::Boolean,
+            "topics can be deleted",
+        ),
+        (
+            "listeners",
+            c.listeners.join(","),
+            ConfigType::List,
+            "listeners",
+        ),
+        (
+            "log.cleanup.policy",
+            "delete".into(),
+            ConfigType::List,
+            "default cleanup policy",
+        ),
+        (
+            "log.dirs",
+            c.storage.clone(),
+            ConfigType::String,
+            "kop storage URL",
+        ),
+        (
+            "log.flush.interval.ms",
+            flush_ms,
+            ConfigType::Long,
+            "fsync period (kop fsync setting)",
+        ),
+        (
+            "log.message.timestamp.type",
+            "CreateTime".into(),
+            ConfigType::String,
+            "default timestamp type",
+        ),
+        (
+            "log.retention.bytes",
+            c.log_retention_bytes.to_string(),
+            ConfigType::Long,
+            "default retention.bytes",
+        ),
+        (
+            "log.retention.check.interval.ms",
+            c.log_retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+            "retention period",
+        ),
+        (
+            "log.retention.ms",
+            c.log_retention_ms.to_string(),
+            ConfigType::Long,
+            "default retention.ms",
+        ),
+        (
+            "log.segment.bytes",
+            c.log_segment_bytes.to_string(),
+            ConfigType::Int,
+            "default segment.bytes",
+        ),
+        (
+            "message.max.bytes",
+            c.message_max_bytes.to_string(),
+            ConfigType::Int,
+            "default max.message.bytes",
+        ),
+        (
+            "min.insync.replicas",
+            "1".into(),
+            ConfigType::Int,
+            "kop keeps one replica",
+        ),
+        (
+            "node.id",
+            c.node_id.to_string(),
+            ConfigType::Int,
+            "this broker's id",
+        ),
+        (
+            "num.partitions",
+            c.num_partitions.to_string(),
+            ConfigType::Int,
+            "partitions of auto-created topics",
+        ),
+        (
+            "offsets.topic.replication.factor",
+            "1".into(),
+            ConfigType::Short,
+            "kop keeps one replica",
+        ),
+        (
+            "socket.request.max.bytes",
+            c.max_request_bytes.to_string(),
+            ConfigType::Int,
+            "largest request accepted",
+        ),
+    ];
+    rows.into_iter()
+        .map(|(name, value, kind, doc)| ConfigEntry {
+            synonyms: vec![(name.to_string(), value.clone(), SOURCE_STATIC_BROKER)],
+            name: name.to_string(),
+            value,
+            source: SOURCE_STATIC_BROKER,
+            kind,
+            doc,
+            read_only: true,
+        })
+        .collect()
+}
+
+fn describe_one(
+    ctx: &RequestContext,
+    res: &describe_configs_request::DescribeConfigsResource,
+) -> Result<Vec<ConfigEntry>, (KafkaError, String)> {
+    match res.resource_type {
+        RESOURCE_TOPIC => {
+            let topic = ctx.broker.topic(&res.resource_name).ok_or((
+                KafkaError::UnknownTopicOrPartition,
+                format!("topic {} does not exist", res.resource_name.as_str()),
+            ))?;
+            Ok(topic_entries(&topic.config_overrides(), &ctx.broker.config))
+        }
+        RESOURCE_BROKER => {
+            let name = res.resource_name.as_str();
+            if !name.is_empty() && name != ctx.broker.config.node_id.to_string() {
+                return Err((KafkaError::InvalidRequest, format!("unknown broker {name}")));
+            }
+            Ok(broker_entries(ctx))
+        }
+        other => Err((
+            KafkaError::InvalidRequest,
+            format!("resource type {other} is not supported"),
+        )),
+    }
+}
+
+pub async fn describe_configs(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let version = header.request_api_version;
+    let results = req
+        .resources
+        .iter()
+        .map(|res| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            match describe_one(ctx, res) {
+                Ok(entries) => {
+                    let keys = res.configuration_keys.as_ref();
+                    let configs = entries
+                        .into_iter()
+                        .filter(|e| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == e.name)))
+                        .map(|e| {
+                            let mut r = DescribeConfigsResourceResult::default()
+                                .with_name(sb(&e.name))
+                                .with_value(Some(sb(&e.value)))
+                                .with_read_only(e.read_only)
+                                .with_config_source(e.source);
+                            if req.include_synonyms {
+                                r.synonyms = e
+                                    .synonyms
+                                    .into_iter()
+                                    .map(|(n, v, s)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(sb(n))
+                                            .with_value(Some(sb(v)))
+                                            .with_source(s)
+                                    })
+                                    .collect();
+                            }
+                            if version >= 3 {
+                                r.config_type = e.kind as i8;
+                                if req.include_documentation {
+                                    r.documentation = Some(sb(e.doc));
+                                }
+                            }
+                            r
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                Err((e, msg)) => result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(sb(msg))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+fn alter_topic(
+    ctx: &RequestContext,
+    res: &incremental_alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), (KafkaError, String)> {
+    let topic = ctx.broker.topic(&res.resource_name).ok_or((
+        KafkaError::UnknownTopicOrPartition,
+        format!("topic {} does not exist", res.resource_name.as_str()),
+    ))?;
+    let mut configs = topic.config_overrides();
+    for c in &res.configs {
+        let name = c.name.to_string();
+        let def = topic_config::lookup(&name).ok_or((
+            KafkaError::InvalidConfig,
+            format!("unknown topic config {name}"),
+        ))?;
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        let current = configs
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| def.default_value(&ctx.broker.config));
+        let list = |s: &str| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        match c.config_operation {
+            OP_SET => {
+                configs.insert(name, value);
+            }
+            OP_DELETE => {
+                configs.remove(&name);
+            }
+            OP_APPEND | OP_SUBTRACT if def.kind == ConfigType::List => {
+                let mut items = list(&current);
+                for v in list(&value) {
+                    if c.config_operation == OP_APPEND && !items.contains(&v) {
+                        items.push(v);
+                    } else if c.config_operation == OP_SUBTRACT {
+                        items.retain(|x| *x != v);
+                    }
+                }
+                configs.insert(name, items.join(","));
+            }
+            op => {
+                return Err((
+                    KafkaError::InvalidConfig,
+                    format!("operation {op} is not valid for {name}"),
+                ))
+            }
+        }
+    }
+    topic_config::validate_overrides(&configs).map_err(|m| (KafkaError::InvalidConfig, m))?;
+    if !validate_only {
+        ctx.broker
+            .set_topic_configs(&topic, configs)
+            .map_err(|e| (e, e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub async fn incremental_alter_configs(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = req
+        .resources
+        .iter()
+        .map(|res| {
+            let result = match res.resource_type {
+                RESOURCE_TOPIC => alter_topic(ctx, res, req.validate_only),
+                RESOURCE_BROKER => Err((
+                    KafkaError::InvalidRequest,
+                    "broker configs are set when kop starts (flags, KOP_* variables, kop.toml)"
+                        .to_string(),
+                )),
+                other => Err((
+                    KafkaError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
+            let resp = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            match result {
+                Ok(()) => resp,
+                Err((e, msg)) => resp
+                    .with_error_code(e.code())
+                    .with_error_message(Some(sb(msg))),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,171 @@
+//! Fetch: whole stored batches, with min_bytes/max_wait long-polling woken by appends.
+//!
+//! kop does not create incremental fetch sessions (KIP-227): it answers session id 0, which
+//! tells clients to keep sending full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::*;
+use tokio::sync::watch;
+
+use super::RequestContext;
+use crate::broker::partition::Partition;
+use crate::error::KafkaError;
+
+/// FETCH_SESSION_ID_NOT_FOUND: the client refers to a session kop never created.
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+
+struct Wanted {
+    partition: Result<Arc<Partition>, KafkaError>,
+    index: i32,
+    offset: i64,
+    max_bytes: i32,
+}
+
+fn resolve(
+    ctx: &RequestContext,
+    version: i16,
+    req: &FetchRequest,
+) -> Vec<(FetchTopic, Vec<Wanted>)> {
+    req.topics
+        .iter()
+        .map(|t| {
+            let topic = if version >= 13 {
+                ctx.broker
+                    .topic_by_id(&t.topic_id)
+                    .ok_or(KafkaError::UnknownTopicId)
+            } else {
+                ctx.broker
+                    .topic(&t.topic)
+                    .ok_or(KafkaError::UnknownTopicOrPartition)
+            };
+            let wanted = t
+                .partitions
+                .iter()
+                .map(|p| Wanted {
+                    partition: topic.clone().and_then(|tp| {
+                        tp.partition(p.partition)
+                            .ok_or(KafkaError::UnknownTopicOrPartition)
+                    }),
+                    index: p.partition,
+                    offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                })
+                .collect();
+            (t.clone(), wanted)
+        })
+        .collect()
+}
+
+/// One pass over every wanted partition; returns the response parts and the bytes found.
+fn collect(
+    wanted: &[(FetchTopic, Vec<Wanted>)],
+    max_bytes: i32,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut remaining = max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let topics = wanted
+        .iter()
+        .map(|(t, parts)| {
+            let partitions = parts
+                .iter()
+                .map(|w| {
+                    let limit = (w.max_bytes.max(0) as usize).min(remaining);
+                    let read = w.partition.as_ref().map_err(|e| *e).and_then(|p| {
+                        if limit == 0 && total > 0 {
+                            // Response already full: report positions without data.
+                            p.read(w.offset, 0).map(|mut r| {
+                                r.records = Bytes::new();
+                                r
+                            })
+                        } else {
+                            p.read(w.offset, limit.max(1))
+                        }
+                    });
+                    let mut data = PartitionData::default().with_partition_index(w.index);
+                    match read {
+                        Ok(r) => {
+                            remaining = remaining.saturating_sub(r.records.len());
+                            total += r.records.len();
+                            data.high_watermark = r.high_watermark;
+                            data.last_stable_offset = r.high_watermark;
+                            data.log_start_offset = r.log_start_offset;
+                            data.records = Some(r.records);
+                        }
+                        Err(e) => {
+                            any_error = true;
+                            data.error_code = e.code();
+                            data.high_watermark = -1;
+                            data.last_stable_offset = -1;
+                            data.log_start_offset = -1;
+                            data.records = Some(Bytes::new());
+                        }
+                    }
+                    if read_committed {
+                        data.aborted_transactions = Some(Vec::new());
+                    }
+                    data
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    (topics, total, any_error)
+}
+
+pub async fn handle(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: FetchRequest,
+) -> FetchResponse {
+    let version = header.request_api_version;
+    if version >= 7 && req.session_id != 0 {
+        return FetchResponse::default().with_error_code(FETCH_SESSION_ID_NOT_FOUND);
+    }
+    let wanted = resolve(ctx, version, &req);
+    // Subscribe before the first read so an append between read and wait is not missed.
+    let mut watchers: Vec<watch::Receiver<i64>> = wanted
+        .iter()
+        .flat_map(|(_, parts)| parts.iter())
+        .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
+        .collect();
+    let max_bytes = if version >= 3 {
+        req.max_bytes
+    } else {
+        i32::MAX
+    };
+    let read_committed = req.isolation_level == 1;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        for w in watchers.iter_mut() {
+            w.borrow_and_update();
+        }
+        let (topics, total, any_error) = collect(&wanted, max_bytes, read_committed);
+        let done = total >= req.min_bytes.max(0) as usize
+            || any_error
+            || watchers.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || shutdown.is_set();
+        if done {
+            return FetchResponse::default().with_responses(topics);
+        }
+        let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Metadata and DescribeCluster: one broker that leads every partition.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::*;
+
+use super::{sb, RequestContext};
+use crate::broker::partition::LEADER_EPOCH;
+use crate::broker::{is_internal, valid_topic_name, Topic};
+use crate::error::KafkaError;
+
+/// Bit sets of the operations a principal may perform, as Kafka encodes them (1 << op).
+/// Without authorization configured every operation is allowed.
+pub const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+pub const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+fn describe_topic(ctx: &RequestContext, topic: &Topic, with_ops: bool) -> MetadataResponseTopic {
+    let node = ctx.broker.config.node_id;
+    let partitions = topic
+        .partitions()
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.index)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+        })
+        .collect();
+    let mut t = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(sb(&topic.name))))
+        .with_topic_id(topic.id)
+        .with_is_internal(is_internal(&topic.name))
+        .with_partitions(partitions);
+    if with_ops {
+        t.topic_authorized_operations = TOPIC_OPERATIONS;
+    }
+    t
+}
+
+fn topic_error(name: Option<&str>, id: uuid::Uuid, err: KafkaError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(err.code())
+        .with_name(name.map(|n| TopicName(sb(n))))
+        .with_topic_id(id)
+}
+
+pub async fn handle(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    let broker = &ctx.broker;
+    let with_ops = version >= 8 && req.include_topic_authorized_operations;
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    // Before v4 there was no flag and auto-creation was always requested.
+    let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let topics = if all {
+        broker
+            .topics()
+            .iter()
+            .map(|t| describe_topic(ctx, t, with_ops))
+            .collect()
+    } else {
+        req.topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|wanted| match (&wanted.name, wanted.topic_id) {
+                (Some(name), _) => {
+                    let name: &str = name;
+                    if !valid_topic_name(name) {
+                        return topic_error(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            KafkaError::InvalidTopic,
+                        );
+                    }
+                    let found = match broker.topic(name) {
+                        Some(t) => Ok(t),
+                        None if auto_create => broker.auto_create(name),
+                        None => Err(KafkaError::UnknownTopicOrPartition),
+                    };
+                    match found {
+                        Ok(t) => describe_topic(ctx, &t, with_ops),
+                        Err(e) => topic_error(Some(name), uuid::Uuid::nil(), e),
+                    }
+                }
+                (None, id) => match broker.topic_by_id(&id) {
+                    Some(t) => describe_topic(ctx, &t, with_ops),
+                    None => topic_error(None, id, KafkaError::UnknownTopicId),
+                },
+            })
+            .collect()
+    };
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.config.node_id))
+            .with_host(sb(&ctx.listener.advertised_host))
+            .with_port(ctx.listener.advertised_port)])
+        .with_cluster_id(Some(sb(&broker.cluster_id)))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics);
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
+    resp
+}
+
+pub async fn describe_cluster(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let broker = &ctx.broker;
+    // endpoint_type 1 = brokers; 2 = controllers (kop is both, at the same address).
+    let mut resp = DescribeClusterResponse::default()
+        .with_endpoint_type(req.endpoint_type.max(1))
+        .with_cluster_id(sb(&broker.cluster_id))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.config.node_id))
+            .with_host(sb(&ctx.listener.advertised_host))
+            .with_port(ctx.listener.advertised_port)]);
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
+    resp
+}

@@ -1,0 +1,134 @@
+//! Request dispatch. The `served!` table below is the single list of APIs kop implements: it
+//! generates both the dispatcher and what ApiVersions advertises, so nothing unimplemented is
+//! ever advertised.
+
+mod admin_topics;
+mod api_versions;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod produce_legacy;
+mod producer_id;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use crate::broker::Broker;
+use crate::codec::frame::{encode_response, RequestFrame};
+
+/// How the client reaches this broker through the listener it connected to.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+/// What a handler needs besides the request.
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub listener: Arc<ListenerInfo>,
+    pub peer: SocketAddr,
+    /// Set when the server is stopping: waiting fetches return at once.
+    pub shutdown: crate::shutdown::ShutdownSignal,
+}
+
+/// The result of handling one request.
+pub enum Outcome {
+    Respond(Bytes),
+    /// acks=0 produce: Kafka sends nothing back.
+    NoResponse,
+    /// The request cannot be answered under the protocol: close the connection.
+    Close(String),
+}
+
+macro_rules! served {
+    ($( $key:ident [$min:literal ..= $max:literal] $req:ident => $handler:path; )*) => {
+        /// (API, min version, max version) for every API kop serves.
+        pub const SERVED: &[(ApiKey, i16, i16)] = &[
+            (ApiKey::Produce, produce::ADVERTISED_MIN, produce::MAX),
+            $((ApiKey::$key, $min, $max),)*
+        ];
+
+        async fn dispatch_served(ctx: &RequestContext, frame: RequestFrame) -> anyhow::Result<Outcome> {
+            let version = frame.header.request_api_version;
+            let correlation_id = frame.header.correlation_id;
+            let mut body = frame.body;
+            match frame.api_key {
+                ApiKey::Produce if version < produce::DECODABLE_MIN => {
+                    Ok(produce_legacy::handle(&frame.header, body))
+                }
+                ApiKey::Produce => {
+                    let req = ProduceRequest::decode(&mut body, version)?;
+                    match produce::handle(ctx, &frame.header, req).await {
+                        Some(resp) => Ok(Outcome::Respond(encode_response(ApiKey::Produce, version, correlation_id, &resp)?)),
+                        None => Ok(Outcome::NoResponse),
+                    }
+                }
+                $(ApiKey::$key => {
+                    let req = $req::decode(&mut body, version)?;
+                    let resp = $handler(ctx, &frame.header, req).await;
+                    Ok(Outcome::Respond(encode_response(ApiKey::$key, version, correlation_id, &resp)?))
+                })*
+                other => Ok(Outcome::Close(format!("API {other:?} is not served"))),
+            }
+        }
+    };
+}
+
+served! {
+    Fetch [4 ..= 17] FetchRequest => fetch::handle;
+    ListOffsets [1 ..= 10] ListOffsetsRequest => list_offsets::handle;
+    Metadata [0 ..= 13] MetadataRequest => metadata::handle;
+    ApiVersions [0 ..= 4] ApiVersionsRequest => api_versions::handle;
+    CreateTopics [2 ..= 7] CreateTopicsRequest => admin_topics::create_topics;
+    DeleteTopics [1 ..= 6] DeleteTopicsRequest => admin_topics::delete_topics;
+    InitProducerId [0 ..= 6] InitProducerIdRequest => producer_id::handle;
+    DescribeConfigs [1 ..= 4] DescribeConfigsRequest => configs::describe_configs;
+    IncrementalAlterConfigs [0 ..= 1] IncrementalAlterConfigsRequest => configs::incremental_alter_configs;
+    CreatePartitions [0 ..= 3] CreatePartitionsRequest => admin_topics::create_partitions;
+    DescribeCluster [0 ..= 2] DescribeClusterRequest => metadata::describe_cluster;
+}
+
+/// The versions kop serves of an API, if it serves it.
+pub fn served_range(key: ApiKey) -> Option<(i16, i16)> {
+    SERVED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Handles one request frame.
+pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
+    let key = frame.api_key;
+    let version = frame.header.request_api_version;
+    let Some((min, max)) = served_range(key) else {
+        return Outcome::Close(format!("API {key:?} is not served"));
+    };
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            return api_versions::unsupported_version(frame.header.correlation_id);
+        }
+        return Outcome::Close(format!("{key:?} v{version} is not served (v{min}-v{max})"));
+    }
+    match dispatch_served(ctx, frame).await {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Close(format!("{key:?} v{version}: {e}")),
+    }
+}
+
+/// `StrBytes` from a `String`.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// The highest version kop serves of `key` (for parsing headers of versions it doesn't).
+pub fn max_served(key: ApiKey) -> i16 {
+    served_range(key).map_or(key.valid_versions().max, |(_, max)| max)
+}

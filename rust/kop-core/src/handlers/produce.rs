@@ -1,0 +1,89 @@
+//! Produce: validate each partition's batches and append them, assigning offsets.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+
+use super::{sb, RequestContext};
+use crate::broker::Topic;
+use crate::error::KafkaError;
+use std::sync::Arc;
+
+/// Kafka 4 still advertises Produce v0 (KAFKA-18659) and answers v0–v2 with UNSUPPORTED_VERSION.
+pub const ADVERTISED_MIN: i16 = 0;
+/// The oldest version the codec decodes; older ones go to `produce_legacy`.
+pub const DECODABLE_MIN: i16 = 3;
+pub const MAX: i16 = 13;
+
+fn partition_error(index: i32, err: KafkaError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(err.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(Some(sb(err.to_string())))
+}
+
+/// Returns `None` for acks=0, where Kafka sends no response.
+pub async fn handle(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let version = header.request_api_version;
+    let broker = &ctx.broker;
+    let acks_error = (!matches!(req.acks, -1..=1)).then_some(KafkaError::InvalidRequiredAcks);
+    let tx_error = req
+        .transactional_id
+        .is_some()
+        .then_some(KafkaError::InvalidRequest);
+    let now = crate::now_ms();
+    let sync = broker.sync_on_append();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let (topic, missing): (Option<Arc<Topic>>, KafkaError) = if version >= 13 {
+            (
+                broker.topic_by_id(&topic_data.topic_id),
+                KafkaError::UnknownTopicId,
+            )
+        } else {
+            (
+                broker.topic(&topic_data.name),
+                KafkaError::UnknownTopicOrPartition,
+            )
+        };
+        let partitions = topic_data
+            .partition_data
+            .into_iter()
+            .map(|pd| {
+                let result = match (acks_error.or(tx_error), &topic) {
+                    (Some(e), _) => Err(e),
+                    (None, None) => Err(missing),
+                    (None, Some(t)) => match (t.partition(pd.index), pd.records.as_deref()) {
+                        (None, _) => Err(KafkaError::UnknownTopicOrPartition),
+                        (Some(_), None) => Err(KafkaError::InvalidRecord),
+                        (Some(p), Some(records)) => p.append(records, now, sync),
+                    },
+                };
+                match result {
+                    Ok(done) => PartitionProduceResponse::default()
+                        .with_index(pd.index)
+                        .with_base_offset(done.base_offset)
+                        .with_log_append_time_ms(done.log_append_time)
+                        .with_log_start_offset(done.log_start_offset),
+                    Err(e) => {
+                        tracing::debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
+                        partition_error(pd.index, e)
+                    }
+                }
+            })
+            .collect();
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    (req.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

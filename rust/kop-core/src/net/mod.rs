@@ -1,0 +1,291 @@
+//! Listeners and the server lifecycle: start, serve, stop gracefully.
+
+mod connection;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::config::{FsyncPolicy, ListenerSpec, ServerConfig};
+use crate::handlers::{ListenerInfo, RequestContext};
+use crate::shutdown::ShutdownSignal;
+
+/// A listener as actually bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundListener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Default)]
+struct StopState {
+    stopped: bool,
+}
+
+/// A started server. Dropping it stops it.
+pub struct RunningServer {
+    runtime: Mutex<Option<Runtime>>,
+    shutdown_tx: watch::Sender<bool>,
+    done: Arc<(Mutex<StopState>, Condvar)>,
+    listeners: Vec<BoundListener>,
+    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    broker: Arc<Broker>,
+}
+
+fn bind(spec: &ListenerSpec) -> io::Result<StdTcpListener> {
+    let addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port).to_socket_addrs()?.collect();
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
+    for addr in addrs {
+        match StdTcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                return Ok(l);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(io::Error::new(
+        last.kind(),
+        format!(
+            "cannot listen on {}://{}:{}: {last}",
+            spec.name, spec.host, spec.port
+        ),
+    ))
+}
+
+/// What Metadata advertises for a listener: the configured advertised listener of the same
+/// name, else the bound address (a wildcard host is advertised as 127.0.0.1).
+fn advertised(config: &ServerConfig, bound: &BoundListener) -> ListenerInfo {
+    let configured = config
+        .advertised_listeners
+        .iter()
+        .filter_map(|a| ListenerSpec::parse(a).ok())
+        .find(|a| a.name == bound.name);
+    let (host, port) = match configured {
+        Some(a) => (a.host, if a.port == 0 { bound.port } else { a.port }),
+        None => (bound.host.clone(), bound.port),
+    };
+    let host = if host == "0.0.0.0" || host == "::" || host.is_empty() {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    ListenerInfo {
+        name: bound.name.clone(),
+        advertised_host: host,
+        advertised_port: i32::from(port),
+    }
+}
+
+impl RunningServer {
+    /// Opens storage (recovering it), binds every listener and starts serving.
+    pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let threads = if config.io_threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.io_threads
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("kop-io")
+            .enable_all()
+            .build()?;
+        let specs = config.listener_specs();
+        let std_listeners = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
+        let started = std::time::Instant::now();
+        let broker = Arc::new(Broker::open(config.clone())?);
+        tracing::info!(
+            topics = broker.topics().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            cluster_id = %broker.cluster_id,
+            "storage opened"
+        );
+        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
+        for (spec, l) in specs.iter().zip(std_listeners) {
+            let addr = l.local_addr()?;
+            let b = BoundListener {
+                name: spec.name.clone(),
+                host: spec.host.clone(),
+                port: addr.port(),
+            };
+            let info = Arc::new(advertised(&config, &b));
+            let _guard = runtime.enter();
+            listeners.push((TcpListener::from_std(l)?, info));
+            bound.push(b);
+        }
+        let (shutdown_tx, shutdown) = ShutdownSignal::new();
+        let done = Arc::new((Mutex::new(StopState::default()), Condvar::new()));
+        let serving = runtime.spawn(serve_all(broker.clone(), listeners, shutdown));
+        for l in &bound {
+            tracing::info!(listener = %l.name, host = %l.host, port = l.port, "listening");
+        }
+        Ok(RunningServer {
+            runtime: Mutex::new(Some(runtime)),
+            shutdown_tx,
+            done,
+            listeners: bound,
+            serving: Mutex::new(Some(serving)),
+            broker,
+        })
+    }
+
+    pub fn listeners(&self) -> &[BoundListener] {
+        &self.listeners
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.done.0.lock().stopped
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `timeout`), flushes and closes.
+    /// Safe to call more than once and from any thread.
+    pub fn stop(&self, timeout: Duration) {
+        let Some(runtime) = self.runtime.lock().take() else {
+            return;
+        };
+        tracing::info!("stopping");
+        self.shutdown_tx.send_replace(true);
+        if let Some(serving) = self.serving.lock().take() {
+            let finished = runtime.block_on(async { tokio::time::timeout(timeout, serving).await });
+            if finished.is_err() {
+                tracing::warn!("in-flight requests did not finish within the stop timeout");
+            }
+        }
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        self.broker.flush_all();
+        let (state, cv) = &*self.done;
+        state.lock().stopped = true;
+        cv.notify_all();
+        tracing::info!("stopped");
+    }
+
+    /// Blocks until the server has stopped, or the timeout passes. True if stopped.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        let (state, cv) = &*self.done;
+        let mut s = state.lock();
+        match timeout {
+            None => {
+                while !s.stopped {
+                    cv.wait(&mut s);
+                }
+            }
+            Some(t) => {
+                let deadline = std::time::Instant::now() + t;
+                while !s.stopped {
+                    if cv.wait_until(&mut s, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        s.stopped
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// Accept loops for every listener plus the periodic fsync and retention tasks; returns once
+/// shutdown is signalled and every connection has finished its request in flight.
+async fn serve_all(
+    broker: Arc<Broker>,
+    listeners: Vec<(TcpListener, Arc<ListenerInfo>)>,
+    shutdown: ShutdownSignal,
+) {
+    let mut tasks = JoinSet::new();
+    for (listener, info) in listeners {
+        tasks.spawn(accept_loop(
+            broker.clone(),
+            listener,
+            info,
+            shutdown.clone(),
+        ));
+    }
+    tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
+    while let Some(result) = tasks.join_next().await {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    info: Arc<ListenerInfo>,
+    mut shutdown: ShutdownSignal,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let ctx = RequestContext {
+                        broker: broker.clone(),
+                        listener: info.clone(),
+                        peer,
+                        shutdown: shutdown.clone(),
+                    };
+                    connections.spawn(connection::serve(stream, ctx));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "connection task failed");
+                }
+            }
+            _ = shutdown.wait() => break,
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn housekeeping(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
+    let config = broker.config.clone();
+    let fsync_every = Duration::from_millis(config.fsync_interval_ms as u64);
+    let mut fsync = tokio::time::interval(fsync_every);
+    let mut retention = tokio::time::interval(Duration::from_millis(
+        config.log_retention_check_interval_ms as u64,
+    ));
+    fsync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = fsync.tick(), if config.fsync == FsyncPolicy::Interval => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.flush_all()).await;
+            }
+            _ = retention.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.enforce_retention(crate::now_ms())).await;
+            }
+            _ = shutdown.wait() => break,
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Kafka record batches kept as raw bytes.
+
+pub mod batch;
+pub mod decode;

@@ -1,0 +1,88 @@
+//! Storage: narrow traits and their backends.
+//!
+//! The broker keeps every Kafka rule (offsets, producer state, waiting fetches); a backend only
+//! stores topic metadata and batch bytes durably and answers positions. `SegmentedLog` is the
+//! log structure shared by the file and memory backends; a Pulsar backend implements
+//! `Storage`/`PartitionLog` itself.
+
+mod file;
+mod log;
+mod memory;
+mod segment;
+
+use std::collections::BTreeMap;
+use std::io;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use file::FileStorage;
+pub use log::SegmentedLog;
+pub use memory::MemoryStorage;
+
+use crate::records::batch::BatchHeader;
+
+/// What a backend persists about a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub partitions: i32,
+    /// Topic-level config overrides (`retention.ms`, ...); defaults are not stored.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The log settings a partition needs from its topic config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    pub segment_bytes: i64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    /// Whether old data is deleted by retention (`cleanup.policy` contains `delete`).
+    pub delete_retention: bool,
+}
+
+/// A backend: topic metadata, broker identity and one log per partition.
+pub trait Storage: Send + Sync {
+    fn load_cluster_id(&self) -> io::Result<Option<String>>;
+    fn save_cluster_id(&self, id: &str) -> io::Result<()>;
+    fn load_topics(&self) -> io::Result<Vec<TopicMeta>>;
+    fn save_topic(&self, meta: &TopicMeta) -> io::Result<()>;
+    /// Removes the topic's metadata and all its partitions' data.
+    fn delete_topic(&self, meta: &TopicMeta) -> io::Result<()>;
+    /// Opens (recovering if needed) a partition's log. `on_batch` sees the header of every
+    /// batch found, oldest first, so the broker can rebuild producer state.
+    fn open_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        settings: LogSettings,
+        on_batch: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<Box<dyn PartitionLog>>;
+    /// Reserves `count` producer ids durably and returns the first one.
+    fn reserve_producer_ids(&self, count: i64) -> io::Result<i64>;
+}
+
+/// One partition's log. Offsets are assigned by the broker; the log stores batches whose
+/// `baseOffset` is already patched, in offset order.
+pub trait PartitionLog: Send + Sync {
+    fn log_start_offset(&self) -> i64;
+    /// The offset the next batch gets (the log end offset).
+    fn next_offset(&self) -> i64;
+    fn size_bytes(&self) -> u64;
+    /// Appends one patched batch.
+    fn append(&mut self, header: &BatchHeader, batch: &[u8], now_ms: i64) -> io::Result<()>;
+    /// Whole batches starting with the one that contains `offset`, about `max_bytes` of them
+    /// (always at least one batch if any exists), never past `upper` (exclusive).
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes>;
+    /// The first batch whose max timestamp is >= `timestamp`.
+    fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>>;
+    /// The batch holding the largest timestamp in the log.
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>>;
+    /// Makes appended data durable (fsync).
+    fn flush(&mut self) -> io::Result<()>;
+    fn set_settings(&mut self, settings: LogSettings);
+    /// Applies retention; returns the number of segments deleted.
+    fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;
+}

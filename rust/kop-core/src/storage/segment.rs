@@ -1,0 +1,229 @@
+//! One segment of a partition log: raw batches back to back, plus in-memory sparse indexes.
+
+use std::io;
+
+use bytes::Bytes;
+
+use crate::records::batch::{BatchHeader, HEADER_LEN};
+
+/// Bytes of a segment: a file or a memory buffer.
+pub trait SegmentStore: Send + Sync {
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
+    fn len(&self) -> u64;
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    fn sync(&mut self) -> io::Result<()>;
+    /// Deletes the backing file, if any.
+    fn remove(self: Box<Self>) -> io::Result<()>;
+}
+
+/// A sparse index entry: a batch's base offset, its position and the largest timestamp seen in
+/// the segment up to and including it.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    base_offset: i64,
+    position: u64,
+    max_timestamp_so_far: i64,
+}
+
+/// Add an index entry after this many bytes (Kafka's `index.interval.bytes` default).
+const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+pub struct Segment {
+    pub base_offset: i64,
+    /// Offset after the last batch in this segment.
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    /// Wall-clock time of the first append, for `segment.ms` rolling.
+    pub created_ms: i64,
+    store: Box<dyn SegmentStore>,
+    index: Vec<IndexEntry>,
+    bytes_since_index: u64,
+}
+
+impl Segment {
+    pub fn new(base_offset: i64, store: Box<dyn SegmentStore>, now_ms: i64) -> Segment {
+        Segment {
+            base_offset,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            created_ms: now_ms,
+            store,
+            index: Vec::new(),
+            bytes_since_index: u64::MAX,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.len() == 0
+    }
+
+    /// Records a batch that is at `position` in the store (on append or during recovery).
+    fn note_batch(&mut self, header: &BatchHeader, position: u64) {
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
+            self.index.push(IndexEntry {
+                base_offset: header.base_offset,
+                position,
+                max_timestamp_so_far: self.max_timestamp,
+            });
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.size as u64;
+        self.next_offset = header.last_offset() + 1;
+    }
+
+    pub fn append(&mut self, header: &BatchHeader, batch: &[u8]) -> io::Result<()> {
+        let position = self.store.len();
+        self.store.append(batch)?;
+        self.note_batch(header, position);
+        Ok(())
+    }
+
+    /// Scans the stored bytes, rebuilding the indexes; stops at (and cuts off) the first batch
+    /// that is torn or fails `check`. Returns the headers found, oldest first.
+    pub fn recover(
+        &mut self,
+        check: &dyn Fn(&[u8]) -> bool,
+        on_batch: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<()> {
+        let len = self.store.len();
+        let mut pos = 0u64;
+        let mut head = [0u8; HEADER_LEN];
+        let mut last_ts = -1;
+        while pos + HEADER_LEN as u64 <= len {
+            self.store.read_at(pos, &mut head)?;
+            let Ok(header) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if pos + header.size as u64 > len || header.base_offset < self.next_offset {
+                break;
+            }
+            let mut whole = vec![0u8; header.size];
+            self.store.read_at(pos, &mut whole)?;
+            if !check(&whole) {
+                break;
+            }
+            self.note_batch(&header, pos);
+            last_ts = header.max_timestamp;
+            on_batch(&header);
+            pos += header.size as u64;
+        }
+        if pos < len {
+            tracing::warn!(
+                segment = self.base_offset,
+                kept = pos,
+                dropped = len - pos,
+                "truncating a torn or corrupt tail found during recovery"
+            );
+            self.store.truncate(pos)?;
+        }
+        if last_ts >= 0 {
+            self.created_ms = self.created_ms.min(last_ts.max(0));
+        }
+        Ok(())
+    }
+
+    /// Position of the batch containing `offset`, by the sparse index and a header scan.
+    fn position_of(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let start = match self.index.partition_point(|e| e.base_offset <= offset) {
+            0 => 0,
+            i => self.index[i - 1].position,
+        };
+        self.scan_from(start, |h| h.last_offset() >= offset)
+    }
+
+    /// Walks batch headers from `pos` and returns the first that satisfies `stop`.
+    fn scan_from(
+        &self,
+        mut pos: u64,
+        stop: impl Fn(&BatchHeader) -> bool,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        let len = self.store.len();
+        let mut head = [0u8; HEADER_LEN];
+        while pos + HEADER_LEN as u64 <= len {
+            self.store.read_at(pos, &mut head)?;
+            let header = BatchHeader::parse(&head)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "corrupt batch in log"))?;
+            if stop(&header) {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one containing `offset` up to ~`max_bytes`, none reaching `upper`.
+    pub fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes> {
+        let Some((start, first)) = self.position_of(offset)? else {
+            return Ok(Bytes::new());
+        };
+        if first.base_offset >= upper {
+            return Ok(Bytes::new());
+        }
+        // Extend batch by batch; the first batch is returned whole even if larger (KIP-74).
+        let len = self.store.len();
+        let mut end = start + first.size as u64;
+        let mut head = [0u8; HEADER_LEN];
+        while end + HEADER_LEN as u64 <= len {
+            self.store.read_at(end, &mut head)?;
+            let Ok(h) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if h.last_offset() >= upper || (end + h.size as u64 - start) as usize > max_bytes {
+                break;
+            }
+            end += h.size as u64;
+        }
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.store.read_at(start, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp`.
+    pub fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let i = self
+            .index
+            .partition_point(|e| e.max_timestamp_so_far < timestamp);
+        let start = if i == 0 {
+            0
+        } else {
+            self.index[i - 1].position
+        };
+        self.batch_where(start, |h| h.max_timestamp >= timestamp)
+    }
+
+    /// The batch that holds this segment's max timestamp.
+    pub fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>> {
+        let ts = self.max_timestamp;
+        self.batch_where(0, |h| h.max_timestamp == ts)
+    }
+
+    fn batch_where(
+        &self,
+        start: u64,
+        stop: impl Fn(&BatchHeader) -> bool,
+    ) -> io::Result<Option<Bytes>> {
+        let Some((pos, header)) = self.scan_from(start, stop)? else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; header.size];
+        self.store.read_at(pos, &mut buf)?;
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.store.sync()
+    }
+
+    pub fn remove(self) -> io::Result<()> {
+        self.store.remove()
+    }
+}

@@ -1,0 +1,128 @@
+//! `kop._native`: the thin PyO3 layer over kop-core. Contract: docs/native-api.md.
+//!
+//! Every call that may block (start: storage recovery; stop; wait) detaches from the
+//! interpreter, so Python threads and signal handlers keep running meanwhile.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kop_core::{RunningServer, ServerConfig};
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+#[pyclass(module = "kop._native", frozen)]
+struct NativeServer {
+    config: ServerConfig,
+    running: Mutex<Option<Arc<RunningServer>>>,
+}
+
+fn to_py_err(err: io::Error) -> PyErr {
+    match err.kind() {
+        io::ErrorKind::InvalidInput => PyValueError::new_err(err.to_string()),
+        _ => PyOSError::new_err(err.to_string()),
+    }
+}
+
+impl NativeServer {
+    fn server(&self) -> Option<Arc<RunningServer>> {
+        self.running.lock().clone()
+    }
+}
+
+#[pymethods]
+impl NativeServer {
+    #[new]
+    fn new(config_json: &str) -> PyResult<Self> {
+        let config = ServerConfig::from_json(config_json).map_err(PyValueError::new_err)?;
+        Ok(NativeServer {
+            config,
+            running: Mutex::new(None),
+        })
+    }
+
+    /// Opens storage, binds every listener and starts serving.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        if self.running.lock().is_some() {
+            return Err(PyRuntimeError::new_err("server already started"));
+        }
+        let config = self.config.clone();
+        let server = py
+            .detach(|| RunningServer::start(config))
+            .map_err(to_py_err)?;
+        *self.running.lock() = Some(Arc::new(server));
+        Ok(())
+    }
+
+    /// (listener name, host, port) of every listener as bound.
+    fn bound_addresses(&self) -> Vec<(String, String, u16)> {
+        self.server()
+            .map(|s| {
+                s.listeners()
+                    .iter()
+                    .map(|l| (l.name.clone(), l.host.clone(), l.port))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops accepting, finishes in-flight requests (up to the timeout), flushes, closes.
+    fn stop(&self, py: Python<'_>, timeout_secs: f64) {
+        if let Some(server) = self.server() {
+            let timeout = Duration::from_secs_f64(timeout_secs.max(0.0));
+            py.detach(|| server.stop(timeout));
+        }
+    }
+
+    /// True once the server has stopped (or was never started); waits up to the timeout.
+    fn wait(&self, py: Python<'_>, timeout_secs: Option<f64>) -> bool {
+        match self.server() {
+            None => true,
+            Some(server) => {
+                let timeout = timeout_secs.map(|t| Duration::from_secs_f64(t.max(0.0)));
+                py.detach(|| server.wait(timeout))
+            }
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.server().is_some_and(|s| s.is_running())
+    }
+}
+
+/// Sends Rust log lines to stderr at the given level; the first call wins.
+#[pyfunction]
+fn init_logging(level: &str) -> PyResult<()> {
+    let level = match level.to_ascii_lowercase().as_str() {
+        "warning" => "warn".to_string(),
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "log_level: unknown level {other:?}"
+            )))
+        }
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("warn,kop_core={level},kop_py={level}"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    Ok(())
+}
+
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeServer>()?;
+    m.add_function(wrap_pyfunction!(init_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    Ok(())
+}
