@@ -17,8 +17,11 @@ fn read_string(buf: &mut Bytes) -> Option<Bytes> {
     (buf.remaining() >= len).then(|| buf.split_to(len))
 }
 
-/// Topic names and partition indexes of a v0–v2 request.
-fn parse(mut body: Bytes) -> Option<(i16, Vec<(Bytes, Vec<i32>)>)> {
+/// A topic name and the partition indexes asked for it.
+type TopicPartitions = (Bytes, Vec<i32>);
+
+/// acks, and the topics and partitions of a v0–v2 request.
+fn parse(mut body: Bytes) -> Option<(i16, Vec<TopicPartitions>)> {
     if body.remaining() < 10 {
         return None;
     }

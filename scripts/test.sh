@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything kop's tests need and runs all of them. `.ci/run` calls exactly this.
+#
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh -k fetch   # extra arguments go to pytest
+#
+# Needs: Rust (cargo with rustfmt + clippy), Python >= 3.10, Java 17+ and Maven.
+# Caches: ~/.cache/kop (Rust target dir, Maven jars for Kafka and Pulsar), ~/.m2, pip's cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export KOP_CACHE="${KOP_CACHE:-$HOME/.cache/kop}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KOP_CACHE/target}"
+mkdir -p "$KOP_CACHE"
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "toolchains"
+for tool in cargo python3 java mvn; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: see README (Requirements)" >&2; exit 1; }
+done
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  rustup component add clippy rustfmt
+fi
+cargo --version; python3 --version; java -version 2>&1 | head -1
+
+step "python venv"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements-dev.txt
+py=$root/.venv/bin/python
+
+step "rust: fmt, clippy, unit and integration tests"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+cargo test --workspace --release
+
+step "build the wheel into the venv"
+.venv/bin/maturin develop --release --quiet
+
+step "python: ruff, mypy, stubtest"
+.venv/bin/ruff check python tests bench scripts
+.venv/bin/ruff format --check python tests bench scripts
+.venv/bin/mypy
+"$py" -m mypy.stubtest kop._native
+
+step "java: Kafka clients/tools and Pulsar from Maven Central"
+scripts/kafka.sh fetch
+scripts/pulsar.sh fetch
+
+step "pytest"
+"$py" -m pytest -ra "$@"
