@@ -10,6 +10,7 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import ConfigResource, ConfigSource, NewPartitions, NewTopic
+
 from helpers import ck, java, wire
 from helpers.data import Rec, check_same
 

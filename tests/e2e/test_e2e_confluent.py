@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from helpers import ck
 from helpers.data import Mix, by_partition, check_same, make_records
 

@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 
 import pytest
+
 from helpers import ck, java
 from helpers.data import Mix, Rec, check_contiguous, make_records
 

@@ -11,10 +11,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition as AioTP
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import OffsetSpec
-from helpers import ck, java
-from helpers.data import Rec, check_same
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTP
+
+from helpers import ck, java
+from helpers.data import Rec, check_same
 
 PER_PARTITION = 250
 DAY = 86_400_000

@@ -9,9 +9,10 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition as AioTP
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
 from helpers import ck
 from helpers.data import Got, Mix, check_same, make_records
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 CODECS = [None, "gzip", "snappy", "lz4", "zstd"]
 N = 6000

@@ -231,6 +231,7 @@ class Kafka(ServerHandle):
     def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
         super().__init__(data_dir, config)
         self.port = free_port()
+        self.controller_port = free_port()  # stable: the KRaft voter set records it
         self.running = False
 
     def _env(self) -> dict[str, str]:
@@ -241,7 +242,7 @@ class Kafka(ServerHandle):
                 raise ValueError(f"no Apache Kafka equivalent known for kop option {key!r}")
             props.append(f"{_KAFKA_PROPS[key]}={_text(value)}")
         env["KAFKA_EXTRA_PROPS"] = "\n".join(props)
-        env["KAFKA_CONTROLLER_PORT"] = str(free_port())
+        env["KAFKA_CONTROLLER_PORT"] = str(self.controller_port)
         return env
 
     def start(self) -> None:
