@@ -3,7 +3,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a connection is closed instead of answered.
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +28,14 @@ pub enum FrameError {
 /// Smallest request: api key, api version, correlation id.
 const MIN_REQUEST: i32 = 8;
 
-/// Reads one frame. `Ok(None)` is a clean close between frames.
+/// Reads one frame. `Ok(None)` is a clean close between frames. The frame's bytes are taken
+/// from `budget` (permits = bytes) before they are allocated, and given back when the returned
+/// permit is dropped: all connections together never hold more request memory than the budget.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_size: i32,
-) -> Result<Option<Bytes>, FrameError> {
+    budget: &Arc<Semaphore>,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
     let mut size_buf = [0u8; 4];
     match reader.read_exact(&mut size_buf).await {
         Ok(_) => {}
@@ -46,6 +52,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_size,
         });
     }
+    let permit = budget
+        .clone()
+        .acquire_many_owned(size as u32)
+        .await
+        .map_err(|_| FrameError::Io(std::io::ErrorKind::BrokenPipe.into()))?;
     let mut buf = BytesMut::zeroed(size as usize);
     reader.read_exact(&mut buf).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -54,7 +65,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             FrameError::Io(e)
         }
     })?;
-    Ok(Some(buf.freeze()))
+    Ok(Some((buf.freeze(), permit)))
 }
 
 /// A decoded request header and the body bytes that follow it.

@@ -17,6 +17,10 @@ use super::RequestContext;
 use crate::broker::partition::Partition;
 use crate::error::KafkaError;
 
+/// Cap on one fetch response, whatever the client asks (Kafka's `fetch.max.bytes` default);
+/// the first batch is still returned whole if it is larger (KIP-74).
+const FETCH_MAX_BYTES: i32 = 57_671_680;
+
 /// FETCH_SESSION_ID_NOT_FOUND: the client refers to a session kop never created.
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 

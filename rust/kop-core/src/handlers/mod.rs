@@ -37,6 +37,8 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Set when the server is stopping: waiting fetches return at once.
     pub shutdown: crate::shutdown::ShutdownSignal,
+    /// Bytes of request frames all connections may hold at once (see `read_frame`).
+    pub request_memory: Arc<tokio::sync::Semaphore>,
 }
 
 /// The result of handling one request.

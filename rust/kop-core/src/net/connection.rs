@@ -25,7 +25,7 @@ pub async fn serve(stream: TcpStream, ctx: RequestContext) {
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let frame = tokio::select! {
-            f = tokio::time::timeout(idle, read_frame(&mut rd, max_request)) => f,
+            f = tokio::time::timeout(idle, read_frame(&mut rd, max_request, &ctx.request_memory)) => f,
             _ = shutdown.wait() => break,
         };
         let frame = match frame {
@@ -44,6 +44,7 @@ pub async fn serve(stream: TcpStream, ctx: RequestContext) {
                 break;
             }
         };
+        let (frame, _memory) = frame;
         let request = match decode_header(frame, max_served) {
             Ok(r) => r,
             Err(e) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
@@ -205,6 +205,12 @@ impl Drop for RunningServer {
     }
 }
 
+/// Request memory all connections may hold at once: at least one largest request, and no less
+/// than 256 MiB, so one big client cannot starve the others of memory or exhaust the host.
+fn request_memory_budget(config: &ServerConfig) -> usize {
+    (config.max_request_bytes.max(0) as usize).max(256 << 20)
+}
+
 /// Accept loops for every listener plus the periodic fsync and retention tasks; returns once
 /// shutdown is signalled and every connection has finished its request in flight.
 async fn serve_all(
@@ -212,12 +218,15 @@ async fn serve_all(
     listeners: Vec<(TcpListener, Arc<ListenerInfo>)>,
     shutdown: ShutdownSignal,
 ) {
+    let memory = Arc::new(Semaphore::new(request_memory_budget(&broker.config)));
     let mut tasks = JoinSet::new();
     for (listener, info) in listeners {
+        let memory = memory.clone();
         tasks.spawn(accept_loop(
             broker.clone(),
             listener,
             info,
+            memory,
             shutdown.clone(),
         ));
     }
@@ -233,6 +242,7 @@ async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     info: Arc<ListenerInfo>,
+    request_memory: Arc<Semaphore>,
     mut shutdown: ShutdownSignal,
 ) {
     let mut connections = JoinSet::new();
@@ -245,6 +255,7 @@ async fn accept_loop(
                         listener: info.clone(),
                         peer,
                         shutdown: shutdown.clone(),
+                        request_memory: request_memory.clone(),
                     };
                     connections.spawn(connection::serve(stream, ctx));
                 }

@@ -44,9 +44,9 @@ impl SegmentedLog {
                 continue;
             }
             let mut seg = Segment::new(base, store, now_ms);
-            let last = i + 1 == count;
-            let check = |b: &[u8]| !last || crate::records::batch::validate(b).is_ok();
-            seg.recover(&check, on_batch)?;
+            let check = |b: &[u8]| crate::records::batch::validate(b).is_ok();
+            let newest = i + 1 == count;
+            seg.recover(newest.then_some(&check as &dyn Fn(&[u8]) -> bool), on_batch)?;
             expected_next = Some(seg.next_offset);
             segments.insert(base, seg);
         }

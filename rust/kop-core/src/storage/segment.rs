@@ -85,10 +85,11 @@ impl Segment {
     }
 
     /// Scans the stored bytes, rebuilding the indexes; stops at (and cuts off) the first batch
-    /// that is torn or fails `check`. Returns the headers found, oldest first.
+    /// that is torn or fails `check` (if given: reading whole batches costs I/O). Reports every
+    /// header kept to `on_batch`, oldest first.
     pub fn recover(
         &mut self,
-        check: &dyn Fn(&[u8]) -> bool,
+        check: Option<&dyn Fn(&[u8]) -> bool>,
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<()> {
         let len = self.store.len();
@@ -103,10 +104,12 @@ impl Segment {
             if pos + header.size as u64 > len || header.base_offset < self.next_offset {
                 break;
             }
-            let mut whole = vec![0u8; header.size];
-            self.store.read_at(pos, &mut whole)?;
-            if !check(&whole) {
-                break;
+            if let Some(check) = check {
+                let mut whole = vec![0u8; header.size];
+                self.store.read_at(pos, &mut whole)?;
+                if !check(&whole) {
+                    break;
+                }
             }
             self.note_batch(&header, pos);
             last_ts = header.max_timestamp;
