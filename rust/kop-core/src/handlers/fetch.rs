@@ -143,11 +143,7 @@ pub async fn handle(
         .flat_map(|(_, parts)| parts.iter())
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
         .collect();
-    let max_bytes = if version >= 3 {
-        req.max_bytes
-    } else {
-        i32::MAX
-    };
+    let max_bytes = req.max_bytes.min(FETCH_MAX_BYTES);
     let read_committed = req.isolation_level == 1;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);

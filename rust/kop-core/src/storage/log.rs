@@ -5,7 +5,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use super::segment::{Segment, SegmentStore};
+use super::segment::{BatchCheck, Segment, SegmentStore};
 use super::{LogSettings, PartitionLog};
 use crate::records::batch::BatchHeader;
 
@@ -46,7 +46,7 @@ impl SegmentedLog {
             let mut seg = Segment::new(base, store, now_ms);
             let check = |b: &[u8]| crate::records::batch::validate(b).is_ok();
             let newest = i + 1 == count;
-            seg.recover(newest.then_some(&check as &dyn Fn(&[u8]) -> bool), on_batch)?;
+            seg.recover(newest.then_some(&check as &BatchCheck), on_batch)?;
             expected_next = Some(seg.next_offset);
             segments.insert(base, seg);
         }

@@ -6,6 +6,9 @@ use bytes::Bytes;
 
 use crate::records::batch::{BatchHeader, HEADER_LEN};
 
+/// A predicate over one whole stored batch (e.g. CRC validation during recovery).
+pub type BatchCheck = dyn Fn(&[u8]) -> bool;
+
 /// Bytes of a segment: a file or a memory buffer.
 pub trait SegmentStore: Send + Sync {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
@@ -89,7 +92,7 @@ impl Segment {
     /// header kept to `on_batch`, oldest first.
     pub fn recover(
         &mut self,
-        check: Option<&dyn Fn(&[u8]) -> bool>,
+        check: Option<&BatchCheck>,
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<()> {
         let len = self.store.len();
