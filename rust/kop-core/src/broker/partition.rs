@@ -139,7 +139,8 @@ impl Partition {
         Ok(first.expect("at least one batch"))
     }
 
-    /// Whole batches from `offset` (inclusive), about `max_bytes` of them.
+    /// Whole batches from `offset` (inclusive), about `max_bytes` of them; with `max_bytes` 0
+    /// only the positions (after the range check).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, KafkaError> {
         let inner = self.inner.read();
         let start = inner.log.log_start_offset();
@@ -147,7 +148,7 @@ impl Partition {
         if offset < start || offset > end {
             return Err(KafkaError::OffsetOutOfRange);
         }
-        let records = if offset == end {
+        let records = if offset == end || max_bytes == 0 {
             Bytes::new()
         } else {
             inner.log.read(offset, max_bytes, end)?

@@ -82,17 +82,17 @@ fn collect(
                 .iter()
                 .map(|w| {
                     let limit = (w.max_bytes.max(0) as usize).min(remaining);
-                    let read = w.partition.as_ref().map_err(|e| *e).and_then(|p| {
-                        if limit == 0 && total > 0 {
-                            // Response already full: report positions without data.
-                            p.read(w.offset, 0).map(|mut r| {
-                                r.records = Bytes::new();
-                                r
-                            })
-                        } else {
-                            p.read(w.offset, limit.max(1))
-                        }
-                    });
+                    // Once the response is full, later partitions report positions only.
+                    let budget = if limit == 0 && total > 0 {
+                        0
+                    } else {
+                        limit.max(1)
+                    };
+                    let read = w
+                        .partition
+                        .as_ref()
+                        .map_err(|e| *e)
+                        .and_then(|p| p.read(w.offset, budget));
                     let mut data = PartitionData::default().with_partition_index(w.index);
                     match read {
                         Ok(r) => {

@@ -68,10 +68,7 @@ macro_rules! served {
                 }
                 ApiKey::Produce => {
                     let req = ProduceRequest::decode(&mut body, version)?;
-                    match produce::handle(ctx, &frame.header, req).await {
-                        Some(resp) => Ok(Outcome::Respond(encode_response(ApiKey::Produce, version, correlation_id, &resp)?)),
-                        None => Ok(Outcome::NoResponse),
-                    }
+                    Ok(produce::handle(ctx, &frame.header, req).await)
                 }
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;

@@ -3,8 +3,9 @@
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 
-use super::{sb, RequestContext};
+use super::{sb, Outcome, RequestContext};
 use crate::broker::Topic;
+use crate::codec::frame::encode_response;
 use crate::error::KafkaError;
 use std::sync::Arc;
 
@@ -24,12 +25,9 @@ fn partition_error(index: i32, err: KafkaError) -> PartitionProduceResponse {
         .with_error_message(Some(sb(err.to_string())))
 }
 
-/// Returns `None` for acks=0, where Kafka sends no response.
-pub async fn handle(
-    ctx: &RequestContext,
-    header: &RequestHeader,
-    req: ProduceRequest,
-) -> Option<ProduceResponse> {
+/// Appends every partition's batches. With acks=0 Kafka sends no response; if anything failed
+/// it closes the connection instead, so the producer notices — `Close` says why.
+pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRequest) -> Outcome {
     let version = header.request_api_version;
     let broker = &ctx.broker;
     let acks_error = (!matches!(req.acks, -1..=1)).then_some(KafkaError::InvalidRequiredAcks);
@@ -85,5 +83,20 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    (req.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    let resp = ProduceResponse::default().with_responses(responses);
+    if req.acks != 0 {
+        return match encode_response(ApiKey::Produce, version, header.correlation_id, &resp) {
+            Ok(bytes) => Outcome::Respond(bytes),
+            Err(e) => Outcome::Close(format!("Produce v{version}: {e}")),
+        };
+    }
+    let failed = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.error_code != 0);
+    match failed {
+        Some(p) => Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code)),
+        None => Outcome::NoResponse,
+    }
 }
