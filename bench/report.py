@@ -151,6 +151,9 @@ def bar_groups(ax: Any, d: Data, wls: list[str], test: str, key: str, ylabel: st
                 lo.append(s[1] - s[0])
                 hi.append(s[2] - s[1])
         xs = [j + (i - (len(systems) - 1) / 2) * width for j in range(len(wls))]
+        for x, m in zip(xs, meds, strict=True):
+            if m == 0.0:
+                ax.text(x, 0, "n/a", rotation=90, ha="center", va="bottom", fontsize=6)
         ax.bar(
             xs,
             meds,
@@ -295,34 +298,31 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def system_cells(d: Data, wl: str, test: str, key: str) -> list[str]:
-    n = d.s["repeat"]
-    cells = []
-    for s in d.systems:
-        if s not in d.measured:
-            cells.append("not measured")
-            continue
-        c = cell(d.stat(s, wl, test, key), n)
-        if s != "kafka" and c != "-":
-            r = d.ratio(s, wl, test, key)
-            if r:
-                c += f", **x{r[1]:.2f}**"
-        cells.append(c)
-    return cells
+def cols(d: Data) -> list[str]:
+    return d.measured or ["kafka"]
 
 
 def section_throughput(d: Data) -> str:
+    n = d.s["repeat"]
     parts = []
     for test in THROUGHPUT_TESTS:
         rows = []
         for wl in d.s["workloads"]:
-            rec = system_cells(d, wl, test, "rec_per_s")
-            mb = system_cells(d, wl, test, "mb_per_s")
-            rows.append([wl, *[f"{a}<br>{b} MB/s" for a, b in zip(rec, mb, strict=True)]])
-        hdr = ["workload", *[d.s["systems"][s]["label"] for s in d.systems]]
-        parts.append(
-            f"### {test} — {TEST_TEXT[test]}\n\nrecords/s, then MB/s\n\n{table(hdr, rows)}"
-        )
+            row = [wl]
+            for s in cols(d):
+                rec = d.stat(s, wl, test, "rec_per_s")
+                if rec is None:
+                    row.append("failed (see Errors)")
+                    continue
+                c = f"{cell(rec, n)} rec/s<br>{cell(d.stat(s, wl, test, 'mb_per_s'), n)} MB/s"
+                if s != "kafka" and (r := d.ratio(s, wl, test, "rec_per_s")):
+                    c += f"<br>**x{r[1]:.2f}**"
+                    if r[0] != r[2]:
+                        c += f" ({r[0]:.2f}-{r[2]:.2f})"
+                row.append(c)
+            rows.append(row)
+        hdr = ["workload", *[d.s["systems"][s]["label"] for s in cols(d)]]
+        parts.append(f"### {test} — {TEST_TEXT[test]}\n\n{table(hdr, rows)}")
     return "\n\n".join(parts)
 
 
@@ -335,24 +335,24 @@ def section_latency(d: Data) -> str:
                 continue
             rate = d.stat("kafka", wl, test, "target_rate")
             row = [wl + (f" @ {fmt(rate[1])} rec/s" if rate else "")]
-            for s in d.systems:
-                if s not in d.measured:
-                    row.append("not measured")
+            for s in cols(d):
+                if d.stat(s, wl, test, "lat_p50_ms") is None:
+                    row.append("failed (see Errors)")
                     continue
                 p = [d.stat(s, wl, test, k) for k in ("lat_p50_ms", "lat_p99_ms", "lat_p999_ms")]
                 c = " / ".join(fmt(x[1]) if x else "-" for x in p)
                 p99 = p[1]
                 if p99 and p99[0] != p99[2]:
-                    c += f" (p99 {fmt(p99[0])}-{fmt(p99[2])})"
+                    c += f"<br>(p99 {fmt(p99[0])}-{fmt(p99[2])})"
                 if s != "kafka":
                     r = d.ratio(s, wl, test, "lat_p99_ms")
                     if r:
-                        c += f", **p99 x{r[1]:.2f}**"
+                        c += f"<br>**p99 x{r[1]:.2f}**"
                 row.append(c)
             rows.append(row)
         if not rows:
             continue
-        hdr = ["workload", *[d.s["systems"][s]["label"] for s in d.systems]]
+        hdr = ["workload", *[d.s["systems"][s]["label"] for s in cols(d)]]
         parts.append(
             f"### {test} — {TEST_TEXT[test]}\n\np50 / p99 / p99.9 in ms (median of repeats)\n\n"
             + table(hdr, rows)
@@ -365,11 +365,10 @@ def section_server(d: Data) -> str:
     rows = []
     for s in d.systems:
         if s not in d.measured:
-            reason = d.s["systems"][s].get("reason") or "did not start"
-            rows.append([d.s["systems"][s]["label"], "not measured", "-", "-", "-", reason[:120]])
+            rows.append([d.s["systems"][s]["label"], "not measured", "-", "-", "-", "-"])
             continue
         vals = []
-        for key in ("startup_s", "rss_ready_mib", "vmhwm_mib", "cpu_to_ready_s"):
+        for key in ("port_open_s", "startup_s", "rss_ready_mib", "vmhwm_mib", "cpu_to_ready_s"):
             c = cell(d.start_stat(s, key), n)
             if s != "kafka":
                 r = d.start_ratio(s, key)
@@ -379,12 +378,13 @@ def section_server(d: Data) -> str:
         rows.append([d.s["systems"][s]["label"], *vals])
     hdr = [
         "system",
+        "start → port accepts, s",
         "start → first produce, s",
         "RSS when ready, MiB",
         "peak RSS (VmHWM) over the run, MiB",
         "CPU s to ready",
     ]
-    t1 = table(hdr, [r[:5] for r in rows])
+    t1 = table(hdr, rows)
     # CPU per million records, per test, median over workloads
     rows2 = []
     for test in THROUGHPUT_TESTS:
@@ -424,10 +424,87 @@ def section_status(d: Data) -> str:
             errs = [r.get("error") for r in d.s["starts"] if r["system"] == s and r.get("error")]
             status = "started but failed: " + (errs[0] if errs else "see results")
         else:
-            status = info["reason"] or "not available"
+            lines = (info["reason"] or "not available").strip().splitlines()
+            keep = [ln for ln in lines if ln.strip() and ln.strip() != "[ERROR]"]
+            status = "<br>".join([keep[0], *keep[-1:]] if len(keep) > 1 else keep)
         status = status.replace("\n", "<br>").replace("|", "\\|")
         rows.append([f"`{s}`", info["label"], status])
     return table(["id", "system", "status in this run"], rows)
+
+
+def geo_ratio(d: Data, system: str, test: str, key: str) -> tuple[float, int] | None:
+    meds = [r[1] for wl in d.s["workloads"] if (r := d.ratio(system, wl, test, key))]
+    return (statistics.geometric_mean(meds), len(meds)) if meds else None
+
+
+def section_headline(d: Data) -> str:
+    """Per system: the issue's targets next to what this run measured (not a test verdict)."""
+    others = [s for s in d.measured if s != "kafka"]
+    if "kafka" not in d.measured or not others:
+        return "Only Apache Kafka was measured in this run, so there are no ratios yet."
+    rows = []
+    checks = [
+        ("produce rec/s, Java tool", "java-produce", "rec_per_s", ">= 2x", lambda x: x >= 2),
+        ("produce rec/s, librdkafka", "rdkafka-produce", "rec_per_s", ">= 2x", lambda x: x >= 2),
+        ("consume rec/s, Java tool", "java-consume", "rec_per_s", ">= 2x", lambda x: x >= 2),
+        ("consume rec/s, librdkafka", "rdkafka-consume", "rec_per_s", ">= 2x", lambda x: x >= 2),
+        ("p99 at half load, Java", "java-latency", "lat_p99_ms", "<= 0.5x", lambda x: x <= 0.5),
+        (
+            "p99 at half load, librdkafka",
+            "rdkafka-latency",
+            "lat_p99_ms",
+            "<= 0.5x",
+            lambda x: x <= 0.5,
+        ),
+    ]
+    for sysname in others:
+        label = d.s["systems"][sysname]["label"]
+        for text, test, key, target, ok in checks:
+            g = geo_ratio(d, sysname, test, key)
+            if g is None:
+                rows.append([label, text, target, "not measured (failed, see Errors)", ""])
+                continue
+            verdict = ("meets" if ok(g[0]) else "short") if sysname == "kop" else ""
+            rows.append([label, text, target, f"x{g[0]:.2f} ({g[1]} workloads)", verdict])
+        for text, key, target, ok2 in (
+            ("peak RSS (VmHWM)", "vmhwm_mib", "<= 0.1x", lambda x: x <= 0.1),
+        ):
+            r = d.start_ratio(sysname, key)
+            if r:
+                verdict = ("meets" if ok2(r[1]) else "short") if sysname == "kop" else ""
+                rows.append([label, text, target, f"x{r[1]:.2f}", verdict])
+        st = d.start_stat(sysname, "startup_s")
+        if st:
+            verdict = ("meets" if st[1] < 0.1 else "short") if sysname == "kop" else ""
+            rows.append([label, "start to first produce", "< 0.1 s", f"{st[1]:.3f} s", verdict])
+    return (
+        "Targets from the benchmark issue for kop on its embedded log, next to this run's "
+        "numbers (geometric mean over workloads of the per-workload median ratio to Kafka). "
+        "This is a reading of noisy measurements, not a pass/fail test.\n\n"
+        + table(["system", "metric", "target vs Kafka", "measured", ""], rows)
+    )
+
+
+def section_errors(d: Data) -> str:
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for r in d.s["results"]:
+        if r.get("error"):
+            first = r["error"].strip().splitlines()[0][:300]
+            seen.setdefault((r["system"], r["test"], first), []).append(r["workload"])
+    for r in d.s["starts"]:
+        for key in ("first_attempt_error", "error"):
+            if r.get(key):
+                first = r[key].strip().splitlines()[0][:300]
+                seen.setdefault((r["system"], f"start ({key})", first), []).append(
+                    f"repeat {r['repeat'] + 1}"
+                )
+    if not seen:
+        return "None."
+    rows = [
+        [f"`{sysname}`", test, f"{len(w)}: {', '.join(sorted(set(w)))}", err.replace("|", "\\|")]
+        for (sysname, test, err), w in sorted(seen.items())
+    ]
+    return table(["system", "test", "failed runs", "error (first line)"], rows)
 
 
 def section_commands(d: Data) -> str:
@@ -474,6 +551,10 @@ def render(summary: dict[str, Any], quick: dict[str, Any] | None) -> str:
         "(load averages below), so absolute numbers are low and noisy. Only the ratios between "
         "systems measured in the same run mean anything, and even those carry the spread shown.",
         kop_note,
+        "## Summary",
+        "",
+        section_headline(d),
+        "",
         "## Systems",
         "",
         section_status(d),
@@ -482,7 +563,9 @@ def render(summary: dict[str, Any], quick: dict[str, Any] | None) -> str:
         "directory, driven, stopped, and its data deleted; within a repeat the systems run one "
         "after another (Kafka first). Settings: Apache Kafka as `scripts/kafka.sh` starts it "
         "(KRaft combined node, heap 1 GiB, no fsync per write — Kafka's default); kop with "
-        "`kop serve --storage file://DIR`; KoP in a Pulsar standalone broker (heap 1 GiB, "
+        "`kop serve --storage file://DIR` and its defaults (`--fsync interval`: a background "
+        "fsync every 1 s, not on the ack path; tokio threads = CPUs); KoP in a Pulsar "
+        "standalone broker (heap 1 GiB, "
         "`entryFormat=kafka`, bookie journal with its default fsync).",
         "",
         "## Start-up and memory",
@@ -522,6 +605,14 @@ def render(summary: dict[str, Any], quick: dict[str, Any] | None) -> str:
     ]
     if has_ratio:
         out += ["## Ratios to Apache Kafka", "", "![ratios](benchmarks/ratios.png)", ""]
+    out += [
+        "## Errors",
+        "",
+        "Tests that failed; their cells above say so. Full tool output is in the run's `logs/`.",
+        "",
+        section_errors(d),
+        "",
+    ]
     out += [
         "## Machine",
         "",

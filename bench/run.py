@@ -51,8 +51,18 @@ TESTS = (
 
 # run sizes: records per unthrottled produce, seconds per fixed-rate latency run, e2e round trips
 MODES = {
-    "quick": {"records": {"1KB": 20_000, "100B": 100_000}, "latency_s": 3, "e2e": 500},
-    "full": {"records": {"1KB": 300_000, "100B": 1_500_000}, "latency_s": 15, "e2e": 5000},
+    "quick": {
+        "records": {"1KB": 20_000, "100B": 100_000},
+        "latency_s": 3,
+        "e2e": 500,
+        "warmup": 30_000,
+    },
+    "full": {
+        "records": {"1KB": 300_000, "100B": 1_500_000},
+        "latency_s": 15,
+        "e2e": 5000,
+        "warmup": 200_000,
+    },
 }
 
 
@@ -136,10 +146,17 @@ def start_and_probe(
     deadline = time.monotonic() + timeout
     info: dict[str, Any] = {}
     pid: int | None = None
+    port_open_at = None
     while time.monotonic() < deadline:
         p.poll(0.002)
         if pid is None:
             pid = sysobj.server_pid(launch)
+        if port_open_at is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+                port_open_at = procmon.boottime_now()
+            except OSError:
+                pass
         if "at" in delivered or "err" in delivered:
             break
         failed = sysobj.launcher_failed(launch)
@@ -158,6 +175,8 @@ def start_and_probe(
         started = procmon.start_time_boot_s(pid)
         if started is not None:
             info["startup_s"] = round(delivered["at"] - started, 3)
+            if port_open_at is not None:
+                info["port_open_s"] = round(port_open_at - started, 3)
         info["cpu_to_ready_s"] = procmon.cpu_seconds(pid)
     # let a launcher that does its own readiness check finish before loading the server
     while launch.proc.poll() is None and isinstance(sysobj, systems.ScriptSystem):
@@ -232,7 +251,7 @@ def run_test(
         try:
             row.update(javaload.parse_producer(out, size))
         except ValueError as e:
-            row["error"] = f"{e}; rc={rc}; {err.strip()[-600:]}"
+            row["error"] = tool_error(e, rc, err)
         if test == "java-produce" and "rec_per_s" in row:
             state["produced"] += int(row["records"])
             state["max_rate"]["java"] = float(row["rec_per_s"])
@@ -264,12 +283,13 @@ def run_test(
             if int(row["records"]) < n:
                 row["error"] = f"consumed {row['records']} of {n} records"
         except (ValueError, KeyError) as e:
-            row["error"] = f"{e}; rc={rc}; {err.strip()[-600:]}"
+            row["error"] = tool_error(e, rc, err)
     elif test == "rdkafka-consume":
         n = state["produced"]
         if n <= 0:
             return {"error": "nothing was produced to consume"}
         a = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--num", str(n)]
+        a += ["--size", str(size)]
         row["cmd"] = rdload_cmd(a)
         row.update(rdload(a, tmo, lg))
         if row.get("complete") is False:
@@ -282,8 +302,15 @@ def run_test(
         try:
             row.update(javaload.parse_e2e(out, n))
         except ValueError as e:
-            row["error"] = f"{e}; rc={rc}; {(out + err).strip()[-600:]}"
+            row["error"] = tool_error(e, rc, out + err)
     return row
+
+
+def tool_error(parse_error: Exception, rc: int, output: str) -> str:
+    """The tool's own complaint first (its first output line), then the details."""
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    head = lines[0] if lines else str(parse_error)
+    return f"{head} (exit status {rc}; {parse_error})\n" + "\n".join(lines[-12:])
 
 
 def latency_rate(ctx: Ctx, rep: int, wl: str, driver: str, state: dict[str, Any]) -> float:
@@ -295,6 +322,23 @@ def latency_rate(ctx: Ctx, rep: int, wl: str, driver: str, state: dict[str, Any]
     if base is None:
         base = state["max_rate"].get(driver)
     return round(0.5 * base) if base else 0.0
+
+
+def warm_up(ctx: Ctx, bootstrap: str, rep: int, name: str) -> None:
+    """Unmeasured produce + consume right after start-up, so JIT-compiled servers are not
+    measured while still compiling their hot paths (it costs a native server nothing)."""
+    n = ctx.mode["warmup"]
+    if n <= 0:
+        return
+    topic = f"bench-warmup-{uuid.uuid4().hex[:6]}"
+    create_topic(bootstrap, topic, 8)
+    base = ["--bootstrap", bootstrap, "--topic", topic, "--num", str(n), "--size", "1024"]
+    for mode in ("produce", "consume"):
+        r = rdload(
+            [mode, *base], ctx.args.tool_timeout, ctx.logs / f"r{rep}-{name}-warmup-{mode}.log"
+        )
+        if r.get("error"):
+            log(f"  warm-up {mode} failed: {r['error'][:200]}")
 
 
 # ---------------------------------------------------------------- profiling
@@ -366,6 +410,7 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
         start_row["rss_ready_mib"] = round(rss / 1024, 1) if rss else None
         up_s, rss_mib = info.get("startup_s"), start_row["rss_ready_mib"]
         log(f"  up: {up_s} s to first produce, RSS {rss_mib} MiB")
+        warm_up(ctx, bootstrap, rep, name)
         for wl in workloads:
             _size, parts, _acks = parse_workload(wl)
             topic = f"bench-{wl}-r{rep}-{uuid.uuid4().hex[:6]}".replace("KB", "kb").lower()
@@ -437,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records-1kb", type=int, help="records per unthrottled 1 KB produce")
     ap.add_argument("--records-100b", type=int, help="records per unthrottled 100 B produce")
     ap.add_argument("--latency-seconds", type=float, help="length of each fixed-rate run")
+    ap.add_argument("--e2e-records", type=int, help="round trips per EndToEndLatency run")
+    ap.add_argument("--warmup-records", type=int, help="1 KB records produced+consumed unmeasured")
     ap.add_argument(
         "--latency-basis",
         choices=["kafka", "self"],
@@ -470,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
         mode["records"]["100B"] = args.records_100b
     if args.latency_seconds:
         mode["latency_s"] = args.latency_seconds
+    if args.e2e_records:
+        mode["e2e"] = args.e2e_records
+    if args.warmup_records is not None:
+        mode["warmup"] = args.warmup_records
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
 
     names = [s.strip() for s in args.systems.split(",") if s.strip()]

@@ -168,6 +168,8 @@ class Kop(System):
 
     def __init__(self) -> None:
         self.bin = os.environ.get("KOP_BIN", str(VENV_BIN / "kop"))
+        if self.unavailable() is None:
+            self.label = f"{self.version()} (embedded log)"
 
     def unavailable(self) -> str | None:
         if not shutil.which(self.bin) and not Path(self.bin).exists():
@@ -220,7 +222,7 @@ class StreamNativeKoP(ScriptSystem):
     pidfile = "pulsar.pid"
 
     def __init__(self) -> None:
-        self.label = f"KoP {self.version()} (StreamNative, in Pulsar)"
+        self.label = f"KoP {self.version().split()[0]} (StreamNative)"
 
     def unavailable(self) -> str | None:
         cp = subprocess.run(
