@@ -247,3 +247,31 @@ def test_many_bad_connections_at_once(server):
         for s in socks:
             s.close()
     assert wire.api_versions(server.host, server.port).error_code == 0
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_produce_v0_to_v2(server, version):
+    """Produce v0-v2 is advertised (KAFKA-18659) but not served: kop answers
+    UNSUPPORTED_VERSION (35) for the partition; Apache Kafka 4.1 closes the connection.
+    Either way nothing is appended."""
+    topic = ck.create_topic(server.bootstrap, ck.unique("oldproduce"), 1)
+    body = (
+        wire.i16(-1)  # acks
+        + wire.i32(5000)
+        + wire.i32(1)
+        + wire.string(topic)
+        + wire.i32(1)
+        + wire.i32(0)
+        + wire.nbytes(wire.record_batch([(b"k", b"v")]))
+    )
+    with wire.connect(server.host, server.port) as sock:
+        wire.send_all(sock, wire.request(wire.API_PRODUCE, version, 77, body))
+        if server.target == "kafka":
+            assert wire.expect_closed(sock, CLOSE_TIMEOUT) == b""
+        else:
+            r = wire._Reader(wire.read_frame(sock, CLOSE_TIMEOUT))
+            assert r.i32() == 77
+            assert r.i32() == 1 and r.string() == topic
+            assert r.i32() == 1 and r.i32() == 0
+            assert r.i16() == wire.ERR_UNSUPPORTED_VERSION
+    assert ck.watermarks(server.bootstrap, topic, [0]) == {0: (0, 0)}

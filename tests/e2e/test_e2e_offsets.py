@@ -153,7 +153,9 @@ def test_offsets_for_times_kafka_python(server, timed_topic):
 
 async def test_offsets_for_times_aiokafka(server, timed_topic):
     topic, t0, _ = timed_topic
-    c = AIOKafkaConsumer(bootstrap_servers=server.bootstrap, group_id=None)
+    c = AIOKafkaConsumer(
+        bootstrap_servers=server.bootstrap, group_id=None, request_timeout_ms=15000
+    )
     await c.start()
     try:
         for p in (1, 3):

@@ -120,6 +120,7 @@ async def aio_consume_all(bootstrap: str, topic: str, partitions=range(4), timeo
         auto_offset_reset="earliest",
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=BIG,
+        request_timeout_ms=15000,
     )
     await c.start()
     try:
