@@ -227,22 +227,46 @@ def plot_ratios(d: Data, path: Path) -> bool:
                 lo.append(g - min(meds_wl))
                 hi.append(max(meds_wl) - g)
             labels.append(text)
-        xs = [j + (i - (len(others) - 1) / 2) * width for j in range(len(metrics))]
-        ax.bar(
+        for key, text in (("startup_s", "start to first produce"), ("vmhwm_mib", "peak RSS")):
+            r = d.start_ratio(sysname, key)
+            meds.append(r[1] if r else 0.0)
+            lo.append(r[1] - r[0] if r else 0.0)
+            hi.append(r[2] - r[1] if r else 0.0)
+            labels.append(text)
+        xs = [j + (i - (len(others) - 1) / 2) * width for j in range(len(labels))]
+        for x, m in zip(xs, meds, strict=True):
+            if m == 0.0:
+                ax.text(x, 1.0, "n/a", ha="center", va="bottom", fontsize=7)
+        meds = [m if m > 0 else float("nan") for m in meds]
+        ax.errorbar(
             xs,
             meds,
-            width,
             yerr=[lo, hi],
-            capsize=2,
+            fmt="o",
+            ms=8,
+            capsize=4,
             color=COLORS.get(sysname),
             label=d.s["systems"][sysname]["label"],
         )
+        for x, m in zip(xs, meds, strict=True):
+            if m == m:  # not NaN
+                ax.annotate(
+                    f"x{m:.2f}",
+                    (x, m),
+                    textcoords="offset points",
+                    xytext=(8, 0),
+                    fontsize=7,
+                    va="center",
+                )
     ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_xticks(range(len(metrics)))
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("ratio to Apache Kafka (same run)")
     ax.set_title(
-        "Ratio to Kafka: geometric mean over workloads; bars span the per-workload medians",
+        "Ratio to Apache Kafka (log scale; throughput: higher is better, latency/start/RSS: "
+        "lower is better).\nThroughput/latency: geometric mean over workloads, whiskers span the "
+        "per-workload medians; start-up/RSS: median over repeats, whiskers min..max",
         fontsize=9,
     )
     ax.legend(fontsize=8)
@@ -524,6 +548,25 @@ def section_noise(d: Data) -> str:
     return table(["repeat", "system", "load average (1/5/15 min) at its start", ""], rows)
 
 
+def kop_plugin_note(d: Data) -> str:
+    if "koP" not in d.systems or "koP" in d.measured:
+        return ""
+    return (
+        "**About KoP (StreamNative).** The harness resolves the protocol-handler NAR "
+        "`io.streamnative.pulsar.handlers:pulsar-protocol-handler-kafka:<x.y.z.m>:nar` and runs "
+        "it in `org.apache.pulsar:pulsar-broker:<x.y.z>` (KoP `x.y.z.m` is built for Pulsar "
+        "`x.y.z`), configured per KoP's docs (`bench/systems/kop_pulsar_plugin.sh`). The Maven "
+        "Central reachable from this machine does not serve that artifact: there is no "
+        "`maven-metadata.xml` for it, and versions `4.0.6.5` (the newest listed with dependencies, "
+        "built on `io.streamnative:pulsar-broker:4.0.6.5` and kafka-clients 3.9.1), `2.10.1.7` and "
+        "`2.9.1.5` (the releases whose sibling artifacts `kafka-payload-processor` / "
+        '`pulsar-protocol-handler-kafka-parent` *are* served) all answer "Could not find '
+        'artifact". KoP shipped its NARs as GitHub release assets, which this machine cannot '
+        "reach. Given a NAR, `KOP_NAR=/path/x.nar KOP_VERSION=x.y.z.m bench/run.py --systems "
+        "kafka,koP` runs it; that start path has not been exercised yet.\n"
+    )
+
+
 def render(summary: dict[str, Any], quick: dict[str, Any] | None) -> str:
     d = Data(summary)
     IMG.mkdir(parents=True, exist_ok=True)
@@ -559,6 +602,7 @@ def render(summary: dict[str, Any], quick: dict[str, Any] | None) -> str:
         "",
         section_status(d),
         "",
+        kop_plugin_note(d),
         "Every system is started by the harness on a free loopback port with an empty data "
         "directory, driven, stopped, and its data deleted; within a repeat the systems run one "
         "after another (Kafka first). Settings: Apache Kafka as `scripts/kafka.sh` starts it "
