@@ -275,3 +275,31 @@ def test_produce_v0_to_v2(server, version):
             assert r.i32() == 1 and r.i32() == 0
             assert r.i16() == wire.ERR_UNSUPPORTED_VERSION
     assert ck.watermarks(server.bootstrap, topic, [0]) == {0: (0, 0)}
+
+
+def test_idempotent_sequence_checks(server):
+    """Raw idempotent produce: a resent batch is answered as a duplicate (no error, its
+    original offset, nothing appended twice); a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER."""
+    topic = ck.create_topic(server.bootstrap, ck.unique("seq"), 1)
+    pid, epoch = wire.init_producer_id(server.host, server.port)
+    assert pid >= 0 and epoch >= 0
+
+    def batch(seq: int, n: int) -> bytes:
+        recs = [(b"k%d" % (seq + i), b"v%d" % (seq + i)) for i in range(n)]
+        return wire.record_batch(recs, producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+    first = wire.produce(server.host, server.port, topic, 0, batch(0, 3))
+    assert (first.error_code, first.base_offset) == (0, 0), first
+    second = wire.produce(server.host, server.port, topic, 0, batch(3, 2))
+    assert (second.error_code, second.base_offset) == (0, 3), second
+
+    dup = wire.produce(server.host, server.port, topic, 0, batch(3, 2))
+    assert (dup.error_code, dup.base_offset) == (0, 3), dup
+
+    gap = wire.produce(server.host, server.port, topic, 0, batch(9, 1))
+    assert gap.error_code == wire.ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, gap
+
+    nxt = wire.produce(server.host, server.port, topic, 0, batch(5, 1))
+    assert (nxt.error_code, nxt.base_offset) == (0, 5), nxt
+    got = ck.consume_all(server.bootstrap, topic, partitions=[0])[0]
+    assert [(g.offset, g.value) for g in got] == [(i, b"v%d" % i) for i in range(6)]

@@ -309,8 +309,12 @@ def record_batch(
     records: list[tuple[bytes | None, bytes | None]],
     *,
     base_timestamp: int | None = None,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
 ) -> bytes:
-    """An uncompressed RecordBatch v2 (no producer id) with a correct CRC-32C."""
+    """An uncompressed RecordBatch v2 with a correct CRC-32C (idempotent when a producer id
+    and sequence are given)."""
     ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
     recs = b"".join(record(i, k, v) for i, (k, v) in enumerate(records))
     after_crc = (
@@ -318,9 +322,9 @@ def record_batch(
         + i32(len(records) - 1)  # lastOffsetDelta
         + i64(ts)  # baseTimestamp
         + i64(ts)  # maxTimestamp
-        + i64(-1)  # producerId
-        + i16(-1)  # producerEpoch
-        + i32(-1)  # baseSequence
+        + i64(producer_id)
+        + i16(producer_epoch)
+        + i32(base_sequence)
         + i32(len(records))
         + recs
     )
@@ -388,6 +392,24 @@ def produce(
     assert corr == 11, corr
     assert len(results) == 1, results
     return results[0]
+
+
+API_INIT_PRODUCER_ID = 22
+ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+
+
+def init_producer_id(host: str, port: int, timeout: float = 10.0) -> tuple[int, int]:
+    """InitProducerId v2 (flexible) without a transactional id -> (producer id, epoch)."""
+    body = compact_string(None) + i32(60000) + uvarint(0)
+    with connect(host, port, timeout) as sock:
+        send_all(sock, request(API_INIT_PRODUCER_ID, 2, 21, body, flexible=True))
+        r = _Reader(read_frame(sock, timeout))
+    assert r.i32() == 21
+    r.skip_tags()  # response header v1
+    r.i32()  # throttle_time_ms
+    err = r.i16()
+    assert err == ERR_NONE, f"InitProducerId error {err}"
+    return r.i64(), r.i16()
 
 
 def wait_until_serving(host: str, port: int, timeout: float, alive: object = None) -> None:
