@@ -24,6 +24,16 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
 fi
 cargo --version; python3 --version; java -version 2>&1 | head -1
 
+step "client tools: kcat (Debian) and Go (franz-go from the Go module proxy)"
+command -v go >/dev/null || { echo "missing go: see README (Requirements)" >&2; exit 1; }
+if ! command -v kcat >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq kcat
+  else
+    echo "missing kcat: apt-get install kcat" >&2; exit 1
+  fi
+fi
+
 step "python venv"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

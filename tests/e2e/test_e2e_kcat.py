@@ -33,9 +33,9 @@ def test_kcat_produce_consume(server, kcat: str, codec: str) -> None:
         timeout=60,
     )
     assert produce.returncode == 0, produce.stderr
+    consume_args = ["-C", "-p", "0", "-o", "beginning", "-e", "-f", "%o|%k|%s\n"]
     consume = subprocess.run(
-        [kcat, "-b", server.bootstrap, "-t", topic, "-C", "-p", "0", "-o", "beginning", "-e"]
-        + ["-f", "%o|%k|%s\n"],
+        [kcat, "-b", server.bootstrap, "-t", topic, *consume_args],
         capture_output=True,
         text=True,
         timeout=60,

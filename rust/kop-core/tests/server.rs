@@ -287,3 +287,175 @@ fn api_versions_advertises_only_served_and_downgrades_unknown_versions() {
     assert_eq!(r.get_i32(), 7);
     assert_eq!(r.get_i16(), 35);
 }
+
+/// Every served version of the data-path and admin APIs answers a typical request (the codec
+/// refuses to encode fields a version lacks, so this catches version-dependent fields).
+#[test]
+fn every_served_version_answers() {
+    use kafka_protocol::protocol::StrBytes;
+    let server = start("memory://", "");
+    let mut c = Client::connect(port(&server));
+    assert_eq!(
+        create_topic(&mut c, "v", 1, &[("retention.ms", "1000000")]),
+        0
+    );
+    produce(&mut c, "v", 0, records(&[b"a", b"b"], 10, (-1, -1, -1)));
+    let range = |key: ApiKey| kop_core::handlers::served_range(key).unwrap();
+    let (lo, hi) = range(ApiKey::ListOffsets);
+    for v in lo..=hi {
+        for ts in [-1, -2, -3, 5] {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(topic("v"))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(ts),
+                    ])]);
+            assert_eq!(
+                c.call(&req, v).topics[0].partitions[0].error_code,
+                0,
+                "ListOffsets v{v}"
+            );
+        }
+    }
+    let (lo, hi) = range(ApiKey::Metadata);
+    for v in lo..=hi {
+        let mut req = MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(topic("v"))),
+        ]));
+        if v >= 4 {
+            req.allow_auto_topic_creation = true;
+        }
+        let resp = c.call(&req, v);
+        assert_eq!(resp.topics[0].error_code, 0, "Metadata v{v}");
+        assert_eq!(resp.topics[0].partitions.len(), 1);
+    }
+    let (lo, hi) = range(ApiKey::Fetch);
+    let id = c
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.to_string()).as_deref() == Some("v"))
+        .unwrap()
+        .topic_id;
+    for v in lo..=hi {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(topic("v"))
+                .with_topic_id(id)
+                .with_partitions(vec![fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let resp = c.call(&req, v);
+        assert_eq!(resp.responses[0].partitions[0].error_code, 0, "Fetch v{v}");
+        assert_eq!(
+            decode_values(resp.responses[0].partitions[0].records.clone().unwrap()).len(),
+            2
+        );
+    }
+    let (lo, hi) = range(ApiKey::Produce);
+    for v in 3.max(lo)..=hi {
+        let mut data = produce_request::TopicProduceData::default().with_partition_data(vec![
+            produce_request::PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records(&[b"p"], 20, (-1, -1, -1)))),
+        ]);
+        if v >= 13 {
+            data.topic_id = id;
+        } else {
+            data.name = topic("v");
+        }
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![data]);
+        let resp = c.call(&req, v);
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code, 0,
+            "Produce v{v}"
+        );
+    }
+    let (lo, hi) = range(ApiKey::DescribeConfigs);
+    for v in lo..=hi {
+        let req = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("v")),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1")),
+            ]);
+        let resp = c.call(&req, v);
+        let retention = resp.results[0]
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "retention.ms")
+            .unwrap();
+        assert_eq!(
+            retention.value.as_ref().map(|s| s.to_string()).as_deref(),
+            Some("1000000"),
+            "DescribeConfigs v{v}"
+        );
+        assert_eq!(retention.config_source, 1);
+        assert_eq!(resp.results[1].error_code, 0);
+    }
+    let (lo, hi) = range(ApiKey::CreateTopics);
+    for v in lo..=hi {
+        let name = format!("created-{v}");
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(1000)
+            .with_topics(vec![create_topics_request::CreatableTopic::default()
+                .with_name(topic(&name))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)]);
+        assert_eq!(c.call(&req, v).topics[0].error_code, 0, "CreateTopics v{v}");
+    }
+    for (key, call) in [
+        (ApiKey::DescribeCluster, 0),
+        (ApiKey::InitProducerId, 1),
+        (ApiKey::ApiVersions, 2),
+        (ApiKey::CreatePartitions, 3),
+        (ApiKey::DeleteTopics, 4),
+    ] {
+        let (lo, hi) = range(key);
+        for v in lo..=hi {
+            let code = match call {
+                0 => c.call(&DescribeClusterRequest::default(), v).error_code,
+                1 => {
+                    c.call(
+                        &InitProducerIdRequest::default().with_transactional_id(None),
+                        v,
+                    )
+                    .error_code
+                }
+                2 => c.call(&ApiVersionsRequest::default(), v).error_code,
+                3 => {
+                    let req = CreatePartitionsRequest::default().with_topics(vec![
+                        create_partitions_request::CreatePartitionsTopic::default()
+                            .with_name(topic("v"))
+                            .with_count(2 + i32::from(v)),
+                    ]);
+                    c.call(&req, v).results[0].error_code
+                }
+                _ => {
+                    let name = format!("created-{}", 1 + v);
+                    let req = if v >= 6 {
+                        DeleteTopicsRequest::default()
+                            .with_topics(vec![delete_topics_request::DeleteTopicState::default()
+                                .with_name(Some(topic(&name)))])
+                    } else {
+                        DeleteTopicsRequest::default().with_topic_names(vec![topic(&name)])
+                    };
+                    c.call(&req, v).responses[0].error_code
+                }
+            };
+            assert_eq!(code, 0, "{key:?} v{v}");
+        }
+    }
+}

@@ -270,7 +270,8 @@ pub async fn describe_configs(
                 .with_resource_name(res.resource_name.clone());
             match describe_one(ctx, res) {
                 Ok(entries) => {
-                    let keys = res.configuration_keys.as_ref();
+                    // Null or empty: every config (as Kafka's ConfigHelper does).
+                    let keys = res.configuration_keys.as_ref().filter(|k| !k.is_empty());
                     let configs = entries
                         .into_iter()
                         .filter(|e| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == e.name)))

@@ -31,9 +31,15 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), KafkaError> {
 
 pub async fn handle(
     ctx: &RequestContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // The leader epoch field exists from v4; older versions must leave it at its default.
+    let epoch = if header.request_api_version >= 4 {
+        LEADER_EPOCH
+    } else {
+        -1
+    };
     let topics = req
         .topics
         .into_iter()
@@ -54,7 +60,7 @@ pub async fn handle(
                         Ok((offset, timestamp)) => resp
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(LEADER_EPOCH),
+                            .with_leader_epoch(epoch),
                         Err(e) => resp
                             .with_error_code(e.code())
                             .with_offset(-1)

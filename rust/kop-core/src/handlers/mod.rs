@@ -18,6 +18,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
+#[cfg(test)]
+use kafka_protocol::protocol::{Message, Request, VersionRange};
 
 use crate::broker::Broker;
 use crate::codec::frame::{encode_response, RequestFrame};
@@ -58,6 +60,15 @@ macro_rules! served {
             $((ApiKey::$key, $min, $max),)*
         ];
 
+        /// (API, served min, served max, codec range of the request, of the response).
+        #[cfg(test)]
+        fn codec_ranges() -> Vec<(ApiKey, i16, i16, VersionRange, VersionRange)> {
+            vec![
+                (ApiKey::Produce, produce::DECODABLE_MIN, produce::MAX, ProduceRequest::VERSIONS, ProduceResponse::VERSIONS),
+                $((ApiKey::$key, $min, $max, <$req as Message>::VERSIONS, <<$req as Request>::Response as Message>::VERSIONS),)*
+            ]
+        }
+
         async fn dispatch_served(ctx: &RequestContext, frame: RequestFrame) -> anyhow::Result<Outcome> {
             let version = frame.header.request_api_version;
             let correlation_id = frame.header.correlation_id;
@@ -88,7 +99,7 @@ served! {
     ApiVersions [0 ..= 4] ApiVersionsRequest => api_versions::handle;
     CreateTopics [2 ..= 7] CreateTopicsRequest => admin_topics::create_topics;
     DeleteTopics [1 ..= 6] DeleteTopicsRequest => admin_topics::delete_topics;
-    InitProducerId [0 ..= 6] InitProducerIdRequest => producer_id::handle;
+    InitProducerId [0 ..= 5] InitProducerIdRequest => producer_id::handle;
     DescribeConfigs [1 ..= 4] DescribeConfigsRequest => configs::describe_configs;
     IncrementalAlterConfigs [0 ..= 1] IncrementalAlterConfigsRequest => configs::incremental_alter_configs;
     CreatePartitions [0 ..= 3] CreatePartitionsRequest => admin_topics::create_partitions;
@@ -130,4 +141,23 @@ pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
 /// The highest version kop serves of `key` (for parsing headers of versions it doesn't).
 pub fn max_served(key: ApiKey) -> i16 {
     served_range(key).map_or(key.valid_versions().max, |(_, max)| max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_versions_are_within_what_the_codec_knows() {
+        for (key, min, max, req, resp) in codec_ranges() {
+            assert!(
+                min >= req.min && max <= req.max,
+                "{key:?} request codec {req}"
+            );
+            assert!(
+                min >= resp.min && max <= resp.max,
+                "{key:?} response codec {resp}"
+            );
+        }
+    }
 }
