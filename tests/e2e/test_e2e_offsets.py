@@ -9,7 +9,7 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition as AioTP
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTP
@@ -187,3 +187,35 @@ def test_log_append_time_topic(server):
     for g in got[0]:
         assert g.timestamp_type == "log_append", g
         assert before - 1000 <= g.timestamp <= after + 1000, (g.timestamp, before, after)
+
+
+def test_fetch_offset_out_of_range(server, timed_topic):
+    """Fetching past the end with auto.offset.reset=error: the client gets OFFSET_OUT_OF_RANGE
+    (librdkafka reports it as _AUTO_OFFSET_RESET); with reset=earliest it lands on offset 0."""
+    topic, _, _ = timed_topic
+    c = ck.consumer(server.bootstrap, auto_offset_reset="error", enable_partition_eof=False)
+    try:
+        c.assign([TopicPartition(topic, 1, PER_PARTITION + 1000)])
+        deadline = time.monotonic() + 30
+        err = None
+        while err is None and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None:
+                assert m.error() is not None, f"got a record at offset {m.offset()}"
+                err = m.error()
+        assert err is not None, "no error within 30s"
+        assert err.code() == KafkaError._AUTO_OFFSET_RESET, err
+        assert "out of range" in err.str().lower(), err
+    finally:
+        c.close()
+    c = ck.consumer(server.bootstrap, auto_offset_reset="earliest", enable_partition_eof=False)
+    try:
+        c.assign([TopicPartition(topic, 1, PER_PARTITION + 1000)])
+        m = None
+        deadline = time.monotonic() + 30
+        while m is None and time.monotonic() < deadline:
+            m = c.poll(1.0)
+        assert m is not None and m.error() is None, m and m.error()
+        assert (m.offset(), m.value()) == (0, b"v1-0")
+    finally:
+        c.close()
