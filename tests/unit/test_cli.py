@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from kop import Config
 from kop.cli import main
 from kop.config import env_var, flag

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+
 from kop import Config, Server
 
 from .fake_native import FakeNativeServer
