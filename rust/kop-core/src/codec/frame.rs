@@ -57,14 +57,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         .acquire_many_owned(size as u32)
         .await
         .map_err(|_| FrameError::Io(std::io::ErrorKind::BrokenPipe.into()))?;
-    let mut buf = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
+    // Read straight into uninitialised capacity (no zeroing), never past this frame.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let want = size - buf.len();
+        if reader.read_buf(&mut (&mut buf).limit(want)).await? == 0 {
+            return Err(FrameError::Truncated);
         }
-    })?;
+    }
     Ok(Some((buf.freeze(), permit)))
 }
 
