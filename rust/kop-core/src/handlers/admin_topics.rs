@@ -133,21 +133,28 @@ pub async fn delete_topics(
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
-            let name = match name {
-                Some(n) => Ok(n),
+            let resolved = match &name {
+                Some(n) => Ok(n.clone()),
                 None => broker
                     .topic_by_id(&id)
                     .map(|t| TopicName(sb(&t.name)))
                     .ok_or(KafkaError::UnknownTopicId),
             };
-            match name.and_then(|n| broker.delete_topic(&n).map(|id| (n, id))) {
+            match resolved.and_then(|n| broker.delete_topic(&n).map(|id| (n, id))) {
                 Ok((n, id)) => DeletableTopicResult::default()
                     .with_name(Some(n))
                     .with_topic_id(id),
-                Err(e) => DeletableTopicResult::default()
-                    .with_topic_id(id)
-                    .with_error_code(e.code())
-                    .with_error_message(Some(sb(e.to_string()))),
+                Err(e) => {
+                    // Echo the topic as asked; error_message exists from v5.
+                    let mut r = DeletableTopicResult::default()
+                        .with_name(name)
+                        .with_topic_id(id)
+                        .with_error_code(e.code());
+                    if version >= 5 {
+                        r.error_message = Some(sb(e.to_string()));
+                    }
+                    r
+                }
             }
         })
         .collect();

@@ -41,7 +41,11 @@ pub fn topic_entries(
         .iter()
         .map(|def| {
             let default = def.default_value(broker);
-            let default_source = if def.broker_synonym().is_some() {
+            // kop's defaults are Kafka's: a broker-derived default only counts as a static
+            // broker setting when the operator changed it (as Kafka reports it).
+            let default_source = if def.broker_synonym().is_some()
+                && default != def.default_value(&ServerConfig::default())
+            {
                 SOURCE_STATIC_BROKER
             } else {
                 SOURCE_DEFAULT
@@ -55,7 +59,7 @@ pub fn topic_entries(
                 None => (default.clone(), default_source),
             };
             if let Some(broker_name) = def.broker_synonym() {
-                synonyms.push((broker_name.to_string(), default, SOURCE_STATIC_BROKER));
+                synonyms.push((broker_name.to_string(), default, default_source));
             }
             ConfigEntry {
                 name: def.name.to_string(),
