@@ -430,6 +430,7 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
                         row["perf_output"] = stop_perf(prof)
                     row.update(server_cpu_s=w.cpu_s, server_peak_rss_mib=w.peak_rss_mib)
                     row["wall_s"] = w.wall_s
+                    row["loadavg1"] = machine.loadavg()[0]  # other work on the box (noise)
                 row.update(system=name, repeat=rep, workload=wl, test=test)
                 ctx.summary["results"].append(row)
                 brief = {
