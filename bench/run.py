@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -547,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary: dict[str, Any] = {
         "run_id": run_id,
-        "command": " ".join([".venv/bin/python", "bench/run.py", *(argv or sys.argv[1:])]),
+        "command": shlex.join([".venv/bin/python", "bench/run.py", *(argv or sys.argv[1:])]),
         "note": args.note,
         "mode": "quick" if args.quick else "full",
         "sizes": mode,
@@ -556,6 +558,12 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": workloads,
         "tests": args.tests,
         "machine": machine.describe(),
+        # settings that reach the launchers through the environment (e.g. KOP_FSYNC=never)
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("KOP_", "KAFKA_")) and "PASS" not in k and "TOKEN" not in k
+        },
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "systems": {},
         "starts": [],
