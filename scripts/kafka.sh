@@ -126,7 +126,12 @@ EOF
 
   if [[ ! -f "$data/logs/meta.properties" ]]; then
     local cid
-    cid="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # A cluster id is 16 random bytes in URL-safe base64; one starting with "-" would be read as
+    # an option by the formatter, so draw again until it doesn't.
+    cid="-"
+    while [[ "$cid" == -* ]]; do
+      cid="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     if ! "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -Dlog4j2.configurationFile="$HERE/kafka/tools-log4j2.properties" \
         -cp "$KDIR/lib/*" kafka.tools.StorageTool format -t "$cid" -c "$props" --standalone \
