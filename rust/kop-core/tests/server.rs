@@ -2,6 +2,9 @@
 
 mod common;
 
+#[global_allocator]
+static ALLOCATOR: kop_core::alloc_guard::GuardedAlloc = kop_core::alloc_guard::GuardedAlloc;
+
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -243,6 +246,18 @@ fn bad_frames_close_only_that_connection() {
         [
             &12i32.to_be_bytes()[..],
             &[0xff, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+        ]
+        .concat(),
+        // Metadata v1 claiming 2^31-1 (and ~54M) topics in a 15-byte frame: an array count the
+        // codec reserves memory for before it notices the bytes are missing.
+        [
+            &15i32.to_be_bytes()[..],
+            &[0, 3, 0, 1, 0, 0, 0, 7, 0, 1, b'x', 0x7f, 0xff, 0xff, 0xff],
+        ]
+        .concat(),
+        [
+            &15i32.to_be_bytes()[..],
+            &[0, 3, 0, 1, 0, 0, 0, 8, 0, 1, b'x', 0x03, 0x3c, 0x0c, 0x00],
         ]
         .concat(),
     ] {

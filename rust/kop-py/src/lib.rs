@@ -12,6 +12,10 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+/// Hostile array counts on the wire must not abort the host process (see `alloc_guard`).
+#[global_allocator]
+static ALLOCATOR: kop_core::alloc_guard::GuardedAlloc = kop_core::alloc_guard::GuardedAlloc;
+
 #[pyclass(module = "kop._native", frozen)]
 struct NativeServer {
     config: ServerConfig,

@@ -98,7 +98,8 @@ pub fn record_points(batch: &[u8]) -> Result<Vec<RecordPoint>, KafkaError> {
     let data = decompress(header.compression(), body)?;
     let log_append = header.attributes & super::batch::TIMESTAMP_TYPE_LOG_APPEND != 0;
     let mut buf = data.as_slice();
-    let mut points = Vec::with_capacity(header.records_count.max(0) as usize);
+    // The count comes from the client: never reserve more than the bytes could hold.
+    let mut points = Vec::with_capacity((header.records_count.max(0) as usize).min(data.len()));
     for _ in 0..header.records_count {
         let len = varlong(&mut buf)?;
         let len = usize::try_from(len).map_err(|_| KafkaError::CorruptMessage)?;
