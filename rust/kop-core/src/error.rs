@@ -88,6 +88,14 @@ pub enum KafkaError {
     FencedInstanceId,
     #[error("the group is actively subscribed to the topic")]
     GroupSubscribedToTopic,
+    #[error("the member epoch is fenced by the group coordinator")]
+    FencedMemberEpoch,
+    #[error("the instance id is still used by another member in the consumer group")]
+    UnreleasedInstanceId,
+    #[error("the assignor or its version range is not supported by the consumer group")]
+    UnsupportedAssignor,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
 }
 
 impl KafkaError {
@@ -134,6 +142,10 @@ impl KafkaError {
             KafkaError::GroupMaxSizeReached => 81,
             KafkaError::FencedInstanceId => 82,
             KafkaError::GroupSubscribedToTopic => 86,
+            KafkaError::FencedMemberEpoch => 110,
+            KafkaError::UnreleasedInstanceId => 111,
+            KafkaError::UnsupportedAssignor => 112,
+            KafkaError::StaleMemberEpoch => 113,
         }
     }
 }

@@ -94,6 +94,16 @@ impl Group {
     }
 
     pub fn join(&mut self, p: JoinParams, now: Instant, cfg: &GroupConfig) -> Reply<JoinOutcome> {
+        if let Some(m) = &self.modern {
+            if !m.members.is_empty() {
+                return now_join(JoinOutcome::error(
+                    KafkaError::InconsistentGroupProtocol,
+                    &p.member_id,
+                ));
+            }
+            // An empty consumer group becomes a classic group again (offsets stay).
+            self.modern = None;
+        }
         if self.state == GroupState::Dead {
             return now_join(JoinOutcome::error(
                 KafkaError::CoordinatorNotAvailable,
@@ -235,6 +245,9 @@ impl Group {
         }
         if let Some(inst) = &p.instance_id {
             self.static_members.insert(inst.clone(), id.clone());
+        }
+        if self.leader.is_none() {
+            self.leader = Some(id.clone());
         }
         let member = Member {
             id: id.clone(),
@@ -427,7 +440,15 @@ impl Group {
         }
     }
 
-    pub fn sync(&mut self, p: SyncParams<'_>, now: Instant) -> Reply<SyncOutcome> {
+    pub fn sync(
+        &mut self,
+        p: SyncParams<'_>,
+        now: Instant,
+        cfg: &GroupConfig,
+    ) -> Reply<SyncOutcome> {
+        if self.modern.is_some() {
+            return Reply::Now(Err(KafkaError::UnknownMemberId));
+        }
         let SyncParams {
             member_id,
             instance_id,
@@ -477,6 +498,19 @@ impl Group {
                             .map(|(_, a)| a.clone())
                             .unwrap_or_default();
                     }
+                    if self.record_size() > cfg.max_record_bytes {
+                        // Kafka cannot store such a group record either: everyone gets
+                        // UNKNOWN_SERVER_ERROR and the group rebalances.
+                        tracing::warn!(group = %self.id, bytes = self.record_size(), "group metadata too large to store");
+                        for m in self.members.values_mut() {
+                            m.assignment = Bytes::new();
+                            if let Some(w) = m.sync_waiter.take() {
+                                let _ = w.send(Err(KafkaError::UnknownServerError));
+                            }
+                        }
+                        self.prepare_rebalance(now, cfg);
+                        return Reply::Wait(rx);
+                    }
                     self.sync_deadline = None;
                     self.set_state(GroupState::Stable);
                     self.persist();
@@ -501,6 +535,9 @@ impl Group {
     ) -> Result<(), KafkaError> {
         if self.state == GroupState::Dead {
             return Err(KafkaError::CoordinatorNotAvailable);
+        }
+        if self.modern.is_some() {
+            return Err(KafkaError::UnknownMemberId);
         }
         self.validate_member(member_id, instance_id)?;
         if generation != self.generation {
@@ -560,6 +597,12 @@ impl Group {
 
     /// Timers: join/sync deadlines, session expiry, expired pending member ids.
     pub fn tick(&mut self, now: Instant, cfg: &GroupConfig) {
+        if let Some(m) = &mut self.modern {
+            for id in m.tick(now) {
+                tracing::info!(group = %self.id, member = %id, "consumer group member expired");
+            }
+            return;
+        }
         self.pending.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = self
             .members

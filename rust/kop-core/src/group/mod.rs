@@ -6,7 +6,9 @@
 //! and an acknowledged commit is durable. JoinGroup and SyncGroup answers that must wait for a
 //! rebalance come back over oneshot channels; `tick` runs the timers.
 
+pub mod assignor;
 pub mod classic;
+pub mod consumer;
 pub mod offsets;
 pub mod state;
 pub mod store;
@@ -66,6 +68,7 @@ impl GroupConfig {
             min_session_timeout_ms: c.group_min_session_timeout_ms,
             max_session_timeout_ms: c.group_max_session_timeout_ms,
             offsets_retention_ms: c.offsets_retention_minutes.saturating_mul(60_000),
+            max_record_bytes: usize::try_from(c.message_max_bytes).unwrap_or(1_048_588),
         }
     }
 }
@@ -217,7 +220,8 @@ impl GroupCoordinator {
         if let Err(e) = valid_group_id(group_id) {
             return Reply::Now(Err(e));
         }
-        self.with_group(group_id, false, |g| g.sync(p, Instant::now()))
+        let cfg = self.config;
+        self.with_group(group_id, false, |g| g.sync(p, Instant::now(), &cfg))
             .unwrap_or_else(|_| Reply::Now(Err(KafkaError::UnknownMemberId)))
     }
 
@@ -246,9 +250,10 @@ impl GroupCoordinator {
             .map_err(|_| KafkaError::UnknownMemberId)
     }
 
+    /// A classic group's summary; None if there is no classic group of that id.
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
         let groups = self.groups.lock();
-        let g = groups.get(group_id)?;
+        let g = groups.get(group_id).filter(|g| g.modern.is_none())?;
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
         Some(GroupSummary {
@@ -282,17 +287,14 @@ impl GroupCoordinator {
         })
     }
 
-    /// (group id, protocol type, state) of every group.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// (group id, protocol type, state, group type) of every group.
+    pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
         let groups = self.groups.lock();
         let mut out: Vec<_> = groups
             .values()
             .map(|g| {
-                (
-                    g.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+                let (state, protocol_type, kind) = g.listing();
+                (g.id.clone(), protocol_type, state, kind)
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -303,7 +305,7 @@ impl GroupCoordinator {
         valid_group_id(group_id)?;
         let mut groups = self.groups.lock();
         let g = groups.get(group_id).ok_or(KafkaError::GroupIdNotFound)?;
-        if g.state != GroupState::Empty {
+        if !g.is_empty() {
             return Err(KafkaError::NonEmptyGroup);
         }
         self.store
@@ -338,6 +340,74 @@ impl GroupCoordinator {
                 })
                 .collect())
         })?
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        p: consumer::HeartbeatParams,
+        topics: consumer::Topics<'_>,
+    ) -> Result<consumer::HeartbeatOut, (KafkaError, String)> {
+        if group_id.is_empty() {
+            return Err((KafkaError::InvalidGroupId, "the group id is empty".into()));
+        }
+        self.with_group(group_id, p.member_epoch == 0, |g| {
+            if g.modern.is_none() {
+                if !g.is_empty() {
+                    return Err((
+                        KafkaError::GroupIdNotFound,
+                        format!("group {group_id} is not a consumer group"),
+                    ));
+                }
+                g.modern = Some(consumer::ModernGroup::default());
+            }
+            let m = g
+                .modern
+                .as_mut()
+                .ok_or((KafkaError::UnknownServerError, String::new()))?;
+            let out = m.heartbeat(p, Instant::now(), topics);
+            g.state_since_ms = crate::now_ms();
+            out
+        })
+        .map_err(|e| (e, format!("group {group_id} does not exist")))?
+    }
+
+    /// Runs `f` on a KIP-848 group; Err(GroupIdNotFound) if there is none of that id.
+    pub fn with_consumer_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&consumer::ModernGroup) -> T,
+    ) -> Result<T, KafkaError> {
+        let groups = self.groups.lock();
+        let m = groups
+            .get(group_id)
+            .and_then(|g| g.modern.as_ref())
+            .ok_or(KafkaError::GroupIdNotFound)?;
+        Ok(f(m))
+    }
+
+    /// OffsetFetch v9 by a member of a consumer group: its id and epoch must be current.
+    pub fn validate_fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), KafkaError> {
+        let groups = self.groups.lock();
+        match groups.get(group_id).and_then(|g| g.modern.as_ref()) {
+            Some(m) => {
+                let member = m
+                    .members
+                    .get(member_id)
+                    .ok_or(KafkaError::UnknownMemberId)?;
+                if member.epoch != epoch {
+                    return Err(KafkaError::StaleMemberEpoch);
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// OffsetFetch for one group: `None` topics = every committed partition.

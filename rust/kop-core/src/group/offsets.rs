@@ -15,6 +15,9 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), KafkaError> {
+        if let Some(m) = &self.modern {
+            return m.validate_commit(member_id, generation);
+        }
         if self.state == GroupState::Dead {
             return Err(KafkaError::CoordinatorNotAvailable);
         }
@@ -85,7 +88,7 @@ impl Group {
         if self.state == GroupState::Dead {
             return Err(KafkaError::GroupIdNotFound);
         }
-        let subscribed = if self.state == GroupState::Empty {
+        let subscribed = if self.is_empty() {
             Vec::new()
         } else {
             self.subscribed_topics().ok_or(KafkaError::NonEmptyGroup)?
@@ -125,14 +128,16 @@ impl Group {
     /// became empty (or after the commit, for groups that never had members); offsets of topics
     /// a consumer group no longer subscribes to expire after the commit. Returns how many expired.
     pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> usize {
-        let subscribed = match self.state {
-            GroupState::Empty => Some(Vec::new()),
-            _ => self.subscribed_topics(),
+        let subscribed = if self.is_empty() {
+            Some(Vec::new())
+        } else {
+            self.subscribed_topics()
         };
         let Some(subscribed) = subscribed else {
             return 0;
         };
-        let empty_consumer_group = self.state == GroupState::Empty && self.protocol_type.is_some();
+        let empty_consumer_group =
+            self.is_empty() && (self.protocol_type.is_some() || self.modern.is_some());
         let state_since = self.state_since_ms;
         let doomed: Vec<(String, i32)> = self
             .offsets

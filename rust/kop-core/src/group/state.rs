@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::consumer::ModernGroup;
 use super::store::{to_hex, GroupRecord, GroupSnapshot, MemberSnapshot};
 use crate::error::KafkaError;
 
@@ -41,6 +42,9 @@ pub struct GroupConfig {
     pub min_session_timeout_ms: i64,
     pub max_session_timeout_ms: i64,
     pub offsets_retention_ms: i64,
+    /// Largest group metadata record the store takes (Kafka: the offsets topic's message size
+    /// limit); a bigger assignment fails SyncGroup with UNKNOWN_SERVER_ERROR, as in Kafka.
+    pub max_record_bytes: usize,
 }
 
 impl Default for GroupConfig {
@@ -50,6 +54,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6000,
             max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3_600_000,
+            max_record_bytes: 1_048_588,
         }
     }
 }
@@ -165,6 +170,8 @@ pub struct Group {
     /// When members that have not sent SyncGroup are dropped (CompletingRebalance only).
     pub sync_deadline: Option<Instant>,
     pub offsets: BTreeMap<(String, i32), OffsetEntry>,
+    /// Set when this is a KIP-848 consumer group (the classic fields above are then unused).
+    pub modern: Option<ModernGroup>,
     /// Records to make durable, drained by the coordinator after every operation.
     pub writes: Vec<GroupRecord>,
 }
@@ -187,6 +194,7 @@ impl Group {
             initial_delay_ends: None,
             sync_deadline: None,
             offsets: BTreeMap::new(),
+            modern: None,
             writes: Vec::new(),
         }
     }
@@ -200,9 +208,29 @@ impl Group {
         self.leader.as_deref() == Some(member_id)
     }
 
+    /// No members (of either protocol).
+    pub fn is_empty(&self) -> bool {
+        match &self.modern {
+            Some(m) => m.members.is_empty(),
+            None => self.state == GroupState::Empty,
+        }
+    }
+
+    /// (state name, protocol type, group type) as ListGroups reports them.
+    pub fn listing(&self) -> (&'static str, String, &'static str) {
+        match &self.modern {
+            Some(m) => (m.state_name(), "consumer".into(), "consumer"),
+            None => (
+                self.state.name(),
+                self.protocol_type.clone().unwrap_or_default(),
+                "classic",
+            ),
+        }
+    }
+
     /// Nothing worth keeping: no members, no offsets.
     pub fn is_disposable(&self) -> bool {
-        self.state == GroupState::Empty
+        self.is_empty()
             && self.members.is_empty()
             && self.pending.is_empty()
             && self.offsets.is_empty()
@@ -279,6 +307,24 @@ impl Group {
         }
     }
 
+    /// About how many bytes the group's metadata record takes.
+    pub fn record_size(&self) -> usize {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members
+            .values()
+            .map(|m| {
+                64 + m.id.len()
+                    + m.instance_id.as_ref().map_or(0, String::len)
+                    + m.client_id.len()
+                    + m.client_host.len()
+                    + m.metadata(&protocol).len()
+                    + m.assignment.len()
+            })
+            .sum::<usize>()
+            + 64
+            + protocol.len()
+    }
+
     /// Queues the group's membership to be made durable.
     pub fn persist(&mut self) {
         let snap = self.snapshot();
@@ -290,6 +336,9 @@ impl Group {
     pub fn subscribed_topics(&self) -> Option<Vec<String>> {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::Decodable;
+        if let Some(m) = &self.modern {
+            return Some(m.subscribed_topics());
+        }
         if self.protocol_type.as_deref() != Some("consumer") {
             return None;
         }

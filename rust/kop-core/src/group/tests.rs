@@ -71,6 +71,7 @@ fn sync(g: &mut Group, id: &str, generation: i32, assign: &[(&str, &[u8])]) -> R
                 .collect(),
         },
         Instant::now(),
+        &cfg(0),
     )
 }
 
@@ -81,7 +82,10 @@ fn two_members_rebalance_and_sync() {
     let mut g = Group::new("g", 0);
     let (a, mut rx_a) = join_new(&mut g, now, &c);
     let ja = rx_a.try_recv().unwrap();
-    assert_eq!((ja.error, ja.generation, ja.leader.as_str()), (None, 1, a.as_str()));
+    assert_eq!(
+        (ja.error, ja.generation, ja.leader.as_str()),
+        (None, 1, a.as_str())
+    );
     assert_eq!(ja.members.len(), 1);
     let s = now_value(sync(&mut g, &a, 0, &[])).unwrap_err();
     assert_eq!(s, KafkaError::IllegalGeneration, "wrong generation");
@@ -92,12 +96,22 @@ fn two_members_rebalance_and_sync() {
     let (b, mut rx_b) = join_new(&mut g, now, &c);
     assert_eq!(g.state, GroupState::PreparingRebalance);
     assert!(rx_b.try_recv().is_err(), "waits for the other member");
-    assert_eq!(g.heartbeat(&a, None, 1, now), Err(KafkaError::RebalanceInProgress));
-    assert_eq!(g.heartbeat("nobody", None, 1, now), Err(KafkaError::UnknownMemberId));
+    assert_eq!(
+        g.heartbeat(&a, None, 1, now),
+        Err(KafkaError::RebalanceInProgress)
+    );
+    assert_eq!(
+        g.heartbeat("nobody", None, 1, now),
+        Err(KafkaError::UnknownMemberId)
+    );
     let mut rx_a = waiting(g.join(params(&a, None, b"m"), now, &c));
     let (ja, jb) = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
     assert_eq!((ja.generation, jb.generation), (2, 2));
-    assert_eq!((ja.members.len(), jb.members.len()), (2, 0), "only the leader gets members");
+    assert_eq!(
+        (ja.members.len(), jb.members.len()),
+        (2, 0),
+        "only the leader gets members"
+    );
     let mut sb = waiting(sync(&mut g, &b, 2, &[]));
     assert!(sb.try_recv().is_err(), "follower waits for the leader");
     let mut sa = waiting(sync(&mut g, &a, 2, &[(&a, b"A2"), (&b, b"B2")]));
@@ -110,7 +124,10 @@ fn two_members_rebalance_and_sync() {
     assert_eq!(g.state, GroupState::PreparingRebalance);
     let mut rx_a = waiting(g.join(params(&a, None, b"m"), now, &c));
     assert_eq!(rx_a.try_recv().unwrap().generation, 3);
-    assert_eq!(g.leave(&[(b, None)], now, &c), vec![Err(KafkaError::UnknownMemberId)]);
+    assert_eq!(
+        g.leave(&[(b, None)], now, &c),
+        vec![Err(KafkaError::UnknownMemberId)]
+    );
 }
 
 #[test]
@@ -185,7 +202,10 @@ fn inconsistent_protocols_and_commit_checks() {
     let c = cfg(0);
     let now = Instant::now();
     let mut g = Group::new("g", 0);
-    assert!(g.validate_commit("", None, -1).is_ok(), "simple commit to an empty group");
+    assert!(
+        g.validate_commit("", None, -1).is_ok(),
+        "simple commit to an empty group"
+    );
     let (a, _rx) = join_new(&mut g, now, &c);
     let mut other = params("", None, b"m");
     other.protocols = vec![("roundrobin".into(), Bytes::new())];
@@ -197,8 +217,14 @@ fn inconsistent_protocols_and_commit_checks() {
     );
     let _ = sync(&mut g, &a, 1, &[]);
     assert_eq!(g.validate_commit(&a, None, 1), Ok(()));
-    assert_eq!(g.validate_commit(&a, None, 7), Err(KafkaError::IllegalGeneration));
-    assert_eq!(g.validate_commit("", None, -1), Err(KafkaError::UnknownMemberId));
+    assert_eq!(
+        g.validate_commit(&a, None, 7),
+        Err(KafkaError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.validate_commit("", None, -1),
+        Err(KafkaError::UnknownMemberId)
+    );
 }
 
 #[test]
@@ -213,7 +239,11 @@ fn offsets_expire_only_after_the_group_is_empty_for_the_retention() {
     g.commit("t", 0, e(1000));
     g.commit("t", 1, e(5000));
     assert_eq!(g.expire_offsets(2000, 2000), 0);
-    assert_eq!(g.expire_offsets(3000, 2000), 1, "simple group: by commit time");
+    assert_eq!(
+        g.expire_offsets(3000, 2000),
+        1,
+        "simple group: by commit time"
+    );
     assert!(g.committed("t", 1).is_some());
     g.remove_topic("t");
     assert!(g.offsets.is_empty());
@@ -257,7 +287,10 @@ fn coordinator_state_survives_reopen() {
     let co = open();
     let got = co.fetch("g", None);
     let e = got[0].1[0].1.clone().unwrap();
-    assert_eq!((e.offset, e.leader_epoch, e.metadata.as_str()), (42, 3, "meta"));
+    assert_eq!(
+        (e.offset, e.leader_epoch, e.metadata.as_str()),
+        (42, 3, "meta")
+    );
     let d = co.describe("g2").unwrap();
     assert_eq!(d.state, GroupState::Stable);
     assert_eq!(d.members[0].assignment, Bytes::from_static(b"A"));

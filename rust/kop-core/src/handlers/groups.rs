@@ -310,28 +310,26 @@ pub async fn list_groups(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    if !types.is_empty() && !types.iter().any(|t| t == "classic") {
-        return ListGroupsResponse::default();
-    }
     let groups = ctx
         .broker
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| {
-            states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
+        .filter(|(_, _, state, kind)| {
+            (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
+                && (types.is_empty() || types.iter().any(|t| t == kind))
         })
-        .map(|(id, protocol_type, state)| {
+        .map(|(id, protocol_type, state, kind)| {
             let g = ListedGroup::default()
                 .with_group_id(GroupId(sb(id)))
                 .with_protocol_type(sb(protocol_type));
             let g = if version >= 4 {
-                g.with_group_state(sb(state.name()))
+                g.with_group_state(sb(state))
             } else {
                 g
             };
             if version >= 5 {
-                g.with_group_type(sb("classic"))
+                g.with_group_type(sb(kind))
             } else {
                 g
             }

@@ -5,6 +5,7 @@
 mod admin_topics;
 mod api_versions;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -107,6 +108,8 @@ served! {
     OffsetCommit [2 ..= 9] OffsetCommitRequest => offsets::offset_commit;
     OffsetFetch [1 ..= 9] OffsetFetchRequest => offsets::offset_fetch;
     OffsetDelete [0 ..= 0] OffsetDeleteRequest => offsets::offset_delete;
+    ConsumerGroupHeartbeat [0 ..= 1] ConsumerGroupHeartbeatRequest => consumer_groups::heartbeat;
+    ConsumerGroupDescribe [0 ..= 1] ConsumerGroupDescribeRequest => consumer_groups::describe;
 }
 
 /// The versions kop serves of an API, if it serves it.

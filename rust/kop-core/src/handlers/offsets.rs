@@ -131,7 +131,15 @@ pub async fn offset_fetch(
                         .collect()
                 });
                 let resp = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(ctx, &g.group_id, wanted) {
+                let member_check = match &g.member_id {
+                    Some(member) if version >= 9 => {
+                        ctx.broker
+                            .groups
+                            .validate_fetch(&g.group_id, member, g.member_epoch)
+                    }
+                    _ => Ok(()),
+                };
+                match member_check.and_then(|()| fetch_group(ctx, &g.group_id, wanted)) {
                     Err(e) => resp.with_error_code(e.code()),
                     Ok(topics) => resp.with_topics(
                         topics
