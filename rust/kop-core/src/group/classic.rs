@@ -598,8 +598,16 @@ impl Group {
     /// Timers: join/sync deadlines, session expiry, expired pending member ids.
     pub fn tick(&mut self, now: Instant, cfg: &GroupConfig) {
         if let Some(m) = &mut self.modern {
-            for id in m.tick(now) {
+            let expired = m.tick(now);
+            for id in &expired {
                 tracing::info!(group = %self.id, member = %id, "consumer group member expired");
+            }
+            if !expired.is_empty() {
+                let snap = m.snapshot(&self.id);
+                if m.members.is_empty() {
+                    self.state_since_ms = crate::now_ms();
+                }
+                self.writes.push(super::store::GroupRecord::Consumer(snap));
             }
             return;
         }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::assignor::{self, Assignment, AssignorMember};
+use super::store::{AssignmentSnapshot, ConsumerMemberSnapshot, ConsumerSnapshot};
 use crate::error::KafkaError;
 
 /// Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`.
@@ -99,7 +100,116 @@ fn combine(a: &Assignment, b: &Assignment, keep: impl Fn(bool, bool) -> bool) ->
     out
 }
 
+/// (group epoch, assignment epoch, per member: id, epoch, assigned, pending revocation).
+pub type Fingerprint = (i32, i32, Vec<(String, i32, Assignment, Assignment)>);
+
+fn to_snapshot(a: &Assignment) -> AssignmentSnapshot {
+    a.iter()
+        .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+        .collect()
+}
+
+fn from_snapshot(a: &AssignmentSnapshot) -> Assignment {
+    a.iter()
+        .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+        .collect()
+}
+
 impl ModernGroup {
+    /// The durable form of the group.
+    pub fn snapshot(&self, group: &str) -> ConsumerSnapshot {
+        ConsumerSnapshot {
+            group: group.to_string(),
+            epoch: self.epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor.clone(),
+            topics: self
+                .topics_seen
+                .iter()
+                .map(|(name, (id, n))| (name.clone(), *id, *n))
+                .collect(),
+            members: self
+                .members
+                .values()
+                .map(|m| ConsumerMemberSnapshot {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i64,
+                    subscribed: m.subscribed.clone(),
+                    assignor: m.assignor.clone(),
+                    assigned: to_snapshot(&m.assigned),
+                    pending_revocation: to_snapshot(&m.pending_revocation),
+                    target: self.target.get(&m.id).map(to_snapshot).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a group from its snapshot; members get a fresh session to come back.
+    pub fn restore(s: ConsumerSnapshot, now: Instant) -> ModernGroup {
+        let mut g = ModernGroup {
+            epoch: s.epoch,
+            assignment_epoch: s.assignment_epoch,
+            assignor: s.assignor,
+            ..ModernGroup::default()
+        };
+        for m in s.members {
+            g.target.insert(m.id.clone(), from_snapshot(&m.target));
+            if let Some(inst) = &m.instance_id {
+                g.statics.insert(inst.clone(), m.id.clone());
+            }
+            g.members.insert(
+                m.id.clone(),
+                ModernMember {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    rack_id: m.rack_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                    subscribed: m.subscribed,
+                    assignor: m.assignor,
+                    assigned: from_snapshot(&m.assigned),
+                    pending_revocation: from_snapshot(&m.pending_revocation),
+                    last_heartbeat: now,
+                    revocation_deadline: None,
+                },
+            );
+        }
+        g.topics_seen = s
+            .topics
+            .into_iter()
+            .map(|(name, id, n)| (name, (id, n)))
+            .collect();
+        g
+    }
+
+    /// What changes the durable state (heartbeat timestamps do not).
+    pub fn fingerprint(&self) -> Fingerprint {
+        (
+            self.epoch,
+            self.assignment_epoch,
+            self.members
+                .values()
+                .map(|m| {
+                    (
+                        m.id.clone(),
+                        m.epoch,
+                        m.assigned.clone(),
+                        m.pending_revocation.clone(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     pub fn state_name(&self) -> &'static str {
         if self.members.is_empty() {
             "Empty"

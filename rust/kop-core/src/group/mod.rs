@@ -119,6 +119,12 @@ impl GroupCoordinator {
                         .or_insert_with(|| Group::new(&s.group, now_ms));
                     restore(g, s, now);
                 }
+                GroupRecord::Consumer(c) => {
+                    let g = groups
+                        .entry(c.group.clone())
+                        .or_insert_with(|| Group::new(&c.group, now_ms));
+                    g.modern = Some(consumer::ModernGroup::restore(c, now));
+                }
                 GroupRecord::GroupRemoved { group } => {
                     groups.remove(&group);
                 }
@@ -152,7 +158,9 @@ impl GroupCoordinator {
         let groups = self.groups.lock();
         let mut live = Vec::new();
         for g in groups.values() {
-            if g.generation > 0 || !g.members.is_empty() {
+            if let Some(m) = &g.modern {
+                live.push(GroupRecord::Consumer(m.snapshot(&g.id)));
+            } else if g.generation > 0 || !g.members.is_empty() {
                 live.push(GroupRecord::Group(g.snapshot()));
             }
             for ((topic, partition), e) in &g.offsets {
@@ -366,8 +374,16 @@ impl GroupCoordinator {
                 .modern
                 .as_mut()
                 .ok_or((KafkaError::UnknownServerError, String::new()))?;
+            let before = m.fingerprint();
             let out = m.heartbeat(p, Instant::now(), topics);
-            g.state_since_ms = crate::now_ms();
+            if m.fingerprint() != before {
+                let snap = m.snapshot(group_id);
+                let empty = m.members.is_empty();
+                g.writes.push(GroupRecord::Consumer(snap));
+                if empty {
+                    g.state_since_ms = crate::now_ms();
+                }
+            }
             out
         })
         .map_err(|e| (e, format!("group {group_id} does not exist")))?
@@ -513,6 +529,7 @@ impl GroupCoordinator {
 /// Rebuilds a group's membership from its last snapshot; members get a fresh session to come
 /// back (as after a Kafka coordinator failover).
 fn restore(g: &mut Group, s: store::GroupSnapshot, now: Instant) {
+    g.modern = None;
     g.generation = s.generation;
     g.protocol_type = s.protocol_type;
     g.protocol = s.protocol.clone();

@@ -24,6 +24,8 @@ pub enum GroupRecord {
         partition: i32,
     },
     Group(GroupSnapshot),
+    /// A KIP-848 consumer group's membership and assignments.
+    Consumer(ConsumerSnapshot),
     GroupRemoved {
         group: String,
     },
@@ -64,6 +66,37 @@ pub struct MemberSnapshot {
     pub metadata: String,
     /// The member's assignment, hex.
     pub assignment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerSnapshot {
+    pub group: String,
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    /// Subscribed topics as last seen: (name, id, partitions).
+    pub topics: Vec<(String, uuid::Uuid, i32)>,
+    pub members: Vec<ConsumerMemberSnapshot>,
+}
+
+/// Partitions per topic id.
+pub type AssignmentSnapshot = Vec<(uuid::Uuid, Vec<i32>)>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMemberSnapshot {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub rebalance_timeout_ms: i64,
+    pub subscribed: Vec<String>,
+    pub assignor: Option<String>,
+    pub assigned: AssignmentSnapshot,
+    pub pending_revocation: AssignmentSnapshot,
+    pub target: AssignmentSnapshot,
 }
 
 /// Where group records live. Appends must be durable against a process crash when they return.

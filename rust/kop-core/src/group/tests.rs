@@ -300,3 +300,56 @@ fn coordinator_state_survives_reopen() {
     assert!(co.fetch("g", None).is_empty());
     assert_eq!(co.delete_group("g"), Err(KafkaError::GroupIdNotFound));
 }
+
+#[test]
+fn consumer_group_survives_reopen_and_static_member_takes_over() {
+    use super::consumer::HeartbeatParams;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(FileGroupStore::open(dir.path(), false).unwrap());
+        GroupCoordinator::open(store, cfg(0)).unwrap()
+    };
+    let tid = uuid::Uuid::from_u128(9);
+    let topics = |n: &str| (n == "t").then_some((tid, 3));
+    let hb = |id: &str, epoch: i32, inst: Option<&str>| HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: epoch,
+        instance_id: inst.map(Into::into),
+        rack_id: None,
+        rebalance_timeout_ms: 30_000,
+        subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+        assignor: None,
+        owned: None,
+        client_id: "c".into(),
+        client_host: "/h".into(),
+    };
+    let epoch = {
+        let co = open();
+        let out = co
+            .consumer_heartbeat("cg", hb("m1", 0, Some("i1")), &topics)
+            .unwrap();
+        assert_eq!(out.assignment.unwrap()[&tid].len(), 3);
+        out.epoch
+    };
+    let co = open();
+    let out = co
+        .consumer_heartbeat("cg", hb("m1", epoch, Some("i1")), &topics)
+        .unwrap();
+    assert_eq!(out.epoch, epoch, "same epoch after a restart, no rebalance");
+    // Another process with the same instance id while m1 is active: rejected.
+    let err = co
+        .consumer_heartbeat("cg", hb("m2", 0, Some("i1")), &topics)
+        .err()
+        .unwrap();
+    assert_eq!(err.0, KafkaError::UnreleasedInstanceId);
+    // m1 leaves temporarily (static); m2 takes over its partitions at the same epoch.
+    let left = co
+        .consumer_heartbeat("cg", hb("m1", -2, Some("i1")), &topics)
+        .unwrap();
+    assert_eq!(left.epoch, -2);
+    let m2 = co
+        .consumer_heartbeat("cg", hb("m2", 0, Some("i1")), &topics)
+        .unwrap();
+    assert_eq!(m2.epoch, epoch);
+    assert_eq!(m2.assignment.unwrap()[&tid].len(), 3);
+}
