@@ -287,6 +287,59 @@ def test_static_member_restart_keeps_partitions_without_rebalance(gserver, membe
     b.close()
 
 
+@pytest.mark.timeout(180)
+def test_librdkafka_consumer_protocol(gserver):
+    """librdkafka with group.protocol=consumer (KIP-848): two consumers end up with two
+    partitions each and together read every record exactly once, committing as they go."""
+    bootstrap = gserver.bootstrap
+    topic = ck.create_topic(bootstrap, ck.unique("k848"), 4)
+    group = ck.unique("k848")
+    produce_n(bootstrap, topic, 400)
+    seen: Counter[tuple[int, int]] = Counter()
+    owned: dict[int, int] = {0: 0, 1: 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            c = Consumer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": group,
+                    "group.protocol": "consumer",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                }
+            )
+            c.subscribe([topic])
+            while not stop.is_set():
+                batch = [m for m in c.consume(num_messages=50, timeout=0.3) if not m.error()]
+                with lock:
+                    for m in batch:
+                        seen[(m.partition(), m.offset())] += 1
+                if batch:
+                    c.commit(asynchronous=False)
+                owned[i] = len(c.assignment())
+            c.close()
+        except BaseException as err:  # surfaced by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(1)
+    try:
+        wait_until(lambda: len(seen) >= 400 or bool(errors), 90, "400 records consumed")
+        wait_until(lambda: owned == {0: 2, 1: 2} or bool(errors), 90, "two partitions each")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    assert len(seen) == 400 and set(seen.values()) == {1}
+
+
 @pytest.mark.timeout(300)
 def test_offsets_survive_restart_and_kill(target, server_factory):
     """Committed offsets (and their metadata) survive a clean restart and a kill -9; a

@@ -369,6 +369,8 @@ fn cg_heartbeat(
     if epoch == 0 {
         req = req
             .with_subscribed_topic_names(Some(vec![topic("kt")]))
+            // librdkafka sends an empty (not null) regex: no regex.
+            .with_subscribed_topic_regex(Some(s("")))
             .with_topic_partitions(Some(vec![]));
     }
     if let Some(a) = owned {

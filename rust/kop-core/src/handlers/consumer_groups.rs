@@ -20,11 +20,18 @@ pub async fn heartbeat(
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let fail = |e: KafkaError, msg: String| {
+        if e == KafkaError::InvalidRequest {
+            tracing::warn!(group = %*req.group_id, peer = %ctx.peer, "ConsumerGroupHeartbeat: {msg}");
+        }
         ConsumerGroupHeartbeatResponse::default()
             .with_error_code(e.code())
             .with_error_message(Some(sb(msg)))
     };
-    if req.subscribed_topic_regex.is_some() {
+    if req
+        .subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
         return fail(
             KafkaError::InvalidRequest,
             "regular expression subscriptions are not supported by kop".into(),
