@@ -569,7 +569,7 @@ def test_consumer_groups_tool(gserver, kafka_tools):
          "--execute")  # fmt: skip
     assert describe_offsets(bootstrap, group) == {0: ("0", "50", "50"), 1: ("0", "50", "50")}
 
-    when = datetime.datetime.fromtimestamp((base_ms + 25_000) / 1000, tz=datetime.UTC)
+    when = datetime.datetime.fromtimestamp((base_ms + 25_000) / 1000, tz=datetime.timezone.utc)
     stamp = when.strftime("%Y-%m-%dT%H:%M:%S.000") + "Z"
     tool(bootstrap, "--reset-offsets", "--group", group, "--topic", topic, "--to-datetime",
          stamp, "--execute")  # fmt: skip
