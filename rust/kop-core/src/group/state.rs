@@ -334,8 +334,6 @@ impl Group {
     /// Topics the members subscribe to, if the group uses the consumer protocol and every
     /// member's subscription could be read; None means "unknown".
     pub fn subscribed_topics(&self) -> Option<Vec<String>> {
-        use kafka_protocol::messages::ConsumerProtocolSubscription;
-        use kafka_protocol::protocol::Decodable;
         if let Some(m) = &self.modern {
             return Some(m.subscribed_topics());
         }
@@ -345,17 +343,52 @@ impl Group {
         let protocol = self.protocol.as_deref()?;
         let mut topics = Vec::new();
         for m in self.members.values() {
-            let mut meta = m.metadata(protocol);
-            if meta.len() < 2 {
-                return None;
-            }
-            let version = i16::from_be_bytes([meta[0], meta[1]]);
-            let _ = bytes::Buf::get_i16(&mut meta);
-            let sub = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)).ok()?;
-            topics.extend(sub.topics.iter().map(|t| t.to_string()));
+            topics.extend(subscription_topics(&m.metadata(protocol))?);
         }
         topics.sort();
         topics.dedup();
         Some(topics)
+    }
+}
+
+/// The topics of a ConsumerProtocolSubscription (any version: version i16, then the topic
+/// array comes first). Parsed by hand with every length checked against the bytes present,
+/// since the metadata is whatever the client sent.
+pub fn subscription_topics(meta: &[u8]) -> Option<Vec<String>> {
+    let take = |pos: &mut usize, n: usize| -> Option<&[u8]> {
+        let end = pos.checked_add(n)?;
+        let out = meta.get(*pos..end)?;
+        *pos = end;
+        Some(out)
+    };
+    let mut pos = 0;
+    take(&mut pos, 2)?;
+    let count = i32::from_be_bytes(take(&mut pos, 4)?.try_into().ok()?);
+    let count = usize::try_from(count).ok()?;
+    if count > (meta.len() - pos) / 2 {
+        return None;
+    }
+    let mut topics = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = i16::from_be_bytes(take(&mut pos, 2)?.try_into().ok()?);
+        let len = usize::try_from(len).ok()?;
+        topics.push(String::from_utf8(take(&mut pos, len)?.to_vec()).ok()?);
+    }
+    Some(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subscription_topics;
+
+    #[test]
+    fn subscription_topics_are_parsed_defensively() {
+        let mut ok = vec![0, 1, 0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c', 0xff];
+        assert_eq!(subscription_topics(&ok).unwrap(), vec!["a", "bc"]);
+        ok[5] = 0x7f;
+        assert!(subscription_topics(&ok).is_none(), "implausible count");
+        assert!(subscription_topics(&[0, 1, 0x7f, 0xff, 0xff, 0xff]).is_none());
+        assert!(subscription_topics(&[0, 1, 0, 0, 0, 1, 0, 9, b'a']).is_none());
+        assert!(subscription_topics(&[]).is_none());
     }
 }
