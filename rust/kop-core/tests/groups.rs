@@ -464,3 +464,185 @@ fn kip848_heartbeat_assigns_revokes_and_commits_with_member_epoch() {
     );
     assert_eq!(del.results[0].error_code, 0);
 }
+
+/// Every served version of every group API answers a typical request (the codec refuses to
+/// encode a field a version lacks, so this catches version-dependent fields).
+#[test]
+fn every_served_version_of_the_group_apis_answers() {
+    let server = start("memory://", NO_DELAY);
+    let mut c = Client::connect(port(&server));
+    create_topic(&mut c, "sv", 1, &[]);
+    let range = |key: ApiKey| kop_core::handlers::served_range(key).unwrap();
+    let (lo, hi) = range(ApiKey::FindCoordinator);
+    for v in lo..=hi {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(s("g"))
+        };
+        let r = c.call(&req, v);
+        let code = r
+            .coordinators
+            .first()
+            .map_or(r.error_code, |x| x.error_code);
+        assert_eq!(code, 0, "FindCoordinator v{v}");
+    }
+    let (lo, hi) = range(ApiKey::JoinGroup);
+    for v in lo..=hi {
+        let group = format!("sv-{v}");
+        let mut req = join_req(&group, "", None, Bytes::from_static(b"m"));
+        if v == 0 {
+            req.rebalance_timeout_ms = -1;
+        }
+        if v < 5 {
+            req.group_instance_id = None;
+        }
+        let mut j = c.call(&req, v);
+        if j.error_code == 79 {
+            req.member_id = j.member_id.clone();
+            j = c.call(&req, v);
+        }
+        assert_eq!((j.error_code, j.generation_id), (0, 1), "JoinGroup v{v}");
+        let sv = v.min(5);
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(gid(&group))
+            .with_member_id(j.member_id.clone())
+            .with_generation_id(1);
+        if sv >= 5 {
+            sync = sync
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range")));
+        }
+        assert_eq!(c.call(&sync, sv).error_code, 0, "SyncGroup v{sv}");
+        let hv = v.min(4);
+        assert_eq!(
+            heartbeat_v(&mut c, &group, &j.member_id, 1, hv),
+            0,
+            "Heartbeat v{hv}"
+        );
+        let lv = v.min(5);
+        let leave = if lv >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(gid(&group))
+                .with_members(vec![leave_group_request::MemberIdentity::default()
+                    .with_member_id(j.member_id.clone())])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(gid(&group))
+                .with_member_id(j.member_id.clone())
+        };
+        let r = c.call(&leave, lv);
+        let code = r.members.first().map_or(r.error_code, |m| m.error_code);
+        assert_eq!(code, 0, "LeaveGroup v{lv}");
+    }
+    let (lo, hi) = range(ApiKey::OffsetCommit);
+    for v in lo..=hi {
+        let mut p = offset_commit_request::OffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(i64::from(v))
+            .with_committed_metadata(Some(s("m")));
+        if v >= 6 {
+            p.committed_leader_epoch = 0;
+        }
+        let req = OffsetCommitRequest::default()
+            .with_group_id(gid("sv-oc"))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic("sv"))
+                    .with_partitions(vec![p]),
+            ]);
+        let r = c.call(&req, v);
+        assert_eq!(r.topics[0].partitions[0].error_code, 0, "OffsetCommit v{v}");
+    }
+    let (lo, hi) = range(ApiKey::OffsetFetch);
+    for v in lo..=hi {
+        let offset = if v >= 8 {
+            let req = OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(gid("sv-oc"))
+                    .with_topics(None),
+            ]);
+            c.call(&req, v).groups[0].topics[0].partitions[0].committed_offset
+        } else {
+            let req = OffsetFetchRequest::default()
+                .with_group_id(gid("sv-oc"))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic("sv"))
+                        .with_partition_indexes(vec![0]),
+                ]));
+            c.call(&req, v).topics[0].partitions[0].committed_offset
+        };
+        assert_eq!(offset, 9, "OffsetFetch v{v}");
+    }
+    let (lo, hi) = range(ApiKey::DescribeGroups);
+    for v in lo..=hi {
+        let req = DescribeGroupsRequest::default().with_groups(vec![gid("sv-oc"), gid("sv-1")]);
+        let r = c.call(&req, v);
+        assert!(
+            r.groups.iter().all(|g| g.error_code == 0),
+            "DescribeGroups v{v}"
+        );
+    }
+    let (lo, hi) = range(ApiKey::ListGroups);
+    for v in lo..=hi {
+        assert!(
+            c.call(&ListGroupsRequest::default(), v).groups.len() >= 10,
+            "ListGroups v{v}"
+        );
+    }
+    let (lo, hi) = range(ApiKey::DeleteGroups);
+    for v in lo..=hi {
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![gid(&format!("sv-{v}"))]);
+        assert_eq!(
+            c.call(&req, v).results[0].error_code,
+            0,
+            "DeleteGroups v{v}"
+        );
+    }
+    let od = OffsetDeleteRequest::default()
+        .with_group_id(gid("sv-oc"))
+        .with_topics(vec![
+            offset_delete_request::OffsetDeleteRequestTopic::default()
+                .with_name(topic("sv"))
+                .with_partitions(vec![
+                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                        .with_partition_index(0),
+                ]),
+        ]);
+    assert_eq!(c.call(&od, 0).topics[0].partitions[0].error_code, 0);
+    let (lo, hi) = range(ApiKey::ConsumerGroupHeartbeat);
+    for v in lo..=hi {
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(gid(&format!("sv-cg-{v}")))
+            .with_member_id(s(&format!("m{v}")))
+            .with_rebalance_timeout_ms(10_000)
+            .with_subscribed_topic_names(Some(vec![topic("sv")]))
+            .with_topic_partitions(Some(vec![]));
+        let r = c.call(&req, v);
+        assert_eq!(
+            (r.error_code, count(&r.assignment)),
+            (0, 1),
+            "ConsumerGroupHeartbeat v{v}"
+        );
+    }
+    let (lo, hi) = range(ApiKey::ConsumerGroupDescribe);
+    for v in lo..=hi {
+        let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("sv-cg-0")]);
+        let r = c.call(&req, v);
+        assert_eq!(
+            (r.groups[0].error_code, r.groups[0].members.len()),
+            (0, 1),
+            "ConsumerGroupDescribe v{v}"
+        );
+    }
+}
+
+fn heartbeat_v(c: &mut Client, group: &str, member: &str, generation: i32, v: i16) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(gid(group))
+        .with_member_id(s(member))
+        .with_generation_id(generation);
+    c.call(&req, v).error_code
+}
