@@ -595,11 +595,9 @@ fn every_served_version_of_the_group_apis_answers() {
     let (lo, hi) = range(ApiKey::DeleteGroups);
     for v in lo..=hi {
         let req = DeleteGroupsRequest::default().with_groups_names(vec![gid(&format!("sv-{v}"))]);
-        assert_eq!(
-            c.call(&req, v).results[0].error_code,
-            0,
-            "DeleteGroups v{v}"
-        );
+        let code = c.call(&req, v).results[0].error_code;
+        // 69: the periodic cleanup already removed the empty group (it has no offsets).
+        assert!(code == 0 || code == 69, "DeleteGroups v{v}: {code}");
     }
     let od = OffsetDeleteRequest::default()
         .with_group_id(gid("sv-oc"))
