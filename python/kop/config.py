@@ -85,6 +85,20 @@ class Config:
     fsync: str = _opt("interval", "always (before acking), interval, or never (leave it to the OS)")
     fsync_interval_ms: int = _opt(1000, "fsync period when fsync = interval")
     io_threads: int = _opt(0, "tokio worker threads; 0 = number of CPUs")
+    group_initial_rebalance_delay_ms: int = _opt(
+        3000,
+        "first-rebalance delay of an empty group (Kafka group.initial.rebalance.delay.ms)",
+    )
+    group_min_session_timeout_ms: int = _opt(
+        6000, "smallest session timeout a group member may ask for"
+    )
+    group_max_session_timeout_ms: int = _opt(
+        1800000, "largest session timeout a group member may ask for"
+    )
+    offsets_retention_minutes: int = _opt(
+        10080,
+        "how long committed offsets of an empty group are kept (Kafka offsets.retention.minutes)",
+    )
 
     def __post_init__(self) -> None:
         # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
@@ -346,6 +360,12 @@ def _validate(cfg: Config) -> None:
     )
     _check_range("fsync_interval_ms", cfg.fsync_interval_ms, 1, _INT64_MAX)
     _check_range("io_threads", cfg.io_threads, 0, 4096)
+    _check_range(
+        "group_initial_rebalance_delay_ms", cfg.group_initial_rebalance_delay_ms, 0, _INT64_MAX
+    )
+    _check_range("group_min_session_timeout_ms", cfg.group_min_session_timeout_ms, 1, _INT64_MAX)
+    _check_range("group_max_session_timeout_ms", cfg.group_max_session_timeout_ms, 1, _INT64_MAX)
+    _check_range("offsets_retention_minutes", cfg.offsets_retention_minutes, 1, _INT64_MAX)
 
 
 def _check_type(name: str, value: Any) -> None:

@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: i64,
     pub io_threads: usize,
+    pub group_initial_rebalance_delay_ms: i64,
+    pub group_min_session_timeout_ms: i64,
+    pub group_max_session_timeout_ms: i64,
+    pub offsets_retention_minutes: i64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +60,10 @@ impl Default for ServerConfig {
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,
             io_threads: 0,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 10_080,
         }
     }
 }
@@ -144,11 +152,31 @@ impl ServerConfig {
                 self.log_retention_check_interval_ms,
             ),
             ("fsync_interval_ms", self.fsync_interval_ms),
+            (
+                "group_min_session_timeout_ms",
+                self.group_min_session_timeout_ms,
+            ),
+            (
+                "group_max_session_timeout_ms",
+                self.group_max_session_timeout_ms,
+            ),
+            ("offsets_retention_minutes", self.offsets_retention_minutes),
         ];
         for (name, v) in positive {
             if v < 1 {
                 return Err(format!("{name} must be >= 1, got {v}"));
             }
+        }
+        if self.group_initial_rebalance_delay_ms < 0 {
+            return Err(format!(
+                "group_initial_rebalance_delay_ms must be >= 0, got {}",
+                self.group_initial_rebalance_delay_ms
+            ));
+        }
+        if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
+            return Err(
+                "group_max_session_timeout_ms must be >= group_min_session_timeout_ms".into(),
+            );
         }
         Ok(())
     }

@@ -60,6 +60,42 @@ pub enum KafkaError {
     TopicDeletionDisabled,
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("the committed offset metadata is too large")]
+    OffsetMetadataTooLarge,
+    #[error("this is not the correct coordinator")]
+    NotCoordinator,
+    #[error("the generation id is not the current one")]
+    IllegalGeneration,
+    #[error("the group member's protocol type or protocols are not compatible with the group")]
+    InconsistentGroupProtocol,
+    #[error("the group id is invalid")]
+    InvalidGroupId,
+    #[error("the member id is not in the current generation")]
+    UnknownMemberId,
+    #[error("the session timeout is not within the range allowed by the broker")]
+    InvalidSessionTimeout,
+    #[error("the group is rebalancing, so a rejoin is needed")]
+    RebalanceInProgress,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group id does not exist")]
+    GroupIdNotFound,
+    #[error("the group member needs a valid member id before joining the group")]
+    MemberIdRequired,
+    #[error("the group has reached its maximum size")]
+    GroupMaxSizeReached,
+    #[error("another member with the same group.instance.id has joined; this one is fenced")]
+    FencedInstanceId,
+    #[error("the group is actively subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the member epoch is fenced by the group coordinator")]
+    FencedMemberEpoch,
+    #[error("the instance id is still used by another member in the consumer group")]
+    UnreleasedInstanceId,
+    #[error("the assignor or its version range is not supported by the consumer group")]
+    UnsupportedAssignor,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
 }
 
 impl KafkaError {
@@ -92,6 +128,24 @@ impl KafkaError {
             KafkaError::TopicDeletionDisabled => 73,
             KafkaError::InvalidRecord => 87,
             KafkaError::UnknownTopicId => 100,
+            KafkaError::OffsetMetadataTooLarge => 12,
+            KafkaError::NotCoordinator => 16,
+            KafkaError::IllegalGeneration => 22,
+            KafkaError::InconsistentGroupProtocol => 23,
+            KafkaError::InvalidGroupId => 24,
+            KafkaError::UnknownMemberId => 25,
+            KafkaError::InvalidSessionTimeout => 26,
+            KafkaError::RebalanceInProgress => 27,
+            KafkaError::NonEmptyGroup => 68,
+            KafkaError::GroupIdNotFound => 69,
+            KafkaError::MemberIdRequired => 79,
+            KafkaError::GroupMaxSizeReached => 81,
+            KafkaError::FencedInstanceId => 82,
+            KafkaError::GroupSubscribedToTopic => 86,
+            KafkaError::FencedMemberEpoch => 110,
+            KafkaError::UnreleasedInstanceId => 111,
+            KafkaError::UnsupportedAssignor => 112,
+            KafkaError::StaleMemberEpoch => 113,
         }
     }
 }

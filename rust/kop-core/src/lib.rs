@@ -5,6 +5,7 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod net;
 pub mod records;

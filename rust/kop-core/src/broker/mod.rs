@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::config::{FsyncPolicy, ServerConfig, StorageSpec};
 use crate::error::KafkaError;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::storage::{FileStorage, MemoryStorage, Storage, TopicMeta};
 use partition::Partition;
 use producer_state::ProducerStates;
@@ -83,6 +84,8 @@ pub struct Broker {
     /// Serialises topic creation/deletion so two requests can't create the same topic twice.
     admin: Mutex<()>,
     producer_ids: Mutex<(i64, i64)>,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupCoordinator,
 }
 
 /// Producer ids are reserved durably in blocks so a restart never hands one out twice.
@@ -113,7 +116,10 @@ impl Broker {
                 id
             }
         };
+        let group_store = storage.open_group_store(config.fsync == FsyncPolicy::Always)?;
+        let groups = GroupCoordinator::open(group_store, GroupConfig::from_server(&config))?;
         let broker = Broker {
+            groups,
             config,
             cluster_id,
             storage,
@@ -247,6 +253,7 @@ impl Broker {
             idx.by_id.remove(&topic.id);
         }
         self.storage.delete_topic(&topic.meta())?;
+        self.groups.remove_topic(name);
         tracing::info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
@@ -313,6 +320,7 @@ impl Broker {
 
     /// Periodic fsync of every partition (`fsync = "interval"`).
     pub fn flush_all(&self) {
+        self.groups.flush();
         for topic in self.topics() {
             for p in topic.partitions() {
                 if let Err(e) = p.flush() {
@@ -323,6 +331,7 @@ impl Broker {
     }
 
     pub fn enforce_retention(&self, now_ms: i64) {
+        self.groups.expire(now_ms);
         for topic in self.topics() {
             for p in topic.partitions() {
                 match p.enforce_retention(now_ms) {

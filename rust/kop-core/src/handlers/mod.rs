@@ -5,9 +5,12 @@
 mod admin_topics;
 mod api_versions;
 mod configs;
+mod consumer_groups;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod produce_legacy;
 mod producer_id;
@@ -104,6 +107,19 @@ served! {
     IncrementalAlterConfigs [0 ..= 1] IncrementalAlterConfigsRequest => configs::incremental_alter_configs;
     CreatePartitions [0 ..= 3] CreatePartitionsRequest => admin_topics::create_partitions;
     DescribeCluster [0 ..= 2] DescribeClusterRequest => metadata::describe_cluster;
+    FindCoordinator [0 ..= 6] FindCoordinatorRequest => groups::find_coordinator;
+    JoinGroup [0 ..= 9] JoinGroupRequest => groups::join_group;
+    SyncGroup [0 ..= 5] SyncGroupRequest => groups::sync_group;
+    Heartbeat [0 ..= 4] HeartbeatRequest => groups::heartbeat;
+    LeaveGroup [0 ..= 5] LeaveGroupRequest => groups::leave_group;
+    DescribeGroups [0 ..= 6] DescribeGroupsRequest => groups::describe_groups;
+    ListGroups [0 ..= 5] ListGroupsRequest => groups::list_groups;
+    DeleteGroups [0 ..= 2] DeleteGroupsRequest => groups::delete_groups;
+    OffsetCommit [2 ..= 9] OffsetCommitRequest => offsets::offset_commit;
+    OffsetFetch [1 ..= 9] OffsetFetchRequest => offsets::offset_fetch;
+    OffsetDelete [0 ..= 0] OffsetDeleteRequest => offsets::offset_delete;
+    ConsumerGroupHeartbeat [0 ..= 1] ConsumerGroupHeartbeatRequest => consumer_groups::heartbeat;
+    ConsumerGroupDescribe [0 ..= 1] ConsumerGroupDescribeRequest => consumer_groups::describe;
 }
 
 /// The versions kop serves of an API, if it serves it.

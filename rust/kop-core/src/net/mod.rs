@@ -231,6 +231,7 @@ async fn serve_all(
         ));
     }
     tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
+    tasks.spawn(group_timers(broker.clone(), shutdown.clone()));
     while let Some(result) = tasks.join_next().await {
         if let Err(e) = result {
             tracing::error!(error = %e, "server task failed");
@@ -296,6 +297,18 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || b.enforce_retention(crate::now_ms())).await;
             }
+            _ = shutdown.wait() => break,
+        }
+    }
+}
+
+/// The group coordinator's timers: session expiry, join and sync deadlines.
+async fn group_timers(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.groups.tick(),
             _ = shutdown.wait() => break,
         }
     }

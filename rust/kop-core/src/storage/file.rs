@@ -6,6 +6,7 @@
 //! - `producer-ids`               the next producer id not yet handed out
 //! - `topics/<topic>.json`        topic metadata (id, partitions, config overrides)
 //! - `logs/<topic>-<p>/<base>.log` segment files of raw batches, named by their base offset
+//! - `groups/groups.log`           committed offsets and group metadata (`group::store`)
 //!
 //! Appends go straight to the segment file; once `write` returns the bytes are in the OS page
 //! cache, so a killed process loses nothing it acknowledged. fsync is the broker's policy.
@@ -177,6 +178,16 @@ impl Storage for FileStorage {
         };
         write_atomically(&path, (next + count).to_string().as_bytes())?;
         Ok(next)
+    }
+
+    fn open_group_store(
+        &self,
+        sync_each_append: bool,
+    ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>> {
+        Ok(std::sync::Arc::new(crate::group::FileGroupStore::open(
+            &self.root.join("groups"),
+            sync_each_append,
+        )?))
     }
 }
 

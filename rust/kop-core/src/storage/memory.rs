@@ -67,6 +67,13 @@ impl Storage for MemoryStorage {
         *next += count;
         Ok(first)
     }
+
+    fn open_group_store(
+        &self,
+        _sync_each_append: bool,
+    ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>> {
+        Ok(std::sync::Arc::new(crate::group::MemoryGroupStore))
+    }
 }
 
 #[derive(Default)]

@@ -62,6 +62,12 @@ pub trait Storage: Send + Sync {
     ) -> io::Result<Box<dyn PartitionLog>>;
     /// Reserves `count` producer ids durably and returns the first one.
     fn reserve_producer_ids(&self, count: i64) -> io::Result<i64>;
+    /// The durable store of committed offsets and group metadata. `sync_each_append`: fsync
+    /// every append (`fsync = "always"`).
+    fn open_group_store(
+        &self,
+        sync_each_append: bool,
+    ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>>;
 }
 
 /// One partition's log. Offsets are assigned by the broker; the log stores batches whose

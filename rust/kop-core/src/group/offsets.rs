@@ -1,0 +1,163 @@
+//! Committed offsets of a group: commit validation, fetch, delete and retention (KIP-211).
+
+use super::state::{Group, GroupState, OffsetEntry};
+use super::store::{GroupRecord, OffsetRecord};
+use crate::error::KafkaError;
+
+/// Kafka's `offset.metadata.max.bytes`.
+pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+
+impl Group {
+    /// Whether this member may commit at this generation (Kafka's `validateOffsetCommit`).
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), KafkaError> {
+        if let Some(m) = &self.modern {
+            return m.validate_commit(member_id, generation);
+        }
+        if self.state == GroupState::Dead {
+            return Err(KafkaError::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.state == GroupState::Empty {
+            // Admin tools and assign()-only consumers.
+            return Ok(());
+        }
+        self.validate_member(member_id, instance_id)?;
+        if generation != self.generation {
+            return Err(KafkaError::IllegalGeneration);
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(KafkaError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// Stores one committed offset (queued for durability).
+    pub fn commit(&mut self, topic: &str, partition: i32, entry: OffsetEntry) {
+        self.writes.push(GroupRecord::Offset(OffsetRecord {
+            group: self.id.clone(),
+            topic: topic.to_string(),
+            partition,
+            offset: entry.offset,
+            leader_epoch: entry.leader_epoch,
+            metadata: entry.metadata.clone(),
+            commit_ms: entry.commit_ms,
+        }));
+        self.offsets.insert((topic.to_string(), partition), entry);
+    }
+
+    pub fn committed(&self, topic: &str, partition: i32) -> Option<&OffsetEntry> {
+        self.offsets.get(&(topic.to_string(), partition))
+    }
+
+    /// Every partition with a committed offset, grouped by topic.
+    pub fn committed_topics(&self) -> Vec<(String, Vec<i32>)> {
+        let mut out: Vec<(String, Vec<i32>)> = Vec::new();
+        for (topic, partition) in self.offsets.keys() {
+            match out.last_mut() {
+                Some((t, ps)) if t == topic => ps.push(*partition),
+                _ => out.push((topic.clone(), vec![*partition])),
+            }
+        }
+        out
+    }
+
+    fn drop_offset(&mut self, topic: &str, partition: i32) -> bool {
+        let removed = self
+            .offsets
+            .remove(&(topic.to_string(), partition))
+            .is_some();
+        if removed {
+            self.writes.push(GroupRecord::OffsetRemoved {
+                group: self.id.clone(),
+                topic: topic.to_string(),
+                partition,
+            });
+        }
+        removed
+    }
+
+    /// OffsetDelete: the group-level check, then per partition whether it may be deleted.
+    pub fn delete_offsets(
+        &mut self,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<Vec<Vec<Result<(), KafkaError>>>, KafkaError> {
+        if self.state == GroupState::Dead {
+            return Err(KafkaError::GroupIdNotFound);
+        }
+        let subscribed = if self.is_empty() {
+            Vec::new()
+        } else {
+            self.subscribed_topics().ok_or(KafkaError::NonEmptyGroup)?
+        };
+        Ok(topics
+            .iter()
+            .map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        if subscribed.contains(topic) {
+                            Err(KafkaError::GroupSubscribedToTopic)
+                        } else {
+                            self.drop_offset(topic, p);
+                            Ok(())
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Removes every offset of a deleted topic.
+    pub fn remove_topic(&mut self, topic: &str) {
+        let doomed: Vec<i32> = self
+            .offsets
+            .keys()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, p)| *p)
+            .collect();
+        for p in doomed {
+            self.drop_offset(topic, p);
+        }
+    }
+
+    /// Kafka's offset retention: offsets of an empty group expire `retention_ms` after the group
+    /// became empty (or after the commit, for groups that never had members); offsets of topics
+    /// a consumer group no longer subscribes to expire after the commit. Returns how many expired.
+    pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> usize {
+        let subscribed = if self.is_empty() {
+            Some(Vec::new())
+        } else {
+            self.subscribed_topics()
+        };
+        let Some(subscribed) = subscribed else {
+            return 0;
+        };
+        let empty_consumer_group =
+            self.is_empty() && (self.protocol_type.is_some() || self.modern.is_some());
+        let state_since = self.state_since_ms;
+        let doomed: Vec<(String, i32)> = self
+            .offsets
+            .iter()
+            .filter(|((topic, _), e)| {
+                if subscribed.contains(topic) {
+                    return false;
+                }
+                let base = if empty_consumer_group {
+                    state_since.max(e.commit_ms)
+                } else {
+                    e.commit_ms
+                };
+                now_ms.saturating_sub(base) >= retention_ms
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (t, p) in &doomed {
+            self.drop_offset(t, *p);
+        }
+        doomed.len()
+    }
+}

@@ -1,0 +1,355 @@
+//! State-machine tests: time is passed in explicitly, so timers are exercised without sleeping.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::state::{Group, GroupConfig, GroupState, JoinOutcome, Reply, SyncOutcome};
+use super::{FileGroupStore, GroupCoordinator, JoinParams, OffsetEntry, SyncParams};
+use crate::error::KafkaError;
+
+fn cfg(delay_ms: u64) -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay: Duration::from_millis(delay_ms),
+        ..GroupConfig::default()
+    }
+}
+
+fn params(member_id: &str, instance: Option<&str>, proto: &[u8]) -> JoinParams {
+    JoinParams {
+        member_id: member_id.into(),
+        instance_id: instance.map(Into::into),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::copy_from_slice(proto))],
+        require_known_member_id: true,
+        supports_skip_assignment: false,
+    }
+}
+
+fn now_value<T>(r: Reply<T>) -> T {
+    match r {
+        Reply::Now(v) => v,
+        Reply::Wait(_) => panic!("expected an immediate answer"),
+    }
+}
+
+fn waiting<T>(r: Reply<T>) -> tokio::sync::oneshot::Receiver<T> {
+    match r {
+        Reply::Wait(rx) => rx,
+        Reply::Now(_) => panic!("expected to wait"),
+    }
+}
+
+/// Joins a new dynamic member through the MEMBER_ID_REQUIRED round trip; returns its waiter.
+fn join_new(
+    g: &mut Group,
+    now: Instant,
+    c: &GroupConfig,
+) -> (String, tokio::sync::oneshot::Receiver<JoinOutcome>) {
+    let first = now_value(g.join(params("", None, b"m"), now, c));
+    assert_eq!(first.error, Some(KafkaError::MemberIdRequired));
+    let id = first.member_id;
+    (id.clone(), waiting(g.join(params(&id, None, b"m"), now, c)))
+}
+
+fn sync(g: &mut Group, id: &str, generation: i32, assign: &[(&str, &[u8])]) -> Reply<SyncOutcome> {
+    g.sync(
+        SyncParams {
+            member_id: id,
+            instance_id: None,
+            generation,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: assign
+                .iter()
+                .map(|(m, a)| (m.to_string(), Bytes::copy_from_slice(a)))
+                .collect(),
+        },
+        Instant::now(),
+        &cfg(0),
+    )
+}
+
+#[test]
+fn two_members_rebalance_and_sync() {
+    let c = cfg(0);
+    let now = Instant::now();
+    let mut g = Group::new("g", 0);
+    let (a, mut rx_a) = join_new(&mut g, now, &c);
+    let ja = rx_a.try_recv().unwrap();
+    assert_eq!(
+        (ja.error, ja.generation, ja.leader.as_str()),
+        (None, 1, a.as_str())
+    );
+    assert_eq!(ja.members.len(), 1);
+    let s = now_value(sync(&mut g, &a, 0, &[])).unwrap_err();
+    assert_eq!(s, KafkaError::IllegalGeneration, "wrong generation");
+    let mut rx = waiting(sync(&mut g, &a, 1, &[(&a, b"A1")]));
+    assert_eq!(rx.try_recv().unwrap().unwrap().2, Bytes::from_static(b"A1"));
+    assert_eq!(g.state, GroupState::Stable);
+
+    let (b, mut rx_b) = join_new(&mut g, now, &c);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert!(rx_b.try_recv().is_err(), "waits for the other member");
+    assert_eq!(
+        g.heartbeat(&a, None, 1, now),
+        Err(KafkaError::RebalanceInProgress)
+    );
+    assert_eq!(
+        g.heartbeat("nobody", None, 1, now),
+        Err(KafkaError::UnknownMemberId)
+    );
+    let mut rx_a = waiting(g.join(params(&a, None, b"m"), now, &c));
+    let (ja, jb) = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
+    assert_eq!((ja.generation, jb.generation), (2, 2));
+    assert_eq!(
+        (ja.members.len(), jb.members.len()),
+        (2, 0),
+        "only the leader gets members"
+    );
+    let mut sb = waiting(sync(&mut g, &b, 2, &[]));
+    assert!(sb.try_recv().is_err(), "follower waits for the leader");
+    let mut sa = waiting(sync(&mut g, &a, 2, &[(&a, b"A2"), (&b, b"B2")]));
+    assert_eq!(sa.try_recv().unwrap().unwrap().2, Bytes::from_static(b"A2"));
+    assert_eq!(sb.try_recv().unwrap().unwrap().2, Bytes::from_static(b"B2"));
+    assert_eq!(g.heartbeat(&b, None, 2, now), Ok(()));
+
+    // B leaves: A must rejoin; the group rebalances to generation 3 with A alone.
+    assert_eq!(g.leave(&[(b.clone(), None)], now, &c), vec![Ok(())]);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    let mut rx_a = waiting(g.join(params(&a, None, b"m"), now, &c));
+    assert_eq!(rx_a.try_recv().unwrap().generation, 3);
+    assert_eq!(
+        g.leave(&[(b, None)], now, &c),
+        vec![Err(KafkaError::UnknownMemberId)]
+    );
+}
+
+#[test]
+fn session_expiry_removes_a_silent_member() {
+    let c = cfg(0);
+    let t0 = Instant::now();
+    let mut g = Group::new("g", 0);
+    let (a, _rx) = join_new(&mut g, t0, &c);
+    let _ = sync(&mut g, &a, 1, &[(&a, b"x")]);
+    let (b, mut rx_b) = join_new(&mut g, t0, &c);
+    let mut rx_a = waiting(g.join(params(&a, None, b"m"), t0, &c));
+    let _ = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
+    let _ = sync(&mut g, &b, 2, &[]);
+    let _ = sync(&mut g, &a, 2, &[(&a, b"a"), (&b, b"b")]);
+    assert_eq!(g.state, GroupState::Stable);
+    // A keeps heartbeating, B goes silent past its 10 s session.
+    let t1 = t0 + Duration::from_secs(8);
+    assert_eq!(g.heartbeat(&a, None, 2, t1), Ok(()));
+    g.tick(t0 + Duration::from_secs(11), &c);
+    assert!(!g.members.contains_key(&b));
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    let mut rx_a = waiting(g.join(params(&a, None, b"m"), t1, &c));
+    assert_eq!(rx_a.try_recv().unwrap().generation, 3);
+}
+
+#[test]
+fn initial_delay_holds_the_first_rebalance() {
+    let c = cfg(3000);
+    let t0 = Instant::now();
+    let mut g = Group::new("g", 0);
+    let (_a, mut rx_a) = join_new(&mut g, t0, &c);
+    g.tick(t0 + Duration::from_millis(1000), &c);
+    assert!(rx_a.try_recv().is_err());
+    let (_b, mut rx_b) = join_new(&mut g, t0 + Duration::from_millis(1000), &c);
+    g.tick(t0 + Duration::from_millis(3500), &c);
+    assert!(rx_a.try_recv().is_err(), "a new member extends the delay");
+    g.tick(t0 + Duration::from_millis(4100), &c);
+    assert_eq!(rx_a.try_recv().unwrap().generation, 1);
+    assert_eq!(rx_b.try_recv().unwrap().members.len(), 0);
+}
+
+#[test]
+fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
+    let c = cfg(0);
+    let now = Instant::now();
+    let mut g = Group::new("g", 0);
+    let mut rx = waiting(g.join(params("", Some("i1"), b"m"), now, &c));
+    let j = rx.try_recv().unwrap();
+    let old = j.member_id.clone();
+    let _ = sync(&mut g, &old, 1, &[(&old, b"P")]);
+    assert_eq!(g.state, GroupState::Stable);
+    // Restarted: same instance id, no member id.
+    let j2 = now_value(g.join(params("", Some("i1"), b"m"), now, &c));
+    assert_eq!((j2.error, j2.generation), (None, 1), "no new generation");
+    assert_ne!(j2.member_id, old);
+    assert_eq!(g.state, GroupState::Stable);
+    let got = now_value(sync(&mut g, &j2.member_id, 1, &[])).unwrap();
+    assert_eq!(got.2, Bytes::from_static(b"P"), "keeps its assignment");
+    assert_eq!(
+        g.heartbeat(&old, Some("i1"), 1, now),
+        Err(KafkaError::FencedInstanceId)
+    );
+    assert_eq!(g.heartbeat(&j2.member_id, Some("i1"), 1, now), Ok(()));
+    assert_eq!(
+        g.leave(&[(old, Some("i1".into()))], now, &c),
+        vec![Err(KafkaError::FencedInstanceId)]
+    );
+}
+
+#[test]
+fn inconsistent_protocols_and_commit_checks() {
+    let c = cfg(0);
+    let now = Instant::now();
+    let mut g = Group::new("g", 0);
+    assert!(
+        g.validate_commit("", None, -1).is_ok(),
+        "simple commit to an empty group"
+    );
+    let (a, _rx) = join_new(&mut g, now, &c);
+    let mut other = params("", None, b"m");
+    other.protocols = vec![("roundrobin".into(), Bytes::new())];
+    let j = now_value(g.join(other, now, &c));
+    assert_eq!(j.error, Some(KafkaError::InconsistentGroupProtocol));
+    assert_eq!(
+        g.validate_commit(&a, None, 1),
+        Err(KafkaError::RebalanceInProgress)
+    );
+    let _ = sync(&mut g, &a, 1, &[]);
+    assert_eq!(g.validate_commit(&a, None, 1), Ok(()));
+    assert_eq!(
+        g.validate_commit(&a, None, 7),
+        Err(KafkaError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.validate_commit("", None, -1),
+        Err(KafkaError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn offsets_expire_only_after_the_group_is_empty_for_the_retention() {
+    let mut g = Group::new("g", 0);
+    let e = |ms| OffsetEntry {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_ms: ms,
+    };
+    g.commit("t", 0, e(1000));
+    g.commit("t", 1, e(5000));
+    assert_eq!(g.expire_offsets(2000, 2000), 0);
+    assert_eq!(
+        g.expire_offsets(3000, 2000),
+        1,
+        "simple group: by commit time"
+    );
+    assert!(g.committed("t", 1).is_some());
+    g.remove_topic("t");
+    assert!(g.offsets.is_empty());
+}
+
+#[test]
+fn coordinator_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(FileGroupStore::open(dir.path(), false).unwrap());
+        GroupCoordinator::open(store, cfg(0)).unwrap()
+    };
+    {
+        let co = open();
+        let entry = OffsetEntry {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "meta".into(),
+            commit_ms: crate::now_ms(),
+        };
+        let r = co.commit("g", "", None, -1, vec![("t".into(), 0, Ok(entry))]);
+        assert_eq!(r.unwrap()[0].2, Ok(()));
+        let mut p = params("", Some("i"), b"m");
+        p.session_timeout_ms = 10_000;
+        let mut rx = waiting(co.join("g2", p));
+        let j = rx.try_recv().unwrap();
+        let mut rx = waiting(co.sync(
+            "g2",
+            SyncParams {
+                member_id: &j.member_id,
+                instance_id: Some("i"),
+                generation: 1,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: vec![(j.member_id.clone(), Bytes::from_static(b"A"))],
+            },
+        ));
+        assert!(rx.try_recv().unwrap().is_ok());
+        assert_eq!(co.delete_group("g2"), Err(KafkaError::NonEmptyGroup));
+    }
+    let co = open();
+    let got = co.fetch("g", None);
+    let e = got[0].1[0].1.clone().unwrap();
+    assert_eq!(
+        (e.offset, e.leader_epoch, e.metadata.as_str()),
+        (42, 3, "meta")
+    );
+    let d = co.describe("g2").unwrap();
+    assert_eq!(d.state, GroupState::Stable);
+    assert_eq!(d.members[0].assignment, Bytes::from_static(b"A"));
+    co.remove_topic("t");
+    drop(co);
+    let co = open();
+    assert!(co.fetch("g", None).is_empty());
+    assert_eq!(co.delete_group("g"), Err(KafkaError::GroupIdNotFound));
+}
+
+#[test]
+fn consumer_group_survives_reopen_and_static_member_takes_over() {
+    use super::consumer::HeartbeatParams;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(FileGroupStore::open(dir.path(), false).unwrap());
+        GroupCoordinator::open(store, cfg(0)).unwrap()
+    };
+    let tid = uuid::Uuid::from_u128(9);
+    let topics = |n: &str| (n == "t").then_some((tid, 3));
+    let hb = |id: &str, epoch: i32, inst: Option<&str>| HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: epoch,
+        instance_id: inst.map(Into::into),
+        rack_id: None,
+        rebalance_timeout_ms: 30_000,
+        subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+        assignor: None,
+        owned: None,
+        client_id: "c".into(),
+        client_host: "/h".into(),
+    };
+    let epoch = {
+        let co = open();
+        let out = co
+            .consumer_heartbeat("cg", hb("m1", 0, Some("i1")), &topics)
+            .unwrap();
+        assert_eq!(out.assignment.unwrap()[&tid].len(), 3);
+        out.epoch
+    };
+    let co = open();
+    let out = co
+        .consumer_heartbeat("cg", hb("m1", epoch, Some("i1")), &topics)
+        .unwrap();
+    assert_eq!(out.epoch, epoch, "same epoch after a restart, no rebalance");
+    // Another process with the same instance id while m1 is active: rejected.
+    let err = co
+        .consumer_heartbeat("cg", hb("m2", 0, Some("i1")), &topics)
+        .err()
+        .unwrap();
+    assert_eq!(err.0, KafkaError::UnreleasedInstanceId);
+    // m1 leaves temporarily (static); m2 takes over its partitions at the same epoch.
+    let left = co
+        .consumer_heartbeat("cg", hb("m1", -2, Some("i1")), &topics)
+        .unwrap();
+    assert_eq!(left.epoch, -2);
+    let m2 = co
+        .consumer_heartbeat("cg", hb("m2", 0, Some("i1")), &topics)
+        .unwrap();
+    assert_eq!(m2.epoch, epoch);
+    assert_eq!(m2.assignment.unwrap()[&tid].len(), 3);
+}

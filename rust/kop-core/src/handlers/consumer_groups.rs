@@ -1,0 +1,183 @@
+//! KIP-848: ConsumerGroupHeartbeat and ConsumerGroupDescribe. The rules live in
+//! `crate::group::consumer`.
+
+use kafka_protocol::messages::consumer_group_describe_response::{self as cgd, DescribedGroup};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{self as cgh};
+use kafka_protocol::messages::*;
+use uuid::Uuid;
+
+use super::{sb, RequestContext};
+use crate::error::KafkaError;
+use crate::group::assignor::Assignment;
+use crate::group::consumer::{HeartbeatParams, HEARTBEAT_INTERVAL_MS};
+
+/// Group operations allowed without authorization: READ, DELETE, DESCRIBE.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+pub async fn heartbeat(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let fail = |e: KafkaError, msg: String| {
+        if e == KafkaError::InvalidRequest {
+            tracing::warn!(group = %*req.group_id, peer = %ctx.peer, "ConsumerGroupHeartbeat: {msg}");
+        }
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(sb(msg)))
+    };
+    if req
+        .subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        return fail(
+            KafkaError::InvalidRequest,
+            "regular expression subscriptions are not supported by kop".into(),
+        );
+    }
+    let member_id = if req.member_id.is_empty() && req.member_epoch == 0 {
+        Uuid::new_v4().to_string()
+    } else {
+        req.member_id.to_string()
+    };
+    if member_id.is_empty() {
+        return fail(KafkaError::InvalidRequest, "MemberId can't be empty".into());
+    }
+    let owned = req.topic_partitions.map(|tps| {
+        let mut a = Assignment::new();
+        for tp in tps {
+            a.entry(tp.topic_id)
+                .or_default()
+                .extend(tp.partitions.iter().copied());
+        }
+        a.retain(|_, ps| !ps.is_empty());
+        a
+    });
+    let params = HeartbeatParams {
+        member_id,
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.map(|s| s.to_string()),
+        rack_id: req.rack_id.map(|s| s.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed: req
+            .subscribed_topic_names
+            .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        assignor: req.server_assignor.map(|s| s.to_string()),
+        owned,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    };
+    let broker = &ctx.broker;
+    let topics = |name: &str| broker.topic(name).map(|t| (t.id, t.partition_count()));
+    match broker
+        .groups
+        .consumer_heartbeat(&req.group_id, params, &topics)
+    {
+        Err((e, msg)) => fail(e, msg),
+        Ok(out) => ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(sb(out.member_id)))
+            .with_member_epoch(out.epoch)
+            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
+            .with_assignment(out.assignment.map(|a| {
+                cgh::Assignment::default().with_topic_partitions(
+                    a.into_iter()
+                        .map(|(t, ps)| {
+                            cgh::TopicPartitions::default()
+                                .with_topic_id(t)
+                                .with_partitions(ps.into_iter().collect())
+                        })
+                        .collect(),
+                )
+            })),
+    }
+}
+
+fn describe_assignment(ctx: &RequestContext, a: &Assignment) -> cgd::Assignment {
+    cgd::Assignment::default().with_topic_partitions(
+        a.iter()
+            .map(|(t, ps)| {
+                let name = ctx
+                    .broker
+                    .topic_by_id(t)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                cgd::TopicPartitions::default()
+                    .with_topic_id(*t)
+                    .with_topic_name(TopicName(sb(name)))
+                    .with_partitions(ps.iter().copied().collect())
+            })
+            .collect(),
+    )
+}
+
+pub async fn describe(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let version = header.request_api_version;
+    let groups = req
+        .group_ids
+        .into_iter()
+        .map(|id| {
+            let base = DescribedGroup::default().with_group_id(id.clone());
+            let described = ctx.broker.groups.with_consumer_group(&id, |g| {
+                let members = g
+                    .members
+                    .values()
+                    .map(|m| {
+                        let target = g.target.get(&m.id).cloned().unwrap_or_default();
+                        let d = cgd::Member::default()
+                            .with_member_id(sb(&m.id))
+                            .with_instance_id(m.instance_id.clone().map(sb))
+                            .with_rack_id(m.rack_id.clone().map(sb))
+                            .with_member_epoch(m.epoch)
+                            .with_client_id(sb(&m.client_id))
+                            .with_client_host(sb(&m.client_host))
+                            .with_subscribed_topic_names(
+                                m.subscribed.iter().map(|t| TopicName(sb(t))).collect(),
+                            )
+                            .with_assignment(describe_assignment(ctx, &m.assigned))
+                            .with_target_assignment(describe_assignment(ctx, &target));
+                        if version >= 1 {
+                            d.with_member_type(1)
+                        } else {
+                            d
+                        }
+                    })
+                    .collect();
+                base.clone()
+                    .with_group_state(sb(g.state_name()))
+                    .with_group_epoch(g.epoch)
+                    .with_assignment_epoch(g.assignment_epoch)
+                    .with_assignor_name(sb(if g.assignor.is_empty() {
+                        "uniform"
+                    } else {
+                        g.assignor.as_str()
+                    }))
+                    .with_members(members)
+            });
+            let mut g = match described {
+                Ok(g) => g,
+                Err(e) => base
+                    .with_error_code(e.code())
+                    .with_error_message(Some(sb(format!(
+                        "Group {} is not a consumer group.",
+                        &*id
+                    ))))
+                    .with_group_state(sb("Dead")),
+            };
+            if req.include_authorized_operations {
+                g.authorized_operations = GROUP_OPERATIONS;
+            }
+            g
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
+}

@@ -1,0 +1,357 @@
+//! FindCoordinator and the classic group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! DescribeGroups, ListGroups, DeleteGroups. The rules live in `crate::group`.
+
+use bytes::Bytes;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::{sb, RequestContext};
+use crate::error::KafkaError;
+use crate::group::{GroupState, JoinOutcome, JoinParams, Reply, SyncOutcome, SyncParams};
+
+/// Group operations allowed without authorization: READ, DELETE, DESCRIBE.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+/// Waits for a parked JoinGroup/SyncGroup answer; on shutdown the client is told to find the
+/// coordinator again.
+async fn wait<T>(ctx: &RequestContext, reply: Reply<T>, on_stop: impl FnOnce() -> T) -> T {
+    match reply {
+        Reply::Now(v) => v,
+        Reply::Wait(rx) => {
+            let mut shutdown = ctx.shutdown.clone();
+            tokio::select! {
+                v = rx => v.unwrap_or_else(|_| on_stop()),
+                _ = shutdown.wait() => on_stop(),
+            }
+        }
+    }
+}
+
+pub async fn find_coordinator(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let version = header.request_api_version;
+    // Key types: 0 = group, 1 = transaction. kop coordinates both itself.
+    let error = match req.key_type {
+        0 | 1 => None,
+        _ => Some(KafkaError::InvalidRequest),
+    };
+    let node = BrokerId(ctx.broker.config.node_id);
+    let host = sb(&ctx.listener.advertised_host);
+    let port = ctx.listener.advertised_port;
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key);
+                match error {
+                    None => c.with_node_id(node).with_host(host.clone()).with_port(port),
+                    Some(e) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(e.code())
+                        .with_error_message(Some(sb(e.to_string()))),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let resp = FindCoordinatorResponse::default();
+    match error {
+        None => resp.with_node_id(node).with_host(host).with_port(port),
+        Some(e) => {
+            let r = resp
+                .with_error_code(e.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            if version >= 1 {
+                r.with_error_message(Some(sb(e.to_string())))
+            } else {
+                r
+            }
+        }
+    }
+}
+
+fn opt_string(s: &Option<StrBytes>) -> Option<String> {
+    s.as_ref().map(|v| v.to_string())
+}
+
+pub async fn join_group(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: JoinGroupRequest,
+) -> JoinGroupResponse {
+    let version = header.request_api_version;
+    let params = JoinParams {
+        member_id: req.member_id.to_string(),
+        instance_id: opt_string(&req.group_instance_id),
+        client_id: opt_string(&header.client_id).unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 {
+            req.rebalance_timeout_ms
+        } else {
+            req.session_timeout_ms
+        },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
+    };
+    let member_id = params.member_id.clone();
+    let reply = ctx.broker.groups.join(&req.group_id, params);
+    let outcome = wait(ctx, reply, || {
+        JoinOutcome::error(KafkaError::NotCoordinator, &member_id)
+    })
+    .await;
+    let members = outcome
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            let m = JoinGroupResponseMember::default()
+                .with_member_id(sb(id))
+                .with_metadata(metadata);
+            if version >= 5 {
+                m.with_group_instance_id(instance.map(sb))
+            } else {
+                m
+            }
+        })
+        .collect();
+    let mut resp = JoinGroupResponse::default()
+        .with_error_code(outcome.error.map_or(0, KafkaError::code))
+        .with_generation_id(outcome.generation)
+        .with_protocol_name(outcome.protocol_name.map(sb))
+        .with_leader(sb(outcome.leader))
+        .with_member_id(sb(outcome.member_id))
+        .with_members(members);
+    if version < 7 && resp.protocol_name.is_none() {
+        // Before v7 the protocol name is not nullable.
+        resp.protocol_name = Some(StrBytes::default());
+    }
+    if version >= 7 {
+        resp.protocol_type = outcome.protocol_type.map(sb);
+    }
+    if version >= 9 {
+        resp.skip_assignment = outcome.skip_assignment;
+    }
+    resp
+}
+
+pub async fn sync_group(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let version = header.request_api_version;
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let reply = ctx.broker.groups.sync(
+        &req.group_id,
+        SyncParams {
+            member_id: &req.member_id,
+            instance_id: req.group_instance_id.as_deref(),
+            generation: req.generation_id,
+            protocol_type: req.protocol_type.as_deref(),
+            protocol_name: req.protocol_name.as_deref(),
+            assignments,
+        },
+    );
+    let outcome: SyncOutcome = wait(ctx, reply, || Err(KafkaError::NotCoordinator)).await;
+    match outcome {
+        Ok((protocol_type, protocol_name, assignment)) => {
+            let resp = SyncGroupResponse::default().with_assignment(assignment);
+            if version >= 5 {
+                resp.with_protocol_type(protocol_type.map(sb))
+                    .with_protocol_name(protocol_name.map(sb))
+            } else {
+                resp
+            }
+        }
+        Err(e) => SyncGroupResponse::default()
+            .with_error_code(e.code())
+            .with_assignment(Bytes::new()),
+    }
+}
+
+pub async fn heartbeat(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let result = ctx.broker.groups.heartbeat(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(crate::error::code_of(&result))
+}
+
+pub async fn leave_group(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    let version = header.request_api_version;
+    let leaving: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), opt_string(&m.group_instance_id)))
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    match ctx.broker.groups.leave(&req.group_id, &leaving) {
+        Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
+        Ok(results) if version < 3 => LeaveGroupResponse::default()
+            .with_error_code(results.first().map_or(0, crate::error::code_of)),
+        Ok(results) => {
+            let members = leaving
+                .into_iter()
+                .zip(results)
+                .map(|((id, instance), r)| {
+                    MemberResponse::default()
+                        .with_member_id(sb(id))
+                        .with_group_instance_id(instance.map(sb))
+                        .with_error_code(crate::error::code_of(&r))
+                })
+                .collect();
+            LeaveGroupResponse::default().with_members(members)
+        }
+    }
+}
+
+pub async fn describe_groups(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let version = header.request_api_version;
+    let with_ops = version >= 3 && req.include_authorized_operations;
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let base = DescribedGroup::default().with_group_id(id.clone());
+            if id.is_empty() {
+                return base.with_error_code(KafkaError::InvalidGroupId.code());
+            }
+            let Some(summary) = ctx.broker.groups.describe(&id) else {
+                let dead = base.with_group_state(sb(GroupState::Dead.name()));
+                return if version >= 6 {
+                    dead.with_error_code(KafkaError::GroupIdNotFound.code())
+                        .with_error_message(Some(sb(format!("Group {} not found.", &*id))))
+                } else {
+                    dead
+                };
+            };
+            let members = summary
+                .members
+                .into_iter()
+                .map(|m| {
+                    let d = DescribedGroupMember::default()
+                        .with_member_id(sb(m.member_id))
+                        .with_client_id(sb(m.client_id))
+                        .with_client_host(sb(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment);
+                    if version >= 4 {
+                        d.with_group_instance_id(m.instance_id.map(sb))
+                    } else {
+                        d
+                    }
+                })
+                .collect();
+            let mut g = base
+                .with_group_state(sb(summary.state.name()))
+                .with_protocol_type(sb(summary.protocol_type))
+                .with_protocol_data(sb(summary.protocol))
+                .with_members(members);
+            if with_ops {
+                g.authorized_operations = GROUP_OPERATIONS;
+            }
+            g
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub async fn list_groups(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let version = header.request_api_version;
+    let states: Vec<String> = req
+        .states_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let types: Vec<String> = req
+        .types_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let groups = ctx
+        .broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state, kind)| {
+            (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
+                && (types.is_empty() || types.iter().any(|t| t == kind))
+        })
+        .map(|(id, protocol_type, state, kind)| {
+            let g = ListedGroup::default()
+                .with_group_id(GroupId(sb(id)))
+                .with_protocol_type(sb(protocol_type));
+            let g = if version >= 4 {
+                g.with_group_state(sb(state))
+            } else {
+                g
+            };
+            if version >= 5 {
+                g.with_group_type(sb(kind))
+            } else {
+                g
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub async fn delete_groups(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|id| {
+            let r = ctx.broker.groups.delete_group(&id);
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(crate::error::code_of(&r))
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
