@@ -12,6 +12,15 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// Whether SSL listeners ask for client certificates (Kafka's `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SslClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -33,6 +42,24 @@ pub struct ServerConfig {
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: i64,
     pub io_threads: usize,
+    // -- security (see auth/) --
+    pub listener_security_protocol_map: Vec<String>,
+    pub sasl_enabled_mechanisms: Vec<String>,
+    pub sasl_users: Vec<String>,
+    pub sasl_session_lifetime_ms: i64,
+    pub failed_authentication_delay_ms: i64,
+    pub ssl_certfile: Option<String>,
+    pub ssl_keyfile: Option<String>,
+    pub ssl_cafile: Option<String>,
+    pub ssl_client_auth: SslClientAuth,
+    pub ssl_principal_mapping_rules: String,
+    pub super_users: Vec<String>,
+    pub authorizer: String,
+    /// `module:callable` of a Python authenticator; resolved by kop.Server, Rust only checks
+    /// that a hook was installed.
+    pub authenticator: Option<String>,
+    pub hook_timeout_ms: i64,
+    pub hook_cache_ttl_ms: i64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +83,24 @@ impl Default for ServerConfig {
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,
             io_threads: 0,
+            listener_security_protocol_map: Vec::new(),
+            sasl_enabled_mechanisms: crate::auth::SUPPORTED_MECHANISMS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
+            sasl_users: Vec::new(),
+            sasl_session_lifetime_ms: 0,
+            failed_authentication_delay_ms: 100,
+            ssl_certfile: None,
+            ssl_keyfile: None,
+            ssl_cafile: None,
+            ssl_client_auth: SslClientAuth::None,
+            ssl_principal_mapping_rules: "DEFAULT".into(),
+            super_users: Vec::new(),
+            authorizer: "allow-all".into(),
+            authenticator: None,
+            hook_timeout_ms: 5000,
+            hook_cache_ttl_ms: 60_000,
         }
     }
 }
@@ -144,13 +189,77 @@ impl ServerConfig {
                 self.log_retention_check_interval_ms,
             ),
             ("fsync_interval_ms", self.fsync_interval_ms),
+            ("hook_timeout_ms", self.hook_timeout_ms),
         ];
         for (name, v) in positive {
             if v < 1 {
                 return Err(format!("{name} must be >= 1, got {v}"));
             }
         }
+        for (name, v) in [
+            ("sasl_session_lifetime_ms", self.sasl_session_lifetime_ms),
+            (
+                "failed_authentication_delay_ms",
+                self.failed_authentication_delay_ms,
+            ),
+            ("hook_cache_ttl_ms", self.hook_cache_ttl_ms),
+        ] {
+            if v < 0 {
+                return Err(format!("{name} must be >= 0, got {v}"));
+            }
+        }
+        for m in &self.sasl_enabled_mechanisms {
+            if !crate::auth::SUPPORTED_MECHANISMS.contains(&m.as_str()) {
+                return Err(format!(
+                    "sasl_enabled_mechanisms: {m:?} is not supported (use {})",
+                    crate::auth::SUPPORTED_MECHANISMS.join(", ")
+                ));
+            }
+        }
+        crate::auth::tls::PrincipalBuilder::parse(&self.ssl_principal_mapping_rules)?;
+        crate::auth::authorizer::AuthorizerKind::parse(&self.authorizer)?;
+        self.security_protocols()?;
         Ok(())
+    }
+
+    /// Listener name → security protocol, from `listener_security_protocol_map`
+    /// (`NAME:PROTOCOL`); a listener named like a protocol needs no entry, as in Kafka; any
+    /// other unmapped name is PLAINTEXT.
+    pub fn security_protocols(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::auth::SecurityProtocol>, String> {
+        use crate::auth::SecurityProtocol;
+        let mut map = std::collections::HashMap::new();
+        for entry in &self.listener_security_protocol_map {
+            let (name, proto) = entry.split_once(':').ok_or_else(|| {
+                format!("listener_security_protocol_map: {entry:?} is not NAME:PROTOCOL")
+            })?;
+            let proto = SecurityProtocol::parse(proto).ok_or_else(|| {
+                format!(
+                    "listener_security_protocol_map: {proto:?} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+                )
+            })?;
+            map.insert(name.to_ascii_uppercase(), proto);
+        }
+        let mut out = std::collections::HashMap::new();
+        for l in &self.listeners {
+            let spec = ListenerSpec::parse(l)?;
+            let key = spec.name.to_ascii_uppercase();
+            // Unmapped names that are not a protocol are PLAINTEXT (as before the map existed).
+            let proto = map
+                .get(&key)
+                .copied()
+                .or_else(|| SecurityProtocol::parse(&key))
+                .unwrap_or(SecurityProtocol::Plaintext);
+            if proto.is_tls() && (self.ssl_certfile.is_none() || self.ssl_keyfile.is_none()) {
+                return Err(format!(
+                    "listener {} is {proto:?}: ssl_certfile and ssl_keyfile are required",
+                    spec.name
+                ));
+            }
+            out.insert(spec.name.clone(), proto);
+        }
+        Ok(out)
     }
 
     pub fn listener_specs(&self) -> Vec<ListenerSpec> {

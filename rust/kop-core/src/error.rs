@@ -60,6 +60,28 @@ pub enum KafkaError {
     TopicDeletionDisabled,
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("topic authorization failed")]
+    TopicAuthorizationFailed,
+    #[error("group authorization failed")]
+    GroupAuthorizationFailed,
+    #[error("cluster authorization failed")]
+    ClusterAuthorizationFailed,
+    #[error("the broker does not support the requested SASL mechanism")]
+    UnsupportedSaslMechanism,
+    #[error("request is not valid given the current SASL state")]
+    IllegalSaslState,
+    #[error("transactional id authorization failed")]
+    TransactionalIdAuthorizationFailed,
+    #[error("security features are disabled")]
+    SecurityDisabled,
+    #[error("SASL authentication failed")]
+    SaslAuthenticationFailed,
+    #[error("a request illegally referred to a resource that does not exist")]
+    ResourceNotFound,
+    #[error("a request illegally referred to the same resource twice")]
+    DuplicateResource,
+    #[error("requested credential would not meet criteria for acceptability")]
+    UnacceptableCredential,
 }
 
 impl KafkaError {
@@ -92,6 +114,17 @@ impl KafkaError {
             KafkaError::TopicDeletionDisabled => 73,
             KafkaError::InvalidRecord => 87,
             KafkaError::UnknownTopicId => 100,
+            KafkaError::TopicAuthorizationFailed => 29,
+            KafkaError::GroupAuthorizationFailed => 30,
+            KafkaError::ClusterAuthorizationFailed => 31,
+            KafkaError::UnsupportedSaslMechanism => 33,
+            KafkaError::IllegalSaslState => 34,
+            KafkaError::TransactionalIdAuthorizationFailed => 53,
+            KafkaError::SecurityDisabled => 54,
+            KafkaError::SaslAuthenticationFailed => 58,
+            KafkaError::ResourceNotFound => 91,
+            KafkaError::DuplicateResource => 92,
+            KafkaError::UnacceptableCredential => 93,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! kop-core: a Kafka wire-protocol server (no Python here; see `kop-py` for the bindings).
 
+pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;
