@@ -29,7 +29,8 @@ __all__ = ["ENV_PREFIX", "Config", "ConfigError", "config_reference_markdown", "
 ENV_PREFIX = "KOP_"
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 FSYNC_POLICIES = ("always", "interval", "never")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+DEFAULT_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SSL_CLIENT_AUTH = ("none", "requested", "required")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _HOOK_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -96,7 +97,8 @@ class Config:
         "(PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); other names are PLAINTEXT",
     )
     sasl_enabled_mechanisms: Sequence[str] = _opt(
-        SASL_MECHANISMS, "SASL mechanisms offered on SASL listeners"
+        DEFAULT_SASL_MECHANISMS,
+        "SASL mechanisms offered on SASL listeners (OAUTHBEARER needs public key files)",
     )
     sasl_users: Sequence[str] = _opt(
         (),
@@ -130,6 +132,14 @@ class Config:
     hook_cache_ttl_ms: int = _opt(
         60000, "how long an authorizer decision is cached when the hook gives no TTL"
     )
+    oauthbearer_public_key_files: Sequence[str] = _opt(
+        (), "PEM files of PUBLIC KEYs (RSA, EC P-256, Ed25519) that sign accepted JWTs"
+    )
+    oauthbearer_issuer: str | None = _opt(None, "required JWT iss claim, if set")
+    oauthbearer_audience: str | None = _opt(None, "required JWT aud claim, if set")
+    plain_token_auth: bool = _opt(
+        False, "KoP compatible: a PLAIN password token:<jwt> logs in as the JWT's sub"
+    )
 
     def __post_init__(self) -> None:
         # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
@@ -141,6 +151,7 @@ class Config:
             "sasl_enabled_mechanisms",
             "sasl_users",
             "super_users",
+            "oauthbearer_public_key_files",
         ):
             object.__setattr__(self, name, _string_tuple(name, getattr(self, name)))
         for name in ("log_level", "fsync", "ssl_client_auth"):
@@ -446,6 +457,11 @@ def _check_security(cfg: Config, names: list[str]) -> None:
         )
     if cfg.authenticator not in (None, "python") and not _HOOK_RE.fullmatch(cfg.authenticator):
         raise ConfigError("authenticator", f"must be module:callable, got {cfg.authenticator!r}")
+    wants_jwt = cfg.plain_token_auth or "OAUTHBEARER" in cfg.sasl_enabled_mechanisms
+    if wants_jwt and not cfg.oauthbearer_public_key_files:
+        raise ConfigError(
+            "oauthbearer_public_key_files", "OAUTHBEARER and plain_token_auth need public keys"
+        )
     _check_range("sasl_session_lifetime_ms", cfg.sasl_session_lifetime_ms, 0, _INT64_MAX)
     _check_range(
         "failed_authentication_delay_ms", cfg.failed_authentication_delay_ms, 0, _INT32_MAX

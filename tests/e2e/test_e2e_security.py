@@ -8,6 +8,8 @@ matrix asserting Kafka's errors and that no data moved."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import ssl
 import struct
@@ -30,6 +32,9 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
 
@@ -770,5 +775,80 @@ def test_session_lifetime_is_reported_and_enforced(pki: Pki, tmp_path: Path) -> 
             p.flush(10)
             time.sleep(0.8)
         assert delivered == [None] * 4
+    finally:
+        srv.stop()
+
+
+# ---- OAUTHBEARER and KoP's PLAIN token:<jwt> -------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def es256_jwt(key: ec.EllipticCurvePrivateKey, claims: dict[str, Any]) -> str:
+    signed = (
+        _b64url(json.dumps({"alg": "ES256", "typ": "JWT"}).encode())
+        + "."
+        + _b64url(json.dumps(claims).encode())
+    )
+    r, s = decode_dss_signature(key.sign(signed.encode(), ec.ECDSA(hashes.SHA256())))
+    return signed + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+@pytest.mark.timeout(120)
+def test_oauthbearer_and_plain_token(pki: Pki, tmp_path: Path) -> None:
+    key, rogue = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    pub = tmp_path / "jwt-pub.pem"
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    srv = Kop(
+        tmp_path / "d",
+        pki,
+        listeners=[f"SASL_PLAINTEXT://{HOST}:0", f"SASL_SSL://{HOST}:0"],
+        sasl_enabled_mechanisms=["PLAIN", "OAUTHBEARER"],
+        oauthbearer_public_key_files=[str(pub)],
+        oauthbearer_audience="kafka",
+        plain_token_auth=True,
+        authorizer="acl",
+        super_users=["User:svc-writer"],
+        failed_authentication_delay_ms=0,
+    )
+    now = int(time.time())
+    good = es256_jwt(key, {"sub": "svc-writer", "aud": "kafka", "exp": now + 600})
+    expired = es256_jwt(key, {"sub": "svc-writer", "aud": "kafka", "exp": now - 5})
+    forged = es256_jwt(rogue, {"sub": "svc-writer", "aud": "kafka", "exp": now + 600})
+    other_aud = es256_jwt(key, {"sub": "svc-writer", "aud": "other", "exp": now + 600})
+
+    def oauth(listener: str, token: str) -> dict[str, Any]:
+        conf = srv.ck_conf(listener, "x", "OAUTHBEARER", password="")
+        for k in ("sasl.username", "sasl.password"):
+            conf.pop(k)
+        conf["oauth_cb"] = lambda _cfg: (token, time.time() + 600)
+        return conf
+
+    try:
+        for listener in ("SASL_PLAINTEXT", "SASL_SSL"):
+            topic = ck.unique("oauth")
+            conf = oauth(listener, good)
+            assert produce(conf, topic) == [None] * 5
+            assert consume(conf, topic, 5) == [f"v{i}".encode() for i in range(5)]
+        kop_style = srv.ck_conf("SASL_PLAINTEXT", "public/default", password=f"token:{good}")
+        assert produce(kop_style, ck.unique("kop-token"), n=2) == [None] * 2
+        for bad in (expired, forged, other_aud):
+            t = ck.unique("bad-token")
+            errors = produce(oauth("SASL_PLAINTEXT", bad), t, n=1, timeout=5)
+            assert errors and errors[0] is not None
+            errors = produce(
+                srv.ck_conf("SASL_PLAINTEXT", "u", password=f"token:{bad}"), t, n=1, timeout=5
+            )
+            assert errors and errors[0] is not None
+        with _sasl_sock(srv) as s:
+            assert _handshake(s, "OAUTHBEARER")[0] == 0
+            err, msg, _ = _authenticate(s, f"n,,\x01auth=Bearer {expired}\x01\x01".encode())
+            assert err == 58 and msg and "expired" in msg
     finally:
         srv.stop()

@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub authenticator: Option<String>,
     pub hook_timeout_ms: i64,
     pub hook_cache_ttl_ms: i64,
+    pub oauthbearer_public_key_files: Vec<String>,
+    pub oauthbearer_issuer: Option<String>,
+    pub oauthbearer_audience: Option<String>,
+    pub plain_token_auth: bool,
 }
 
 impl Default for ServerConfig {
@@ -84,7 +88,7 @@ impl Default for ServerConfig {
             fsync_interval_ms: 1000,
             io_threads: 0,
             listener_security_protocol_map: Vec::new(),
-            sasl_enabled_mechanisms: crate::auth::SUPPORTED_MECHANISMS
+            sasl_enabled_mechanisms: crate::auth::DEFAULT_MECHANISMS
                 .iter()
                 .map(|m| m.to_string())
                 .collect(),
@@ -101,6 +105,10 @@ impl Default for ServerConfig {
             authenticator: None,
             hook_timeout_ms: 5000,
             hook_cache_ttl_ms: 60_000,
+            oauthbearer_public_key_files: Vec::new(),
+            oauthbearer_issuer: None,
+            oauthbearer_audience: None,
+            plain_token_auth: false,
         }
     }
 }

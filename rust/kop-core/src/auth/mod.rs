@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod authorizer;
+pub mod jwt;
 pub mod plain;
 pub mod scram;
 pub mod tls;
@@ -87,7 +88,11 @@ impl fmt::Display for Principal {
 }
 
 /// SASL mechanisms kop implements.
-pub const SUPPORTED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const SUPPORTED_MECHANISMS: &[&str] =
+    &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+
+/// What `sasl_enabled_mechanisms` defaults to (OAUTHBEARER needs keys, so it is opt-in).
+pub const DEFAULT_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// What is stored with the data (`Storage::save_security`): ACLs and SCRAM credentials
 /// created through the admin APIs.
@@ -127,6 +132,9 @@ pub struct Security {
     /// rustls config for SSL / SASL_SSL listeners (None if none is configured).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub tls_principal: tls::PrincipalBuilder,
+    /// Validates OAUTHBEARER tokens and, with `plain_token_auth`, PLAIN `token:<jwt>` passwords.
+    pub jwt: jwt::JwtValidator,
+    pub plain_token_auth: bool,
 }
 
 impl Security {
@@ -202,6 +210,21 @@ impl Security {
         } else {
             None
         };
+        let jwt = jwt::JwtValidator::from_files(
+            &config.oauthbearer_public_key_files,
+            config.oauthbearer_issuer.clone(),
+            config.oauthbearer_audience.clone(),
+        )?;
+        let wants_jwt = config.plain_token_auth
+            || config
+                .sasl_enabled_mechanisms
+                .iter()
+                .any(|m| m == "OAUTHBEARER");
+        if wants_jwt && !jwt.is_configured() {
+            return Err(
+                "OAUTHBEARER and plain_token_auth need oauthbearer_public_key_files".into(),
+            );
+        }
         let kind = AuthorizerKind::parse(&config.authorizer)?;
         if kind == AuthorizerKind::Hook && !hooks.as_ref().is_some_and(|h| h.has_authorizer()) {
             return Err(format!(
@@ -236,6 +259,8 @@ impl Security {
             failed_auth_delay_ms: config.failed_authentication_delay_ms.max(0) as u64,
             tls,
             tls_principal: tls::PrincipalBuilder::parse(&config.ssl_principal_mapping_rules)?,
+            jwt,
+            plain_token_auth: config.plain_token_auth,
         })
     }
 

@@ -21,7 +21,7 @@ use kafka_protocol::protocol::Decodable;
 
 use crate::auth::authorizer::LoginAttempt;
 use crate::auth::scram::{ScramAlg, ScramServer};
-use crate::auth::{plain, Principal, Security};
+use crate::auth::{jwt, plain, Principal, Security};
 use crate::codec::frame::{encode_response, RequestFrame};
 use crate::error::KafkaError;
 use crate::handlers::sb;
@@ -29,6 +29,7 @@ use crate::handlers::sb;
 /// One mechanism's server side, mid-exchange.
 pub enum Mechanism {
     Plain,
+    OAuthBearer,
     Scram(ScramServer),
 }
 
@@ -46,6 +47,7 @@ impl Mechanism {
     fn new(name: &str) -> Option<Mechanism> {
         match name {
             "PLAIN" => Some(Mechanism::Plain),
+            "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
             other => ScramAlg::from_mechanism(other).map(|a| Mechanism::Scram(ScramServer::new(a))),
         }
     }
@@ -53,6 +55,7 @@ impl Mechanism {
     pub fn name(&self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
             Mechanism::Scram(ScramServer::Start { alg } | ScramServer::SentFirst { alg, .. }) => {
                 alg.mechanism()
             }
@@ -62,11 +65,34 @@ impl Mechanism {
 
     async fn step(&mut self, security: &Security, conn: &ConnInfo, token: &[u8]) -> Step {
         match self {
+            Mechanism::OAuthBearer => {
+                let checked = jwt::oauthbearer_token(token)
+                    .and_then(|t| security.jwt.validate(&t, crate::now_ms() / 1000));
+                match checked {
+                    Ok(claims) => Step::Done(Principal::user(claims.subject), Vec::new()),
+                    Err(why) => Step::Failed(format!(
+                        "Authentication failed: invalid OAUTHBEARER token ({why})"
+                    )),
+                }
+            }
             Mechanism::Plain => match plain::parse(token) {
                 Err(e) => Step::Failed(e),
                 Ok((user, password)) => {
                     if security.check_plain(&user, &password) {
                         return Step::Done(Principal::user(user), Vec::new());
+                    }
+                    // KoP: the password `token:<jwt>` is a (Pulsar) token; the principal is its sub.
+                    if let Some(t) = password.strip_prefix("token:") {
+                        if security.plain_token_auth {
+                            return match security.jwt.validate(t, crate::now_ms() / 1000) {
+                                Ok(claims) => {
+                                    Step::Done(Principal::user(claims.subject), Vec::new())
+                                }
+                                Err(why) => Step::Failed(format!(
+                                    "Authentication failed: invalid token ({why})"
+                                )),
+                            };
+                        }
                     }
                     let invalid = "Authentication failed: Invalid username or password";
                     let Some(hooks) = security.hooks.clone().filter(|h| h.has_authenticator())
