@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +43,7 @@ from kafka import TopicPartition as KTP
 
 from helpers import ck, java, wire
 from helpers.certs import Pki, make_pki
-from helpers.servers import HOST
+from helpers.servers import HOST, free_port
 
 kop = pytest.importorskip("kop")
 
@@ -852,3 +855,49 @@ def test_oauthbearer_and_plain_token(pki: Pki, tmp_path: Path) -> None:
             assert err == 58 and msg and "expired" in msg
     finally:
         srv.stop()
+
+
+# ---- the CLI: listeners, users and a module:callable hook from flags / KOP_* ------------------
+
+HOOK_MODULE = """
+def authorize(ctx, op, resource):
+    # only topics starting with the principal's name
+    return resource.type.name != "TOPIC" or resource.name.startswith(ctx.principal.name + "-")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_cli_serve_with_sasl_and_a_hook_from_a_module(tmp_path: Path) -> None:
+    (tmp_path / "kop_test_hooks.py").write_text(HOOK_MODULE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOP_")}
+    env["PYTHONPATH"] = str(tmp_path)
+    env["KOP_SASL_USERS"] = "alice:alice-secret"
+    log = (tmp_path / "kop.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "kop", "serve",
+            "--listeners", f"SASL_PLAINTEXT://{HOST}:{port}",
+            "--storage", f"file://{tmp_path / 'data'}",
+            "--authorizer", "kop_test_hooks:authorize",
+            "--num-partitions", "1",
+        ],
+        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+    )  # fmt: skip
+    try:
+        wire.wait_until_serving(HOST, port, 30.0, alive=lambda: proc.poll() is None)
+        conf = {
+            "bootstrap.servers": f"{HOST}:{port}",
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-256",
+            "sasl.username": "alice",
+            "sasl.password": "alice-secret",
+        }
+        assert produce(conf, ck.unique("alice-cli"), n=2) == [None, None]
+        assert produce(conf, ck.unique("bob-cli"), n=1, timeout=10) == [
+            "TOPIC_AUTHORIZATION_FAILED"
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
