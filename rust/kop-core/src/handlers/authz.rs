@@ -102,3 +102,29 @@ pub async fn denied<'a>(
         .map(|(n, _)| n.to_string())
         .collect()
 }
+
+/// One action on a consumer group (JoinGroup/SyncGroup/Heartbeat/LeaveGroup/OffsetCommit/
+/// OffsetFetch → READ, DescribeGroups → DESCRIBE, DeleteGroups/OffsetDelete → DELETE, as
+/// Kafka); deny with `KafkaError::GroupAuthorizationFailed`.
+pub async fn group_allowed(ctx: &RequestContext, api: &str, op: Operation, group: &str) -> bool {
+    allowed(ctx, api, op, ResourceType::Group, group).await
+}
+
+/// One action on a transactional id (WRITE for InitProducerId / AddPartitionsToTxn / EndTxn,
+/// DESCRIBE for DescribeTransactions); deny with
+/// `KafkaError::TransactionalIdAuthorizationFailed`.
+pub async fn transactional_id_allowed(
+    ctx: &RequestContext,
+    api: &str,
+    op: Operation,
+    transactional_id: &str,
+) -> bool {
+    allowed(
+        ctx,
+        api,
+        op,
+        ResourceType::TransactionalId,
+        transactional_id,
+    )
+    .await
+}

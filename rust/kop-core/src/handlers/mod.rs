@@ -5,7 +5,7 @@
 mod acls;
 mod admin_topics;
 mod api_versions;
-pub(crate) mod authz;
+pub mod authz;
 mod configs;
 mod fetch;
 mod list_offsets;
