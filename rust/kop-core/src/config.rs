@@ -26,22 +26,6 @@ pub enum SslClientAuth {
 pub struct ServerConfig {
     pub listeners: Vec<String>,
     pub advertised_listeners: Vec<String>,
-    pub storage: String,
-    pub node_id: i32,
-    pub cluster_id: Option<String>,
-    pub log_level: String,
-    pub auto_create_topics: bool,
-    pub num_partitions: i32,
-    pub message_max_bytes: i32,
-    pub max_request_bytes: i32,
-    pub connections_max_idle_ms: i64,
-    pub log_retention_ms: i64,
-    pub log_retention_bytes: i64,
-    pub log_segment_bytes: i64,
-    pub log_retention_check_interval_ms: i64,
-    pub fsync: FsyncPolicy,
-    pub fsync_interval_ms: i64,
-    pub io_threads: usize,
     // -- security (see auth/) --
     pub listener_security_protocol_map: Vec<String>,
     pub sasl_enabled_mechanisms: Vec<String>,
@@ -64,6 +48,22 @@ pub struct ServerConfig {
     pub oauthbearer_issuer: Option<String>,
     pub oauthbearer_audience: Option<String>,
     pub plain_token_auth: bool,
+    pub storage: String,
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub log_level: String,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub message_max_bytes: i32,
+    pub max_request_bytes: i32,
+    pub connections_max_idle_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_segment_bytes: i64,
+    pub log_retention_check_interval_ms: i64,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: i64,
+    pub io_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,22 +71,6 @@ impl Default for ServerConfig {
         ServerConfig {
             listeners: vec!["PLAINTEXT://127.0.0.1:9092".into()],
             advertised_listeners: Vec::new(),
-            storage: "file://kop-data".into(),
-            node_id: 1,
-            cluster_id: None,
-            log_level: "info".into(),
-            auto_create_topics: true,
-            num_partitions: 4,
-            message_max_bytes: 1_048_588,
-            max_request_bytes: 104_857_600,
-            connections_max_idle_ms: 600_000,
-            log_retention_ms: 604_800_000,
-            log_retention_bytes: -1,
-            log_segment_bytes: 1_073_741_824,
-            log_retention_check_interval_ms: 300_000,
-            fsync: FsyncPolicy::Interval,
-            fsync_interval_ms: 1000,
-            io_threads: 0,
             listener_security_protocol_map: Vec::new(),
             sasl_enabled_mechanisms: crate::auth::DEFAULT_MECHANISMS
                 .iter()
@@ -109,6 +93,22 @@ impl Default for ServerConfig {
             oauthbearer_issuer: None,
             oauthbearer_audience: None,
             plain_token_auth: false,
+            storage: "file://kop-data".into(),
+            node_id: 1,
+            cluster_id: None,
+            log_level: "info".into(),
+            auto_create_topics: true,
+            num_partitions: 4,
+            message_max_bytes: 1_048_588,
+            max_request_bytes: 104_857_600,
+            connections_max_idle_ms: 600_000,
+            log_retention_ms: 604_800_000,
+            log_retention_bytes: -1,
+            log_segment_bytes: 1_073_741_824,
+            log_retention_check_interval_ms: 300_000,
+            fsync: FsyncPolicy::Interval,
+            fsync_interval_ms: 1000,
+            io_threads: 0,
         }
     }
 }
@@ -186,24 +186,6 @@ impl ServerConfig {
             ListenerSpec::parse(l).map_err(|e| format!("listeners: {e}"))?;
         }
         StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
-        let positive = [
-            ("num_partitions", i64::from(self.num_partitions)),
-            ("message_max_bytes", i64::from(self.message_max_bytes)),
-            ("max_request_bytes", i64::from(self.max_request_bytes)),
-            ("connections_max_idle_ms", self.connections_max_idle_ms),
-            ("log_segment_bytes", self.log_segment_bytes),
-            (
-                "log_retention_check_interval_ms",
-                self.log_retention_check_interval_ms,
-            ),
-            ("fsync_interval_ms", self.fsync_interval_ms),
-            ("hook_timeout_ms", self.hook_timeout_ms),
-        ];
-        for (name, v) in positive {
-            if v < 1 {
-                return Err(format!("{name} must be >= 1, got {v}"));
-            }
-        }
         for (name, v) in [
             ("sasl_session_lifetime_ms", self.sasl_session_lifetime_ms),
             (
@@ -227,6 +209,24 @@ impl ServerConfig {
         crate::auth::tls::PrincipalBuilder::parse(&self.ssl_principal_mapping_rules)?;
         crate::auth::authorizer::AuthorizerKind::parse(&self.authorizer)?;
         self.security_protocols()?;
+        let positive = [
+            ("hook_timeout_ms", self.hook_timeout_ms),
+            ("num_partitions", i64::from(self.num_partitions)),
+            ("message_max_bytes", i64::from(self.message_max_bytes)),
+            ("max_request_bytes", i64::from(self.max_request_bytes)),
+            ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("log_segment_bytes", self.log_segment_bytes),
+            (
+                "log_retention_check_interval_ms",
+                self.log_retention_check_interval_ms,
+            ),
+            ("fsync_interval_ms", self.fsync_interval_ms),
+        ];
+        for (name, v) in positive {
+            if v < 1 {
+                return Err(format!("{name} must be >= 1, got {v}"));
+            }
+        }
         Ok(())
     }
 

@@ -101,6 +101,13 @@ macro_rules! served {
 }
 
 served! {
+    SaslHandshake [0 ..= 1] SaslHandshakeRequest => sasl::handshake;
+    SaslAuthenticate [0 ..= 2] SaslAuthenticateRequest => sasl::authenticate;
+    DescribeAcls [1 ..= 3] DescribeAclsRequest => acls::describe_acls;
+    CreateAcls [1 ..= 3] CreateAclsRequest => acls::create_acls;
+    DeleteAcls [1 ..= 3] DeleteAclsRequest => acls::delete_acls;
+    DescribeUserScramCredentials [0 ..= 0] DescribeUserScramCredentialsRequest => scram_admin::describe;
+    AlterUserScramCredentials [0 ..= 0] AlterUserScramCredentialsRequest => scram_admin::alter;
     Fetch [4 ..= 17] FetchRequest => fetch::handle;
     ListOffsets [1 ..= 10] ListOffsetsRequest => list_offsets::handle;
     Metadata [0 ..= 13] MetadataRequest => metadata::handle;
@@ -112,13 +119,6 @@ served! {
     IncrementalAlterConfigs [0 ..= 1] IncrementalAlterConfigsRequest => configs::incremental_alter_configs;
     CreatePartitions [0 ..= 3] CreatePartitionsRequest => admin_topics::create_partitions;
     DescribeCluster [0 ..= 2] DescribeClusterRequest => metadata::describe_cluster;
-    SaslHandshake [0 ..= 1] SaslHandshakeRequest => sasl::handshake;
-    SaslAuthenticate [0 ..= 2] SaslAuthenticateRequest => sasl::authenticate;
-    DescribeAcls [1 ..= 3] DescribeAclsRequest => acls::describe_acls;
-    CreateAcls [1 ..= 3] CreateAclsRequest => acls::create_acls;
-    DeleteAcls [1 ..= 3] DeleteAclsRequest => acls::delete_acls;
-    DescribeUserScramCredentials [0 ..= 0] DescribeUserScramCredentialsRequest => scram_admin::describe;
-    AlterUserScramCredentials [0 ..= 0] AlterUserScramCredentialsRequest => scram_admin::alter;
 }
 
 /// The versions kop serves of an API, if it serves it.
