@@ -74,22 +74,6 @@ class Config:
     advertised_listeners: Sequence[str] = _opt(
         (), "NAME://HOST:PORT told to clients in Metadata; empty = listeners (0.0.0.0 as 127.0.0.1)"
     )
-    storage: str = _opt("file://kop-data", "file://PATH (relative or absolute) or memory://")
-    node_id: int = _opt(1, "broker id in Metadata")
-    cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
-    log_level: str = _opt("info", "one of error, warn, info, debug, trace")
-    auto_create_topics: bool = _opt(True, "Metadata and Produce create unknown topics")
-    num_partitions: int = _opt(4, "partitions of an auto-created topic / CreateTopics default")
-    message_max_bytes: int = _opt(1048588, "largest record batch accepted (max.message.bytes)")
-    max_request_bytes: int = _opt(104857600, "largest request frame, checked before allocating")
-    connections_max_idle_ms: int = _opt(600000, "idle connections are closed after this")
-    log_retention_ms: int = _opt(604800000, "topic retention.ms default; -1 keeps forever")
-    log_retention_bytes: int = _opt(-1, "topic retention.bytes default; -1 = no size limit")
-    log_segment_bytes: int = _opt(1073741824, "topic segment.bytes default")
-    log_retention_check_interval_ms: int = _opt(300000, "how often retention runs")
-    fsync: str = _opt("interval", "always (before acking), interval, or never (leave it to the OS)")
-    fsync_interval_ms: int = _opt(1000, "fsync period when fsync = interval")
-    io_threads: int = _opt(0, "tokio worker threads; 0 = number of CPUs")
     # -- security --
     listener_security_protocol_map: Sequence[str] = _opt(
         (),
@@ -140,6 +124,22 @@ class Config:
     plain_token_auth: bool = _opt(
         False, "KoP compatible: a PLAIN password token:<jwt> logs in as the JWT's sub"
     )
+    storage: str = _opt("file://kop-data", "file://PATH (relative or absolute) or memory://")
+    node_id: int = _opt(1, "broker id in Metadata")
+    cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
+    log_level: str = _opt("info", "one of error, warn, info, debug, trace")
+    auto_create_topics: bool = _opt(True, "Metadata and Produce create unknown topics")
+    num_partitions: int = _opt(4, "partitions of an auto-created topic / CreateTopics default")
+    message_max_bytes: int = _opt(1048588, "largest record batch accepted (max.message.bytes)")
+    max_request_bytes: int = _opt(104857600, "largest request frame, checked before allocating")
+    connections_max_idle_ms: int = _opt(600000, "idle connections are closed after this")
+    log_retention_ms: int = _opt(604800000, "topic retention.ms default; -1 keeps forever")
+    log_retention_bytes: int = _opt(-1, "topic retention.bytes default; -1 = no size limit")
+    log_segment_bytes: int = _opt(1073741824, "topic segment.bytes default")
+    log_retention_check_interval_ms: int = _opt(300000, "how often retention runs")
+    fsync: str = _opt("interval", "always (before acking), interval, or never (leave it to the OS)")
+    fsync_interval_ms: int = _opt(1000, "fsync period when fsync = interval")
+    io_threads: int = _opt(0, "tokio worker threads; 0 = number of CPUs")
 
     def __post_init__(self) -> None:
         # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
@@ -390,6 +390,7 @@ def _validate(cfg: Config) -> None:
                 "advertised_listeners", f"listener {name} is not in listeners ({', '.join(names)})"
             )
 
+    _check_security(cfg, names)
     _check_storage(cfg.storage)
     if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
         raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
@@ -409,7 +410,6 @@ def _validate(cfg: Config) -> None:
     )
     _check_range("fsync_interval_ms", cfg.fsync_interval_ms, 1, _INT64_MAX)
     _check_range("io_threads", cfg.io_threads, 0, 4096)
-    _check_security(cfg, names)
 
 
 def _check_security(cfg: Config, names: list[str]) -> None:
