@@ -10,9 +10,30 @@ from __future__ import annotations
 from importlib import metadata
 
 from kop.config import Config, ConfigError
+from kop.hooks import (
+    ConnectionInfo,
+    Decision,
+    Operation,
+    Principal,
+    RequestContext,
+    Resource,
+    ResourceType,
+)
 from kop.server import Server
 
-__all__ = ["Config", "ConfigError", "Server", "__version__"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConnectionInfo",
+    "Decision",
+    "Operation",
+    "Principal",
+    "RequestContext",
+    "Resource",
+    "ResourceType",
+    "Server",
+    "__version__",
+]
 
 try:
     __version__ = metadata.version("kop")

@@ -29,6 +29,11 @@ __all__ = ["ENV_PREFIX", "Config", "ConfigError", "config_reference_markdown", "
 ENV_PREFIX = "KOP_"
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 FSYNC_POLICIES = ("always", "interval", "never")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+DEFAULT_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SSL_CLIENT_AUTH = ("none", "requested", "required")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_HOOK_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
@@ -69,6 +74,56 @@ class Config:
     advertised_listeners: Sequence[str] = _opt(
         (), "NAME://HOST:PORT told to clients in Metadata; empty = listeners (0.0.0.0 as 127.0.0.1)"
     )
+    # -- security --
+    listener_security_protocol_map: Sequence[str] = _opt(
+        (),
+        "NAME:PROTOCOL for listeners not named after their protocol "
+        "(PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); other names are PLAINTEXT",
+    )
+    sasl_enabled_mechanisms: Sequence[str] = _opt(
+        DEFAULT_SASL_MECHANISMS,
+        "SASL mechanisms offered on SASL listeners (OAUTHBEARER needs public key files)",
+    )
+    sasl_users: Sequence[str] = _opt(
+        (),
+        "USER:PASSWORD accepted by PLAIN and SCRAM (the password may not contain ',' in env/flags)",
+    )
+    sasl_session_lifetime_ms: int = _opt(
+        0, "KIP-368 session lifetime (connections.max.reauth.ms); 0 = sessions never expire"
+    )
+    failed_authentication_delay_ms: int = _opt(
+        100, "delay before answering a failed authentication (then the connection is closed)"
+    )
+    ssl_certfile: str | None = _opt(None, "PEM certificate chain for SSL/SASL_SSL listeners")
+    ssl_keyfile: str | None = _opt(None, "PEM private key for SSL/SASL_SSL listeners")
+    ssl_cafile: str | None = _opt(
+        None, "PEM CA certificates that client certificates must chain to"
+    )
+    ssl_client_auth: str = _opt("none", "client certificates: none, requested or required")
+    ssl_principal_mapping_rules: str = _opt(
+        "DEFAULT", "Kafka ssl.principal.mapping.rules: RULE:pattern/replacement/[LU],...,DEFAULT"
+    )
+    super_users: Sequence[str] = _opt(
+        (), "principals (User:NAME) that every operation is allowed to"
+    )
+    authorizer: str = _opt(
+        "allow-all", "allow-all, deny-all, acl (Kafka ACLs), or module:callable (a Python hook)"
+    )
+    authenticator: str | None = _opt(
+        None, "module:callable: a Python hook that checks SASL/PLAIN user names and passwords"
+    )
+    hook_timeout_ms: int = _opt(5000, "a Python hook slower than this denies (fail closed)")
+    hook_cache_ttl_ms: int = _opt(
+        60000, "how long an authorizer decision is cached when the hook gives no TTL"
+    )
+    oauthbearer_public_key_files: Sequence[str] = _opt(
+        (), "PEM files of PUBLIC KEYs (RSA, EC P-256, Ed25519) that sign accepted JWTs"
+    )
+    oauthbearer_issuer: str | None = _opt(None, "required JWT iss claim, if set")
+    oauthbearer_audience: str | None = _opt(None, "required JWT aud claim, if set")
+    plain_token_auth: bool = _opt(
+        False, "KoP compatible: a PLAIN password token:<jwt> logs in as the JWT's sub"
+    )
     storage: str = _opt("file://kop-data", "file://PATH (relative or absolute) or memory://")
     node_id: int = _opt(1, "broker id in Metadata")
     cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
@@ -103,9 +158,17 @@ class Config:
     def __post_init__(self) -> None:
         # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
         # Config stays hashable and nobody mutates it behind the server's back.
-        for name in ("listeners", "advertised_listeners"):
+        for name in (
+            "listeners",
+            "advertised_listeners",
+            "listener_security_protocol_map",
+            "sasl_enabled_mechanisms",
+            "sasl_users",
+            "super_users",
+            "oauthbearer_public_key_files",
+        ):
             object.__setattr__(self, name, _string_tuple(name, getattr(self, name)))
-        for name in ("log_level", "fsync"):
+        for name in ("log_level", "fsync", "ssl_client_auth"):
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, value.strip().lower())
@@ -191,7 +254,7 @@ def env_var(name: str) -> str:
 def kind(name: str) -> str:
     """'list', 'bool', 'int', 'str' or 'optional_str' — how text for this option is parsed."""
     default = _FIELDS[name].default
-    if name == "cluster_id":
+    if default is None:
         return "optional_str"
     if isinstance(default, tuple):
         return "list"
@@ -341,6 +404,7 @@ def _validate(cfg: Config) -> None:
                 "advertised_listeners", f"listener {name} is not in listeners ({', '.join(names)})"
             )
 
+    _check_security(cfg, names)
     _check_storage(cfg.storage)
     if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
         raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
@@ -366,6 +430,64 @@ def _validate(cfg: Config) -> None:
     _check_range("group_min_session_timeout_ms", cfg.group_min_session_timeout_ms, 1, _INT64_MAX)
     _check_range("group_max_session_timeout_ms", cfg.group_max_session_timeout_ms, 1, _INT64_MAX)
     _check_range("offsets_retention_minutes", cfg.offsets_retention_minutes, 1, _INT64_MAX)
+
+
+def _check_security(cfg: Config, names: list[str]) -> None:
+    mapped: dict[str, str] = {}
+    for entry in cfg.listener_security_protocol_map:
+        name, _, proto = entry.partition(":")
+        if not name or proto.upper() not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                "listener_security_protocol_map",
+                f"expected NAME:PROTOCOL with PROTOCOL one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {entry!r}",
+            )
+        mapped[name.upper()] = proto.upper()
+    protocols = []
+    for name in names:
+        # Unmapped names that are not a protocol are PLAINTEXT (kop's behaviour before the map).
+        protocols.append(mapped.get(name, name if name in SECURITY_PROTOCOLS else "PLAINTEXT"))
+    if any(p in ("SSL", "SASL_SSL") for p in protocols) and not (
+        cfg.ssl_certfile and cfg.ssl_keyfile
+    ):
+        raise ConfigError(
+            "ssl_certfile", "SSL and SASL_SSL listeners need ssl_certfile and ssl_keyfile"
+        )
+    for mech in cfg.sasl_enabled_mechanisms:
+        if mech not in SASL_MECHANISMS:
+            raise ConfigError(
+                "sasl_enabled_mechanisms",
+                f"must be among {', '.join(SASL_MECHANISMS)}, got {mech!r}",
+            )
+    for user in cfg.sasl_users:
+        if not user.partition(":")[0] or ":" not in user:
+            raise ConfigError("sasl_users", "expected USER:PASSWORD entries")
+    for principal in cfg.super_users:
+        if not principal.partition(":")[0] or ":" not in principal:
+            raise ConfigError("super_users", f"expected TYPE:NAME (User:admin), got {principal!r}")
+    _check_choice("ssl_client_auth", cfg.ssl_client_auth, SSL_CLIENT_AUTH)
+    if cfg.ssl_client_auth != "none" and not cfg.ssl_cafile:
+        raise ConfigError("ssl_cafile", "required when ssl_client_auth is requested or required")
+    if cfg.authorizer not in ("allow-all", "deny-all", "acl", "python") and not _HOOK_RE.fullmatch(
+        cfg.authorizer
+    ):
+        raise ConfigError(
+            "authorizer",
+            f"must be allow-all, deny-all, acl or module:callable, got {cfg.authorizer!r}",
+        )
+    if cfg.authenticator not in (None, "python") and not _HOOK_RE.fullmatch(cfg.authenticator):
+        raise ConfigError("authenticator", f"must be module:callable, got {cfg.authenticator!r}")
+    wants_jwt = cfg.plain_token_auth or "OAUTHBEARER" in cfg.sasl_enabled_mechanisms
+    if wants_jwt and not cfg.oauthbearer_public_key_files:
+        raise ConfigError(
+            "oauthbearer_public_key_files", "OAUTHBEARER and plain_token_auth need public keys"
+        )
+    _check_range("sasl_session_lifetime_ms", cfg.sasl_session_lifetime_ms, 0, _INT64_MAX)
+    _check_range(
+        "failed_authentication_delay_ms", cfg.failed_authentication_delay_ms, 0, _INT32_MAX
+    )
+    _check_range("hook_timeout_ms", cfg.hook_timeout_ms, 1, _INT32_MAX)
+    _check_range("hook_cache_ttl_ms", cfg.hook_cache_ttl_ms, 0, _INT64_MAX)
 
 
 def _check_type(name: str, value: Any) -> None:

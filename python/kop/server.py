@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import signal
@@ -11,6 +12,7 @@ from types import FrameType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kop.config import Config
+from kop.hooks import AuthenticatorAdapter, AuthorizerAdapter, load_hook
 
 if TYPE_CHECKING:
     from kop._native import NativeServer
@@ -47,10 +49,23 @@ class Server:
         authenticator: Any = None,
         authorizer: Any = None,
     ) -> None:
-        if authenticator is not None or authorizer is not None:
-            # The seam stays in the signature so callers' code does not change later.
-            raise NotImplementedError("authentication hooks arrive with the security work")
-        self._config = config if config is not None else Config()
+        config = config if config is not None else Config()
+        # Hooks given here win; else `module:callable` from the config (CLI, env, TOML).
+        if authorizer is None and ":" in config.authorizer:
+            authorizer = load_hook(config.authorizer)
+        if authenticator is None and config.authenticator not in (None, "python"):
+            authenticator = load_hook(config.authenticator)
+        native_overrides: dict[str, Any] = {}
+        if authorizer is not None:
+            native_overrides["authorizer"] = "python"
+        if authenticator is not None:
+            native_overrides["authenticator"] = "python"
+        self._native_config = dataclasses.replace(config, **native_overrides)
+        self._authorizer = AuthorizerAdapter(authorizer) if authorizer is not None else None
+        self._authenticator = (
+            AuthenticatorAdapter(authenticator) if authenticator is not None else None
+        )
+        self._config = config
         self._lock = threading.Lock()  # guards _native across start/stop from any thread
         self._native: NativeServer | None = None
 
@@ -70,7 +85,9 @@ class Server:
                 raise RuntimeError("kop server is already running")
             native_mod = _load_native()
             native_mod.init_logging(self._config.log_level)
-            native: NativeServer = native_mod.NativeServer(self._config.to_json())
+            native: NativeServer = native_mod.NativeServer(
+                self._native_config.to_json(), self._authenticator, self._authorizer
+            )
             native.start()
             self._native = native
             addresses = native.bound_addresses()
@@ -114,8 +131,11 @@ class Server:
     async def serve_async(self, stop_timeout: float = 30.0) -> None:
         """Start (if needed) and wait without blocking the event loop until the server stops.
         On cancellation the server is stopped (in a thread) and CancelledError re-raised."""
-        native = self._native_or_start()
         loop = asyncio.get_running_loop()
+        for runner in (self._authorizer, self._authenticator):
+            if runner is not None:  # async hooks run on the application's loop
+                runner.use_loop(loop)
+        native = self._native_or_start()
         try:
             while not await loop.run_in_executor(None, native.wait, _POLL_SECS):
                 pass
@@ -136,6 +156,20 @@ class Server:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def invalidate_authorization_cache(self) -> None:
+        """Forget every cached authorizer-hook decision (e.g. after permissions changed)."""
+        native = self._native
+        if native is not None:
+            native.invalidate_authorization_cache()
+
+    @property
+    def authorizer_hook_calls(self) -> int:
+        """How many times the authorizer hook was asked (at most once per Kafka request)."""
+        native = self._native
+        return native.authorizer_hook_calls() if native is not None else 0
 
     # -- introspection -------------------------------------------------------------------
 

@@ -16,8 +16,10 @@ class FakeNativeServer:
     # Behaviour hooks for tests: called on each wait(); may stop the server, raise a signal...
     on_wait: ClassVar[Any] = None
 
-    def __init__(self, config_json: str) -> None:
+    def __init__(self, config_json: str, authenticator: Any = None, authorizer: Any = None) -> None:
         self.config: dict[str, Any] = json.loads(config_json)
+        self.authenticator = authenticator
+        self.authorizer = authorizer
         self.stop_calls: list[float] = []
         self.wait_calls = 0
         self._running = False
@@ -51,6 +53,12 @@ class FakeNativeServer:
 
     def is_running(self) -> bool:
         return self._running
+
+    def invalidate_authorization_cache(self) -> None:
+        pass
+
+    def authorizer_hook_calls(self) -> int:
+        return 0
 
 
 def make_module() -> types.ModuleType:

@@ -20,9 +20,23 @@ CFG = Config(listeners=["PLAINTEXT://127.0.0.1:0", "INTERNAL://[::1]:9093"], sto
 
 
 @pytest.mark.parametrize("hook", ["authenticator", "authorizer"])
-def test_hooks_are_not_silently_ignored(hook: str) -> None:
-    with pytest.raises(NotImplementedError, match="security work"):
-        Server(CFG, **{hook: lambda *a: True})
+def test_hooks_reach_the_native_server(hook: str, fake_native: Fake) -> None:
+    server = Server(CFG, **{hook: lambda *a: True})
+    server.start()
+    (native,) = fake_native.instances
+    assert getattr(native, hook) is not None
+    # the native side is told a Python hook decides
+    assert native.config[hook] == "python"
+    server.stop()
+
+
+def test_hooks_load_from_module_callable(fake_native: Fake) -> None:
+    cfg = Config(storage="memory://", authorizer="json:dumps", authenticator="json:loads")
+    server = Server(cfg)
+    server.start()
+    (native,) = fake_native.instances
+    assert native.authorizer is not None and native.authenticator is not None
+    server.stop()
 
 
 def test_start_passes_config_and_log_level(fake_native: Fake) -> None:

@@ -12,11 +12,42 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// Whether SSL listeners ask for client certificates (Kafka's `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SslClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub listeners: Vec<String>,
     pub advertised_listeners: Vec<String>,
+    // -- security (see auth/) --
+    pub listener_security_protocol_map: Vec<String>,
+    pub sasl_enabled_mechanisms: Vec<String>,
+    pub sasl_users: Vec<String>,
+    pub sasl_session_lifetime_ms: i64,
+    pub failed_authentication_delay_ms: i64,
+    pub ssl_certfile: Option<String>,
+    pub ssl_keyfile: Option<String>,
+    pub ssl_cafile: Option<String>,
+    pub ssl_client_auth: SslClientAuth,
+    pub ssl_principal_mapping_rules: String,
+    pub super_users: Vec<String>,
+    pub authorizer: String,
+    /// `module:callable` of a Python authenticator; resolved by kop.Server, Rust only checks
+    /// that a hook was installed.
+    pub authenticator: Option<String>,
+    pub hook_timeout_ms: i64,
+    pub hook_cache_ttl_ms: i64,
+    pub oauthbearer_public_key_files: Vec<String>,
+    pub oauthbearer_issuer: Option<String>,
+    pub oauthbearer_audience: Option<String>,
+    pub plain_token_auth: bool,
     pub storage: String,
     pub node_id: i32,
     pub cluster_id: Option<String>,
@@ -44,6 +75,28 @@ impl Default for ServerConfig {
         ServerConfig {
             listeners: vec!["PLAINTEXT://127.0.0.1:9092".into()],
             advertised_listeners: Vec::new(),
+            listener_security_protocol_map: Vec::new(),
+            sasl_enabled_mechanisms: crate::auth::DEFAULT_MECHANISMS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
+            sasl_users: Vec::new(),
+            sasl_session_lifetime_ms: 0,
+            failed_authentication_delay_ms: 100,
+            ssl_certfile: None,
+            ssl_keyfile: None,
+            ssl_cafile: None,
+            ssl_client_auth: SslClientAuth::None,
+            ssl_principal_mapping_rules: "DEFAULT".into(),
+            super_users: Vec::new(),
+            authorizer: "allow-all".into(),
+            authenticator: None,
+            hook_timeout_ms: 5000,
+            hook_cache_ttl_ms: 60_000,
+            oauthbearer_public_key_files: Vec::new(),
+            oauthbearer_issuer: None,
+            oauthbearer_audience: None,
+            plain_token_auth: false,
             storage: "file://kop-data".into(),
             node_id: 1,
             cluster_id: None,
@@ -141,7 +194,31 @@ impl ServerConfig {
             ListenerSpec::parse(l).map_err(|e| format!("listeners: {e}"))?;
         }
         StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
+        for (name, v) in [
+            ("sasl_session_lifetime_ms", self.sasl_session_lifetime_ms),
+            (
+                "failed_authentication_delay_ms",
+                self.failed_authentication_delay_ms,
+            ),
+            ("hook_cache_ttl_ms", self.hook_cache_ttl_ms),
+        ] {
+            if v < 0 {
+                return Err(format!("{name} must be >= 0, got {v}"));
+            }
+        }
+        for m in &self.sasl_enabled_mechanisms {
+            if !crate::auth::SUPPORTED_MECHANISMS.contains(&m.as_str()) {
+                return Err(format!(
+                    "sasl_enabled_mechanisms: {m:?} is not supported (use {})",
+                    crate::auth::SUPPORTED_MECHANISMS.join(", ")
+                ));
+            }
+        }
+        crate::auth::tls::PrincipalBuilder::parse(&self.ssl_principal_mapping_rules)?;
+        crate::auth::authorizer::AuthorizerKind::parse(&self.authorizer)?;
+        self.security_protocols()?;
         let positive = [
+            ("hook_timeout_ms", self.hook_timeout_ms),
             ("num_partitions", i64::from(self.num_partitions)),
             ("message_max_bytes", i64::from(self.message_max_bytes)),
             ("max_request_bytes", i64::from(self.max_request_bytes)),
@@ -179,6 +256,46 @@ impl ServerConfig {
             );
         }
         Ok(())
+    }
+
+    /// Listener name → security protocol, from `listener_security_protocol_map`
+    /// (`NAME:PROTOCOL`); a listener named like a protocol needs no entry, as in Kafka; any
+    /// other unmapped name is PLAINTEXT.
+    pub fn security_protocols(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::auth::SecurityProtocol>, String> {
+        use crate::auth::SecurityProtocol;
+        let mut map = std::collections::HashMap::new();
+        for entry in &self.listener_security_protocol_map {
+            let (name, proto) = entry.split_once(':').ok_or_else(|| {
+                format!("listener_security_protocol_map: {entry:?} is not NAME:PROTOCOL")
+            })?;
+            let proto = SecurityProtocol::parse(proto).ok_or_else(|| {
+                format!(
+                    "listener_security_protocol_map: {proto:?} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+                )
+            })?;
+            map.insert(name.to_ascii_uppercase(), proto);
+        }
+        let mut out = std::collections::HashMap::new();
+        for l in &self.listeners {
+            let spec = ListenerSpec::parse(l)?;
+            let key = spec.name.to_ascii_uppercase();
+            // Unmapped names that are not a protocol are PLAINTEXT (as before the map existed).
+            let proto = map
+                .get(&key)
+                .copied()
+                .or_else(|| SecurityProtocol::parse(&key))
+                .unwrap_or(SecurityProtocol::Plaintext);
+            if proto.is_tls() && (self.ssl_certfile.is_none() || self.ssl_keyfile.is_none()) {
+                return Err(format!(
+                    "listener {} is {proto:?}: ssl_certfile and ssl_keyfile are required",
+                    spec.name
+                ));
+            }
+            out.insert(spec.name.clone(), proto);
+        }
+        Ok(out)
     }
 
     pub fn listener_specs(&self) -> Vec<ListenerSpec> {

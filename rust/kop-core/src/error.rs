@@ -10,6 +10,28 @@ use std::io;
 pub enum KafkaError {
     #[error("the server experienced an unexpected error")]
     UnknownServerError,
+    #[error("topic authorization failed")]
+    TopicAuthorizationFailed,
+    #[error("group authorization failed")]
+    GroupAuthorizationFailed,
+    #[error("cluster authorization failed")]
+    ClusterAuthorizationFailed,
+    #[error("the broker does not support the requested SASL mechanism")]
+    UnsupportedSaslMechanism,
+    #[error("request is not valid given the current SASL state")]
+    IllegalSaslState,
+    #[error("transactional id authorization failed")]
+    TransactionalIdAuthorizationFailed,
+    #[error("security features are disabled")]
+    SecurityDisabled,
+    #[error("SASL authentication failed")]
+    SaslAuthenticationFailed,
+    #[error("a request illegally referred to a resource that does not exist")]
+    ResourceNotFound,
+    #[error("a request illegally referred to the same resource twice")]
+    DuplicateResource,
+    #[error("requested credential would not meet criteria for acceptability")]
+    UnacceptableCredential,
     #[error("the requested offset is out of range")]
     OffsetOutOfRange,
     #[error("the record batch failed its CRC check or is malformed")]
@@ -103,6 +125,17 @@ impl KafkaError {
     pub const fn code(self) -> i16 {
         match self {
             KafkaError::UnknownServerError => -1,
+            KafkaError::TopicAuthorizationFailed => 29,
+            KafkaError::GroupAuthorizationFailed => 30,
+            KafkaError::ClusterAuthorizationFailed => 31,
+            KafkaError::UnsupportedSaslMechanism => 33,
+            KafkaError::IllegalSaslState => 34,
+            KafkaError::TransactionalIdAuthorizationFailed => 53,
+            KafkaError::SecurityDisabled => 54,
+            KafkaError::SaslAuthenticationFailed => 58,
+            KafkaError::ResourceNotFound => 91,
+            KafkaError::DuplicateResource => 92,
+            KafkaError::UnacceptableCredential => 93,
             KafkaError::OffsetOutOfRange => 1,
             KafkaError::CorruptMessage => 2,
             KafkaError::UnknownTopicOrPartition => 3,

@@ -1,6 +1,7 @@
 //! kop-core: a Kafka wire-protocol server (no Python here; see `kop-py` for the bindings).
 
 pub mod alloc_guard;
+pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;

@@ -3,6 +3,8 @@
 //! Every call that may block (start: storage recovery; stop; wait) detaches from the
 //! interpreter, so Python threads and signal handlers keep running meanwhile.
 
+mod hooks;
+
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,8 @@ static ALLOCATOR: kop_core::alloc_guard::GuardedAlloc = kop_core::alloc_guard::G
 struct NativeServer {
     config: ServerConfig,
     running: Mutex<Option<Arc<RunningServer>>>,
+    authenticator: Option<Py<PyAny>>,
+    authorizer: Option<Py<PyAny>>,
 }
 
 fn to_py_err(err: io::Error) -> PyErr {
@@ -38,11 +42,18 @@ impl NativeServer {
 #[pymethods]
 impl NativeServer {
     #[new]
-    fn new(config_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (config_json, authenticator=None, authorizer=None))]
+    fn new(
+        config_json: &str,
+        authenticator: Option<Py<PyAny>>,
+        authorizer: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let config = ServerConfig::from_json(config_json).map_err(PyValueError::new_err)?;
         Ok(NativeServer {
             config,
             running: Mutex::new(None),
+            authenticator,
+            authorizer,
         })
     }
 
@@ -52,8 +63,19 @@ impl NativeServer {
             return Err(PyRuntimeError::new_err("server already started"));
         }
         let config = self.config.clone();
+        let hooks: Option<Arc<dyn kop_core::auth::authorizer::Hooks>> =
+            if self.authenticator.is_some() || self.authorizer.is_some() {
+                let h = hooks::PyHooks::start(
+                    self.authenticator.as_ref().map(|h| h.clone_ref(py)),
+                    self.authorizer.as_ref().map(|h| h.clone_ref(py)),
+                )
+                .map_err(to_py_err)?;
+                Some(Arc::new(h))
+            } else {
+                None
+            };
         let server = py
-            .detach(|| RunningServer::start(config))
+            .detach(|| RunningServer::start_with_hooks(config, hooks))
             .map_err(to_py_err)?;
         *self.running.lock() = Some(Arc::new(server));
         Ok(())
@@ -93,6 +115,23 @@ impl NativeServer {
     fn is_running(&self) -> bool {
         self.server().is_some_and(|s| s.is_running())
     }
+
+    /// Forgets every cached authorizer hook decision.
+    fn invalidate_authorization_cache(&self) {
+        if let Some(server) = self.server() {
+            server.security().authorizer.invalidate();
+        }
+    }
+
+    /// How many times the authorizer hook has been asked (one per request with cache misses).
+    fn authorizer_hook_calls(&self) -> u64 {
+        self.server().map_or(0, |s| {
+            s.security()
+                .authorizer
+                .hook_calls
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
 }
 
 /// Sends Rust log lines to stderr at the given level; the first call wins.
@@ -126,6 +165,8 @@ fn version() -> &'static str {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeServer>()?;
+    m.add_class::<hooks::AuthorizeReply>()?;
+    m.add_class::<hooks::AuthenticateReply>()?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     Ok(())

@@ -92,6 +92,15 @@ pub struct Broker {
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
+    /// The stored security state (see `Storage::load_security`).
+    pub fn load_security(&self) -> io::Result<Option<Vec<u8>>> {
+        self.storage.load_security()
+    }
+
+    pub fn save_security(&self, data: &[u8]) -> io::Result<()> {
+        self.storage.save_security(data)
+    }
+
     /// Opens storage, recovers every topic's partitions and loads the cluster identity.
     pub fn open(config: ServerConfig) -> io::Result<Broker> {
         let storage: Arc<dyn Storage> = match config.storage_spec() {

@@ -10,7 +10,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
 
 use super::configs::topic_entries;
-use super::{sb, RequestContext};
+use super::{authz, sb, RequestContext};
 use crate::error::KafkaError;
 
 type Failure = (KafkaError, String);
@@ -48,10 +48,39 @@ pub async fn create_topics(
 ) -> CreateTopicsResponse {
     let version = header.request_api_version;
     let broker = &ctx.broker;
+    // CREATE on the cluster, or on each topic.
+    let mut actions = vec![(
+        authz::Operation::Create,
+        authz::ResourceType::Cluster,
+        authz::CLUSTER_NAME,
+    )];
+    actions.extend(req.topics.iter().map(|t| {
+        (
+            authz::Operation::Create,
+            authz::ResourceType::Topic,
+            t.name.as_str(),
+        )
+    }));
+    let decisions = authz::authorize(ctx, "CreateTopics", &actions).await;
+    let may_create: std::collections::HashSet<String> = actions
+        .iter()
+        .zip(&decisions)
+        .skip(1)
+        .filter(|(_, ok)| decisions[0] || **ok)
+        .map(|((_, _, n), _)| n.to_string())
+        .collect();
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            if !may_create.contains(t.name.as_str()) {
+                return CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(KafkaError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(sb(KafkaError::TopicAuthorizationFailed.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1);
+            }
             let partitions = match (t.num_partitions, t.assignments.len()) {
                 (-1, 0) => broker.config.num_partitions,
                 (-1, n) => n as i32,
@@ -130,6 +159,21 @@ pub async fn delete_topics(
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
+    let names: Vec<String> = wanted
+        .iter()
+        .filter_map(|(name, id)| match name {
+            Some(n) => Some(n.to_string()),
+            None => broker.topic_by_id(id).map(|t| t.name.clone()),
+        })
+        .collect();
+    let denied = authz::denied(
+        ctx,
+        "DeleteTopics",
+        authz::Operation::Delete,
+        authz::ResourceType::Topic,
+        names.iter().map(String::as_str),
+    )
+    .await;
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
@@ -140,6 +184,13 @@ pub async fn delete_topics(
                     .map(|t| TopicName(sb(&t.name)))
                     .ok_or(KafkaError::UnknownTopicId),
             };
+            let resolved = resolved.and_then(|n| {
+                if denied.contains(n.as_str()) {
+                    Err(KafkaError::TopicAuthorizationFailed)
+                } else {
+                    Ok(n)
+                }
+            });
             match resolved.and_then(|n| broker.delete_topic(&n).map(|id| (n, id))) {
                 Ok((n, id)) => DeletableTopicResult::default()
                     .with_name(Some(n))
@@ -167,11 +218,23 @@ pub async fn create_partitions(
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let broker = &ctx.broker;
+    let denied = authz::denied(
+        ctx,
+        "CreatePartitions",
+        authz::Operation::Alter,
+        authz::ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.as_str()),
+    )
+    .await;
     let results = req
         .topics
         .into_iter()
         .map(|t| {
             let outcome = match broker.topic(&t.name) {
+                _ if denied.contains(t.name.as_str()) => Err((
+                    KafkaError::TopicAuthorizationFailed,
+                    KafkaError::TopicAuthorizationFailed.to_string(),
+                )),
                 None => Err((
                     KafkaError::UnknownTopicOrPartition,
                     format!("topic {} does not exist", t.name.0.as_str()),

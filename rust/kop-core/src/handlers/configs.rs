@@ -8,7 +8,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::*;
 
-use super::{sb, RequestContext};
+use super::{authz, sb, RequestContext};
 use crate::broker::topic_config::{self, ConfigType, TOPIC_CONFIGS};
 use crate::config::{FsyncPolicy, ServerConfig};
 use crate::error::KafkaError;
@@ -259,20 +259,64 @@ fn describe_one(
     }
 }
 
+/// `op` on each config resource: topics → the topic, the broker → the cluster.
+async fn authorize_resources<'a>(
+    ctx: &RequestContext,
+    api: &str,
+    op: authz::Operation,
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> Vec<Result<(), (KafkaError, String)>> {
+    let resources: Vec<(i8, &str)> = resources.collect();
+    let actions: Vec<_> = resources
+        .iter()
+        .map(|&(rt, name)| match rt {
+            RESOURCE_TOPIC => (op, authz::ResourceType::Topic, name),
+            _ => (op, authz::ResourceType::Cluster, authz::CLUSTER_NAME),
+        })
+        .collect();
+    let decisions = authz::authorize(ctx, api, &actions).await;
+    resources
+        .iter()
+        .zip(decisions)
+        .map(|(&(rt, _), ok)| {
+            if ok {
+                Ok(())
+            } else {
+                let e = if rt == RESOURCE_TOPIC {
+                    KafkaError::TopicAuthorizationFailed
+                } else {
+                    KafkaError::ClusterAuthorizationFailed
+                };
+                Err((e, e.to_string()))
+            }
+        })
+        .collect()
+}
+
 pub async fn describe_configs(
     ctx: &RequestContext,
     header: &RequestHeader,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let version = header.request_api_version;
+    let allowed = authorize_resources(
+        ctx,
+        "DescribeConfigs",
+        authz::Operation::DescribeConfigs,
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    )
+    .await;
     let results = req
         .resources
         .iter()
-        .map(|res| {
+        .zip(allowed)
+        .map(|(res, allowed)| {
             let result = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
-            match describe_one(ctx, res) {
+            match allowed.and_then(|()| describe_one(ctx, res)) {
                 Ok(entries) => {
                     // Null or empty: every config (as Kafka's ConfigHelper does).
                     let keys = res.configuration_keys.as_ref().filter(|k| !k.is_empty());
@@ -390,11 +434,22 @@ pub async fn incremental_alter_configs(
     _header: &RequestHeader,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let allowed = authorize_resources(
+        ctx,
+        "IncrementalAlterConfigs",
+        authz::Operation::AlterConfigs,
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    )
+    .await;
     let responses = req
         .resources
         .iter()
-        .map(|res| {
+        .zip(allowed)
+        .map(|(res, allowed)| {
             let result = match res.resource_type {
+                _ if allowed.is_err() => allowed,
                 RESOURCE_TOPIC => alter_topic(ctx, res, req.validate_only),
                 RESOURCE_BROKER => Err((
                     KafkaError::InvalidRequest,

@@ -13,7 +13,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::*;
 use tokio::sync::watch;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::broker::partition::Partition;
 use crate::error::KafkaError;
 
@@ -31,15 +31,26 @@ struct Wanted {
     max_bytes: i32,
 }
 
+fn topic_name(ctx: &RequestContext, version: i16, t: &FetchTopic) -> Option<String> {
+    if version >= 13 {
+        ctx.broker.topic_by_id(&t.topic_id).map(|t| t.name.clone())
+    } else {
+        Some(t.topic.to_string())
+    }
+}
+
 fn resolve(
     ctx: &RequestContext,
     version: i16,
     req: &FetchRequest,
+    denied: &std::collections::HashSet<String>,
 ) -> Vec<(FetchTopic, Vec<Wanted>)> {
     req.topics
         .iter()
         .map(|t| {
-            let topic = if version >= 13 {
+            let topic = if topic_name(ctx, version, t).is_some_and(|n| denied.contains(&n)) {
+                Err(KafkaError::TopicAuthorizationFailed)
+            } else if version >= 13 {
                 ctx.broker
                     .topic_by_id(&t.topic_id)
                     .ok_or(KafkaError::UnknownTopicId)
@@ -136,7 +147,21 @@ pub async fn handle(
     if version >= 7 && req.session_id != 0 {
         return FetchResponse::default().with_error_code(FETCH_SESSION_ID_NOT_FOUND);
     }
-    let wanted = resolve(ctx, version, &req);
+    // Consumers need READ on each topic (follower fetches, CLUSTER_ACTION, don't exist here).
+    let names: Vec<String> = req
+        .topics
+        .iter()
+        .filter_map(|t| topic_name(ctx, version, t))
+        .collect();
+    let denied = authz::denied(
+        ctx,
+        "Fetch",
+        authz::Operation::Read,
+        authz::ResourceType::Topic,
+        names.iter().map(String::as_str),
+    )
+    .await;
+    let wanted = resolve(ctx, version, &req, &denied);
     // Subscribe before the first read so an append between read and wait is not missed.
     let mut watchers: Vec<watch::Receiver<i64>> = wanted
         .iter()

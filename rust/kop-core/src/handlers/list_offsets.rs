@@ -5,7 +5,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::*;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::broker::partition::{Partition, LEADER_EPOCH};
 use crate::error::KafkaError;
 
@@ -40,10 +40,19 @@ pub async fn handle(
     } else {
         -1
     };
+    let denied = authz::denied(
+        ctx,
+        "ListOffsets",
+        authz::Operation::Describe,
+        authz::ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.as_str()),
+    )
+    .await;
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let unauthorized = denied.contains(t.name.as_str());
             let topic = ctx.broker.topic(&t.name);
             let partitions = t
                 .partitions
@@ -51,8 +60,13 @@ pub async fn handle(
                 .map(|p| {
                     let result = topic
                         .as_ref()
+                        .filter(|_| !unauthorized)
                         .and_then(|tp| tp.partition(p.partition_index))
-                        .ok_or(KafkaError::UnknownTopicOrPartition)
+                        .ok_or(if unauthorized {
+                            KafkaError::TopicAuthorizationFailed
+                        } else {
+                            KafkaError::UnknownTopicOrPartition
+                        })
                         .and_then(|part| lookup(&part, p.timestamp));
                     let resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);

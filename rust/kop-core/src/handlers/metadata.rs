@@ -6,7 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::*;
 
-use super::{sb, RequestContext};
+use super::{authz, sb, RequestContext};
 use crate::broker::partition::LEADER_EPOCH;
 use crate::broker::{is_internal, valid_topic_name, Topic};
 use crate::error::KafkaError;
@@ -65,10 +65,70 @@ pub async fn handle(
     };
     // Before v4 there was no flag and auto-creation was always requested.
     let auto_create = version < 4 || req.allow_auto_topic_creation;
+    // DESCRIBE on each topic (unauthorized ones are hidden from an all-topics listing);
+    // auto-creation also needs CREATE on the cluster or the topic.
+    let listed = if all { broker.topics() } else { Vec::new() };
+    let mut actions: Vec<(authz::Operation, authz::ResourceType, String)> = Vec::new();
+    if !authz::allow_all(ctx) {
+        for t in &listed {
+            actions.push((
+                authz::Operation::Describe,
+                authz::ResourceType::Topic,
+                t.name.clone(),
+            ));
+        }
+        let mut any_missing = false;
+        for wanted in req.topics.iter().flatten() {
+            let name = match (&wanted.name, wanted.topic_id) {
+                (Some(n), _) => n.to_string(),
+                (None, id) => match broker.topic_by_id(&id) {
+                    Some(t) => t.name.clone(),
+                    None => continue,
+                },
+            };
+            if auto_create && broker.topic(&name).is_none() {
+                any_missing = true;
+                actions.push((
+                    authz::Operation::Create,
+                    authz::ResourceType::Topic,
+                    name.clone(),
+                ));
+            }
+            actions.push((authz::Operation::Describe, authz::ResourceType::Topic, name));
+        }
+        if any_missing {
+            actions.push((
+                authz::Operation::Create,
+                authz::ResourceType::Cluster,
+                authz::CLUSTER_NAME.to_string(),
+            ));
+        }
+    }
+    let asked: Vec<_> = actions
+        .iter()
+        .map(|(o, r, n)| (*o, *r, n.as_str()))
+        .collect();
+    let decisions = authz::authorize(ctx, "Metadata", &asked).await;
+    let decided = |op: authz::Operation, rt: authz::ResourceType, name: &str| {
+        authz::allow_all(ctx)
+            || actions
+                .iter()
+                .zip(&decisions)
+                .any(|((o, r, n), ok)| *o == op && *r == rt && n == name && *ok)
+    };
+    let may_describe =
+        |name: &str| decided(authz::Operation::Describe, authz::ResourceType::Topic, name);
+    let may_create = |name: &str| {
+        decided(
+            authz::Operation::Create,
+            authz::ResourceType::Cluster,
+            authz::CLUSTER_NAME,
+        ) || decided(authz::Operation::Create, authz::ResourceType::Topic, name)
+    };
     let topics = if all {
-        broker
-            .topics()
+        listed
             .iter()
+            .filter(|t| may_describe(&t.name))
             .map(|t| describe_topic(ctx, t, with_ops))
             .collect()
     } else {
@@ -85,8 +145,18 @@ pub async fn handle(
                             KafkaError::InvalidTopic,
                         );
                     }
+                    if !may_describe(name) {
+                        return topic_error(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            KafkaError::TopicAuthorizationFailed,
+                        );
+                    }
                     let found = match broker.topic(name) {
                         Some(t) => Ok(t),
+                        None if auto_create && !may_create(name) => {
+                            Err(KafkaError::TopicAuthorizationFailed)
+                        }
                         None if auto_create => broker.auto_create(name),
                         None => Err(KafkaError::UnknownTopicOrPartition),
                     };
@@ -96,6 +166,9 @@ pub async fn handle(
                     }
                 }
                 (None, id) => match broker.topic_by_id(&id) {
+                    Some(t) if !may_describe(&t.name) => {
+                        topic_error(None, id, KafkaError::TopicAuthorizationFailed)
+                    }
                     Some(t) => describe_topic(ctx, &t, with_ops),
                     None => topic_error(None, id, KafkaError::UnknownTopicId),
                 },
@@ -122,6 +195,11 @@ pub async fn describe_cluster(
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
+    if !authz::cluster_allowed(ctx, "DescribeCluster", authz::Operation::Describe).await {
+        return DescribeClusterResponse::default()
+            .with_error_code(KafkaError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb(KafkaError::ClusterAuthorizationFailed.to_string())));
+    }
     // endpoint_type 1 = brokers; 2 = controllers (kop is both, at the same address).
     let mut resp = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type.max(1))

@@ -2,8 +2,10 @@
 //! generates both the dispatcher and what ApiVersions advertises, so nothing unimplemented is
 //! ever advertised.
 
+mod acls;
 mod admin_topics;
 mod api_versions;
+pub mod authz;
 mod configs;
 mod consumer_groups;
 mod fetch;
@@ -14,6 +16,8 @@ mod offsets;
 mod produce;
 mod produce_legacy;
 mod producer_id;
+mod sasl;
+mod scram_admin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +48,10 @@ pub struct RequestContext {
     pub shutdown: crate::shutdown::ShutdownSignal,
     /// Bytes of request frames all connections may hold at once (see `read_frame`).
     pub request_memory: Arc<tokio::sync::Semaphore>,
+    /// Listener protocols, credentials, TLS and the authorizer.
+    pub security: Arc<crate::auth::Security>,
+    /// Who is on the other end: `User:ANONYMOUS` until SASL or a client certificate says.
+    pub principal: crate::auth::Principal,
 }
 
 /// The result of handling one request.
@@ -96,6 +104,13 @@ macro_rules! served {
 }
 
 served! {
+    SaslHandshake [0 ..= 1] SaslHandshakeRequest => sasl::handshake;
+    SaslAuthenticate [0 ..= 2] SaslAuthenticateRequest => sasl::authenticate;
+    DescribeAcls [1 ..= 3] DescribeAclsRequest => acls::describe_acls;
+    CreateAcls [1 ..= 3] CreateAclsRequest => acls::create_acls;
+    DeleteAcls [1 ..= 3] DeleteAclsRequest => acls::delete_acls;
+    DescribeUserScramCredentials [0 ..= 0] DescribeUserScramCredentialsRequest => scram_admin::describe;
+    AlterUserScramCredentials [0 ..= 0] AlterUserScramCredentialsRequest => scram_admin::alter;
     Fetch [4 ..= 17] FetchRequest => fetch::handle;
     ListOffsets [1 ..= 10] ListOffsetsRequest => list_offsets::handle;
     Metadata [0 ..= 13] MetadataRequest => metadata::handle;

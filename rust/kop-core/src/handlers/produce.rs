@@ -3,7 +3,7 @@
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 
-use super::{sb, Outcome, RequestContext};
+use super::{authz, sb, Outcome, RequestContext};
 use crate::broker::Topic;
 use crate::codec::frame::encode_response;
 use crate::error::KafkaError;
@@ -37,6 +37,25 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
         .then_some(KafkaError::InvalidRequest);
     let now = crate::now_ms();
     let sync = broker.sync_on_append();
+    let names: Vec<String> = req
+        .topic_data
+        .iter()
+        .filter_map(|t| {
+            if version >= 13 {
+                broker.topic_by_id(&t.topic_id).map(|t| t.name.clone())
+            } else {
+                Some(t.name.to_string())
+            }
+        })
+        .collect();
+    let denied = authz::denied(
+        ctx,
+        "Produce",
+        authz::Operation::Write,
+        authz::ResourceType::Topic,
+        names.iter().map(String::as_str),
+    )
+    .await;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let (topic, missing): (Option<Arc<Topic>>, KafkaError) = if version >= 13 {
@@ -50,11 +69,18 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
                 KafkaError::UnknownTopicOrPartition,
             )
         };
+        let unauthorized = topic
+            .as_ref()
+            .map_or(
+                version < 13 && denied.contains(topic_data.name.as_str()),
+                |t| denied.contains(&t.name),
+            )
+            .then_some(KafkaError::TopicAuthorizationFailed);
         let partitions = topic_data
             .partition_data
             .into_iter()
             .map(|pd| {
-                let result = match (acks_error.or(tx_error), &topic) {
+                let result = match (acks_error.or(tx_error).or(unauthorized), &topic) {
                     (Some(e), _) => Err(e),
                     (None, None) => Err(missing),
                     (None, Some(t)) => match (t.partition(pd.index), pd.records.as_deref()) {

@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::*;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::error::KafkaError;
 
 pub async fn handle(
@@ -15,6 +15,16 @@ pub async fn handle(
         // No transaction coordinator yet: a clear, fatal error rather than endless retries.
         return resp
             .with_error_code(KafkaError::UnsupportedVersion.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+    if !authz::allow_all(ctx)
+        && !authz::cluster_allowed(ctx, "InitProducerId", authz::Operation::IdempotentWrite).await
+        && !ctx.security.authorizer.may_write_some_topic(&ctx.principal)
+    {
+        return resp
+            .with_error_code(KafkaError::ClusterAuthorizationFailed.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }

@@ -1,6 +1,7 @@
 //! Listeners and the server lifecycle: start, serve, stop gracefully.
 
 mod connection;
+mod sasl;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs};
@@ -13,6 +14,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::auth::{Principal, Security};
 use crate::broker::Broker;
 use crate::config::{FsyncPolicy, ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
@@ -39,6 +41,7 @@ pub struct RunningServer {
     listeners: Vec<BoundListener>,
     serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
     broker: Arc<Broker>,
+    security: Arc<Security>,
 }
 
 fn bind(spec: &ListenerSpec) -> io::Result<StdTcpListener> {
@@ -89,6 +92,14 @@ fn advertised(config: &ServerConfig, bound: &BoundListener) -> ListenerInfo {
 impl RunningServer {
     /// Opens storage (recovering it), binds every listener and starts serving.
     pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
+        RunningServer::start_with_hooks(config, None)
+    }
+
+    /// `start`, with Python authentication/authorization hooks (see `auth::authorizer::Hooks`).
+    pub fn start_with_hooks(
+        config: ServerConfig,
+        hooks: Option<Arc<dyn crate::auth::authorizer::Hooks>>,
+    ) -> io::Result<RunningServer> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -112,6 +123,10 @@ impl RunningServer {
             cluster_id = %broker.cluster_id,
             "storage opened"
         );
+        let security = Arc::new(
+            Security::new(&config, Some(&broker), hooks)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        );
         let mut listeners = Vec::new();
         let mut bound = Vec::new();
         for (spec, l) in specs.iter().zip(std_listeners) {
@@ -128,7 +143,12 @@ impl RunningServer {
         }
         let (shutdown_tx, shutdown) = ShutdownSignal::new();
         let done = Arc::new((Mutex::new(StopState::default()), Condvar::new()));
-        let serving = runtime.spawn(serve_all(broker.clone(), listeners, shutdown));
+        let serving = runtime.spawn(serve_all(
+            broker.clone(),
+            security.clone(),
+            listeners,
+            shutdown,
+        ));
         for l in &bound {
             tracing::info!(listener = %l.name, host = %l.host, port = l.port, "listening");
         }
@@ -139,6 +159,7 @@ impl RunningServer {
             listeners: bound,
             serving: Mutex::new(Some(serving)),
             broker,
+            security,
         })
     }
 
@@ -148,6 +169,10 @@ impl RunningServer {
 
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+
+    pub fn security(&self) -> &Arc<Security> {
+        &self.security
     }
 
     pub fn is_running(&self) -> bool {
@@ -215,6 +240,7 @@ fn request_memory_budget(config: &ServerConfig) -> usize {
 /// shutdown is signalled and every connection has finished its request in flight.
 async fn serve_all(
     broker: Arc<Broker>,
+    security: Arc<Security>,
     listeners: Vec<(TcpListener, Arc<ListenerInfo>)>,
     shutdown: ShutdownSignal,
 ) {
@@ -224,6 +250,7 @@ async fn serve_all(
         let memory = memory.clone();
         tasks.spawn(accept_loop(
             broker.clone(),
+            security.clone(),
             listener,
             info,
             memory,
@@ -241,24 +268,40 @@ async fn serve_all(
 
 async fn accept_loop(
     broker: Arc<Broker>,
+    security: Arc<Security>,
     listener: TcpListener,
     info: Arc<ListenerInfo>,
     request_memory: Arc<Semaphore>,
     mut shutdown: ShutdownSignal,
 ) {
     let mut connections = JoinSet::new();
+    let protocol = security.protocol(&info.name);
+    let tls = protocol
+        .is_tls()
+        .then(|| security.tls.clone().map(tokio_rustls::TlsAcceptor::from))
+        .flatten();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
                     let ctx = RequestContext {
                         broker: broker.clone(),
                         listener: info.clone(),
                         peer,
                         shutdown: shutdown.clone(),
                         request_memory: request_memory.clone(),
+                        security: security.clone(),
+                        principal: Principal::anonymous(),
                     };
-                    connections.spawn(connection::serve(stream, ctx));
+                    match &tls {
+                        None => {
+                            connections.spawn(connection::serve(stream, ctx));
+                        }
+                        Some(acceptor) => {
+                            connections.spawn(serve_tls(acceptor.clone(), stream, ctx));
+                        }
+                    }
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -276,6 +319,55 @@ async fn accept_loop(
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS handshake, then the connection; on an SSL listener a verified client certificate sets
+/// the principal (through `ssl_principal_mapping_rules`).
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    mut ctx: RequestContext,
+) {
+    let peer = ctx.peer;
+    let mut shutdown = ctx.shutdown.clone();
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+        _ = shutdown.wait() => return,
+    };
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, listener = %ctx.listener.name, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, listener = %ctx.listener.name, "TLS handshake timed out");
+            return;
+        }
+    };
+    if !ctx.security.protocol(&ctx.listener.name).is_sasl() {
+        let leaf = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first().cloned());
+        if let Some(leaf) = leaf {
+            match ctx.security.tls_principal.principal(&leaf) {
+                Some(p) => {
+                    tracing::info!(%peer, principal = %p, listener = %ctx.listener.name, "TLS client authenticated");
+                    ctx.principal = p;
+                }
+                None => {
+                    tracing::warn!(%peer, "cannot read the client certificate subject; closing");
+                    return;
+                }
+            }
+        }
+    }
+    connection::serve(stream, ctx).await;
 }
 
 async fn housekeeping(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {

@@ -90,6 +90,18 @@ fn segment_path(dir: &Path, base: i64) -> PathBuf {
 }
 
 impl Storage for FileStorage {
+    fn load_security(&self) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.root.join("security.json")) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn save_security(&self, data: &[u8]) -> io::Result<()> {
+        write_atomically(&self.root.join("security.json"), data)
+    }
+
     fn load_cluster_id(&self) -> io::Result<Option<String>> {
         match fs::read(self.root.join("cluster.json")) {
             Ok(data) => {

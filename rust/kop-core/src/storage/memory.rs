@@ -15,6 +15,7 @@ pub struct MemoryStorage {
     topics: Mutex<HashMap<String, TopicMeta>>,
     cluster_id: Mutex<Option<String>>,
     next_producer_id: Mutex<i64>,
+    security: Mutex<Option<Vec<u8>>>,
 }
 
 impl MemoryStorage {
@@ -24,6 +25,15 @@ impl MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
+    fn load_security(&self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.security.lock().clone())
+    }
+
+    fn save_security(&self, data: &[u8]) -> io::Result<()> {
+        *self.security.lock() = Some(data.to_vec());
+        Ok(())
+    }
+
     fn load_cluster_id(&self) -> io::Result<Option<String>> {
         Ok(self.cluster_id.lock().clone())
     }

@@ -45,6 +45,11 @@ pub struct LogSettings {
 
 /// A backend: topic metadata, broker identity and one log per partition.
 pub trait Storage: Send + Sync {
+    /// The stored security state (ACLs, SCRAM credentials) as an opaque JSON document the
+    /// auth module owns; None before the first save.
+    fn load_security(&self) -> io::Result<Option<Vec<u8>>>;
+    /// Replaces the stored security state durably (atomically on the file backend).
+    fn save_security(&self, data: &[u8]) -> io::Result<()>;
     fn load_cluster_id(&self) -> io::Result<Option<String>>;
     fn save_cluster_id(&self, id: &str) -> io::Result<()>;
     fn load_topics(&self) -> io::Result<Vec<TopicMeta>>;

@@ -1,0 +1,369 @@
+//! Authentication and authorization: listeners' security protocols, SASL mechanisms, TLS,
+//! principals, and the authorizer.
+
+pub mod acl;
+pub mod authorizer;
+pub mod jwt;
+pub mod plain;
+pub mod scram;
+pub mod tls;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::broker::Broker;
+use crate::config::ServerConfig;
+use authorizer::{Authorizer, AuthorizerKind, Hooks};
+use scram::{ScramAlg, ScramCredential};
+
+/// Kafka's `SecurityProtocol` of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(name: &str) -> Option<SecurityProtocol> {
+        match name.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// A Kafka principal, `TYPE:NAME` (kop's are `User:...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub principal_type: String,
+    pub name: String,
+}
+
+impl Principal {
+    pub fn user(name: impl Into<String>) -> Principal {
+        Principal {
+            principal_type: "User".into(),
+            name: name.into(),
+        }
+    }
+
+    /// The principal of an unauthenticated connection (PLAINTEXT, SSL without client certs).
+    pub fn anonymous() -> Principal {
+        Principal::user("ANONYMOUS")
+    }
+
+    /// `TYPE:NAME`; None if there is no ':'.
+    pub fn parse(s: &str) -> Option<Principal> {
+        let (t, n) = s.split_once(':')?;
+        (!t.is_empty()).then(|| Principal {
+            principal_type: t.to_string(),
+            name: n.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.principal_type, self.name)
+    }
+}
+
+/// SASL mechanisms kop implements.
+pub const SUPPORTED_MECHANISMS: &[&str] =
+    &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+
+/// What `sasl_enabled_mechanisms` defaults to (OAUTHBEARER needs keys, so it is opt-in).
+pub const DEFAULT_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// What is stored with the data (`Storage::save_security`): ACLs and SCRAM credentials
+/// created through the admin APIs.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Stored {
+    acls: Vec<acl::AclBinding>,
+    scram: Vec<StoredScram>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredScram {
+    user: String,
+    mechanism: String,
+    salt: Vec<u8>,
+    iterations: i32,
+    stored_key: Vec<u8>,
+    server_key: Vec<u8>,
+}
+
+/// Security settings and credentials, built once from the config (credentials may change at
+/// run time through the SCRAM admin APIs).
+pub struct Security {
+    protocols: HashMap<String, SecurityProtocol>,
+    pub mechanisms: Vec<String>,
+    plain_users: HashMap<String, String>,
+    scram: RwLock<HashMap<(ScramAlg, String), ScramCredential>>,
+    /// SCRAM credentials set through AlterUserScramCredentials (stored with the data).
+    admin_scram: RwLock<HashMap<(ScramAlg, String), ScramCredential>>,
+    /// Serialises read-modify-write of the stored state.
+    store_lock: parking_lot::Mutex<()>,
+    pub authorizer: Authorizer,
+    pub hooks: Option<Arc<dyn Hooks>>,
+    pub hook_timeout: std::time::Duration,
+    pub session_lifetime_ms: i64,
+    pub failed_auth_delay_ms: u64,
+    /// rustls config for SSL / SASL_SSL listeners (None if none is configured).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls_principal: tls::PrincipalBuilder,
+    /// Validates OAUTHBEARER tokens and, with `plain_token_auth`, PLAIN `token:<jwt>` passwords.
+    pub jwt: jwt::JwtValidator,
+    pub plain_token_auth: bool,
+}
+
+impl Security {
+    /// From the config alone (nothing stored, no hooks): for tests and validation.
+    pub fn from_config(config: &ServerConfig) -> Result<Security, String> {
+        Security::new(config, None, None)
+    }
+
+    /// The security of a server: config, plus the state stored with the broker's data.
+    pub fn new(
+        config: &ServerConfig,
+        broker: Option<&Broker>,
+        hooks: Option<Arc<dyn Hooks>>,
+    ) -> Result<Security, String> {
+        let protocols = config.security_protocols()?;
+        let mut plain_users = HashMap::new();
+        let mut scram = HashMap::new();
+        for entry in &config.sasl_users {
+            let (user, password) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("sasl_users: {entry:?} is not USER:PASSWORD"))?;
+            if user.is_empty() {
+                return Err(format!("sasl_users: {entry:?} has an empty user name"));
+            }
+            plain_users.insert(user.to_string(), password.to_string());
+            for alg in [ScramAlg::Sha256, ScramAlg::Sha512] {
+                if config
+                    .sasl_enabled_mechanisms
+                    .iter()
+                    .any(|m| m == alg.mechanism())
+                {
+                    let cred = ScramCredential::from_password(
+                        alg,
+                        password,
+                        &scram::random_bytes(),
+                        ScramAlg::MIN_ITERATIONS,
+                    );
+                    scram.insert((alg, user.to_string()), cred);
+                }
+            }
+        }
+        let stored: Stored = match broker.map(|b| b.load_security()).transpose() {
+            Err(e) => return Err(format!("cannot read the stored ACLs and credentials: {e}")),
+            Ok(None | Some(None)) => Stored::default(),
+            Ok(Some(Some(data))) => serde_json::from_slice(&data)
+                .map_err(|e| format!("stored ACLs and credentials are unreadable: {e}"))?,
+        };
+        let mut admin_scram = HashMap::new();
+        for c in stored.scram {
+            if let Some(alg) = ScramAlg::from_mechanism(&c.mechanism) {
+                admin_scram.insert(
+                    (alg, c.user),
+                    ScramCredential {
+                        salt: c.salt,
+                        iterations: c.iterations,
+                        stored_key: c.stored_key,
+                        server_key: c.server_key,
+                    },
+                );
+            }
+        }
+        let super_users: HashSet<Principal> = config
+            .super_users
+            .iter()
+            .map(|s| {
+                Principal::parse(s)
+                    .ok_or_else(|| format!("super_users: {s:?} is not TYPE:NAME (e.g. User:admin)"))
+            })
+            .collect::<Result<_, _>>()?;
+        let needs_tls = protocols.values().any(|p| p.is_tls());
+        let tls = if needs_tls {
+            Some(Arc::new(tls::server_config(config)?))
+        } else {
+            None
+        };
+        let jwt = jwt::JwtValidator::from_files(
+            &config.oauthbearer_public_key_files,
+            config.oauthbearer_issuer.clone(),
+            config.oauthbearer_audience.clone(),
+        )?;
+        let wants_jwt = config.plain_token_auth
+            || config
+                .sasl_enabled_mechanisms
+                .iter()
+                .any(|m| m == "OAUTHBEARER");
+        if wants_jwt && !jwt.is_configured() {
+            return Err(
+                "OAUTHBEARER and plain_token_auth need oauthbearer_public_key_files".into(),
+            );
+        }
+        let kind = AuthorizerKind::parse(&config.authorizer)?;
+        if kind == AuthorizerKind::Hook && !hooks.as_ref().is_some_and(|h| h.has_authorizer()) {
+            return Err(format!(
+                "authorizer {:?} needs a Python hook (kop.Server(authorizer=...))",
+                config.authorizer
+            ));
+        }
+        if config.authenticator.is_some() && !hooks.as_ref().is_some_and(|h| h.has_authenticator())
+        {
+            return Err("authenticator needs a Python hook (kop.Server(authenticator=...))".into());
+        }
+        let hook_timeout = std::time::Duration::from_millis(config.hook_timeout_ms.max(1) as u64);
+        let authorizer = Authorizer::new(
+            kind,
+            super_users,
+            hooks.clone(),
+            hook_timeout,
+            std::time::Duration::from_millis(config.hook_cache_ttl_ms.max(0) as u64),
+        );
+        authorizer.set_acls(stored.acls);
+        Ok(Security {
+            protocols,
+            mechanisms: config.sasl_enabled_mechanisms.clone(),
+            plain_users,
+            scram: RwLock::new(scram),
+            admin_scram: RwLock::new(admin_scram),
+            store_lock: parking_lot::Mutex::new(()),
+            authorizer,
+            hooks,
+            hook_timeout,
+            session_lifetime_ms: config.sasl_session_lifetime_ms,
+            failed_auth_delay_ms: config.failed_authentication_delay_ms.max(0) as u64,
+            tls,
+            tls_principal: tls::PrincipalBuilder::parse(&config.ssl_principal_mapping_rules)?,
+            jwt,
+            plain_token_auth: config.plain_token_auth,
+        })
+    }
+
+    /// The security protocol of a listener (validated at start, so always known).
+    pub fn protocol(&self, listener: &str) -> SecurityProtocol {
+        self.protocols
+            .get(listener)
+            .copied()
+            .unwrap_or(SecurityProtocol::Plaintext)
+    }
+
+    pub fn mechanism_enabled(&self, name: &str) -> bool {
+        self.mechanisms.iter().any(|m| m == name)
+    }
+
+    /// PLAIN: checks a user's password against the configured users.
+    pub fn check_plain(&self, user: &str, password: &str) -> bool {
+        self.plain_users
+            .get(user)
+            .is_some_and(|p| plain::constant_time_eq(p.as_bytes(), password.as_bytes()))
+    }
+
+    /// A user's SCRAM credential: from the config, else one set through the admin API.
+    pub fn scram_credential(&self, alg: ScramAlg, user: &str) -> Option<ScramCredential> {
+        let key = (alg, user.to_string());
+        self.scram
+            .read()
+            .get(&key)
+            .cloned()
+            .or_else(|| self.admin_scram.read().get(&key).cloned())
+    }
+
+    /// Users with admin-managed SCRAM credentials: (user, mechanism, iterations).
+    pub fn admin_scram_users(&self) -> Vec<(String, ScramAlg, i32)> {
+        let mut out: Vec<_> = self
+            .admin_scram
+            .read()
+            .iter()
+            .map(|((alg, user), c)| (user.clone(), *alg, c.iterations))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1.mechanism()).cmp(&(&b.0, b.1.mechanism())));
+        out
+    }
+
+    /// Sets (Some) or removes (None) an admin-managed SCRAM credential and stores the state.
+    pub fn set_admin_scram(
+        &self,
+        broker: &Broker,
+        changes: Vec<(String, ScramAlg, Option<ScramCredential>)>,
+    ) -> std::io::Result<()> {
+        let _guard = self.store_lock.lock();
+        {
+            let mut creds = self.admin_scram.write();
+            for (user, alg, cred) in changes {
+                match cred {
+                    Some(c) => {
+                        creds.insert((alg, user), c);
+                    }
+                    None => {
+                        creds.remove(&(alg, user));
+                    }
+                }
+            }
+        }
+        self.persist(broker)
+    }
+
+    /// Adds ACLs and stores them.
+    pub fn add_acls(&self, broker: &Broker, new: &[acl::AclBinding]) -> std::io::Result<()> {
+        let _guard = self.store_lock.lock();
+        self.authorizer.add_acls(new);
+        self.persist(broker)
+    }
+
+    /// Deletes the ACLs matching each filter, stores the rest; returns what each removed.
+    pub fn delete_acls(
+        &self,
+        broker: &Broker,
+        filters: &[acl::AclFilter],
+    ) -> std::io::Result<Vec<Vec<acl::AclBinding>>> {
+        let _guard = self.store_lock.lock();
+        let (removed, _) = self.authorizer.delete_acls(filters);
+        self.persist(broker)?;
+        Ok(removed)
+    }
+
+    fn persist(&self, broker: &Broker) -> std::io::Result<()> {
+        let stored = Stored {
+            acls: self.authorizer.acls(),
+            scram: self
+                .admin_scram
+                .read()
+                .iter()
+                .map(|((alg, user), c)| StoredScram {
+                    user: user.clone(),
+                    mechanism: alg.mechanism().to_string(),
+                    salt: c.salt.clone(),
+                    iterations: c.iterations,
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                })
+                .collect(),
+        };
+        broker.save_security(&serde_json::to_vec(&stored)?)
+    }
+}

@@ -1,0 +1,130 @@
+//! The one call handlers make to authorize: Kafka's mapping of APIs to operations on
+//! resources lives at the call sites; the decision (allow-all, deny-all, ACLs, a cached Python
+//! hook) in `auth::authorizer`.
+//!
+//! Group handlers use it like the others, e.g.
+//! `allowed(ctx, "JoinGroup", Operation::Read, ResourceType::Group, &group_id).await`.
+
+pub use crate::auth::acl::{Operation, ResourceType, CLUSTER_NAME};
+use crate::auth::authorizer::{AuthorizerKind, HookContext};
+use crate::auth::SecurityProtocol;
+
+use super::RequestContext;
+
+fn protocol_name(p: SecurityProtocol) -> &'static str {
+    match p {
+        SecurityProtocol::Plaintext => "PLAINTEXT",
+        SecurityProtocol::Ssl => "SSL",
+        SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+        SecurityProtocol::SaslSsl => "SASL_SSL",
+    }
+}
+
+/// The hook's view of who asks.
+pub fn hook_context(ctx: &RequestContext, api: &str) -> HookContext {
+    HookContext {
+        principal: ctx.principal.clone(),
+        listener: ctx.listener.name.clone(),
+        security_protocol: protocol_name(ctx.security.protocol(&ctx.listener.name)),
+        client_host: ctx.peer.ip(),
+        client_port: ctx.peer.port(),
+        api: api.to_string(),
+    }
+}
+
+/// True when every action is allowed without asking (allow-all): handlers may skip work.
+pub fn allow_all(ctx: &RequestContext) -> bool {
+    ctx.security.authorizer.kind == AuthorizerKind::AllowAll
+}
+
+/// Decides all actions of one request at once (one hook crossing at most).
+pub async fn authorize(
+    ctx: &RequestContext,
+    api: &str,
+    actions: &[(Operation, ResourceType, &str)],
+) -> Vec<bool> {
+    if allow_all(ctx) {
+        return vec![true; actions.len()];
+    }
+    let decisions = ctx
+        .security
+        .authorizer
+        .authorize(&hook_context(ctx, api), actions)
+        .await;
+    for (&(op, rt, name), ok) in actions.iter().zip(&decisions) {
+        if !ok {
+            tracing::info!(principal = %ctx.principal, peer = %ctx.peer, api, operation = op.name(), resource_type = rt.name(), resource = name, "denied");
+        }
+    }
+    decisions
+}
+
+/// One action.
+pub async fn allowed(
+    ctx: &RequestContext,
+    api: &str,
+    op: Operation,
+    rtype: ResourceType,
+    name: &str,
+) -> bool {
+    authorize(ctx, api, &[(op, rtype, name)])
+        .await
+        .first()
+        .copied()
+        .unwrap_or(false)
+}
+
+/// One action on the cluster resource.
+pub async fn cluster_allowed(ctx: &RequestContext, api: &str, op: Operation) -> bool {
+    allowed(ctx, api, op, ResourceType::Cluster, CLUSTER_NAME).await
+}
+
+/// The names among `names` on which `op` is denied (empty at once under allow-all).
+pub async fn denied<'a>(
+    ctx: &RequestContext,
+    api: &str,
+    op: Operation,
+    rtype: ResourceType,
+    names: impl IntoIterator<Item = &'a str>,
+) -> std::collections::HashSet<String> {
+    if allow_all(ctx) {
+        return Default::default();
+    }
+    let mut unique: Vec<&str> = names.into_iter().collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let actions: Vec<_> = unique.iter().map(|n| (op, rtype, *n)).collect();
+    let decisions = authorize(ctx, api, &actions).await;
+    unique
+        .into_iter()
+        .zip(decisions)
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// One action on a consumer group (JoinGroup/SyncGroup/Heartbeat/LeaveGroup/OffsetCommit/
+/// OffsetFetch → READ, DescribeGroups → DESCRIBE, DeleteGroups/OffsetDelete → DELETE, as
+/// Kafka); deny with `KafkaError::GroupAuthorizationFailed`.
+pub async fn group_allowed(ctx: &RequestContext, api: &str, op: Operation, group: &str) -> bool {
+    allowed(ctx, api, op, ResourceType::Group, group).await
+}
+
+/// One action on a transactional id (WRITE for InitProducerId / AddPartitionsToTxn / EndTxn,
+/// DESCRIBE for DescribeTransactions); deny with
+/// `KafkaError::TransactionalIdAuthorizationFailed`.
+pub async fn transactional_id_allowed(
+    ctx: &RequestContext,
+    api: &str,
+    op: Operation,
+    transactional_id: &str,
+) -> bool {
+    allowed(
+        ctx,
+        api,
+        op,
+        ResourceType::TransactionalId,
+        transactional_id,
+    )
+    .await
+}

@@ -1,0 +1,217 @@
+//! In-process security tests over the wire: a SCRAM-SHA-512 exchange computed client-side,
+//! the SASL state rules, and ACLs created over the wire, enforced and kept across a restart.
+
+mod common;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use common::*;
+use hmac::{Hmac, Mac};
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kop_core::{RunningServer, ServerConfig};
+use sha2::{Digest, Sha512};
+
+fn start_secure(storage: &str) -> RunningServer {
+    let json = format!(
+        r#"{{"listeners": ["SASL_PLAINTEXT://127.0.0.1:0"], "storage": "{storage}", "io_threads": 2,
+            "sasl_users": ["admin:admin-pw", "alice:alice-pw"], "authorizer": "acl",
+            "super_users": ["User:admin"], "failed_authentication_delay_ms": 0}}"#
+    );
+    RunningServer::start(ServerConfig::from_json(&json).unwrap()).unwrap()
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn hmac512(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = Hmac::<Sha512>::new_from_slice(key).unwrap();
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn authenticate(c: &mut Client, token: &[u8]) -> SaslAuthenticateResponse {
+    c.call(
+        &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::copy_from_slice(token)),
+        2,
+    )
+}
+
+/// SCRAM-SHA-512 as a client does it (RFC 5802); returns the final SaslAuthenticate error.
+fn scram_login(c: &mut Client, user: &str, password: &str) -> i16 {
+    let hs: SaslHandshakeResponse = c.call(
+        &SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512")),
+        1,
+    );
+    assert_eq!(hs.error_code, 0);
+    let client_nonce = "fyko+d2lbbFgONRv9qkxdawL";
+    let first_bare = format!("n={user},r={client_nonce}");
+    let r1 = authenticate(c, format!("n,,{first_bare}").as_bytes());
+    if r1.error_code != 0 {
+        return r1.error_code;
+    }
+    let server_first = String::from_utf8(r1.auth_bytes.to_vec()).unwrap();
+    let mut nonce = "";
+    let mut salt = Vec::new();
+    let mut iterations = 0u32;
+    for part in server_first.split(',') {
+        match part.split_at(2) {
+            ("r=", v) => nonce = v,
+            ("s=", v) => salt = B64.decode(v).unwrap(),
+            ("i=", v) => iterations = v.parse().unwrap(),
+            _ => {}
+        }
+    }
+    assert!(nonce.starts_with(client_nonce) && iterations >= 4096);
+    let mut salted = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<Sha512>(password.as_bytes(), &salt, iterations, &mut salted);
+    let client_key = hmac512(&salted, b"Client Key");
+    let stored_key = Sha512::digest(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{first_bare},{server_first},{without_proof}");
+    let signature = hmac512(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let r2 = authenticate(
+        c,
+        format!("{without_proof},p={}", B64.encode(proof)).as_bytes(),
+    );
+    if r2.error_code == 0 {
+        let server_key = hmac512(&salted, b"Server Key");
+        let expected = format!(
+            "v={}",
+            B64.encode(hmac512(&server_key, auth_message.as_bytes()))
+        );
+        assert_eq!(r2.auth_bytes.as_ref(), expected.as_bytes());
+    }
+    r2.error_code
+}
+
+#[test]
+fn scram_sha512_login_and_failures() {
+    let server = start_secure("memory://");
+    let port = port(&server);
+    let mut c = Client::connect(port);
+    assert_eq!(scram_login(&mut c, "alice", "alice-pw"), 0);
+    let md: MetadataResponse = c.call(&MetadataRequest::default(), 12);
+    assert!(md.topics.is_empty());
+    // a second SaslAuthenticate after success: ILLEGAL_SASL_STATE
+    assert_eq!(authenticate(&mut c, b"x").error_code, 34);
+
+    let mut bad = Client::connect(port);
+    assert_eq!(scram_login(&mut bad, "alice", "wrong"), 58);
+    assert!(
+        bad.read_raw().is_none(),
+        "closed after a failed authentication"
+    );
+
+    let mut unknown = Client::connect(port);
+    assert_eq!(scram_login(&mut unknown, "mallory", "x"), 58);
+
+    // before authentication only ApiVersions and SaslHandshake are served
+    let mut early = Client::connect(port);
+    let av: ApiVersionsResponse = early.call(&ApiVersionsRequest::default(), 3);
+    for key in [
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+        ApiKey::CreateAcls,
+    ] {
+        assert!(
+            av.api_keys.iter().any(|k| k.api_key == key as i16),
+            "{key:?}"
+        );
+    }
+    let req = MetadataRequest::default();
+    let mut body = bytes::BytesMut::new();
+    use kafka_protocol::protocol::Encodable;
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(12)
+        .with_correlation_id(7)
+        .encode(&mut body, ApiKey::Metadata.request_header_version(12))
+        .unwrap();
+    req.encode(&mut body, 12).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    early.send_raw(&frame);
+    assert!(early.read_raw().is_none(), "closed without an answer");
+}
+
+fn produce_code(c: &mut Client, topic_name: &str) -> i16 {
+    produce(c, topic_name, 0, records(&[b"v"], 1000, (-1, -1, -1))).error_code
+}
+
+#[test]
+fn acls_over_the_wire_are_enforced_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("file://{}", dir.path().display());
+    {
+        let server = start_secure(&storage);
+        let mut admin = Client::connect(port(&server));
+        assert_eq!(scram_login(&mut admin, "admin", "admin-pw"), 0);
+        assert_eq!(create_topic(&mut admin, "orders", 1, &[]), 0);
+        let mut alice = Client::connect(port(&server));
+        assert_eq!(scram_login(&mut alice, "alice", "alice-pw"), 0);
+        assert_eq!(produce_code(&mut alice, "orders"), 29);
+        // alice may not manage ACLs
+        let creation = AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s("ord"))
+            .with_resource_pattern_type(4)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(4)
+            .with_permission_type(3);
+        let req = CreateAclsRequest::default().with_creations(vec![creation.clone()]);
+        let denied: CreateAclsResponse = alice.call(&req, 3);
+        assert_eq!(denied.results[0].error_code, 31);
+        let created: CreateAclsResponse = admin.call(&req, 3);
+        assert_eq!(created.results[0].error_code, 0);
+        assert_eq!(produce_code(&mut alice, "orders"), 0);
+        // a bad binding is INVALID_REQUEST
+        let bad = CreateAclsRequest::default()
+            .with_creations(vec![creation.with_resource_pattern_type(2)]);
+        let r: CreateAclsResponse = admin.call(&bad, 3);
+        assert_eq!(r.results[0].error_code, 42);
+    }
+    let server = start_secure(&storage);
+    let mut admin = Client::connect(port(&server));
+    assert_eq!(scram_login(&mut admin, "admin", "admin-pw"), 0);
+    let described: DescribeAclsResponse = admin.call(
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_resource_name_filter(None)
+            .with_pattern_type_filter(1)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1),
+        3,
+    );
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.resources.len(), 1);
+    assert_eq!(described.resources[0].resource_name.as_str(), "ord");
+    let mut alice = Client::connect(port(&server));
+    assert_eq!(scram_login(&mut alice, "alice", "alice-pw"), 0);
+    assert_eq!(produce_code(&mut alice, "orders"), 0);
+    let deleted: DeleteAclsResponse = admin.call(
+        &DeleteAclsRequest::default().with_filters(vec![
+            delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(s("ord")))
+                .with_pattern_type_filter(4)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_operation(1)
+                .with_permission_type(1),
+        ]),
+        3,
+    );
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(produce_code(&mut alice, "orders"), 29);
+}
