@@ -128,3 +128,61 @@ pub async fn transactional_id_allowed(
     )
     .await
 }
+
+/// The group operations Kafka reports in `authorized_operations` (READ, DELETE, DESCRIBE).
+pub const GROUP_OPERATIONS: [Operation; 3] =
+    [Operation::Read, Operation::Delete, Operation::Describe];
+
+/// Kafka's bit field of operations (bit n = the operation with code n).
+pub fn operation_bits(ops: impl IntoIterator<Item = Operation>) -> i32 {
+    ops.into_iter().fold(0, |bits, op| bits | (1 << op.code()))
+}
+
+/// For each group: whether `required` is allowed and, when `with_ops`, the bit field of the
+/// allowed `GROUP_OPERATIONS` (0 otherwise). One decision call for all groups.
+pub async fn groups_with_operations(
+    ctx: &RequestContext,
+    api: &str,
+    required: Operation,
+    groups: &[&str],
+    with_ops: bool,
+) -> Vec<(bool, i32)> {
+    if allow_all(ctx) {
+        let bits = if with_ops {
+            operation_bits(GROUP_OPERATIONS)
+        } else {
+            0
+        };
+        return vec![(true, bits); groups.len()];
+    }
+    let per_group = if with_ops {
+        1 + GROUP_OPERATIONS.len()
+    } else {
+        1
+    };
+    let mut actions = Vec::with_capacity(groups.len() * per_group);
+    for &g in groups {
+        actions.push((required, ResourceType::Group, g));
+        if with_ops {
+            actions.extend(
+                GROUP_OPERATIONS
+                    .iter()
+                    .map(|&op| (op, ResourceType::Group, g)),
+            );
+        }
+    }
+    let decisions = authorize(ctx, api, &actions).await;
+    decisions
+        .chunks(per_group)
+        .map(|d| {
+            let bits = operation_bits(
+                GROUP_OPERATIONS
+                    .iter()
+                    .zip(d.iter().skip(1))
+                    .filter(|(_, ok)| **ok)
+                    .map(|(op, _)| *op),
+            );
+            (d.first().copied().unwrap_or(false), bits)
+        })
+        .collect()
+}
