@@ -43,6 +43,17 @@ pub async fn authorize(
     api: &str,
     actions: &[(Operation, ResourceType, &str)],
 ) -> Vec<bool> {
+    decide(ctx, api, actions, |_| true).await
+}
+
+/// `authorize`, logging a denial only for the actions `log_if_denied` selects (by index):
+/// Kafka does not log what only filters a listing or probes `authorized_operations`.
+pub async fn decide(
+    ctx: &RequestContext,
+    api: &str,
+    actions: &[(Operation, ResourceType, &str)],
+    log_if_denied: impl Fn(usize) -> bool,
+) -> Vec<bool> {
     if allow_all(ctx) {
         return vec![true; actions.len()];
     }
@@ -51,8 +62,8 @@ pub async fn authorize(
         .authorizer
         .authorize(&hook_context(ctx, api), actions)
         .await;
-    for (&(op, rt, name), ok) in actions.iter().zip(&decisions) {
-        if !ok {
+    for (i, (&(op, rt, name), ok)) in actions.iter().zip(&decisions).enumerate() {
+        if !ok && log_if_denied(i) {
             tracing::info!(principal = %ctx.principal, peer = %ctx.peer, api, operation = op.name(), resource_type = rt.name(), resource = name, "denied");
         }
     }
@@ -171,7 +182,8 @@ pub async fn groups_with_operations(
             );
         }
     }
-    let decisions = authorize(ctx, api, &actions).await;
+    // Only the required operation is logged when denied, not the probes.
+    let decisions = decide(ctx, api, &actions, |i| i % per_group == 0).await;
     decisions
         .chunks(per_group)
         .map(|d| {
