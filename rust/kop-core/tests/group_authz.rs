@@ -20,6 +20,7 @@ const GROUP: i8 = 3;
 const CLUSTER: i8 = 4;
 const LITERAL: i8 = 3;
 const READ: i8 = 3;
+const DELETE: i8 = 6;
 const DESCRIBE: i8 = 8;
 const ALLOW: i8 = 3;
 
@@ -354,25 +355,68 @@ fn describe_list_and_delete_follow_group_acls() {
         2,
     );
     assert_eq!(del.results[0].error_code, GROUP_AUTHORIZATION_FAILED);
-    let od: OffsetDeleteResponse = alice.call(
-        &OffsetDeleteRequest::default()
-            .with_group_id(gid("gb"))
-            .with_topics(vec![
-                offset_delete_request::OffsetDeleteRequestTopic::default()
-                    .with_name(topic("orders"))
-                    .with_partitions(vec![
-                        offset_delete_request::OffsetDeleteRequestPartition::default()
-                            .with_partition_index(0),
-                    ]),
-            ]),
-        0,
+    let offset_delete = |c: &mut Client| -> OffsetDeleteResponse {
+        c.call(
+            &OffsetDeleteRequest::default()
+                .with_group_id(gid("gb"))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(topic("orders"))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]),
+            0,
+        )
+    };
+    assert_eq!(
+        offset_delete(&mut alice).error_code,
+        GROUP_AUTHORIZATION_FAILED
     );
-    assert_eq!(od.error_code, GROUP_AUTHORIZATION_FAILED);
+    // OffsetFetch v1 has no group error: it is on the partition.
+    let v1: OffsetFetchResponse = alice.call(
+        &OffsetFetchRequest::default()
+            .with_group_id(gid("gb"))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partition_indexes(vec![0]),
+            ])),
+        1,
+    );
+    assert_eq!(
+        v1.topics[0].partitions[0].error_code,
+        GROUP_AUTHORIZATION_FAILED
+    );
+    assert_eq!(v1.topics[0].partitions[0].committed_offset, -1);
     assert_eq!(
         fetch(&mut admin, "gb", None).1,
         vec![("orders".to_string(), 1, 0)]
     );
     assert_eq!(list(&mut admin), vec!["ga", "gb"]);
+
+    // DELETE on the group but no READ on the topic: the topic's offsets stay.
+    allow(&mut admin, GROUP, "gb", DELETE);
+    let od = offset_delete(&mut alice);
+    assert_eq!(od.error_code, 0);
+    assert_eq!(
+        od.topics[0].partitions[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        fetch(&mut admin, "gb", None).1,
+        vec![("orders".to_string(), 1, 0)]
+    );
+    allow(&mut admin, TOPIC, "orders", READ);
+    let od = offset_delete(&mut alice);
+    assert_eq!(od.topics[0].partitions[0].error_code, 0);
+    assert!(fetch(&mut admin, "gb", None).1.is_empty());
+    // (an empty group without offsets is gone: commit again)
+    assert_eq!(
+        commit(&mut admin, "gb", &[("orders", 2)]),
+        vec![("orders".to_string(), 0)]
+    );
 
     // DESCRIBE on the cluster lists every group.
     allow(&mut admin, CLUSTER, "kafka-cluster", DESCRIBE);
