@@ -43,6 +43,17 @@ pub async fn authorize(
     api: &str,
     actions: &[(Operation, ResourceType, &str)],
 ) -> Vec<bool> {
+    decide(ctx, api, actions, |_| true).await
+}
+
+/// `authorize`, logging a denial only for the actions `log_if_denied` selects (by index):
+/// Kafka does not log what only filters a listing or probes `authorized_operations`.
+pub async fn decide(
+    ctx: &RequestContext,
+    api: &str,
+    actions: &[(Operation, ResourceType, &str)],
+    log_if_denied: impl Fn(usize) -> bool,
+) -> Vec<bool> {
     if allow_all(ctx) {
         return vec![true; actions.len()];
     }
@@ -51,8 +62,8 @@ pub async fn authorize(
         .authorizer
         .authorize(&hook_context(ctx, api), actions)
         .await;
-    for (&(op, rt, name), ok) in actions.iter().zip(&decisions) {
-        if !ok {
+    for (i, (&(op, rt, name), ok)) in actions.iter().zip(&decisions).enumerate() {
+        if !ok && log_if_denied(i) {
             tracing::info!(principal = %ctx.principal, peer = %ctx.peer, api, operation = op.name(), resource_type = rt.name(), resource = name, "denied");
         }
     }
@@ -127,4 +138,63 @@ pub async fn transactional_id_allowed(
         transactional_id,
     )
     .await
+}
+
+/// The group operations Kafka reports in `authorized_operations` (READ, DELETE, DESCRIBE).
+pub const GROUP_OPERATIONS: [Operation; 3] =
+    [Operation::Read, Operation::Delete, Operation::Describe];
+
+/// Kafka's bit field of operations (bit n = the operation with code n).
+pub fn operation_bits(ops: impl IntoIterator<Item = Operation>) -> i32 {
+    ops.into_iter().fold(0, |bits, op| bits | (1 << op.code()))
+}
+
+/// For each group: whether `required` is allowed and, when `with_ops`, the bit field of the
+/// allowed `GROUP_OPERATIONS` (0 otherwise). One decision call for all groups.
+pub async fn groups_with_operations(
+    ctx: &RequestContext,
+    api: &str,
+    required: Operation,
+    groups: &[&str],
+    with_ops: bool,
+) -> Vec<(bool, i32)> {
+    if allow_all(ctx) {
+        let bits = if with_ops {
+            operation_bits(GROUP_OPERATIONS)
+        } else {
+            0
+        };
+        return vec![(true, bits); groups.len()];
+    }
+    let per_group = if with_ops {
+        1 + GROUP_OPERATIONS.len()
+    } else {
+        1
+    };
+    let mut actions = Vec::with_capacity(groups.len() * per_group);
+    for &g in groups {
+        actions.push((required, ResourceType::Group, g));
+        if with_ops {
+            actions.extend(
+                GROUP_OPERATIONS
+                    .iter()
+                    .map(|&op| (op, ResourceType::Group, g)),
+            );
+        }
+    }
+    // Only the required operation is logged when denied, not the probes.
+    let decisions = decide(ctx, api, &actions, |i| i % per_group == 0).await;
+    decisions
+        .chunks(per_group)
+        .map(|d| {
+            let bits = operation_bits(
+                GROUP_OPERATIONS
+                    .iter()
+                    .zip(d.iter().skip(1))
+                    .filter(|(_, ok)| **ok)
+                    .map(|(op, _)| *op),
+            );
+            (d.first().copied().unwrap_or(false), bits)
+        })
+        .collect()
 }

@@ -6,13 +6,11 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{self as cgh};
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
+use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
 use crate::error::KafkaError;
 use crate::group::assignor::Assignment;
 use crate::group::consumer::{HeartbeatParams, HEARTBEAT_INTERVAL_MS};
-
-/// Group operations allowed without authorization: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub async fn heartbeat(
     ctx: &RequestContext,
@@ -27,6 +25,43 @@ pub async fn heartbeat(
             .with_error_code(e.code())
             .with_error_message(Some(sb(msg)))
     };
+    // READ on the group and DESCRIBE on every subscribed topic, in one decision.
+    if !authz::allow_all(ctx) {
+        let mut topics: Vec<&str> = req
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|t| t.as_str())
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let mut actions = vec![(Operation::Read, ResourceType::Group, req.group_id.as_str())];
+        actions.extend(
+            topics
+                .iter()
+                .map(|t| (Operation::Describe, ResourceType::Topic, *t)),
+        );
+        let decisions = authz::authorize(ctx, "ConsumerGroupHeartbeat", &actions).await;
+        if !decisions.first().copied().unwrap_or(false) {
+            let e = KafkaError::GroupAuthorizationFailed;
+            return fail(e, e.to_string());
+        }
+        let denied: Vec<&str> = topics
+            .iter()
+            .zip(decisions.iter().skip(1))
+            .filter(|(_, ok)| !**ok)
+            .map(|(t, _)| *t)
+            .collect();
+        if !denied.is_empty() {
+            return fail(
+                KafkaError::TopicAuthorizationFailed,
+                format!(
+                    "The following topics cannot be described: [{}]",
+                    denied.join(", ")
+                ),
+            );
+        }
+    }
     if req
         .subscribed_topic_regex
         .as_ref()
@@ -122,11 +157,24 @@ pub async fn describe(
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let version = header.request_api_version;
+    let ids: Vec<&str> = req.group_ids.iter().map(|g| g.as_str()).collect();
+    let decisions = authz::groups_with_operations(
+        ctx,
+        "ConsumerGroupDescribe",
+        Operation::Describe,
+        &ids,
+        req.include_authorized_operations,
+    )
+    .await;
     let groups = req
         .group_ids
         .into_iter()
-        .map(|id| {
+        .zip(decisions)
+        .map(|(id, (allowed, operations))| {
             let base = DescribedGroup::default().with_group_id(id.clone());
+            if !allowed {
+                return base.with_error_code(KafkaError::GroupAuthorizationFailed.code());
+            }
             let described = ctx.broker.groups.with_consumer_group(&id, |g| {
                 let members = g
                     .members
@@ -174,7 +222,7 @@ pub async fn describe(
                     .with_group_state(sb("Dead")),
             };
             if req.include_authorized_operations {
-                g.authorized_operations = GROUP_OPERATIONS;
+                g.authorized_operations = operations;
             }
             g
         })

@@ -11,12 +11,10 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
 use crate::error::KafkaError;
 use crate::group::{GroupState, JoinOutcome, JoinParams, Reply, SyncOutcome, SyncParams};
-
-/// Group operations allowed without authorization: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 /// Waits for a parked JoinGroup/SyncGroup answer; on shutdown the client is told to find the
 /// coordinator again.
@@ -40,9 +38,36 @@ pub async fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let version = header.request_api_version;
     // Key types: 0 = group, 1 = transaction. kop coordinates both itself.
-    let error = match req.key_type {
-        0 | 1 => None,
-        _ => Some(KafkaError::InvalidRequest),
+    let (rtype, denied_error) = match req.key_type {
+        0 => (
+            Some(ResourceType::Group),
+            KafkaError::GroupAuthorizationFailed,
+        ),
+        1 => (
+            Some(ResourceType::TransactionalId),
+            KafkaError::TransactionalIdAuthorizationFailed,
+        ),
+        _ => (None, KafkaError::InvalidRequest),
+    };
+    // DESCRIBE on each key's group or transactional id, all keys in one decision.
+    let keys: Vec<&str> = if version >= 4 {
+        req.coordinator_keys.iter().map(|k| k.as_str()).collect()
+    } else {
+        vec![req.key.as_str()]
+    };
+    let allowed = match rtype {
+        Some(rt) => {
+            let actions: Vec<_> = keys.iter().map(|k| (Operation::Describe, rt, *k)).collect();
+            authz::authorize(ctx, "FindCoordinator", &actions).await
+        }
+        None => vec![false; keys.len()],
+    };
+    let error_of = |i: usize| -> Option<KafkaError> {
+        if allowed.get(i).copied().unwrap_or(false) {
+            None
+        } else {
+            Some(denied_error)
+        }
     };
     let node = BrokerId(ctx.broker.config.node_id);
     let host = sb(&ctx.listener.advertised_host);
@@ -51,9 +76,10 @@ pub async fn find_coordinator(
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| {
+            .enumerate()
+            .map(|(i, key)| {
                 let c = Coordinator::default().with_key(key);
-                match error {
+                match error_of(i) {
                     None => c.with_node_id(node).with_host(host.clone()).with_port(port),
                     Some(e) => c
                         .with_node_id(BrokerId(-1))
@@ -66,7 +92,7 @@ pub async fn find_coordinator(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let resp = FindCoordinatorResponse::default();
-    match error {
+    match error_of(0) {
         None => resp.with_node_id(node).with_host(host).with_port(port),
         Some(e) => {
             let r = resp
@@ -92,6 +118,12 @@ pub async fn join_group(
     req: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = header.request_api_version;
+    if !authz::group_allowed(ctx, "JoinGroup", Operation::Read, &req.group_id).await {
+        return join_response(
+            version,
+            JoinOutcome::error(KafkaError::GroupAuthorizationFailed, &req.member_id),
+        );
+    }
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         instance_id: opt_string(&req.group_instance_id),
@@ -118,6 +150,10 @@ pub async fn join_group(
         JoinOutcome::error(KafkaError::NotCoordinator, &member_id)
     })
     .await;
+    join_response(version, outcome)
+}
+
+fn join_response(version: i16, outcome: JoinOutcome) -> JoinGroupResponse {
     let members = outcome
         .members
         .into_iter()
@@ -158,6 +194,11 @@ pub async fn sync_group(
     req: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let version = header.request_api_version;
+    if !authz::group_allowed(ctx, "SyncGroup", Operation::Read, &req.group_id).await {
+        return SyncGroupResponse::default()
+            .with_error_code(KafkaError::GroupAuthorizationFailed.code())
+            .with_assignment(Bytes::new());
+    }
     let assignments = req
         .assignments
         .iter()
@@ -196,6 +237,10 @@ pub async fn heartbeat(
     _header: &RequestHeader,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !authz::group_allowed(ctx, "Heartbeat", Operation::Read, &req.group_id).await {
+        return HeartbeatResponse::default()
+            .with_error_code(KafkaError::GroupAuthorizationFailed.code());
+    }
     let result = ctx.broker.groups.heartbeat(
         &req.group_id,
         &req.member_id,
@@ -211,6 +256,10 @@ pub async fn leave_group(
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let version = header.request_api_version;
+    if !authz::group_allowed(ctx, "LeaveGroup", Operation::Read, &req.group_id).await {
+        return LeaveGroupResponse::default()
+            .with_error_code(KafkaError::GroupAuthorizationFailed.code());
+    }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
@@ -246,11 +295,20 @@ pub async fn describe_groups(
 ) -> DescribeGroupsResponse {
     let version = header.request_api_version;
     let with_ops = version >= 3 && req.include_authorized_operations;
+    let ids: Vec<&str> = req.groups.iter().map(|g| g.as_str()).collect();
+    let decisions =
+        authz::groups_with_operations(ctx, "DescribeGroups", Operation::Describe, &ids, with_ops)
+            .await;
     let groups = req
         .groups
         .into_iter()
-        .map(|id| {
+        .zip(decisions)
+        .map(|(id, (allowed, operations))| {
             let base = DescribedGroup::default().with_group_id(id.clone());
+            if !allowed {
+                // Kafka's groupError: empty state, protocol and members.
+                return base.with_error_code(KafkaError::GroupAuthorizationFailed.code());
+            }
             if id.is_empty() {
                 return base.with_error_code(KafkaError::InvalidGroupId.code());
             }
@@ -286,7 +344,7 @@ pub async fn describe_groups(
                 .with_protocol_data(sb(summary.protocol))
                 .with_members(members);
             if with_ops {
-                g.authorized_operations = GROUP_OPERATIONS;
+                g.authorized_operations = operations;
             }
             g
         })
@@ -310,7 +368,7 @@ pub async fn list_groups(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    let groups = ctx
+    let listed: Vec<_> = ctx
         .broker
         .groups
         .list()
@@ -319,6 +377,33 @@ pub async fn list_groups(
             (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
                 && (types.is_empty() || types.iter().any(|t| t == kind))
         })
+        .collect();
+    // DESCRIBE on the cluster shows every group, else only the groups with DESCRIBE.
+    let visible: Vec<bool> = if authz::allow_all(ctx) {
+        vec![true; listed.len()]
+    } else {
+        let mut actions = vec![(
+            Operation::Describe,
+            ResourceType::Cluster,
+            authz::CLUSTER_NAME,
+        )];
+        actions.extend(
+            listed
+                .iter()
+                .map(|(id, ..)| (Operation::Describe, ResourceType::Group, id.as_str())),
+        );
+        // A filter, not a refusal: no denial is logged (as Kafka).
+        let decisions = authz::decide(ctx, "ListGroups", &actions, |_| false).await;
+        let cluster = decisions.first().copied().unwrap_or(false);
+        (0..listed.len())
+            .map(|i| cluster || decisions.get(i + 1).copied().unwrap_or(false))
+            .collect()
+    };
+    let groups = listed
+        .into_iter()
+        .zip(visible)
+        .filter(|(_, visible)| *visible)
+        .map(|(g, _)| g)
         .map(|(id, protocol_type, state, kind)| {
             let g = ListedGroup::default()
                 .with_group_id(GroupId(sb(id)))
@@ -343,11 +428,23 @@ pub async fn delete_groups(
     _header: &RequestHeader,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
+    let denied = authz::denied(
+        ctx,
+        "DeleteGroups",
+        Operation::Delete,
+        ResourceType::Group,
+        req.groups_names.iter().map(|g| g.as_str()),
+    )
+    .await;
     let results = req
         .groups_names
         .into_iter()
         .map(|id| {
-            let r = ctx.broker.groups.delete_group(&id);
+            let r = if denied.contains(id.as_str()) {
+                Err(KafkaError::GroupAuthorizationFailed)
+            } else {
+                ctx.broker.groups.delete_group(&id)
+            };
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(crate::error::code_of(&r))
