@@ -374,9 +374,13 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
     let config = broker.config.clone();
     let fsync_every = Duration::from_millis(config.fsync_interval_ms as u64);
     let mut fsync = tokio::time::interval(fsync_every);
-    let mut retention = tokio::time::interval(Duration::from_millis(
-        config.log_retention_check_interval_ms as u64,
-    ));
+    // Retention (and the removal of empty groups) first runs one period after start, not at
+    // once: clients reconnecting to a restarted server find their groups as they left them.
+    let retention_every = Duration::from_millis(config.log_retention_check_interval_ms as u64);
+    let mut retention = tokio::time::interval_at(
+        tokio::time::Instant::now() + retention_every,
+        retention_every,
+    );
     fsync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
