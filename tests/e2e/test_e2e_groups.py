@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
 from conftest import TARGETS, start_server
 from helpers import ck, java, wire
 from helpers.servers import ServerHandle
