@@ -519,7 +519,8 @@ def _allow(
 @pytest.mark.timeout(120)
 def test_acls_enforced_for_sasl_and_certificate_principals(acl_kop: Kop) -> None:
     mine, other = ck.unique("alice-t"), ck.unique("bob-t")
-    _create(acl_kop, mine, other)
+    readable = ck.unique("alice-r")  # READ allowed by the prefix, no DENY
+    _create(acl_kop, mine, other, readable)
     admin = _admin(acl_kop)
     for f in admin.create_acls(
         [
@@ -544,7 +545,23 @@ def test_acls_enforced_for_sasl_and_certificate_principals(acl_kop: Kop) -> None
     admin_conf = acl_kop.ck_conf("SASL_PLAINTEXT", "admin")
     assert end_offset(admin_conf, other) == 0
     assert end_offset(admin_conf, mine) == 5
-    # READ denied by the DENY ACL even though the prefix allows it
+    # consuming through a group needs READ on the group (the topic itself is readable here)
+    assert produce(alice, readable, n=1) == [None]
+    with pytest.raises(AssertionError, match="GROUP_AUTHORIZATION_FAILED"):
+        consume(alice, readable, 1, timeout=10)
+    group_read = AclBinding(
+        ResourceType.GROUP,
+        "g-",  # consume() uses group ids g-<random>
+        ResourcePatternType.PREFIXED,
+        "User:alice",
+        "*",
+        AclOperation.READ,
+        AclPermissionType.ALLOW,
+    )
+    for f in admin.create_acls([group_read]).values():
+        f.result(30)
+    assert consume(alice, readable, 1, timeout=10) == [b"v0"]
+    # READ on a topic denied by the DENY ACL even though the prefix allows it
     with pytest.raises(AssertionError, match="TOPIC_AUTHORIZATION_FAILED"):
         consume(alice, mine, 1, timeout=10)
     # Metadata hides what alice may not describe (WRITE implies DESCRIBE for her prefix)
