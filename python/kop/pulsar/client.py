@@ -93,8 +93,8 @@ class PulsarIO:
 
         Between the close and the Exclusive create the broker can still count a producer on the
         topic for a moment: the fenced writer's one reconnect attempt ("existing exclusive
-        producer") or a producer it is still removing ("existing shared producers"). Measured
-        on 4.2.4 when the previous writer was sending during the takeover, about 1 run in 10.
+        producer") or a producer it is still removing ("existing shared producers"). Seen on 4.2.4
+        in about 1 of 5 takeovers while the previous writer kept sending.
         Both are gone within milliseconds, so the hand-off is retried a few times."""
         mode = pulsar.ProducerAccessMode
         for attempt in range(_HANDOFF_ATTEMPTS):
