@@ -12,9 +12,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pulsar
-
 from kop.pulsar.errors import PulsarStorageError
+
+try:
+    import pulsar
+except ImportError as _err:  # an optional extra: say which
+    raise ImportError(
+        "kop's Pulsar storage needs the pulsar-client package: pip install 'kop[pulsar]'"
+    ) from _err
 
 __all__ = [
     "MessageKey",
