@@ -9,9 +9,11 @@
 from typing import Any, final
 
 __all__ = [
+    "AppendDone",
     "AuthenticateReply",
     "AuthorizeReply",
     "NativeServer",
+    "decode_batch",
     "init_logging",
     "version",
 ]
@@ -19,7 +21,11 @@ __all__ = [
 @final
 class NativeServer:
     def __new__(
-        cls, config_json: str, authenticator: Any = None, authorizer: Any = None
+        cls,
+        config_json: str,
+        authenticator: Any = None,
+        authorizer: Any = None,
+        storage_backend: Any = None,
     ) -> NativeServer: ...
     def start(self) -> None: ...
     def bound_addresses(self) -> list[tuple[str, str, int]]: ...
@@ -39,5 +45,12 @@ class AuthenticateReply:
     def ok(self, principal: str | None) -> None: ...
     def err(self, message: str) -> None: ...
 
+@final
+class AppendDone:
+    def __call__(self, error: str | None = None) -> None: ...
+
+def decode_batch(
+    data: bytes,
+) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]: ...
 def init_logging(level: str) -> None: ...
 def version() -> str: ...

@@ -601,9 +601,7 @@ def test_decode_records_of_a_stored_batch(make_backend, raw_client, namespace):
         if os.environ.get("KOP_ALLOW_MISSING") == "1":
             pytest.skip(f"kop's Rust extension is not built ({err}; KOP_ALLOW_MISSING=1)")
         raise
-    # Temporary, until the Rust side's decode_batch is merged.
-    if not hasattr(native, "decode_batch"):
-        pytest.skip("kop._native.decode_batch is not in this build yet (the Rust side adds it)")
+    assert hasattr(native, "decode_batch")
     from kop.pulsar import is_marker, message_records
 
     backend = make_backend()

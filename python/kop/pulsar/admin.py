@@ -43,6 +43,7 @@ class PulsarAdmin:
         """What Kafka semantics need: kop holds no subscriptions on data topics, and Pulsar would
         otherwise drop their data (zero retention) and delete idle topics."""
         ns = f"/admin/v2/namespaces/{_q(tenant)}/{_q(namespace)}"
+        self._expect("PUT", ns, None, ok=(200, 204, 409))  # 409: it exists
         self._expect(
             "POST",
             ns + "/retention",

@@ -55,11 +55,14 @@ class PulsarIO:
         self.url = service_url
         self.send_timeout_ms = send_timeout_ms
         self.operation_timeout_ms = max(1, int(operation_timeout_s * 1000))
-        # The client's default logger writes to stdout (docs/pulsar-fencing.md S7).
+        # The client logs from its own C++ threads. Through a Python logger, a line logged while
+        # the interpreter shuts down kills the process (std::terminate, seen on `kop serve`
+        # exit), so its log stays in C++: warnings and errors on stdout (the client's console
+        # logger), or everything at INFO in `log_path`.
         logger: Any = (
             pulsar.FileLogger(pulsar.LoggerLevel.Info, log_path)
             if log_path
-            else logging.getLogger("kop.pulsar.client")
+            else pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
         )
         with self.errors("create a client"):
             self.client = pulsar.Client(
