@@ -424,11 +424,12 @@ def test_read_by_offset_honours_max_bytes_and_upper(make_backend):
         t.join(60)
     assert answers == [batches] * 3
 
-    # After a restart: by a new owner, and by an instance that only reads.
+    # After a restart: by a new owner, and by an instance that only reads (started before the
+    # owner: the newest instance holds the namespace).
+    reader_only = make_backend()
     owner = make_backend()
     owner.open_partition("t", 0, 1 << 20)
     assert read(27, max_bytes=2 * size, b=owner) == batches[5:7]
-    reader_only = make_backend()
     assert read(27, max_bytes=2 * size, b=reader_only) == batches[5:7]
     append_all(owner, "t", owner.open_partition("t", 0, 0)[0], [batch(50, 1)])
     assert offsets_of(read(50, b=reader_only)) == [50]  # rescans when asked past its end

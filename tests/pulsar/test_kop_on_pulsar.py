@@ -188,3 +188,53 @@ def test_pulsar_restart_while_producing_loses_nothing_acknowledged(
         assert len(values) == len(set(values))
     finally:
         srv.stop()
+
+
+def test_a_second_instance_takes_the_namespace_over(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """One kop instance serves a namespace at a time: a new one (e.g. a replacement started while
+    the old one hangs) takes every partition over with the data so far, and the old one can no
+    longer append: its producers get NOT_LEADER_OR_FOLLOWER, never a duplicate offset."""
+    first = _kop(tmp_path / "same")
+    second: KopPulsar | None = None
+    try:
+        topic = "handover"
+        ck.create_topic(first.bootstrap, topic, partitions=1)
+        p1 = ck_kafka.Producer({"bootstrap.servers": first.bootstrap, "acks": "all"})
+        for i in range(100):
+            p1.produce(topic, value=b"first-%d" % i, partition=0)
+        assert p1.flush(30) == 0
+        # A second process on the same namespace (same data dir name -> same namespace).
+        second = KopPulsar(tmp_path / "same", {})
+        second.start()
+        p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
+        for i in range(100):
+            p2.produce(topic, value=b"second-%d" % i, partition=0)
+        assert p2.flush(30) == 0
+        errors: list[str] = []
+        late = ck_kafka.Producer(
+            {
+                "bootstrap.servers": first.bootstrap,
+                "acks": "all",
+                "message.timeout.ms": 8000,
+                "retries": 3,
+            }
+        )
+        late.produce(
+            topic,
+            value=b"late",
+            partition=0,
+            on_delivery=lambda err, _msg: errors.append(str(err)),
+        )
+        late.flush(20)
+        assert len(errors) == 1 and errors[0] != "None", errors
+        got = ck.consume_all(second.bootstrap, topic, [0], timeout=60)[0]
+        assert [m.offset for m in got] == list(range(200))
+        assert [m.value for m in got] == [b"first-%d" % i for i in range(100)] + [
+            b"second-%d" % i for i in range(100)
+        ]
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()

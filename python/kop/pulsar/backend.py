@@ -10,12 +10,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from kop.pulsar.admin import PulsarAdmin
 from kop.pulsar.client import PulsarIO
 from kop.pulsar.documents import DocumentStore
 from kop.pulsar.errors import PulsarStorageError
-from kop.pulsar.format import GROUPS_TOPIC, METADATA_TOPIC, partition_topic, pulsar_topic
+from kop.pulsar.format import (
+    GROUPS_TOPIC,
+    INSTANCE_TOPIC,
+    METADATA_TOPIC,
+    partition_topic,
+    pulsar_topic,
+)
 from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.partition import Partition
 from kop.pulsar.takeover import scan_partition, take_over
@@ -52,6 +59,7 @@ class PulsarBackend:
         self._io: PulsarIO | None = None
         self._docs: DocumentStore | None = None
         self._groups: GroupRecordStore | None = None
+        self._instance: Any = None  # the exclusive producer of INSTANCE_TOPIC
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
 
@@ -59,7 +67,7 @@ class PulsarBackend:
 
     def start(self) -> None:
         self._admin.set_namespace_policies(self.tenant, self.namespace)
-        for name in (METADATA_TOPIC, GROUPS_TOPIC):
+        for name in (INSTANCE_TOPIC, METADATA_TOPIC, GROUPS_TOPIC):
             self._admin.create_topic(self.tenant, self.namespace, name)
         io = PulsarIO(
             self.service_url,
@@ -69,6 +77,10 @@ class PulsarBackend:
             log_path=self._log_path,
         )
         try:
+            # One instance per namespace (several kop instances sharing partitions are not built
+            # yet): the newest takes the namespace over, and the one it replaced stops writing.
+            instance = io.owner_producer(self._internal(INSTANCE_TOPIC))
+            self._instance = instance
             docs = DocumentStore(io, self._internal(METADATA_TOPIC))
             docs.load()
             groups = GroupRecordStore(io, self._internal(GROUPS_TOPIC))
@@ -88,9 +100,10 @@ class PulsarBackend:
             self._docs.close()
         if self._groups is not None:
             self._groups.close()
+        PulsarIO.close_quietly(self._instance)
         if self._io is not None:
             self._io.close()
-        self._io = self._docs = self._groups = None
+        self._io = self._docs = self._groups = self._instance = None
 
     # -- documents -------------------------------------------------------------------------------
 
@@ -120,6 +133,7 @@ class PulsarBackend:
 
     def open_partition(self, topic: str, partition: int, tail_bytes: int) -> OpenedPartition:
         io = self._client()
+        self._check_still_serving()
         key = (topic, partition)
         with self._lock:
             previous = self._partitions.pop(key, None)
@@ -216,6 +230,20 @@ class PulsarBackend:
         self._group_records().rewrite(records)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _check_still_serving(self) -> None:
+        """Raise if another kop instance took the namespace over since this one started (its
+        fencing closed our instance producer): taking partitions back would only fight it."""
+        if self._instance is None:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
+        try:
+            self._instance.send(b"", properties={"kop.type": "instance-check"})
+        except Exception as err:
+            raise PulsarStorageError(
+                f"Pulsar {self.service_url}: this kop instance no longer serves namespace "
+                f"{self.tenant}/{self.namespace} (another instance took it over, or Pulsar is "
+                f"unreachable): {type(err).__name__}: {err}"
+            ) from err
 
     def _internal(self, name: str) -> str:
         return pulsar_topic(self.tenant, self.namespace, name)

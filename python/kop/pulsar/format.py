@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 METADATA_TOPIC = "__kop_metadata"  # documents: keyed messages, last one per key wins
 GROUPS_TOPIC = "__kop_groups"  # consumer-group records, with snapshots
+# Held (exclusive producer) by the one kop instance serving the namespace; the newest one wins.
+INSTANCE_TOPIC = "__kop_instance"
 
 
 def pulsar_topic(tenant: str, namespace: str, name: str) -> str:
