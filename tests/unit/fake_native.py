@@ -16,8 +16,15 @@ class FakeNativeServer:
     # Behaviour hooks for tests: called on each wait(); may stop the server, raise a signal...
     on_wait: ClassVar[Any] = None
 
-    def __init__(self, config_json: str, authenticator: Any = None, authorizer: Any = None) -> None:
+    def __init__(
+        self,
+        config_json: str,
+        authenticator: Any = None,
+        authorizer: Any = None,
+        storage_backend: Any = None,
+    ) -> None:
         self.config: dict[str, Any] = json.loads(config_json)
+        self.storage_backend = storage_backend
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.stop_calls: list[float] = []
