@@ -134,6 +134,10 @@ class Config:
     pulsar_tenant: str = _opt("public", "Pulsar tenant that holds kop's topics")
     pulsar_namespace: str = _opt("default", "Pulsar namespace (in the tenant) of kop's topics")
     pulsar_token: str | None = _opt(None, "JWT kop authenticates to Pulsar with (client + admin)")
+    pulsar_standby: bool = _opt(
+        False,
+        "start as a hot standby: wait until the instance serving the namespace is gone",
+    )
     tail_cache_bytes: int = _opt(
         8388608, "pulsar:// storage: bytes of newest batches kept in memory per partition"
     )

@@ -46,7 +46,10 @@ def _open_storage_backend(config: Config) -> PulsarBackend | None:
         tenant=config.pulsar_tenant,
         namespace=config.pulsar_namespace,
         token=config.pulsar_token,
+        standby=config.pulsar_standby,
     )
+    if config.pulsar_standby:
+        log.info("standing by for Pulsar namespace %s/%s", config.pulsar_tenant, config.pulsar_namespace)
     backend.start()
     return backend
 

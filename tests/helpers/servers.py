@@ -150,6 +150,12 @@ class KopCli(ServerHandle):
         ]
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_serving(30.0)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to serve. The calling thread must outlive
+        it: the child is killed when the thread that started it ends (``_die_with_parent``)."""
         check_kop_importable()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KOP_")}
         env.setdefault("RUST_BACKTRACE", "1")
@@ -165,8 +171,12 @@ class KopCli(ServerHandle):
             cwd=self.data_dir.parent,
             preexec_fn=_die_with_parent,
         )
+
+    def wait_serving(self, timeout: float) -> None:
         try:
-            wire.wait_until_serving(HOST, self.port, 30.0, alive=lambda: self.proc.poll() is None)
+            proc = self.proc
+            assert proc is not None
+            wire.wait_until_serving(HOST, self.port, timeout, alive=lambda: proc.poll() is None)
         except BaseException as err:
             self._reap(signal.SIGKILL, 5)
             raise RuntimeError(f"kop serve did not come up: {err}\n{self.log_tail()}") from err
@@ -223,17 +233,22 @@ class KopPulsar(KopCli):
 
     target = "kop-pulsar"
 
-    def __init__(self, data_dir: Path, config: dict[str, Any], service: Any = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: dict[str, Any],
+        service: Any = None,
+        namespace: str | None = None,
+    ) -> None:
         super().__init__(data_dir, config)
         self.service = service  # a helpers.pulsar.PulsarService; None = the session's
-        self.namespace = ""
+        digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
+        self.namespace = namespace or f"kop-test-{digest}"
 
     def storage_args(self) -> list[str]:
         from helpers.pulsar import pulsar_service
 
         service = self.service or pulsar_service()
-        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
-        self.namespace = f"kop-test-{digest}"
         return [
             "--storage",
             service.url,

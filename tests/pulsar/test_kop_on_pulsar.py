@@ -8,6 +8,7 @@ and reading kop's topics with a plain ``pulsar-client``.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -205,8 +206,9 @@ def test_a_second_instance_takes_the_namespace_over(
         for i in range(100):
             p1.produce(topic, value=b"first-%d" % i, partition=0)
         assert p1.flush(30) == 0
-        # A second process on the same namespace (same data dir name -> same namespace).
-        second = KopPulsar(tmp_path / "same", {})
+        # A second process on the same namespace.
+        (tmp_path / "second").mkdir()
+        second = KopPulsar(tmp_path / "second", {}, namespace=first.namespace)
         second.start()
         p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
         for i in range(100):
@@ -238,3 +240,76 @@ def test_a_second_instance_takes_the_namespace_over(
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_a_standby_takes_over_when_the_serving_instance_is_killed(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """kill -9 the serving instance while producers write with acks=all: the standby takes the
+    namespace over and every acknowledged record is read back once, offsets contiguous."""
+    first = _kop(tmp_path / "first", node_id=1)
+    (tmp_path / "standby").mkdir()
+    standby = KopPulsar(
+        tmp_path / "standby", {"node_id": 2, "pulsar_standby": True}, namespace=first.namespace
+    )
+    topic = "failover"
+    acked: list[bytes] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = ck_kafka.Producer(
+            {
+                "bootstrap.servers": f"{first.bootstrap},{standby.bootstrap}",
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "delivery.timeout.ms": 120_000,
+            }
+        )
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            (failed.append(str(err)) if err else acked.append(msg.value()))
+
+        i = 0
+        while not stop.is_set():
+            producer.produce(topic, value=b"%08d" % i, partition=i % 2, on_delivery=on_delivery)
+            producer.poll(0)
+            i += 1
+            time.sleep(0.002)
+        assert producer.flush(150) == 0
+
+    try:
+        ck.create_topic(first.bootstrap, topic, partitions=2)
+        standby.spawn()
+        writer = threading.Thread(target=produce)
+        writer.start()
+        time.sleep(3)
+        # It waits while the first instance serves: running, not listening.
+        assert standby.is_running()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", standby.port), timeout=1).close()
+        before = len(acked)
+        assert before > 100
+        first.kill()
+        standby.wait_serving(60.0)
+        deadline = time.monotonic() + 60
+        while len(acked) < before + 500 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stop.set()
+        writer.join(180)
+        assert failed == []
+        assert len(acked) > before + 500, "producing did not resume on the standby"
+        got = ck.consume_all(standby.bootstrap, topic, [0, 1], timeout=90)
+        for p in (0, 1):
+            assert [m.offset for m in got[p]] == list(range(len(got[p])))
+        values = [m.value for p in (0, 1) for m in got[p]]
+        assert len(values) == len(set(values))
+        assert set(values) == set(acked)
+    finally:
+        stop.set()
+        if standby.is_running():
+            standby.stop()
+        else:
+            standby.kill()
+        first.kill()

@@ -46,6 +46,7 @@ class PulsarBackend:
         operation_timeout_s: float = 10.0,
         send_timeout_ms: int = 10_000,
         log_path: str | None = None,
+        standby: bool = False,
     ) -> None:
         self.service_url = service_url
         self.admin_url = admin_url
@@ -55,6 +56,7 @@ class PulsarBackend:
         self._operation_timeout_s = operation_timeout_s
         self._send_timeout_ms = send_timeout_ms
         self._log_path = log_path
+        self.standby = standby
         self._admin = PulsarAdmin(admin_url, token=token, timeout_s=operation_timeout_s)
         self._io: PulsarIO | None = None
         self._docs: DocumentStore | None = None
@@ -78,9 +80,13 @@ class PulsarBackend:
         )
         try:
             # One instance per namespace (several kop instances sharing partitions are not built
-            # yet): the newest takes the namespace over, and the one it replaced stops writing.
-            instance = io.owner_producer(self._internal(INSTANCE_TOPIC))
-            self._instance = instance
+            # yet): the newest takes the namespace over, and the one it replaced stops writing;
+            # a standby waits until the serving instance is gone, then takes over.
+            instance_topic = self._internal(INSTANCE_TOPIC)
+            if self.standby:
+                self._instance = io.wait_for_exclusive_producer(instance_topic)
+            else:
+                self._instance = io.owner_producer(instance_topic)
             docs = DocumentStore(io, self._internal(METADATA_TOPIC))
             docs.load()
             groups = GroupRecordStore(io, self._internal(GROUPS_TOPIC))

@@ -120,6 +120,24 @@ class PulsarIO:
                 raise self.error("hold the producer (Exclusive)", topic, err) from err
         raise AssertionError("unreachable")
 
+    def wait_for_exclusive_producer(self, topic: str, poll_s: float = 0.5) -> Any:
+        """Hold ``topic`` with a plain Exclusive producer once nobody else does (a standby
+        waiting for the serving instance to go away). Polls: the client's WaitForExclusive mode
+        is not used from Python (docs/pulsar-fencing.md)."""
+        waiting_since = time.monotonic()
+        while True:
+            try:
+                producer = self._producer(topic, pulsar.ProducerAccessMode.Exclusive)
+            except (pulsar.ProducerBusy, pulsar.ProducerFenced) as err:
+                if time.monotonic() - waiting_since < poll_s * 1.5:
+                    log.info("%s is held by another kop instance; standing by (%s)", topic, err)
+                time.sleep(poll_s)
+                continue
+            except Exception as err:
+                raise self.error("hold the producer (Exclusive)", topic, err) from err
+            log.info("%s: free after %.1f s; taking over", topic, time.monotonic() - waiting_since)
+            return producer
+
     def shared_producer(self, topic: str) -> Any:
         with self.errors("create a producer", topic):
             return self._producer(topic, pulsar.ProducerAccessMode.Shared)

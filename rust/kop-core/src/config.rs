@@ -54,6 +54,7 @@ pub struct ServerConfig {
     pub pulsar_tenant: String,
     pub pulsar_namespace: String,
     pub pulsar_token: Option<String>,
+    pub pulsar_standby: bool,
     /// Bytes of newest batches kept in memory per partition on remote storage.
     pub tail_cache_bytes: u64,
     pub node_id: i32,
@@ -109,6 +110,7 @@ impl Default for ServerConfig {
             pulsar_tenant: "public".into(),
             pulsar_namespace: "default".into(),
             pulsar_token: None,
+            pulsar_standby: false,
             tail_cache_bytes: 8 << 20,
             node_id: 1,
             cluster_id: None,
