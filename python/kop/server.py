@@ -49,7 +49,9 @@ def _open_storage_backend(config: Config) -> PulsarBackend | None:
         standby=config.pulsar_standby,
     )
     if config.pulsar_standby:
-        log.info("standing by for Pulsar namespace %s/%s", config.pulsar_tenant, config.pulsar_namespace)
+        log.info(
+            "standing by for Pulsar namespace %s/%s", config.pulsar_tenant, config.pulsar_namespace
+        )
     backend.start()
     return backend
 

@@ -72,7 +72,10 @@ def test_listeners_as_one_comma_separated_string() -> None:
         ({"advertised_listeners": ["PLAINTEXT://h:0"]}, "advertised_listeners: port must be 1"),
         ({"advertised_listeners": ["PLAINTEXT://0.0.0.0:1"]}, "cannot advertise a wildcard"),
         ({"advertised_listeners": ["OTHER://h:1"]}, "listener OTHER is not in listeners"),
-        ({"storage": "s3://bucket"}, "storage: must be file://PATH, memory:// or pulsar://HOST:PORT"),
+        (
+            {"storage": "s3://bucket"},
+            "storage: must be file://PATH, memory:// or pulsar://HOST:PORT",
+        ),
         ({"storage": "file://"}, "storage: must be file://PATH, memory:// or pulsar://HOST:PORT"),
         ({"storage": "pulsar://"}, "storage: must be file://PATH, memory:// or pulsar://HOST:PORT"),
         ({"pulsar_namespace": "a/b"}, "pulsar_namespace: is not a valid Pulsar name"),
