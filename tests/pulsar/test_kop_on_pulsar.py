@@ -8,6 +8,7 @@ and reading kop's topics with a plain ``pulsar-client``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -313,3 +314,55 @@ def test_a_standby_takes_over_when_the_serving_instance_is_killed(
         else:
             standby.kill()
         first.kill()
+
+
+def test_a_frozen_instance_resumed_after_a_takeover_never_appends(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """SIGSTOP the serving instance with produce requests in flight, let a new instance take the
+    namespace over, SIGCONT the old one: nothing it still had (or gets) lands in the log."""
+    first = _kop(tmp_path / "first")
+    second: KopPulsar | None = None
+    topic = "frozen"
+    try:
+        ck.create_topic(first.bootstrap, topic, partitions=1)
+        p1 = ck_kafka.Producer({"bootstrap.servers": first.bootstrap, "acks": "all"})
+        for i in range(50):
+            p1.produce(topic, value=b"before-%d" % i, partition=0)
+        assert p1.flush(30) == 0
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGSTOP)
+        zombie_results: list[str] = []
+        zombie = ck_kafka.Producer(
+            {"bootstrap.servers": first.bootstrap, "acks": "all", "message.timeout.ms": 20_000}
+        )
+        for i in range(20):  # queued while the first instance is frozen
+            zombie.produce(
+                topic,
+                value=b"zombie-%d" % i,
+                partition=0,
+                on_delivery=lambda err, _m: zombie_results.append(str(err)),
+            )
+        zombie.poll(0.5)
+        (tmp_path / "second").mkdir()
+        second = KopPulsar(tmp_path / "second", {}, namespace=first.namespace)
+        second.start()
+        p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
+        for i in range(50):
+            p2.produce(topic, value=b"after-%d" % i, partition=0)
+        assert p2.flush(30) == 0
+        first.proc.send_signal(signal.SIGCONT)
+        zombie.flush(40)
+        assert len(zombie_results) == 20
+        assert all(r != "None" for r in zombie_results), zombie_results
+        got = ck.consume_all(second.bootstrap, topic, [0], timeout=60)[0]
+        assert [m.offset for m in got] == list(range(100))
+        assert [m.value for m in got] == [b"before-%d" % i for i in range(50)] + [
+            b"after-%d" % i for i in range(50)
+        ]
+    finally:
+        if first.proc is not None:
+            first.proc.send_signal(signal.SIGCONT)
+        if second is not None:
+            second.stop()
+        first.stop()
