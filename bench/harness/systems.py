@@ -210,7 +210,9 @@ class Kop(System):
 class KopOnPulsar(Kop):
     """kop with Apache Pulsar storage: a Pulsar standalone of its own (``scripts/pulsar.sh``,
     started by the launcher, so time-to-first-produce includes Pulsar's start), then
-    ``kop serve --storage pulsar://``. RSS and CPU are kop's own; Pulsar's are not counted."""
+    ``kop serve --storage pulsar://``. The process monitor sees the Pulsar JVM in the launcher's
+    process tree, so RSS and CPU are kop's plus its Pulsar's (the whole storage system, as for
+    Kafka)."""
 
     name = "kop-pulsar"
 
