@@ -12,6 +12,7 @@ __all__ = [
     "AuthenticateReply",
     "AuthorizeReply",
     "NativeServer",
+    "ScramCredentialReply",
     "init_logging",
     "version",
 ]
@@ -19,7 +20,12 @@ __all__ = [
 @final
 class NativeServer:
     def __new__(
-        cls, config_json: str, authenticator: Any = None, authorizer: Any = None
+        cls,
+        config_json: str,
+        authenticator: Any = None,
+        authorizer: Any = None,
+        scram_credentials: Any = None,
+        oauthbearer_validator: Any = None,
     ) -> NativeServer: ...
     def start(self) -> None: ...
     def bound_addresses(self) -> list[tuple[str, str, int]]: ...
@@ -37,6 +43,20 @@ class AuthorizeReply:
 @final
 class AuthenticateReply:
     def ok(self, principal: str | None) -> None: ...
+    def err(self, message: str) -> None: ...
+
+@final
+class ScramCredentialReply:
+    def ok(
+        self,
+        salt: bytes,
+        iterations: int,
+        stored_key: bytes,
+        server_key: bytes,
+        ttl_ms: int | None = None,
+    ) -> None: ...
+    def ok_password(self, password: str, ttl_ms: int | None = None) -> None: ...
+    def unknown(self) -> None: ...
     def err(self, message: str) -> None: ...
 
 def init_logging(level: str) -> None: ...

@@ -16,10 +16,19 @@ class FakeNativeServer:
     # Behaviour hooks for tests: called on each wait(); may stop the server, raise a signal...
     on_wait: ClassVar[Any] = None
 
-    def __init__(self, config_json: str, authenticator: Any = None, authorizer: Any = None) -> None:
+    def __init__(
+        self,
+        config_json: str,
+        authenticator: Any = None,
+        authorizer: Any = None,
+        scram_credentials: Any = None,
+        oauthbearer_validator: Any = None,
+    ) -> None:
         self.config: dict[str, Any] = json.loads(config_json)
         self.authenticator = authenticator
         self.authorizer = authorizer
+        self.scram_credentials = scram_credentials
+        self.oauthbearer_validator = oauthbearer_validator
         self.stop_calls: list[float] = []
         self.wait_calls = 0
         self._running = False
