@@ -485,18 +485,23 @@ def _check_security(cfg: Config, names: list[str]) -> None:
         spec = getattr(cfg, name)
         if spec not in (None, "python") and not _HOOK_RE.fullmatch(spec):
             raise ConfigError(name, f"must be module:callable, got {spec!r}")
-    wants_tokens = cfg.plain_token_auth or "OAUTHBEARER" in cfg.sasl_enabled_mechanisms
-    if wants_tokens and not cfg.oauthbearer_public_key_files and not cfg.oauthbearer_validator:
-        raise ConfigError(
-            "oauthbearer_public_key_files",
-            "OAUTHBEARER and plain_token_auth need public keys or an oauthbearer_validator",
-        )
     _check_range("sasl_session_lifetime_ms", cfg.sasl_session_lifetime_ms, 0, _INT64_MAX)
     _check_range(
         "failed_authentication_delay_ms", cfg.failed_authentication_delay_ms, 0, _INT32_MAX
     )
     _check_range("hook_timeout_ms", cfg.hook_timeout_ms, 1, _INT32_MAX)
     _check_range("hook_cache_ttl_ms", cfg.hook_cache_ttl_ms, 0, _INT64_MAX)
+
+
+def check_token_validation(cfg: Config, has_validator_hook: bool) -> None:
+    """OAUTHBEARER and plain_token_auth need JWT keys or a validator hook (which may be given
+    to kop.Server rather than in the config, so kop.Server checks this)."""
+    wants_tokens = cfg.plain_token_auth or "OAUTHBEARER" in cfg.sasl_enabled_mechanisms
+    if wants_tokens and not cfg.oauthbearer_public_key_files and not has_validator_hook:
+        raise ConfigError(
+            "oauthbearer_public_key_files",
+            "OAUTHBEARER and plain_token_auth need public keys or an oauthbearer_validator hook",
+        )
 
 
 def _check_type(name: str, value: Any) -> None:

@@ -11,7 +11,7 @@ import threading
 from types import FrameType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from kop.config import Config
+from kop.config import Config, check_token_validation
 from kop.hooks import (
     AuthenticatorAdapter,
     AuthorizerAdapter,
@@ -74,6 +74,7 @@ class Server:
             spec = getattr(config, name)
             if hook is None and spec not in (None, "python"):
                 given[name] = load_hook(spec)
+        check_token_validation(config, given["oauthbearer_validator"] is not None)
         native_overrides: dict[str, Any] = {
             name: "python" for name, hook in given.items() if hook is not None
         }

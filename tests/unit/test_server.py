@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kop import Config, Server
+from kop import Config, ConfigError, Server
 
 from .fake_native import FakeNativeServer
 
@@ -197,3 +197,10 @@ async def test_serve_async_returns_when_stopped(fake_native: Fake) -> None:
     loop.call_later(0.2, server.stop)
     await asyncio.wait_for(server.serve_async(), timeout=5)
     assert not server.is_running
+
+
+def test_oauthbearer_needs_keys_or_a_validator_hook(fake_native: Fake) -> None:
+    cfg = Config(storage="memory://", sasl_enabled_mechanisms=["OAUTHBEARER"])
+    with pytest.raises(ConfigError, match="oauthbearer_validator"):
+        Server(cfg)
+    Server(cfg, oauthbearer_validator=lambda token, conn: None)  # a hook is enough
