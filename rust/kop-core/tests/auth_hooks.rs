@@ -348,3 +348,39 @@ fn oauthbearer_validator_hook_and_authorized_operations_from_an_authorizer_hook(
     metadata_with_operations(&mut c, &["t-a", "t-b", "u-c"]);
     assert_eq!(hooks.authorize_calls.load(Ordering::SeqCst), before + 1);
 }
+
+#[test]
+fn the_same_action_twice_in_one_request_is_asked_once() {
+    use kop_core::auth::authorizer::{Authorizer, AuthorizerKind};
+    let hooks = Arc::new(FakeHooks::default());
+    let authorizer = Authorizer::new(
+        AuthorizerKind::Hook,
+        Default::default(),
+        Some(hooks.clone()),
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let ctx = HookContext {
+        principal: Principal::user("token-user"),
+        listener: "SASL_PLAINTEXT".into(),
+        security_protocol: "SASL_PLAINTEXT",
+        client_host: std::net::Ipv4Addr::LOCALHOST.into(),
+        client_port: 1,
+        api: "Metadata".into(),
+    };
+    let read = (Operation::Read, ResourceType::Topic, "t-a");
+    let write = (Operation::Write, ResourceType::Topic, "t-a");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let decisions = runtime.block_on(authorizer.authorize(&ctx, &[read, write, read, write, read]));
+    assert_eq!(decisions, vec![true, false, true, false, true]);
+    assert_eq!(hooks.authorize_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        authorizer
+            .hook_calls
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

@@ -304,20 +304,13 @@ impl Authorizer {
                         out[i] = Some(*allowed);
                         continue;
                     }
+                    // Asked by another request, or earlier in this one (its Pending is
+                    // inserted below): wait for that answer instead of asking twice.
                     Some(Slot::Pending(rx)) if rx.has_changed().is_ok() => {
                         waits.push((i, rx.clone()));
                         continue;
                     }
                     _ => {}
-                }
-                // The same key twice in one request: ask once.
-                if let Some((_, _)) = misses.iter().find(|(_, k)| *k == key) {
-                    let rx = match cache.get(&key) {
-                        Some(Slot::Pending(rx)) => rx.clone(),
-                        _ => unreachable!("inserted below"),
-                    };
-                    waits.push((i, rx));
-                    continue;
                 }
                 let (tx, rx) = watch::channel(None);
                 cache.insert(key.clone(), Slot::Pending(rx));
