@@ -883,13 +883,14 @@ def validate_token(token: str, conn: Any) -> Any:
 
 def own_prefix_authorizer(ctx: Any, op: Any, resource: Any) -> bool:
     """Topics and groups starting with the principal's name (groups: READ/DESCRIBE only);
-    DESCRIBE on the cluster."""
+    DESCRIBE and IDEMPOTENT_WRITE (idempotent producers) on the cluster."""
     own = resource.name.startswith(ctx.principal.name + "-")
     if resource.type == kop.ResourceType.TOPIC:
         return own
     if resource.type == kop.ResourceType.GROUP:
         return own and op in (kop.Operation.READ, kop.Operation.DESCRIBE)
-    return resource.type == kop.ResourceType.CLUSTER and op == kop.Operation.DESCRIBE
+    cluster_ops = (kop.Operation.DESCRIBE, kop.Operation.IDEMPOTENT_WRITE)
+    return resource.type == kop.ResourceType.CLUSTER and op in cluster_ops
 
 
 @pytest.mark.timeout(180)
@@ -919,13 +920,24 @@ def test_scram_and_oauthbearer_hooks_and_authorized_operations(pki: Pki, tmp_pat
             for user in ("dora", "erin"):
                 conf = srv.ck_conf("SASL_PLAINTEXT", user, mech, password=f"{user}-secret")
                 assert produce(conf, ck.unique(f"{user}-t"), n=2) == [None] * 2, (user, mech)
+        # kafka-python's SCRAM client (an idempotent producer) against a stored credential
+        # with 8192 iterations
+        kp = KafkaProducer(
+            bootstrap_servers=srv.addr["SASL_PLAINTEXT"],
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="erin",
+            sasl_plain_password="erin-secret",
+        )
+        kp.send(ck.unique("erin-kp"), b"kp", partition=0).get(timeout=30)
+        kp.close()
         # the credential is cached in Rust: one hook call per user and mechanism
         dora = srv.ck_conf("SASL_PLAINTEXT", "dora", "SCRAM-SHA-256", password="dora-secret")
         assert produce(dora, ck.unique("dora-t"), n=1) == [None]
         assert store.calls[("dora", "SCRAM-SHA-256")] == 1, store.calls
         for user, pw in (("dora", "wrong"), ("nobody", "x"), ("boom", "x")):
             bad = srv.ck_conf("SASL_PLAINTEXT", user, "SCRAM-SHA-256", password=pw)
-            errors = produce(bad, ck.unique(f"{user}-t"), n=1, timeout=5)
+            errors = produce(bad, ck.unique(f"{user}-t"), n=1, timeout=3)
             assert errors and errors[0] is not None, user
         # a new password takes effect once the cache is forgotten
         srv.server.invalidate_authorization_cache()
@@ -938,7 +950,7 @@ def test_scram_and_oauthbearer_hooks_and_authorized_operations(pki: Pki, tmp_pat
         assert produce(frank, topic, n=2) == [None] * 2
         assert produce(frank, ck.unique("other"), n=1, timeout=10) == ["TOPIC_AUTHORIZATION_FAILED"]
         for bad_token in ("forged", "raise"):
-            errors = produce(oauth(bad_token), ck.unique("frank-t"), n=1, timeout=5)
+            errors = produce(oauth(bad_token), ck.unique("frank-t"), n=1, timeout=3)
             assert errors and errors[0] is not None, bad_token
 
         # authorized operations, per principal, from the hook
@@ -965,7 +977,10 @@ def test_scram_and_oauthbearer_hooks_and_authorized_operations(pki: Pki, tmp_pat
             "ALTER_CONFIGS",
         }
         cluster = admin.describe_cluster(include_authorized_operations=True).result(30)
-        assert {op.name for op in cluster.authorized_operations} == {"DESCRIBE"}
+        assert {op.name for op in cluster.authorized_operations} == {
+            "DESCRIBE",
+            "IDEMPOTENT_WRITE",
+        }
         groups = admin.describe_consumer_groups([group], include_authorized_operations=True)
         described_group = groups[group].result(30)
         assert {op.name for op in described_group.authorized_operations} == {"READ", "DESCRIBE"}
