@@ -70,8 +70,18 @@ pub async fn handle(
     let with_cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     let mut actions = authz::Actions::default();
     if !authz::allow_all(ctx) {
+        // Like Kafka, a denial that only hides a topic from an all-topics listing is not
+        // logged; one for a topic asked by name is.
         let ask_topic = |actions: &mut authz::Actions, name: &str| {
-            actions.require(authz::Operation::Describe, authz::ResourceType::Topic, name);
+            if all {
+                actions.probe(
+                    &[authz::Operation::Describe],
+                    authz::ResourceType::Topic,
+                    name,
+                );
+            } else {
+                actions.require(authz::Operation::Describe, authz::ResourceType::Topic, name);
+            }
             if with_ops {
                 actions.probe(&authz::TOPIC_OPERATIONS, authz::ResourceType::Topic, name);
             }
