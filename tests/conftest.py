@@ -1,7 +1,8 @@
 """Shared pytest fixtures: the servers end-to-end tests run against.
 
 Targets come from ``KOP_TEST_TARGETS`` (comma-separated; default ``kop-cli,kop-embedded``;
-add ``kafka`` for the reference Apache Kafka from scripts/kafka.sh). A kop target whose package
+``kop-pulsar`` runs kop on the session's Pulsar standalone; add ``kafka`` for the reference
+Apache Kafka from scripts/kafka.sh). A kop target whose package
 is not built fails the test, unless ``KOP_ALLOW_MISSING=1`` turns that into a skip.
 """
 
@@ -18,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import java
+from helpers import pulsar as pulsar_helper
 from helpers.servers import ALL_TARGETS, MissingKop, ServerHandle, make_server
 
 
@@ -43,6 +45,10 @@ def start_server(target: str, data_dir: Path, **config: Any) -> ServerHandle:
             pytest.skip(f"{target}: {err} (KOP_ALLOW_MISSING=1)")
         pytest.fail(f"{target}: {err} (set KOP_ALLOW_MISSING=1 to skip kop targets)")
     return srv
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    pulsar_helper.stop_pulsar_service()
 
 
 def _stop(srv: ServerHandle) -> None:

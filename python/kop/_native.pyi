@@ -9,10 +9,12 @@
 from typing import Any, final
 
 __all__ = [
+    "AppendDone",
     "AuthenticateReply",
     "AuthorizeReply",
     "NativeServer",
     "ScramCredentialReply",
+    "decode_batch",
     "init_logging",
     "version",
 ]
@@ -26,6 +28,7 @@ class NativeServer:
         authorizer: Any = None,
         scram_credentials: Any = None,
         oauthbearer_validator: Any = None,
+        storage_backend: Any = None,
     ) -> NativeServer: ...
     def start(self) -> None: ...
     def bound_addresses(self) -> list[tuple[str, str, int]]: ...
@@ -59,5 +62,11 @@ class ScramCredentialReply:
     def unknown(self) -> None: ...
     def err(self, message: str) -> None: ...
 
+class AppendDone:
+    def __call__(self, error: str | None = None) -> None: ...
+
+def decode_batch(
+    data: bytes,
+) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]: ...
 def init_logging(level: str) -> None: ...
 def version() -> str: ...

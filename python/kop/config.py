@@ -130,7 +130,23 @@ class Config:
     plain_token_auth: bool = _opt(
         False, "KoP compatible: a PLAIN password token:<jwt> logs in as the JWT's sub"
     )
-    storage: str = _opt("file://kop-data", "file://PATH (relative or absolute) or memory://")
+    storage: str = _opt(
+        "file://kop-data",
+        "file://PATH (relative or absolute), memory://, or pulsar://HOST:PORT (needs kop[pulsar])",
+    )
+    pulsar_admin_url: str | None = _opt(
+        None, "Pulsar admin REST URL; unset = http://HOST:8080 of the pulsar:// storage URL"
+    )
+    pulsar_tenant: str = _opt("public", "Pulsar tenant that holds kop's topics")
+    pulsar_namespace: str = _opt("default", "Pulsar namespace (in the tenant) of kop's topics")
+    pulsar_token: str | None = _opt(None, "JWT kop authenticates to Pulsar with (client + admin)")
+    pulsar_standby: bool = _opt(
+        False,
+        "start as a hot standby: wait until the instance serving the namespace is gone",
+    )
+    tail_cache_bytes: int = _opt(
+        8388608, "pulsar:// storage: bytes of newest batches kept in memory per partition"
+    )
     node_id: int = _opt(1, "broker id in Metadata")
     cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
     log_level: str = _opt("info", "one of error, warn, info, debug, trace")
@@ -412,6 +428,10 @@ def _validate(cfg: Config) -> None:
 
     _check_security(cfg, names)
     _check_storage(cfg.storage)
+    _check_range("tail_cache_bytes", cfg.tail_cache_bytes, 0, _INT64_MAX)
+    for name in ("pulsar_tenant", "pulsar_namespace"):
+        if not re.fullmatch(r"[A-Za-z0-9_.=:-]+", getattr(cfg, name)):
+            raise ConfigError(name, f"is not a valid Pulsar name: {getattr(cfg, name)!r}")
     if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
         raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
     _check_choice("log_level", cfg.log_level, LOG_LEVELS)
@@ -544,9 +564,12 @@ def _check_listeners(option: str, listeners: Sequence[str], *, min_port: int) ->
 def _check_storage(storage: str) -> None:
     if storage == "memory://":
         return
-    if storage.startswith("file://") and len(storage) > len("file://"):
-        return
-    raise ConfigError("storage", f"must be file://PATH or memory://, got {storage!r}")
+    for scheme in ("file://", "pulsar://", "pulsar+ssl://"):
+        if storage.startswith(scheme) and len(storage) > len(scheme):
+            return
+    raise ConfigError(
+        "storage", f"must be file://PATH, memory:// or pulsar://HOST:PORT, got {storage!r}"
+    )
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:

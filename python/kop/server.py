@@ -22,6 +22,7 @@ from kop.hooks import (
 
 if TYPE_CHECKING:
     from kop._native import NativeServer
+    from kop.pulsar.backend import PulsarBackend
 
 __all__ = ["Server"]
 
@@ -35,6 +36,37 @@ def _load_native() -> ModuleType:
     # Imported on first start, not at `import kop`, so config, CLI help and errors work
     # before the Rust extension is built.
     return importlib.import_module("kop._native")
+
+
+def _open_storage_backend(config: Config) -> PulsarBackend | None:
+    """The started Pulsar bridge for ``pulsar://`` storage, else None. Raises (naming the URL)
+    if Pulsar cannot be reached, so a misconfigured server never starts."""
+    if not config.storage.startswith(("pulsar://", "pulsar+ssl://")):
+        return None
+    from kop.pulsar.backend import PulsarBackend  # needs the optional pulsar-client
+
+    admin_url = config.pulsar_admin_url or pulsar_admin_url_for(config.storage)
+    backend = PulsarBackend(
+        config.storage,
+        admin_url,
+        tenant=config.pulsar_tenant,
+        namespace=config.pulsar_namespace,
+        token=config.pulsar_token,
+        standby=config.pulsar_standby,
+    )
+    if config.pulsar_standby:
+        log.info(
+            "standing by for Pulsar namespace %s/%s", config.pulsar_tenant, config.pulsar_namespace
+        )
+    backend.start()
+    return backend
+
+
+def pulsar_admin_url_for(service_url: str) -> str:
+    """Pulsar's default admin URL on the service URL's host: ``http(s)://HOST:8080|8443``."""
+    scheme, _, rest = service_url.partition("://")
+    host = rest.split("/", 1)[0].rsplit(":", 1)[0] or "127.0.0.1"
+    return f"https://{host}:8443" if scheme == "pulsar+ssl" else f"http://{host}:8080"
 
 
 def _host_port(host: str, port: int) -> str:
@@ -90,6 +122,7 @@ class Server:
         self._config = config
         self._lock = threading.Lock()  # guards _native across start/stop from any thread
         self._native: NativeServer | None = None
+        self._storage_backend: PulsarBackend | None = None
 
     @property
     def config(self) -> Config:
@@ -107,15 +140,23 @@ class Server:
                 raise RuntimeError("kop server is already running")
             native_mod = _load_native()
             native_mod.init_logging(self._config.log_level)
-            native: NativeServer = native_mod.NativeServer(
-                self._native_config.to_json(),
-                self._authenticator,
-                self._authorizer,
-                scram_credentials=self._scram_credentials,
-                oauthbearer_validator=self._oauthbearer_validator,
-            )
-            native.start()
+            backend = _open_storage_backend(self._config)
+            try:
+                native: NativeServer = native_mod.NativeServer(
+                    self._native_config.to_json(),
+                    self._authenticator,
+                    self._authorizer,
+                    scram_credentials=self._scram_credentials,
+                    oauthbearer_validator=self._oauthbearer_validator,
+                    storage_backend=backend,
+                )
+                native.start()
+            except BaseException:
+                if backend is not None:
+                    backend.close()
+                raise
             self._native = native
+            self._storage_backend = backend
             addresses = native.bound_addresses()
         for name, host, port in addresses:
             log.info("kop listening on %s://%s", name, _host_port(host, port))
@@ -126,9 +167,12 @@ class Server:
         safe to call twice; a no-op if the server is not running."""
         with self._lock:
             native, self._native = self._native, None
+            backend, self._storage_backend = self._storage_backend, None
             if native is None:
                 return
             native.stop(timeout)
+            if backend is not None:
+                backend.close()
         log.info("kop stopped")
 
     def serve(self, stop_timeout: float = 30.0) -> None:

@@ -3,6 +3,8 @@
 Targets:
 - ``kop-cli``      a ``kop serve`` subprocess on a port picked here, stderr captured to a file;
 - ``kop-embedded`` ``kop.Server`` in this process (port 0, bound port read back);
+- ``kop-pulsar``   ``kop serve`` with ``pulsar://`` storage on the session's Pulsar standalone
+                   (tests/helpers/pulsar.py), in a namespace of its own per data directory;
 - ``kafka``        the reference Apache Kafka 4.x from ``scripts/kafka.sh``.
 
 Config is given with kop's option names (docs/native-api.md); for Kafka the few that tests use
@@ -12,6 +14,7 @@ are translated to broker properties.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 import signal
@@ -27,8 +30,8 @@ from helpers import wire
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 HOST = "127.0.0.1"
-KOP_TARGETS = ("kop-cli", "kop-embedded")
-ALL_TARGETS = ("kop-cli", "kop-embedded", "kafka")
+KOP_TARGETS = ("kop-cli", "kop-embedded", "kop-pulsar")
+ALL_TARGETS = ("kop-cli", "kop-embedded", "kop-pulsar", "kafka")
 
 # kop option -> Apache Kafka broker property, for the options tests set.
 _KAFKA_PROPS = {
@@ -132,6 +135,9 @@ class KopCli(ServerHandle):
         self.log_path = data_dir.parent / f"{data_dir.name}-kop-stderr.log"
         self._log_fh: Any = None
 
+    def storage_args(self) -> list[str]:
+        return ["--storage", f"file://{self.data_dir}"]
+
     def command(self) -> list[str]:
         exe = Path(sys.executable).with_name("kop")
         base = [str(exe)] if exe.exists() else [sys.executable, "-m", "kop"]
@@ -140,11 +146,16 @@ class KopCli(ServerHandle):
             "serve",
             "--listeners",
             f"PLAINTEXT://{HOST}:{self.port}",
-            "--storage",
-            f"file://{self.data_dir}",
+            *self.storage_args(),
         ]
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_serving(30.0)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to serve. The calling thread must outlive
+        it: the child is killed when the thread that started it ends (``_die_with_parent``)."""
         check_kop_importable()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KOP_")}
         env.setdefault("RUST_BACKTRACE", "1")
@@ -160,8 +171,12 @@ class KopCli(ServerHandle):
             cwd=self.data_dir.parent,
             preexec_fn=_die_with_parent,
         )
+
+    def wait_serving(self, timeout: float) -> None:
         try:
-            wire.wait_until_serving(HOST, self.port, 30.0, alive=lambda: self.proc.poll() is None)
+            proc = self.proc
+            assert proc is not None
+            wire.wait_until_serving(HOST, self.port, timeout, alive=lambda: proc.poll() is None)
         except BaseException as err:
             self._reap(signal.SIGKILL, 5)
             raise RuntimeError(f"kop serve did not come up: {err}\n{self.log_tail()}") from err
@@ -210,6 +225,38 @@ class KopCli(ServerHandle):
 
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
+
+
+class KopPulsar(KopCli):
+    """``kop serve`` on Pulsar. The namespace is derived from the data directory, so a restart
+    of the same handle (or a second handle on the same directory) sees the same data."""
+
+    target = "kop-pulsar"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: dict[str, Any],
+        service: Any = None,
+        namespace: str | None = None,
+    ) -> None:
+        super().__init__(data_dir, config)
+        self.service = service  # a helpers.pulsar.PulsarService; None = the session's
+        digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
+        self.namespace = namespace or f"kop-test-{digest}"
+
+    def storage_args(self) -> list[str]:
+        from helpers.pulsar import pulsar_service
+
+        service = self.service or pulsar_service()
+        return [
+            "--storage",
+            service.url,
+            "--pulsar-admin-url",
+            service.admin_url,
+            "--pulsar-namespace",
+            self.namespace,
+        ]
 
 
 class KopEmbedded(ServerHandle):
@@ -305,5 +352,11 @@ class Kafka(ServerHandle):
 
 def make_server(target: str, data_dir: Path, **config: Any) -> ServerHandle:
     data_dir.mkdir(parents=True, exist_ok=True)
-    cls = {"kop-cli": KopCli, "kop-embedded": KopEmbedded, "kafka": Kafka}[target]
+    classes: dict[str, type[ServerHandle]] = {
+        "kop-cli": KopCli,
+        "kop-embedded": KopEmbedded,
+        "kop-pulsar": KopPulsar,
+        "kafka": Kafka,
+    }
+    cls = classes[target]
     return cls(data_dir, config)

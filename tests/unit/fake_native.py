@@ -23,8 +23,10 @@ class FakeNativeServer:
         authorizer: Any = None,
         scram_credentials: Any = None,
         oauthbearer_validator: Any = None,
+        storage_backend: Any = None,
     ) -> None:
         self.config: dict[str, Any] = json.loads(config_json)
+        self.storage_backend = storage_backend
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.scram_credentials = scram_credentials

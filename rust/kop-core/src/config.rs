@@ -54,6 +54,14 @@ pub struct ServerConfig {
     pub oauthbearer_audience: Option<String>,
     pub plain_token_auth: bool,
     pub storage: String,
+    // -- pulsar:// storage: the Python bridge (kop.pulsar) reads these; Rust only the cache --
+    pub pulsar_admin_url: Option<String>,
+    pub pulsar_tenant: String,
+    pub pulsar_namespace: String,
+    pub pulsar_token: Option<String>,
+    pub pulsar_standby: bool,
+    /// Bytes of newest batches kept in memory per partition on remote storage.
+    pub tail_cache_bytes: u64,
     pub node_id: i32,
     pub cluster_id: Option<String>,
     pub log_level: String,
@@ -105,6 +113,12 @@ impl Default for ServerConfig {
             oauthbearer_audience: None,
             plain_token_auth: false,
             storage: "file://kop-data".into(),
+            pulsar_admin_url: None,
+            pulsar_tenant: "public".into(),
+            pulsar_namespace: "default".into(),
+            pulsar_token: None,
+            pulsar_standby: false,
+            tail_cache_bytes: 8 << 20,
             node_id: 1,
             cluster_id: None,
             log_level: "info".into(),
@@ -167,6 +181,8 @@ impl ListenerSpec {
 pub enum StorageSpec {
     File(std::path::PathBuf),
     Memory,
+    /// Pulsar at this service URL; the backend itself comes from Python (kop.pulsar).
+    Pulsar(String),
 }
 
 impl StorageSpec {
@@ -178,9 +194,17 @@ impl StorageSpec {
             Ok(StorageSpec::File(path.into()))
         } else if url == "memory://" || url == "memory:" {
             Ok(StorageSpec::Memory)
+        } else if url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://") {
+            if url
+                .split_once("://")
+                .is_some_and(|(_, host)| host.is_empty())
+            {
+                return Err("storage pulsar:// needs HOST:PORT".into());
+            }
+            Ok(StorageSpec::Pulsar(url.to_string()))
         } else {
             Err(format!(
-                "storage {url:?} is not supported (use file://PATH or memory://)"
+                "storage {url:?} is not supported (use file://PATH, memory:// or pulsar://HOST:PORT)"
             ))
         }
     }

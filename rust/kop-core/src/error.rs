@@ -44,6 +44,8 @@ pub enum KafkaError {
     InvalidRequiredAcks,
     #[error("the request timed out")]
     RequestTimedOut,
+    #[error("this server is not the leader for that topic-partition")]
+    NotLeaderOrFollower,
     #[error("the topic name is not valid")]
     InvalidTopic,
     #[error("the record batch is too large for the request")]
@@ -141,6 +143,7 @@ impl KafkaError {
             KafkaError::UnknownTopicOrPartition => 3,
             KafkaError::MessageTooLarge => 10,
             KafkaError::RequestTimedOut => 7,
+            KafkaError::NotLeaderOrFollower => 6,
             KafkaError::BrokerNotAvailable => 8,
             KafkaError::CoordinatorNotAvailable => 15,
             KafkaError::InvalidTopic => 17,

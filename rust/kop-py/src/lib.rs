@@ -4,6 +4,7 @@
 //! interpreter, so Python threads and signal handlers keep running meanwhile.
 
 mod hooks;
+mod pulsar;
 
 use std::io;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ struct NativeServer {
     authorizer: Option<Py<PyAny>>,
     scram_credentials: Option<Py<PyAny>>,
     oauthbearer_validator: Option<Py<PyAny>>,
+    /// A started `kop.pulsar.PulsarBackend` for `pulsar://` storage.
+    storage_backend: Option<Py<PyAny>>,
 }
 
 fn to_py_err(err: io::Error) -> PyErr {
@@ -44,13 +47,14 @@ impl NativeServer {
 #[pymethods]
 impl NativeServer {
     #[new]
-    #[pyo3(signature = (config_json, authenticator=None, authorizer=None, scram_credentials=None, oauthbearer_validator=None))]
+    #[pyo3(signature = (config_json, authenticator=None, authorizer=None, scram_credentials=None, oauthbearer_validator=None, storage_backend=None))]
     fn new(
         config_json: &str,
         authenticator: Option<Py<PyAny>>,
         authorizer: Option<Py<PyAny>>,
         scram_credentials: Option<Py<PyAny>>,
         oauthbearer_validator: Option<Py<PyAny>>,
+        storage_backend: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let config = ServerConfig::from_json(config_json).map_err(PyValueError::new_err)?;
         Ok(NativeServer {
@@ -60,6 +64,7 @@ impl NativeServer {
             authorizer,
             scram_credentials,
             oauthbearer_validator,
+            storage_backend,
         })
     }
 
@@ -87,8 +92,15 @@ impl NativeServer {
         } else {
             None
         };
+        let remote: Option<Arc<dyn kop_core::storage::RemoteBackend>> = match &self.storage_backend
+        {
+            Some(b) => Some(Arc::new(
+                pulsar::PyRemoteBackend::start(b.clone_ref(py)).map_err(to_py_err)?,
+            )),
+            None => None,
+        };
         let server = py
-            .detach(|| RunningServer::start_with_hooks(config, hooks))
+            .detach(|| RunningServer::start_embedded(config, hooks, remote))
             .map_err(to_py_err)?;
         *self.running.lock() = Some(Arc::new(server));
         Ok(())
@@ -175,6 +187,26 @@ fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
+/// A decoded record: (offset, timestamp, key, value, [(header name, header value)]).
+type PyRecord = (
+    i64,
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+);
+
+/// Every record of a Kafka v2 record batch (any compression); ValueError if it is malformed.
+#[pyfunction]
+fn decode_batch(data: &[u8]) -> PyResult<Vec<PyRecord>> {
+    let records = kop_core::records::decode::decode_records(data)
+        .map_err(|e| PyValueError::new_err(format!("not a valid Kafka record batch: {e}")))?;
+    Ok(records
+        .into_iter()
+        .map(|r| (r.offset, r.timestamp, r.key, r.value, r.headers))
+        .collect())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeServer>()?;
@@ -183,5 +215,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hooks::ScramCredentialReply>()?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_batch, m)?)?;
+    m.add_class::<pulsar::AppendDone>()?;
     Ok(())
 }

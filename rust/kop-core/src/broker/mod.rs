@@ -14,7 +14,9 @@ use uuid::Uuid;
 use crate::config::{FsyncPolicy, ServerConfig, StorageSpec};
 use crate::error::KafkaError;
 use crate::group::{GroupConfig, GroupCoordinator};
-use crate::storage::{FileStorage, MemoryStorage, Storage, TopicMeta};
+use crate::storage::{
+    FileStorage, MemoryStorage, RemoteBackend, RemoteStorage, Storage, TopicMeta,
+};
 use partition::Partition;
 use producer_state::ProducerStates;
 
@@ -102,10 +104,24 @@ impl Broker {
     }
 
     /// Opens storage, recovers every topic's partitions and loads the cluster identity.
-    pub fn open(config: ServerConfig) -> io::Result<Broker> {
-        let storage: Arc<dyn Storage> = match config.storage_spec() {
-            StorageSpec::File(path) => Arc::new(FileStorage::open(&path)?),
-            StorageSpec::Memory => Arc::new(MemoryStorage::new()),
+    /// `remote` is the backend for `pulsar://` storage (supplied by the embedding layer).
+    pub fn open(
+        config: ServerConfig,
+        remote: Option<Arc<dyn RemoteBackend>>,
+    ) -> io::Result<Broker> {
+        let storage: Arc<dyn Storage> = match (config.storage_spec(), remote) {
+            (StorageSpec::File(path), _) => Arc::new(FileStorage::open(&path)?),
+            (StorageSpec::Memory, _) => Arc::new(MemoryStorage::new()),
+            (StorageSpec::Pulsar(_), Some(backend)) => Arc::new(RemoteStorage::new(
+                backend,
+                config.tail_cache_bytes as usize,
+            )),
+            (StorageSpec::Pulsar(url), None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("storage {url}: Pulsar storage needs the Python package (kop serve or kop.Server)"),
+                ))
+            }
         };
         Broker::with_storage(config, storage)
     }
@@ -151,11 +167,21 @@ impl Broker {
 
     fn open_partition(&self, meta: &TopicMeta, index: i32) -> io::Result<Arc<Partition>> {
         let config = topic_config::effective(&meta.configs, &self.config);
-        let mut producers = ProducerStates::default();
-        let log = self
-            .storage
-            .open_log(&meta.name, index, config.log, &mut |h| producers.record(h))?;
-        Ok(Arc::new(Partition::new(index, log, producers, config)))
+        let storage = self.storage.clone();
+        let topic = meta.name.clone();
+        let reopen: partition::Reopen = Arc::new(move |settings| {
+            let mut producers = ProducerStates::default();
+            let log = storage.open_log(&topic, index, settings, &mut |h| producers.record(h))?;
+            Ok((log, producers))
+        });
+        let (log, producers) = reopen(config.log)?;
+        Ok(Arc::new(Partition::new(
+            index,
+            log,
+            producers,
+            config,
+            Some(reopen),
+        )))
     }
 
     fn open_topic(&self, meta: &TopicMeta) -> io::Result<Arc<Topic>> {
@@ -197,6 +223,9 @@ impl Broker {
                 format!("topic name {name:?} is illegal"),
             ));
         }
+        if let Some(why) = self.reserved_by_storage(name) {
+            return Err((KafkaError::InvalidTopic, why));
+        }
         if self.topic(name).is_some() {
             return Err((
                 KafkaError::TopicAlreadyExists,
@@ -210,6 +239,27 @@ impl Broker {
             ));
         }
         topic_config::validate_overrides(configs).map_err(|m| (KafkaError::InvalidConfig, m))
+    }
+
+    /// Names the storage backend can't hold: on Pulsar, kop's own topics (`__kop_*`) and names
+    /// that look like a partition of a Pulsar partitioned topic (`NAME-partition-N`).
+    fn reserved_by_storage(&self, name: &str) -> Option<String> {
+        if !matches!(self.config.storage_spec(), StorageSpec::Pulsar(_)) {
+            return None;
+        }
+        if name.starts_with("__kop_") {
+            return Some(format!(
+                "topic name {name:?} is reserved for kop's own Pulsar topics"
+            ));
+        }
+        let looks_like_partition = name
+            .rsplit_once("-partition-")
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        looks_like_partition.then(|| {
+            format!(
+                "topic name {name:?} ends in -partition-<n>, which Pulsar reserves for partitions"
+            )
+        })
     }
 
     pub fn create_topic(

@@ -1,10 +1,19 @@
 //! One partition: its log, producer state and high watermark.
 //!
-//! kop has one replica, so the high watermark is the log end offset. Appends hold the write
-//! lock while they assign offsets and write, which is what keeps offsets dense and in order.
+//! kop has one replica. On a local log the high watermark is the log end offset. On a remote
+//! log (Pulsar) an append is acknowledged by the backend later: offsets are still assigned here,
+//! under the write lock (which keeps them dense and in order), but the high watermark advances
+//! only on receipts, so consumers never see data that might not be stored. A failed receipt
+//! means the partition may have lost its exclusive hold on the backend: it steps down (appends
+//! get NOT_LEADER_OR_FOLLOWER) and takes the partition over again in the background.
 
-use bytes::Bytes;
-use parking_lot::RwLock;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::producer_state::{ProducerStates, SequenceCheck};
@@ -12,21 +21,41 @@ use super::topic_config::EffectiveTopicConfig;
 use crate::error::KafkaError;
 use crate::records::batch::{self, BatchHeader};
 use crate::records::decode::{record_points, RecordPoint};
-use crate::storage::PartitionLog;
+use crate::storage::{LogSettings, PartitionLog, Receipt};
 
 /// Leader epoch of every partition: one broker, never re-elected.
 pub const LEADER_EPOCH: i32 = 0;
 
+/// Opens the partition's log again (a takeover), with the producer state found in it.
+pub type Reopen =
+    Arc<dyn Fn(LogSettings) -> io::Result<(Box<dyn PartitionLog>, ProducerStates)> + Send + Sync>;
+
+/// The high watermark and the generation of the log it belongs to (bumped on every step-down,
+/// so waiters never mistake offsets re-assigned after a takeover for their own data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogMark {
+    pub generation: u64,
+    pub high_watermark: i64,
+}
+
+/// Don't retry a failed takeover more often than this.
+const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+
 pub struct Partition {
     pub index: i32,
     inner: RwLock<Inner>,
-    high_watermark: watch::Sender<i64>,
+    mark: watch::Sender<LogMark>,
+    reopen: Option<Reopen>,
+    reopening: AtomicBool,
+    last_reopen: Mutex<Option<Instant>>,
 }
 
 struct Inner {
     log: Box<dyn PartitionLog>,
     producers: ProducerStates,
     config: EffectiveTopicConfig,
+    /// Why the partition stepped down, until a takeover succeeds.
+    stepped_down: Option<String>,
 }
 
 /// The result of a successful append.
@@ -36,6 +65,33 @@ pub struct Appended {
     /// The broker time stamped on LogAppendTime topics, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+}
+
+/// An append the backend has yet to acknowledge; `wait` completes when it has.
+pub struct Durability {
+    partition: Arc<Partition>,
+    generation: u64,
+    end_offset: i64,
+}
+
+impl Durability {
+    /// Ok once the high watermark covers the append; NOT_LEADER_OR_FOLLOWER if the partition
+    /// stepped down first (the data may or may not be stored; the client retries).
+    pub async fn wait(self) -> Result<(), KafkaError> {
+        let mut rx = self.partition.mark.subscribe();
+        loop {
+            let mark = *rx.borrow_and_update();
+            if mark.generation != self.generation {
+                return Err(KafkaError::NotLeaderOrFollower);
+            }
+            if mark.high_watermark >= self.end_offset {
+                return Ok(());
+            }
+            if rx.changed().await.is_err() {
+                return Err(KafkaError::NotLeaderOrFollower);
+            }
+        }
+    }
 }
 
 /// What a fetch of one partition found.
@@ -52,30 +108,38 @@ impl Partition {
         log: Box<dyn PartitionLog>,
         producers: ProducerStates,
         config: EffectiveTopicConfig,
+        reopen: Option<Reopen>,
     ) -> Partition {
-        let (high_watermark, _) = watch::channel(log.next_offset());
+        let (mark, _) = watch::channel(LogMark {
+            generation: 0,
+            high_watermark: log.next_offset(),
+        });
         Partition {
             index,
             inner: RwLock::new(Inner {
                 log,
                 producers,
                 config,
+                stepped_down: None,
             }),
-            high_watermark,
+            mark,
+            reopen,
+            reopening: AtomicBool::new(false),
+            last_reopen: Mutex::new(None),
         }
     }
 
     pub fn high_watermark(&self) -> i64 {
-        *self.high_watermark.borrow()
+        self.mark.borrow().high_watermark
     }
 
     pub fn log_start_offset(&self) -> i64 {
         self.inner.read().log.log_start_offset()
     }
 
-    /// A receiver that changes whenever data is appended (for waiting fetches).
-    pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.high_watermark.subscribe()
+    /// A receiver that changes whenever the high watermark moves (for waiting fetches).
+    pub fn subscribe(&self) -> watch::Receiver<LogMark> {
+        self.mark.subscribe()
     }
 
     pub fn set_config(&self, config: EffectiveTopicConfig) {
@@ -84,8 +148,14 @@ impl Partition {
         inner.config = config;
     }
 
-    /// Validates and appends the client's record batches (raw bytes), assigning offsets.
-    pub fn append(&self, records: &[u8], now_ms: i64, sync: bool) -> Result<Appended, KafkaError> {
+    /// Validates and appends the client's record batches (raw bytes), assigning offsets. With a
+    /// remote log the append is acknowledged once the returned `Durability` completes.
+    pub fn append(
+        self: &Arc<Self>,
+        records: &[u8],
+        now_ms: i64,
+        sync: bool,
+    ) -> Result<(Appended, Option<Durability>), KafkaError> {
         let batches = batch::split_batches(records)?;
         if batches.is_empty() {
             return Err(KafkaError::InvalidRecord);
@@ -101,10 +171,21 @@ impl Partition {
             }
         }
         let mut inner = self.inner.write();
+        if let Some(why) = &inner.stepped_down {
+            tracing::debug!(partition = self.index, reason = %why, "append refused: stepped down");
+            drop(inner);
+            self.start_reopen();
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
+        let generation = self.mark.borrow().generation;
         let log_append = inner.config.log_append_time;
         let mut first: Option<Appended> = None;
+        let mut receipts: Vec<(Receipt, i64)> = Vec::new();
+        // A duplicate may still be in flight: it is durable when the watermark covers it.
+        let mut wait_until = -1i64;
         for (raw, header) in batches.iter().zip(&headers) {
             if let SequenceCheck::Duplicate { base_offset } = inner.producers.check(header)? {
+                wait_until = wait_until.max(base_offset + i64::from(header.last_offset_delta) + 1);
                 first.get_or_insert(Appended {
                     base_offset,
                     log_append_time: -1,
@@ -113,7 +194,7 @@ impl Partition {
                 continue;
             }
             let base_offset = inner.log.next_offset();
-            let mut owned = raw.to_vec();
+            let mut owned = BytesMut::from(*raw);
             batch::patch_offset_and_epoch(&mut owned, base_offset, LEADER_EPOCH);
             if log_append {
                 batch::stamp_log_append_time(&mut owned, now_ms);
@@ -122,7 +203,10 @@ impl Partition {
                 base_offset,
                 ..*header
             };
-            inner.log.append(&stored, &owned, now_ms)?;
+            if let Some(receipt) = inner.log.append(&stored, owned.freeze(), now_ms)? {
+                receipts.push((receipt, stored.last_offset() + 1));
+            }
+            wait_until = wait_until.max(stored.last_offset() + 1);
             inner.producers.record(&stored);
             first.get_or_insert(Appended {
                 base_offset,
@@ -130,28 +214,152 @@ impl Partition {
                 log_start_offset: inner.log.log_start_offset(),
             });
         }
+        let first = first.expect("at least one batch");
         if sync {
             inner.log.flush()?;
         }
-        let end = inner.log.next_offset();
+        let remote = inner.log.remote_reads().is_some();
+        if !remote {
+            let end = inner.log.next_offset();
+            drop(inner);
+            self.mark.send_modify(|m| m.high_watermark = end);
+            return Ok((first, None));
+        }
         drop(inner);
-        self.high_watermark.send_replace(end);
-        Ok(first.expect("at least one batch"))
+        if !receipts.is_empty() {
+            self.await_receipts(generation, receipts);
+        }
+        let durability = (wait_until > self.high_watermark()).then(|| Durability {
+            partition: self.clone(),
+            generation,
+            end_offset: wait_until,
+        });
+        Ok((first, durability))
     }
 
-    /// Whole batches from `offset` (inclusive), about `max_bytes` of them; with `max_bytes` 0
-    /// only the positions (after the range check).
+    /// Advances the high watermark as receipts arrive (they complete in order); the first
+    /// failure steps the partition down.
+    fn await_receipts(self: &Arc<Self>, generation: u64, receipts: Vec<(Receipt, i64)>) {
+        let partition = self.clone();
+        let task = async move {
+            for (receipt, end) in receipts {
+                let failure = match receipt.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some("the storage bridge dropped the append".to_string()),
+                };
+                match failure {
+                    None => partition.mark.send_if_modified(|m| {
+                        let advance = m.generation == generation && end > m.high_watermark;
+                        if advance {
+                            m.high_watermark = end;
+                        }
+                        advance
+                    }),
+                    Some(why) => {
+                        partition.step_down(generation, why);
+                        return;
+                    }
+                };
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(task);
+            }
+            Err(_) => self.step_down(generation, "append outside the runtime".into()),
+        }
+    }
+
+    /// Stops appending under `generation` and starts a takeover.
+    fn step_down(self: &Arc<Self>, generation: u64, why: String) {
+        {
+            let mut inner = self.inner.write();
+            let stepped = self.mark.send_if_modified(|m| {
+                let current = m.generation == generation;
+                if current {
+                    m.generation += 1;
+                }
+                current
+            });
+            if !stepped {
+                return;
+            }
+            tracing::warn!(partition = self.index, reason = %why, "storage append failed: stepping down");
+            inner.stepped_down = Some(why);
+        }
+        self.start_reopen();
+    }
+
+    /// Takes the partition over again on a blocking thread (at most one at a time, backed off).
+    fn start_reopen(self: &Arc<Self>) {
+        let Some(reopen) = self.reopen.clone() else {
+            return;
+        };
+        {
+            let mut last = self.last_reopen.lock();
+            if last.is_some_and(|t| t.elapsed() < REOPEN_BACKOFF) {
+                return;
+            }
+            if self.reopening.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let partition = self.clone();
+        let work = move || {
+            let settings = partition.inner.read().config.log;
+            match reopen(settings) {
+                Ok((log, producers)) => {
+                    let mut inner = partition.inner.write();
+                    let end = log.next_offset();
+                    inner.log = log;
+                    inner.producers = producers;
+                    inner.stepped_down = None;
+                    partition.mark.send_modify(|m| m.high_watermark = end);
+                    tracing::info!(
+                        partition = partition.index,
+                        next_offset = end,
+                        "took the partition over again"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(partition = partition.index, error = %e, "takeover failed; retried on the next append")
+                }
+            }
+            partition.reopening.store(false, Ordering::Release);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(work);
+            }
+            Err(_) => work(),
+        }
+    }
+
+    /// Whole batches from `offset` (inclusive), about `max_bytes` of them, up to the high
+    /// watermark; with `max_bytes` 0 only the positions (after the range check).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, KafkaError> {
         let inner = self.inner.read();
         let start = inner.log.log_start_offset();
-        let end = inner.log.next_offset();
+        let end = self.high_watermark();
         if offset < start || offset > end {
             return Err(KafkaError::OffsetOutOfRange);
         }
         let records = if offset == end || max_bytes == 0 {
             Bytes::new()
         } else {
-            inner.log.read(offset, max_bytes, end)?
+            match inner.log.read(offset, max_bytes, end)? {
+                Some(bytes) => bytes,
+                None => {
+                    let remote = inner
+                        .log
+                        .remote_reads()
+                        .ok_or_else(|| io::Error::other("the log holds no data for this offset"))?;
+                    drop(inner);
+                    remote.read(offset, max_bytes, end)?
+                }
+            }
         };
         Ok(ReadResult {
             records,
@@ -163,10 +371,17 @@ impl Partition {
     /// Kafka's ListOffsets by timestamp: the first record with timestamp >= `ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<RecordPoint>, KafkaError> {
         let inner = self.inner.read();
-        let Some(found) = inner.log.batch_at_timestamp(ts)? else {
+        let start = inner.log.log_start_offset();
+        let found = match inner.log.remote_reads() {
+            Some(remote) => {
+                drop(inner);
+                remote.batch_at_timestamp(ts)?
+            }
+            None => inner.log.batch_at_timestamp(ts)?,
+        };
+        let Some(found) = found else {
             return Ok(None);
         };
-        let start = inner.log.log_start_offset();
         Ok(record_points(&found)?
             .into_iter()
             .find(|p| p.timestamp >= ts && p.offset >= start))
@@ -175,7 +390,14 @@ impl Partition {
     /// The record with the largest timestamp (ListOffsets `-3`).
     pub fn max_timestamp_record(&self) -> Result<Option<RecordPoint>, KafkaError> {
         let inner = self.inner.read();
-        let Some(found) = inner.log.batch_with_max_timestamp()? else {
+        let found = match inner.log.remote_reads() {
+            Some(remote) => {
+                drop(inner);
+                remote.batch_with_max_timestamp()?
+            }
+            None => inner.log.batch_with_max_timestamp()?,
+        };
+        let Some(found) = found else {
             return Ok(None);
         };
         let points = record_points(&found)?;
@@ -189,5 +411,146 @@ impl Partition {
 
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, KafkaError> {
         Ok(self.inner.write().log.enforce_retention(now_ms)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use super::*;
+    use crate::records::batch::tests::sample_batch;
+    use crate::storage::remote::{OpenedPartition, RemoteBackend};
+    use crate::storage::{RemoteStorage, Storage};
+
+    /// Stores batches in memory; receipts fail while `fail` is set (as after fencing).
+    #[derive(Default)]
+    struct FlakyBackend {
+        fail: AtomicBool,
+        opens: AtomicUsize,
+        stored: Mutex<Vec<Bytes>>,
+    }
+
+    impl RemoteBackend for FlakyBackend {
+        fn load_doc(&self, _: &str) -> io::Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn save_doc(&self, _: &str, _: Option<&[u8]>) -> io::Result<()> {
+            Ok(())
+        }
+        fn doc_names(&self, _: &str) -> io::Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn create_topic(&self, _: &str, _: i32) -> io::Result<()> {
+            Ok(())
+        }
+        fn delete_topic(&self, _: &str) -> io::Result<()> {
+            Ok(())
+        }
+        fn open_partition(&self, _: &str, _: i32, _: usize) -> io::Result<OpenedPartition> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            let stored = self.stored.lock().clone();
+            let next_offset = stored.last().map_or(0, |b| {
+                BatchHeader::parse(b).map_or(0, |h| h.last_offset() + 1)
+            });
+            Ok(OpenedPartition {
+                epoch: self.opens.load(Ordering::SeqCst) as i32,
+                log_start: 0,
+                next_offset,
+                headers: stored.clone(),
+                tail: stored,
+            })
+        }
+        fn append(&self, _: &str, _: i32, _: i32, _: &BatchHeader, payload: Bytes) -> Receipt {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if self.fail.load(Ordering::SeqCst) {
+                let _ = tx.send(Err("fenced".into()));
+            } else {
+                self.stored.lock().push(payload);
+                let _ = tx.send(Ok(()));
+            }
+            rx
+        }
+        fn read(&self, _: &str, _: i32, _: i64, _: usize, _: i64) -> io::Result<Vec<Bytes>> {
+            Ok(Vec::new())
+        }
+        fn batch_at_timestamp(&self, _: &str, _: i32, _: i64) -> io::Result<Option<Bytes>> {
+            Ok(None)
+        }
+        fn batch_with_max_timestamp(&self, _: &str, _: i32) -> io::Result<Option<Bytes>> {
+            Ok(None)
+        }
+        fn load_group_records(&self) -> io::Result<Vec<Vec<u8>>> {
+            Ok(Vec::new())
+        }
+        fn append_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
+            Ok(())
+        }
+        fn rewrite_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn remote_partition(backend: Arc<FlakyBackend>) -> Arc<Partition> {
+        let storage: Arc<dyn Storage> = Arc::new(RemoteStorage::new(backend, 1 << 20));
+        let config = super::super::topic_config::effective(
+            &Default::default(),
+            &crate::config::ServerConfig::default(),
+        );
+        let reopen: Reopen = Arc::new(move |settings| {
+            let mut producers = ProducerStates::default();
+            let log = storage.open_log("t", 0, settings, &mut |h| producers.record(h))?;
+            Ok((log, producers))
+        });
+        let (log, producers) = reopen(config.log).unwrap();
+        Arc::new(Partition::new(0, log, producers, config, Some(reopen)))
+    }
+
+    /// Waits for an append to be stored (None: it already was when `append` returned).
+    async fn stored(durability: Option<Durability>) -> Result<(), KafkaError> {
+        match durability {
+            Some(d) => d.wait().await,
+            None => Ok(()),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_receipt_steps_down_and_the_partition_is_taken_over_again() {
+        let backend = Arc::new(FlakyBackend::default());
+        let p = remote_partition(backend.clone());
+        let batch = sample_batch(3, 1_000, b"v", (-1, -1, -1));
+
+        let (done, durable) = p.append(&batch, 0, false).unwrap();
+        assert_eq!(done.base_offset, 0);
+        stored(durable).await.unwrap();
+        assert_eq!(p.high_watermark(), 3);
+
+        // The backend loses the partition: the append is never acknowledged, nor visible.
+        backend.fail.store(true, Ordering::SeqCst);
+        let (done, durable) = p.append(&batch, 0, false).unwrap();
+        assert_eq!(done.base_offset, 3);
+        let waited = stored(durable).await;
+        assert_eq!(waited, Err(KafkaError::NotLeaderOrFollower));
+        assert_eq!(p.high_watermark(), 3);
+        assert_eq!(p.read(3, 1 << 20).unwrap().records.len(), 0);
+
+        // It takes the partition over again in the background; offsets continue from what
+        // the backend really stored, so the lost batch's offsets are reused, not skipped.
+        backend.fail.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let appended = loop {
+            match p.append(&batch, 0, false) {
+                Ok(ok) => break ok,
+                Err(KafkaError::NotLeaderOrFollower) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("append after the takeover: {e}"),
+            }
+        };
+        assert!(backend.opens.load(Ordering::SeqCst) >= 2);
+        assert_eq!(appended.0.base_offset, 3);
+        stored(appended.1).await.unwrap();
+        assert_eq!(p.high_watermark(), 6);
+        assert_eq!(backend.stored.lock().len(), 2);
     }
 }

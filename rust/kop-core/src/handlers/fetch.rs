@@ -14,7 +14,7 @@ use kafka_protocol::messages::*;
 use tokio::sync::watch;
 
 use super::{authz, RequestContext};
-use crate::broker::partition::Partition;
+use crate::broker::partition::{LogMark, Partition};
 use crate::error::KafkaError;
 
 /// Cap on one fetch response, whatever the client asks (Kafka's `fetch.max.bytes` default);
@@ -170,7 +170,7 @@ pub async fn handle(
     };
     let wanted = resolve(ctx, version, &req, &denied);
     // Subscribe before the first read so an append between read and wait is not missed.
-    let mut watchers: Vec<watch::Receiver<i64>> = wanted
+    let mut watchers: Vec<watch::Receiver<LogMark>> = wanted
         .iter()
         .flat_map(|(_, parts)| parts.iter())
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))

@@ -4,10 +4,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::*;
 
 use super::{authz, sb, Outcome, RequestContext};
+use crate::broker::partition::Durability;
 use crate::broker::Topic;
 use crate::codec::frame::encode_response;
 use crate::error::KafkaError;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Kafka 4 still advertises Produce v0 (KAFKA-18659) and answers v0–v2 with UNSUPPORTED_VERSION.
 pub const ADVERTISED_MIN: i16 = 0;
@@ -63,6 +65,8 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
         .await
     };
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // Appends a remote backend has yet to acknowledge: (topic index, partition index, wait).
+    let mut pending: Vec<(usize, usize, Durability)> = Vec::new();
     for topic_data in req.topic_data {
         let (topic, missing): (Option<Arc<Topic>>, KafkaError) = if version >= 13 {
             (
@@ -82,38 +86,59 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
                 |t| denied.contains(&t.name),
             )
             .then_some(KafkaError::TopicAuthorizationFailed);
-        let partitions = topic_data
-            .partition_data
-            .into_iter()
-            .map(|pd| {
-                let result = match (acks_error.or(tx_error).or(unauthorized), &topic) {
-                    (Some(e), _) => Err(e),
-                    (None, None) => Err(missing),
-                    (None, Some(t)) => match (t.partition(pd.index), pd.records.as_deref()) {
-                        (None, _) => Err(KafkaError::UnknownTopicOrPartition),
-                        (Some(_), None) => Err(KafkaError::InvalidRecord),
-                        (Some(p), Some(records)) => p.append(records, now, sync),
-                    },
-                };
-                match result {
-                    Ok(done) => PartitionProduceResponse::default()
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            let result = match (acks_error.or(tx_error).or(unauthorized), &topic) {
+                (Some(e), _) => Err(e),
+                (None, None) => Err(missing),
+                (None, Some(t)) => match (t.partition(pd.index), pd.records.as_deref()) {
+                    (None, _) => Err(KafkaError::UnknownTopicOrPartition),
+                    (Some(_), None) => Err(KafkaError::InvalidRecord),
+                    (Some(p), Some(records)) => p.append(records, now, sync),
+                },
+            };
+            partitions.push(match result {
+                Ok((done, durability)) => {
+                    if let Some(d) = durability {
+                        pending.push((responses.len(), partitions.len(), d));
+                    }
+                    PartitionProduceResponse::default()
                         .with_index(pd.index)
                         .with_base_offset(done.base_offset)
                         .with_log_append_time_ms(done.log_append_time)
-                        .with_log_start_offset(done.log_start_offset),
-                    Err(e) => {
-                        tracing::debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
-                        partition_error(pd.index, e)
-                    }
+                        .with_log_start_offset(done.log_start_offset)
                 }
-            })
-            .collect();
+                Err(e) => {
+                    tracing::debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
+                    partition_error(pd.index, e)
+                }
+            });
+        }
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic_data.name)
                 .with_topic_id(topic_data.topic_id)
                 .with_partition_responses(partitions),
         );
+    }
+    // acks=0 never waits; otherwise every partition's append must be stored before the answer.
+    if req.acks != 0 && !pending.is_empty() {
+        let timeout = Duration::from_millis(req.timeout_ms.max(1) as u64);
+        let (slots, waits): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .map(|(t, p, d)| ((t, p), d.wait()))
+            .unzip();
+        let outcomes = tokio::time::timeout(timeout, futures::future::join_all(waits)).await;
+        for (i, (t, p)) in slots.into_iter().enumerate() {
+            let failed = match &outcomes {
+                Ok(results) => results[i].err(),
+                Err(_) => Some(KafkaError::RequestTimedOut),
+            };
+            if let Some(e) = failed {
+                let part = &mut responses[t].partition_responses[p];
+                *part = partition_error(part.index, e);
+            }
+        }
     }
     let resp = ProduceResponse::default().with_responses(responses);
     if req.acks != 0 {

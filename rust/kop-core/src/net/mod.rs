@@ -100,6 +100,15 @@ impl RunningServer {
         config: ServerConfig,
         hooks: Option<Arc<dyn crate::auth::authorizer::Hooks>>,
     ) -> io::Result<RunningServer> {
+        RunningServer::start_embedded(config, hooks, None)
+    }
+
+    /// `start_with_hooks`, plus the backend of `pulsar://` storage (`storage::RemoteBackend`).
+    pub fn start_embedded(
+        config: ServerConfig,
+        hooks: Option<Arc<dyn crate::auth::authorizer::Hooks>>,
+        remote_storage: Option<Arc<dyn crate::storage::RemoteBackend>>,
+    ) -> io::Result<RunningServer> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -116,7 +125,7 @@ impl RunningServer {
         let specs = config.listener_specs();
         let std_listeners = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
         let started = std::time::Instant::now();
-        let broker = Arc::new(Broker::open(config.clone())?);
+        let broker = Arc::new(Broker::open(config.clone(), remote_storage)?);
         tracing::info!(
             topics = broker.topics().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,

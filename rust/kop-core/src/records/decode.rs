@@ -1,7 +1,8 @@
 //! Record-level reading of a v2 batch, including decompression.
 //!
 //! The produce and fetch paths never need this: they move whole batches. It is used only where
-//! Kafka's answer depends on individual records (ListOffsets by timestamp and max timestamp).
+//! Kafka's answer depends on individual records (ListOffsets by timestamp and max timestamp),
+//! and by readers outside Kafka (`decode_records`, for Pulsar consumers of Kafka topics).
 
 use std::io::Read;
 
@@ -79,18 +80,25 @@ fn varlong(buf: &mut &[u8]) -> Result<i64, KafkaError> {
     Err(KafkaError::CorruptMessage)
 }
 
-fn skip(buf: &mut &[u8], n: i64) -> Result<(), KafkaError> {
+/// A varint-length-prefixed byte field; None when the length is negative (null).
+fn bytes_field<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, KafkaError> {
+    let n = varlong(buf)?;
     if n < 0 {
-        return Ok(()); // null key/value
+        return Ok(None);
     }
     let n = usize::try_from(n).map_err(|_| KafkaError::CorruptMessage)?;
-    *buf = buf.get(n..).ok_or(KafkaError::CorruptMessage)?;
-    Ok(())
+    let field = buf.get(..n).ok_or(KafkaError::CorruptMessage)?;
+    *buf = &buf[n..];
+    Ok(Some(field))
 }
 
-/// Offsets and timestamps of every record in a batch (log-append-time batches report the
-/// batch's max timestamp for each record, as Kafka does).
-pub fn record_points(batch: &[u8]) -> Result<Vec<RecordPoint>, KafkaError> {
+/// Calls `each` with the offset/timestamp of every record in a batch and the rest of the record
+/// (from its key on). Log-append-time batches report the batch's max timestamp for each
+/// record, as Kafka does.
+fn walk_records(
+    batch: &[u8],
+    mut each: impl FnMut(RecordPoint, &[u8]) -> Result<(), KafkaError>,
+) -> Result<(), KafkaError> {
     let header = BatchHeader::parse(batch)?;
     let body = batch
         .get(HEADER_LEN..header.size)
@@ -98,13 +106,8 @@ pub fn record_points(batch: &[u8]) -> Result<Vec<RecordPoint>, KafkaError> {
     let data = decompress(header.compression(), body)?;
     let log_append = header.attributes & super::batch::TIMESTAMP_TYPE_LOG_APPEND != 0;
     let mut buf = data.as_slice();
-    // The count comes from the client: never reserve more than the bytes could hold.
-    let mut points = Vec::with_capacity((header.records_count.max(0) as usize).min(data.len()));
     for _ in 0..header.records_count {
-        let len = varlong(&mut buf)?;
-        let len = usize::try_from(len).map_err(|_| KafkaError::CorruptMessage)?;
-        let mut rec = buf.get(..len).ok_or(KafkaError::CorruptMessage)?;
-        buf = &buf[len..];
+        let mut rec = bytes_field(&mut buf)?.ok_or(KafkaError::CorruptMessage)?;
         rec = rec.get(1..).ok_or(KafkaError::CorruptMessage)?; // attributes
         let ts_delta = varlong(&mut rec)?;
         let offset_delta = varlong(&mut rec)?;
@@ -113,14 +116,58 @@ pub fn record_points(batch: &[u8]) -> Result<Vec<RecordPoint>, KafkaError> {
         } else {
             header.base_timestamp + ts_delta
         };
-        points.push(RecordPoint {
+        let point = RecordPoint {
             offset: header.base_offset + offset_delta,
             timestamp,
-        });
-        let key_len = varlong(&mut rec)?;
-        skip(&mut rec, key_len)?;
+        };
+        each(point, rec)?;
     }
+    Ok(())
+}
+
+/// Offsets and timestamps of every record in a batch.
+pub fn record_points(batch: &[u8]) -> Result<Vec<RecordPoint>, KafkaError> {
+    let mut points = Vec::new();
+    walk_records(batch, |p, _| {
+        points.push(p);
+        Ok(())
+    })?;
     Ok(points)
+}
+
+/// One record of a batch, decoded (for readers outside Kafka, e.g. the Pulsar interop helper).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Every record of a v2 batch (any compression).
+pub fn decode_records(batch: &[u8]) -> Result<Vec<DecodedRecord>, KafkaError> {
+    let mut records = Vec::new();
+    walk_records(batch, |point, mut rec| {
+        let key = bytes_field(&mut rec)?.map(<[u8]>::to_vec);
+        let value = bytes_field(&mut rec)?.map(<[u8]>::to_vec);
+        let count = varlong(&mut rec)?;
+        let mut headers = Vec::new();
+        for _ in 0..count.max(0) {
+            let name = bytes_field(&mut rec)?.ok_or(KafkaError::CorruptMessage)?;
+            let name = String::from_utf8(name.to_vec()).map_err(|_| KafkaError::CorruptMessage)?;
+            headers.push((name, bytes_field(&mut rec)?.map(<[u8]>::to_vec)));
+        }
+        records.push(DecodedRecord {
+            offset: point.offset,
+            timestamp: point.timestamp,
+            key,
+            value,
+            headers,
+        });
+        Ok(())
+    })?;
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -139,6 +186,23 @@ mod tests {
                 offset: 2,
                 timestamp: 102
             }
+        );
+    }
+
+    #[test]
+    fn decodes_keys_values_and_offsets() {
+        let mut b = sample_batch(2, 100, b"abc", (-1, -1, -1));
+        b[..8].copy_from_slice(&40i64.to_be_bytes());
+        let records = decode_records(&b).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].offset, 41);
+        assert_eq!(records[1].timestamp, 101);
+        assert_eq!(records[1].key, None);
+        assert_eq!(records[1].value.as_deref(), Some(&b"abc"[..]));
+        assert!(records[1].headers.is_empty());
+        assert_eq!(
+            decode_records(&b[..b.len() - 2]),
+            Err(KafkaError::CorruptMessage)
         );
     }
 

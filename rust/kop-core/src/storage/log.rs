@@ -6,7 +6,7 @@ use std::io;
 use bytes::Bytes;
 
 use super::segment::{BatchCheck, Segment, SegmentStore};
-use super::{LogSettings, PartitionLog};
+use super::{LogSettings, PartitionLog, Receipt};
 use crate::records::batch::BatchHeader;
 
 /// Creates the byte store of a new segment starting at the given base offset.
@@ -101,7 +101,12 @@ impl PartitionLog for SegmentedLog {
         self.segments.values().map(Segment::size).sum()
     }
 
-    fn append(&mut self, header: &BatchHeader, batch: &[u8], now_ms: i64) -> io::Result<()> {
+    fn append(
+        &mut self,
+        header: &BatchHeader,
+        batch: Bytes,
+        now_ms: i64,
+    ) -> io::Result<Option<Receipt>> {
         let settings = self.settings;
         let active = self.active();
         let too_big = active.size() + batch.len() as u64 > settings.segment_bytes as u64;
@@ -109,23 +114,23 @@ impl PartitionLog for SegmentedLog {
         if !active.is_empty() && (too_big || too_old) {
             self.roll(header.base_offset, now_ms)?;
         }
-        self.active().append(header, batch)?;
+        self.active().append(header, &batch)?;
         self.unsynced = true;
-        Ok(())
+        Ok(None)
     }
 
-    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes> {
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>> {
         let Some(seg) = self.segment_for(offset.max(self.log_start_offset)) else {
-            return Ok(Bytes::new());
+            return Ok(Some(Bytes::new()));
         };
         let data = seg.read(offset, max_bytes, upper)?;
         if !data.is_empty() || offset < seg.base_offset {
-            return Ok(data);
+            return Ok(Some(data));
         }
         // The offset is past this segment's data (e.g. an empty active segment): try the next.
         match self.segments.range(offset + 1..).next() {
-            Some((_, next)) => next.read(offset, max_bytes, upper),
-            None => Ok(data),
+            Some((_, next)) => next.read(offset, max_bytes, upper).map(Some),
+            None => Ok(Some(data)),
         }
     }
 

@@ -2,12 +2,13 @@
 //!
 //! The broker keeps every Kafka rule (offsets, producer state, waiting fetches); a backend only
 //! stores topic metadata and batch bytes durably and answers positions. `SegmentedLog` is the
-//! log structure shared by the file and memory backends; a Pulsar backend implements
-//! `Storage`/`PartitionLog` itself.
+//! log structure shared by the file and memory backends; `RemoteStorage` puts the same traits
+//! over a `RemoteBackend` (Pulsar, implemented in Python).
 
 mod file;
 mod log;
 mod memory;
+pub mod remote;
 mod segment;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use file::FileStorage;
 pub use log::SegmentedLog;
 pub use memory::MemoryStorage;
+pub use remote::{RemoteBackend, RemoteStorage};
 
 use crate::records::batch::BatchHeader;
 
@@ -75,6 +77,10 @@ pub trait Storage: Send + Sync {
     ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>>;
 }
 
+/// Completes when a remote backend has stored an appended batch (`Err`: it did not, or may not
+/// have; the partition must be taken over again before it appends more).
+pub type Receipt = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
 /// One partition's log. Offsets are assigned by the broker; the log stores batches whose
 /// `baseOffset` is already patched, in offset order.
 pub trait PartitionLog: Send + Sync {
@@ -82,11 +88,24 @@ pub trait PartitionLog: Send + Sync {
     /// The offset the next batch gets (the log end offset).
     fn next_offset(&self) -> i64;
     fn size_bytes(&self) -> u64;
-    /// Appends one patched batch.
-    fn append(&mut self, header: &BatchHeader, batch: &[u8], now_ms: i64) -> io::Result<()>;
+    /// Appends one patched batch. A local log has written it when this returns (`flush` makes
+    /// it durable) and returns None; a remote log returns the receipt of the backend's store.
+    fn append(
+        &mut self,
+        header: &BatchHeader,
+        batch: Bytes,
+        now_ms: i64,
+    ) -> io::Result<Option<Receipt>>;
     /// Whole batches starting with the one that contains `offset`, about `max_bytes` of them
-    /// (always at least one batch if any exists), never past `upper` (exclusive).
-    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes>;
+    /// (always at least one batch if any exists), never past `upper` (exclusive). None: not
+    /// held locally; read through `remote_reads` (outside the partition lock).
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>>;
+    /// Reads that go to a remote backend and may block, for a caller that does not hold the
+    /// partition lock. None for local logs. When Some, the timestamp look-ups below are asked
+    /// there instead.
+    fn remote_reads(&self) -> Option<std::sync::Arc<dyn RemoteReads>> {
+        None
+    }
     /// The first batch whose max timestamp is >= `timestamp`.
     fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>>;
     /// The batch holding the largest timestamp in the log.
@@ -96,4 +115,11 @@ pub trait PartitionLog: Send + Sync {
     fn set_settings(&mut self, settings: LogSettings);
     /// Applies retention; returns the number of segments deleted.
     fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;
+}
+
+/// The blocking reads of a remote partition log (see `PartitionLog::remote_reads`).
+pub trait RemoteReads: Send + Sync {
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes>;
+    fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>>;
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>>;
 }

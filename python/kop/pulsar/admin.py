@@ -1,0 +1,153 @@
+"""A small client for the parts of Pulsar's admin REST API (``/admin/v2``) kop needs.
+
+The Python ``pulsar-client`` has no admin API, and this is too little to justify a dependency:
+namespace policies, partitioned topic create/grow/delete, non-partitioned topic create.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from kop.pulsar.errors import PulsarStorageError
+
+__all__ = ["PulsarAdmin"]
+
+# Topic-scoped calls may answer 307 "ask the owner broker"; urllib only follows redirects for GET.
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 5
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # hand every redirect back to _call, which repeats the method and body
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+class PulsarAdmin:
+    def __init__(self, admin_url: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+        self.url = admin_url.rstrip("/")
+        self._token = token
+        self._timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    # -- namespace -------------------------------------------------------------------------------
+
+    def set_namespace_policies(self, tenant: str, namespace: str) -> None:
+        """What Kafka semantics need: kop holds no subscriptions on data topics, and Pulsar would
+        otherwise drop their data (zero retention) and delete idle topics."""
+        ns = f"/admin/v2/namespaces/{_q(tenant)}/{_q(namespace)}"
+        self._expect("PUT", ns, None, ok=(200, 204, 409))  # 409: it exists
+        self._expect(
+            "POST",
+            ns + "/retention",
+            {"retentionTimeInMinutes": -1, "retentionSizeInMB": -1},
+            ok=(200, 204),
+        )
+        self._expect(
+            "POST",
+            ns + "/inactiveTopicPolicies",
+            {
+                "deleteWhileInactive": False,
+                "inactiveTopicDeleteMode": "delete_when_no_subscriptions",
+                "maxInactiveDurationSeconds": 0,
+            },
+            ok=(200, 204),
+        )
+
+    # -- topics ----------------------------------------------------------------------------------
+
+    def create_topic(self, tenant: str, namespace: str, topic: str) -> None:
+        """Create a non-partitioned topic; an existing one is fine."""
+        self._expect("PUT", self._topic_path(tenant, namespace, topic), None, ok=(200, 204, 409))
+
+    def partition_count(self, tenant: str, namespace: str, topic: str) -> int | None:
+        """Partitions of the partitioned topic, or None when there is none."""
+        status, body = self._call("GET", self._topic_path(tenant, namespace, topic) + "/partitions")
+        if status == 404:
+            return None
+        self._check(status, body, "GET", topic, ok=(200,))
+        count = int(body.get("partitions", 0)) if isinstance(body, dict) else 0
+        return count or None
+
+    def create_partitioned_topic(
+        self, tenant: str, namespace: str, topic: str, partitions: int
+    ) -> None:
+        """Create with ``partitions``, or grow an existing topic to it (never shrinks)."""
+        path = self._topic_path(tenant, namespace, topic) + "/partitions"
+        status, body = self._call("PUT", path, partitions)
+        if status in (200, 204):
+            return
+        self._check(status, body, "PUT", path, ok=(409,))
+        current = self.partition_count(tenant, namespace, topic)
+        if current is None:
+            raise PulsarStorageError(
+                f"Pulsar admin {self.url}: {topic} exists but is not a partitioned topic"
+            )
+        if current < partitions:
+            self._expect("POST", path, partitions, ok=(200, 204))
+
+    def delete_partitioned_topic(self, tenant: str, namespace: str, topic: str) -> None:
+        """Force-delete (producers and readers are disconnected); a missing topic is fine."""
+        path = self._topic_path(tenant, namespace, topic) + "/partitions?force=true"
+        self._expect("DELETE", path, None, ok=(200, 204, 404))
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _topic_path(tenant: str, namespace: str, topic: str) -> str:
+        return f"/admin/v2/persistent/{_q(tenant)}/{_q(namespace)}/{_q(topic)}"
+
+    def _expect(self, method: str, path: str, body: Any, ok: tuple[int, ...]) -> Any:
+        status, answer = self._call(method, path, body)
+        self._check(status, answer, method, path, ok)
+        return answer
+
+    def _check(self, status: int, body: Any, method: str, path: str, ok: tuple[int, ...]) -> None:
+        if status not in ok:
+            reason = body.get("reason") if isinstance(body, dict) else body
+            raise PulsarStorageError(
+                f"Pulsar admin {self.url}: {method} {path} answered {status}: {reason}"
+            )
+
+    def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON body or text or None); raises only when unreachable."""
+        url = self.url + path
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        for _ in range(_MAX_REDIRECTS + 1):
+            request = urllib.request.Request(url, data=data, method=method, headers=headers)
+            try:
+                with self._opener.open(request, timeout=self._timeout_s) as resp:
+                    return resp.status, _decode(resp.read())
+            except urllib.error.HTTPError as err:
+                location = err.headers.get("Location")
+                if err.code in _REDIRECTS and location:
+                    url = urllib.parse.urljoin(url, location)
+                    continue
+                return err.code, _decode(err.read())
+            except (urllib.error.URLError, OSError) as err:
+                reason = getattr(err, "reason", err)
+                raise PulsarStorageError(
+                    f"Pulsar admin {self.url} unreachable ({method} {path}): {reason}"
+                ) from err
+        raise PulsarStorageError(f"Pulsar admin {self.url}: too many redirects for {method} {path}")
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")

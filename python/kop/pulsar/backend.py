@@ -1,0 +1,270 @@
+"""``PulsarBackend``: the object Rust's Pulsar storage calls (the contract is the table in
+docs/pulsar-storage.md; method names and signatures here follow it exactly).
+
+Blocking methods run on Rust's bridge threads; ``append`` runs on Rust's append thread and never
+blocks. Every failure is a PulsarStorageError naming the Pulsar URL and topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kop.pulsar.admin import PulsarAdmin
+from kop.pulsar.client import PulsarIO
+from kop.pulsar.documents import DocumentStore
+from kop.pulsar.errors import PulsarStorageError
+from kop.pulsar.format import (
+    GROUPS_TOPIC,
+    INSTANCE_TOPIC,
+    METADATA_TOPIC,
+    partition_topic,
+    pulsar_topic,
+)
+from kop.pulsar.groups import GroupRecordStore
+from kop.pulsar.partition import Partition
+from kop.pulsar.takeover import scan_partition, take_over
+
+__all__ = ["OpenedPartition", "PulsarBackend", "PulsarStorageError"]
+
+log = logging.getLogger("kop.pulsar")
+
+# (epoch, log_start, next_offset, headers, tail)
+OpenedPartition = tuple[int, int, int, list[bytes], list[bytes]]
+
+
+class PulsarBackend:
+    def __init__(
+        self,
+        service_url: str,
+        admin_url: str,
+        tenant: str = "public",
+        namespace: str = "default",
+        token: str | None = None,
+        operation_timeout_s: float = 10.0,
+        send_timeout_ms: int = 10_000,
+        log_path: str | None = None,
+        standby: bool = False,
+    ) -> None:
+        self.service_url = service_url
+        self.admin_url = admin_url
+        self.tenant = tenant
+        self.namespace = namespace
+        self._token = token
+        self._operation_timeout_s = operation_timeout_s
+        self._send_timeout_ms = send_timeout_ms
+        self._log_path = log_path
+        self.standby = standby
+        self._admin = PulsarAdmin(admin_url, token=token, timeout_s=operation_timeout_s)
+        self._io: PulsarIO | None = None
+        self._docs: DocumentStore | None = None
+        self._groups: GroupRecordStore | None = None
+        self._instance: Any = None  # the exclusive producer of INSTANCE_TOPIC
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._admin.set_namespace_policies(self.tenant, self.namespace)
+        for name in (INSTANCE_TOPIC, METADATA_TOPIC, GROUPS_TOPIC):
+            self._admin.create_topic(self.tenant, self.namespace, name)
+        io = PulsarIO(
+            self.service_url,
+            token=self._token,
+            operation_timeout_s=self._operation_timeout_s,
+            send_timeout_ms=self._send_timeout_ms,
+            log_path=self._log_path,
+        )
+        try:
+            # One instance per namespace (several kop instances sharing partitions are not built
+            # yet): the newest takes the namespace over, and the one it replaced stops writing;
+            # a standby waits until the serving instance is gone, then takes over.
+            instance_topic = self._internal(INSTANCE_TOPIC)
+            if self.standby:
+                self._instance = io.wait_for_exclusive_producer(instance_topic)
+            else:
+                self._instance = io.owner_producer(instance_topic)
+            docs = DocumentStore(io, self._internal(METADATA_TOPIC))
+            docs.load()
+            groups = GroupRecordStore(io, self._internal(GROUPS_TOPIC))
+            groups.acquire()
+        except BaseException:
+            io.close()
+            raise
+        self._io, self._docs, self._groups = io, docs, groups
+
+    def close(self) -> None:
+        with self._lock:
+            partitions = list(self._partitions.values())
+            self._partitions.clear()
+        for p in partitions:
+            p.close()
+        if self._docs is not None:
+            self._docs.close()
+        if self._groups is not None:
+            self._groups.close()
+        PulsarIO.close_quietly(self._instance)
+        if self._io is not None:
+            self._io.close()
+        self._io = self._docs = self._groups = self._instance = None
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def load_doc(self, name: str) -> bytes | None:
+        return self._documents().get(name)
+
+    def save_doc(self, name: str, data: bytes | None) -> None:
+        self._documents().save(name, data)
+
+    def doc_names(self, prefix: str) -> list[str]:
+        return self._documents().names(prefix)
+
+    # -- topics ----------------------------------------------------------------------------------
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        self._admin.create_partitioned_topic(self.tenant, self.namespace, topic, partitions)
+
+    def delete_topic(self, topic: str) -> None:
+        with self._lock:
+            mine = [key for key in self._partitions if key[0] == topic]
+            closing = [self._partitions.pop(key) for key in mine]
+        for p in closing:
+            p.close("topic deleted")
+        self._admin.delete_partitioned_topic(self.tenant, self.namespace, topic)
+
+    # -- partitions ------------------------------------------------------------------------------
+
+    def open_partition(self, topic: str, partition: int, tail_bytes: int) -> OpenedPartition:
+        io = self._client()
+        self._check_still_serving()
+        key = (topic, partition)
+        with self._lock:
+            previous = self._partitions.pop(key, None)
+        if previous is not None:
+            previous.close("taken over again")
+        name = partition_topic(self.tenant, self.namespace, topic, partition)
+        won = take_over(io, name, tail_bytes)
+        scan = won.scan
+        opened = Partition(io, name, scan.index, producer=won.producer, epoch=won.epoch)
+        with self._lock:
+            raced = self._partitions.pop(key, None)
+            self._partitions[key] = opened
+        if raced is not None:
+            raced.close("replaced")
+        log.info(
+            "%s: taken over with epoch %d, offsets %d..%d, %d batches",
+            name,
+            won.epoch,
+            scan.log_start,
+            scan.next_offset,
+            len(scan.index),
+        )
+        return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
+
+    def close_partition(self, topic: str, partition: int) -> None:
+        with self._lock:
+            p = self._partitions.pop((topic, partition), None)
+        if p is not None:
+            p.close()
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        epoch: int,
+        base_offset: int,
+        record_count: int,
+        max_timestamp: int,
+        payload: bytes,
+        done: Callable[[str | None], object],
+    ) -> None:
+        with self._lock:
+            p = self._partitions.get((topic, partition))
+        if p is None:
+            try:
+                done(f"Pulsar {self.service_url}: {topic}-{partition} is not open for writing")
+            except Exception:
+                log.exception("append completion callback failed")
+            return
+        p.append(epoch, base_offset, record_count, max_timestamp, payload, done)
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int, upper: int
+    ) -> list[bytes]:
+        return self._readable(topic, partition, offset).read(offset, max_bytes, upper)
+
+    def batch_at_timestamp(self, topic: str, partition: int, ts: int) -> bytes | None:
+        return self._readable(topic, partition).batch_at_timestamp(ts)
+
+    def batch_with_max_timestamp(self, topic: str, partition: int) -> bytes | None:
+        return self._readable(topic, partition).batch_with_max_timestamp()
+
+    def _readable(self, topic: str, partition: int, offset: int | None = None) -> Partition:
+        """The partition's index. One this instance does not own is scanned (again, when asked
+        for an offset beyond what the last scan saw)."""
+        key = (topic, partition)
+        with self._lock:
+            p = self._partitions.get(key)
+        if p is not None and (p.owned or (offset is not None and p.covers(offset))):
+            return p
+        io = self._client()
+        name = partition_topic(self.tenant, self.namespace, topic, partition)
+        scanned = Partition(io, name, scan_partition(io, name).index)
+        with self._lock:
+            current = self._partitions.get(key)
+            if current is p:
+                self._partitions[key] = scanned
+            else:  # opened meanwhile: use that
+                scanned.close()
+                return current if current is not None else scanned
+        if p is not None:
+            p.close()
+        return scanned
+
+    # -- group records ---------------------------------------------------------------------------
+
+    def load_group_records(self) -> list[bytes]:
+        return self._group_records().load()
+
+    def append_group_records(self, records: list[bytes]) -> None:
+        self._group_records().append(records)
+
+    def rewrite_group_records(self, records: list[bytes]) -> None:
+        self._group_records().rewrite(records)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _check_still_serving(self) -> None:
+        """Raise if another kop instance took the namespace over since this one started (its
+        fencing closed our instance producer): taking partitions back would only fight it."""
+        if self._instance is None:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
+        try:
+            self._instance.send(b"", properties={"kop.type": "instance-check"})
+        except Exception as err:
+            raise PulsarStorageError(
+                f"Pulsar {self.service_url}: this kop instance no longer serves namespace "
+                f"{self.tenant}/{self.namespace} (another instance took it over, or Pulsar is "
+                f"unreachable): {type(err).__name__}: {err}"
+            ) from err
+
+    def _internal(self, name: str) -> str:
+        return pulsar_topic(self.tenant, self.namespace, name)
+
+    def _client(self) -> PulsarIO:
+        if self._io is None:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
+        return self._io
+
+    def _documents(self) -> DocumentStore:
+        if self._docs is None:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
+        return self._docs
+
+    def _group_records(self) -> GroupRecordStore:
+        if self._groups is None:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
+        return self._groups

@@ -1,0 +1,368 @@
+"""kop serve with pulsar:// storage, as a user runs it, against a real Pulsar standalone.
+
+The core and consumer-group end-to-end suites also run on Pulsar (``KOP_TEST_TARGETS=kop-pulsar``,
+see tests/helpers/servers.py); these are the checks specific to Pulsar: failures of Pulsar itself,
+and reading kop's topics with a plain ``pulsar-client``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import ck
+from helpers.pulsar import PULSAR_SH, PulsarService, _free_port
+from helpers.servers import KopPulsar, free_port
+
+pulsar = pytest.importorskip("pulsar")
+ck_kafka = pytest.importorskip("confluent_kafka")
+
+pytestmark = pytest.mark.pulsar
+
+
+def _kop(data_dir: Path, service: PulsarService | None = None, **config: Any) -> KopPulsar:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    srv = KopPulsar(data_dir, dict(config), service=service)
+    srv.start()
+    return srv
+
+
+def test_unreachable_pulsar_at_start_is_an_error_naming_the_url(tmp_path: Path) -> None:
+    port, web = free_port(), free_port()
+    url = f"pulsar://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("kop")
+    t0 = time.monotonic()
+    command = [str(exe), "serve", "--listeners", f"PLAINTEXT://127.0.0.1:{free_port()}"]
+    command += ["--storage", url, "--pulsar-admin-url", f"http://127.0.0.1:{web}"]
+    out = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode != 0
+    assert time.monotonic() - t0 < 45
+    assert f"127.0.0.1:{web}" in out.stderr, out.stderr
+    assert "kop: error: cannot start" in out.stderr, out.stderr
+
+
+def test_a_pulsar_client_decodes_the_kafka_records(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    from kop.pulsar import is_marker, message_records
+
+    srv = _kop(tmp_path / "kop")
+    try:
+        topic = "interop"
+        sent = []
+        for codec in ("none", "gzip", "snappy", "lz4", "zstd"):
+            producer = ck_kafka.Producer(
+                {"bootstrap.servers": srv.bootstrap, "compression.type": codec, "linger.ms": 5}
+            )
+            for i in range(50):
+                key = f"{codec}-{i}".encode()
+                value = None if i == 7 else os.urandom(100)
+                headers = [("codec", codec.encode()), ("i", str(i).encode())]
+                producer.produce(topic, key=key, value=value, headers=headers, partition=0)
+                sent.append((key, value, headers))
+            assert producer.flush(30) == 0
+        client = pulsar.Client(
+            pulsar_service.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
+        )
+        try:
+            reader = client.create_reader(
+                f"persistent://public/{srv.namespace}/{topic}-partition-0",
+                pulsar.MessageId.earliest,
+            )
+            records, markers = [], 0
+            while reader.has_message_available():
+                msg = reader.read_next(10_000)
+                markers += is_marker(msg)
+                records.extend(message_records(msg))
+        finally:
+            client.close()
+        assert markers >= 1  # the takeover marker
+        assert [r.offset for r in records] == list(range(len(sent)))
+        got = [(r.key, r.value, [(k, v) for k, v in r.headers]) for r in records]
+        assert got == sent
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def private_pulsar(tmp_path: Path) -> Iterator[tuple[PulsarService, dict[str, str], Path]]:
+    """A Pulsar standalone of this test's own (it gets restarted)."""
+    data_dir = tmp_path / "pulsar"
+    data_dir.mkdir()
+    env = dict(os.environ)
+    env["PULSAR_BROKER_PORT"] = str(_free_port())
+    env["PULSAR_WEB_PORT"] = str(_free_port())
+    run = subprocess.run(
+        ["bash", str(PULSAR_SH), "start", str(data_dir)], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    service = PulsarService(
+        f"pulsar://127.0.0.1:{env['PULSAR_BROKER_PORT']}",
+        f"http://127.0.0.1:{env['PULSAR_WEB_PORT']}",
+        data_dir,
+    )
+    try:
+        yield service, env, data_dir
+    finally:
+        subprocess.run(["bash", str(PULSAR_SH), "stop", str(data_dir)], env=env, check=False)
+
+
+def test_pulsar_restart_while_producing_loses_nothing_acknowledged(
+    private_pulsar: tuple[PulsarService, dict[str, str], Path], tmp_path: Path
+) -> None:
+    service, env, data_dir = private_pulsar
+    srv = _kop(tmp_path / "kop", service=service)
+    topic = "through-restart"
+    acked: list[bytes] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = ck_kafka.Producer(
+            {
+                "bootstrap.servers": srv.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "delivery.timeout.ms": 120_000,
+            }
+        )
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is None:
+                acked.append(msg.value())
+            else:
+                failed.append(str(err))
+
+        i = 0
+        while not stop.is_set():
+            producer.produce(topic, value=b"%08d" % i, partition=0, on_delivery=on_delivery)
+            producer.poll(0)
+            i += 1
+            time.sleep(0.002)
+        assert producer.flush(150) == 0
+
+    try:
+        writer = threading.Thread(target=produce)
+        writer.start()
+        time.sleep(3)
+        before = len(acked)
+        subprocess.run(["bash", str(PULSAR_SH), "stop", str(data_dir)], env=env, check=True)
+        time.sleep(2)
+        env_keep = dict(env, PULSAR_KEEP_DATA="1")
+        run = subprocess.run(
+            ["bash", str(PULSAR_SH), "start", str(data_dir)],
+            env=env_keep,
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stderr
+        deadline = time.monotonic() + 90
+        while len(acked) < before + 500 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stop.set()
+        writer.join(180)
+        assert not writer.is_alive()
+        assert failed == []
+        assert len(acked) > before + 500, "producing did not resume after Pulsar restarted"
+        got = ck.consume_all(srv.bootstrap, topic, [0], timeout=90)[0]
+        values = [m.value for m in got]
+        offsets = [m.offset for m in got]
+        assert offsets == list(range(len(values)))
+        assert sorted(set(values)) == sorted(acked)  # every acknowledged record, once
+        assert len(values) == len(set(values))
+    finally:
+        srv.stop()
+
+
+def test_a_second_instance_takes_the_namespace_over(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """One kop instance serves a namespace at a time: a new one (e.g. a replacement started while
+    the old one hangs) takes every partition over with the data so far, and the old one can no
+    longer append: its producers get NOT_LEADER_OR_FOLLOWER, never a duplicate offset."""
+    first = _kop(tmp_path / "same")
+    second: KopPulsar | None = None
+    try:
+        topic = "handover"
+        ck.create_topic(first.bootstrap, topic, partitions=1)
+        p1 = ck_kafka.Producer({"bootstrap.servers": first.bootstrap, "acks": "all"})
+        for i in range(100):
+            p1.produce(topic, value=b"first-%d" % i, partition=0)
+        assert p1.flush(30) == 0
+        # A second process on the same namespace.
+        (tmp_path / "second").mkdir()
+        second = KopPulsar(tmp_path / "second", {}, namespace=first.namespace)
+        second.start()
+        p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
+        for i in range(100):
+            p2.produce(topic, value=b"second-%d" % i, partition=0)
+        assert p2.flush(30) == 0
+        errors: list[str] = []
+        late = ck_kafka.Producer(
+            {
+                "bootstrap.servers": first.bootstrap,
+                "acks": "all",
+                "message.timeout.ms": 8000,
+                "retries": 3,
+            }
+        )
+        late.produce(
+            topic,
+            value=b"late",
+            partition=0,
+            on_delivery=lambda err, _msg: errors.append(str(err)),
+        )
+        late.flush(20)
+        assert len(errors) == 1 and errors[0] != "None", errors
+        got = ck.consume_all(second.bootstrap, topic, [0], timeout=60)[0]
+        assert [m.offset for m in got] == list(range(200))
+        assert [m.value for m in got] == [b"first-%d" % i for i in range(100)] + [
+            b"second-%d" % i for i in range(100)
+        ]
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+
+
+def test_a_standby_takes_over_when_the_serving_instance_is_killed(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """kill -9 the serving instance while producers write with acks=all: the standby takes the
+    namespace over and every acknowledged record is read back once, offsets contiguous."""
+    first = _kop(tmp_path / "first", node_id=1)
+    (tmp_path / "standby").mkdir()
+    standby = KopPulsar(
+        tmp_path / "standby", {"node_id": 2, "pulsar_standby": True}, namespace=first.namespace
+    )
+    topic = "failover"
+    acked: list[bytes] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = ck_kafka.Producer(
+            {
+                "bootstrap.servers": f"{first.bootstrap},{standby.bootstrap}",
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "delivery.timeout.ms": 120_000,
+            }
+        )
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            (failed.append(str(err)) if err else acked.append(msg.value()))
+
+        i = 0
+        while not stop.is_set():
+            producer.produce(topic, value=b"%08d" % i, partition=i % 2, on_delivery=on_delivery)
+            producer.poll(0)
+            i += 1
+            time.sleep(0.002)
+        assert producer.flush(150) == 0
+
+    try:
+        ck.create_topic(first.bootstrap, topic, partitions=2)
+        standby.spawn()
+        writer = threading.Thread(target=produce)
+        writer.start()
+        time.sleep(3)
+        # It waits while the first instance serves: running, not listening.
+        assert standby.is_running()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", standby.port), timeout=1).close()
+        before = len(acked)
+        assert before > 100
+        first.kill()
+        standby.wait_serving(60.0)
+        deadline = time.monotonic() + 60
+        while len(acked) < before + 500 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stop.set()
+        writer.join(180)
+        assert failed == []
+        assert len(acked) > before + 500, "producing did not resume on the standby"
+        got = ck.consume_all(standby.bootstrap, topic, [0, 1], timeout=90)
+        for p in (0, 1):
+            assert [m.offset for m in got[p]] == list(range(len(got[p])))
+        values = [m.value for p in (0, 1) for m in got[p]]
+        assert len(values) == len(set(values))
+        assert set(values) == set(acked)
+    finally:
+        stop.set()
+        if standby.is_running():
+            standby.stop()
+        else:
+            standby.kill()
+        first.kill()
+
+
+def test_a_frozen_instance_resumed_after_a_takeover_never_appends(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """SIGSTOP the serving instance with produce requests in flight, let a new instance take the
+    namespace over, SIGCONT the old one: nothing it still had (or gets) lands in the log."""
+    first = _kop(tmp_path / "first")
+    second: KopPulsar | None = None
+    topic = "frozen"
+    try:
+        ck.create_topic(first.bootstrap, topic, partitions=1)
+        p1 = ck_kafka.Producer({"bootstrap.servers": first.bootstrap, "acks": "all"})
+        for i in range(50):
+            p1.produce(topic, value=b"before-%d" % i, partition=0)
+        assert p1.flush(30) == 0
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGSTOP)
+        zombie_results: list[str] = []
+        zombie = ck_kafka.Producer(
+            {"bootstrap.servers": first.bootstrap, "acks": "all", "message.timeout.ms": 20_000}
+        )
+        for i in range(20):  # queued while the first instance is frozen
+            zombie.produce(
+                topic,
+                value=b"zombie-%d" % i,
+                partition=0,
+                on_delivery=lambda err, _m: zombie_results.append(str(err)),
+            )
+        zombie.poll(0.5)
+        (tmp_path / "second").mkdir()
+        second = KopPulsar(tmp_path / "second", {}, namespace=first.namespace)
+        second.start()
+        p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
+        for i in range(50):
+            p2.produce(topic, value=b"after-%d" % i, partition=0)
+        assert p2.flush(30) == 0
+        first.proc.send_signal(signal.SIGCONT)
+        zombie.flush(40)
+        assert len(zombie_results) == 20
+        assert all(r != "None" for r in zombie_results), zombie_results
+        got = ck.consume_all(second.bootstrap, topic, [0], timeout=60)[0]
+        assert [m.offset for m in got] == list(range(100))
+        assert [m.value for m in got] == [b"before-%d" % i for i in range(50)] + [
+            b"after-%d" % i for i in range(50)
+        ]
+    finally:
+        if first.proc is not None:
+            first.proc.send_signal(signal.SIGCONT)
+        if second is not None:
+            second.stop()
+        first.stop()
