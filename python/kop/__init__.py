@@ -16,6 +16,7 @@ from kop.hooks import (
     RequestContext,
     Resource,
     ResourceType,
+    ScramCredential,
 )
 from kop.server import Server
 
@@ -29,6 +30,7 @@ __all__ = [
     "RequestContext",
     "Resource",
     "ResourceType",
+    "ScramCredential",
     "Server",
     "__version__",
 ]

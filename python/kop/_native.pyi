@@ -13,6 +13,7 @@ __all__ = [
     "AuthenticateReply",
     "AuthorizeReply",
     "NativeServer",
+    "ScramCredentialReply",
     "decode_batch",
     "init_logging",
     "version",
@@ -25,6 +26,8 @@ class NativeServer:
         config_json: str,
         authenticator: Any = None,
         authorizer: Any = None,
+        scram_credentials: Any = None,
+        oauthbearer_validator: Any = None,
         storage_backend: Any = None,
     ) -> NativeServer: ...
     def start(self) -> None: ...
@@ -46,6 +49,19 @@ class AuthenticateReply:
     def err(self, message: str) -> None: ...
 
 @final
+class ScramCredentialReply:
+    def ok(
+        self,
+        salt: bytes,
+        iterations: int,
+        stored_key: bytes,
+        server_key: bytes,
+        ttl_ms: int | None = None,
+    ) -> None: ...
+    def ok_password(self, password: str, ttl_ms: int | None = None) -> None: ...
+    def unknown(self) -> None: ...
+    def err(self, message: str) -> None: ...
+
 class AppendDone:
     def __call__(self, error: str | None = None) -> None: ...
 

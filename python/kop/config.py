@@ -112,9 +112,15 @@ class Config:
     authenticator: str | None = _opt(
         None, "module:callable: a Python hook that checks SASL/PLAIN user names and passwords"
     )
+    scram_credentials: str | None = _opt(
+        None, "module:callable: a Python hook that gives SCRAM credentials of unknown users"
+    )
+    oauthbearer_validator: str | None = _opt(
+        None, "module:callable: a Python hook that validates OAUTHBEARER tokens (not the keys)"
+    )
     hook_timeout_ms: int = _opt(5000, "a Python hook slower than this denies (fail closed)")
     hook_cache_ttl_ms: int = _opt(
-        60000, "how long an authorizer decision is cached when the hook gives no TTL"
+        60000, "how long an authorizer decision or SCRAM credential of a hook is cached"
     )
     oauthbearer_public_key_files: Sequence[str] = _opt(
         (), "PEM files of PUBLIC KEYs (RSA, EC P-256, Ed25519) that sign accepted JWTs"
@@ -495,19 +501,27 @@ def _check_security(cfg: Config, names: list[str]) -> None:
             "authorizer",
             f"must be allow-all, deny-all, acl or module:callable, got {cfg.authorizer!r}",
         )
-    if cfg.authenticator not in (None, "python") and not _HOOK_RE.fullmatch(cfg.authenticator):
-        raise ConfigError("authenticator", f"must be module:callable, got {cfg.authenticator!r}")
-    wants_jwt = cfg.plain_token_auth or "OAUTHBEARER" in cfg.sasl_enabled_mechanisms
-    if wants_jwt and not cfg.oauthbearer_public_key_files:
-        raise ConfigError(
-            "oauthbearer_public_key_files", "OAUTHBEARER and plain_token_auth need public keys"
-        )
+    for name in ("authenticator", "scram_credentials", "oauthbearer_validator"):
+        spec = getattr(cfg, name)
+        if spec not in (None, "python") and not _HOOK_RE.fullmatch(spec):
+            raise ConfigError(name, f"must be module:callable, got {spec!r}")
     _check_range("sasl_session_lifetime_ms", cfg.sasl_session_lifetime_ms, 0, _INT64_MAX)
     _check_range(
         "failed_authentication_delay_ms", cfg.failed_authentication_delay_ms, 0, _INT32_MAX
     )
     _check_range("hook_timeout_ms", cfg.hook_timeout_ms, 1, _INT32_MAX)
     _check_range("hook_cache_ttl_ms", cfg.hook_cache_ttl_ms, 0, _INT64_MAX)
+
+
+def check_token_validation(cfg: Config, has_validator_hook: bool) -> None:
+    """OAUTHBEARER and plain_token_auth need JWT keys or a validator hook (which may be given
+    to kop.Server rather than in the config, so kop.Server checks this)."""
+    wants_tokens = cfg.plain_token_auth or "OAUTHBEARER" in cfg.sasl_enabled_mechanisms
+    if wants_tokens and not cfg.oauthbearer_public_key_files and not has_validator_hook:
+        raise ConfigError(
+            "oauthbearer_public_key_files",
+            "OAUTHBEARER and plain_token_auth need public keys or an oauthbearer_validator hook",
+        )
 
 
 def _check_type(name: str, value: Any) -> None:

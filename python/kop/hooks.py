@@ -13,6 +13,20 @@ with an ``authenticate`` method) for SASL/PLAIN logins that are not in ``sasl_us
 returns ``True`` (principal ``User:<username>``), a :class:`Principal` or ``"User:name"``
 string, or ``False``/``None`` to reject. Raising or timing out rejects.
 
+A **SCRAM credential source** is a callable ``scram_credentials(username, mechanism, conn)``
+(or an object with a ``scram_credential`` method) for SCRAM logins of users that are neither in
+``sasl_users`` nor set with ``kafka-configs``. It returns a :class:`ScramCredential` (salt,
+iterations, stored key, server key: what Kafka stores), the user's password as a ``str`` (kop
+derives the credential with the mechanism's hash and 4096 iterations), or ``None`` when there is
+no such user. Credentials are cached in Rust per (user, mechanism) for ``hook_cache_ttl_ms`` or
+the credential's ``ttl_ms``; unknown users are not cached. An unknown user, an exception or a
+timeout fails the login exactly like a wrong password.
+
+An **OAUTHBEARER validator** is a callable ``oauthbearer_validator(token, conn)`` (or an object
+with a ``validate`` method) that replaces the JWT key files: it returns the token's
+:class:`Principal` (or ``"User:name"``), or ``None``/``False`` to reject. Raising or timing out
+rejects. With ``plain_token_auth`` it also validates PLAIN ``token:<jwt>`` passwords.
+
 Hooks run on kop's hook threads (sync) or an asyncio loop (async): never on the server's
 network threads.
 """
@@ -22,9 +36,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
+import hashlib
+import hmac
 import importlib
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +55,7 @@ __all__ = [
     "RequestContext",
     "Resource",
     "ResourceType",
+    "ScramCredential",
     "load_hook",
 ]
 
@@ -126,6 +144,47 @@ class Decision:
 
     allowed: bool
     ttl_ms: int | None = None
+
+
+_SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+#: Kafka's minimum (and kafka-configs' default) SCRAM iteration count.
+SCRAM_MIN_ITERATIONS = 4096
+
+
+@dataclass(frozen=True)
+class ScramCredential:
+    """A stored SCRAM credential (RFC 5802): what Kafka keeps for a user instead of the
+    password. ``ttl_ms`` overrides ``hook_cache_ttl_ms`` (0 = do not cache)."""
+
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+    ttl_ms: int | None = None
+
+    @classmethod
+    def from_password(
+        cls,
+        mechanism: str,
+        password: str,
+        salt: bytes | None = None,
+        iterations: int = SCRAM_MIN_ITERATIONS,
+    ) -> ScramCredential:
+        """The credential of ``password`` for ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` (a random
+        salt unless one is given), e.g. to store credentials instead of passwords."""
+        try:
+            digest = _SCRAM_HASHES[mechanism]
+        except KeyError:
+            raise ValueError(f"not a SCRAM mechanism: {mechanism!r}") from None
+        salt = os.urandom(16) if salt is None else salt
+        salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations)
+        client_key = hmac.digest(salted, b"Client Key", digest)
+        return cls(
+            salt=salt,
+            iterations=iterations,
+            stored_key=hashlib.new(digest, client_key).digest(),
+            server_key=hmac.digest(salted, b"Server Key", digest),
+        )
 
 
 def load_hook(spec: str) -> Any:
@@ -245,19 +304,7 @@ class AuthenticatorAdapter(_Runner):
         def run() -> None:
             try:
                 value = self._call(username, password, info)
-                if value is True:
-                    principal: str | None = f"User:{username}"
-                elif value is False or value is None:
-                    principal = None
-                elif isinstance(value, Principal):
-                    principal = str(value)
-                elif isinstance(value, str):
-                    principal = str(Principal.parse(value))
-                else:
-                    raise TypeError(
-                        "an authenticator must return bool, None, kop.Principal or 'User:name', "
-                        f"got {type(value).__name__}"
-                    )
+                principal = _principal(value, "an authenticator", username)
             except BaseException as err:
                 log.warning(
                     "authenticator hook raised %s for %s login of %r: %s; rejecting",
@@ -265,6 +312,97 @@ class AuthenticatorAdapter(_Runner):
                     mechanism,
                     username,
                     err,
+                )
+                reply.err(f"{type(err).__name__}: {err}")
+                return
+            reply.ok(principal)
+
+        self._pool.submit(run)
+
+
+def _principal(value: Any, what: str, username: str | None = None) -> str | None:
+    """A hook's principal answer as ``TYPE:NAME`` (None rejects)."""
+    if value is True and username is not None:
+        return f"User:{username}"
+    if value is False or value is None:
+        return None
+    if isinstance(value, Principal):
+        return str(value)
+    if isinstance(value, str):
+        return str(Principal.parse(value))
+    accepted = "bool, None" if username is not None else "None, False"
+    raise TypeError(
+        f"{what} must return {accepted}, kop.Principal or 'User:name', got {type(value).__name__}"
+    )
+
+
+class ScramCredentialsAdapter(_Runner):
+    """What the native server calls for SCRAM logins of users it does not know."""
+
+    def __init__(self, hook: Any) -> None:
+        fn = getattr(hook, "scram_credential", hook)
+        if not callable(fn):
+            raise TypeError(
+                "scram_credentials must be callable or have a scram_credential() method"
+            )
+        super().__init__(fn)
+
+    def submit(
+        self, mechanism: str, username: str, conn: tuple[str, str, str, int], reply: Any
+    ) -> None:
+        info = ConnectionInfo(*conn)
+
+        def run() -> None:
+            try:
+                value = self._call(username, mechanism, info)
+                if value is None:
+                    reply.unknown()
+                elif isinstance(value, str):
+                    reply.ok_password(value, None)
+                elif isinstance(value, ScramCredential):
+                    reply.ok(
+                        bytes(value.salt),
+                        int(value.iterations),
+                        bytes(value.stored_key),
+                        bytes(value.server_key),
+                        value.ttl_ms,
+                    )
+                else:
+                    raise TypeError(
+                        "scram_credentials must return kop.ScramCredential, a password (str) "
+                        f"or None, got {type(value).__name__}"
+                    )
+            except BaseException as err:  # fail closed, whatever the hook did
+                log.warning(
+                    "SCRAM credential hook raised %s for %s login of %r: %s; the login fails",
+                    type(err).__name__,
+                    mechanism,
+                    username,
+                    err,
+                )
+                reply.err(f"{type(err).__name__}: {err}")
+
+        self._pool.submit(run)
+
+
+class OAuthBearerValidatorAdapter(_Runner):
+    """What the native server calls for OAUTHBEARER tokens (and PLAIN ``token:`` passwords)."""
+
+    def __init__(self, hook: Any) -> None:
+        fn = getattr(hook, "validate", hook)
+        if not callable(fn):
+            raise TypeError("oauthbearer_validator must be callable or have a validate() method")
+        super().__init__(fn)
+
+    def submit(self, token: str, conn: tuple[str, str, str, int], reply: Any) -> None:
+        info = ConnectionInfo(*conn)
+
+        def run() -> None:
+            try:
+                principal = _principal(self._call(token, info), "an OAUTHBEARER validator")
+            except BaseException as err:
+                log.warning(
+                    "OAUTHBEARER validator raised %s: %s; rejecting", type(err).__name__, err
                 )
                 reply.err(f"{type(err).__name__}: {err}")
                 return

@@ -11,8 +11,14 @@ import threading
 from types import FrameType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from kop.config import Config
-from kop.hooks import AuthenticatorAdapter, AuthorizerAdapter, load_hook
+from kop.config import Config, check_token_validation
+from kop.hooks import (
+    AuthenticatorAdapter,
+    AuthorizerAdapter,
+    OAuthBearerValidatorAdapter,
+    ScramCredentialsAdapter,
+    load_hook,
+)
 
 if TYPE_CHECKING:
     from kop._native import NativeServer
@@ -67,6 +73,10 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
+def _adapter(adapter: Any, hook: Any) -> Any:
+    return adapter(hook) if hook is not None else None
+
+
 class Server:
     """A kop server in this process.
 
@@ -80,22 +90,34 @@ class Server:
         *,
         authenticator: Any = None,
         authorizer: Any = None,
+        scram_credentials: Any = None,
+        oauthbearer_validator: Any = None,
     ) -> None:
         config = config if config is not None else Config()
         # Hooks given here win; else `module:callable` from the config (CLI, env, TOML).
         if authorizer is None and ":" in config.authorizer:
             authorizer = load_hook(config.authorizer)
-        if authenticator is None and config.authenticator not in (None, "python"):
-            authenticator = load_hook(config.authenticator)
-        native_overrides: dict[str, Any] = {}
+        given = {
+            "authenticator": authenticator,
+            "scram_credentials": scram_credentials,
+            "oauthbearer_validator": oauthbearer_validator,
+        }
+        for name, hook in given.items():
+            spec = getattr(config, name)
+            if hook is None and spec not in (None, "python"):
+                given[name] = load_hook(spec)
+        check_token_validation(config, given["oauthbearer_validator"] is not None)
+        native_overrides: dict[str, Any] = {
+            name: "python" for name, hook in given.items() if hook is not None
+        }
         if authorizer is not None:
             native_overrides["authorizer"] = "python"
-        if authenticator is not None:
-            native_overrides["authenticator"] = "python"
         self._native_config = dataclasses.replace(config, **native_overrides)
         self._authorizer = AuthorizerAdapter(authorizer) if authorizer is not None else None
-        self._authenticator = (
-            AuthenticatorAdapter(authenticator) if authenticator is not None else None
+        self._authenticator = _adapter(AuthenticatorAdapter, given["authenticator"])
+        self._scram_credentials = _adapter(ScramCredentialsAdapter, given["scram_credentials"])
+        self._oauthbearer_validator = _adapter(
+            OAuthBearerValidatorAdapter, given["oauthbearer_validator"]
         )
         self._config = config
         self._lock = threading.Lock()  # guards _native across start/stop from any thread
@@ -121,7 +143,12 @@ class Server:
             backend = _open_storage_backend(self._config)
             try:
                 native: NativeServer = native_mod.NativeServer(
-                    self._native_config.to_json(), self._authenticator, self._authorizer, backend
+                    self._native_config.to_json(),
+                    self._authenticator,
+                    self._authorizer,
+                    scram_credentials=self._scram_credentials,
+                    oauthbearer_validator=self._oauthbearer_validator,
+                    storage_backend=backend,
                 )
                 native.start()
             except BaseException:
@@ -175,9 +202,8 @@ class Server:
         """Start (if needed) and wait without blocking the event loop until the server stops.
         On cancellation the server is stopped (in a thread) and CancelledError re-raised."""
         loop = asyncio.get_running_loop()
-        for runner in (self._authorizer, self._authenticator):
-            if runner is not None:  # async hooks run on the application's loop
-                runner.use_loop(loop)
+        for runner in self._runners():  # async hooks run on the application's loop
+            runner.use_loop(loop)
         native = self._native_or_start()
         try:
             while not await loop.run_in_executor(None, native.wait, _POLL_SECS):
@@ -202,8 +228,18 @@ class Server:
 
     # -- hooks ---------------------------------------------------------------------------
 
+    def _runners(self) -> list[Any]:
+        hooks = (
+            self._authorizer,
+            self._authenticator,
+            self._scram_credentials,
+            self._oauthbearer_validator,
+        )
+        return [h for h in hooks if h is not None]
+
     def invalidate_authorization_cache(self) -> None:
-        """Forget every cached authorizer-hook decision (e.g. after permissions changed)."""
+        """Forget every cached hook answer: authorizer decisions and SCRAM credentials (e.g.
+        after permissions or passwords changed)."""
         native = self._native
         if native is not None:
             native.invalidate_authorization_cache()

@@ -1,6 +1,7 @@
 """Admin: CreateTopics (configs, validate_only, errors), DescribeTopics, DeleteTopics,
 CreatePartitions, DescribeConfigs (topic and broker, values and sources), Metadata
-auto-create, kafka-topics (TopicCommand); message-too-large."""
+auto-create, kafka-topics (TopicCommand); message-too-large; authorized operations without an
+authorizer; DescribeClientQuotas (none, and Kafka's filter errors)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource, NewPartitions, NewTopic
 
 from helpers import ck, java, wire
@@ -233,3 +234,79 @@ def test_unknown_topic_with_auto_create_off(target, server_factory):
     ck.create_topic(srv.bootstrap, name, 2)
     recs = [Rec(1, b"k", b"v")]
     ck.produce(srv.bootstrap, name, recs).check_order(recs)
+
+
+API_DESCRIBE_CLIENT_QUOTAS = 48
+
+
+def _describe_client_quotas(
+    server, components: list[tuple[str, int, str | None]]
+) -> tuple[int, str | None, int]:
+    """DescribeClientQuotas v0: (error code, message, entry count or -1 for null)."""
+    body = wire.i32(len(components))
+    for entity_type, match_type, match in components:
+        body += wire.string(entity_type) + wire.i8(match_type) + wire.string(match)
+    body += wire.i8(0)  # strict = false
+    with wire.connect(server.host, server.port) as sock:
+        wire.send_all(sock, wire.request(API_DESCRIBE_CLIENT_QUOTAS, 0, 7, body))
+        r = wire._Reader(wire.read_frame(sock))
+        assert r.i32() == 7
+        r.i32()  # throttle
+        return r.i16(), r.string(), r.i32()
+
+
+def test_describe_client_quotas_none_and_filter_errors(server):
+    # no quotas set: no entries, whatever the filter
+    for components in ([], [("user", 0, "alice")], [("user", 2, None), ("client-id", 1, None)]):
+        assert _describe_client_quotas(server, components)[::2] == (0, 0), components
+    errors = {
+        ("user", 0, None): 42,  # MATCH_TYPE_EXACT without a name
+        ("user", 1, "x"): 42,  # MATCH_TYPE_DEFAULT with a name
+        ("user", 9, None): 42,  # unknown match type
+        ("", 2, None): 42,
+        ("group", 2, None): 35,  # not a quota entity type
+    }
+    for component, code in errors.items():
+        err, msg, entries = _describe_client_quotas(server, [component])
+        assert (err, entries) == (code, -1) and msg, component
+    err, msg, _ = _describe_client_quotas(server, [("ip", 2, None), ("user", 2, None)])
+    assert err == 42 and msg and "IP filter component" in msg
+
+
+def test_authorized_operations_without_an_authorizer_are_all_supported(server):
+    admin = ck.admin(server.bootstrap)
+    topic = ck.unique("ops")
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    described = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)
+    topic_ops = {op.name for op in described[topic].result(30).authorized_operations}
+    assert topic_ops == {
+        "READ",
+        "WRITE",
+        "CREATE",
+        "DELETE",
+        "ALTER",
+        "DESCRIBE",
+        "DESCRIBE_CONFIGS",
+        "ALTER_CONFIGS",
+    }
+    group = ck.unique("ops-g")
+    consumer = Consumer(
+        {"bootstrap.servers": server.bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    described_group = admin.describe_consumer_groups([group], include_authorized_operations=True)
+    group_ops = {op.name for op in described_group[group].result(30).authorized_operations}
+    assert group_ops == {"READ", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(30)
+    assert {op.name for op in cluster.authorized_operations} == {
+        "CREATE",
+        "ALTER",
+        "DESCRIBE",
+        "CLUSTER_ACTION",
+        "DESCRIBE_CONFIGS",
+        "ALTER_CONFIGS",
+        "IDEMPOTENT_WRITE",
+    }

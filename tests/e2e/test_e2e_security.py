@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -80,8 +80,9 @@ class Kop:
         config.setdefault("ssl_cafile", str(pki.ca))
         config.setdefault("ssl_client_auth", "requested")
         config.setdefault("num_partitions", 1)
+        hook_names = ("authorizer", "authenticator", "scram_credentials", "oauthbearer_validator")
         self.hooks = {
-            k: config.pop(k) for k in ("authorizer_hook", "authenticator_hook") if k in config
+            name: config.pop(f"{name}_hook") for name in hook_names if f"{name}_hook" in config
         }
         self.cfg = kop.Config(storage=f"file://{data}", **config)
         self.pki = pki
@@ -89,11 +90,7 @@ class Kop:
         self.start()
 
     def start(self) -> None:
-        self.server = kop.Server(
-            self.cfg,
-            authorizer=self.hooks.get("authorizer_hook"),
-            authenticator=self.hooks.get("authenticator_hook"),
-        )
+        self.server = kop.Server(self.cfg, **self.hooks)
         self.server.start()
         self.addr = {name: f"{HOST}:{port}" for name, _, port in self.server.bound_addresses}
 
@@ -391,12 +388,29 @@ def test_wrong_password_is_58_after_the_delay_then_closed(allow_all: Kop) -> Non
         wire.expect_closed(s)
 
 
-def test_unknown_user_scram_is_58(allow_all: Kop) -> None:
-    with _sasl_sock(allow_all) as s:
+def _scram_with_a_bad_proof(srv: Kop, user: str) -> tuple[str, int, str | None]:
+    """(server-first, final error, final message) of a SCRAM-SHA-256 login with a bad proof."""
+    with _sasl_sock(srv) as s:
         assert _handshake(s, "SCRAM-SHA-256")[0] == 0
-        err, _, _ = _authenticate(s, b"n,,n=nobody,r=abcdefgh")
-        assert err == 58
+        err, _, server_first = _authenticate(s, f"n,,n={user},r=abcdefgh".encode())
+        assert err == 0, user
+        nonce = dict(kv.split("=", 1) for kv in server_first.decode().split(","))["r"]
+        proof = base64.b64encode(bytes(32)).decode()
+        err, msg, _ = _authenticate(s, f"c=biws,r={nonce},p={proof}".encode(), cid=3)
         wire.expect_closed(s)
+        return server_first.decode(), err, msg
+
+
+def test_unknown_user_scram_fails_like_a_wrong_password(allow_all: Kop) -> None:
+    # An unknown user gets a challenge too (a stable salt, 4096 iterations), then the same
+    # failure as a known user with a wrong password: the exchange does not tell them apart.
+    known_first, known_err, known_msg = _scram_with_a_bad_proof(allow_all, "alice")
+    first, err, msg = _scram_with_a_bad_proof(allow_all, "nobody")
+    again, _, _ = _scram_with_a_bad_proof(allow_all, "nobody")
+    assert (err, msg) == (known_err, known_msg) == (58, known_msg)
+    assert known_first.endswith(",i=4096") and first.endswith(",i=4096")
+    salt = [kv for kv in first.split(",") if kv.startswith("s=")]
+    assert salt == [kv for kv in again.split(",") if kv.startswith("s=")]
 
 
 def test_unsupported_mechanism_is_33_with_the_list(allow_all: Kop) -> None:
@@ -626,7 +640,47 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
             "carol",
         ],
     )
-    # (kafka-configs --describe also asks for client quotas, which kop does not serve)
+    # --describe asks DescribeUserScramCredentials and DescribeClientQuotas (none: kop
+    # enforces no quotas)
+    for entity in (["--entity-name", "carol"], []):
+        described_users = java.run_class(
+            CONFIG_COMMAND,
+            [
+                "--bootstrap-server",
+                bootstrap,
+                "--command-config",
+                str(props),
+                "--describe",
+                "--entity-type",
+                "users",
+                *entity,
+            ],
+        )
+        assert (
+            "SCRAM credential configs for user-principal 'carol' are SCRAM-SHA-256=iterations=4096"
+            in described_users.stdout
+        ), described_users.stdout
+        assert "Quota configs" not in described_users.stdout
+    # quotas cannot be set: AlterClientQuotas is not served, and the tool says so
+    quota = java.run_class(
+        CONFIG_COMMAND,
+        [
+            "--bootstrap-server",
+            bootstrap,
+            "--command-config",
+            str(props),
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=1024",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ],
+        check=False,
+    )
+    assert quota.returncode != 0
+    assert "ALTER_CLIENT_QUOTAS" in quota.stdout + quota.stderr, quota.stdout + quota.stderr
     admin = _admin(acl_kop)
     described = admin.describe_user_scram_credentials(["carol"])["carol"].result(30)
     infos = [(i.mechanism.name, i.iterations) for i in described.scram_credential_infos]
@@ -795,6 +849,141 @@ def test_session_lifetime_is_reported_and_enforced(pki: Pki, tmp_path: Path) -> 
             p.flush(10)
             time.sleep(0.8)
         assert delivered == [None] * 4
+    finally:
+        srv.stop()
+
+
+# ---- SCRAM credentials and OAUTHBEARER tokens from Python hooks, authorized operations --------
+
+
+class CredentialStore:
+    """A SCRAM credential hook (async) that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str], int] = {}
+
+    async def __call__(self, username: str, mechanism: str, conn: Any) -> Any:
+        await asyncio.sleep(0)
+        self.calls[(username, mechanism)] = self.calls.get((username, mechanism), 0) + 1
+        if username == "dora":  # a password: kop derives the credential
+            return "dora-secret"
+        if username == "erin":  # a stored credential, as Kafka keeps it
+            return kop.ScramCredential.from_password(mechanism, "erin-secret", iterations=8192)
+        if username == "boom":
+            raise RuntimeError("credential store down")
+        return None
+
+
+def validate_token(token: str, conn: Any) -> Any:
+    """An OAUTHBEARER validator: tokens 'tok-NAME' log in as User:NAME."""
+    if token == "raise":
+        raise ValueError("bad token")
+    return kop.Principal("User", token[4:]) if token.startswith("tok-") else None
+
+
+def own_prefix_authorizer(ctx: Any, op: Any, resource: Any) -> bool:
+    """Topics and groups starting with the principal's name (groups: READ/DESCRIBE only);
+    DESCRIBE and IDEMPOTENT_WRITE (idempotent producers) on the cluster."""
+    own = resource.name.startswith(ctx.principal.name + "-")
+    if resource.type == kop.ResourceType.TOPIC:
+        return own
+    if resource.type == kop.ResourceType.GROUP:
+        return own and op in (kop.Operation.READ, kop.Operation.DESCRIBE)
+    cluster_ops = (kop.Operation.DESCRIBE, kop.Operation.IDEMPOTENT_WRITE)
+    return resource.type == kop.ResourceType.CLUSTER and op in cluster_ops
+
+
+@pytest.mark.timeout(180)
+def test_scram_and_oauthbearer_hooks_and_authorized_operations(pki: Pki, tmp_path: Path) -> None:
+    store = CredentialStore()
+    srv = Kop(
+        tmp_path / "d",
+        pki,
+        listeners=[f"SASL_PLAINTEXT://{HOST}:0"],
+        sasl_enabled_mechanisms=["SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"],
+        scram_credentials_hook=store,
+        oauthbearer_validator_hook=validate_token,
+        authorizer_hook=own_prefix_authorizer,
+        failed_authentication_delay_ms=0,
+        auto_create_topics=True,
+    )
+
+    def oauth(token: str) -> dict[str, Any]:
+        conf = srv.ck_conf("SASL_PLAINTEXT", "x", "OAUTHBEARER", password="")
+        for k in ("sasl.username", "sasl.password"):
+            conf.pop(k)
+        conf["oauth_cb"] = lambda _cfg: (token, time.time() + 600)
+        return conf
+
+    try:
+        for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            for user in ("dora", "erin"):
+                conf = srv.ck_conf("SASL_PLAINTEXT", user, mech, password=f"{user}-secret")
+                assert produce(conf, ck.unique(f"{user}-t"), n=2) == [None] * 2, (user, mech)
+        # kafka-python's SCRAM client (an idempotent producer) against a stored credential
+        # with 8192 iterations
+        kp = KafkaProducer(
+            bootstrap_servers=srv.addr["SASL_PLAINTEXT"],
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="erin",
+            sasl_plain_password="erin-secret",
+        )
+        kp.send(ck.unique("erin-kp"), b"kp", partition=0).get(timeout=30)
+        kp.close()
+        # the credential is cached in Rust: one hook call per user and mechanism
+        dora = srv.ck_conf("SASL_PLAINTEXT", "dora", "SCRAM-SHA-256", password="dora-secret")
+        assert produce(dora, ck.unique("dora-t"), n=1) == [None]
+        assert store.calls[("dora", "SCRAM-SHA-256")] == 1, store.calls
+        for user, pw in (("dora", "wrong"), ("nobody", "x"), ("boom", "x")):
+            bad = srv.ck_conf("SASL_PLAINTEXT", user, "SCRAM-SHA-256", password=pw)
+            errors = produce(bad, ck.unique(f"{user}-t"), n=1, timeout=3)
+            assert errors and errors[0] is not None, user
+        # a new password takes effect once the cache is forgotten
+        srv.server.invalidate_authorization_cache()
+        assert produce(dora, ck.unique("dora-t"), n=1) == [None]
+        assert store.calls[("dora", "SCRAM-SHA-256")] == 2
+
+        # OAUTHBEARER through the validator hook; the authorizer sees its principal
+        frank = oauth("tok-frank")
+        topic = ck.unique("frank-t")
+        assert produce(frank, topic, n=2) == [None] * 2
+        assert produce(frank, ck.unique("other"), n=1, timeout=10) == ["TOPIC_AUTHORIZATION_FAILED"]
+        for bad_token in ("forged", "raise"):
+            errors = produce(oauth(bad_token), ck.unique("frank-t"), n=1, timeout=3)
+            assert errors and errors[0] is not None, bad_token
+
+        # authorized operations, per principal, from the hook
+        group = ck.unique("frank-g")
+        consumer = Consumer({**frank, "group.id": group, "enable.auto.commit": False})
+        try:
+            consumer.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+        finally:
+            consumer.close()
+        admin = AdminClient(frank)
+        calls_before = srv.server.authorizer_hook_calls
+        described = admin.describe_topics(
+            TopicCollection([topic]), include_authorized_operations=True
+        )[topic].result(30)
+        assert srv.server.authorizer_hook_calls - calls_before <= 1
+        assert {op.name for op in described.authorized_operations} == {
+            "READ",
+            "WRITE",
+            "CREATE",
+            "DELETE",
+            "ALTER",
+            "DESCRIBE",
+            "DESCRIBE_CONFIGS",
+            "ALTER_CONFIGS",
+        }
+        cluster = admin.describe_cluster(include_authorized_operations=True).result(30)
+        assert {op.name for op in cluster.authorized_operations} == {
+            "DESCRIBE",
+            "IDEMPOTENT_WRITE",
+        }
+        groups = admin.describe_consumer_groups([group], include_authorized_operations=True)
+        described_group = groups[group].result(30)
+        assert {op.name for op in described_group.authorized_operations} == {"READ", "DESCRIBE"}
     finally:
         srv.stop()
 

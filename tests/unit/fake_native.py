@@ -21,12 +21,16 @@ class FakeNativeServer:
         config_json: str,
         authenticator: Any = None,
         authorizer: Any = None,
+        scram_credentials: Any = None,
+        oauthbearer_validator: Any = None,
         storage_backend: Any = None,
     ) -> None:
         self.config: dict[str, Any] = json.loads(config_json)
         self.storage_backend = storage_backend
         self.authenticator = authenticator
         self.authorizer = authorizer
+        self.scram_credentials = scram_credentials
+        self.oauthbearer_validator = oauthbearer_validator
         self.stop_calls: list[float] = []
         self.wait_calls = 0
         self._running = False

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kop import Config, Server
+from kop import Config, ConfigError, Server
 
 from .fake_native import FakeNativeServer
 
@@ -19,7 +19,9 @@ Fake = type[FakeNativeServer]
 CFG = Config(listeners=["PLAINTEXT://127.0.0.1:0", "INTERNAL://[::1]:9093"], storage="memory://")
 
 
-@pytest.mark.parametrize("hook", ["authenticator", "authorizer"])
+@pytest.mark.parametrize(
+    "hook", ["authenticator", "authorizer", "scram_credentials", "oauthbearer_validator"]
+)
 def test_hooks_reach_the_native_server(hook: str, fake_native: Fake) -> None:
     server = Server(CFG, **{hook: lambda *a: True})
     server.start()
@@ -31,11 +33,19 @@ def test_hooks_reach_the_native_server(hook: str, fake_native: Fake) -> None:
 
 
 def test_hooks_load_from_module_callable(fake_native: Fake) -> None:
-    cfg = Config(storage="memory://", authorizer="json:dumps", authenticator="json:loads")
+    cfg = Config(
+        storage="memory://",
+        authorizer="json:dumps",
+        authenticator="json:loads",
+        scram_credentials="json:load",
+        oauthbearer_validator="json:dump",
+    )
     server = Server(cfg)
     server.start()
     (native,) = fake_native.instances
     assert native.authorizer is not None and native.authenticator is not None
+    assert native.scram_credentials is not None and native.oauthbearer_validator is not None
+    assert native.config["scram_credentials"] == "python"
     server.stop()
 
 
@@ -187,3 +197,10 @@ async def test_serve_async_returns_when_stopped(fake_native: Fake) -> None:
     loop.call_later(0.2, server.stop)
     await asyncio.wait_for(server.serve_async(), timeout=5)
     assert not server.is_running
+
+
+def test_oauthbearer_needs_keys_or_a_validator_hook(fake_native: Fake) -> None:
+    cfg = Config(storage="memory://", sasl_enabled_mechanisms=["OAUTHBEARER"])
+    with pytest.raises(ConfigError, match="oauthbearer_validator"):
+        Server(cfg)
+    Server(cfg, oauthbearer_validator=lambda token, conn: None)  # a hook is enough

@@ -42,6 +42,11 @@ pub struct ServerConfig {
     /// `module:callable` of a Python authenticator; resolved by kop.Server, Rust only checks
     /// that a hook was installed.
     pub authenticator: Option<String>,
+    /// `module:callable` of a Python hook that gives SCRAM credentials; as `authenticator`.
+    pub scram_credentials: Option<String>,
+    /// `module:callable` of a Python hook that validates OAUTHBEARER tokens (instead of the
+    /// JWT keys); as `authenticator`.
+    pub oauthbearer_validator: Option<String>,
     pub hook_timeout_ms: i64,
     pub hook_cache_ttl_ms: i64,
     pub oauthbearer_public_key_files: Vec<String>,
@@ -99,6 +104,8 @@ impl Default for ServerConfig {
             super_users: Vec::new(),
             authorizer: "allow-all".into(),
             authenticator: None,
+            scram_credentials: None,
+            oauthbearer_validator: None,
             hook_timeout_ms: 5000,
             hook_cache_ttl_ms: 60_000,
             oauthbearer_public_key_files: Vec::new(),

@@ -338,10 +338,11 @@ fn describe_list_and_delete_follow_group_acls() {
         (d[1].0.as_str(), d[1].1),
         ("gb", GROUP_AUTHORIZATION_FAILED)
     );
+    // a super user: every group operation of Kafka 4.1 (READ, DELETE, DESCRIBE,
+    // DESCRIBE_CONFIGS, ALTER_CONFIGS)
     let d = describe(&mut admin);
-    assert!(d
-        .iter()
-        .all(|g| g.1 == 0 && g.2 == (1 << 3) | (1 << 6) | (1 << 8)));
+    let all_group_ops = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+    assert!(d.iter().all(|g| g.1 == 0 && g.2 == all_group_ops), "{d:?}");
 
     let cgd: ConsumerGroupDescribeResponse = alice.call(
         &ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("gb")]),

@@ -215,3 +215,137 @@ fn acls_over_the_wire_are_enforced_and_survive_restart() {
     assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
     assert_eq!(produce_code(&mut alice, "orders"), 29);
 }
+
+fn allow_alice(admin: &mut Client, resource_type: i8, name: &str, operation: i8) {
+    let creation = AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(s(name))
+        .with_resource_pattern_type(3)
+        .with_principal(s("User:alice"))
+        .with_host(s("*"))
+        .with_operation(operation)
+        .with_permission_type(3);
+    let r: CreateAclsResponse = admin.call(
+        &CreateAclsRequest::default().with_creations(vec![creation]),
+        3,
+    );
+    assert_eq!(r.results[0].error_code, 0);
+}
+
+/// (topic authorized operations, cluster authorized operations) from Metadata v10, and the
+/// cluster's from DescribeCluster.
+fn authorized_operations(c: &mut Client, topic_name: &str) -> (i32, i32, i32) {
+    let md: MetadataResponse = c.call(
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(topic(topic_name)))]))
+            .with_include_cluster_authorized_operations(true)
+            .with_include_topic_authorized_operations(true),
+        10,
+    );
+    let dc: DescribeClusterResponse = c.call(
+        &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        1,
+    );
+    let cluster_ops = if dc.error_code == 0 {
+        dc.cluster_authorized_operations
+    } else {
+        dc.error_code as i32
+    };
+    (
+        md.topics[0].topic_authorized_operations,
+        md.cluster_authorized_operations,
+        cluster_ops,
+    )
+}
+
+#[test]
+fn authorized_operations_follow_acls() {
+    const READ: i8 = 3;
+    const DESCRIBE: i8 = 8;
+    const ALTER_CONFIGS: i8 = 11;
+    let server = start_secure("memory://");
+    let mut admin = Client::connect(port(&server));
+    assert_eq!(scram_login(&mut admin, "admin", "admin-pw"), 0);
+    assert_eq!(create_topic(&mut admin, "orders", 1, &[]), 0);
+    let mut alice = Client::connect(port(&server));
+    assert_eq!(scram_login(&mut alice, "alice", "alice-pw"), 0);
+
+    // a super user: every operation Kafka 4.1 lists for topics and the cluster
+    let all_topic = [3, 4, 5, 6, 7, 8, 10, 11]
+        .iter()
+        .fold(0, |b, op| b | 1 << op);
+    let all_cluster = [5, 7, 8, 9, 10, 11, 12].iter().fold(0, |b, op| b | 1 << op);
+    assert_eq!(
+        authorized_operations(&mut admin, "orders"),
+        (all_topic, all_cluster, all_cluster)
+    );
+    // alice: READ implies DESCRIBE; ALTER_CONFIGS implies DESCRIBE_CONFIGS; nothing on the
+    // cluster (so DescribeCluster is CLUSTER_AUTHORIZATION_FAILED)
+    allow_alice(&mut admin, 2, "orders", READ);
+    allow_alice(&mut admin, 2, "orders", ALTER_CONFIGS);
+    let expected_topic = (1 << 3) | (1 << 8) | (1 << 10) | (1 << 11);
+    assert_eq!(
+        authorized_operations(&mut alice, "orders"),
+        (expected_topic, 0, 31)
+    );
+    allow_alice(&mut admin, 4, "kafka-cluster", DESCRIBE);
+    assert_eq!(
+        authorized_operations(&mut alice, "orders"),
+        (expected_topic, 1 << 8, 1 << 8)
+    );
+    // not asked for: Kafka's "absent" value
+    let md: MetadataResponse = alice.call(&MetadataRequest::default(), 10);
+    assert!(md
+        .topics
+        .iter()
+        .all(|t| t.topic_authorized_operations == i32::MIN));
+    assert_eq!(md.cluster_authorized_operations, i32::MIN);
+}
+
+#[test]
+fn describe_client_quotas_reports_none_and_checks_filters() {
+    use describe_client_quotas_request::ComponentData;
+    let server = start_secure("memory://");
+    let mut admin = Client::connect(port(&server));
+    assert_eq!(scram_login(&mut admin, "admin", "admin-pw"), 0);
+    let av: ApiVersionsResponse = admin.call(&ApiVersionsRequest::default(), 3);
+    let advertised = |key: ApiKey| av.api_keys.iter().any(|k| k.api_key == key as i16);
+    assert!(advertised(ApiKey::DescribeClientQuotas));
+    assert!(!advertised(ApiKey::AlterClientQuotas));
+
+    let user = |match_type: i8, name: Option<&str>| {
+        ComponentData::default()
+            .with_entity_type(s("user"))
+            .with_match_type(match_type)
+            .with_match(name.map(s))
+    };
+    for version in [0, 1] {
+        let r: DescribeClientQuotasResponse = admin.call(
+            &DescribeClientQuotasRequest::default()
+                .with_components(vec![user(0, Some("alice"))])
+                .with_strict(false),
+            version,
+        );
+        assert_eq!(
+            (r.error_code, r.entries.map(|e| e.len())),
+            (0, Some(0)),
+            "v{version}"
+        );
+    }
+    let bad: DescribeClientQuotasResponse = admin.call(
+        &DescribeClientQuotasRequest::default().with_components(vec![user(0, None)]),
+        1,
+    );
+    assert_eq!(bad.error_code, 42);
+    assert!(bad.entries.is_none());
+    // DESCRIBE_CONFIGS on the cluster is needed
+    let mut alice = Client::connect(port(&server));
+    assert_eq!(scram_login(&mut alice, "alice", "alice-pw"), 0);
+    let denied: DescribeClientQuotasResponse = alice.call(
+        &DescribeClientQuotasRequest::default().with_components(vec![user(2, None)]),
+        1,
+    );
+    assert_eq!(denied.error_code, 31);
+}

@@ -25,6 +25,8 @@ struct NativeServer {
     running: Mutex<Option<Arc<RunningServer>>>,
     authenticator: Option<Py<PyAny>>,
     authorizer: Option<Py<PyAny>>,
+    scram_credentials: Option<Py<PyAny>>,
+    oauthbearer_validator: Option<Py<PyAny>>,
     /// A started `kop.pulsar.PulsarBackend` for `pulsar://` storage.
     storage_backend: Option<Py<PyAny>>,
 }
@@ -45,11 +47,13 @@ impl NativeServer {
 #[pymethods]
 impl NativeServer {
     #[new]
-    #[pyo3(signature = (config_json, authenticator=None, authorizer=None, storage_backend=None))]
+    #[pyo3(signature = (config_json, authenticator=None, authorizer=None, scram_credentials=None, oauthbearer_validator=None, storage_backend=None))]
     fn new(
         config_json: &str,
         authenticator: Option<Py<PyAny>>,
         authorizer: Option<Py<PyAny>>,
+        scram_credentials: Option<Py<PyAny>>,
+        oauthbearer_validator: Option<Py<PyAny>>,
         storage_backend: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let config = ServerConfig::from_json(config_json).map_err(PyValueError::new_err)?;
@@ -58,6 +62,8 @@ impl NativeServer {
             running: Mutex::new(None),
             authenticator,
             authorizer,
+            scram_credentials,
+            oauthbearer_validator,
             storage_backend,
         })
     }
@@ -68,17 +74,24 @@ impl NativeServer {
             return Err(PyRuntimeError::new_err("server already started"));
         }
         let config = self.config.clone();
-        let hooks: Option<Arc<dyn kop_core::auth::authorizer::Hooks>> =
-            if self.authenticator.is_some() || self.authorizer.is_some() {
-                let h = hooks::PyHooks::start(
-                    self.authenticator.as_ref().map(|h| h.clone_ref(py)),
-                    self.authorizer.as_ref().map(|h| h.clone_ref(py)),
-                )
-                .map_err(to_py_err)?;
-                Some(Arc::new(h))
-            } else {
-                None
-            };
+        let adapter = |h: &Option<Py<PyAny>>| h.as_ref().map(|h| h.clone_ref(py));
+        let adapters = hooks::HookAdapters {
+            authenticator: adapter(&self.authenticator),
+            authorizer: adapter(&self.authorizer),
+            scram_credentials: adapter(&self.scram_credentials),
+            oauthbearer_validator: adapter(&self.oauthbearer_validator),
+        };
+        let any_hook = adapters.authenticator.is_some()
+            || adapters.authorizer.is_some()
+            || adapters.scram_credentials.is_some()
+            || adapters.oauthbearer_validator.is_some();
+        let hooks: Option<Arc<dyn kop_core::auth::authorizer::Hooks>> = if any_hook {
+            Some(Arc::new(
+                hooks::PyHooks::start(adapters).map_err(to_py_err)?,
+            ))
+        } else {
+            None
+        };
         let remote: Option<Arc<dyn kop_core::storage::RemoteBackend>> = match &self.storage_backend
         {
             Some(b) => Some(Arc::new(
@@ -128,10 +141,10 @@ impl NativeServer {
         self.server().is_some_and(|s| s.is_running())
     }
 
-    /// Forgets every cached authorizer hook decision.
+    /// Forgets every cached hook answer (authorizer decisions, SCRAM credentials).
     fn invalidate_authorization_cache(&self) {
         if let Some(server) = self.server() {
-            server.security().authorizer.invalidate();
+            server.security().invalidate_hook_caches();
         }
     }
 
@@ -199,6 +212,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeServer>()?;
     m.add_class::<hooks::AuthorizeReply>()?;
     m.add_class::<hooks::AuthenticateReply>()?;
+    m.add_class::<hooks::ScramCredentialReply>()?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(decode_batch, m)?)?;

@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
 use super::acl::{self, AclBinding, AclFilter, Operation, ResourceType};
+use super::scram::{ScramAlg, ScramCredential};
 use super::Principal;
 
 /// The configured authorizer (`authorizer` key).
@@ -77,11 +78,57 @@ pub struct LoginAttempt {
     pub client_port: u16,
 }
 
-/// The Python side (implemented in kop-py). Both calls return at once; the answer comes on the
-/// oneshot, from a thread that is not a tokio worker.
+/// Where a login comes from, for the authentication hooks.
+#[derive(Debug, Clone)]
+pub struct LoginConnection {
+    pub listener: String,
+    pub security_protocol: &'static str,
+    pub client_host: IpAddr,
+    pub client_port: u16,
+}
+
+/// The SCRAM credential hook's answer: the user's credential (None: no such user) and how
+/// long it may be cached (None = the configured default).
+#[derive(Debug, Clone)]
+pub struct HookScramCredential {
+    pub credential: Option<ScramCredential>,
+    pub ttl_ms: Option<i64>,
+}
+
+/// The Python side (implemented in kop-py). Every call returns at once; the answer comes on
+/// the oneshot, from a thread that is not a tokio worker.
 pub trait Hooks: Send + Sync {
     fn has_authorizer(&self) -> bool;
     fn has_authenticator(&self) -> bool;
+    fn has_scram_credentials(&self) -> bool {
+        false
+    }
+    fn has_oauthbearer_validator(&self) -> bool {
+        false
+    }
+    /// The stored SCRAM credential of `username` for `alg`.
+    fn scram_credential(
+        &self,
+        alg: ScramAlg,
+        username: String,
+        conn: LoginConnection,
+    ) -> oneshot::Receiver<Result<HookScramCredential, String>> {
+        let _ = (alg, username, conn);
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Err("no SCRAM credential hook".into()));
+        rx
+    }
+    /// Validates an OAUTHBEARER token: Ok(Some(principal)) accepts, Ok(None) rejects.
+    fn validate_oauthbearer(
+        &self,
+        token: String,
+        conn: LoginConnection,
+    ) -> oneshot::Receiver<Result<Option<Principal>, String>> {
+        let _ = (token, conn);
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Err("no OAUTHBEARER validator hook".into()));
+        rx
+    }
     fn authorize(
         &self,
         ctx: HookContext,
@@ -257,20 +304,13 @@ impl Authorizer {
                         out[i] = Some(*allowed);
                         continue;
                     }
+                    // Asked by another request, or earlier in this one (its Pending is
+                    // inserted below): wait for that answer instead of asking twice.
                     Some(Slot::Pending(rx)) if rx.has_changed().is_ok() => {
                         waits.push((i, rx.clone()));
                         continue;
                     }
                     _ => {}
-                }
-                // The same key twice in one request: ask once.
-                if let Some((_, _)) = misses.iter().find(|(_, k)| *k == key) {
-                    let rx = match cache.get(&key) {
-                        Some(Slot::Pending(rx)) => rx.clone(),
-                        _ => unreachable!("inserted below"),
-                    };
-                    waits.push((i, rx));
-                    continue;
                 }
                 let (tx, rx) = watch::channel(None);
                 cache.insert(key.clone(), Slot::Pending(rx));

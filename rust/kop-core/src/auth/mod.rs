@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod authorizer;
+pub mod credential_hooks;
 pub mod jwt;
 pub mod plain;
 pub mod scram;
@@ -16,7 +17,8 @@ use parking_lot::RwLock;
 
 use crate::broker::Broker;
 use crate::config::ServerConfig;
-use authorizer::{Authorizer, AuthorizerKind, Hooks};
+use authorizer::{Authorizer, AuthorizerKind, Hooks, LoginConnection};
+use credential_hooks::ScramCredentialCache;
 use scram::{ScramAlg, ScramCredential};
 
 /// Kafka's `SecurityProtocol` of a listener.
@@ -135,6 +137,10 @@ pub struct Security {
     /// Validates OAUTHBEARER tokens and, with `plain_token_auth`, PLAIN `token:<jwt>` passwords.
     pub jwt: jwt::JwtValidator,
     pub plain_token_auth: bool,
+    /// Credentials from the SCRAM credential hook.
+    pub scram_hook_cache: ScramCredentialCache,
+    /// Derives the salts unknown SCRAM users get (random per server start).
+    unknown_user_secret: [u8; 32],
 }
 
 impl Security {
@@ -215,14 +221,30 @@ impl Security {
             config.oauthbearer_issuer.clone(),
             config.oauthbearer_audience.clone(),
         )?;
-        let wants_jwt = config.plain_token_auth
+        let wants_tokens = config.plain_token_auth
             || config
                 .sasl_enabled_mechanisms
                 .iter()
                 .any(|m| m == "OAUTHBEARER");
-        if wants_jwt && !jwt.is_configured() {
+        let token_hook = hooks
+            .as_ref()
+            .is_some_and(|h| h.has_oauthbearer_validator());
+        if wants_tokens && !jwt.is_configured() && !token_hook {
             return Err(
-                "OAUTHBEARER and plain_token_auth need oauthbearer_public_key_files".into(),
+                "OAUTHBEARER and plain_token_auth need oauthbearer_public_key_files or an oauthbearer_validator hook".into(),
+            );
+        }
+        if config.oauthbearer_validator.is_some() && !token_hook {
+            return Err(
+                "oauthbearer_validator needs a Python hook (kop.Server(oauthbearer_validator=...))"
+                    .into(),
+            );
+        }
+        if config.scram_credentials.is_some()
+            && !hooks.as_ref().is_some_and(|h| h.has_scram_credentials())
+        {
+            return Err(
+                "scram_credentials needs a Python hook (kop.Server(scram_credentials=...))".into(),
             );
         }
         let kind = AuthorizerKind::parse(&config.authorizer)?;
@@ -237,12 +259,14 @@ impl Security {
             return Err("authenticator needs a Python hook (kop.Server(authenticator=...))".into());
         }
         let hook_timeout = std::time::Duration::from_millis(config.hook_timeout_ms.max(1) as u64);
+        let hook_cache_ttl =
+            std::time::Duration::from_millis(config.hook_cache_ttl_ms.max(0) as u64);
         let authorizer = Authorizer::new(
             kind,
             super_users,
             hooks.clone(),
             hook_timeout,
-            std::time::Duration::from_millis(config.hook_cache_ttl_ms.max(0) as u64),
+            hook_cache_ttl,
         );
         authorizer.set_acls(stored.acls);
         Ok(Security {
@@ -261,6 +285,11 @@ impl Security {
             tls_principal: tls::PrincipalBuilder::parse(&config.ssl_principal_mapping_rules)?,
             jwt,
             plain_token_auth: config.plain_token_auth,
+            scram_hook_cache: ScramCredentialCache::new(hook_cache_ttl),
+            unknown_user_secret: [scram::random_bytes(), scram::random_bytes()]
+                .concat()
+                .try_into()
+                .expect("32 bytes"),
         })
     }
 
@@ -291,6 +320,68 @@ impl Security {
             .get(&key)
             .cloned()
             .or_else(|| self.admin_scram.read().get(&key).cloned())
+    }
+
+    /// The credential a SCRAM login of `user` is checked against: a configured user, one set
+    /// through the admin API, else the credential hook's answer. An unknown user, and a hook
+    /// that fails (logged), get a credential that fails like a wrong password.
+    pub async fn scram_login_credential(
+        &self,
+        alg: ScramAlg,
+        user: &str,
+        conn: LoginConnection,
+    ) -> ScramCredential {
+        if let Some(cred) = self.scram_credential(alg, user) {
+            return cred;
+        }
+        if let Some(hooks) = self.hooks.as_ref().filter(|h| h.has_scram_credentials()) {
+            let found = self
+                .scram_hook_cache
+                .lookup(hooks.as_ref(), self.hook_timeout, alg, user, conn)
+                .await;
+            match found {
+                Ok(Some(cred)) => return cred,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(user, mechanism = alg.mechanism(), error = %e, "SCRAM credential hook failed; the login fails");
+                }
+            }
+        }
+        ScramCredential::unknown_user(alg, user, &self.unknown_user_secret)
+    }
+
+    /// An OAUTHBEARER token (or a PLAIN `token:<jwt>` password): the validator hook decides
+    /// when one is installed, else the configured JWT keys. Err says why it is rejected.
+    pub async fn validate_bearer_token(
+        &self,
+        token: &str,
+        conn: LoginConnection,
+    ) -> Result<Principal, String> {
+        match self
+            .hooks
+            .as_ref()
+            .filter(|h| h.has_oauthbearer_validator())
+        {
+            Some(hooks) => {
+                credential_hooks::validate_oauthbearer(
+                    hooks.as_ref(),
+                    self.hook_timeout,
+                    token,
+                    conn,
+                )
+                .await
+            }
+            None => self
+                .jwt
+                .validate(token, crate::now_ms() / 1000)
+                .map(|claims| Principal::user(claims.subject)),
+        }
+    }
+
+    /// Forgets every cached hook answer: authorizer decisions and SCRAM credentials.
+    pub fn invalidate_hook_caches(&self) {
+        self.authorizer.invalidate();
+        self.scram_hook_cache.invalidate();
     }
 
     /// Users with admin-managed SCRAM credentials: (user, mechanism, iterations).

@@ -106,6 +106,49 @@ impl ScramCredential {
     }
 }
 
+impl ScramCredential {
+    /// The credential an unknown user gets, so that the exchange goes on to fail exactly like
+    /// a wrong password (same message, same round trips): a salt derived from the name with a
+    /// per-server secret (the same on every attempt, as a real user's), the usual iteration
+    /// count, and random keys no client proof can match. Kafka fails at client-first instead,
+    /// which tells a prober the name does not exist.
+    pub fn unknown_user(alg: ScramAlg, user: &str, secret: &[u8]) -> Self {
+        let mut salt = alg.hmac(secret, format!("{}\0{user}", alg.mechanism()).as_bytes());
+        salt.truncate(16);
+        let noise = [random_bytes(), random_bytes()].concat();
+        ScramCredential {
+            salt,
+            iterations: ScramAlg::MIN_ITERATIONS,
+            stored_key: alg.hash(&noise),
+            server_key: alg.hash(&noise[..16]),
+        }
+    }
+
+    /// Checks a credential that did not come from kop itself (a Python hook): Kafka's minimum
+    /// iteration count, a salt, and keys of the mechanism's hash length.
+    pub fn check(&self, alg: ScramAlg) -> Result<(), String> {
+        let key_len = alg.hash(b"").len();
+        if self.iterations < ScramAlg::MIN_ITERATIONS {
+            return Err(format!(
+                "iterations {} is less than the minimum {} for {}",
+                self.iterations,
+                ScramAlg::MIN_ITERATIONS,
+                alg.mechanism()
+            ));
+        }
+        if self.salt.is_empty() {
+            return Err("the salt is empty".into());
+        }
+        if self.stored_key.len() != key_len || self.server_key.len() != key_len {
+            return Err(format!(
+                "stored_key and server_key must be {key_len} bytes for {}",
+                alg.mechanism()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A random salt or nonce source: 16 random bytes per call.
 pub fn random_bytes() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
@@ -218,19 +261,27 @@ impl ScramServer {
         ScramServer::Start { alg }
     }
 
-    /// client-first → server-first. `lookup` finds the user's credential.
+    /// The user a client-first message names (to look the credential up before `first`).
+    pub fn user_of(client_first: &[u8]) -> Result<String, ScramError> {
+        let msg = std::str::from_utf8(client_first)
+            .map_err(|_| ScramError("Invalid SCRAM client first message".into()))?;
+        Ok(parse_client_first(msg)?.user)
+    }
+
+    /// client-first → server-first. `credential` gives the user's credential (for an unknown
+    /// user, `ScramCredential::unknown_user`).
     pub fn first(
         &mut self,
         client_first: &[u8],
-        lookup: impl FnOnce(&str) -> Option<ScramCredential>,
+        credential: impl FnOnce(&str) -> ScramCredential,
     ) -> Result<Vec<u8>, ScramError> {
-        self.first_with_nonce(client_first, lookup, &random_nonce())
+        self.first_with_nonce(client_first, credential, &random_nonce())
     }
 
     fn first_with_nonce(
         &mut self,
         client_first: &[u8],
-        lookup: impl FnOnce(&str) -> Option<ScramCredential>,
+        credential: impl FnOnce(&str) -> ScramCredential,
         server_nonce: &str,
     ) -> Result<Vec<u8>, ScramError> {
         let ScramServer::Start { alg } = *self else {
@@ -240,8 +291,7 @@ impl ScramServer {
         let msg = std::str::from_utf8(client_first)
             .map_err(|_| ScramError("Invalid SCRAM client first message".into()))?;
         let cf = parse_client_first(msg)?;
-        let credential = lookup(&cf.user)
-            .ok_or_else(|| ScramError("Authentication failed: Invalid user credentials".into()))?;
+        let credential = credential(&cf.user);
         let nonce = format!("{}{}", cf.nonce, server_nonce);
         let server_first = format!(
             "r={nonce},s={},i={}",
@@ -329,7 +379,10 @@ mod tests {
         let first = s
             .first_with_nonce(
                 b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
-                |u| (u == "user").then(|| cred.clone()),
+                |u| {
+                    assert_eq!(u, "user");
+                    cred.clone()
+                },
                 "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
             )
             .unwrap();
@@ -354,15 +407,34 @@ mod tests {
         let mut s = ScramServer::new(ScramAlg::Sha256);
         s.first_with_nonce(
             b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
-            |_| Some(cred.clone()),
+            |_| cred.clone(),
             "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
         )
         .unwrap();
         assert!(s
             .last(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
             .is_err());
+        // an unknown user gets a challenge, then fails like a wrong password
+        let secret = b"server secret";
         let mut s = ScramServer::new(ScramAlg::Sha256);
-        assert!(s.first(b"n,,n=nobody,r=abc", |_| None).is_err());
+        let first = s
+            .first_with_nonce(
+                b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+                |u| ScramCredential::unknown_user(ScramAlg::Sha256, u, secret),
+                "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            )
+            .unwrap();
+        let again = ScramCredential::unknown_user(ScramAlg::Sha256, "user", secret);
+        let expected_salt = format!(",s={},i=4096", B64.encode(&again.salt));
+        assert!(String::from_utf8(first).unwrap().ends_with(&expected_salt));
+        let wrong_password = s
+            .last(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+            .unwrap_err();
+        assert!(wrong_password.0.contains("invalid credentials"));
+        assert_ne!(
+            again.salt,
+            ScramCredential::unknown_user(ScramAlg::Sha256, "other", secret).salt
+        );
         for bad in [
             &b"p=tls-unique,,n=u,r=x"[..],
             b"n,,r=x",
@@ -370,11 +442,20 @@ mod tests {
             b"n,,n=a=b,r=x",
         ] {
             let mut s = ScramServer::new(ScramAlg::Sha512);
-            assert!(s.first(bad, |_| Some(cred.clone())).is_err());
+            assert!(s.first(bad, |_| cred.clone()).is_err());
         }
         // a final message without a first one
         let mut s = ScramServer::new(ScramAlg::Sha256);
         assert!(s.last(b"c=biws,r=x,p=AAAA").is_err());
+    }
+
+    #[test]
+    fn hook_credentials_are_checked() {
+        let cred = ScramCredential::from_password(ScramAlg::Sha512, "pw", b"salt", 4096);
+        assert!(cred.check(ScramAlg::Sha512).is_ok());
+        assert!(cred.check(ScramAlg::Sha256).is_err()); // 64-byte keys for SHA-256
+        let few = ScramCredential::from_password(ScramAlg::Sha512, "pw", b"salt", 4095);
+        assert!(few.check(ScramAlg::Sha512).is_err());
     }
 
     #[test]

@@ -140,9 +140,119 @@ pub async fn transactional_id_allowed(
     .await
 }
 
-/// The group operations Kafka reports in `authorized_operations` (READ, DELETE, DESCRIBE).
-pub const GROUP_OPERATIONS: [Operation; 3] =
-    [Operation::Read, Operation::Delete, Operation::Describe];
+/// The operations Kafka reports in `*_authorized_operations`, per resource type: Kafka 4.1's
+/// `AclEntry.supportedOperations` (with no authorizer, all of them).
+pub const TOPIC_OPERATIONS: [Operation; 8] = [
+    Operation::Read,
+    Operation::Write,
+    Operation::Create,
+    Operation::Delete,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
+pub const CLUSTER_OPERATIONS: [Operation; 7] = [
+    Operation::Create,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+];
+pub const GROUP_OPERATIONS: [Operation; 5] = [
+    Operation::Read,
+    Operation::Delete,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
+
+/// The actions of one request, collected before asking: each asked once, and each either
+/// required (a denial is logged) or a probe for `authorized_operations` (not logged, as
+/// Kafka's logIfDenied=false).
+#[derive(Default)]
+pub struct Actions {
+    list: Vec<(Operation, ResourceType, String)>,
+    required: Vec<bool>,
+    seen: std::collections::HashSet<(Operation, ResourceType, String)>,
+}
+
+impl Actions {
+    pub fn require(&mut self, op: Operation, rtype: ResourceType, name: &str) {
+        self.add(op, rtype, name, true);
+    }
+
+    /// Probes every operation of `ops` on a resource.
+    pub fn probe(&mut self, ops: &[Operation], rtype: ResourceType, name: &str) {
+        for &op in ops {
+            self.add(op, rtype, name, false);
+        }
+    }
+
+    fn add(&mut self, op: Operation, rtype: ResourceType, name: &str, required: bool) {
+        let key = (op, rtype, name.to_string());
+        if self.seen.insert(key.clone()) {
+            self.list.push(key);
+            self.required.push(required);
+        } else if required {
+            let i = self.list.iter().position(|k| *k == key).expect("seen");
+            self.required[i] = true;
+        }
+    }
+
+    /// Decides them all at once (one hook crossing at most).
+    pub async fn decide(self, ctx: &RequestContext, api: &str) -> Decisions {
+        if allow_all(ctx) {
+            return Decisions {
+                by_name: Default::default(),
+                everything: true,
+            };
+        }
+        let asked: Vec<_> = self
+            .list
+            .iter()
+            .map(|(o, r, n)| (*o, *r, n.as_str()))
+            .collect();
+        let required = &self.required;
+        let decisions = decide(ctx, api, &asked, |i| required[i]).await;
+        let mut by_name: std::collections::HashMap<String, Vec<(Operation, ResourceType, bool)>> =
+            Default::default();
+        for ((op, rtype, name), ok) in self.list.into_iter().zip(decisions) {
+            by_name.entry(name).or_default().push((op, rtype, ok));
+        }
+        Decisions {
+            by_name,
+            everything: false,
+        }
+    }
+}
+
+/// The answers to `Actions`; anything not asked is denied (unless everything is allowed).
+pub struct Decisions {
+    by_name: std::collections::HashMap<String, Vec<(Operation, ResourceType, bool)>>,
+    everything: bool,
+}
+
+impl Decisions {
+    pub fn allowed(&self, op: Operation, rtype: ResourceType, name: &str) -> bool {
+        self.everything
+            || self
+                .by_name
+                .get(name)
+                .is_some_and(|d| d.iter().any(|&(o, r, ok)| o == op && r == rtype && ok))
+    }
+
+    /// Kafka's bit field of the allowed operations among `ops` (all of them under allow-all).
+    pub fn operations(&self, ops: &[Operation], rtype: ResourceType, name: &str) -> i32 {
+        operation_bits(
+            ops.iter()
+                .copied()
+                .filter(|&op| self.allowed(op, rtype, name)),
+        )
+    }
+}
 
 /// Kafka's bit field of operations (bit n = the operation with code n).
 pub fn operation_bits(ops: impl IntoIterator<Item = Operation>) -> i32 {

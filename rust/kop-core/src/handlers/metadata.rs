@@ -11,14 +11,11 @@ use crate::broker::partition::LEADER_EPOCH;
 use crate::broker::{is_internal, valid_topic_name, Topic};
 use crate::error::KafkaError;
 
-/// Bit sets of the operations a principal may perform, as Kafka encodes them (1 << op).
-/// Without authorization configured every operation is allowed.
-pub const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-pub const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
-
-fn describe_topic(ctx: &RequestContext, topic: &Topic, with_ops: bool) -> MetadataResponseTopic {
+fn describe_topic(
+    ctx: &RequestContext,
+    topic: &Topic,
+    operations: Option<i32>,
+) -> MetadataResponseTopic {
     let node = ctx.broker.config.node_id;
     let partitions = topic
         .partitions()
@@ -37,8 +34,8 @@ fn describe_topic(ctx: &RequestContext, topic: &Topic, with_ops: bool) -> Metada
         .with_topic_id(topic.id)
         .with_is_internal(is_internal(&topic.name))
         .with_partitions(partitions);
-    if with_ops {
-        t.topic_authorized_operations = TOPIC_OPERATIONS;
+    if let Some(bits) = operations {
+        t.topic_authorized_operations = bits;
     }
     t
 }
@@ -66,16 +63,31 @@ pub async fn handle(
     // Before v4 there was no flag and auto-creation was always requested.
     let auto_create = version < 4 || req.allow_auto_topic_creation;
     // DESCRIBE on each topic (unauthorized ones are hidden from an all-topics listing);
-    // auto-creation also needs CREATE on the cluster or the topic.
+    // auto-creation also needs CREATE on the cluster or the topic. With
+    // include_*_authorized_operations, every operation of each topic (and of the cluster) is
+    // probed in the same batch.
     let listed = if all { broker.topics() } else { Vec::new() };
-    let mut actions: Vec<(authz::Operation, authz::ResourceType, String)> = Vec::new();
+    let with_cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
+    let mut actions = authz::Actions::default();
     if !authz::allow_all(ctx) {
+        // Like Kafka, a denial that only hides a topic from an all-topics listing is not
+        // logged; one for a topic asked by name is.
+        let ask_topic = |actions: &mut authz::Actions, name: &str| {
+            if all {
+                actions.probe(
+                    &[authz::Operation::Describe],
+                    authz::ResourceType::Topic,
+                    name,
+                );
+            } else {
+                actions.require(authz::Operation::Describe, authz::ResourceType::Topic, name);
+            }
+            if with_ops {
+                actions.probe(&authz::TOPIC_OPERATIONS, authz::ResourceType::Topic, name);
+            }
+        };
         for t in &listed {
-            actions.push((
-                authz::Operation::Describe,
-                authz::ResourceType::Topic,
-                t.name.clone(),
-            ));
+            ask_topic(&mut actions, &t.name);
         }
         let mut any_missing = false;
         for wanted in req.topics.iter().flatten() {
@@ -88,48 +100,46 @@ pub async fn handle(
             };
             if auto_create && broker.topic(&name).is_none() {
                 any_missing = true;
-                actions.push((
-                    authz::Operation::Create,
-                    authz::ResourceType::Topic,
-                    name.clone(),
-                ));
+                actions.require(authz::Operation::Create, authz::ResourceType::Topic, &name);
             }
-            actions.push((authz::Operation::Describe, authz::ResourceType::Topic, name));
+            ask_topic(&mut actions, &name);
         }
         if any_missing {
-            actions.push((
+            actions.require(
                 authz::Operation::Create,
                 authz::ResourceType::Cluster,
-                authz::CLUSTER_NAME.to_string(),
-            ));
+                authz::CLUSTER_NAME,
+            );
+        }
+        if with_cluster_ops {
+            actions.probe(
+                &authz::CLUSTER_OPERATIONS,
+                authz::ResourceType::Cluster,
+                authz::CLUSTER_NAME,
+            );
         }
     }
-    let asked: Vec<_> = actions
-        .iter()
-        .map(|(o, r, n)| (*o, *r, n.as_str()))
-        .collect();
-    let decisions = authz::authorize(ctx, "Metadata", &asked).await;
-    let decided = |op: authz::Operation, rt: authz::ResourceType, name: &str| {
-        authz::allow_all(ctx)
-            || actions
-                .iter()
-                .zip(&decisions)
-                .any(|((o, r, n), ok)| *o == op && *r == rt && n == name && *ok)
+    let decisions = actions.decide(ctx, "Metadata").await;
+    let may_describe = |name: &str| {
+        decisions.allowed(authz::Operation::Describe, authz::ResourceType::Topic, name)
     };
-    let may_describe =
-        |name: &str| decided(authz::Operation::Describe, authz::ResourceType::Topic, name);
     let may_create = |name: &str| {
-        decided(
+        decisions.allowed(
             authz::Operation::Create,
             authz::ResourceType::Cluster,
             authz::CLUSTER_NAME,
-        ) || decided(authz::Operation::Create, authz::ResourceType::Topic, name)
+        ) || decisions.allowed(authz::Operation::Create, authz::ResourceType::Topic, name)
+    };
+    let topic_ops = |name: &str| {
+        with_ops.then(|| {
+            decisions.operations(&authz::TOPIC_OPERATIONS, authz::ResourceType::Topic, name)
+        })
     };
     let topics = if all {
         listed
             .iter()
             .filter(|t| may_describe(&t.name))
-            .map(|t| describe_topic(ctx, t, with_ops))
+            .map(|t| describe_topic(ctx, t, topic_ops(&t.name)))
             .collect()
     } else {
         req.topics
@@ -161,7 +171,7 @@ pub async fn handle(
                         None => Err(KafkaError::UnknownTopicOrPartition),
                     };
                     match found {
-                        Ok(t) => describe_topic(ctx, &t, with_ops),
+                        Ok(t) => describe_topic(ctx, &t, topic_ops(&t.name)),
                         Err(e) => topic_error(Some(name), uuid::Uuid::nil(), e),
                     }
                 }
@@ -169,7 +179,7 @@ pub async fn handle(
                     Some(t) if !may_describe(&t.name) => {
                         topic_error(None, id, KafkaError::TopicAuthorizationFailed)
                     }
-                    Some(t) => describe_topic(ctx, &t, with_ops),
+                    Some(t) => describe_topic(ctx, &t, topic_ops(&t.name)),
                     None => topic_error(None, id, KafkaError::UnknownTopicId),
                 },
             })
@@ -183,8 +193,12 @@ pub async fn handle(
         .with_cluster_id(Some(sb(&broker.cluster_id)))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_topics(topics);
-    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    if with_cluster_ops {
+        resp.cluster_authorized_operations = decisions.operations(
+            &authz::CLUSTER_OPERATIONS,
+            authz::ResourceType::Cluster,
+            authz::CLUSTER_NAME,
+        );
     }
     resp
 }
@@ -195,7 +209,14 @@ pub async fn describe_cluster(
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
-    if !authz::cluster_allowed(ctx, "DescribeCluster", authz::Operation::Describe).await {
+    let mut actions = authz::Actions::default();
+    let cluster = (authz::ResourceType::Cluster, authz::CLUSTER_NAME);
+    actions.require(authz::Operation::Describe, cluster.0, cluster.1);
+    if req.include_cluster_authorized_operations {
+        actions.probe(&authz::CLUSTER_OPERATIONS, cluster.0, cluster.1);
+    }
+    let decisions = actions.decide(ctx, "DescribeCluster").await;
+    if !decisions.allowed(authz::Operation::Describe, cluster.0, cluster.1) {
         return DescribeClusterResponse::default()
             .with_error_code(KafkaError::ClusterAuthorizationFailed.code())
             .with_error_message(Some(sb(KafkaError::ClusterAuthorizationFailed.to_string())));
@@ -210,7 +231,8 @@ pub async fn describe_cluster(
             .with_host(sb(&ctx.listener.advertised_host))
             .with_port(ctx.listener.advertised_port)]);
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations =
+            decisions.operations(&authz::CLUSTER_OPERATIONS, cluster.0, cluster.1);
     }
     resp
 }

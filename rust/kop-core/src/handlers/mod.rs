@@ -6,6 +6,7 @@ mod acls;
 mod admin_topics;
 mod api_versions;
 pub mod authz;
+mod client_quotas;
 mod configs;
 mod consumer_groups;
 mod fetch;
@@ -111,6 +112,7 @@ served! {
     DeleteAcls [1 ..= 3] DeleteAclsRequest => acls::delete_acls;
     DescribeUserScramCredentials [0 ..= 0] DescribeUserScramCredentialsRequest => scram_admin::describe;
     AlterUserScramCredentials [0 ..= 0] AlterUserScramCredentialsRequest => scram_admin::alter;
+    DescribeClientQuotas [0 ..= 1] DescribeClientQuotasRequest => client_quotas::describe;
     Fetch [4 ..= 17] FetchRequest => fetch::handle;
     ListOffsets [1 ..= 10] ListOffsetsRequest => list_offsets::handle;
     Metadata [0 ..= 13] MetadataRequest => metadata::handle;

@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::Decodable;
 
-use crate::auth::authorizer::LoginAttempt;
+use crate::auth::authorizer::{LoginAttempt, LoginConnection};
 use crate::auth::scram::{ScramAlg, ScramServer};
 use crate::auth::{jwt, plain, Principal, Security};
 use crate::codec::frame::{encode_response, RequestFrame};
@@ -66,10 +66,12 @@ impl Mechanism {
     async fn step(&mut self, security: &Security, conn: &ConnInfo, token: &[u8]) -> Step {
         match self {
             Mechanism::OAuthBearer => {
-                let checked = jwt::oauthbearer_token(token)
-                    .and_then(|t| security.jwt.validate(&t, crate::now_ms() / 1000));
+                let checked = match jwt::oauthbearer_token(token) {
+                    Ok(t) => security.validate_bearer_token(&t, conn.login()).await,
+                    Err(why) => Err(why),
+                };
                 match checked {
-                    Ok(claims) => Step::Done(Principal::user(claims.subject), Vec::new()),
+                    Ok(principal) => Step::Done(principal, Vec::new()),
                     Err(why) => Step::Failed(format!(
                         "Authentication failed: invalid OAUTHBEARER token ({why})"
                     )),
@@ -84,10 +86,8 @@ impl Mechanism {
                     // KoP: the password `token:<jwt>` is a (Pulsar) token; the principal is its sub.
                     if let Some(t) = password.strip_prefix("token:") {
                         if security.plain_token_auth {
-                            return match security.jwt.validate(t, crate::now_ms() / 1000) {
-                                Ok(claims) => {
-                                    Step::Done(Principal::user(claims.subject), Vec::new())
-                                }
+                            return match security.validate_bearer_token(t, conn.login()).await {
+                                Ok(principal) => Step::Done(principal, Vec::new()),
                                 Err(why) => Step::Failed(format!(
                                     "Authentication failed: invalid token ({why})"
                                 )),
@@ -132,7 +132,14 @@ impl Mechanism {
             Mechanism::Scram(server) => match server {
                 ScramServer::Start { alg } => {
                     let alg = *alg;
-                    match server.first(token, |u| security.scram_credential(alg, u)) {
+                    let user = match ScramServer::user_of(token) {
+                        Ok(u) => u,
+                        Err(e) => return Step::Failed(e.0),
+                    };
+                    let credential = security
+                        .scram_login_credential(alg, &user, conn.login())
+                        .await;
+                    match server.first(token, |_| credential) {
                         Ok(challenge) => Step::Challenge(challenge),
                         Err(e) => Step::Failed(e.0),
                     }
@@ -178,11 +185,22 @@ pub enum Action {
     Authenticated(Bytes, Principal),
 }
 
-/// Who is authenticating (for the authenticator hook).
+/// Who is authenticating (for the authentication hooks).
 pub struct ConnInfo {
     pub listener: String,
     pub protocol: &'static str,
     pub peer: std::net::SocketAddr,
+}
+
+impl ConnInfo {
+    fn login(&self) -> LoginConnection {
+        LoginConnection {
+            listener: self.listener.clone(),
+            security_protocol: self.protocol,
+            client_host: self.peer.ip(),
+            client_port: self.peer.port(),
+        }
+    }
 }
 
 pub struct Sasl {
