@@ -14,7 +14,7 @@ from helpers.data import Mix, Rec, check_contiguous, check_same, make_records
 
 
 def _restartable(target: str) -> None:
-    if target not in ("kop-cli", "kop-embedded", "kafka"):
+    if target not in ("kop-cli", "kop-embedded", "kop-pulsar", "kafka"):
         pytest.skip(f"{target} cannot be restarted by the tests")
 
 
