@@ -416,82 +416,12 @@ impl Partition {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
-
     use super::*;
     use crate::records::batch::tests::sample_batch;
-    use crate::storage::remote::{OpenedPartition, RemoteBackend};
+    use crate::storage::remote::test_backend::MemoryBackend;
     use crate::storage::{RemoteStorage, Storage};
 
-    /// Stores batches in memory; receipts fail while `fail` is set (as after fencing).
-    #[derive(Default)]
-    struct FlakyBackend {
-        fail: AtomicBool,
-        opens: AtomicUsize,
-        stored: Mutex<Vec<Bytes>>,
-    }
-
-    impl RemoteBackend for FlakyBackend {
-        fn load_doc(&self, _: &str) -> io::Result<Option<Vec<u8>>> {
-            Ok(None)
-        }
-        fn save_doc(&self, _: &str, _: Option<&[u8]>) -> io::Result<()> {
-            Ok(())
-        }
-        fn doc_names(&self, _: &str) -> io::Result<Vec<String>> {
-            Ok(Vec::new())
-        }
-        fn create_topic(&self, _: &str, _: i32) -> io::Result<()> {
-            Ok(())
-        }
-        fn delete_topic(&self, _: &str) -> io::Result<()> {
-            Ok(())
-        }
-        fn open_partition(&self, _: &str, _: i32, _: usize) -> io::Result<OpenedPartition> {
-            self.opens.fetch_add(1, Ordering::SeqCst);
-            let stored = self.stored.lock().clone();
-            let next_offset = stored.last().map_or(0, |b| {
-                BatchHeader::parse(b).map_or(0, |h| h.last_offset() + 1)
-            });
-            Ok(OpenedPartition {
-                epoch: self.opens.load(Ordering::SeqCst) as i32,
-                log_start: 0,
-                next_offset,
-                headers: stored.clone(),
-                tail: stored,
-            })
-        }
-        fn append(&self, _: &str, _: i32, _: i32, _: &BatchHeader, payload: Bytes) -> Receipt {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            if self.fail.load(Ordering::SeqCst) {
-                let _ = tx.send(Err("fenced".into()));
-            } else {
-                self.stored.lock().push(payload);
-                let _ = tx.send(Ok(()));
-            }
-            rx
-        }
-        fn read(&self, _: &str, _: i32, _: i64, _: usize, _: i64) -> io::Result<Vec<Bytes>> {
-            Ok(Vec::new())
-        }
-        fn batch_at_timestamp(&self, _: &str, _: i32, _: i64) -> io::Result<Option<Bytes>> {
-            Ok(None)
-        }
-        fn batch_with_max_timestamp(&self, _: &str, _: i32) -> io::Result<Option<Bytes>> {
-            Ok(None)
-        }
-        fn load_group_records(&self) -> io::Result<Vec<Vec<u8>>> {
-            Ok(Vec::new())
-        }
-        fn append_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
-            Ok(())
-        }
-        fn rewrite_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn remote_partition(backend: Arc<FlakyBackend>) -> Arc<Partition> {
+    fn remote_partition(backend: Arc<MemoryBackend>) -> Arc<Partition> {
         let storage: Arc<dyn Storage> = Arc::new(RemoteStorage::new(backend, 1 << 20));
         let config = super::super::topic_config::effective(
             &Default::default(),
@@ -516,7 +446,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_receipt_steps_down_and_the_partition_is_taken_over_again() {
-        let backend = Arc::new(FlakyBackend::default());
+        let backend = Arc::new(MemoryBackend::default());
         let p = remote_partition(backend.clone());
         let batch = sample_batch(3, 1_000, b"v", (-1, -1, -1));
 

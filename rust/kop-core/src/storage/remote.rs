@@ -481,15 +481,22 @@ impl GroupStore for RemoteGroupStore {
     }
 }
 
+/// A `RemoteBackend` in memory, for unit tests of the remote log and of partitions over it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_backend {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use super::*;
-    use crate::records::batch::tests::sample_batch;
 
-    /// A backend that stores nothing remotely: every read is a miss.
-    struct NoBackend;
+    /// Stores batches in memory; receipts fail while `fail` is set (as after fencing).
+    #[derive(Default)]
+    pub(crate) struct MemoryBackend {
+        pub fail: AtomicBool,
+        pub opens: AtomicUsize,
+        pub stored: Mutex<Vec<Bytes>>,
+    }
 
-    impl RemoteBackend for NoBackend {
+    impl RemoteBackend for MemoryBackend {
         fn load_doc(&self, _: &str) -> io::Result<Option<Vec<u8>>> {
             Ok(None)
         }
@@ -506,11 +513,27 @@ mod tests {
             Ok(())
         }
         fn open_partition(&self, _: &str, _: i32, _: usize) -> io::Result<OpenedPartition> {
-            unreachable!()
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            let stored = self.stored.lock().clone();
+            let next_offset = stored.last().map_or(0, |b| {
+                BatchHeader::parse(b).map_or(0, |h| h.last_offset() + 1)
+            });
+            Ok(OpenedPartition {
+                epoch: self.opens.load(Ordering::SeqCst) as i32,
+                log_start: 0,
+                next_offset,
+                headers: stored.clone(),
+                tail: stored,
+            })
         }
-        fn append(&self, _: &str, _: i32, _: i32, _: &BatchHeader, _: Bytes) -> Receipt {
+        fn append(&self, _: &str, _: i32, _: i32, _: &BatchHeader, payload: Bytes) -> Receipt {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let _ = tx.send(Ok(()));
+            if self.fail.load(Ordering::SeqCst) {
+                let _ = tx.send(Err("fenced".into()));
+            } else {
+                self.stored.lock().push(payload);
+                let _ = tx.send(Ok(()));
+            }
             rx
         }
         fn read(&self, _: &str, _: i32, _: i64, _: usize, _: i64) -> io::Result<Vec<Bytes>> {
@@ -532,6 +555,12 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::tests::sample_batch;
 
     fn batch_at(base: i64, records: i32) -> (BatchHeader, Bytes) {
         let mut raw = sample_batch(records, 1_000, b"v", (-1, -1, -1));
@@ -553,7 +582,8 @@ mod tests {
             &crate::config::ServerConfig::default(),
         )
         .log;
-        RemoteLog::new(Arc::new(NoBackend), "t", 0, settings, limit, opened).unwrap()
+        let backend = Arc::new(test_backend::MemoryBackend::default());
+        RemoteLog::new(backend, "t", 0, settings, limit, opened).unwrap()
     }
 
     #[test]
