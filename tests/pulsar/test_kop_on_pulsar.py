@@ -101,6 +101,60 @@ def test_a_pulsar_client_decodes_the_kafka_records(
         srv.stop()
 
 
+class BackgroundProducer:
+    """An idempotent acks=all producer writing numbered records from a thread until stopped;
+    records what was acknowledged and what failed."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int = 1) -> None:
+        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+        self.acked: list[bytes] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def start(self) -> BackgroundProducer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 180) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
+            assert not self._thread.is_alive()
+
+    def _run(self) -> None:
+        producer = ck_kafka.Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "delivery.timeout.ms": 120_000,
+            }
+        )
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is None:
+                self.acked.append(msg.value())
+            else:
+                self.failed.append(str(err))
+
+        i = 0
+        while not self._stop.is_set():
+            partition = i % self.partitions
+            producer.produce(self.topic, b"%08d" % i, partition=partition, on_delivery=on_delivery)
+            producer.poll(0)
+            i += 1
+            time.sleep(0.002)
+        assert producer.flush(150) == 0
+
+
+def _wait_for_more_acks(writer: BackgroundProducer, at_least: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(writer.acked) < at_least and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def private_pulsar(tmp_path: Path) -> Iterator[tuple[PulsarService, dict[str, str], Path]]:
     """A Pulsar standalone of this test's own (it gets restarted)."""
@@ -130,40 +184,11 @@ def test_pulsar_restart_while_producing_loses_nothing_acknowledged(
     service, env, data_dir = private_pulsar
     srv = _kop(tmp_path / "kop", service=service)
     topic = "through-restart"
-    acked: list[bytes] = []
-    failed: list[str] = []
-    stop = threading.Event()
-
-    def produce() -> None:
-        producer = ck_kafka.Producer(
-            {
-                "bootstrap.servers": srv.bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "delivery.timeout.ms": 120_000,
-            }
-        )
-
-        def on_delivery(err: Any, msg: Any) -> None:
-            if err is None:
-                acked.append(msg.value())
-            else:
-                failed.append(str(err))
-
-        i = 0
-        while not stop.is_set():
-            producer.produce(topic, value=b"%08d" % i, partition=0, on_delivery=on_delivery)
-            producer.poll(0)
-            i += 1
-            time.sleep(0.002)
-        assert producer.flush(150) == 0
-
+    writer = BackgroundProducer(srv.bootstrap, topic)
     try:
-        writer = threading.Thread(target=produce)
         writer.start()
         time.sleep(3)
-        before = len(acked)
+        before = len(writer.acked)
         subprocess.run(["bash", str(PULSAR_SH), "stop", str(data_dir)], env=env, check=True)
         time.sleep(2)
         env_keep = dict(env, PULSAR_KEEP_DATA="1")
@@ -174,19 +199,15 @@ def test_pulsar_restart_while_producing_loses_nothing_acknowledged(
             text=True,
         )
         assert run.returncode == 0, run.stderr
-        deadline = time.monotonic() + 90
-        while len(acked) < before + 500 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        stop.set()
-        writer.join(180)
-        assert not writer.is_alive()
-        assert failed == []
-        assert len(acked) > before + 500, "producing did not resume after Pulsar restarted"
+        _wait_for_more_acks(writer, before + 500, 90)
+        writer.stop()
+        assert writer.failed == []
+        assert len(writer.acked) > before + 500, "producing did not resume after Pulsar restarted"
         got = ck.consume_all(srv.bootstrap, topic, [0], timeout=90)[0]
         values = [m.value for m in got]
         offsets = [m.offset for m in got]
         assert offsets == list(range(len(values)))
-        assert sorted(set(values)) == sorted(acked)  # every acknowledged record, once
+        assert sorted(set(values)) == sorted(writer.acked)  # every acknowledged record, once
         assert len(values) == len(set(values))
     finally:
         srv.stop()
@@ -254,61 +275,32 @@ def test_a_standby_takes_over_when_the_serving_instance_is_killed(
         tmp_path / "standby", {"node_id": 2, "pulsar_standby": True}, namespace=first.namespace
     )
     topic = "failover"
-    acked: list[bytes] = []
-    failed: list[str] = []
-    stop = threading.Event()
-
-    def produce() -> None:
-        producer = ck_kafka.Producer(
-            {
-                "bootstrap.servers": f"{first.bootstrap},{standby.bootstrap}",
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "delivery.timeout.ms": 120_000,
-            }
-        )
-
-        def on_delivery(err: Any, msg: Any) -> None:
-            (failed.append(str(err)) if err else acked.append(msg.value()))
-
-        i = 0
-        while not stop.is_set():
-            producer.produce(topic, value=b"%08d" % i, partition=i % 2, on_delivery=on_delivery)
-            producer.poll(0)
-            i += 1
-            time.sleep(0.002)
-        assert producer.flush(150) == 0
-
+    writer = BackgroundProducer(f"{first.bootstrap},{standby.bootstrap}", topic, partitions=2)
     try:
         ck.create_topic(first.bootstrap, topic, partitions=2)
         standby.spawn()
-        writer = threading.Thread(target=produce)
         writer.start()
         time.sleep(3)
         # It waits while the first instance serves: running, not listening.
         assert standby.is_running()
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", standby.port), timeout=1).close()
-        before = len(acked)
+        before = len(writer.acked)
         assert before > 100
         first.kill()
         standby.wait_serving(60.0)
-        deadline = time.monotonic() + 60
-        while len(acked) < before + 500 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        stop.set()
-        writer.join(180)
-        assert failed == []
-        assert len(acked) > before + 500, "producing did not resume on the standby"
+        _wait_for_more_acks(writer, before + 500, 60)
+        writer.stop()
+        assert writer.failed == []
+        assert len(writer.acked) > before + 500, "producing did not resume on the standby"
         got = ck.consume_all(standby.bootstrap, topic, [0, 1], timeout=90)
         for p in (0, 1):
             assert [m.offset for m in got[p]] == list(range(len(got[p])))
         values = [m.value for p in (0, 1) for m in got[p]]
         assert len(values) == len(set(values))
-        assert set(values) == set(acked)
+        assert set(values) == set(writer.acked)
     finally:
-        stop.set()
+        writer.stop()
         if standby.is_running():
             standby.stop()
         else:
