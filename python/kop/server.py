@@ -53,6 +53,7 @@ def _open_storage_backend(config: Config) -> PulsarBackend | None:
         namespace=config.pulsar_namespace,
         token=config.pulsar_token,
         standby=config.pulsar_standby,
+        node_id=config.node_id,
     )
     if config.pulsar_standby:
         log.info(

@@ -491,6 +491,7 @@ def test_group_records_append_rewrite_and_reload(make_backend):
 
 def test_group_records_ignore_an_incomplete_snapshot(make_backend, raw_client, namespace):
     first = make_backend()
+    assert first.load_group_records() == []
     first.append_group_records([b"a"])
     first.rewrite_group_records([b"b", b"c"])
     first.append_group_records([b"d"])
@@ -513,14 +514,79 @@ def test_group_records_ignore_an_incomplete_snapshot(make_backend, raw_client, n
 
 def test_group_records_have_one_writer(make_backend):
     first = make_backend()
+    with pytest.raises(PulsarStorageError, match="not the group-records writer"):
+        first.append_group_records([b"before loading"])
+    assert first.load_group_records() == []  # the coordinator takes the records over
     first.append_group_records([b"a"])
-    second = make_backend()  # takes the group-records topic over
+    second = make_backend(node_id=2)
+    assert second.load_group_records() == [b"a"]  # takes the group-records topic over
     with pytest.raises(PulsarStorageError, match="__kop_groups"):
         first.append_group_records([b"lost"])
     with pytest.raises(PulsarStorageError, match="not the group-records writer"):
         first.append_group_records([b"lost"])
     second.append_group_records([b"b"])
     assert second.load_group_records() == [b"a", b"b"]
+    second.release_group_records()  # another instance coordinates the groups now
+    with pytest.raises(PulsarStorageError, match="released to another kop instance"):
+        second.append_group_records([b"lost"])
+    assert first.load_group_records() == [b"a", b"b"]
+
+
+def test_instances_with_other_node_ids_see_each_others_documents(make_backend):
+    """Documents are shared by every instance on the namespace: saves show up on the others,
+    and a conditional save has exactly one winner however the saves race."""
+    first, second = make_backend(node_id=1), make_backend(node_id=2)
+    version = second.cluster_state()[1]
+    first.save_doc("topic/orders", b"v1")
+    deadline = time.monotonic() + 10
+    while second.load_doc("topic/orders") != b"v1":
+        assert time.monotonic() < deadline, "a document saved on one instance never showed up"
+        time.sleep(0.05)
+    assert second.cluster_state()[1] > version
+    # Create-if-absent from both at once: one wins, both agree on the content.
+    results: dict[str, bool] = {}
+    barrier = threading.Barrier(2)
+
+    def claim(backend: PulsarBackend, who: str) -> None:
+        barrier.wait()
+        results[who] = backend.save_doc_if("topic/race", who.encode(), None)
+
+    threads = [
+        threading.Thread(target=claim, args=(b, w)) for b, w in ((first, "a"), (second, "b"))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == [False, True], results
+    winner = next(w for w, won in results.items() if won)
+    deadline = time.monotonic() + 10
+    while first.load_doc("topic/race") != second.load_doc("topic/race"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert first.load_doc("topic/race") == winner.encode()
+    # Compare-and-set on the content: a stale expectation loses, the current one wins.
+    assert not first.save_doc_if("topic/race", b"stale", b"not what is stored")
+    assert first.save_doc_if("topic/race", b"next", winner.encode())
+    assert first.save_doc_if("topic/race", None, b"next")  # a conditional delete
+    assert first.load_doc("topic/race") is None
+
+
+def test_members_see_each_other_and_a_leave(make_backend):
+    first, second = make_backend(node_id=1), make_backend(node_id=2)
+    one = '{"node_id": 1, "endpoints": []}'
+    two = '{"node_id": 2, "endpoints": [{"listener": "PLAINTEXT", "host": "h", "port": 2}]}'
+    assert first.join(one) == [one]
+    assert sorted(second.join(two)) == sorted([one, two])  # the recent heartbeats are read first
+    deadline = time.monotonic() + 10
+    while sorted(first.cluster_state()[0]) != sorted([one, two]):
+        assert time.monotonic() < deadline, first.cluster_state()
+        time.sleep(0.1)
+    second.close()  # a clean stop announces the leave: no session timeout to wait for
+    deadline = time.monotonic() + 3
+    while first.cluster_state()[0] != [one]:
+        assert time.monotonic() < deadline, first.cluster_state()
+        time.sleep(0.1)
 
 
 # ------------------------------------------------------------------------------------------------

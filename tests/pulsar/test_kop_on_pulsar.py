@@ -213,11 +213,11 @@ def test_pulsar_restart_while_producing_loses_nothing_acknowledged(
         srv.stop()
 
 
-def test_a_second_instance_takes_the_namespace_over(
+def test_a_second_process_for_a_node_id_takes_it_over(
     pulsar_service: PulsarService, tmp_path: Path
 ) -> None:
-    """One kop instance serves a namespace at a time: a new one (e.g. a replacement started while
-    the old one hangs) takes every partition over with the data so far, and the old one can no
+    """One process serves a node id at a time: a new one (e.g. a replacement started while the
+    old one hangs) takes every partition over with the data so far, and the old one can no
     longer append: its producers get NOT_LEADER_OR_FOLLOWER, never a duplicate offset."""
     first = _kop(tmp_path / "same")
     second: KopPulsar | None = None
@@ -267,12 +267,12 @@ def test_a_second_instance_takes_the_namespace_over(
 def test_a_standby_takes_over_when_the_serving_instance_is_killed(
     pulsar_service: PulsarService, tmp_path: Path
 ) -> None:
-    """kill -9 the serving instance while producers write with acks=all: the standby takes the
-    namespace over and every acknowledged record is read back once, offsets contiguous."""
+    """kill -9 the serving instance while producers write with acks=all: the standby for its
+    node id takes over and every acknowledged record is read back once, offsets contiguous."""
     first = _kop(tmp_path / "first", node_id=1)
     (tmp_path / "standby").mkdir()
     standby = KopPulsar(
-        tmp_path / "standby", {"node_id": 2, "pulsar_standby": True}, namespace=first.namespace
+        tmp_path / "standby", {"node_id": 1, "pulsar_standby": True}, namespace=first.namespace
     )
     topic = "failover"
     writer = BackgroundProducer(f"{first.bootstrap},{standby.bootstrap}", topic, partitions=2)
@@ -358,3 +358,148 @@ def test_a_frozen_instance_resumed_after_a_takeover_never_appends(
         if second is not None:
             second.stop()
         first.stop()
+
+
+def _leaders(bootstrap: str, topic: str) -> tuple[set[int], dict[int, int]]:
+    """(broker ids, partition -> leader) as Metadata from ``bootstrap`` tells them."""
+    md = ck_kafka.admin.AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    partitions = md.topics[topic].partitions
+    return set(md.brokers), {p: partitions[p].leader for p in partitions}
+
+
+def _wait_for(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.5)
+
+
+def test_two_live_instances_share_partitions_and_one_takes_over_on_kill(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """Two kop instances (node ids 1 and 2) on one namespace form one Kafka cluster: Metadata
+    from either lists both and spreads the leaders; a topic created on one is served by both;
+    kill -9 one while idempotent acks=all producers write to every partition, and the other
+    takes its partitions over: every acknowledged record is read back once, offsets contiguous."""
+    one = _kop(tmp_path / "one", node_id=1)
+    (tmp_path / "two").mkdir()
+    two = KopPulsar(tmp_path / "two", {"node_id": 2}, namespace=one.namespace)
+    topic, partitions = "shared", 6
+    writer = BackgroundProducer(f"{one.bootstrap},{two.bootstrap}", topic, partitions)
+    try:
+        two.start()
+        ck.create_topic(one.bootstrap, topic, partitions=partitions)
+        # Both instances answer alike once they have seen each other and the topic.
+        views = _wait_for(
+            "both instances list both brokers and agree on the leaders",
+            lambda: (
+                (v := [_leaders(b, topic) for b in (one.bootstrap, two.bootstrap)])
+                and v[0] == v[1]
+                and v[0][0] == {1, 2}
+                and v
+            ),
+        )
+        leaders = views[0][1]
+        assert set(leaders.values()) == {1, 2}, leaders  # 6 partitions spread over both
+        writer.start()
+        _wait_for_more_acks(writer, 300, 30)
+        before = len(writer.acked)
+        assert before >= 300
+        two.kill()
+        # The survivor notices within its session timeout and leads everything.
+        _wait_for(
+            "the survivor leads every partition",
+            lambda: _leaders(one.bootstrap, topic) == ({1}, dict.fromkeys(range(partitions), 1)),
+        )
+        _wait_for_more_acks(writer, before + 500, 60)
+        writer.stop()
+        assert writer.failed == []
+        assert len(writer.acked) > before + 500, "producing did not resume on the survivor"
+        got = ck.consume_all(one.bootstrap, topic, list(range(partitions)), timeout=90)
+        for p in range(partitions):
+            assert [m.offset for m in got[p]] == list(range(len(got[p]))), p
+        values = [m.value for p in range(partitions) for m in got[p]]
+        assert len(values) == len(set(values))
+        assert set(values) == set(writer.acked)
+    finally:
+        writer.stop()
+        two.kill()
+        one.stop()
+
+
+def test_groups_are_coordinated_by_one_instance_and_move_when_it_leaves(
+    pulsar_service: PulsarService, tmp_path: Path
+) -> None:
+    """With two instances, FindCoordinator names the same node from both; committed offsets
+    survive the coordinator leaving (clean stop): the other instance loads them."""
+    one = _kop(tmp_path / "one", node_id=1)
+    (tmp_path / "two").mkdir()
+    two = KopPulsar(tmp_path / "two", {"node_id": 2}, namespace=one.namespace)
+    topic, group = "grouped", "g-moves"
+    try:
+        two.start()
+        both = f"{one.bootstrap},{two.bootstrap}"
+        ck.create_topic(one.bootstrap, topic, partitions=2)
+        producer = ck_kafka.Producer({"bootstrap.servers": both, "acks": "all"})
+        for i in range(40):
+            producer.produce(topic, value=b"%d" % i, partition=i % 2)
+        assert producer.flush(30) == 0
+
+        def coordinator(bootstrap: str) -> int:
+            admin = ck_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
+            described = admin.describe_consumer_groups([group])[group].result(timeout=20)
+            return int(described.coordinator.id)
+
+        _wait_for(
+            "both instances name the same coordinator",
+            lambda: coordinator(one.bootstrap) == coordinator(two.bootstrap),
+        )
+        consumer = ck_kafka.Consumer(
+            {
+                "bootstrap.servers": both,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([topic])
+        seen = 0
+        deadline = time.monotonic() + 60
+        while seen < 25 and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is not None and msg.error() is None:
+                seen += 1
+        assert seen == 25
+        consumer.commit(asynchronous=False)
+        committed = {
+            tp.partition: tp.offset
+            for tp in consumer.committed(
+                [ck_kafka.TopicPartition(topic, p) for p in (0, 1)], timeout=20
+            )
+        }
+        consumer.close()
+        assert sum(committed.values()) == 25, committed
+        first_coordinator = coordinator(both)
+        leaving, staying = (one, two) if first_coordinator == 1 else (two, one)
+        leaving.stop()
+        assert _wait_for(
+            "the other instance coordinates the group",
+            lambda: coordinator(staying.bootstrap) != first_coordinator,
+        )
+        check = ck_kafka.Consumer({"bootstrap.servers": staying.bootstrap, "group.id": group})
+        try:
+            again = {
+                tp.partition: tp.offset
+                for tp in check.committed(
+                    [ck_kafka.TopicPartition(topic, p) for p in (0, 1)], timeout=30
+                )
+            }
+        finally:
+            check.close()
+        assert again == committed
+    finally:
+        two.stop()
+        one.stop()

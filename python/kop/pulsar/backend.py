@@ -18,12 +18,14 @@ from kop.pulsar.documents import DocumentStore
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
     GROUPS_TOPIC,
-    INSTANCE_TOPIC,
+    MEMBERS_TOPIC,
     METADATA_TOPIC,
+    instance_topic,
     partition_topic,
     pulsar_topic,
 )
 from kop.pulsar.groups import GroupRecordStore
+from kop.pulsar.members import Members
 from kop.pulsar.partition import Partition
 from kop.pulsar.takeover import scan_partition, take_over
 
@@ -47,6 +49,7 @@ class PulsarBackend:
         send_timeout_ms: int = 10_000,
         log_path: str | None = None,
         standby: bool = False,
+        node_id: int = 1,
     ) -> None:
         self.service_url = service_url
         self.admin_url = admin_url
@@ -57,11 +60,13 @@ class PulsarBackend:
         self._send_timeout_ms = send_timeout_ms
         self._log_path = log_path
         self.standby = standby
+        self.node_id = node_id
         self._admin = PulsarAdmin(admin_url, token=token, timeout_s=operation_timeout_s)
         self._io: PulsarIO | None = None
         self._docs: DocumentStore | None = None
         self._groups: GroupRecordStore | None = None
-        self._instance: Any = None  # the exclusive producer of INSTANCE_TOPIC
+        self._members: Members | None = None
+        self._instance: Any = None  # the exclusive producer of instance_topic(node_id)
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
 
@@ -69,7 +74,8 @@ class PulsarBackend:
 
     def start(self) -> None:
         self._admin.set_namespace_policies(self.tenant, self.namespace)
-        for name in (INSTANCE_TOPIC, METADATA_TOPIC, GROUPS_TOPIC):
+        own_topic = instance_topic(self.node_id)
+        for name in (own_topic, MEMBERS_TOPIC, METADATA_TOPIC, GROUPS_TOPIC):
             self._admin.create_topic(self.tenant, self.namespace, name)
         io = PulsarIO(
             self.service_url,
@@ -79,22 +85,24 @@ class PulsarBackend:
             log_path=self._log_path,
         )
         try:
-            # One instance per namespace (several kop instances sharing partitions are not built
-            # yet): the newest takes the namespace over, and the one it replaced stops writing;
-            # a standby waits until the serving instance is gone, then takes over.
-            instance_topic = self._internal(INSTANCE_TOPIC)
+            # One process per node id: the newest takes the node over, and the one it replaced
+            # stops writing; a standby waits until the serving process is gone. Instances with
+            # other node ids share the namespace (join, cluster_state).
             if self.standby:
-                self._instance = io.wait_for_exclusive_producer(instance_topic)
+                self._instance = io.wait_for_exclusive_producer(self._internal(own_topic))
             else:
-                self._instance = io.owner_producer(instance_topic)
+                self._instance = io.owner_producer(self._internal(own_topic))
             docs = DocumentStore(io, self._internal(METADATA_TOPIC))
             docs.load()
-            groups = GroupRecordStore(io, self._internal(GROUPS_TOPIC))
-            groups.acquire()
         except BaseException:
+            PulsarIO.close_quietly(self._instance)
             io.close()
             raise
+        # The group records are taken over by the instance coordinating the groups, when Rust
+        # loads them (load_group_records).
+        groups = GroupRecordStore(io, self._internal(GROUPS_TOPIC))
         self._io, self._docs, self._groups = io, docs, groups
+        self._members = Members(io, self._internal(MEMBERS_TOPIC))
 
     def close(self) -> None:
         with self._lock:
@@ -102,6 +110,8 @@ class PulsarBackend:
             self._partitions.clear()
         for p in partitions:
             p.close()
+        if self._members is not None:
+            self._members.close()
         if self._docs is not None:
             self._docs.close()
         if self._groups is not None:
@@ -109,7 +119,7 @@ class PulsarBackend:
         PulsarIO.close_quietly(self._instance)
         if self._io is not None:
             self._io.close()
-        self._io = self._docs = self._groups = self._instance = None
+        self._io = self._docs = self._groups = self._instance = self._members = None
 
     # -- documents -------------------------------------------------------------------------------
 
@@ -119,8 +129,19 @@ class PulsarBackend:
     def save_doc(self, name: str, data: bytes | None) -> None:
         self._documents().save(name, data)
 
+    def save_doc_if(self, name: str, data: bytes | None, expected: bytes | None) -> bool:
+        return self._documents().save_if(name, data, expected)
+
     def doc_names(self, prefix: str) -> list[str]:
         return self._documents().names(prefix)
+
+    # -- members ---------------------------------------------------------------------------------
+
+    def join(self, member: str) -> list[str]:
+        return self._member_set().join(member)
+
+    def cluster_state(self) -> tuple[list[str], int]:
+        return self._member_set().live(), self._documents().version
 
     # -- topics ----------------------------------------------------------------------------------
 
@@ -235,20 +256,23 @@ class PulsarBackend:
     def rewrite_group_records(self, records: list[bytes]) -> None:
         self._group_records().rewrite(records)
 
+    def release_group_records(self) -> None:
+        self._group_records().release()
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def _check_still_serving(self) -> None:
-        """Raise if another kop instance took the namespace over since this one started (its
-        fencing closed our instance producer): taking partitions back would only fight it."""
+        """Raise if another process took this node id over since this one started (its fencing
+        closed our instance producer): taking partitions back would only fight it."""
         if self._instance is None:
             raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
         try:
             self._instance.send(b"", properties={"kop.type": "instance-check"})
         except Exception as err:
             raise PulsarStorageError(
-                f"Pulsar {self.service_url}: this kop instance no longer serves namespace "
-                f"{self.tenant}/{self.namespace} (another instance took it over, or Pulsar is "
-                f"unreachable): {type(err).__name__}: {err}"
+                f"Pulsar {self.service_url}: this kop instance no longer serves node "
+                f"{self.node_id} on {self.tenant}/{self.namespace} (another process took it "
+                f"over, or Pulsar is unreachable): {type(err).__name__}: {err}"
             ) from err
 
     def _internal(self, name: str) -> str:
@@ -263,6 +287,11 @@ class PulsarBackend:
         if self._docs is None:
             raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
         return self._docs
+
+    def _member_set(self) -> Members:
+        if self._members is None:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
+        return self._members
 
     def _group_records(self) -> GroupRecordStore:
         if self._groups is None:

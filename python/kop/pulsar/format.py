@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 METADATA_TOPIC = "__kop_metadata"  # documents: keyed messages, last one per key wins
 GROUPS_TOPIC = "__kop_groups"  # consumer-group records, with snapshots
-# Held (exclusive producer) by the one kop instance serving the namespace; the newest one wins.
-INSTANCE_TOPIC = "__kop_instance"
+MEMBERS_TOPIC = "__kop_members"  # heartbeats of the live kop instances
+
+
+def instance_topic(node_id: int) -> str:
+    """Held (exclusive producer) by the kop instance serving ``node_id``; the newest wins."""
+    return f"__kop_node-{node_id}"
 
 
 def pulsar_topic(tenant: str, namespace: str, name: str) -> str:
@@ -44,6 +48,7 @@ PROP_NEXT_OFFSET = "kop.next_offset"  # marker: the offset the new owner writes 
 # documents (__kop_metadata): the message key is the document name
 TYPE_DOC = "doc"
 PROP_DELETED = "kop.deleted"  # "1" on an empty-payload tombstone
+PROP_EXPECT = "kop.expect"  # conditional save: digest of the content replaced, or "absent"
 
 # group records (__kop_groups)
 TYPE_GROUP_RECORD = "group_record"

@@ -5,8 +5,9 @@ records, ``snapshot_end`` (with the record count), all tagged with a fresh snaps
 starts from the last complete snapshot and adds the plain records after it; a snapshot without
 its end (the writer died half way) is ignored, so a load sees the old set or the new one.
 
-One writer: this instance holds the topic with an Exclusive producer (acquired with fencing, as
-a partition), so another instance's stale writes cannot interleave.
+One writer: the instance coordinating the groups holds the topic with an Exclusive producer
+(acquired with fencing, as a partition, when it loads), so another instance's stale writes
+cannot interleave.
 """
 
 from __future__ import annotations
@@ -118,6 +119,13 @@ class GroupRecordStore:
         if error is not None:
             self._lost = error
             raise PulsarStorageError(f"Pulsar {self.io.url} {self.topic}: {error}")
+
+    def release(self) -> None:
+        """Stop writing (another instance coordinates the groups); ``load`` takes over again."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+            self._lost = "released to another kop instance"
+        self.io.close_quietly(producer)
 
     def close(self) -> None:
         with self._lock:

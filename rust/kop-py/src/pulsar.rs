@@ -11,9 +11,10 @@ use std::io;
 use std::sync::{mpsc, Arc};
 
 use bytes::Bytes;
+use kop_core::broker::cluster::Member;
 use kop_core::records::batch::BatchHeader;
 use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
-use kop_core::storage::Receipt;
+use kop_core::storage::{ClusterState, Receipt};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -154,6 +155,20 @@ fn send_append(py: Python<'_>, bridge: &Py<PyAny>, a: Append) {
     }
 }
 
+/// Members as the bridge returns them (the JSON `join` was given); a malformed one is skipped.
+fn parse_members(docs: &[String]) -> io::Result<Vec<Member>> {
+    Ok(docs
+        .iter()
+        .filter_map(|d| match serde_json::from_str(d) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, member = %d, "skipping an unreadable member announcement");
+                None
+            }
+        })
+        .collect())
+}
+
 fn bytes_list(v: Vec<Vec<u8>>) -> Vec<Bytes> {
     v.into_iter().map(Bytes::from).collect()
 }
@@ -176,6 +191,55 @@ impl RemoteBackend for PyRemoteBackend {
             b.call_method1("save_doc", (name, data))
                 .map(drop)
                 .map_err(|e| bridge_error(py, "save_doc", e))
+        })
+    }
+
+    fn save_doc_if(
+        &self,
+        name: &str,
+        data: Option<&[u8]>,
+        expected: Option<&[u8]>,
+    ) -> io::Result<bool> {
+        let name = name.to_string();
+        let data = data.map(<[u8]>::to_vec);
+        let expected = expected.map(<[u8]>::to_vec);
+        self.call(move |py, b| {
+            let data = data.map(|d| PyBytes::new(py, &d));
+            let expected = expected.map(|d| PyBytes::new(py, &d));
+            b.call_method1("save_doc_if", (name, data, expected))
+                .and_then(|r| r.extract::<bool>())
+                .map_err(|e| bridge_error(py, "save_doc_if", e))
+        })
+    }
+
+    fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()> {
+        let topic = topic.to_string();
+        self.call(move |py, b| {
+            b.call_method1("close_partition", (topic, partition))
+                .map(drop)
+                .map_err(|e| bridge_error(py, "close_partition", e))
+        })
+    }
+
+    fn join(&self, me: &Member) -> io::Result<Vec<Member>> {
+        let me = serde_json::to_string(me).map_err(io::Error::other)?;
+        let live = self.call(move |py, b| {
+            b.call_method1("join", (me,))
+                .and_then(|r| r.extract::<Vec<String>>())
+                .map_err(|e| bridge_error(py, "join", e))
+        })?;
+        parse_members(&live)
+    }
+
+    fn cluster_state(&self) -> io::Result<ClusterState> {
+        let (members, metadata_version) = self.call(move |py, b| {
+            b.call_method0("cluster_state")
+                .and_then(|r| r.extract::<(Vec<String>, u64)>())
+                .map_err(|e| bridge_error(py, "cluster_state", e))
+        })?;
+        Ok(ClusterState {
+            members: parse_members(&members)?,
+            metadata_version,
         })
     }
 
@@ -308,6 +372,14 @@ impl RemoteBackend for PyRemoteBackend {
             b.call_method1("append_group_records", (records,))
                 .map(drop)
                 .map_err(|e| bridge_error(py, "append_group_records", e))
+        })
+    }
+
+    fn release_group_records(&self) -> io::Result<()> {
+        self.call(move |py, b| {
+            b.call_method0("release_group_records")
+                .map(drop)
+                .map_err(|e| bridge_error(py, "release_group_records", e))
         })
     }
 

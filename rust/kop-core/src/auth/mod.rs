@@ -188,20 +188,7 @@ impl Security {
             Ok(Some(Some(data))) => serde_json::from_slice(&data)
                 .map_err(|e| format!("stored ACLs and credentials are unreadable: {e}"))?,
         };
-        let mut admin_scram = HashMap::new();
-        for c in stored.scram {
-            if let Some(alg) = ScramAlg::from_mechanism(&c.mechanism) {
-                admin_scram.insert(
-                    (alg, c.user),
-                    ScramCredential {
-                        salt: c.salt,
-                        iterations: c.iterations,
-                        stored_key: c.stored_key,
-                        server_key: c.server_key,
-                    },
-                );
-            }
-        }
+        let admin_scram = admin_credentials(stored.scram);
         let super_users: HashSet<Principal> = config
             .super_users
             .iter()
@@ -438,6 +425,19 @@ impl Security {
         Ok(removed)
     }
 
+    /// Takes the stored ACLs and SCRAM credentials again (another kop instance sharing the
+    /// storage changed them).
+    pub fn reload_stored(&self, broker: &Broker) -> std::io::Result<()> {
+        let _guard = self.store_lock.lock();
+        let stored: Stored = match broker.load_security()? {
+            None => Stored::default(),
+            Some(data) => serde_json::from_slice(&data)?,
+        };
+        self.authorizer.set_acls(stored.acls);
+        *self.admin_scram.write() = admin_credentials(stored.scram);
+        Ok(())
+    }
+
     fn persist(&self, broker: &Broker) -> std::io::Result<()> {
         let stored = Stored {
             acls: self.authorizer.acls(),
@@ -457,4 +457,22 @@ impl Security {
         };
         broker.save_security(&serde_json::to_vec(&stored)?)
     }
+}
+
+fn admin_credentials(stored: Vec<StoredScram>) -> HashMap<(ScramAlg, String), ScramCredential> {
+    let mut out = HashMap::new();
+    for c in stored {
+        if let Some(alg) = ScramAlg::from_mechanism(&c.mechanism) {
+            out.insert(
+                (alg, c.user),
+                ScramCredential {
+                    salt: c.salt,
+                    iterations: c.iterations,
+                    stored_key: c.stored_key,
+                    server_key: c.server_key,
+                },
+            );
+        }
+    }
+    out
 }

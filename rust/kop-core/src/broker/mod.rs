@@ -1,11 +1,13 @@
 //! The broker's state: topics, partitions, identity, producer ids.
 
+pub mod cluster;
 pub mod partition;
 pub mod producer_state;
 pub mod topic_config;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -15,9 +17,11 @@ use crate::config::{FsyncPolicy, ServerConfig, StorageSpec};
 use crate::error::KafkaError;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::storage::{
-    FileStorage, MemoryStorage, RemoteBackend, RemoteStorage, Storage, TopicMeta,
+    FileStorage, LogSettings, MemoryStorage, PartitionLog, RemoteBackend, RemoteStorage, Storage,
+    TopicMeta,
 };
-use partition::Partition;
+use cluster::{Cluster, Member};
+use partition::{LogOpener, Partition};
 use producer_state::ProducerStates;
 
 pub struct Topic {
@@ -88,7 +92,37 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// The kop instances sharing the storage, and who leads what.
+    pub cluster: Cluster,
+    /// The storage's metadata counter as of the last `sync_cluster` (topics, security).
+    metadata_version: AtomicU64,
 }
+
+/// Opens one partition's log from the storage (and lets go of it).
+pub(crate) struct StorageLog {
+    pub storage: Arc<dyn Storage>,
+    pub topic: String,
+    pub index: i32,
+}
+
+impl LogOpener for StorageLog {
+    fn open(&self, settings: LogSettings) -> io::Result<(Box<dyn PartitionLog>, ProducerStates)> {
+        let mut producers = ProducerStates::default();
+        let log = self
+            .storage
+            .open_log(&self.topic, self.index, settings, &mut |h| {
+                producers.record(h)
+            })?;
+        Ok((log, producers))
+    }
+
+    fn close(&self) {
+        self.storage.close_log(&self.topic, self.index);
+    }
+}
+
+const CHANGED_ELSEWHERE: &str =
+    "the topic was changed by another kop instance at the same time; retry";
 
 /// Producer ids are reserved durably in blocks so a restart never hands one out twice.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -104,10 +138,12 @@ impl Broker {
     }
 
     /// Opens storage, recovers every topic's partitions and loads the cluster identity.
-    /// `remote` is the backend for `pulsar://` storage (supplied by the embedding layer).
+    /// `remote` is the backend for `pulsar://` storage (supplied by the embedding layer); `me`
+    /// is this instance as other instances sharing that storage see it.
     pub fn open(
         config: ServerConfig,
         remote: Option<Arc<dyn RemoteBackend>>,
+        me: Member,
     ) -> io::Result<Broker> {
         let storage: Arc<dyn Storage> = match (config.storage_spec(), remote) {
             (StorageSpec::File(path), _) => Arc::new(FileStorage::open(&path)?),
@@ -123,10 +159,18 @@ impl Broker {
                 ))
             }
         };
-        Broker::with_storage(config, storage)
+        Broker::with_storage(config, storage, me)
     }
 
-    pub fn with_storage(config: ServerConfig, storage: Arc<dyn Storage>) -> io::Result<Broker> {
+    pub fn with_storage(
+        config: ServerConfig,
+        storage: Arc<dyn Storage>,
+        me: Member,
+    ) -> io::Result<Broker> {
+        // Join first, so that this instance opens only the partitions it leads among the
+        // instances already serving.
+        let cluster = Cluster::new(me);
+        cluster.set_members(storage.join_cluster(cluster.me())?);
         let cluster_id = match (&config.cluster_id, storage.load_cluster_id()?) {
             (Some(wanted), Some(stored)) if *wanted != stored => {
                 return Err(io::Error::new(
@@ -138,11 +182,15 @@ impl Broker {
             (wanted, None) => {
                 let id = wanted.clone().unwrap_or_else(new_cluster_id);
                 storage.save_cluster_id(&id)?;
-                id
+                // Another instance may have stored its id first: the stored one counts.
+                storage.load_cluster_id()?.unwrap_or(id)
             }
         };
         let group_store = storage.open_group_store(config.fsync == FsyncPolicy::Always)?;
-        let groups = GroupCoordinator::open(group_store, GroupConfig::from_server(&config))?;
+        let groups = GroupCoordinator::inactive(group_store, GroupConfig::from_server(&config));
+        if cluster.leads(cluster::GROUPS_KEY.0, cluster::GROUPS_KEY.1) {
+            groups.activate()?;
+        }
         let broker = Broker {
             groups,
             config,
@@ -151,6 +199,8 @@ impl Broker {
             topics: RwLock::new(TopicIndex::default()),
             admin: Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
+            cluster,
+            metadata_version: AtomicU64::new(0),
         };
         for meta in broker.storage.load_topics()? {
             let topic = broker.open_topic(&meta)?;
@@ -165,22 +215,24 @@ impl Broker {
         idx.by_name.insert(topic.name.clone(), topic);
     }
 
+    /// The partition, opened if this instance leads it.
     fn open_partition(&self, meta: &TopicMeta, index: i32) -> io::Result<Arc<Partition>> {
         let config = topic_config::effective(&meta.configs, &self.config);
-        let storage = self.storage.clone();
-        let topic = meta.name.clone();
-        let reopen: partition::Reopen = Arc::new(move |settings| {
-            let mut producers = ProducerStates::default();
-            let log = storage.open_log(&topic, index, settings, &mut |h| producers.record(h))?;
-            Ok((log, producers))
+        let opener: Arc<dyn LogOpener> = Arc::new(StorageLog {
+            storage: self.storage.clone(),
+            topic: meta.name.clone(),
+            index,
         });
-        let (log, producers) = reopen(config.log)?;
+        if !self.cluster.leads(&meta.name, index) {
+            return Ok(Arc::new(Partition::led_elsewhere(index, config, opener)));
+        }
+        let (log, producers) = opener.open(config.log)?;
         Ok(Arc::new(Partition::new(
             index,
             log,
             producers,
             config,
-            Some(reopen),
+            Some(opener),
         )))
     }
 
@@ -277,8 +329,14 @@ impl Broker {
             configs,
         };
         let storage_err = |e: io::Error| (KafkaError::KafkaStorageError, e.to_string());
+        // Stored first: with several instances, the first to store a name owns it.
+        if !self.storage.save_topic(&meta, None).map_err(storage_err)? {
+            return Err((
+                KafkaError::TopicAlreadyExists,
+                format!("topic {name} already exists (created by another kop instance)"),
+            ));
+        }
         let topic = self.open_topic(&meta).map_err(storage_err)?;
-        self.storage.save_topic(&meta).map_err(storage_err)?;
         self.index(topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
@@ -330,14 +388,21 @@ impl Broker {
                 format!("topic {name} has {current} partitions; the count can only grow"),
             ));
         }
-        let mut meta = topic.meta();
+        let previous = topic.meta();
+        let mut meta = previous.clone();
         meta.partitions = total;
         let storage_err = |e: io::Error| (KafkaError::KafkaStorageError, e.to_string());
+        if !self
+            .storage
+            .save_topic(&meta, Some(&previous))
+            .map_err(storage_err)?
+        {
+            return Err((KafkaError::KafkaStorageError, CHANGED_ELSEWHERE.into()));
+        }
         let new = (current..total)
             .map(|i| self.open_partition(&meta, i))
             .collect::<io::Result<Vec<_>>>()
             .map_err(storage_err)?;
-        self.storage.save_topic(&meta).map_err(storage_err)?;
         topic.partitions.write().extend(new);
         Ok(())
     }
@@ -349,9 +414,13 @@ impl Broker {
         configs: BTreeMap<String, String>,
     ) -> Result<(), KafkaError> {
         let _admin = self.admin.lock();
-        let mut meta = topic.meta();
+        let previous = topic.meta();
+        let mut meta = previous.clone();
         meta.configs = configs.clone();
-        self.storage.save_topic(&meta)?;
+        if !self.storage.save_topic(&meta, Some(&previous))? {
+            tracing::warn!(topic = %topic.name, "{CHANGED_ELSEWHERE}");
+            return Err(KafkaError::KafkaStorageError);
+        }
         let effective = topic_config::effective(&configs, &self.config);
         *topic.configs.write() = configs;
         for p in topic.partitions() {
@@ -370,6 +439,114 @@ impl Broker {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// Whether other kop instances may share this broker's storage (Pulsar).
+    pub fn shares_storage(&self) -> bool {
+        matches!(self.config.storage_spec(), StorageSpec::Pulsar(_))
+    }
+
+    /// Catches up with the other kop instances sharing the storage: the live members (and so
+    /// who leads which partition and the groups), and topics created, changed or deleted by
+    /// them. True when stored metadata changed (the caller then reloads security). Blocks.
+    pub fn sync_cluster(&self) -> io::Result<bool> {
+        let Some(state) = self.storage.cluster_state()? else {
+            return Ok(false);
+        };
+        if self.cluster.set_members(state.members) {
+            let nodes: Vec<i32> = self.cluster.members().iter().map(|m| m.node_id).collect();
+            tracing::info!(?nodes, "kop instances changed");
+        }
+        let changed = self
+            .metadata_version
+            .swap(state.metadata_version, Ordering::AcqRel)
+            != state.metadata_version;
+        if changed {
+            self.reload_topics()?;
+        }
+        self.apply_leadership();
+        Ok(changed)
+    }
+
+    /// Takes over what this instance leads now and lets go of the rest.
+    fn apply_leadership(&self) {
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                if self.cluster.leads(&topic.name, p.index) {
+                    p.acquire();
+                } else {
+                    p.release();
+                }
+            }
+        }
+        let (key, partition) = cluster::GROUPS_KEY;
+        if !self.cluster.leads(key, partition) {
+            self.groups.deactivate();
+        } else if !self.groups.is_active() {
+            match self.groups.activate() {
+                Ok(()) => tracing::info!("now the group coordinator"),
+                Err(e) => tracing::error!(error = %e, "loading the groups failed; retrying"),
+            }
+        }
+    }
+
+    /// Makes the topic index match the stored topics (changed by another instance).
+    fn reload_topics(&self) -> io::Result<()> {
+        let stored = self.storage.load_topics()?;
+        let _admin = self.admin.lock();
+        let mut names = std::collections::HashSet::new();
+        for meta in stored {
+            names.insert(meta.name.clone());
+            match self.topic(&meta.name) {
+                Some(t) if t.id == meta.id => self.apply_stored(&t, &meta)?,
+                existing => {
+                    if let Some(old) = existing {
+                        self.forget_topic(&old);
+                    }
+                    let topic = self.open_topic(&meta)?;
+                    self.index(topic);
+                    tracing::info!(topic = %meta.name, "topic created by another kop instance");
+                }
+            }
+        }
+        for t in self.topics() {
+            if !names.contains(&t.name) {
+                self.forget_topic(&t);
+                tracing::info!(topic = %t.name, "topic deleted by another kop instance");
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions added and configs changed elsewhere.
+    fn apply_stored(&self, topic: &Topic, meta: &TopicMeta) -> io::Result<()> {
+        let current = topic.partition_count();
+        if meta.partitions > current {
+            let new = (current..meta.partitions)
+                .map(|i| self.open_partition(meta, i))
+                .collect::<io::Result<Vec<_>>>()?;
+            topic.partitions.write().extend(new);
+        }
+        if *topic.configs.read() != meta.configs {
+            let effective = topic_config::effective(&meta.configs, &self.config);
+            *topic.configs.write() = meta.configs.clone();
+            for p in topic.partitions() {
+                p.set_config(effective);
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_topic(&self, topic: &Topic) {
+        {
+            let mut idx = self.topics.write();
+            idx.by_name.remove(&topic.name);
+            idx.by_id.remove(&topic.id);
+        }
+        for p in topic.partitions() {
+            p.release();
+        }
+        self.groups.remove_topic(&topic.name);
     }
 
     /// Whether appends must be fsynced before they are acknowledged.

@@ -5,7 +5,9 @@
 //! under the write lock (which keeps them dense and in order), but the high watermark advances
 //! only on receipts, so consumers never see data that might not be stored. A failed receipt
 //! means the partition may have lost its exclusive hold on the backend: it steps down (appends
-//! get NOT_LEADER_OR_FOLLOWER) and takes the partition over again in the background.
+//! get NOT_LEADER_OR_FOLLOWER) until the broker's cluster check (`acquire`, every 500 ms) takes
+//! it over again in the background — or lets it go, when another kop instance leads it now
+//! (`release`; `broker::cluster`).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +28,14 @@ use crate::storage::{LogSettings, PartitionLog, Receipt};
 /// Leader epoch of every partition: one broker, never re-elected.
 pub const LEADER_EPOCH: i32 = 0;
 
-/// Opens the partition's log again (a takeover), with the producer state found in it.
-pub type Reopen =
-    Arc<dyn Fn(LogSettings) -> io::Result<(Box<dyn PartitionLog>, ProducerStates)> + Send + Sync>;
+/// Opens the partition's log (a takeover, on Pulsar) and closes it when another instance
+/// leads the partition.
+pub trait LogOpener: Send + Sync {
+    /// The log, with the producer state found in it.
+    fn open(&self, settings: LogSettings) -> io::Result<(Box<dyn PartitionLog>, ProducerStates)>;
+    /// Lets go of the partition's log (another instance leads it now).
+    fn close(&self);
+}
 
 /// The high watermark and the generation of the log it belongs to (bumped on every step-down,
 /// so waiters never mistake offsets re-assigned after a takeover for their own data).
@@ -38,6 +45,43 @@ pub struct LogMark {
     pub high_watermark: i64,
 }
 
+const LED_ELSEWHERE: &str = "another kop instance leads the partition";
+
+/// The log of a partition this instance does not serve; `Partition` never reads or appends to
+/// it (`Inner::opened` is false).
+struct NoLog;
+
+impl PartitionLog for NoLog {
+    fn log_start_offset(&self) -> i64 {
+        0
+    }
+    fn next_offset(&self) -> i64 {
+        0
+    }
+    fn size_bytes(&self) -> u64 {
+        0
+    }
+    fn append(&mut self, _: &BatchHeader, _: Bytes, _: i64) -> io::Result<Option<Receipt>> {
+        Err(io::Error::other(LED_ELSEWHERE))
+    }
+    fn read(&self, _: i64, _: usize, _: i64) -> io::Result<Option<Bytes>> {
+        Err(io::Error::other(LED_ELSEWHERE))
+    }
+    fn batch_at_timestamp(&self, _: i64) -> io::Result<Option<Bytes>> {
+        Err(io::Error::other(LED_ELSEWHERE))
+    }
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>> {
+        Err(io::Error::other(LED_ELSEWHERE))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_settings(&mut self, _: LogSettings) {}
+    fn enforce_retention(&mut self, _: i64) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
 /// Don't retry a failed takeover more often than this.
 const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -45,7 +89,9 @@ pub struct Partition {
     pub index: i32,
     inner: RwLock<Inner>,
     mark: watch::Sender<LogMark>,
-    reopen: Option<Reopen>,
+    opener: Option<Arc<dyn LogOpener>>,
+    /// Whether this instance should lead the partition (several kop instances on Pulsar).
+    led_here: AtomicBool,
     reopening: AtomicBool,
     last_reopen: Mutex<Option<Instant>>,
 }
@@ -54,6 +100,9 @@ struct Inner {
     log: Box<dyn PartitionLog>,
     producers: ProducerStates,
     config: EffectiveTopicConfig,
+    /// Whether `log` is the partition's log (else a placeholder: another instance leads it, or
+    /// its takeover has not finished).
+    opened: bool,
     /// Why the partition stepped down, until a takeover succeeds.
     stepped_down: Option<String>,
 }
@@ -108,7 +157,7 @@ impl Partition {
         log: Box<dyn PartitionLog>,
         producers: ProducerStates,
         config: EffectiveTopicConfig,
-        reopen: Option<Reopen>,
+        opener: Option<Arc<dyn LogOpener>>,
     ) -> Partition {
         let (mark, _) = watch::channel(LogMark {
             generation: 0,
@@ -120,12 +169,85 @@ impl Partition {
                 log,
                 producers,
                 config,
+                opened: true,
                 stepped_down: None,
             }),
             mark,
-            reopen,
+            opener,
+            led_here: AtomicBool::new(true),
             reopening: AtomicBool::new(false),
             last_reopen: Mutex::new(None),
+        }
+    }
+
+    /// A partition another instance leads: nothing is opened until `acquire`.
+    pub fn led_elsewhere(
+        index: i32,
+        config: EffectiveTopicConfig,
+        opener: Arc<dyn LogOpener>,
+    ) -> Partition {
+        let p = Partition::new(
+            index,
+            Box::new(NoLog),
+            ProducerStates::default(),
+            config,
+            Some(opener),
+        );
+        p.led_here.store(false, Ordering::Release);
+        let mut inner = p.inner.write();
+        inner.opened = false;
+        inner.stepped_down = Some(LED_ELSEWHERE.into());
+        drop(inner);
+        p
+    }
+
+    pub fn is_led_here(&self) -> bool {
+        self.led_here.load(Ordering::Acquire)
+    }
+
+    /// Leads the partition from now on: unless its log is open and appending, it is taken over
+    /// in the background (called again on every membership check, so a failed takeover is
+    /// retried even when nobody appends).
+    pub fn acquire(self: &Arc<Self>) {
+        if !self.led_here.swap(true, Ordering::AcqRel) {
+            *self.last_reopen.lock() = None;
+        }
+        let serving = {
+            let inner = self.inner.read();
+            inner.opened && inner.stepped_down.is_none()
+        };
+        if !serving {
+            self.start_reopen();
+        }
+    }
+
+    /// Stops leading the partition: appends and reads answer NOT_LEADER_OR_FOLLOWER, waiters
+    /// are released, and the log is let go.
+    pub fn release(&self) {
+        if !self.led_here.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let was_open = {
+            let mut inner = self.inner.write();
+            self.mark.send_modify(|m| m.generation += 1);
+            inner.stepped_down = Some(LED_ELSEWHERE.into());
+            inner.log = Box::new(NoLog);
+            inner.producers = ProducerStates::default();
+            std::mem::replace(&mut inner.opened, false)
+        };
+        if was_open {
+            if let Some(opener) = &self.opener {
+                opener.close();
+            }
+        }
+    }
+
+    /// Err(NOT_LEADER_OR_FOLLOWER) unless this instance serves the partition's log.
+    pub fn ensure_served(&self) -> Result<(), KafkaError> {
+        if self.inner.read().opened {
+            Ok(())
+        } else {
+            Err(KafkaError::NotLeaderOrFollower)
         }
     }
 
@@ -173,8 +295,6 @@ impl Partition {
         let mut inner = self.inner.write();
         if let Some(why) = &inner.stepped_down {
             tracing::debug!(partition = self.index, reason = %why, "append refused: stepped down");
-            drop(inner);
-            self.start_reopen();
             return Err(KafkaError::NotLeaderOrFollower);
         }
         let generation = self.mark.borrow().generation;
@@ -271,31 +391,32 @@ impl Partition {
         }
     }
 
-    /// Stops appending under `generation` and starts a takeover.
-    fn step_down(self: &Arc<Self>, generation: u64, why: String) {
-        {
-            let mut inner = self.inner.write();
-            let stepped = self.mark.send_if_modified(|m| {
-                let current = m.generation == generation;
-                if current {
-                    m.generation += 1;
-                }
-                current
-            });
-            if !stepped {
-                return;
+    /// Stops appending under `generation`. The takeover is left to the next `acquire` (the
+    /// broker's cluster check, every 500 ms): a failed send usually means another instance
+    /// fenced this one, and by then this instance may know it no longer leads the partition.
+    fn step_down(&self, generation: u64, why: String) {
+        let mut inner = self.inner.write();
+        let stepped = self.mark.send_if_modified(|m| {
+            let current = m.generation == generation;
+            if current {
+                m.generation += 1;
             }
+            current
+        });
+        if stepped {
             tracing::warn!(partition = self.index, reason = %why, "storage append failed: stepping down");
             inner.stepped_down = Some(why);
         }
-        self.start_reopen();
     }
 
     /// Takes the partition over again on a blocking thread (at most one at a time, backed off).
     fn start_reopen(self: &Arc<Self>) {
-        let Some(reopen) = self.reopen.clone() else {
+        let Some(opener) = self.opener.clone() else {
             return;
         };
+        if !self.is_led_here() {
+            return;
+        }
         {
             let mut last = self.last_reopen.lock();
             if last.is_some_and(|t| t.elapsed() < REOPEN_BACKOFF) {
@@ -309,12 +430,20 @@ impl Partition {
         let partition = self.clone();
         let work = move || {
             let settings = partition.inner.read().config.log;
-            match reopen(settings) {
+            match opener.open(settings) {
                 Ok((log, producers)) => {
                     let mut inner = partition.inner.write();
+                    if !partition.is_led_here() {
+                        // Released while taking over: let go again.
+                        drop(inner);
+                        opener.close();
+                        partition.reopening.store(false, Ordering::Release);
+                        return;
+                    }
                     let end = log.next_offset();
                     inner.log = log;
                     inner.producers = producers;
+                    inner.opened = true;
                     inner.stepped_down = None;
                     partition.mark.send_modify(|m| m.high_watermark = end);
                     tracing::info!(
@@ -341,6 +470,9 @@ impl Partition {
     /// watermark; with `max_bytes` 0 only the positions (after the range check).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, KafkaError> {
         let inner = self.inner.read();
+        if !inner.opened {
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
         let start = inner.log.log_start_offset();
         let end = self.high_watermark();
         if offset < start || offset > end {
@@ -371,6 +503,9 @@ impl Partition {
     /// Kafka's ListOffsets by timestamp: the first record with timestamp >= `ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<RecordPoint>, KafkaError> {
         let inner = self.inner.read();
+        if !inner.opened {
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
         let start = inner.log.log_start_offset();
         let found = match inner.log.remote_reads() {
             Some(remote) => {
@@ -390,6 +525,9 @@ impl Partition {
     /// The record with the largest timestamp (ListOffsets `-3`).
     pub fn max_timestamp_record(&self) -> Result<Option<RecordPoint>, KafkaError> {
         let inner = self.inner.read();
+        if !inner.opened {
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
         let found = match inner.log.remote_reads() {
             Some(remote) => {
                 drop(inner);
@@ -427,13 +565,13 @@ mod tests {
             &Default::default(),
             &crate::config::ServerConfig::default(),
         );
-        let reopen: Reopen = Arc::new(move |settings| {
-            let mut producers = ProducerStates::default();
-            let log = storage.open_log("t", 0, settings, &mut |h| producers.record(h))?;
-            Ok((log, producers))
+        let opener: Arc<dyn LogOpener> = Arc::new(crate::broker::StorageLog {
+            storage,
+            topic: "t".into(),
+            index: 0,
         });
-        let (log, producers) = reopen(config.log).unwrap();
-        Arc::new(Partition::new(0, log, producers, config, Some(reopen)))
+        let (log, producers) = opener.open(config.log).unwrap();
+        Arc::new(Partition::new(0, log, producers, config, Some(opener)))
     }
 
     /// Waits for an append to be stored (None: it already was when `append` returned).
@@ -464,11 +602,13 @@ mod tests {
         assert_eq!(p.high_watermark(), 3);
         assert_eq!(p.read(3, 1 << 20).unwrap().records.len(), 0);
 
-        // It takes the partition over again in the background; offsets continue from what
-        // the backend really stored, so the lost batch's offsets are reused, not skipped.
+        // The broker's cluster check (`acquire`) takes it over again in the background; offsets
+        // continue from what the backend really stored, so the lost batch's offsets are reused,
+        // not skipped.
         backend.fail.store(false, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
         let appended = loop {
+            p.acquire();
             match p.append(&batch, 0, false) {
                 Ok(ok) => break ok,
                 Err(KafkaError::NotLeaderOrFollower) if Instant::now() < deadline => {

@@ -5,6 +5,10 @@
 //! appended to the `GroupStore` before the lock is released, so the store sees them in order
 //! and an acknowledged commit is durable. JoinGroup and SyncGroup answers that must wait for a
 //! rebalance come back over oneshot channels; `tick` runs the timers.
+//!
+//! With several kop instances on one Pulsar namespace, one of them coordinates the groups
+//! (`broker::cluster::GROUPS_KEY`): the others are inactive, hold nothing, and answer
+//! NOT_COORDINATOR so clients look the coordinator up again.
 
 pub mod assignor;
 pub mod classic;
@@ -17,6 +21,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +62,8 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     store: Arc<dyn GroupStore>,
     pub config: GroupConfig,
+    /// Whether this instance coordinates the groups (loaded from the store).
+    active: AtomicBool,
 }
 
 impl GroupConfig {
@@ -84,7 +91,47 @@ fn valid_group_id(id: &str) -> Result<(), KafkaError> {
 impl GroupCoordinator {
     /// Replays the store and compacts it.
     pub fn open(store: Arc<dyn GroupStore>, config: GroupConfig) -> io::Result<GroupCoordinator> {
-        let records = store.load()?;
+        let coordinator = GroupCoordinator::inactive(store, config);
+        coordinator.activate()?;
+        Ok(coordinator)
+    }
+
+    /// A coordinator that coordinates nothing until `activate`.
+    pub fn inactive(store: Arc<dyn GroupStore>, config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            store,
+            config,
+            active: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Stops coordinating: forgets every group (another instance loads them) and lets go of
+    /// the store.
+    pub fn deactivate(&self) {
+        let mut groups = self.groups.lock();
+        if !self.active.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        groups.clear();
+        drop(groups);
+        if let Err(e) = self.store.release() {
+            tracing::warn!(error = %e, "releasing the group store failed");
+        }
+        tracing::info!("no longer the group coordinator");
+    }
+
+    /// Starts coordinating: replays the store and compacts it.
+    pub fn activate(&self) -> io::Result<()> {
+        let mut current = self.groups.lock();
+        if self.is_active() {
+            return Ok(());
+        }
+        let records = self.store.load()?;
         let now = Instant::now();
         let now_ms = crate::now_ms();
         let mut groups: HashMap<String, Group> = HashMap::new();
@@ -131,17 +178,23 @@ impl GroupCoordinator {
             }
         }
         groups.retain(|_, g| !(g.is_disposable() && g.generation == 0));
-        let coordinator = GroupCoordinator {
-            groups: Mutex::new(groups),
-            store,
-            config,
-        };
-        coordinator.compact()?;
-        tracing::info!(
-            groups = coordinator.groups.lock().len(),
-            "group state loaded"
-        );
-        Ok(coordinator)
+        let count = groups.len();
+        *current = groups;
+        self.active.store(true, Ordering::Release);
+        drop(current);
+        self.compact()?;
+        tracing::info!(groups = count, "group state loaded");
+        Ok(())
+    }
+
+    /// Err(INVALID_GROUP_ID) for an empty id, Err(NOT_COORDINATOR) on an inactive coordinator.
+    pub fn admit(&self, group_id: &str) -> Result<(), KafkaError> {
+        valid_group_id(group_id)?;
+        if self.is_active() {
+            Ok(())
+        } else {
+            Err(KafkaError::NotCoordinator)
+        }
     }
 
     /// A coordinator that keeps nothing (tests).
@@ -150,12 +203,16 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             store: Arc::new(MemoryGroupStore),
             config,
+            active: AtomicBool::new(true),
         }
     }
 
     /// Rewrites the store with what is live.
     pub fn compact(&self) -> io::Result<()> {
         let groups = self.groups.lock();
+        if !self.is_active() {
+            return Ok(()); // the store is another instance's now
+        }
         let mut live = Vec::new();
         for g in groups.values() {
             if let Some(m) = &g.modern {
@@ -209,7 +266,7 @@ impl GroupCoordinator {
 
     pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinOutcome> {
         let fail = |e: KafkaError| Reply::Now(JoinOutcome::error(e, &p.member_id));
-        if let Err(e) = valid_group_id(group_id) {
+        if let Err(e) = self.admit(group_id) {
             return fail(e);
         }
         let session = i64::from(p.session_timeout_ms);
@@ -225,7 +282,7 @@ impl GroupCoordinator {
     }
 
     pub fn sync(&self, group_id: &str, p: SyncParams<'_>) -> Reply<SyncOutcome> {
-        if let Err(e) = valid_group_id(group_id) {
+        if let Err(e) = self.admit(group_id) {
             return Reply::Now(Err(e));
         }
         let cfg = self.config;
@@ -240,7 +297,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), KafkaError> {
-        valid_group_id(group_id)?;
+        self.admit(group_id)?;
         self.with_group(group_id, false, |g| {
             g.heartbeat(member_id, instance_id, generation, Instant::now())
         })
@@ -252,19 +309,22 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), KafkaError>>, KafkaError> {
-        valid_group_id(group_id)?;
+        self.admit(group_id)?;
         let cfg = self.config;
         self.with_group(group_id, false, |g| g.leave(members, Instant::now(), &cfg))
             .map_err(|_| KafkaError::UnknownMemberId)
     }
 
     /// A classic group's summary; None if there is no classic group of that id.
-    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, KafkaError> {
+        self.admit(group_id)?;
         let groups = self.groups.lock();
-        let g = groups.get(group_id).filter(|g| g.modern.is_none())?;
+        let Some(g) = groups.get(group_id).filter(|g| g.modern.is_none()) else {
+            return Ok(None);
+        };
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
-        Some(GroupSummary {
+        Ok(Some(GroupSummary {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if stable {
@@ -292,10 +352,11 @@ impl GroupCoordinator {
                     },
                 })
                 .collect(),
-        })
+        }))
     }
 
-    /// (group id, protocol type, state, group type) of every group.
+    /// (group id, protocol type, state, group type) of every group (none on an inactive
+    /// coordinator: Kafka's ListGroups lists the groups the broker coordinates).
     pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
         let groups = self.groups.lock();
         let mut out: Vec<_> = groups
@@ -310,7 +371,7 @@ impl GroupCoordinator {
     }
 
     pub fn delete_group(&self, group_id: &str) -> Result<(), KafkaError> {
-        valid_group_id(group_id)?;
+        self.admit(group_id)?;
         let mut groups = self.groups.lock();
         let g = groups.get(group_id).ok_or(KafkaError::GroupIdNotFound)?;
         if !g.is_empty() {
@@ -337,7 +398,7 @@ impl GroupCoordinator {
         generation: i32,
         offsets: Vec<(String, i32, Result<OffsetEntry, KafkaError>)>,
     ) -> Result<Vec<(String, i32, Result<(), KafkaError>)>, KafkaError> {
-        valid_group_id(group_id)?;
+        self.admit(group_id)?;
         self.with_group(group_id, true, |g| {
             g.validate_commit(member_id, instance_id, generation)?;
             Ok(offsets
@@ -357,8 +418,12 @@ impl GroupCoordinator {
         p: consumer::HeartbeatParams,
         topics: consumer::Topics<'_>,
     ) -> Result<consumer::HeartbeatOut, (KafkaError, String)> {
-        if group_id.is_empty() {
-            return Err((KafkaError::InvalidGroupId, "the group id is empty".into()));
+        if let Err(e) = self.admit(group_id) {
+            let why = match e {
+                KafkaError::NotCoordinator => "this kop instance does not coordinate groups now",
+                _ => "the group id is empty",
+            };
+            return Err((e, why.into()));
         }
         self.with_group(group_id, p.member_epoch == 0, |g| {
             if g.modern.is_none() {
@@ -395,6 +460,7 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&consumer::ModernGroup) -> T,
     ) -> Result<T, KafkaError> {
+        self.admit(group_id)?;
         let groups = self.groups.lock();
         let m = groups
             .get(group_id)
@@ -410,6 +476,7 @@ impl GroupCoordinator {
         member_id: &str,
         epoch: i32,
     ) -> Result<(), KafkaError> {
+        self.admit(group_id)?;
         let groups = self.groups.lock();
         match groups.get(group_id).and_then(|g| g.modern.as_ref()) {
             Some(m) => {
@@ -457,7 +524,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> Result<Vec<Vec<Result<(), KafkaError>>>, KafkaError> {
-        valid_group_id(group_id)?;
+        self.admit(group_id)?;
         self.with_group(group_id, false, |g| g.delete_offsets(topics))?
     }
 

@@ -109,6 +109,10 @@ pub trait GroupStore: Send + Sync {
     /// Bytes appended since the last rewrite (or load), to decide when to compact.
     fn garbage_hint(&self) -> u64;
     fn flush(&self) -> io::Result<()>;
+    /// Stops writing: another kop instance coordinates the groups now (`load` takes over again).
+    fn release(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Keeps nothing (`memory://`).

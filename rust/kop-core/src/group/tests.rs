@@ -291,7 +291,7 @@ fn coordinator_state_survives_reopen() {
         (e.offset, e.leader_epoch, e.metadata.as_str()),
         (42, 3, "meta")
     );
-    let d = co.describe("g2").unwrap();
+    let d = co.describe("g2").unwrap().unwrap();
     assert_eq!(d.state, GroupState::Stable);
     assert_eq!(d.members[0].assignment, Bytes::from_static(b"A"));
     co.remove_topic("t");

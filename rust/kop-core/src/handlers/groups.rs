@@ -62,16 +62,36 @@ pub async fn find_coordinator(
         }
         None => vec![false; keys.len()],
     };
+    // Groups are coordinated by one of the live instances (`broker::cluster::GROUPS_KEY`);
+    // transactional ids by whichever instance is asked.
+    let cluster = &ctx.broker.cluster;
+    let coordinator = if req.key_type == 0 {
+        cluster.group_coordinator()
+    } else {
+        cluster.node_id()
+    };
+    let endpoint = if coordinator == cluster.node_id() {
+        Some((
+            ctx.listener.advertised_host.clone(),
+            ctx.listener.advertised_port,
+        ))
+    } else {
+        cluster
+            .endpoint(coordinator, &ctx.listener.name)
+            .map(|e| (e.host, e.port))
+    };
     let error_of = |i: usize| -> Option<KafkaError> {
-        if allowed.get(i).copied().unwrap_or(false) {
-            None
-        } else {
+        if !allowed.get(i).copied().unwrap_or(false) {
             Some(denied_error)
+        } else if endpoint.is_none() {
+            Some(KafkaError::CoordinatorNotAvailable)
+        } else {
+            None
         }
     };
-    let node = BrokerId(ctx.broker.config.node_id);
-    let host = sb(&ctx.listener.advertised_host);
-    let port = ctx.listener.advertised_port;
+    let node = BrokerId(coordinator);
+    let (host, port) = endpoint.clone().unwrap_or_default();
+    let host = sb(&host);
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
@@ -312,7 +332,11 @@ pub async fn describe_groups(
             if id.is_empty() {
                 return base.with_error_code(KafkaError::InvalidGroupId.code());
             }
-            let Some(summary) = ctx.broker.groups.describe(&id) else {
+            let described = match ctx.broker.groups.describe(&id) {
+                Ok(d) => d,
+                Err(e) => return base.with_error_code(e.code()),
+            };
+            let Some(summary) = described else {
                 let dead = base.with_group_state(sb(GroupState::Dead.name()));
                 return if version >= 6 {
                     dead.with_error_code(KafkaError::GroupIdNotFound.code())

@@ -16,6 +16,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 /// (offset, timestamp) Kafka answers for one partition.
 fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), KafkaError> {
+    p.ensure_served()?;
     Ok(match timestamp {
         LATEST => (p.high_watermark(), -1),
         EARLIEST | EARLIEST_LOCAL => (p.log_start_offset(), -1),

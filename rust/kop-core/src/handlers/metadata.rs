@@ -1,4 +1,5 @@
-//! Metadata and DescribeCluster: one broker that leads every partition.
+//! Metadata and DescribeCluster: the live kop instances (one, unless several share a Pulsar
+//! namespace) and the leader of every partition (`broker::cluster`).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
@@ -16,11 +17,11 @@ fn describe_topic(
     topic: &Topic,
     operations: Option<i32>,
 ) -> MetadataResponseTopic {
-    let node = ctx.broker.config.node_id;
     let partitions = topic
         .partitions()
         .iter()
         .map(|p| {
+            let node = ctx.broker.cluster.leader(&topic.name, p.index);
             MetadataResponsePartition::default()
                 .with_partition_index(p.index)
                 .with_leader_id(BrokerId(node))
@@ -185,13 +186,19 @@ pub async fn handle(
             })
             .collect()
     };
+    let brokers = live_endpoints(ctx)
+        .into_iter()
+        .map(|(node, host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node))
+                .with_host(sb(&host))
+                .with_port(port)
+        })
+        .collect();
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.config.node_id))
-            .with_host(sb(&ctx.listener.advertised_host))
-            .with_port(ctx.listener.advertised_port)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(sb(&broker.cluster_id)))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(broker.cluster.controller()))
         .with_topics(topics);
     if with_cluster_ops {
         resp.cluster_authorized_operations = decisions.operations(
@@ -222,17 +229,42 @@ pub async fn describe_cluster(
             .with_error_message(Some(sb(KafkaError::ClusterAuthorizationFailed.to_string())));
     }
     // endpoint_type 1 = brokers; 2 = controllers (kop is both, at the same address).
+    let brokers = live_endpoints(ctx)
+        .into_iter()
+        .map(|(node, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(node))
+                .with_host(sb(&host))
+                .with_port(port)
+        })
+        .collect();
     let mut resp = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type.max(1))
         .with_cluster_id(sb(&broker.cluster_id))
-        .with_controller_id(BrokerId(broker.config.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.config.node_id))
-            .with_host(sb(&ctx.listener.advertised_host))
-            .with_port(ctx.listener.advertised_port)]);
+        .with_controller_id(BrokerId(broker.cluster.controller()))
+        .with_brokers(brokers);
     if req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations =
             decisions.operations(&authz::CLUSTER_OPERATIONS, cluster.0, cluster.1);
     }
     resp
+}
+
+/// (node id, host, port) of every live instance on the request's listener; this instance as
+/// the request reached it.
+fn live_endpoints(ctx: &RequestContext) -> Vec<(i32, String, i32)> {
+    let me = ctx.broker.cluster.node_id();
+    ctx.broker
+        .cluster
+        .members()
+        .iter()
+        .filter_map(|m| {
+            if m.node_id == me {
+                let l = &ctx.listener;
+                return Some((me, l.advertised_host.clone(), l.advertised_port));
+            }
+            let e = m.endpoint(&ctx.listener.name)?;
+            Some((m.node_id, e.host.clone(), e.port))
+        })
+        .collect()
 }

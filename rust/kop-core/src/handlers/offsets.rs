@@ -139,9 +139,7 @@ type Fetched = Vec<(String, Vec<FetchedPartition>)>;
 
 /// One group's committed offsets.
 fn fetch_group(ctx: &RequestContext, group: &str, wanted: Wanted) -> Result<Fetched, KafkaError> {
-    if group.is_empty() {
-        return Err(KafkaError::InvalidGroupId);
-    }
+    ctx.broker.groups.admit(group)?;
     Ok(ctx
         .broker
         .groups

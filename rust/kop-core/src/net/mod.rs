@@ -15,6 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::auth::{Principal, Security};
+use crate::broker::cluster::{Endpoint, Member};
 use crate::broker::Broker;
 use crate::config::{FsyncPolicy, ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
@@ -124,8 +125,30 @@ impl RunningServer {
             .build()?;
         let specs = config.listener_specs();
         let std_listeners = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
+        let mut bound = Vec::new();
+        let mut infos = Vec::new();
+        for (spec, l) in specs.iter().zip(&std_listeners) {
+            let b = BoundListener {
+                name: spec.name.clone(),
+                host: spec.host.clone(),
+                port: l.local_addr()?.port(),
+            };
+            infos.push(Arc::new(advertised(&config, &b)));
+            bound.push(b);
+        }
+        let me = Member {
+            node_id: config.node_id,
+            endpoints: infos
+                .iter()
+                .map(|i| Endpoint {
+                    listener: i.name.clone(),
+                    host: i.advertised_host.clone(),
+                    port: i.advertised_port,
+                })
+                .collect(),
+        };
         let started = std::time::Instant::now();
-        let broker = Arc::new(Broker::open(config.clone(), remote_storage)?);
+        let broker = Arc::new(Broker::open(config.clone(), remote_storage, me)?);
         tracing::info!(
             topics = broker.topics().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -137,18 +160,9 @@ impl RunningServer {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
         let mut listeners = Vec::new();
-        let mut bound = Vec::new();
-        for (spec, l) in specs.iter().zip(std_listeners) {
-            let addr = l.local_addr()?;
-            let b = BoundListener {
-                name: spec.name.clone(),
-                host: spec.host.clone(),
-                port: addr.port(),
-            };
-            let info = Arc::new(advertised(&config, &b));
+        for (l, info) in std_listeners.into_iter().zip(infos) {
             let _guard = runtime.enter();
             listeners.push((TcpListener::from_std(l)?, info));
-            bound.push(b);
         }
         let (shutdown_tx, shutdown) = ShutdownSignal::new();
         let done = Arc::new((Mutex::new(StopState::default()), Condvar::new()));
@@ -268,6 +282,13 @@ async fn serve_all(
     }
     tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
     tasks.spawn(group_timers(broker.clone(), shutdown.clone()));
+    if broker.shares_storage() {
+        tasks.spawn(cluster_sync(
+            broker.clone(),
+            security.clone(),
+            shutdown.clone(),
+        ));
+    }
     while let Some(result) = tasks.join_next().await {
         if let Err(e) = result {
             tracing::error!(error = %e, "server task failed");
@@ -415,6 +436,46 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
         tokio::select! {
             _ = tick.tick() => broker.groups.tick(),
             _ = shutdown.wait() => break,
+        }
+    }
+}
+
+/// How often an instance sharing its storage catches up with the others (members, topics).
+const CLUSTER_SYNC_EVERY: Duration = Duration::from_millis(500);
+
+/// Follows the other kop instances sharing the storage (`Broker::sync_cluster`).
+async fn cluster_sync(broker: Arc<Broker>, security: Arc<Security>, mut shutdown: ShutdownSignal) {
+    let mut tick = tokio::time::interval(CLUSTER_SYNC_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let (b, s) = (broker.clone(), security.clone());
+        let synced = tokio::task::spawn_blocking(move || {
+            if b.sync_cluster()? {
+                s.reload_stored(&b)?;
+            }
+            Ok::<(), io::Error>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        match synced {
+            Ok(()) => {
+                if last_error.take().is_some() {
+                    tracing::info!("following the other kop instances again");
+                }
+            }
+            Err(e) => {
+                // Logged once per distinct error, not every tick while Pulsar is away.
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "catching up with the other kop instances failed");
+                    last_error = Some(text);
+                }
+            }
         }
     }
 }

@@ -130,11 +130,13 @@ impl Storage for FileStorage {
         Ok(topics)
     }
 
-    fn save_topic(&self, meta: &TopicMeta) -> io::Result<()> {
+    fn save_topic(&self, meta: &TopicMeta, _previous: Option<&TopicMeta>) -> io::Result<bool> {
+        // One process owns the directory: nobody else can have changed it.
         write_atomically(
             &self.topic_file(&meta.name),
             &serde_json::to_vec_pretty(meta)?,
-        )
+        )?;
+        Ok(true)
     }
 
     fn delete_topic(&self, meta: &TopicMeta) -> io::Result<()> {

@@ -47,9 +47,9 @@ impl Storage for MemoryStorage {
         Ok(self.topics.lock().values().cloned().collect())
     }
 
-    fn save_topic(&self, meta: &TopicMeta) -> io::Result<()> {
+    fn save_topic(&self, meta: &TopicMeta, _previous: Option<&TopicMeta>) -> io::Result<bool> {
         self.topics.lock().insert(meta.name.clone(), meta.clone());
-        Ok(())
+        Ok(true)
     }
 
     fn delete_topic(&self, meta: &TopicMeta) -> io::Result<()> {

@@ -22,6 +22,7 @@ pub use log::SegmentedLog;
 pub use memory::MemoryStorage;
 pub use remote::{RemoteBackend, RemoteStorage};
 
+use crate::broker::cluster::Member;
 use crate::records::batch::BatchHeader;
 
 /// What a backend persists about a topic.
@@ -45,6 +46,13 @@ pub struct LogSettings {
     pub delete_retention: bool,
 }
 
+/// What `Storage::cluster_state` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    pub members: Vec<Member>,
+    pub metadata_version: u64,
+}
+
 /// A backend: topic metadata, broker identity and one log per partition.
 pub trait Storage: Send + Sync {
     /// The stored security state (ACLs, SCRAM credentials) as an opaque JSON document the
@@ -55,7 +63,9 @@ pub trait Storage: Send + Sync {
     fn load_cluster_id(&self) -> io::Result<Option<String>>;
     fn save_cluster_id(&self, id: &str) -> io::Result<()>;
     fn load_topics(&self) -> io::Result<Vec<TopicMeta>>;
-    fn save_topic(&self, meta: &TopicMeta) -> io::Result<()>;
+    /// Stores a topic's metadata if what is stored is still `previous` (None: no such topic);
+    /// false if another kop instance changed it first (storage shared by several instances).
+    fn save_topic(&self, meta: &TopicMeta, previous: Option<&TopicMeta>) -> io::Result<bool>;
     /// Removes the topic's metadata and all its partitions' data.
     fn delete_topic(&self, meta: &TopicMeta) -> io::Result<()>;
     /// Opens (recovering if needed) a partition's log. `on_batch` sees the header of every
@@ -67,6 +77,18 @@ pub trait Storage: Send + Sync {
         settings: LogSettings,
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<Box<dyn PartitionLog>>;
+    /// Lets go of a partition's log that another kop instance leads now.
+    fn close_log(&self, _topic: &str, _partition: i32) {}
+    /// Announces this instance to the others sharing the storage and returns the live members
+    /// (none on storage only this process uses).
+    fn join_cluster(&self, _me: &Member) -> io::Result<Vec<Member>> {
+        Ok(Vec::new())
+    }
+    /// The live members and a counter that moves whenever stored metadata (topics, security)
+    /// changed; None on storage only this process uses.
+    fn cluster_state(&self) -> io::Result<Option<ClusterState>> {
+        Ok(None)
+    }
     /// Reserves `count` producer ids durably and returns the first one.
     fn reserve_producer_ids(&self, count: i64) -> io::Result<i64>;
     /// The durable store of committed offsets and group metadata. `sync_each_append`: fsync

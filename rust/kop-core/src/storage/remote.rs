@@ -16,7 +16,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
-use super::{LogSettings, PartitionLog, Receipt, RemoteReads, Storage, TopicMeta};
+use super::{ClusterState, LogSettings, PartitionLog, Receipt, RemoteReads, Storage, TopicMeta};
+use crate::broker::cluster::Member;
 use crate::group::{GroupRecord, GroupStore};
 use crate::records::batch::BatchHeader;
 
@@ -37,6 +38,14 @@ pub trait RemoteBackend: Send + Sync {
     fn load_doc(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
     /// Stores (or with None deletes) a document, durably when it returns.
     fn save_doc(&self, name: &str, data: Option<&[u8]>) -> io::Result<()>;
+    /// `save_doc` if the document still holds `expected` (None: absent) — also when another
+    /// kop instance wrote it meanwhile; false (nothing stored) if it does not.
+    fn save_doc_if(
+        &self,
+        name: &str,
+        data: Option<&[u8]>,
+        expected: Option<&[u8]>,
+    ) -> io::Result<bool>;
     fn doc_names(&self, prefix: &str) -> io::Result<Vec<String>>;
     /// Creates the topic's partitions, or grows their count.
     fn create_topic(&self, topic: &str, partitions: i32) -> io::Result<()>;
@@ -48,6 +57,13 @@ pub trait RemoteBackend: Send + Sync {
         partition: i32,
         tail_bytes: usize,
     ) -> io::Result<OpenedPartition>;
+    /// Lets go of a partition another instance leads now (no-op if not open).
+    fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()>;
+    /// Announces this instance (and keeps announcing it until closed); returns the members
+    /// that are live now, this one included or not.
+    fn join(&self, me: &Member) -> io::Result<Vec<Member>>;
+    /// The live members, and a counter that moves whenever a document changed.
+    fn cluster_state(&self) -> io::Result<ClusterState>;
     /// Sends one batch; never blocks. Receipts of one partition report a prefix: after a
     /// failure every later one fails too, until the partition is opened again.
     fn append(
@@ -76,6 +92,8 @@ pub trait RemoteBackend: Send + Sync {
     fn load_group_records(&self) -> io::Result<Vec<Vec<u8>>>;
     fn append_group_records(&self, records: Vec<Vec<u8>>) -> io::Result<()>;
     fn rewrite_group_records(&self, records: Vec<Vec<u8>>) -> io::Result<()>;
+    /// Stops writing group records (another instance coordinates the groups now).
+    fn release_group_records(&self) -> io::Result<()>;
 }
 
 /// Runs a blocking backend call. On a tokio worker the worker hands its other tasks off first
@@ -132,7 +150,13 @@ impl Storage for RemoteStorage {
     }
 
     fn save_cluster_id(&self, id: &str) -> io::Result<()> {
-        blocking(|| self.backend.save_doc(CLUSTER_ID_DOC, Some(id.as_bytes())))
+        // Two instances starting on an empty namespace: the first id stored wins (the broker
+        // loads the id again after saving).
+        blocking(|| {
+            self.backend
+                .save_doc_if(CLUSTER_ID_DOC, Some(id.as_bytes()), None)
+        })
+        .map(drop)
     }
 
     fn load_topics(&self) -> io::Result<Vec<TopicMeta>> {
@@ -147,12 +171,24 @@ impl Storage for RemoteStorage {
         })
     }
 
-    fn save_topic(&self, meta: &TopicMeta) -> io::Result<()> {
+    fn save_topic(&self, meta: &TopicMeta, previous: Option<&TopicMeta>) -> io::Result<bool> {
         let doc = serde_json::to_vec(meta).map_err(invalid)?;
+        let expected = previous
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(invalid)?;
         blocking(|| {
+            // The document first: it decides which instance's topic this is. A crash before
+            // the partitions exist is harmless (they are created when first opened).
+            let name = format!("{TOPIC_DOC_PREFIX}{}", meta.name);
+            if !self
+                .backend
+                .save_doc_if(&name, Some(&doc), expected.as_deref())?
+            {
+                return Ok(false);
+            }
             self.backend.create_topic(&meta.name, meta.partitions)?;
-            self.backend
-                .save_doc(&format!("{TOPIC_DOC_PREFIX}{}", meta.name), Some(&doc))
+            Ok(true)
         })
     }
 
@@ -199,20 +235,40 @@ impl Storage for RemoteStorage {
         )?))
     }
 
+    fn close_log(&self, topic: &str, partition: i32) {
+        if let Err(e) = blocking(|| self.backend.close_partition(topic, partition)) {
+            tracing::warn!(topic, partition, error = %e, "closing a partition another instance leads failed");
+        }
+    }
+
+    fn join_cluster(&self, me: &Member) -> io::Result<Vec<Member>> {
+        blocking(|| self.backend.join(me))
+    }
+
+    fn cluster_state(&self) -> io::Result<Option<ClusterState>> {
+        blocking(|| self.backend.cluster_state()).map(Some)
+    }
+
     fn reserve_producer_ids(&self, count: i64) -> io::Result<i64> {
         let _serial = self.producer_ids.lock();
-        blocking(|| {
-            let first = match self.backend.load_doc(PRODUCER_IDS_DOC)? {
-                Some(doc) => std::str::from_utf8(&doc)
+        blocking(|| loop {
+            // Compare-and-set: another instance may reserve a block at the same time.
+            let stored = self.backend.load_doc(PRODUCER_IDS_DOC)?;
+            let first = match &stored {
+                Some(doc) => std::str::from_utf8(doc)
                     .ok()
                     .and_then(|s| s.trim().parse::<i64>().ok())
                     .ok_or_else(|| invalid("the producer-ids document is not a number"))?,
                 None => 0,
             };
             let next = (first + count).to_string();
-            self.backend
-                .save_doc(PRODUCER_IDS_DOC, Some(next.as_bytes()))?;
-            Ok(first)
+            if self.backend.save_doc_if(
+                PRODUCER_IDS_DOC,
+                Some(next.as_bytes()),
+                stored.as_deref(),
+            )? {
+                return Ok(first);
+            }
         })
     }
 
@@ -479,6 +535,10 @@ impl GroupStore for RemoteGroupStore {
     fn flush(&self) -> io::Result<()> {
         Ok(())
     }
+
+    fn release(&self) -> io::Result<()> {
+        blocking(|| self.backend.release_group_records())
+    }
 }
 
 /// A `RemoteBackend` in memory, for unit tests of the remote log and of partitions over it.
@@ -502,6 +562,21 @@ pub(crate) mod test_backend {
         }
         fn save_doc(&self, _: &str, _: Option<&[u8]>) -> io::Result<()> {
             Ok(())
+        }
+        fn save_doc_if(&self, _: &str, _: Option<&[u8]>, _: Option<&[u8]>) -> io::Result<bool> {
+            Ok(true)
+        }
+        fn close_partition(&self, _: &str, _: i32) -> io::Result<()> {
+            Ok(())
+        }
+        fn join(&self, _: &Member) -> io::Result<Vec<Member>> {
+            Ok(Vec::new())
+        }
+        fn cluster_state(&self) -> io::Result<ClusterState> {
+            Ok(ClusterState {
+                members: Vec::new(),
+                metadata_version: 0,
+            })
         }
         fn doc_names(&self, _: &str) -> io::Result<Vec<String>> {
             Ok(Vec::new())
@@ -552,6 +627,9 @@ pub(crate) mod test_backend {
             Ok(())
         }
         fn rewrite_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
+            Ok(())
+        }
+        fn release_group_records(&self) -> io::Result<()> {
             Ok(())
         }
     }
