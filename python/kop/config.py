@@ -142,12 +142,14 @@ class Config:
     pulsar_token: str | None = _opt(None, "JWT kop authenticates to Pulsar with (client + admin)")
     pulsar_standby: bool = _opt(
         False,
-        "start as a hot standby: wait until the instance serving the namespace is gone",
+        "start as a hot standby: wait until the process serving this node id is gone",
     )
     tail_cache_bytes: int = _opt(
         8388608, "pulsar:// storage: bytes of newest batches kept in memory per partition"
     )
-    node_id: int = _opt(1, "broker id in Metadata")
+    node_id: int = _opt(
+        1, "broker id in Metadata; kop instances sharing a Pulsar namespace need distinct ones"
+    )
     cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
     log_level: str = _opt("info", "one of error, warn, info, debug, trace")
     auto_create_topics: bool = _opt(True, "Metadata and Produce create unknown topics")

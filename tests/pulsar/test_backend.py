@@ -474,32 +474,32 @@ def test_timestamp_lookups(make_backend):
 
 def test_group_records_append_rewrite_and_reload(make_backend):
     first = make_backend()
-    assert first.load_group_records() == []
-    first.append_group_records([b"a", b"b"])
-    first.append_group_records([])
-    assert first.load_group_records() == [b"a", b"b"]
-    first.rewrite_group_records([b"c", b"d"])
-    first.append_group_records([b"e"])
-    assert first.load_group_records() == [b"c", b"d", b"e"]
-    first.rewrite_group_records([])
-    first.append_group_records([b"f"])
+    assert first.load_group_records(0) == []
+    first.append_group_records(0, [b"a", b"b"])
+    first.append_group_records(0, [])
+    assert first.load_group_records(0) == [b"a", b"b"]
+    first.rewrite_group_records(0, [b"c", b"d"])
+    first.append_group_records(0, [b"e"])
+    assert first.load_group_records(0) == [b"c", b"d", b"e"]
+    first.rewrite_group_records(0, [])
+    first.append_group_records(0, [b"f"])
     first.close()
 
     second = make_backend()
-    assert second.load_group_records() == [b"f"]
+    assert second.load_group_records(0) == [b"f"]
 
 
 def test_group_records_ignore_an_incomplete_snapshot(make_backend, raw_client, namespace):
     first = make_backend()
-    assert first.load_group_records() == []
-    first.append_group_records([b"a"])
-    first.rewrite_group_records([b"b", b"c"])
-    first.append_group_records([b"d"])
+    assert first.load_group_records(0) == []
+    first.append_group_records(0, [b"a"])
+    first.rewrite_group_records(0, [b"b", b"c"])
+    first.append_group_records(0, [b"d"])
     first.close()
 
     # A writer that died in the middle of a rewrite: begin and some records, no end.
     producer = raw_client.create_producer(
-        f"persistent://public/{namespace}/__kop_groups", batching_enabled=False
+        f"persistent://public/{namespace}/__kop_groups-partition-0", batching_enabled=False
     )
     crashed = {PROP_SNAPSHOT: "crashed"}
     producer.send(b"", properties={PROP_TYPE: TYPE_SNAPSHOT_BEGIN, **crashed})
@@ -507,29 +507,34 @@ def test_group_records_ignore_an_incomplete_snapshot(make_backend, raw_client, n
     producer.close()
 
     second = make_backend()
-    assert second.load_group_records() == [b"b", b"c", b"d"]
-    second.append_group_records([b"e"])
-    assert make_backend().load_group_records() == [b"b", b"c", b"d", b"e"]
+    assert second.load_group_records(0) == [b"b", b"c", b"d"]
+    second.append_group_records(0, [b"e"])
+    assert make_backend().load_group_records(0) == [b"b", b"c", b"d", b"e"]
 
 
 def test_group_records_have_one_writer(make_backend):
     first = make_backend()
     with pytest.raises(PulsarStorageError, match="not the group-records writer"):
-        first.append_group_records([b"before loading"])
-    assert first.load_group_records() == []  # the coordinator takes the records over
-    first.append_group_records([b"a"])
+        first.append_group_records(0, [b"before loading"])
+    assert first.load_group_records(0) == []  # the coordinator takes the records over
+    first.append_group_records(0, [b"a"])
     second = make_backend(node_id=2)
-    assert second.load_group_records() == [b"a"]  # takes the group-records topic over
+    assert second.load_group_records(0) == [b"a"]  # takes the group-records topic over
     with pytest.raises(PulsarStorageError, match="__kop_groups"):
-        first.append_group_records([b"lost"])
+        first.append_group_records(0, [b"lost"])
     with pytest.raises(PulsarStorageError, match="not the group-records writer"):
-        first.append_group_records([b"lost"])
-    second.append_group_records([b"b"])
-    assert second.load_group_records() == [b"a", b"b"]
-    second.release_group_records()  # another instance coordinates the groups now
+        first.append_group_records(0, [b"lost"])
+    second.append_group_records(0, [b"b"])
+    assert second.load_group_records(0) == [b"a", b"b"]
+    second.release_group_records(0)  # another instance coordinates the groups now
     with pytest.raises(PulsarStorageError, match="released to another kop instance"):
-        second.append_group_records([b"lost"])
-    assert first.load_group_records() == [b"a", b"b"]
+        second.append_group_records(0, [b"lost"])
+    assert first.load_group_records(0) == [b"a", b"b"]
+    # Shards are separate topics with separate writers.
+    assert second.load_group_records(7) == []
+    second.append_group_records(7, [b"shard 7"])
+    assert first.load_group_records(0) == [b"a", b"b"]
+    assert first.load_group_records(7) == [b"shard 7"]
 
 
 def test_instances_with_other_node_ids_see_each_others_documents(make_backend):

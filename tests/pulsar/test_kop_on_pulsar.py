@@ -430,11 +430,12 @@ def test_two_live_instances_share_partitions_and_one_takes_over_on_kill(
         one.stop()
 
 
-def test_groups_are_coordinated_by_one_instance_and_move_when_it_leaves(
+def test_group_coordinators_spread_and_move_when_an_instance_leaves(
     pulsar_service: PulsarService, tmp_path: Path
 ) -> None:
-    """With two instances, FindCoordinator names the same node from both; committed offsets
-    survive the coordinator leaving (clean stop): the other instance loads them."""
+    """With two instances, groups are coordinated by both (by shard), FindCoordinator names the
+    same node from either; committed offsets survive their coordinator leaving (clean stop):
+    the other instance loads them."""
     one = _kop(tmp_path / "one", node_id=1)
     (tmp_path / "two").mkdir()
     two = KopPulsar(tmp_path / "two", {"node_id": 2}, namespace=one.namespace)
@@ -457,6 +458,11 @@ def test_groups_are_coordinated_by_one_instance_and_move_when_it_leaves(
             "both instances name the same coordinator",
             lambda: coordinator(one.bootstrap) == coordinator(two.bootstrap),
         )
+        admin = ck_kafka.admin.AdminClient({"bootstrap.servers": both})
+        names = [f"spread-{i}" for i in range(12)]
+        described = admin.describe_consumer_groups(names)
+        nodes = {int(f.result(timeout=20).coordinator.id) for f in described.values()}
+        assert nodes == {1, 2}, nodes
         consumer = ck_kafka.Consumer(
             {
                 "bootstrap.servers": both,

@@ -17,6 +17,7 @@ from kop.pulsar.client import PulsarIO
 from kop.pulsar.documents import DocumentStore
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
+    GROUP_SHARDS,
     GROUPS_TOPIC,
     MEMBERS_TOPIC,
     METADATA_TOPIC,
@@ -64,7 +65,9 @@ class PulsarBackend:
         self._admin = PulsarAdmin(admin_url, token=token, timeout_s=operation_timeout_s)
         self._io: PulsarIO | None = None
         self._docs: DocumentStore | None = None
-        self._groups: GroupRecordStore | None = None
+        # Group records per shard, each taken over by the instance coordinating the shard when
+        # Rust loads it (load_group_records).
+        self._groups: dict[int, GroupRecordStore] = {}
         self._members: Members | None = None
         self._instance: Any = None  # the exclusive producer of instance_topic(node_id)
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -75,8 +78,11 @@ class PulsarBackend:
     def start(self) -> None:
         self._admin.set_namespace_policies(self.tenant, self.namespace)
         own_topic = instance_topic(self.node_id)
-        for name in (own_topic, MEMBERS_TOPIC, METADATA_TOPIC, GROUPS_TOPIC):
+        for name in (own_topic, MEMBERS_TOPIC, METADATA_TOPIC):
             self._admin.create_topic(self.tenant, self.namespace, name)
+        self._admin.create_partitioned_topic(
+            self.tenant, self.namespace, GROUPS_TOPIC, GROUP_SHARDS
+        )
         io = PulsarIO(
             self.service_url,
             token=self._token,
@@ -98,10 +104,7 @@ class PulsarBackend:
             PulsarIO.close_quietly(self._instance)
             io.close()
             raise
-        # The group records are taken over by the instance coordinating the groups, when Rust
-        # loads them (load_group_records).
-        groups = GroupRecordStore(io, self._internal(GROUPS_TOPIC))
-        self._io, self._docs, self._groups = io, docs, groups
+        self._io, self._docs = io, docs
         self._members = Members(io, self._internal(MEMBERS_TOPIC))
 
     def close(self) -> None:
@@ -114,12 +117,15 @@ class PulsarBackend:
             self._members.close()
         if self._docs is not None:
             self._docs.close()
-        if self._groups is not None:
-            self._groups.close()
+        with self._lock:
+            groups = list(self._groups.values())
+            self._groups.clear()
+        for g in groups:
+            g.close()
         PulsarIO.close_quietly(self._instance)
         if self._io is not None:
             self._io.close()
-        self._io = self._docs = self._groups = self._instance = self._members = None
+        self._io = self._docs = self._instance = self._members = None
 
     # -- documents -------------------------------------------------------------------------------
 
@@ -247,17 +253,17 @@ class PulsarBackend:
 
     # -- group records ---------------------------------------------------------------------------
 
-    def load_group_records(self) -> list[bytes]:
-        return self._group_records().load()
+    def load_group_records(self, shard: int) -> list[bytes]:
+        return self._group_records(shard).load()
 
-    def append_group_records(self, records: list[bytes]) -> None:
-        self._group_records().append(records)
+    def append_group_records(self, shard: int, records: list[bytes]) -> None:
+        self._group_records(shard).append(records)
 
-    def rewrite_group_records(self, records: list[bytes]) -> None:
-        self._group_records().rewrite(records)
+    def rewrite_group_records(self, shard: int, records: list[bytes]) -> None:
+        self._group_records(shard).rewrite(records)
 
-    def release_group_records(self) -> None:
-        self._group_records().release()
+    def release_group_records(self, shard: int) -> None:
+        self._group_records(shard).release()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -293,7 +299,13 @@ class PulsarBackend:
             raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
         return self._members
 
-    def _group_records(self) -> GroupRecordStore:
-        if self._groups is None:
-            raise PulsarStorageError(f"Pulsar {self.service_url}: backend not started")
-        return self._groups
+    def _group_records(self, shard: int) -> GroupRecordStore:
+        if not 0 <= shard < GROUP_SHARDS:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: no group shard {shard}")
+        io = self._client()
+        with self._lock:
+            store = self._groups.get(shard)
+            if store is None:
+                topic = partition_topic(self.tenant, self.namespace, GROUPS_TOPIC, shard)
+                store = self._groups[shard] = GroupRecordStore(io, topic)
+            return store

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 # -- topics --------------------------------------------------------------------------------------
 
 METADATA_TOPIC = "__kop_metadata"  # documents: keyed messages, last one per key wins
-GROUPS_TOPIC = "__kop_groups"  # consumer-group records, with snapshots
+# Consumer-group records, with snapshots: a partitioned topic, one partition per group shard
+# (Kafka's __consumer_offsets partition of the group, coordinated by whoever leads it).
+GROUPS_TOPIC = "__kop_groups"
+GROUP_SHARDS = 50
 MEMBERS_TOPIC = "__kop_members"  # heartbeats of the live kop instances
 
 

@@ -358,35 +358,35 @@ impl RemoteBackend for PyRemoteBackend {
         })
     }
 
-    fn load_group_records(&self) -> io::Result<Vec<Vec<u8>>> {
+    fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>> {
         self.call(move |py, b| {
-            b.call_method0("load_group_records")
+            b.call_method1("load_group_records", (shard,))
                 .and_then(|r| r.extract::<Vec<Vec<u8>>>())
                 .map_err(|e| bridge_error(py, "load_group_records", e))
         })
     }
 
-    fn append_group_records(&self, records: Vec<Vec<u8>>) -> io::Result<()> {
+    fn append_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()> {
         self.call(move |py, b| {
             let records: Vec<_> = records.iter().map(|r| PyBytes::new(py, r)).collect();
-            b.call_method1("append_group_records", (records,))
+            b.call_method1("append_group_records", (shard, records))
                 .map(drop)
                 .map_err(|e| bridge_error(py, "append_group_records", e))
         })
     }
 
-    fn release_group_records(&self) -> io::Result<()> {
+    fn release_group_records(&self, shard: i32) -> io::Result<()> {
         self.call(move |py, b| {
-            b.call_method0("release_group_records")
+            b.call_method1("release_group_records", (shard,))
                 .map(drop)
                 .map_err(|e| bridge_error(py, "release_group_records", e))
         })
     }
 
-    fn rewrite_group_records(&self, records: Vec<Vec<u8>>) -> io::Result<()> {
+    fn rewrite_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()> {
         self.call(move |py, b| {
             let records: Vec<_> = records.iter().map(|r| PyBytes::new(py, r)).collect();
-            b.call_method1("rewrite_group_records", (records,))
+            b.call_method1("rewrite_group_records", (shard, records))
                 .map(drop)
                 .map_err(|e| bridge_error(py, "rewrite_group_records", e))
         })

@@ -36,9 +36,9 @@ impl Member {
     }
 }
 
-/// The group coordinator is the leader of this pseudo-partition: one instance coordinates
-/// every group (their records share one Pulsar topic with a single writer).
-pub const GROUPS_KEY: (&str, i32) = ("__consumer_offsets", 0);
+/// A group shard (`group::shard_of`) is led like partition `shard` of this topic: its leader
+/// coordinates the shard's groups, as in Kafka.
+pub const GROUPS_TOPIC: &str = "__consumer_offsets";
 
 pub struct Cluster {
     me: Member,
@@ -90,8 +90,13 @@ impl Cluster {
         self.leader(topic, partition) == self.me.node_id
     }
 
-    pub fn group_coordinator(&self) -> i32 {
-        self.leader(GROUPS_KEY.0, GROUPS_KEY.1)
+    /// The node coordinating the groups of `shard`.
+    pub fn group_coordinator(&self, shard: usize) -> i32 {
+        self.leader(GROUPS_TOPIC, shard as i32)
+    }
+
+    pub fn leads_group_shard(&self, shard: usize) -> bool {
+        self.group_coordinator(shard) == self.me.node_id
     }
 
     /// The controller Metadata names: the live member with the lowest node id (kop has no

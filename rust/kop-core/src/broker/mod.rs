@@ -186,10 +186,12 @@ impl Broker {
                 storage.load_cluster_id()?.unwrap_or(id)
             }
         };
-        let group_store = storage.open_group_store(config.fsync == FsyncPolicy::Always)?;
-        let groups = GroupCoordinator::inactive(group_store, GroupConfig::from_server(&config));
-        if cluster.leads(cluster::GROUPS_KEY.0, cluster::GROUPS_KEY.1) {
-            groups.activate()?;
+        let group_stores = storage.open_group_stores(config.fsync == FsyncPolicy::Always)?;
+        let groups = GroupCoordinator::inactive(group_stores, GroupConfig::from_server(&config));
+        for shard in 0..groups.shard_count() {
+            if cluster.leads_group_shard(shard) {
+                groups.activate(shard)?;
+            }
         }
         let broker = Broker {
             groups,
@@ -479,13 +481,16 @@ impl Broker {
                 }
             }
         }
-        let (key, partition) = cluster::GROUPS_KEY;
-        if !self.cluster.leads(key, partition) {
-            self.groups.deactivate();
-        } else if !self.groups.is_active() {
-            match self.groups.activate() {
-                Ok(()) => tracing::info!("now the group coordinator"),
-                Err(e) => tracing::error!(error = %e, "loading the groups failed; retrying"),
+        for shard in 0..self.groups.shard_count() {
+            if !self.cluster.leads_group_shard(shard) {
+                self.groups.deactivate(shard);
+            } else if !self.groups.is_active(shard) {
+                match self.groups.activate(shard) {
+                    Ok(()) => tracing::info!(shard, "now the coordinator of this group shard"),
+                    Err(e) => {
+                        tracing::error!(shard, error = %e, "loading a group shard failed; retrying")
+                    }
+                }
             }
         }
     }

@@ -6,9 +6,11 @@
 //! and an acknowledged commit is durable. JoinGroup and SyncGroup answers that must wait for a
 //! rebalance come back over oneshot channels; `tick` runs the timers.
 //!
-//! With several kop instances on one Pulsar namespace, one of them coordinates the groups
-//! (`broker::cluster::GROUPS_KEY`): the others are inactive, hold nothing, and answer
-//! NOT_COORDINATOR so clients look the coordinator up again.
+//! Groups are split into shards, each with a store of its own: one shard on local storage, 50 on
+//! Pulsar (`shard_of`, Kafka's `__consumer_offsets` partition of a group). With several kop
+//! instances on one namespace each shard is coordinated by the instance that leads that
+//! partition: the others hold nothing of it and answer NOT_COORDINATOR, so clients look the
+//! coordinator up again.
 
 pub mod assignor;
 pub mod classic;
@@ -60,10 +62,23 @@ pub struct GroupSummary {
 
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
-    store: Arc<dyn GroupStore>,
+    shards: Vec<Shard>,
     pub config: GroupConfig,
-    /// Whether this instance coordinates the groups (loaded from the store).
+}
+
+struct Shard {
+    store: Arc<dyn GroupStore>,
+    /// Whether this instance coordinates the shard's groups (loaded from its store).
     active: AtomicBool,
+}
+
+/// Kafka's `__consumer_offsets` partition of a group: `Utils.abs(groupId.hashCode()) % shards`
+/// (Java's String hash; `Utils.abs` maps `i32::MIN` to 0).
+pub fn shard_of(group_id: &str, shards: usize) -> usize {
+    let hash = group_id
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    hash.checked_abs().unwrap_or(0) as usize % shards.max(1)
 }
 
 impl GroupConfig {
@@ -89,49 +104,77 @@ fn valid_group_id(id: &str) -> Result<(), KafkaError> {
 }
 
 impl GroupCoordinator {
-    /// Replays the store and compacts it.
+    /// One shard over `store`, replayed and compacted.
     pub fn open(store: Arc<dyn GroupStore>, config: GroupConfig) -> io::Result<GroupCoordinator> {
-        let coordinator = GroupCoordinator::inactive(store, config);
-        coordinator.activate()?;
+        let coordinator = GroupCoordinator::inactive(vec![store], config);
+        coordinator.activate(0)?;
         Ok(coordinator)
     }
 
-    /// A coordinator that coordinates nothing until `activate`.
-    pub fn inactive(store: Arc<dyn GroupStore>, config: GroupConfig) -> GroupCoordinator {
+    /// One shard per store, none coordinated until `activate`.
+    pub fn inactive(stores: Vec<Arc<dyn GroupStore>>, config: GroupConfig) -> GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
-            store,
+            shards: stores
+                .into_iter()
+                .map(|store| Shard {
+                    store,
+                    active: AtomicBool::new(false),
+                })
+                .collect(),
             config,
-            active: AtomicBool::new(false),
         }
     }
 
-    pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
-    /// Stops coordinating: forgets every group (another instance loads them) and lets go of
-    /// the store.
-    pub fn deactivate(&self) {
+    /// The shard (`__consumer_offsets` partition) of a group.
+    pub fn shard_of(&self, group_id: &str) -> usize {
+        shard_of(group_id, self.shards.len())
+    }
+
+    pub fn is_active(&self, shard: usize) -> bool {
+        self.shards
+            .get(shard)
+            .is_some_and(|s| s.active.load(Ordering::Acquire))
+    }
+
+    fn store_of(&self, group_id: &str) -> &dyn GroupStore {
+        &*self.shards[self.shard_of(group_id)].store
+    }
+
+    /// Stops coordinating a shard: forgets its groups (another instance loads them) and lets
+    /// go of its store.
+    pub fn deactivate(&self, shard: usize) {
         let mut groups = self.groups.lock();
-        if !self.active.swap(false, Ordering::AcqRel) {
+        let Some(s) = self.shards.get(shard) else {
+            return;
+        };
+        if !s.active.swap(false, Ordering::AcqRel) {
             return;
         }
-        groups.clear();
+        groups.retain(|id, _| self.shard_of(id) != shard);
         drop(groups);
-        if let Err(e) = self.store.release() {
-            tracing::warn!(error = %e, "releasing the group store failed");
+        if let Err(e) = s.store.release() {
+            tracing::warn!(shard, error = %e, "releasing a group store failed");
         }
-        tracing::info!("no longer the group coordinator");
+        tracing::info!(shard, "no longer the coordinator of this group shard");
     }
 
-    /// Starts coordinating: replays the store and compacts it.
-    pub fn activate(&self) -> io::Result<()> {
-        let mut current = self.groups.lock();
-        if self.is_active() {
+    /// Starts coordinating a shard: replays its store and compacts it.
+    /// Called by one thread at a time (broker start, then the cluster check).
+    pub fn activate(&self, shard: usize) -> io::Result<()> {
+        let Some(s) = self.shards.get(shard) else {
+            return Ok(());
+        };
+        if s.active.load(Ordering::Acquire) {
             return Ok(());
         }
-        let records = self.store.load()?;
+        // Loaded without the groups lock (the other shards keep serving); nothing writes this
+        // shard meanwhile, as it is not active.
+        let records = s.store.load()?;
         let now = Instant::now();
         let now_ms = crate::now_ms();
         let mut groups: HashMap<String, Group> = HashMap::new();
@@ -179,18 +222,21 @@ impl GroupCoordinator {
         }
         groups.retain(|_, g| !(g.is_disposable() && g.generation == 0));
         let count = groups.len();
-        *current = groups;
-        self.active.store(true, Ordering::Release);
+        let mut current = self.groups.lock();
+        current.retain(|id, _| self.shard_of(id) != shard);
+        current.extend(groups);
+        s.active.store(true, Ordering::Release);
         drop(current);
-        self.compact()?;
-        tracing::info!(groups = count, "group state loaded");
+        self.compact_shard(shard)?;
+        tracing::debug!(shard, groups = count, "group shard loaded");
         Ok(())
     }
 
-    /// Err(INVALID_GROUP_ID) for an empty id, Err(NOT_COORDINATOR) on an inactive coordinator.
+    /// Err(INVALID_GROUP_ID) for an empty id, Err(NOT_COORDINATOR) if this instance does not
+    /// coordinate the group's shard.
     pub fn admit(&self, group_id: &str) -> Result<(), KafkaError> {
         valid_group_id(group_id)?;
-        if self.is_active() {
+        if self.is_active(self.shard_of(group_id)) {
             Ok(())
         } else {
             Err(KafkaError::NotCoordinator)
@@ -201,20 +247,29 @@ impl GroupCoordinator {
     pub fn in_memory(config: GroupConfig) -> GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
-            store: Arc::new(MemoryGroupStore),
+            shards: vec![Shard {
+                store: Arc::new(MemoryGroupStore),
+                active: AtomicBool::new(true),
+            }],
             config,
-            active: AtomicBool::new(true),
         }
     }
 
-    /// Rewrites the store with what is live.
+    /// Rewrites the stores of the shards coordinated here with what is live.
     pub fn compact(&self) -> io::Result<()> {
+        for shard in 0..self.shards.len() {
+            self.compact_shard(shard)?;
+        }
+        Ok(())
+    }
+
+    fn compact_shard(&self, shard: usize) -> io::Result<()> {
         let groups = self.groups.lock();
-        if !self.is_active() {
-            return Ok(()); // the store is another instance's now
+        if !self.is_active(shard) {
+            return Ok(()); // the store is another instance's
         }
         let mut live = Vec::new();
-        for g in groups.values() {
+        for g in groups.values().filter(|g| self.shard_of(&g.id) == shard) {
             if let Some(m) = &g.modern {
                 live.push(GroupRecord::Consumer(m.snapshot(&g.id)));
             } else if g.generation > 0 || !g.members.is_empty() {
@@ -232,7 +287,26 @@ impl GroupCoordinator {
                 }));
             }
         }
-        self.store.rewrite(&live)
+        self.shards[shard].store.rewrite(&live)
+    }
+
+    /// Appends records of several groups, each to its shard's store.
+    fn append_all(&self, writes: &[GroupRecord]) {
+        if writes.is_empty() {
+            return;
+        }
+        let mut by_shard: HashMap<usize, Vec<GroupRecord>> = HashMap::new();
+        for w in writes {
+            by_shard
+                .entry(self.shard_of(w.group()))
+                .or_default()
+                .push(w.clone());
+        }
+        for (shard, records) in by_shard {
+            if let Err(e) = self.shards[shard].store.append(&records) {
+                tracing::error!(shard, error = %e, "group store append failed");
+            }
+        }
     }
 
     /// Runs `f` on the group (created if `create`), makes its queued records durable, and drops
@@ -257,7 +331,7 @@ impl GroupCoordinator {
         if disposable {
             groups.remove(id);
         }
-        if let Err(e) = self.store.append(&writes) {
+        if let Err(e) = self.store_of(id).append(&writes) {
             tracing::error!(group = id, error = %e, "group store append failed");
             return Err(KafkaError::CoordinatorNotAvailable);
         }
@@ -377,7 +451,7 @@ impl GroupCoordinator {
         if !g.is_empty() {
             return Err(KafkaError::NonEmptyGroup);
         }
-        self.store
+        self.store_of(group_id)
             .append(&[GroupRecord::GroupRemoved {
                 group: group_id.to_string(),
             }])
@@ -547,9 +621,7 @@ impl GroupCoordinator {
             writes.append(&mut g.writes);
         }
         drop(groups);
-        if let Err(e) = self.store.append(&writes) {
-            tracing::error!(error = %e, "group store append failed");
-        }
+        self.append_all(&writes);
     }
 
     /// Offset retention and removal of empty groups without offsets; compacts the store when
@@ -576,19 +648,21 @@ impl GroupCoordinator {
             groups.remove(&id);
         }
         drop(groups);
-        if let Err(e) = self.store.append(&writes) {
-            tracing::error!(error = %e, "group store append failed");
-        }
-        if self.store.garbage_hint() > COMPACT_AFTER_BYTES {
-            if let Err(e) = self.compact() {
-                tracing::error!(error = %e, "group store compaction failed");
+        self.append_all(&writes);
+        for (shard, s) in self.shards.iter().enumerate() {
+            if s.store.garbage_hint() > COMPACT_AFTER_BYTES {
+                if let Err(e) = self.compact_shard(shard) {
+                    tracing::error!(shard, error = %e, "group store compaction failed");
+                }
             }
         }
     }
 
     pub fn flush(&self) {
-        if let Err(e) = self.store.flush() {
-            tracing::error!(error = %e, "group store fsync failed");
+        for s in &self.shards {
+            if let Err(e) = s.store.flush() {
+                tracing::error!(error = %e, "group store fsync failed");
+            }
         }
     }
 }

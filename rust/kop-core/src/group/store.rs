@@ -31,6 +31,18 @@ pub enum GroupRecord {
     },
 }
 
+impl GroupRecord {
+    /// The group the record is about.
+    pub fn group(&self) -> &str {
+        match self {
+            GroupRecord::Offset(o) => &o.group,
+            GroupRecord::OffsetRemoved { group, .. } | GroupRecord::GroupRemoved { group } => group,
+            GroupRecord::Group(g) => &g.group,
+            GroupRecord::Consumer(c) => &c.group,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetRecord {
     pub group: String,

@@ -353,3 +353,20 @@ fn consumer_group_survives_reopen_and_static_member_takes_over() {
     assert_eq!(m2.epoch, epoch);
     assert_eq!(m2.assignment.unwrap()[&tid].len(), 3);
 }
+
+#[test]
+fn groups_map_to_kafkas_consumer_offsets_partitions() {
+    // Expected values printed by Kafka 4.1.1's `Utils.abs(group.hashCode()) % 50`.
+    for (group, partition) in [
+        ("test-group", 12),
+        ("g-moves", 40),
+        ("spread-0", 14),
+        ("spread-7", 7),
+        ("", 0),
+        ("ünïcode-组", 23),
+        ("polygenelubricants", 0), // hashCode() == i32::MIN
+    ] {
+        assert_eq!(super::shard_of(group, 50), partition, "{group}");
+    }
+    assert_eq!(super::shard_of("anything", 1), 0);
+}

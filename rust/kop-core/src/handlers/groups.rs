@@ -62,46 +62,38 @@ pub async fn find_coordinator(
         }
         None => vec![false; keys.len()],
     };
-    // Groups are coordinated by one of the live instances (`broker::cluster::GROUPS_KEY`);
-    // transactional ids by whichever instance is asked.
+    // A group's coordinator is the instance leading its shard; transactional ids are
+    // coordinated by whichever instance is asked.
     let cluster = &ctx.broker.cluster;
-    let coordinator = if req.key_type == 0 {
-        cluster.group_coordinator()
-    } else {
-        cluster.node_id()
-    };
-    let endpoint = if coordinator == cluster.node_id() {
-        Some((
-            ctx.listener.advertised_host.clone(),
-            ctx.listener.advertised_port,
-        ))
-    } else {
-        cluster
-            .endpoint(coordinator, &ctx.listener.name)
-            .map(|e| (e.host, e.port))
-    };
-    let error_of = |i: usize| -> Option<KafkaError> {
-        if !allowed.get(i).copied().unwrap_or(false) {
-            Some(denied_error)
-        } else if endpoint.is_none() {
-            Some(KafkaError::CoordinatorNotAvailable)
+    let coordinator_of = |key: &str| -> Result<(BrokerId, StrBytes, i32), KafkaError> {
+        let node = if req.key_type == 0 {
+            cluster.group_coordinator(ctx.broker.groups.shard_of(key))
         } else {
-            None
+            cluster.node_id()
+        };
+        if node == cluster.node_id() {
+            let l = &ctx.listener;
+            return Ok((BrokerId(node), sb(&l.advertised_host), l.advertised_port));
         }
+        let e = cluster
+            .endpoint(node, &ctx.listener.name)
+            .ok_or(KafkaError::CoordinatorNotAvailable)?;
+        Ok((BrokerId(node), sb(&e.host), e.port))
     };
-    let node = BrokerId(coordinator);
-    let (host, port) = endpoint.clone().unwrap_or_default();
-    let host = sb(&host);
+    let answer = |i: usize, key: &str| match allowed.get(i) {
+        Some(true) => coordinator_of(key),
+        _ => Err(denied_error),
+    };
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, key)| {
-                let c = Coordinator::default().with_key(key);
-                match error_of(i) {
-                    None => c.with_node_id(node).with_host(host.clone()).with_port(port),
-                    Some(e) => c
+                let c = Coordinator::default().with_key(key.clone());
+                match answer(i, key) {
+                    Ok((node, host, port)) => c.with_node_id(node).with_host(host).with_port(port),
+                    Err(e) => c
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
                         .with_error_code(e.code())
@@ -112,9 +104,9 @@ pub async fn find_coordinator(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let resp = FindCoordinatorResponse::default();
-    match error_of(0) {
-        None => resp.with_node_id(node).with_host(host).with_port(port),
-        Some(e) => {
+    match answer(0, &req.key) {
+        Ok((node, host, port)) => resp.with_node_id(node).with_host(host).with_port(port),
+        Err(e) => {
             let r = resp
                 .with_error_code(e.code())
                 .with_node_id(BrokerId(-1))

@@ -194,14 +194,13 @@ impl Storage for FileStorage {
         Ok(next)
     }
 
-    fn open_group_store(
+    fn open_group_stores(
         &self,
         sync_each_append: bool,
-    ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>> {
-        Ok(std::sync::Arc::new(crate::group::FileGroupStore::open(
-            &self.root.join("groups"),
-            sync_each_append,
-        )?))
+    ) -> io::Result<Vec<std::sync::Arc<dyn crate::group::GroupStore>>> {
+        Ok(vec![std::sync::Arc::new(
+            crate::group::FileGroupStore::open(&self.root.join("groups"), sync_each_append)?,
+        )])
     }
 }
 

@@ -78,11 +78,11 @@ impl Storage for MemoryStorage {
         Ok(first)
     }
 
-    fn open_group_store(
+    fn open_group_stores(
         &self,
         _sync_each_append: bool,
-    ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>> {
-        Ok(std::sync::Arc::new(crate::group::MemoryGroupStore))
+    ) -> io::Result<Vec<std::sync::Arc<dyn crate::group::GroupStore>>> {
+        Ok(vec![std::sync::Arc::new(crate::group::MemoryGroupStore)])
     }
 }
 

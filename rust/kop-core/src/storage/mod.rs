@@ -91,12 +91,14 @@ pub trait Storage: Send + Sync {
     }
     /// Reserves `count` producer ids durably and returns the first one.
     fn reserve_producer_ids(&self, count: i64) -> io::Result<i64>;
-    /// The durable store of committed offsets and group metadata. `sync_each_append`: fsync
-    /// every append (`fsync = "always"`).
-    fn open_group_store(
+    /// The durable stores of committed offsets and group metadata, one per group shard (see
+    /// `group::shard_of`): one on storage only this process uses, 50 on shared storage, where
+    /// each shard is coordinated by the instance leading it. `sync_each_append`: fsync every
+    /// append (`fsync = "always"`).
+    fn open_group_stores(
         &self,
         sync_each_append: bool,
-    ) -> io::Result<std::sync::Arc<dyn crate::group::GroupStore>>;
+    ) -> io::Result<Vec<std::sync::Arc<dyn crate::group::GroupStore>>>;
 }
 
 /// Completes when a remote backend has stored an appended batch (`Err`: it did not, or may not

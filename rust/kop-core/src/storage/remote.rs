@@ -89,11 +89,13 @@ pub trait RemoteBackend: Send + Sync {
         timestamp: i64,
     ) -> io::Result<Option<Bytes>>;
     fn batch_with_max_timestamp(&self, topic: &str, partition: i32) -> io::Result<Option<Bytes>>;
-    fn load_group_records(&self) -> io::Result<Vec<Vec<u8>>>;
-    fn append_group_records(&self, records: Vec<Vec<u8>>) -> io::Result<()>;
-    fn rewrite_group_records(&self, records: Vec<Vec<u8>>) -> io::Result<()>;
-    /// Stops writing group records (another instance coordinates the groups now).
-    fn release_group_records(&self) -> io::Result<()>;
+    /// The group records of one shard (`group::shard_of`); from now on only this process can
+    /// write them.
+    fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>>;
+    fn append_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()>;
+    fn rewrite_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()>;
+    /// Stops writing a shard's group records (another instance coordinates it now).
+    fn release_group_records(&self, shard: i32) -> io::Result<()>;
 }
 
 /// Runs a blocking backend call. On a tokio worker the worker hands its other tasks off first
@@ -272,11 +274,16 @@ impl Storage for RemoteStorage {
         })
     }
 
-    fn open_group_store(&self, _sync_each_append: bool) -> io::Result<Arc<dyn GroupStore>> {
-        Ok(Arc::new(RemoteGroupStore {
-            backend: self.backend.clone(),
-            appended_bytes: AtomicU64::new(0),
-        }))
+    fn open_group_stores(&self, _sync_each_append: bool) -> io::Result<Vec<Arc<dyn GroupStore>>> {
+        Ok((0..GROUP_SHARDS)
+            .map(|shard| {
+                Arc::new(RemoteGroupStore {
+                    backend: self.backend.clone(),
+                    shard,
+                    appended_bytes: AtomicU64::new(0),
+                }) as Arc<dyn GroupStore>
+            })
+            .collect())
     }
 }
 
@@ -485,9 +492,13 @@ impl RemoteReads for PartitionReads {
     }
 }
 
-/// Group records as JSON documents in the backend's group-record log.
+/// Group shards on shared storage: Kafka's default `offsets.topic.num.partitions`.
+pub const GROUP_SHARDS: i32 = 50;
+
+/// One shard's group records as JSON documents in the backend's group-record log.
 struct RemoteGroupStore {
     backend: Arc<dyn RemoteBackend>,
+    shard: i32,
     appended_bytes: AtomicU64,
 }
 
@@ -500,7 +511,7 @@ fn encode_records(records: &[GroupRecord]) -> io::Result<Vec<Vec<u8>>> {
 
 impl GroupStore for RemoteGroupStore {
     fn load(&self) -> io::Result<Vec<GroupRecord>> {
-        let raw = blocking(|| self.backend.load_group_records())?;
+        let raw = blocking(|| self.backend.load_group_records(self.shard))?;
         let mut records = Vec::with_capacity(raw.len());
         for r in raw {
             match serde_json::from_slice(&r) {
@@ -515,7 +526,7 @@ impl GroupStore for RemoteGroupStore {
     fn append(&self, records: &[GroupRecord]) -> io::Result<()> {
         let encoded = encode_records(records)?;
         let bytes: usize = encoded.iter().map(Vec::len).sum();
-        blocking(|| self.backend.append_group_records(encoded))?;
+        blocking(|| self.backend.append_group_records(self.shard, encoded))?;
         self.appended_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
@@ -523,7 +534,7 @@ impl GroupStore for RemoteGroupStore {
 
     fn rewrite(&self, live: &[GroupRecord]) -> io::Result<()> {
         let encoded = encode_records(live)?;
-        blocking(|| self.backend.rewrite_group_records(encoded))?;
+        blocking(|| self.backend.rewrite_group_records(self.shard, encoded))?;
         self.appended_bytes.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -537,7 +548,7 @@ impl GroupStore for RemoteGroupStore {
     }
 
     fn release(&self) -> io::Result<()> {
-        blocking(|| self.backend.release_group_records())
+        blocking(|| self.backend.release_group_records(self.shard))
     }
 }
 
@@ -620,16 +631,16 @@ pub(crate) mod test_backend {
         fn batch_with_max_timestamp(&self, _: &str, _: i32) -> io::Result<Option<Bytes>> {
             Ok(None)
         }
-        fn load_group_records(&self) -> io::Result<Vec<Vec<u8>>> {
+        fn load_group_records(&self, _: i32) -> io::Result<Vec<Vec<u8>>> {
             Ok(Vec::new())
         }
-        fn append_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
+        fn append_group_records(&self, _: i32, _: Vec<Vec<u8>>) -> io::Result<()> {
             Ok(())
         }
-        fn rewrite_group_records(&self, _: Vec<Vec<u8>>) -> io::Result<()> {
+        fn rewrite_group_records(&self, _: i32, _: Vec<Vec<u8>>) -> io::Result<()> {
             Ok(())
         }
-        fn release_group_records(&self) -> io::Result<()> {
+        fn release_group_records(&self, _: i32) -> io::Result<()> {
             Ok(())
         }
     }
