@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kop.pulsar.admin import PulsarAdmin
+from kop.pulsar.checkpoint import CheckpointStore, load_checkpoint, open_store
 from kop.pulsar.client import PulsarIO
 from kop.pulsar.documents import DocumentStore
 from kop.pulsar.errors import PulsarStorageError
@@ -63,6 +64,7 @@ class PulsarBackend:
         self._groups: GroupRecordStore | None = None
         self._instance: Any = None  # the exclusive producer of INSTANCE_TOPIC
         self._partitions: dict[tuple[str, int], Partition] = {}
+        self._checkpoints: CheckpointStore | None = None  # __kop_index, opened on first use
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ class PulsarBackend:
             mine = [key for key in self._partitions if key[0] == topic]
             closing = [self._partitions.pop(key) for key in mine]
         for p in closing:
-            p.close("topic deleted")
+            p.close("topic deleted", checkpoint=False)
         self._admin.delete_partitioned_topic(self.tenant, self.namespace, topic)
 
     # -- partitions ------------------------------------------------------------------------------
@@ -146,21 +148,33 @@ class PulsarBackend:
         if previous is not None:
             previous.close("taken over again")
         name = partition_topic(self.tenant, self.namespace, topic, partition)
-        won = take_over(io, name, tail_bytes)
+        checkpoints = self._checkpoint_store()
+        won = take_over(io, name, tail_bytes, load_checkpoint(checkpoints, name))
         scan = won.scan
-        opened = Partition(io, name, scan.index, producer=won.producer, epoch=won.epoch)
+        opened = Partition(
+            io,
+            name,
+            scan.index,
+            producer=won.producer,
+            epoch=won.epoch,
+            producers=scan.producers,
+            checkpoints=checkpoints,
+            tail_bytes=tail_bytes,
+        )
+        opened.opened_by(scan)
         with self._lock:
             raced = self._partitions.pop(key, None)
             self._partitions[key] = opened
         if raced is not None:
             raced.close("replaced")
         log.info(
-            "%s: taken over with epoch %d, offsets %d..%d, %d batches",
+            "%s: taken over with epoch %d, offsets %d..%d, read %d messages (%s)",
             name,
             won.epoch,
             scan.log_start,
             scan.next_offset,
-            len(scan.index),
+            scan.messages_read,
+            "from an index checkpoint" if scan.checkpoint else "from the start",
         )
         return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
 
@@ -212,7 +226,9 @@ class PulsarBackend:
             return p
         io = self._client()
         name = partition_topic(self.tenant, self.namespace, topic, partition)
-        scanned = Partition(io, name, scan_partition(io, name).index)
+        scan = scan_partition(io, name, load_checkpoint(self._checkpoint_store(), name))
+        scanned = Partition(io, name, scan.index)
+        scanned.opened_by(scan)
         with self._lock:
             current = self._partitions.get(key)
             if current is p:
@@ -250,6 +266,11 @@ class PulsarBackend:
                 f"{self.tenant}/{self.namespace} (another instance took it over, or Pulsar is "
                 f"unreachable): {type(err).__name__}: {err}"
             ) from err
+
+    def _checkpoint_store(self) -> CheckpointStore:
+        if self._checkpoints is None:  # a race only opens a second, equivalent store
+            self._checkpoints = open_store(self._admin, self._client(), self.tenant, self.namespace)
+        return self._checkpoints
 
     def _internal(self, name: str) -> str:
         return pulsar_topic(self.tenant, self.namespace, name)

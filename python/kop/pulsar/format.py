@@ -17,6 +17,8 @@ METADATA_TOPIC = "__kop_metadata"  # documents: keyed messages, last one per key
 GROUPS_TOPIC = "__kop_groups"  # consumer-group records, with snapshots
 # Held (exclusive producer) by the one kop instance serving the namespace; the newest one wins.
 INSTANCE_TOPIC = "__kop_instance"
+# Offset-index checkpoints (kop.pulsar.checkpoint): keyed by partition topic, compacted.
+INDEX_TOPIC = "__kop_index"
 
 
 def pulsar_topic(tenant: str, namespace: str, name: str) -> str:
