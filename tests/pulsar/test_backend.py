@@ -389,7 +389,8 @@ def test_prefix_rule_after_a_failed_send(make_backend):
     epoch, *_ = backend.open_partition("t", 0, 1 << 20)
     appender = Appender(backend, "t")
     appender.append(epoch, batch(0, 2, producer_id=1))
-    appender.append(epoch, batch(2, 1, size=6 << 20, producer_id=1, sequence=2))  # over Pulsar's 5 MB message limit
+    # over Pulsar's 5 MB message limit
+    appender.append(epoch, batch(2, 1, size=6 << 20, producer_id=1, sequence=2))
     for i in range(3, 8):
         appender.append(epoch, batch(i, 1))
     results = appender.wait()

@@ -147,8 +147,10 @@ class Checkpoint:
             doc = json.loads(zlib.decompress(data))
         except (zlib.error, ValueError) as err:
             raise CheckpointError(f"not a checkpoint: {err}") from err
-        if not isinstance(doc, dict) or doc.get("v") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"unknown checkpoint version {doc.get('v') if doc else None!r}")
+        if not isinstance(doc, dict):
+            raise CheckpointError(f"not a checkpoint: {type(doc).__name__}")
+        if doc.get("v") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"unknown checkpoint version {doc.get('v')!r}")
         try:
             entries = [_row_entry(row, make_id) for row in doc["entries"]]
             resume, resume_running_max = _row_entry(doc["resume"], make_id)
