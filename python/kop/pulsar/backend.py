@@ -108,6 +108,8 @@ class PulsarBackend:
             self._docs.close()
         if self._groups is not None:
             self._groups.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         PulsarIO.close_quietly(self._instance)
         if self._io is not None:
             self._io.close()

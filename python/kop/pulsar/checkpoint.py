@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +102,7 @@ class Checkpoint:
         index: BatchIndex,
         producers: ProducerTails,
         tail_bytes: int,
-        limit: int = CHECKPOINT_ENTRIES,
+        limit: int | None = None,
     ) -> Checkpoint | None:
         """A checkpoint of ``index`` (None when it is empty). The resume batch is the oldest of
         the dense run from which the batches to the end fit in ``tail_bytes`` (the newest batch
@@ -118,7 +119,7 @@ class Checkpoint:
             topic=topic,
             epoch=epoch,
             end_offset=0 if next_offset is None else next_offset,
-            entries=index.sample(j, limit) if j else [],
+            entries=index.sample(j, limit or CHECKPOINT_ENTRIES) if j else [],
             resume=index[j],
             resume_running_max=index.running_max(j),
             producers=producers.by_producer(),
@@ -176,15 +177,49 @@ class Checkpoint:
 class CheckpointStore:
     """The namespace's ``__kop_index`` topic. Remembers where the latest checkpoint of every key
     is (one message id each; a reader kept open catches up with what others wrote since), and
-    reads a checkpoint itself only when a takeover asks for it."""
+    reads a checkpoint itself only when a takeover asks for it.
+
+    Checkpoints due on a send receipt are written by one worker thread (``schedule``): receipts
+    run on the client's I/O thread, which must never wait for Pulsar itself."""
 
     def __init__(self, io: PulsarIO, topic: str) -> None:
         self.io = io
         self.topic = topic
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the reader and _latest
+        self._producer_lock = threading.Lock()
         self._reader: Any = None
         self._producer: Any = None
         self._latest: dict[str, Any] = {}  # key -> message id of its latest checkpoint
+        self._cv = threading.Condition()
+        self._pending: dict[str, Callable[[], object]] = {}  # key -> write its checkpoint
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    def schedule(self, key: str, write: Callable[[], object]) -> None:
+        """Have the worker call ``write`` (a later one for the same key replaces it)."""
+        with self._cv:
+            if self._closed:
+                return
+            self._pending[key] = write
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name="kop-index-checkpoints", daemon=True
+                )
+                self._worker.start()
+            self._cv.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._pending or self._closed)
+                if self._closed:
+                    return
+                key = next(iter(self._pending))
+                write = self._pending.pop(key)
+            try:
+                write()
+            except Exception as err:
+                log.warning("%s: writing the checkpoint of %s failed: %s", self.topic, key, err)
 
     def load(self, key: str) -> bytes | None:
         """The latest checkpoint payload stored for ``key``, or None."""
@@ -222,7 +257,7 @@ class CheckpointStore:
     def save(self, key: str, data: bytes | None, wait: bool = False) -> None:
         """Store ``data`` (None: delete) as the latest checkpoint of ``key``. Without ``wait``,
         in the background (a lost checkpoint only makes the next takeover read more)."""
-        with self._lock:
+        with self._producer_lock:
             if self._producer is None:
                 self._producer = self.io.shared_producer(self.topic)
             producer = self._producer
@@ -234,7 +269,14 @@ class CheckpointStore:
             producer.send_async(payload, _log_failure(self.topic, key), partition_key=key)
 
     def close(self) -> None:
-        with self._lock:
+        with self._cv:
+            self._closed = True
+            self._pending.clear()
+            worker = self._worker
+            self._cv.notify_all()
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(self.io.send_timeout_ms / 1000 + 1)
+        with self._lock, self._producer_lock:
             reader, producer = self._reader, self._producer
             self._reader = self._producer = None
         self.io.close_quietly(reader)

@@ -46,10 +46,14 @@ class IndexEntry:
 class BatchIndex:
     def __init__(
         self,
-        dense_limit: int = DENSE_LIMIT,
-        sparse_limit: int = SPARSE_LIMIT,
-        stride: int = STRIDE,
+        dense_limit: int | None = None,
+        sparse_limit: int | None = None,
+        stride: int | None = None,
     ) -> None:
+        # Defaults read at construction, so tests can shrink them.
+        dense_limit = DENSE_LIMIT if dense_limit is None else dense_limit
+        sparse_limit = SPARSE_LIMIT if sparse_limit is None else sparse_limit
+        stride = STRIDE if stride is None else stride
         if dense_limit < 1 or sparse_limit < 2 or stride < 2:
             raise ValueError("dense_limit >= 1, sparse_limit >= 2, stride >= 2")
         self.dense_limit = dense_limit

@@ -157,8 +157,8 @@ class Partition:
                     self.producers.add(header)
                 due = self._checkpoint_due()
             _report(done, None if failure is None else self._failure_message(failure))
-            if due:
-                self.write_checkpoint()
+            if due and self._checkpoints is not None:
+                self._checkpoints.schedule(self.topic, self._scheduled_checkpoint)
         except Exception:  # never let an exception out of a client callback
             log.exception("%s: handling a send receipt failed", self.topic)
 
@@ -194,8 +194,12 @@ class Partition:
         self.scan_reads = scan.messages_read
         with self._lock:
             self._checkpointed_batches = self.index.batches
-        if scan.messages_read >= self.checkpoint_batches:
-            self.write_checkpoint()
+        if scan.messages_read >= self.checkpoint_batches and self._checkpoints is not None:
+            self._checkpoints.schedule(self.topic, self._scheduled_checkpoint)
+
+    def _scheduled_checkpoint(self) -> None:
+        if self.owned:  # closing wrote its own
+            self.write_checkpoint(wait=True)
 
     def _checkpoint_due(self) -> bool:
         """Whether to write a checkpoint now (called with the lock held, after a receipt)."""
