@@ -102,8 +102,8 @@ def check_reads(backend: PulsarBackend, batches: list[bytes]) -> None:
         assert got == [by_offset[offset]], f"offset {offset}"
     # a consumer reading along, 3 batches at a time
     size = max(len(d) for d in batches)
-    got, offset = [], 0
-    while offset < len(by_offset):
+    got, offset = [], min(by_offset)
+    while offset <= max(by_offset):
         part = backend.read("t", 0, offset, 3 * size, 1 << 62)
         assert part, f"nothing at {offset}"
         got += part
@@ -306,3 +306,63 @@ def append_all_p(backend: PulsarBackend, partition: int, epoch: int, batches: li
     results = appender.wait()
     assert results == [None] * len(batches), results
     return offsets_of(batches)
+
+
+# ------------------------------------------------------------------------------------------------
+# retention
+
+
+def test_retention_maps_to_pulsar_and_moves_the_log_start(make_backend, pulsar_service, namespace):
+    a = make_backend()
+    a.create_topic("t", 1)
+    epoch, *_ = a.open_partition("t", 0, 1)
+    old = workload(0, 30)
+    append_all(a, "t", epoch, old)
+    assert a.apply_retention("t", 0, 90_000, 3 * 1024 * 1024 + 1) == 0  # nothing deleted yet
+    path = pulsar_service.topic_path(f"persistent://public/{namespace}/t")
+    # Pulsar's granularity is minutes and MB: rounded up
+    policy = {"retentionTimeInMinutes": 2, "retentionSizeInMB": 4}
+    assert pulsar_service.admin("GET", path + "/retention") == policy
+
+    # The old batches in one ledger, the new ones in the next (an unload rolls the ledger).
+    a.close_partition("t", 0)
+    part = partition_topic(namespace, "t")
+    pulsar_service.unload(part)
+    epoch2, _, start, _, _ = a.open_partition("t", 0, 1)
+    new = workload(30, 20, first_offset=start)
+    append_all(a, "t", epoch2, new)
+    a.close_partition("t", 0)  # its checkpoint's entries start in the first ledger
+    first_ledger = pulsar_service.admin("GET", pulsar_service.topic_path(part) + "/internalStats")[
+        "ledgers"
+    ][0]["ledgerId"]
+
+    # Pulsar deletes the first ledger: no retention (set behind kop's back) and a trim.
+    nothing = {"retentionTimeInMinutes": 0, "retentionSizeInMB": 0}
+    pulsar_service.admin("POST", path + "/retention", nothing)
+    deadline = time.monotonic() + 30
+    while True:
+        pulsar_service.admin("POST", pulsar_service.topic_path(part) + "/trim")
+        stats = pulsar_service.admin("GET", pulsar_service.topic_path(part) + "/internalStats")
+        if stats["ledgers"][0]["ledgerId"] != first_ledger:
+            break
+        assert time.monotonic() < deadline, "Pulsar did not trim the first ledger"
+        time.sleep(0.5)
+
+    b = make_backend()  # a takeover from the checkpoint: the log starts at the new batches
+    _, log_start, next_offset, headers, tail = b.open_partition("t", 0, 1)
+    end = parse_batch_header(new[-1]).last_offset + 1
+    assert (log_start, next_offset, tail) == (start, end, new[-1:])
+    assert scan_reads(b) == 1
+    assert headers == expected_headers(old + new)  # producer state outlives the data
+    assert b.apply_retention("t", 0, 90_000, 3 * 1024 * 1024 + 1) == start
+    assert pulsar_service.admin("GET", path + "/retention") == policy  # kop's again
+    check_reads(b, new)
+    assert b.read("t", 0, 0, 1, 1 << 62) == new[:1]  # below the log start: the first one kept
+
+    # The partition a instance already had open learns it from apply_retention.
+    c = make_backend()
+    assert c.apply_retention("t", 0, -1, -1) == start
+    infinite = {"retentionTimeInMinutes": -1, "retentionSizeInMB": -1}
+    assert pulsar_service.admin("GET", path + "/retention") == infinite
+    forget_checkpoint(c)
+    assert make_backend().open_partition("t", 0, 1)[1] == start  # a full scan agrees

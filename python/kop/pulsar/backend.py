@@ -26,6 +26,7 @@ from kop.pulsar.format import (
 )
 from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.partition import Partition
+from kop.pulsar.retention import retention_policy
 from kop.pulsar.takeover import scan_partition, take_over
 
 __all__ = ["OpenedPartition", "PulsarBackend", "PulsarStorageError"]
@@ -65,6 +66,7 @@ class PulsarBackend:
         self._instance: Any = None  # the exclusive producer of INSTANCE_TOPIC
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._checkpoints: CheckpointStore | None = None  # __kop_index, opened on first use
+        self._retention: dict[str, dict[str, int]] = {}  # topic -> retention policy set
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class PulsarBackend:
         with self._lock:
             mine = [key for key in self._partitions if key[0] == topic]
             closing = [self._partitions.pop(key) for key in mine]
+            self._retention.pop(topic, None)
         for p in closing:
             p.close("topic deleted", checkpoint=False)
         self._admin.delete_partitioned_topic(self.tenant, self.namespace, topic)
@@ -179,6 +182,17 @@ class PulsarBackend:
             "from an index checkpoint" if scan.checkpoint else "from the start",
         )
         return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
+
+    def apply_retention(
+        self, topic: str, partition: int, retention_ms: int, retention_bytes: int
+    ) -> int:
+        """Set the topic's Pulsar retention (when it changed) and return the partition's log
+        start offset after what Pulsar deleted (-1: no batch left)."""
+        policy = retention_policy(retention_ms, retention_bytes)
+        if self._retention.get(topic) != policy:
+            self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
+            self._retention[topic] = policy
+        return self._readable(topic, partition).trim_to_stored()
 
     def close_partition(self, topic: str, partition: int) -> None:
         with self._lock:

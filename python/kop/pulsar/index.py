@@ -121,6 +121,32 @@ class BatchIndex:
         self._running_max = [self._running_max[i] for i in keep]
         self._dense_start = new_dense_start
 
+    def trim(self, first: IndexEntry | None) -> int:
+        """Forget every batch before ``first``, the first live batch Pulsar still has after
+        retention deleted ledgers (None: it has none); ``first`` becomes the first entry.
+        Returns the number of entries dropped. Running max timestamps are kept (they may still
+        count a deleted batch's timestamp; a time look-up then lands later than the first match)."""
+        if first is None:
+            dropped = len(self._entries)
+            self._entries, self._last_offsets, self._running_max = [], [], []
+            self._dense_start = 0
+            return dropped
+        i = bisect_left(self._last_offsets, first.base_offset)
+        entries = self._entries[i:]
+        running = self._running_max[i:]
+        dense_start = max(0, self._dense_start - i)
+        if not entries or entries[0].base_offset != first.base_offset:
+            entries.insert(0, first)
+            running.insert(0, first.max_timestamp)
+            dense_start += 1 if dense_start else 0
+        for k in range(1, len(running)):
+            running[k] = max(running[k], running[k - 1])
+        self._entries = entries
+        self._last_offsets = [e.last_offset for e in entries]
+        self._running_max = running
+        self._dense_start = dense_start
+        return i
+
     @property
     def next_offset(self) -> int | None:
         return self._last_offsets[-1] + 1 if self._last_offsets else None

@@ -31,6 +31,7 @@ from kop.pulsar.format import (
     parse_partition_message,
 )
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.retention import earliest_key, first_live_batch
 from kop.pulsar.takeover import PartitionScan
 
 log = logging.getLogger("kop.pulsar")
@@ -230,6 +231,28 @@ class Partition:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def trim_to_stored(self) -> int:
+        """Drop what Pulsar's retention deleted from the index; the log start offset (the first
+        live batch Pulsar still has), or -1 when it has none."""
+        with self._lock:
+            known = self.index[0] if len(self.index) else None
+        if known is None:
+            return -1
+        earliest = earliest_key(self.io, self.topic)
+        if earliest is not None and message_key(known.message_id) >= earliest:
+            return known.base_offset  # nothing deleted
+        first, _ = first_live_batch(self.io, self.topic)
+        with self._lock:
+            dropped = self.index.trim(first)
+        self._reader.reset()
+        log.info(
+            "%s: retention deleted data; log starts at %s now (%d index entries dropped)",
+            self.topic,
+            "nothing stored" if first is None else first.base_offset,
+            dropped,
+        )
+        return -1 if first is None else first.base_offset
+
     def covers(self, offset: int) -> bool:
         with self._lock:
             end = self.index.next_offset
@@ -274,24 +297,41 @@ class Partition:
         self._reader.put(cursor)
         return out
 
+    # Time look-ups: the running max timestamp narrows the search to the hole before entry i.
+    # It can only be too high (after retention deleted a batch with a larger timestamp, which
+    # it still counts), never too low, so reading on past entry i stays correct.
+
     def batch_at_timestamp(self, ts: int) -> bytes | None:
         with self._lock:
             i = self.index.first_at_timestamp(ts)
             if i is None:
                 return None
-            start, skip_start, _ = self._start_for(i, None)
-            end_key = message_key(self.index[i].message_id)
-        return self._first(start, skip_start, end_key, lambda info: info.max_timestamp >= ts)
+            start, skip_start, end_key = self._start_for(i, None)
+        found = self._first(start, skip_start, end_key, lambda info: info.max_timestamp >= ts)
+        return None if found is None else found[1]
 
     def batch_with_max_timestamp(self) -> bytes | None:
         with self._lock:
             i = self.index.first_with_max_timestamp()
             if i is None:
                 return None
-            start, skip_start, _ = self._start_for(i, None)
-            end_key = message_key(self.index[i].message_id)
+            start, skip_start, end_key = self._start_for(i, None)
             target = self.index.running_max(i)
-        return self._first(start, skip_start, end_key, lambda info: info.max_timestamp >= target)
+            first = self.index[0]
+        found = self._first(start, skip_start, end_key, lambda info: info.max_timestamp >= target)
+        if found is not None:
+            return found[1]
+        # That maximum was deleted by retention: look at every batch left.
+        best: tuple[BatchInfo, bytes] | None = None
+        cursor = self._reader.open(first, False, end_key)
+        try:
+            while (item := cursor.peek()) is not None:
+                if best is None or item[0].max_timestamp > best[0].max_timestamp:
+                    best = item
+                cursor.pop()
+        finally:
+            cursor.close()
+        return None if best is None else best[1]
 
     def _first(
         self,
@@ -299,18 +339,15 @@ class Partition:
         skip_start: bool,
         end_key: MessageKey,
         wanted: Callable[[BatchInfo], bool],
-    ) -> bytes | None:
+    ) -> tuple[BatchInfo, bytes] | None:
         """The first live batch from ``start`` on (up to ``end_key``) that is ``wanted``."""
         cursor = self._reader.open(start, skip_start, end_key)
         try:
             while (item := cursor.peek()) is not None:
                 if wanted(item[0]):
-                    return item[1]
+                    return item
                 cursor.pop()
-            raise PulsarStorageError(
-                f"Pulsar {self.io.url} {self.topic}: the indexed batch at offset "
-                f"{start.base_offset} and what follows do not match the index"
-            )
+            return None
         finally:
             cursor.close()
 
@@ -405,6 +442,13 @@ class _ReaderCache:
                 old, self._cursor = self._cursor, cursor
         if old is not None:
             old.close()
+
+    def reset(self) -> None:
+        """Forget the kept cursor (it may stand in deleted data)."""
+        with self._lock:
+            cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
 
     def close(self) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from kop.pulsar.format import (
     parse_partition_message,
 )
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.retention import earliest_key, first_live_batch
 
 log = logging.getLogger("kop.pulsar")
 
@@ -133,6 +134,7 @@ def _start(
             io.close_quietly(reader)
             raise
         if problem is None:
+            _drop_deleted(io, topic, scan, checkpoint)
             return scan, reader
         io.close_quietly(reader)
         log.warning("%s: index checkpoint not used (%s); scanning from the start", topic, problem)
@@ -168,6 +170,21 @@ def _check_resume(
         return f"the message at the resume point is {info}, not the batch at {want.base_offset}"
     scan.feed(msg)
     return None
+
+
+def _drop_deleted(io: PulsarIO, topic: str, scan: PartitionScan, checkpoint: Checkpoint) -> None:
+    """Retention may have deleted ledgers the checkpoint's entries point into: the log then
+    starts at the first live batch still stored (as a full scan would find)."""
+    if not checkpoint.entries:
+        return
+    earliest = earliest_key(io, topic)
+    if earliest is None or message_key(checkpoint.entries[0][0].message_id) >= earliest:
+        return
+    first, _ = first_live_batch(io, topic)
+    resume = checkpoint.resume
+    # Entries before the resume batch (already fed) that Pulsar still has stay.
+    before_resume = first is not None and first.base_offset < resume.base_offset
+    scan.index.trim(first if before_resume else resume)
 
 
 def scan_partition(io: PulsarIO, topic: str, checkpoint: Checkpoint | None = None) -> PartitionScan:
