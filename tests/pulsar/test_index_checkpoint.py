@@ -264,6 +264,11 @@ def test_an_unusable_checkpoint_means_a_full_scan(make_backend, kind):
     assert headers == expected_headers(batches)
     assert tail == batches[-1:]
     check_reads(b, batches)
+    # A checkpoint of the index that full scan built (as written after a long scan) is usable.
+    b._partitions[("t", 0)].write_checkpoint(wait=True)
+    c = make_backend()
+    assert c.open_partition("t", 0, 1)[1:4] == (log_start, next_offset, headers)
+    assert scan_reads(c) == 2  # the last batch and b's marker
 
 
 def test_a_recreated_topic_does_not_use_the_old_checkpoint(make_backend):

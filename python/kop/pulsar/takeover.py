@@ -95,6 +95,7 @@ class PartitionScan:
             max_timestamp=info.max_timestamp,
             size=len(payload),
             message_id=msg.message_id(),
+            epoch=info.epoch,
         )
         if not self.index.add(entry):
             log.warning(
