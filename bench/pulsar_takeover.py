@@ -1,7 +1,7 @@
 """Takeover of one Pulsar-stored partition: from the index checkpoint vs from the start.
 
     .venv/bin/python bench/pulsar_takeover.py --service-url pulsar://127.0.0.1:6650 \\
-        --admin-url http://127.0.0.1:8080 [--batches 20000] [--repeats 3]
+        --admin-url http://127.0.0.1:8080 [--batches 20000] [--repeats 3] [--tail-bytes N]
 
 Appends N small batches through kop.pulsar.PulsarBackend (as Rust does), closes the partition
 (which writes its checkpoint), then times open_partition on a fresh backend with the checkpoint
@@ -34,8 +34,8 @@ def make_batch(base_offset: int) -> bytes:
     return with_base_offset(data, base_offset)
 
 
-def fill(backend: PulsarBackend, batches: int) -> None:
-    epoch, _, next_offset, _, _ = backend.open_partition("t", 0, 1 << 20)
+def fill(backend: PulsarBackend, batches: int, tail_bytes: int) -> None:
+    epoch, _, next_offset, _, _ = backend.open_partition("t", 0, tail_bytes)
     template = make_batch(0)
     done = threading.Semaphore(0)
     errors: list[str] = []
@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--admin-url", required=True)
     ap.add_argument("--batches", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tail-bytes", type=int, default=1 << 20, help="kop's tail_cache_bytes")
     args = ap.parse_args()
     ns = f"kop-bench-{uuid.uuid4().hex[:8]}"
     req = urllib.request.Request(f"{args.admin_url}/admin/v2/namespaces/public/{ns}", method="PUT")
@@ -78,7 +79,7 @@ def main() -> None:
     writer = backend()
     writer.create_topic("t", 1)
     t0 = time.monotonic()
-    fill(writer, args.batches)
+    fill(writer, args.batches, args.tail_bytes)
     print(f"appended {args.batches} batches in {time.monotonic() - t0:.1f} s")
     writer.close()
     name = partition_topic("public", ns, "t", 0)
@@ -90,7 +91,7 @@ def main() -> None:
             if mode == "full scan":
                 b._checkpoint_store().save(name, None, wait=True)
             t0 = time.monotonic()
-            b.open_partition("t", 0, 1 << 20)
+            b.open_partition("t", 0, args.tail_bytes)
             times.append(time.monotonic() - t0)
             p = b._partitions[("t", 0)]
             reads, entries = p.scan_reads, len(p.index)
