@@ -242,3 +242,26 @@ def test_checkpoint_round_trip_and_resume_point():
 def test_a_bad_checkpoint_is_refused(payload):
     with pytest.raises(CheckpointError):
         Checkpoint.decode(payload, FakeId)
+
+
+def test_trim_keeps_what_pulsar_still_stores():
+    batches = make_batches(400, seed=5)
+    index = BatchIndex(dense_limit=20, sparse_limit=16, stride=4)
+    for b in batches:
+        index.add(b)
+    # retention deleted the first 150 batches; batch 150 is not indexed (it is in a hole)
+    first = batches[150]
+    i = index.find(first.base_offset)
+    assert i is not None and index[i] != first, "pick a batch in a hole"
+    index.trim(first)
+    assert index[0] == first
+    assert index[1].base_offset > first.base_offset
+    assert all(index.running_max(k) <= index.running_max(k + 1) for k in range(len(index) - 1))
+    assert index.find(first.base_offset) == 0
+    assert index.find(0) == 0  # below the new log start: the first batch kept
+    # an indexed first batch is not duplicated
+    kept = index[3]
+    index.trim(kept)
+    assert index[0] == kept and index[1] != kept
+    index.trim(None)  # nothing left
+    assert len(index) == 0 and index.next_offset is None
