@@ -92,12 +92,28 @@ def raw_client(pulsar_service: Any, tmp_path: Path) -> Iterator[Any]:
         client.close()
 
 
-def batch(base_offset: int, count: int = 3, ts: int = 1_000, size: int = 8) -> bytes:
-    """A Kafka batch of ``count`` records at ``base_offset`` (bytes 0-7 patched, as Rust does)."""
+def batch(
+    base_offset: int,
+    count: int = 3,
+    ts: int = 1_000,
+    size: int = 8,
+    producer_id: int = -1,
+    sequence: int = 0,
+) -> bytes:
+    """A Kafka batch of ``count`` records at ``base_offset`` (bytes 0-7 patched, as Rust does);
+    idempotent (producer epoch 0, base sequence ``sequence``) when ``producer_id`` >= 0."""
     records = [
         (f"k{base_offset + i:03d}".encode(), bytes([65 + i % 26]) * size) for i in range(count)
     ]
-    return with_base_offset(record_batch(records, base_timestamp=ts), base_offset)
+    idempotent = producer_id >= 0
+    data = record_batch(
+        records,
+        base_timestamp=ts,
+        producer_id=producer_id,
+        producer_epoch=0 if idempotent else -1,
+        base_sequence=sequence if idempotent else -1,
+    )
+    return with_base_offset(data, base_offset)
 
 
 class Appender:
@@ -250,7 +266,7 @@ def test_takeover_returns_the_log_and_fences_the_old_owner(make_backend, raw_cli
     a = make_backend()
     a.create_topic("t", 1)
     epoch_a, *_ = a.open_partition("t", 0, 1 << 20)
-    batches = [batch(0, 3), batch(3, 2), batch(5, 4)]
+    batches = [batch(0, 3, producer_id=7), batch(3, 2, producer_id=7, sequence=3), batch(5, 4)]
     append_all(a, "t", epoch_a, batches)
 
     b = make_backend()
@@ -258,7 +274,8 @@ def test_takeover_returns_the_log_and_fences_the_old_owner(make_backend, raw_cli
     epoch_b, log_start, next_offset, headers, tail = b.open_partition("t", 0, tail_bytes)
     assert epoch_b == epoch_a + 1
     assert (log_start, next_offset) == (0, 9)
-    assert headers == [data[:BATCH_HEADER_SIZE] for data in batches]
+    # producer state: the last batches of every producer id (batch 5 has none)
+    assert headers == [data[:BATCH_HEADER_SIZE] for data in batches[:2]]
     assert tail == batches[1:]
     # At least the newest batch, even when it alone is larger than tail_bytes.
     assert make_backend().open_partition("t", 0, 1)[4] == batches[-1:]
@@ -312,7 +329,8 @@ def test_takeover_while_the_old_owner_keeps_appending(make_backend):
                     results[at] = error
                     cv.notify_all()
 
-            a.append("t", 0, epoch_a, offset, 1, 1000 + offset, batch(offset, 1), done)
+            data = batch(offset, 1, producer_id=offset)  # one producer id each: every header
+            a.append("t", 0, epoch_a, offset, 1, 1000 + offset, data, done)
 
     thread = threading.Thread(target=writer)
     thread.start()
@@ -340,7 +358,7 @@ def test_reopening_on_the_same_instance_continues(make_backend):
     backend = make_backend()
     backend.create_topic("t", 1)
     epoch, *_ = backend.open_partition("t", 0, 1 << 20)
-    append_all(backend, "t", epoch, [batch(0, 2)])
+    append_all(backend, "t", epoch, [batch(0, 2, producer_id=1)])
     epoch2, log_start, next_offset, headers, tail = backend.open_partition("t", 0, 1 << 20)
     assert (epoch2, log_start, next_offset, len(headers), len(tail)) == (epoch + 1, 0, 2, 1, 1)
     stale = Appender(backend, "t")
@@ -370,8 +388,9 @@ def test_prefix_rule_after_a_failed_send(make_backend):
     backend.create_topic("t", 1)
     epoch, *_ = backend.open_partition("t", 0, 1 << 20)
     appender = Appender(backend, "t")
-    appender.append(epoch, batch(0, 2))
-    appender.append(epoch, batch(2, 1, size=6 << 20))  # over Pulsar's 5 MB message limit
+    appender.append(epoch, batch(0, 2, producer_id=1))
+    # over Pulsar's 5 MB message limit
+    appender.append(epoch, batch(2, 1, size=6 << 20, producer_id=1, sequence=2))
     for i in range(3, 8):
         appender.append(epoch, batch(i, 1))
     results = appender.wait()

@@ -93,6 +93,14 @@ class PulsarAdmin:
         if current < partitions:
             self._expect("POST", path, partitions, ok=(200, 204))
 
+    def set_topic_policy(
+        self, tenant: str, namespace: str, topic: str, policy: str, value: Any
+    ) -> None:
+        """Set a topic-level policy (``POST .../{topic}/{policy}``, e.g. ``compactionThreshold``
+        or ``retention``); needs topic-level policies on the broker (Pulsar's default)."""
+        path = self._topic_path(tenant, namespace, topic) + "/" + _q(policy)
+        self._expect("POST", path, value, ok=(200, 204))
+
     def delete_partitioned_topic(self, tenant: str, namespace: str, topic: str) -> None:
         """Force-delete (producers and readers are disconnected); a missing topic is fine."""
         path = self._topic_path(tenant, namespace, topic) + "/partitions?force=true"

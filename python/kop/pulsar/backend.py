@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kop.pulsar.admin import PulsarAdmin
+from kop.pulsar.checkpoint import CheckpointStore, load_checkpoint, open_store
 from kop.pulsar.client import PulsarIO
 from kop.pulsar.documents import DocumentStore
 from kop.pulsar.errors import PulsarStorageError
@@ -28,6 +29,7 @@ from kop.pulsar.format import (
 from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.members import Members
 from kop.pulsar.partition import Partition
+from kop.pulsar.retention import retention_policy
 from kop.pulsar.takeover import scan_partition, take_over
 
 __all__ = ["OpenedPartition", "PulsarBackend", "PulsarStorageError"]
@@ -71,6 +73,8 @@ class PulsarBackend:
         self._members: Members | None = None
         self._instance: Any = None  # the exclusive producer of instance_topic(node_id)
         self._partitions: dict[tuple[str, int], Partition] = {}
+        self._checkpoints: CheckpointStore | None = None  # __kop_index, opened on first use
+        self._retention: dict[str, dict[str, int]] = {}  # topic -> retention policy set
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -122,6 +126,8 @@ class PulsarBackend:
             self._groups.clear()
         for g in groups:
             g.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         PulsarIO.close_quietly(self._instance)
         if self._io is not None:
             self._io.close()
@@ -158,8 +164,9 @@ class PulsarBackend:
         with self._lock:
             mine = [key for key in self._partitions if key[0] == topic]
             closing = [self._partitions.pop(key) for key in mine]
+            self._retention.pop(topic, None)
         for p in closing:
-            p.close("topic deleted")
+            p.close("topic deleted", checkpoint=False)
         self._admin.delete_partitioned_topic(self.tenant, self.namespace, topic)
 
     # -- partitions ------------------------------------------------------------------------------
@@ -173,23 +180,46 @@ class PulsarBackend:
         if previous is not None:
             previous.close("taken over again")
         name = partition_topic(self.tenant, self.namespace, topic, partition)
-        won = take_over(io, name, tail_bytes)
+        checkpoints = self._checkpoint_store()
+        won = take_over(io, name, tail_bytes, load_checkpoint(checkpoints, name))
         scan = won.scan
-        opened = Partition(io, name, scan.index, producer=won.producer, epoch=won.epoch)
+        opened = Partition(
+            io,
+            name,
+            scan.index,
+            producer=won.producer,
+            epoch=won.epoch,
+            producers=scan.producers,
+            checkpoints=checkpoints,
+            tail_bytes=tail_bytes,
+        )
+        opened.opened_by(scan)
         with self._lock:
             raced = self._partitions.pop(key, None)
             self._partitions[key] = opened
         if raced is not None:
             raced.close("replaced")
         log.info(
-            "%s: taken over with epoch %d, offsets %d..%d, %d batches",
+            "%s: taken over with epoch %d, offsets %d..%d, read %d messages (%s)",
             name,
             won.epoch,
             scan.log_start,
             scan.next_offset,
-            len(scan.index),
+            scan.messages_read,
+            "from an index checkpoint" if scan.checkpoint else "from the start",
         )
         return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
+
+    def apply_retention(
+        self, topic: str, partition: int, retention_ms: int, retention_bytes: int
+    ) -> int:
+        """Set the topic's Pulsar retention (when it changed) and return the partition's log
+        start offset after what Pulsar deleted (-1: no batch left)."""
+        policy = retention_policy(retention_ms, retention_bytes)
+        if self._retention.get(topic) != policy:
+            self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
+            self._retention[topic] = policy
+        return self._readable(topic, partition).trim_to_stored()
 
     def close_partition(self, topic: str, partition: int) -> None:
         with self._lock:
@@ -239,7 +269,9 @@ class PulsarBackend:
             return p
         io = self._client()
         name = partition_topic(self.tenant, self.namespace, topic, partition)
-        scanned = Partition(io, name, scan_partition(io, name).index)
+        scan = scan_partition(io, name, load_checkpoint(self._checkpoint_store(), name))
+        scanned = Partition(io, name, scan.index)
+        scanned.opened_by(scan)
         with self._lock:
             current = self._partitions.get(key)
             if current is p:
@@ -280,6 +312,11 @@ class PulsarBackend:
                 f"{self.node_id} on {self.tenant}/{self.namespace} (another process took it "
                 f"over, or Pulsar is unreachable): {type(err).__name__}: {err}"
             ) from err
+
+    def _checkpoint_store(self) -> CheckpointStore:
+        if self._checkpoints is None:  # a race only opens a second, equivalent store
+            self._checkpoints = open_store(self._admin, self._client(), self.tenant, self.namespace)
+        return self._checkpoints
 
     def _internal(self, name: str) -> str:
         return pulsar_topic(self.tenant, self.namespace, name)

@@ -24,6 +24,7 @@ except ImportError as _err:  # an optional extra: say which
 __all__ = [
     "MessageKey",
     "PulsarIO",
+    "message_id",
     "message_key",
 ]
 
@@ -39,6 +40,11 @@ _HANDOFF_BACKOFF_S = 0.05
 
 def message_key(msg_id: Any) -> MessageKey:
     return (msg_id.ledger_id(), msg_id.entry_id())
+
+
+def message_id(ledger_id: int, entry_id: int) -> Any:
+    """The id of entry ``entry_id`` of ledger ``ledger_id`` of a non-partitioned topic."""
+    return pulsar.MessageId(partition=-1, ledger_id=ledger_id, entry_id=entry_id)
 
 
 class PulsarIO:
@@ -156,14 +162,18 @@ class PulsarIO:
 
     # -- readers ---------------------------------------------------------------------------------
 
-    def reader(self, topic: str, start: Any = None, queue_size: int = 1000) -> Any:
-        """A reader at ``start`` (a message id, inclusive) or at the earliest message."""
+    def reader(
+        self, topic: str, start: Any = None, queue_size: int = 1000, read_compacted: bool = False
+    ) -> Any:
+        """A reader at ``start`` (a message id, inclusive) or at the earliest message;
+        ``read_compacted``: of the topic's compacted view (the last message of each key)."""
         with self.errors("create a reader", topic):
             return self.client.create_reader(
                 topic,
                 pulsar.MessageId.earliest if start is None else start,
                 receiver_queue_size=queue_size,
                 start_message_id_inclusive=True,
+                is_read_compacted=read_compacted,
             )
 
     def read_next(self, reader: Any, topic: str) -> Any:

@@ -26,6 +26,10 @@ def instance_topic(node_id: int) -> str:
     return f"__kop_node-{node_id}"
 
 
+# Offset-index checkpoints (kop.pulsar.checkpoint): keyed by partition topic, compacted.
+INDEX_TOPIC = "__kop_index"
+
+
 def pulsar_topic(tenant: str, namespace: str, name: str) -> str:
     return f"persistent://{tenant}/{namespace}/{name}"
 

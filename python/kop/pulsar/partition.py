@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from kop.pulsar.client import PulsarIO, message_key, result_ok
+from kop.pulsar.checkpoint import (
+    CHECKPOINT_BATCHES,
+    CHECKPOINT_MAX_INTERVAL_S,
+    CHECKPOINT_MIN_INTERVAL_S,
+    Checkpoint,
+    CheckpointStore,
+)
+from kop.pulsar.client import MessageKey, PulsarIO, message_key, result_ok
 from kop.pulsar.errors import PulsarStorageError
-from kop.pulsar.format import batch_properties
-from kop.pulsar.index import BatchIndex, IndexEntry
+from kop.pulsar.format import (
+    BATCH_HEADER_SIZE,
+    BatchInfo,
+    FormatError,
+    MarkerInfo,
+    batch_properties,
+    parse_partition_message,
+)
+from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.retention import earliest_key, first_live_batch
+from kop.pulsar.takeover import PartitionScan
 
 log = logging.getLogger("kop.pulsar")
 
@@ -39,12 +56,25 @@ class Partition:
         index: BatchIndex,
         producer: Any = None,
         epoch: int = 0,
+        producers: ProducerTails | None = None,
+        checkpoints: CheckpointStore | None = None,
+        tail_bytes: int = 0,
     ) -> None:
         self.io = io
         self.topic = topic  # the Pulsar topic
         self.index = index
         self.epoch = epoch
         self._producer = producer
+        # Owned partitions: the producer-state headers and where checkpoints go.
+        self.producers = producers if producers is not None else ProducerTails()
+        self._checkpoints = checkpoints if producer is not None else None
+        self.tail_bytes = tail_bytes
+        self.checkpoint_batches = CHECKPOINT_BATCHES
+        self.checkpoint_min_interval_s = CHECKPOINT_MIN_INTERVAL_S
+        self.checkpoint_max_interval_s = CHECKPOINT_MAX_INTERVAL_S
+        self._checkpointed_batches = 0
+        self._checkpointed_at = time.monotonic()
+        self.scan_reads = 0  # messages the scan that built the index read (set by the opener)
         self._lock = threading.Lock()
         # The prefix rule: once one send failed, every later completion reports failure.
         self._failure: str | None = None if producer is not None else "not owned"
@@ -76,9 +106,12 @@ class Partition:
             _report(done, self._failure_message(failure))
             return
         size = len(payload)
+        header = payload[:BATCH_HEADER_SIZE]
 
         def on_receipt(res: Any, msg_id: Any) -> None:
-            self._on_receipt(res, msg_id, base_offset, record_count, max_timestamp, size, done)
+            self._on_receipt(
+                res, msg_id, base_offset, record_count, max_timestamp, size, header, done
+            )
 
         try:
             producer.send_async(
@@ -101,6 +134,7 @@ class Partition:
         record_count: int,
         max_timestamp: int,
         size: int,
+        header: bytes,
         done: Done,
     ) -> None:
         try:
@@ -118,9 +152,14 @@ class Partition:
                             max_timestamp=max_timestamp,
                             size=size,
                             message_id=msg_id,
+                            epoch=self.epoch,
                         )
                     )
+                    self.producers.add(header)
+                due = self._checkpoint_due()
             _report(done, None if failure is None else self._failure_message(failure))
+            if due and self._checkpoints is not None:
+                self._checkpoints.schedule(self.topic, self._scheduled_checkpoint)
         except Exception:  # never let an exception out of a client callback
             log.exception("%s: handling a send receipt failed", self.topic)
 
@@ -133,110 +172,287 @@ class Partition:
     def _failure_message(self, failure: str | None) -> str:
         return f"Pulsar {self.io.url} {self.topic}: not writable: {failure}"
 
-    def close(self, reason: str = "closed") -> None:
+    def close(self, reason: str = "closed", checkpoint: bool = True) -> None:
+        """Stop writing and reading; an owned partition first writes a checkpoint of its index
+        (``checkpoint``), unless nothing was added since the last one."""
         with self._lock:
             self._fail(reason, warn=False)
             producer, self._producer = self._producer, None
+            fresh = self.index.batches > self._checkpointed_batches
+        if checkpoint and fresh and self._checkpoints is not None:
+            try:
+                self.write_checkpoint(wait=True)
+            except PulsarStorageError as err:
+                log.warning("%s: no checkpoint on close: %s", self.topic, err)
         PulsarIO.close_quietly(producer)
         self._reader.close()
 
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def opened_by(self, scan: PartitionScan) -> None:
+        """Note the scan that built the index; after a long one, checkpoint right away (in the
+        background), after a short one only once new batches come."""
+        self.scan_reads = scan.messages_read
+        with self._lock:
+            self._checkpointed_batches = self.index.batches
+        if scan.messages_read >= self.checkpoint_batches and self._checkpoints is not None:
+            self._checkpoints.schedule(self.topic, self._scheduled_checkpoint)
+
+    def _scheduled_checkpoint(self) -> None:
+        if self.owned:  # closing wrote its own
+            self.write_checkpoint(wait=True)
+
+    def _checkpoint_due(self) -> bool:
+        """Whether to write a checkpoint now (called with the lock held, after a receipt)."""
+        if self._checkpoints is None or self._failure is not None:
+            return False
+        added = self.index.batches - self._checkpointed_batches
+        since = time.monotonic() - self._checkpointed_at
+        return added > 0 and (
+            (added >= self.checkpoint_batches and since >= self.checkpoint_min_interval_s)
+            or since >= self.checkpoint_max_interval_s
+        )
+
+    def write_checkpoint(self, wait: bool = False) -> bool:
+        """Write the index as the partition's checkpoint (docs/pulsar-storage.md, "Index
+        checkpoints"); False when there is nothing to write. ``wait``: until Pulsar has it."""
+        if self._checkpoints is None:
+            return False
+        with self._lock:
+            checkpoint = Checkpoint.of(
+                self.topic, self.epoch, self.index, self.producers, self.tail_bytes
+            )
+            self._checkpointed_batches = self.index.batches
+            self._checkpointed_at = time.monotonic()
+        if checkpoint is None:
+            return False
+        self._checkpoints.save(self.topic, checkpoint.encode(), wait=wait)
+        return True
+
     # -- reading ---------------------------------------------------------------------------------
+
+    def trim_to_stored(self) -> int:
+        """Drop what Pulsar's retention deleted from the index; the log start offset (the first
+        live batch Pulsar still has), or -1 when it has none."""
+        with self._lock:
+            known = self.index[0] if len(self.index) else None
+        if known is None:
+            return -1
+        earliest = earliest_key(self.io, self.topic)
+        if earliest is not None and message_key(known.message_id) >= earliest:
+            return known.base_offset  # nothing deleted
+        first, _ = first_live_batch(self.io, self.topic)
+        with self._lock:
+            dropped = self.index.trim(first)
+        self._reader.reset()
+        log.info(
+            "%s: retention deleted data; log starts at %s now (%d index entries dropped)",
+            self.topic,
+            "nothing stored" if first is None else first.base_offset,
+            dropped,
+        )
+        return -1 if first is None else first.base_offset
 
     def covers(self, offset: int) -> bool:
         with self._lock:
             end = self.index.next_offset
         return end is not None and offset < end
 
+    def _start_for(self, i: int, before: int | None) -> tuple[IndexEntry, bool, MessageKey]:
+        """Where a reader starts for entry ``i`` of the index (lock held): at it, or when
+        ``gap_before`` it and ``before`` does not rule the gap out, at entry ``i - 1`` (which
+        is skipped). Also the key of the last indexed batch, which reading never goes past."""
+        in_gap = self.index.gap_before(i) and (before is None or before < self.index[i].base_offset)
+        start = self.index[i - 1] if in_gap else self.index[i]
+        return start, in_gap, message_key(self.index[len(self.index) - 1].message_id)
+
     def read(self, offset: int, max_bytes: int, upper: int) -> list[bytes]:
         with self._lock:
-            first = self.index.find(offset)
-            wanted: list[tuple[int, IndexEntry]] = []
-            total = 0
-            i = first
-            while i is not None and i < len(self.index):
-                entry = self.index[i]
-                if entry.base_offset >= upper or (wanted and total + entry.size > max_bytes):
+            i = self.index.find(offset)
+            if i is None:
+                return []
+            start, skip_start, end_key = self._start_for(i, offset)
+        out: list[bytes] = []
+        total = 0
+        cursor = self._reader.take(offset) or self._reader.open(start, skip_start, end_key)
+        cursor.end_key = max(cursor.end_key, end_key)
+        try:
+            while True:
+                item = cursor.peek()
+                if item is None:
                     break
-                wanted.append((i, entry))
-                total += entry.size
-                i += 1
-        return self._reader.fetch(wanted)
+                info, data = item
+                if info.last_offset < offset:
+                    cursor.pop()
+                    continue
+                if info.base_offset >= upper or (out and total + len(data) > max_bytes):
+                    break
+                cursor.pop()
+                out.append(data)
+                total += len(data)
+                cursor.next_offset = info.next_offset
+        except BaseException:
+            cursor.close()
+            raise
+        self._reader.put(cursor)
+        return out
+
+    # Time look-ups: the running max timestamp narrows the search to the hole before entry i.
+    # It can only be too high (after retention deleted a batch with a larger timestamp, which
+    # it still counts), never too low, so reading on past entry i stays correct.
 
     def batch_at_timestamp(self, ts: int) -> bytes | None:
         with self._lock:
             i = self.index.first_at_timestamp(ts)
-            wanted = [] if i is None else [(i, self.index[i])]
-        got = self._reader.fetch(wanted)
-        return got[0] if got else None
+            if i is None:
+                return None
+            start, skip_start, end_key = self._start_for(i, None)
+        found = self._first(start, skip_start, end_key, lambda info: info.max_timestamp >= ts)
+        return None if found is None else found[1]
 
     def batch_with_max_timestamp(self) -> bytes | None:
         with self._lock:
             i = self.index.first_with_max_timestamp()
-            wanted = [] if i is None else [(i, self.index[i])]
-        got = self._reader.fetch(wanted)
-        return got[0] if got else None
+            if i is None:
+                return None
+            start, skip_start, end_key = self._start_for(i, None)
+            target = self.index.running_max(i)
+            first = self.index[0]
+        found = self._first(start, skip_start, end_key, lambda info: info.max_timestamp >= target)
+        if found is not None:
+            return found[1]
+        # That maximum was deleted by retention: look at every batch left.
+        best: tuple[BatchInfo, bytes] | None = None
+        cursor = self._reader.open(first, False, end_key)
+        try:
+            while (item := cursor.peek()) is not None:
+                if best is None or item[0].max_timestamp > best[0].max_timestamp:
+                    best = item
+                cursor.pop()
+        finally:
+            cursor.close()
+        return None if best is None else best[1]
+
+    def _first(
+        self,
+        start: IndexEntry,
+        skip_start: bool,
+        end_key: MessageKey,
+        wanted: Callable[[BatchInfo], bool],
+    ) -> tuple[BatchInfo, bytes] | None:
+        """The first live batch from ``start`` on (up to ``end_key``) that is ``wanted``."""
+        cursor = self._reader.open(start, skip_start, end_key)
+        try:
+            while (item := cursor.peek()) is not None:
+                if wanted(item[0]):
+                    return item
+                cursor.pop()
+            return None
+        finally:
+            cursor.close()
+
+
+class _Cursor:
+    """A reader positioned in the partition that yields its live batches (the rule of the
+    takeover scan, from the epoch of the batch it started at) and never reads past
+    ``end_key``, the last batch known to exist (so it never waits for a message)."""
+
+    def __init__(self, io: PulsarIO, topic: str, reader: Any, epoch: int, end_key: MessageKey):
+        self.io = io
+        self.topic = topic
+        self.reader = reader
+        self.highest_epoch = epoch
+        self.end_key = end_key
+        self.last_key: MessageKey = (-1, -1)  # the last message read
+        self.next_offset = -1  # the offset a read continuing here asks for
+        self._pending: tuple[BatchInfo, bytes] | None = None
+
+    def peek(self) -> tuple[BatchInfo, bytes] | None:
+        while self._pending is None:
+            if self.last_key >= self.end_key:
+                return None
+            msg = self.io.read_next(self.reader, self.topic)
+            self.last_key = message_key(msg.message_id())
+            try:
+                info = parse_partition_message(msg.properties())
+            except FormatError:
+                continue
+            if isinstance(info, MarkerInfo):
+                self.highest_epoch = max(self.highest_epoch, info.epoch)
+            elif info.epoch >= self.highest_epoch:
+                self.highest_epoch = info.epoch
+                self._pending = (info, msg.data())
+        return self._pending
+
+    def pop(self) -> None:
+        self._pending = None
+
+    def close(self) -> None:
+        PulsarIO.close_quietly(self.reader)
 
 
 class _ReaderCache:
-    """Fetches indexed batches, keeping one reader per partition where the last read stopped:
-    consumers read sequentially, so the next fetch usually continues with the same reader."""
+    """Opens cursors, and keeps the one where the last read stopped: consumers read
+    sequentially, so the next read usually continues with it (also inside a sparse part of the
+    index, which a fresh cursor would read from its start)."""
 
     def __init__(self, io: PulsarIO, topic: str) -> None:
         self.io = io
         self.topic = topic
         self._lock = threading.Lock()
-        self._reader: Any = None
-        self._next = -1  # index position the cached reader delivers next (markers aside)
+        self._cursor: _Cursor | None = None
         self._closed = False
 
-    def fetch(self, wanted: list[tuple[int, IndexEntry]]) -> list[bytes]:
-        if not wanted:
-            return []
-        if not self._lock.acquire(blocking=False):
-            # Another thread reads this partition: do not queue behind it.
-            reader = self.io.reader(self.topic, wanted[0][1].message_id)
-            try:
-                return self._read(reader, wanted)
-            finally:
-                PulsarIO.close_quietly(reader)
+    def open(self, start: IndexEntry, skip_start: bool, end_key: MessageKey) -> _Cursor:
+        """A cursor at the indexed batch ``start`` (checked), past it when ``skip_start``."""
+        reader = self.io.reader(self.topic, start.message_id, queue_size=100)
+        cursor = _Cursor(self.io, self.topic, reader, start.epoch, end_key)
         try:
+            item = cursor.peek()
+            want = message_key(start.message_id)
+            if item is None or cursor.last_key != want or item[0].base_offset != start.base_offset:
+                raise PulsarStorageError(
+                    f"Pulsar {self.io.url} {self.topic}: batch at offset {start.base_offset} "
+                    f"({want}) not found, reader is at {cursor.last_key}"
+                )
+            if skip_start:
+                cursor.pop()
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
+
+    def take(self, offset: int) -> _Cursor | None:
+        """The kept cursor if a read at ``offset`` continues where it stopped."""
+        with self._lock:
             if self._closed:
                 raise PulsarStorageError(f"Pulsar {self.io.url} {self.topic}: partition closed")
-            if self._reader is None or self._next != wanted[0][0]:
-                PulsarIO.close_quietly(self._reader)
-                self._reader = None
-                self._reader = self.io.reader(self.topic, wanted[0][1].message_id)
-            try:
-                out = self._read(self._reader, wanted)
-            except BaseException:
-                PulsarIO.close_quietly(self._reader)
-                self._reader = None
-                raise
-            self._next = wanted[-1][0] + 1
-            return out
-        finally:
-            self._lock.release()
+            cursor = self._cursor
+            if cursor is None or cursor.next_offset != offset:
+                return None
+            self._cursor = None
+            return cursor
 
-    def _read(self, reader: Any, wanted: list[tuple[int, IndexEntry]]) -> list[bytes]:
-        out: list[bytes] = []
-        for _, entry in wanted:
-            want = message_key(entry.message_id)
-            while True:
-                msg = self.io.read_next(reader, self.topic)
-                got = message_key(msg.message_id())
-                if got == want:
-                    out.append(msg.data())
-                    break
-                if got > want:
-                    raise PulsarStorageError(
-                        f"Pulsar {self.io.url} {self.topic}: batch at offset "
-                        f"{entry.base_offset} ({want}) not found, reader is at {got}"
-                    )
-                # a marker or a stale batch between live ones
-        return out
+    def put(self, cursor: _Cursor) -> None:
+        with self._lock:
+            old = None
+            if self._closed or cursor.next_offset < 0:
+                old = cursor
+            else:
+                old, self._cursor = self._cursor, cursor
+        if old is not None:
+            old.close()
+
+    def reset(self) -> None:
+        """Forget the kept cursor (it may stand in deleted data)."""
+        with self._lock:
+            cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            PulsarIO.close_quietly(self._reader)
-            self._reader = None
+            cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()

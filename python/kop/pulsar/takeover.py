@@ -1,7 +1,10 @@
 """Taking a partition over (docs/pulsar-storage.md, "Takeover"), and the scan behind it.
 
-The scan reads a partition topic from the earliest message and keeps what a reader of the Kafka
-log sees: markers and batches of an epoch below the highest one seen so far are skipped.
+The scan reads a partition topic from the earliest message, or from the resume point of an index
+checkpoint (kop.pulsar.checkpoint), and keeps what a reader of the Kafka log sees: markers and
+batches of an epoch below the highest one seen so far are skipped. A checkpoint only saves the
+reading of what it covers: everything after its resume point is read and judged exactly as in a
+full scan, and a checkpoint whose resume point is not the batch it names is ignored.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from kop.pulsar.checkpoint import Checkpoint
 from kop.pulsar.client import PulsarIO, message_key
 from kop.pulsar.format import (
     BATCH_HEADER_SIZE,
@@ -20,7 +24,8 @@ from kop.pulsar.format import (
     marker_properties,
     parse_partition_message,
 )
-from kop.pulsar.index import BatchIndex, IndexEntry
+from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.retention import earliest_key, first_live_batch
 
 log = logging.getLogger("kop.pulsar")
 
@@ -32,14 +37,38 @@ class PartitionScan:
     topic: str
     tail_bytes: int | None = None  # None: keep neither headers nor tail (read-only index)
     index: BatchIndex = field(default_factory=BatchIndex)
-    headers: list[bytes] = field(default_factory=list)
+    producers: ProducerTails = field(default_factory=ProducerTails)
     tail: deque[bytes] = field(default_factory=deque)
     tail_size: int = 0
     highest_epoch: int = 0
     marker_next_offset: int = 0
     skipped_foreign: int = 0
+    messages_read: int = 0  # messages this scan read from the partition topic
+    checkpoint: Checkpoint | None = None  # the one it started from
+
+    @staticmethod
+    def from_checkpoint(
+        topic: str, checkpoint: Checkpoint, tail_bytes: int | None = None
+    ) -> PartitionScan:
+        """A scan that has seen everything before the checkpoint's resume batch; feed it from
+        there (the resume batch included)."""
+        scan = PartitionScan(topic, tail_bytes=tail_bytes, checkpoint=checkpoint)
+        scan.index.restore(checkpoint.entries)
+        if tail_bytes is not None:
+            for headers in checkpoint.producers:
+                for header in headers:
+                    scan.producers.add(header)
+        # The resume batch is live: its epoch is the highest up to it.
+        scan.highest_epoch = checkpoint.resume.epoch
+        return scan
+
+    @property
+    def headers(self) -> list[bytes]:
+        """Headers of the last batches of every producer id (ProducerTails), oldest first."""
+        return self.producers.headers()
 
     def feed(self, msg: Any) -> None:
+        self.messages_read += 1
         try:
             info = parse_partition_message(msg.properties())
         except FormatError as err:
@@ -66,6 +95,7 @@ class PartitionScan:
             max_timestamp=info.max_timestamp,
             size=len(payload),
             message_id=msg.message_id(),
+            epoch=info.epoch,
         )
         if not self.index.add(entry):
             log.warning(
@@ -76,7 +106,7 @@ class PartitionScan:
             return
         if self.tail_bytes is None:
             return
-        self.headers.append(payload[:BATCH_HEADER_SIZE])
+        self.producers.add(payload[:BATCH_HEADER_SIZE])
         self.tail.append(payload)
         self.tail_size += len(payload)
         while len(self.tail) > 1 and self.tail_size > self.tail_bytes:
@@ -91,10 +121,76 @@ class PartitionScan:
         return self.index[0].base_offset if len(self.index) else self.next_offset
 
 
-def scan_partition(io: PulsarIO, topic: str) -> PartitionScan:
+def _start(
+    io: PulsarIO, topic: str, tail_bytes: int | None, checkpoint: Checkpoint | None
+) -> tuple[PartitionScan, Any]:
+    """A scan and a reader to feed it from: at the checkpoint's resume batch when the message
+    there is that batch, else from the earliest message."""
+    if checkpoint is not None:
+        scan = PartitionScan.from_checkpoint(topic, checkpoint, tail_bytes)
+        reader = io.reader(topic, checkpoint.resume.message_id)
+        try:
+            problem = _check_resume(io, topic, reader, scan, checkpoint)
+        except BaseException:
+            io.close_quietly(reader)
+            raise
+        if problem is None:
+            _drop_deleted(io, topic, scan, checkpoint)
+            return scan, reader
+        io.close_quietly(reader)
+        log.warning("%s: index checkpoint not used (%s); scanning from the start", topic, problem)
+    return PartitionScan(topic, tail_bytes=tail_bytes), io.reader(topic)
+
+
+def _check_resume(
+    io: PulsarIO, topic: str, reader: Any, scan: PartitionScan, checkpoint: Checkpoint
+) -> str | None:
+    """Feed the message at the resume point if it is the batch the checkpoint names; else say
+    what is wrong (nothing is fed then)."""
+    if checkpoint.topic != topic:
+        return f"it is for {checkpoint.topic}"
+    want = checkpoint.resume
+    with io.errors("ask for available messages", topic):
+        available = reader.has_message_available()
+    if not available:
+        return f"nothing at or after its resume point {message_key(want.message_id)}"
+    msg = io.read_next(reader, topic)
+    got = message_key(msg.message_id())
+    if got != message_key(want.message_id):
+        return f"resume point {message_key(want.message_id)} not found, next message is {got}"
+    try:
+        info = parse_partition_message(msg.properties())
+    except FormatError as err:
+        return f"the message at the resume point is not a batch: {err}"
+    if (
+        not isinstance(info, BatchInfo)
+        or info.base_offset != want.base_offset
+        or info.last_offset != want.last_offset
+        or info.epoch != want.epoch
+    ):
+        return f"the message at the resume point is {info}, not the batch at {want.base_offset}"
+    scan.feed(msg)
+    return None
+
+
+def _drop_deleted(io: PulsarIO, topic: str, scan: PartitionScan, checkpoint: Checkpoint) -> None:
+    """Retention may have deleted ledgers the checkpoint's entries point into: the log then
+    starts at the first live batch still stored (as a full scan would find)."""
+    if not checkpoint.entries:
+        return
+    earliest = earliest_key(io, topic)
+    if earliest is None or message_key(checkpoint.entries[0][0].message_id) >= earliest:
+        return
+    first, _ = first_live_batch(io, topic)
+    resume = checkpoint.resume
+    # Entries before the resume batch (already fed) that Pulsar still has stay.
+    before_resume = first is not None and first.base_offset < resume.base_offset
+    scan.index.trim(first if before_resume else resume)
+
+
+def scan_partition(io: PulsarIO, topic: str, checkpoint: Checkpoint | None = None) -> PartitionScan:
     """The live batches of a partition this instance does not own (index only)."""
-    scan = PartitionScan(topic)
-    reader = io.reader(topic)
+    scan, reader = _start(io, topic, None, checkpoint)
     try:
         for msg in io.drain(reader, topic):
             scan.feed(msg)
@@ -110,12 +206,13 @@ class Takeover:
     scan: PartitionScan
 
 
-def take_over(io: PulsarIO, topic: str, tail_bytes: int) -> Takeover:
+def take_over(
+    io: PulsarIO, topic: str, tail_bytes: int, checkpoint: Checkpoint | None = None
+) -> Takeover:
     producer = io.owner_producer(topic)
     reader = None
     try:
-        scan = PartitionScan(topic, tail_bytes=max(0, tail_bytes))
-        reader = io.reader(topic)
+        scan, reader = _start(io, topic, max(0, tail_bytes), checkpoint)
         for msg in io.drain(reader, topic):
             scan.feed(msg)
         epoch = scan.highest_epoch + 1

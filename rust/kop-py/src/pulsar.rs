@@ -270,6 +270,24 @@ impl RemoteBackend for PyRemoteBackend {
         })
     }
 
+    fn apply_retention(
+        &self,
+        topic: &str,
+        partition: i32,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> io::Result<i64> {
+        let topic = topic.to_string();
+        self.call(move |py, b| {
+            b.call_method1(
+                "apply_retention",
+                (topic, partition, retention_ms, retention_bytes),
+            )
+            .and_then(|r| r.extract::<i64>())
+            .map_err(|e| bridge_error(py, "apply_retention", e))
+        })
+    }
+
     fn open_partition(
         &self,
         topic: &str,

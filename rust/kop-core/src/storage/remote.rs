@@ -50,6 +50,15 @@ pub trait RemoteBackend: Send + Sync {
     /// Creates the topic's partitions, or grows their count.
     fn create_topic(&self, topic: &str, partitions: i32) -> io::Result<()>;
     fn delete_topic(&self, topic: &str) -> io::Result<()>;
+    /// Sets the topic's retention in the backend (-1: unlimited) and returns the partition's
+    /// log start offset after what the backend deleted, or -1 when it stores no batch.
+    fn apply_retention(
+        &self,
+        topic: &str,
+        partition: i32,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> io::Result<i64>;
     /// Takes the partition over: from now on only this process can append to it.
     fn open_partition(
         &self,
@@ -445,9 +454,29 @@ impl PartitionLog for RemoteLog {
         self.settings = settings;
     }
 
-    /// Retention of data in Pulsar is Pulsar's (namespace policies), not applied here.
+    /// The backend deletes (Pulsar: whole ledgers, by the topic retention set here); the log
+    /// start follows what it still stores. Returns 1 when the log start moved.
     fn enforce_retention(&mut self, _now_ms: i64) -> io::Result<usize> {
-        Ok(0)
+        let (ms, bytes) = if self.settings.delete_retention {
+            (self.settings.retention_ms, self.settings.retention_bytes)
+        } else {
+            (-1, -1)
+        };
+        let start = blocking(|| {
+            self.backend
+                .apply_retention(&self.topic, self.partition, ms, bytes)
+        })?;
+        // -1 (no batch stored): left alone, batches in flight may still be stored.
+        let start = start.min(self.next_offset);
+        if start <= self.log_start {
+            return Ok(0);
+        }
+        self.log_start = start;
+        while self.tail.front().is_some_and(|b| b.next_offset <= start) {
+            let old = self.tail.pop_front().expect("non-empty");
+            self.tail_size -= old.bytes.len();
+        }
+        Ok(1)
     }
 }
 
@@ -565,6 +594,9 @@ pub(crate) mod test_backend {
         pub fail: AtomicBool,
         pub opens: AtomicUsize,
         pub stored: Mutex<Vec<Bytes>>,
+        /// What `apply_retention` answers (the log start after a deletion); None: 0.
+        pub retained_from: Mutex<Option<i64>>,
+        pub retention: Mutex<Option<(i64, i64)>>,
     }
 
     impl RemoteBackend for MemoryBackend {
@@ -597,6 +629,10 @@ pub(crate) mod test_backend {
         }
         fn delete_topic(&self, _: &str) -> io::Result<()> {
             Ok(())
+        }
+        fn apply_retention(&self, _: &str, _: i32, ms: i64, bytes: i64) -> io::Result<i64> {
+            *self.retention.lock() = Some((ms, bytes));
+            Ok(self.retained_from.lock().unwrap_or(0))
         }
         fn open_partition(&self, _: &str, _: i32, _: usize) -> io::Result<OpenedPartition> {
             self.opens.fetch_add(1, Ordering::SeqCst);
@@ -707,5 +743,48 @@ mod tests {
         let (h3, b3) = batch_at(2, 50);
         log.append(&h3, b3.clone(), 0).unwrap();
         assert_eq!(log.read(2, 10, 52).unwrap().unwrap(), b3);
+    }
+
+    #[test]
+    fn retention_follows_what_the_backend_still_stores() {
+        let opened = OpenedPartition {
+            epoch: 1,
+            log_start: 10,
+            next_offset: 10,
+            headers: Vec::new(),
+            tail: Vec::new(),
+        };
+        let mut settings = crate::broker::topic_config::effective(
+            &Default::default(),
+            &crate::config::ServerConfig::default(),
+        )
+        .log;
+        settings.retention_ms = 60_000;
+        settings.retention_bytes = 1 << 20;
+        let backend = Arc::new(test_backend::MemoryBackend::default());
+        let mut log = RemoteLog::new(backend.clone(), "t", 0, settings, 1 << 20, opened).unwrap();
+        let (h1, b1) = batch_at(10, 3);
+        let (h2, b2) = batch_at(13, 2);
+        log.append(&h1, b1, 0).unwrap();
+        log.append(&h2, b2.clone(), 0).unwrap();
+
+        // Nothing deleted: the log start stays; the topic's settings reach the backend.
+        *backend.retained_from.lock() = Some(10);
+        assert_eq!(log.enforce_retention(0).unwrap(), 0);
+        assert_eq!(*backend.retention.lock(), Some((60_000, 1 << 20)));
+        // The backend deleted the first batch: the log starts at the second.
+        *backend.retained_from.lock() = Some(13);
+        assert_eq!(log.enforce_retention(0).unwrap(), 1);
+        assert_eq!(log.log_start_offset(), 13);
+        assert_eq!(log.read(13, 1 << 20, 15).unwrap().unwrap(), b2);
+        // "No batch stored" (-1) does not move it back or forward.
+        *backend.retained_from.lock() = Some(-1);
+        assert_eq!(log.enforce_retention(0).unwrap(), 0);
+        assert_eq!(log.log_start_offset(), 13);
+        // cleanup.policy=compact: unlimited retention in the backend.
+        settings.delete_retention = false;
+        log.set_settings(settings);
+        log.enforce_retention(0).unwrap();
+        assert_eq!(*backend.retention.lock(), Some((-1, -1)));
     }
 }
