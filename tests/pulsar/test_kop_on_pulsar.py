@@ -368,9 +368,14 @@ def _leaders(bootstrap: str, topic: str) -> tuple[set[int], dict[int, int]]:
 
 
 def _wait_for(what: str, check: Any, timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something true; a Kafka error (e.g. NOT_COORDINATOR while
+    a coordinator moves) counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:
-        got = check()
+        try:
+            got = check()
+        except ck_kafka.KafkaException:
+            got = None
         if got:
             return got
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
