@@ -62,7 +62,14 @@ pub enum Outcome {
     NoResponse,
     /// The request cannot be answered under the protocol: close the connection.
     Close(String),
+    /// The request is processed (e.g. a produce is appended) and what is left only waits (for
+    /// the backend's receipts); the connection awaits it in order while it reads on
+    /// (`net/connection.rs`). Resolves to one of the other variants.
+    Later(Deferred),
 }
+
+/// The waiting rest of a request (see `Outcome::Later`).
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'static>>;
 
 macro_rules! served {
     ($( $key:ident [$min:literal ..= $max:literal] $req:ident => $handler:path; )*) => {

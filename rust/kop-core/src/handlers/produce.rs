@@ -121,39 +121,51 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
                 .with_partition_responses(partitions),
         );
     }
-    // acks=0 never waits; otherwise every partition's append must be stored before the answer.
+    // acks=0 never waits. Otherwise every partition's append must be stored before the answer:
+    // the appends are done, so the wait is handed back as `Later` and the connection reads the
+    // next request meanwhile (pipelining; responses still go out in request order). The
+    // request's timeout counts from now, not from when the connection gets to await it.
     if req.acks != 0 && !pending.is_empty() {
-        let timeout = Duration::from_millis(req.timeout_ms.max(1) as u64);
-        let (slots, waits): (Vec<_>, Vec<_>) = pending
-            .into_iter()
-            .map(|(t, p, d)| ((t, p), d.wait()))
-            .unzip();
-        let outcomes = tokio::time::timeout(timeout, futures::future::join_all(waits)).await;
-        for (i, (t, p)) in slots.into_iter().enumerate() {
-            let failed = match &outcomes {
-                Ok(results) => results[i].err(),
-                Err(_) => Some(KafkaError::RequestTimedOut),
-            };
-            if let Some(e) = failed {
-                let part = &mut responses[t].partition_responses[p];
-                *part = partition_error(part.index, e);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(1) as u64);
+        let correlation_id = header.correlation_id;
+        return Outcome::Later(Box::pin(async move {
+            let (slots, waits): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .map(|(t, p, d)| ((t, p), d.wait()))
+                .unzip();
+            let outcomes =
+                tokio::time::timeout_at(deadline, futures::future::join_all(waits)).await;
+            for (i, (t, p)) in slots.into_iter().enumerate() {
+                let failed = match &outcomes {
+                    Ok(results) => results[i].err(),
+                    Err(_) => Some(KafkaError::RequestTimedOut),
+                };
+                if let Some(e) = failed {
+                    let part = &mut responses[t].partition_responses[p];
+                    *part = partition_error(part.index, e);
+                }
             }
-        }
+            respond(version, correlation_id, responses)
+        }));
     }
-    let resp = ProduceResponse::default().with_responses(responses);
     if req.acks != 0 {
-        return match encode_response(ApiKey::Produce, version, header.correlation_id, &resp) {
-            Ok(bytes) => Outcome::Respond(bytes),
-            Err(e) => Outcome::Close(format!("Produce v{version}: {e}")),
-        };
+        return respond(version, header.correlation_id, responses);
     }
-    let failed = resp
-        .responses
+    let failed = responses
         .iter()
         .flat_map(|t| t.partition_responses.iter())
         .find(|p| p.error_code != 0);
     match failed {
         Some(p) => Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code)),
         None => Outcome::NoResponse,
+    }
+}
+
+fn respond(version: i16, correlation_id: i32, responses: Vec<TopicProduceResponse>) -> Outcome {
+    let resp = ProduceResponse::default().with_responses(responses);
+    match encode_response(ApiKey::Produce, version, correlation_id, &resp) {
+        Ok(bytes) => Outcome::Respond(bytes),
+        Err(e) => Outcome::Close(format!("Produce v{version}: {e}")),
     }
 }
