@@ -97,8 +97,15 @@ macro_rules! served {
                     Ok(produce_legacy::handle(&frame.header, body))
                 }
                 ApiKey::Produce => {
+                    // The records stay slices of the body; nothing else may keep a reference
+                    // to it for them to be patched in place (produce::take_records).
+                    let whole = body.clone();
                     let req = ProduceRequest::decode(&mut body, version)?;
-                    Ok(produce::handle(ctx, &frame.header, req).await)
+                    drop(body);
+                    let mut header = frame.header;
+                    header.client_id = None;
+                    header.unknown_tagged_fields.clear();
+                    Ok(produce::handle(ctx, &header, req, whole).await)
                 }
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;
