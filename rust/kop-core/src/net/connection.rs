@@ -97,7 +97,7 @@ where
     let (tx, rx) = mpsc::channel::<Outcome>(IN_FLIGHT);
     // How many replies the writer has finished (written, or dropped when it stopped).
     let (done_tx, mut done_rx) = watch::channel(0u64);
-    let writer = write_replies(wr, rx, done_tx, ctx.shutdown.clone(), peer);
+    let writer = write_replies(wr, rx, done_tx, peer);
     let reader = async {
         // Replies queued so far, and the number of the last `Later` among them.
         let mut queued = 0u64;
@@ -238,12 +238,13 @@ where
 }
 
 /// Writes the replies in order, awaiting each `Later` in turn; flushes whenever no further
-/// reply is ready. Stops at a `Close`, a write error, or shutdown (while awaiting a reply).
+/// reply is ready. Stops at a `Close` or a write error. On shutdown the reader stops reading,
+/// and the replies already queued are still finished (a `Later` is bounded by its request's
+/// timeout, and the server's stop timeout bounds the whole connection).
 async fn write_replies<W: AsyncWrite + Unpin>(
     mut wr: BufWriter<W>,
     mut rx: mpsc::Receiver<Outcome>,
     done: watch::Sender<u64>,
-    mut shutdown: crate::shutdown::ShutdownSignal,
     peer: std::net::SocketAddr,
 ) {
     'replies: loop {
@@ -269,10 +270,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                     if wr.flush().await.is_err() {
                         break 'replies;
                     }
-                    tokio::select! {
-                        r = wait => r,
-                        _ = shutdown.wait() => break 'replies,
-                    }
+                    wait.await
                 }
             }
             .unwrap_or_else(|panic| {
