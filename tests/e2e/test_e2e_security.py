@@ -165,7 +165,12 @@ def produce(conf: dict[str, Any], topic: str, n: int = 5, timeout: float = 30) -
     return errors
 
 
-def consume(conf: dict[str, Any], topic: str, n: int, timeout: float = 30) -> list[bytes]:
+def consume(
+    conf: dict[str, Any], topic: str, n: int, timeout: float = 30, subscribe: bool = False
+) -> list[bytes]:
+    """``n`` records of ``topic`` from offset 0 of partition 0 (assigned), or through a group
+    (``subscribe``: the group is joined before anything is fetched, so a group error always
+    comes first)."""
     c = Consumer(
         {
             **conf,
@@ -175,7 +180,10 @@ def consume(conf: dict[str, Any], topic: str, n: int, timeout: float = 30) -> li
         }
     )
     try:
-        c.assign([TopicPartition(topic, 0, 0)])
+        if subscribe:
+            c.subscribe([topic])
+        else:
+            c.assign([TopicPartition(topic, 0, 0)])
         out: list[bytes] = []
         deadline = time.monotonic() + timeout
         while len(out) < n and time.monotonic() < deadline:
@@ -562,7 +570,7 @@ def test_acls_enforced_for_sasl_and_certificate_principals(acl_kop: Kop) -> None
     # consuming through a group needs READ on the group (the topic itself is readable here)
     assert produce(alice, readable, n=1) == [None]
     with pytest.raises(AssertionError, match="GROUP_AUTHORIZATION_FAILED"):
-        consume(alice, readable, 1, timeout=10)
+        consume(alice, readable, 1, timeout=10, subscribe=True)
     group_read = AclBinding(
         ResourceType.GROUP,
         "g-",  # consume() uses group ids g-<random>
@@ -574,7 +582,7 @@ def test_acls_enforced_for_sasl_and_certificate_principals(acl_kop: Kop) -> None
     )
     for f in admin.create_acls([group_read]).values():
         f.result(30)
-    assert consume(alice, readable, 1, timeout=10) == [b"v0"]
+    assert consume(alice, readable, 1, timeout=20, subscribe=True) == [b"v0"]
     # READ on a topic denied by the DENY ACL even though the prefix allows it
     with pytest.raises(AssertionError, match="TOPIC_AUTHORIZATION_FAILED"):
         consume(alice, mine, 1, timeout=10)

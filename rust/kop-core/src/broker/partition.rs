@@ -271,14 +271,15 @@ impl Partition {
     }
 
     /// Validates and appends the client's record batches (raw bytes), assigning offsets. With a
-    /// remote log the append is acknowledged once the returned `Durability` completes.
+    /// remote log the append is acknowledged once the returned `Durability` completes. The
+    /// batches are patched in place and stored without a copy (split off `records`).
     pub fn append(
         self: &Arc<Self>,
-        records: &[u8],
+        mut records: BytesMut,
         now_ms: i64,
         sync: bool,
     ) -> Result<(Appended, Option<Durability>), KafkaError> {
-        let batches = batch::split_batches(records)?;
+        let batches = batch::split_batches(&records)?;
         if batches.is_empty() {
             return Err(KafkaError::InvalidRecord);
         }
@@ -292,6 +293,7 @@ impl Partition {
                 headers.push(batch::validate(b)?);
             }
         }
+        let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
         let mut inner = self.inner.write();
         if let Some(why) = &inner.stepped_down {
             tracing::debug!(partition = self.index, reason = %why, "append refused: stepped down");
@@ -303,7 +305,8 @@ impl Partition {
         let mut receipts: Vec<(Receipt, i64)> = Vec::new();
         // A duplicate may still be in flight: it is durable when the watermark covers it.
         let mut wait_until = -1i64;
-        for (raw, header) in batches.iter().zip(&headers) {
+        for (size, header) in sizes.into_iter().zip(&headers) {
+            let mut owned = records.split_to(size);
             if let SequenceCheck::Duplicate { base_offset } = inner.producers.check(header)? {
                 wait_until = wait_until.max(base_offset + i64::from(header.last_offset_delta) + 1);
                 first.get_or_insert(Appended {
@@ -314,7 +317,6 @@ impl Partition {
                 continue;
             }
             let base_offset = inner.log.next_offset();
-            let mut owned = BytesMut::from(*raw);
             batch::patch_offset_and_epoch(&mut owned, base_offset, LEADER_EPOCH);
             if log_append {
                 batch::stamp_log_append_time(&mut owned, now_ms);
@@ -588,14 +590,14 @@ mod tests {
         let p = remote_partition(backend.clone());
         let batch = sample_batch(3, 1_000, b"v", (-1, -1, -1));
 
-        let (done, durable) = p.append(&batch, 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&batch[..]), 0, false).unwrap();
         assert_eq!(done.base_offset, 0);
         stored(durable).await.unwrap();
         assert_eq!(p.high_watermark(), 3);
 
         // The backend loses the partition: the append is never acknowledged, nor visible.
         backend.fail.store(true, Ordering::SeqCst);
-        let (done, durable) = p.append(&batch, 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&batch[..]), 0, false).unwrap();
         assert_eq!(done.base_offset, 3);
         let waited = stored(durable).await;
         assert_eq!(waited, Err(KafkaError::NotLeaderOrFollower));
@@ -609,7 +611,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let appended = loop {
             p.acquire();
-            match p.append(&batch, 0, false) {
+            match p.append(BytesMut::from(&batch[..]), 0, false) {
                 Ok(ok) => break ok,
                 Err(KafkaError::NotLeaderOrFollower) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -62,7 +62,14 @@ pub enum Outcome {
     NoResponse,
     /// The request cannot be answered under the protocol: close the connection.
     Close(String),
+    /// The request is processed (e.g. a produce is appended) and what is left only waits (for
+    /// the backend's receipts); the connection awaits it in order while it reads on
+    /// (`net/connection.rs`). Resolves to one of the other variants.
+    Later(Deferred),
 }
+
+/// The waiting rest of a request (see `Outcome::Later`).
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'static>>;
 
 macro_rules! served {
     ($( $key:ident [$min:literal ..= $max:literal] $req:ident => $handler:path; )*) => {
@@ -90,8 +97,15 @@ macro_rules! served {
                     Ok(produce_legacy::handle(&frame.header, body))
                 }
                 ApiKey::Produce => {
+                    // The records stay slices of the body; nothing else may keep a reference
+                    // to it for them to be patched in place (produce::take_records).
+                    let whole = body.clone();
                     let req = ProduceRequest::decode(&mut body, version)?;
-                    Ok(produce::handle(ctx, &frame.header, req).await)
+                    drop(body);
+                    let mut header = frame.header;
+                    header.client_id = None;
+                    header.unknown_tagged_fields.clear();
+                    Ok(produce::handle(ctx, &header, req, whole).await)
                 }
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;

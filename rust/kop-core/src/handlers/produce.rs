@@ -1,5 +1,6 @@
 //! Produce: validate each partition's batches and append them, assigning offsets.
 
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 
@@ -29,14 +30,22 @@ fn partition_error(index: i32, err: KafkaError) -> PartitionProduceResponse {
 
 /// Appends every partition's batches. With acks=0 Kafka sends no response; if anything failed
 /// it closes the connection instead, so the producer notices — `Close` says why.
-pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRequest) -> Outcome {
+/// `body` is the request body `req` was decoded from (its records are slices of it).
+pub async fn handle(
+    ctx: &RequestContext,
+    header: &RequestHeader,
+    mut req: ProduceRequest,
+    body: Bytes,
+) -> Outcome {
     let version = header.request_api_version;
     let broker = &ctx.broker;
     let acks_error = (!matches!(req.acks, -1..=1)).then_some(KafkaError::InvalidRequiredAcks);
     let tx_error = req
         .transactional_id
+        .take()
         .is_some()
         .then_some(KafkaError::InvalidRequest);
+    let mut records = take_records(body, &mut req).into_iter();
     let now = crate::now_ms();
     let sync = broker.sync_on_append();
     // Topic names are collected only when an authorizer must be asked (the hot path under
@@ -67,7 +76,7 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Appends a remote backend has yet to acknowledge: (topic index, partition index, wait).
     let mut pending: Vec<(usize, usize, Durability)> = Vec::new();
-    for topic_data in req.topic_data {
+    for (topic_data, records) in req.topic_data.into_iter().zip(&mut records) {
         let (topic, missing): (Option<Arc<Topic>>, KafkaError) = if version >= 13 {
             (
                 broker.topic_by_id(&topic_data.topic_id),
@@ -87,11 +96,11 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
             )
             .then_some(KafkaError::TopicAuthorizationFailed);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        for pd in topic_data.partition_data {
+        for (pd, records) in topic_data.partition_data.into_iter().zip(records) {
             let result = match (acks_error.or(tx_error).or(unauthorized), &topic) {
                 (Some(e), _) => Err(e),
                 (None, None) => Err(missing),
-                (None, Some(t)) => match (t.partition(pd.index), pd.records.as_deref()) {
+                (None, Some(t)) => match (t.partition(pd.index), records) {
                     (None, _) => Err(KafkaError::UnknownTopicOrPartition),
                     (Some(_), None) => Err(KafkaError::InvalidRecord),
                     (Some(p), Some(records)) => p.append(records, now, sync),
@@ -121,39 +130,185 @@ pub async fn handle(ctx: &RequestContext, header: &RequestHeader, req: ProduceRe
                 .with_partition_responses(partitions),
         );
     }
-    // acks=0 never waits; otherwise every partition's append must be stored before the answer.
+    // acks=0 never waits. Otherwise every partition's append must be stored before the answer:
+    // the appends are done, so the wait is handed back as `Later` and the connection reads the
+    // next request meanwhile (pipelining; responses still go out in request order). The
+    // request's timeout counts from now, not from when the connection gets to await it.
     if req.acks != 0 && !pending.is_empty() {
-        let timeout = Duration::from_millis(req.timeout_ms.max(1) as u64);
-        let (slots, waits): (Vec<_>, Vec<_>) = pending
-            .into_iter()
-            .map(|(t, p, d)| ((t, p), d.wait()))
-            .unzip();
-        let outcomes = tokio::time::timeout(timeout, futures::future::join_all(waits)).await;
-        for (i, (t, p)) in slots.into_iter().enumerate() {
-            let failed = match &outcomes {
-                Ok(results) => results[i].err(),
-                Err(_) => Some(KafkaError::RequestTimedOut),
-            };
-            if let Some(e) = failed {
-                let part = &mut responses[t].partition_responses[p];
-                *part = partition_error(part.index, e);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(1) as u64);
+        let correlation_id = header.correlation_id;
+        return Outcome::Later(Box::pin(async move {
+            let (slots, waits): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .map(|(t, p, d)| ((t, p), d.wait()))
+                .unzip();
+            let outcomes =
+                tokio::time::timeout_at(deadline, futures::future::join_all(waits)).await;
+            for (i, (t, p)) in slots.into_iter().enumerate() {
+                let failed = match &outcomes {
+                    Ok(results) => results[i].err(),
+                    Err(_) => Some(KafkaError::RequestTimedOut),
+                };
+                if let Some(e) = failed {
+                    let part = &mut responses[t].partition_responses[p];
+                    *part = partition_error(part.index, e);
+                }
             }
-        }
+            respond(version, correlation_id, responses)
+        }));
     }
-    let resp = ProduceResponse::default().with_responses(responses);
     if req.acks != 0 {
-        return match encode_response(ApiKey::Produce, version, header.correlation_id, &resp) {
-            Ok(bytes) => Outcome::Respond(bytes),
-            Err(e) => Outcome::Close(format!("Produce v{version}: {e}")),
-        };
+        return respond(version, header.correlation_id, responses);
     }
-    let failed = resp
-        .responses
+    let failed = responses
         .iter()
         .flat_map(|t| t.partition_responses.iter())
         .find(|p| p.error_code != 0);
     match failed {
         Some(p) => Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code)),
         None => Outcome::NoResponse,
+    }
+}
+
+/// Takes every partition's records out of the request as a buffer of its own, to be patched in
+/// place and stored (`Partition::append`). The records are slices of the request body: once
+/// nothing else refers to it (topic names are copied out, tagged fields dropped) the body is
+/// reclaimed as one mutable buffer and split at the records' bounds, without copying a byte.
+/// If something still shares it, each partition's records are copied instead.
+fn take_records(body: Bytes, req: &mut ProduceRequest) -> Vec<Vec<Option<BytesMut>>> {
+    let base = body.as_ptr() as usize;
+    let within = |r: &Bytes| {
+        let start = (r.as_ptr() as usize).wrapping_sub(base);
+        (start <= body.len() && r.len() <= body.len() - start).then_some(start..start + r.len())
+    };
+    // Per partition: the records' range in `body`, or records from elsewhere.
+    type Found = Option<Result<std::ops::Range<usize>, Bytes>>;
+    let mut found: Vec<Vec<Found>> = Vec::with_capacity(req.topic_data.len());
+    req.unknown_tagged_fields.clear();
+    for t in &mut req.topic_data {
+        t.name = TopicName(sb(t.name.0.as_str()));
+        t.unknown_tagged_fields.clear();
+        found.push(
+            t.partition_data
+                .iter_mut()
+                .map(|pd| {
+                    pd.unknown_tagged_fields.clear();
+                    pd.records.take().map(|r| within(&r).ok_or(r))
+                })
+                .collect(),
+        );
+    }
+    // Ranges come in wire order; reclaiming needs them ascending and disjoint.
+    let mut last = 0;
+    let ascending = found.iter().flatten().flatten().all(|r| match r {
+        Ok(range) if range.start >= last => {
+            last = range.end;
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    });
+    let mut whole = match ascending {
+        true => body.try_into_mut(),
+        false => Err(body),
+    };
+    let mut pos = 0;
+    found
+        .into_iter()
+        .map(|parts| {
+            parts
+                .into_iter()
+                .map(|r| {
+                    Some(match (r?, &mut whole) {
+                        (Ok(range), Ok(buf)) => {
+                            buf.advance(range.start - pos);
+                            pos = range.end;
+                            buf.split_to(range.len())
+                        }
+                        (Ok(range), Err(body)) => BytesMut::from(&body[range]),
+                        (Err(other), _) => BytesMut::from(&other[..]),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn respond(version: i16, correlation_id: i32, responses: Vec<TopicProduceResponse>) -> Outcome {
+    let resp = ProduceResponse::default().with_responses(responses);
+    match encode_response(ApiKey::Produce, version, correlation_id, &resp) {
+        Ok(bytes) => Outcome::Respond(bytes),
+        Err(e) => Outcome::Close(format!("Produce v{version}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+
+    fn request(topics: &[(&str, &[&[u8]])]) -> ProduceRequest {
+        ProduceRequest::default().with_acks(1).with_topic_data(
+            topics
+                .iter()
+                .map(|(name, parts)| {
+                    TopicProduceData::default()
+                        .with_name(TopicName(sb(*name)))
+                        .with_partition_data(
+                            parts
+                                .iter()
+                                .enumerate()
+                                .map(|(i, r)| {
+                                    PartitionProduceData::default()
+                                        .with_index(i as i32)
+                                        .with_records(Some(Bytes::copy_from_slice(r)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    }
+
+    fn decoded(req: &ProduceRequest, version: i16) -> (ProduceRequest, Bytes) {
+        let mut buf = BytesMut::new();
+        req.encode(&mut buf, version).unwrap();
+        let body = buf.freeze();
+        let whole = body.clone();
+        let mut cursor = body;
+        let req = ProduceRequest::decode(&mut cursor, version).unwrap();
+        (req, whole)
+    }
+
+    #[test]
+    fn records_are_taken_out_of_the_request_without_a_copy() {
+        let sent = request(&[("a", &[b"one", b"two"]), ("bb", &[b"three"])]);
+        for version in [3, 9, 12] {
+            let (mut req, body) = decoded(&sent, version);
+            let range = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
+            let taken = take_records(body, &mut req);
+            let flat: Vec<&BytesMut> = taken.iter().flatten().flatten().collect();
+            let values: Vec<&[u8]> = flat.iter().map(|b| &b[..]).collect();
+            assert_eq!(values, vec![&b"one"[..], b"two", b"three"]);
+            // Each buffer is a piece of the request body itself (no copy was made).
+            for b in flat {
+                assert!(range.contains(&(b.as_ptr() as usize)), "v{version}: copied");
+            }
+            assert_eq!(req.topic_data[1].name.0.as_str(), "bb");
+            assert!(req.topic_data[0].partition_data[0].records.is_none());
+        }
+    }
+
+    #[test]
+    fn records_are_copied_when_the_body_is_shared() {
+        let (mut req, body) = decoded(&request(&[("a", &[b"one"])]), 9);
+        let extra = body.clone();
+        let taken = take_records(body, &mut req);
+        let b = taken[0][0].as_ref().unwrap();
+        assert_eq!(&b[..], b"one");
+        let range = extra.as_ptr() as usize..extra.as_ptr() as usize + extra.len();
+        assert!(!range.contains(&(b.as_ptr() as usize)));
     }
 }

@@ -1,8 +1,25 @@
-//! One client connection: read a frame, handle it, write the answer, in order.
+//! One client connection: requests are processed in order and answered in order, pipelined.
 //!
-//! Requests on a connection are handled one at a time, as Kafka does (it mutes a channel while
-//! a request is in flight); that keeps appends from one producer in order. Clients still
-//! pipeline: the next frames wait in the socket buffer.
+//! A reader reads a frame and handles it until all that is left is waiting; a writer writes
+//! the responses. Between them is a bounded queue of replies (`IN_FLIGHT`), each either ready
+//! or `Outcome::Later` (a future the writer awaits). The rules:
+//!
+//! - Requests are *processed* one at a time in arrival order (Kafka's per-connection promise):
+//!   the appends of produce N happen before those of produce N+1.
+//! - Only produce (acks=1/all on a remote log, e.g. Pulsar) answers `Later`: its batches are
+//!   appended, it only waits for the backend's receipts. The reader reads and appends the next
+//!   produce requests meanwhile, so a producer with several requests in flight is no longer
+//!   limited to one storage round trip at a time.
+//! - Every other request (fetch, metadata, ApiVersions, SASL steps, raw SASL tokens, ...) is
+//!   handled only once every `Later` before it has completed: it sees what Kafka would show it
+//!   (a fetch after a pipelined produce sees its records; a SASL step has nothing in flight).
+//! - Responses are written in request order; acks=0 produce has none; a `Close` ends the
+//!   connection after the responses queued before it are written.
+//! - When `IN_FLIGHT` replies are queued the reader stops reading: further requests wait in the
+//!   socket buffer (backpressure), so a connection's in-flight work stays bounded.
+//!
+//! The frame reader is not cancel-safe: it is only ever raced against events that end the
+//! connection (shutdown, the writer gone). The writer flushes when no reply is ready.
 //!
 //! The stream is plain TCP or TLS; on SASL listeners every frame first goes through the SASL
 //! state machine (`sasl.rs`), which decides the connection's principal.
@@ -12,7 +29,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, watch};
 
 use super::sasl::{Action, ConnInfo, Sasl};
 use crate::codec::frame::{decode_header, read_frame, FrameError};
@@ -21,6 +40,10 @@ use crate::handlers::{dispatch, max_served, Outcome, RequestContext};
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame accepted before a SASL
 /// connection has authenticated.
 const SASL_MAX_RECEIVE: i32 = 524_288;
+
+/// Replies a connection may have queued (handled, response not yet written). Java producers
+/// keep up to 5 requests in flight, librdkafka with idempotence 5 as well.
+pub const IN_FLIGHT: usize = 16;
 
 /// A raw SASL token frame (after SaslHandshake v0): size, then bytes; no Kafka header.
 async fn read_raw_token<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Option<Bytes>, FrameError> {
@@ -39,6 +62,14 @@ async fn read_raw_token<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Option<Bytes
     Ok(Some(buf.into()))
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 pub async fn serve<S>(stream: S, mut ctx: RequestContext)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -46,7 +77,7 @@ where
     let peer = ctx.peer;
     let (rd, wr) = tokio::io::split(stream);
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let wr = BufWriter::with_capacity(64 * 1024, wr);
     let max_request = ctx.broker.config.max_request_bytes;
     let idle = Duration::from_millis(ctx.broker.config.connections_max_idle_ms as u64);
     let mut shutdown = ctx.shutdown.clone();
@@ -63,124 +94,208 @@ where
             peer,
         })
     });
-    loop {
-        let authenticated = sasl
-            .as_ref()
-            .is_none_or(|s| matches!(s.state, super::sasl::State::Authenticated { .. }));
-        let limit = if authenticated {
-            max_request
-        } else {
-            max_request.min(SASL_MAX_RECEIVE)
-        };
-        let raw = sasl.as_ref().is_some_and(|s| s.expects_raw_token());
-        let frame = tokio::select! {
-            f = tokio::time::timeout(idle, async {
-                if raw {
-                    read_raw_token(&mut rd).await.map(|t| t.map(|t| (t, None)))
-                } else {
-                    read_frame(&mut rd, limit, &ctx.request_memory)
-                        .await
-                        .map(|f| f.map(|(b, p)| (b, Some(p))))
+    let (tx, rx) = mpsc::channel::<Outcome>(IN_FLIGHT);
+    // How many replies the writer has finished (written, or dropped when it stopped).
+    let (done_tx, mut done_rx) = watch::channel(0u64);
+    let writer = write_replies(wr, rx, done_tx, peer);
+    let reader = async {
+        // Replies queued so far, and the number of the last `Later` among them.
+        let mut queued = 0u64;
+        let mut last_later = 0u64;
+        loop {
+            let authenticated = sasl
+                .as_ref()
+                .is_none_or(|s| matches!(s.state, super::sasl::State::Authenticated { .. }));
+            let limit = if authenticated {
+                max_request
+            } else {
+                max_request.min(SASL_MAX_RECEIVE)
+            };
+            let raw = sasl.as_ref().is_some_and(|s| s.expects_raw_token());
+            let frame = tokio::select! {
+                f = tokio::time::timeout(idle, async {
+                    if raw {
+                        read_raw_token(&mut rd).await.map(|t| t.map(|t| (t, None)))
+                    } else {
+                        read_frame(&mut rd, limit, &ctx.request_memory)
+                            .await
+                            .map(|f| f.map(|(b, p)| (b, Some(p))))
+                    }
+                }) => f,
+                _ = shutdown.wait() => break,
+                _ = tx.closed() => break,
+            };
+            let frame = match frame {
+                Err(_) => {
+                    tracing::info!(%peer, "closing idle connection");
+                    break;
                 }
-            }) => f,
-            _ = shutdown.wait() => break,
-        };
-        let frame = match frame {
-            Err(_) => {
-                tracing::info!(%peer, "closing idle connection");
-                break;
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Err(FrameError::Io(e))) => {
-                tracing::debug!(%peer, error = %e, "connection error");
-                break;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
-                break;
-            }
-        };
-        let (frame, _memory) = frame;
-        let action = if raw {
-            let s = sasl.as_mut().expect("raw tokens only on SASL listeners");
-            s.raw_token(&security, &frame).await
-        } else {
-            let request = match decode_header(frame, max_served) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection: bad request header");
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Err(FrameError::Io(e))) => {
+                    tracing::debug!(%peer, error = %e, "connection error");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                     break;
                 }
             };
-            match sasl.as_mut() {
-                None => Action::Dispatch(request),
-                Some(s) => {
-                    let action = s.request(&security, request).await;
-                    s.set_reauth_principal(&ctx.principal);
-                    action
-                }
-            }
-        };
-        let outcome = match action {
-            Action::Dispatch(request) => {
-                match AssertUnwindSafe(dispatch(&ctx, request))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(panic) => {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        tracing::error!(%peer, panic = %what, "request handler panicked; closing this connection only");
+            let (frame, _memory) = frame;
+            let request = if raw {
+                Err(frame)
+            } else {
+                match decode_header(frame, max_served) {
+                    Ok(r) => Ok(r),
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "closing connection: bad request header");
                         break;
                     }
                 }
-            }
-            Action::Respond(bytes) => Outcome::Respond(bytes),
-            Action::Authenticated(bytes, principal) => {
-                tracing::info!(%peer, %principal, listener = %ctx.listener.name, "authenticated");
-                ctx.principal = principal;
-                Outcome::Respond(bytes)
-            }
-            Action::Close(reason) => Outcome::Close(reason),
-            Action::RespondAndClose(bytes, reason) => {
-                let _ = write_all(&mut wr, &bytes).await;
-                Outcome::Close(reason)
-            }
-            Action::FailAndClose(bytes, reason) => {
-                tracing::warn!(%peer, %reason, listener = %ctx.listener.name, "authentication failed");
+            };
+            // Anything but produce waits for the produce replies still in flight (module doc).
+            let is_produce = request.as_ref().is_ok_and(|r| r.api_key == ApiKey::Produce);
+            if !is_produce && *done_rx.borrow() < last_later {
                 tokio::select! {
-                    _ = tokio::time::sleep(Sasl::failure_delay(&security)) => {}
-                    _ = shutdown.wait() => {}
+                    r = done_rx.wait_for(|&done| done >= last_later) => if r.is_err() { break },
+                    _ = shutdown.wait() => break,
                 }
-                if !bytes.is_empty() {
-                    let _ = write_all(&mut wr, &bytes).await;
+            }
+            let action = match request {
+                Err(token) => {
+                    let s = sasl.as_mut().expect("raw tokens only on SASL listeners");
+                    s.raw_token(&security, &token).await
                 }
-                Outcome::Close("authentication failed".into())
+                Ok(request) => match sasl.as_mut() {
+                    None => Action::Dispatch(request),
+                    Some(s) => {
+                        let action = s.request(&security, request).await;
+                        s.set_reauth_principal(&ctx.principal);
+                        action
+                    }
+                },
+            };
+            let outcome = match action {
+                Action::Dispatch(request) => {
+                    match AssertUnwindSafe(dispatch(&ctx, request))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(panic) => {
+                            let what = panic_message(&*panic);
+                            tracing::error!(%peer, panic = %what, "request handler panicked; closing this connection only");
+                            break;
+                        }
+                    }
+                }
+                Action::Respond(bytes) => Outcome::Respond(bytes),
+                Action::Authenticated(bytes, principal) => {
+                    tracing::info!(%peer, %principal, listener = %ctx.listener.name, "authenticated");
+                    ctx.principal = principal;
+                    Outcome::Respond(bytes)
+                }
+                Action::Close(reason) => Outcome::Close(reason),
+                Action::RespondAndClose(bytes, reason) => {
+                    if tx.send(Outcome::Respond(bytes)).await.is_err() {
+                        break;
+                    }
+                    Outcome::Close(reason)
+                }
+                Action::FailAndClose(bytes, reason) => {
+                    tracing::warn!(%peer, %reason, listener = %ctx.listener.name, "authentication failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Sasl::failure_delay(&security)) => {}
+                        _ = shutdown.wait() => {}
+                    }
+                    if !bytes.is_empty() && tx.send(Outcome::Respond(bytes)).await.is_err() {
+                        break;
+                    }
+                    Outcome::Close("authentication failed".into())
+                }
+            };
+            let (later, close) = match &outcome {
+                Outcome::NoResponse => continue,
+                Outcome::Later(_) => (true, false),
+                Outcome::Close(_) => (false, true),
+                Outcome::Respond(_) => (false, false),
+            };
+            if tx.send(outcome).await.is_err() {
+                break;
+            }
+            queued += 1;
+            if later {
+                last_later = queued;
+            }
+            if close {
+                break;
+            }
+        }
+        // Dropping the sender lets the writer finish what is queued, then stop.
+        drop(tx);
+    };
+    tokio::join!(reader, writer);
+}
+
+/// Writes the replies in order, awaiting each `Later` in turn; flushes whenever no further
+/// reply is ready. Stops at a `Close` or a write error. On shutdown the reader stops reading,
+/// and the replies already queued are still finished (a `Later` is bounded by its request's
+/// timeout, and the server's stop timeout bounds the whole connection).
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut wr: BufWriter<W>,
+    mut rx: mpsc::Receiver<Outcome>,
+    done: watch::Sender<u64>,
+    peer: std::net::SocketAddr,
+) {
+    'replies: loop {
+        let mut outcome = match rx.try_recv() {
+            Ok(o) => o,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if wr.flush().await.is_err() {
+                    break;
+                }
+                match rx.recv().await {
+                    Some(o) => o,
+                    None => break,
+                }
             }
         };
+        while let Outcome::Later(wait) = outcome {
+            let mut wait = AssertUnwindSafe(wait).catch_unwind();
+            // Flush what is written before waiting, unless the reply is already there.
+            outcome = match (&mut wait).now_or_never() {
+                Some(r) => r,
+                None => {
+                    if wr.flush().await.is_err() {
+                        break 'replies;
+                    }
+                    wait.await
+                }
+            }
+            .unwrap_or_else(|panic| {
+                let what = panic_message(&*panic);
+                tracing::error!(%peer, panic = %what, "request handler panicked; closing this connection only");
+                Outcome::Close("handler panicked".into())
+            });
+        }
         match outcome {
             Outcome::Respond(bytes) => {
-                if let Err(e) = write_all(&mut wr, &bytes).await {
+                if let Err(e) = wr.write_all(&bytes).await {
                     tracing::debug!(%peer, error = %e, "write failed");
                     break;
                 }
             }
-            Outcome::NoResponse => {}
+            Outcome::NoResponse | Outcome::Later(_) => {}
             Outcome::Close(reason) => {
                 tracing::warn!(%peer, %reason, "closing connection");
                 break;
             }
         }
+        done.send_modify(|n| *n += 1);
     }
+    // Wake a reader waiting for replies that will never be written, and stop it reading.
+    rx.close();
+    done.send_modify(|n| *n = u64::MAX);
     let _ = wr.shutdown().await;
-}
-
-async fn write_all<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    wr.write_all(bytes).await?;
-    wr.flush().await
 }

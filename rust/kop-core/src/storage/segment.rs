@@ -13,6 +13,12 @@ pub type BatchCheck = dyn Fn(&[u8]) -> bool;
 pub trait SegmentStore: Send + Sync {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// `len` bytes from `pos` in a new buffer (a file store reads without zero-filling it).
+    fn read_vec(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_at(pos, &mut buf)?;
+        Ok(buf)
+    }
     fn len(&self) -> u64;
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     fn sync(&mut self) -> io::Result<()>;
@@ -185,9 +191,9 @@ impl Segment {
             }
             end += h.size as u64;
         }
-        let mut buf = vec![0u8; (end - start) as usize];
-        self.store.read_at(start, &mut buf)?;
-        Ok(Bytes::from(buf))
+        Ok(Bytes::from(
+            self.store.read_vec(start, (end - start) as usize)?,
+        ))
     }
 
     /// The first batch whose max timestamp is >= `timestamp`.

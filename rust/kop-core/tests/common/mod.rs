@@ -183,3 +183,60 @@ pub fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&st
             )]);
     c.call(&req, 7).topics[0].error_code
 }
+
+impl Client {
+    /// Sends a request without waiting for its response; returns its correlation id.
+    pub fn send<R: Request>(&mut self, req: &R, version: i16) -> i32 {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("kop-test")));
+        let key = ApiKey::try_from(R::KEY).unwrap();
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.send_raw(&frame);
+        self.correlation
+    }
+
+    /// Reads the next response frame as the response to an `R` request: (correlation id, body).
+    pub fn recv<R: Request>(&mut self, version: i16) -> (i32, R::Response) {
+        let key = ApiKey::try_from(R::KEY).unwrap();
+        let mut resp = self.read_raw().expect("response");
+        let rh = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+        (
+            rh.correlation_id,
+            R::Response::decode(&mut resp, version).unwrap(),
+        )
+    }
+
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+}
+
+/// A Produce request of one partition's records.
+pub fn produce_request(
+    topic_name: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(topic(topic_name))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records)),
+            ])])
+}
