@@ -45,26 +45,10 @@ impl Client {
     }
 
     pub fn call<R: Request>(&mut self, req: &R, version: i16) -> R::Response {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("kop-test")));
-        let key = ApiKey::try_from(R::KEY).unwrap();
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.send_raw(&frame);
-        let mut resp = self.read_raw().expect("response");
-        let rh = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
-        assert_eq!(rh.correlation_id, self.correlation);
-        R::Response::decode(&mut resp, version).unwrap()
+        let sent = self.send(req, version);
+        let (correlation, resp) = self.recv::<R>(version);
+        assert_eq!(correlation, sent);
+        resp
     }
 }
 
