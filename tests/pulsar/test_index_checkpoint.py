@@ -166,19 +166,22 @@ def test_periodic_checkpoints_serve_a_takeover_after_a_crash(make_backend):
     batches = workload(0, 300)
     append_all(a, "t", epoch, batches)
     end = parse_batch_header(batches[-1]).last_offset + 1
+    # Checkpoints are periodic (every 50 batches, written in the background, coalesced while
+    # one is being written): the newest covers at least the first 250 batches.
+    covered = parse_batch_header(batches[249]).last_offset + 1
     deadline = time.monotonic() + 10
-    while True:  # written in the background
+    while True:
         data = a._checkpoint_store().load(partition_topic(a.namespace, "t"))
         cp = None if data is None else Checkpoint.decode(data, message_id)
-        if cp is not None and cp.end_offset == end:
+        if cp is not None and cp.end_offset >= covered:
             break
-        assert time.monotonic() < deadline, "no checkpoint of the last batch"
+        assert time.monotonic() < deadline, "no checkpoint of the first 250 batches"
         time.sleep(0.1)
 
     b = make_backend()  # a is never closed: b fences it
     _, log_start, next_offset, headers, _ = b.open_partition("t", 0, 1)
-    assert scan_reads(b) == 1
-    assert (log_start, next_offset) == (0, cp.end_offset)
+    assert 1 <= scan_reads(b) <= 52  # from the checkpoint's last batch on, not all 300
+    assert (log_start, next_offset) == (0, end)
     assert headers == expected_headers(batches)
     more = workload(300, 40, first_offset=next_offset)
     append_all(b, "t", epoch + 1, more)
