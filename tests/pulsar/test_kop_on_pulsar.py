@@ -404,6 +404,7 @@ def test_two_live_instances_share_partitions_and_one_takes_over_on_kill(
                 (v := [_leaders(b, topic) for b in (one.bootstrap, two.bootstrap)])
                 and v[0] == v[1]
                 and v[0][0] == {1, 2}
+                and len(v[0][1]) == partitions
                 and v
             ),
         )
