@@ -113,17 +113,7 @@ pub fn produce(
     partition: i32,
     records: Bytes,
 ) -> produce_response::PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(topic(topic_name))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records)),
-            ])]);
-    let resp = c.call(&req, 9);
+    let resp = c.call(&produce_request(topic_name, partition, -1, records), 9);
     resp.responses[0].partition_responses[0].clone()
 }
 
