@@ -3,12 +3,13 @@ byte-identical, in order, offsets contiguous; idempotent producer; ~1 MiB values
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
 
 from helpers import ck
-from helpers.data import Mix, by_partition, check_same, make_records
+from helpers.data import Mix, Rec, by_partition, check_same, make_records
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 N = 100_000
@@ -61,4 +62,25 @@ def test_non_idempotent_acks_1_and_0(server):
             break
         time.sleep(0.1)
     got = ck.consume_all(server.bootstrap, topic)
+    check_same(recs, got)
+
+
+@pytest.mark.timeout(180)
+def test_fetch_response_stays_within_fetch_max_bytes(server):
+    """A fetch response is bounded by fetch.max.bytes; only the first partition with data may
+    go over it, by one batch (KIP-74). librdkafka refuses a response larger than
+    receive.message.max.bytes (here fetch.max.bytes + 512, its minimum) and reconnects, so a
+    server that lets every partition add a batch leaves this consumer stuck."""
+    topic = ck.create_topic(server.bootstrap, ck.unique("ck-fetch-max"), 3)
+    rng = random.Random(9)
+    recs = [Rec(p, b"k%d" % i, rng.randbytes(600_000)) for i in range(3) for p in range(3)]
+    ck.produce(server.bootstrap, topic, recs, linger_ms=0, compression_type="none")
+    got = ck.consume_all(
+        server.bootstrap,
+        topic,
+        (0, 1, 2),
+        timeout=60,
+        fetch_max_bytes=1_000_000,
+        receive_message_max_bytes=1_000_512,
+    )
     check_same(recs, got)

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::{authz, RequestContext};
 use crate::broker::partition::{LogMark, Partition};
 use crate::error::KafkaError;
+use crate::records::batch::LOG_OVERHEAD;
 
 /// Cap on one fetch response, whatever the client asks (Kafka's `fetch.max.bytes` default);
 /// the first batch is still returned whole if it is larger (KIP-74).
@@ -95,12 +96,10 @@ fn collect(
                 .iter()
                 .map(|w| {
                     let limit = (w.max_bytes.max(0) as usize).min(remaining);
-                    // Once the response is full, later partitions report positions only.
-                    let budget = if limit == 0 && total > 0 {
-                        0
-                    } else {
-                        limit.max(1)
-                    };
+                    // Kafka's rule (KIP-74): only the first partition with data may return a
+                    // batch larger than its limit; later ones return whole batches that fit.
+                    let first_with_data = total == 0;
+                    let budget = if first_with_data { limit.max(1) } else { limit };
                     let read = w
                         .partition
                         .as_ref()
@@ -108,7 +107,10 @@ fn collect(
                         .and_then(|p| p.read(w.offset, budget));
                     let mut data = PartitionData::default().with_partition_index(w.index);
                     match read {
-                        Ok(r) => {
+                        Ok(mut r) => {
+                            if !first_with_data {
+                                r.records = whole_batches_within(r.records, limit);
+                            }
                             remaining = remaining.saturating_sub(r.records.len());
                             total += r.records.len();
                             data.high_watermark = r.high_watermark;
@@ -138,6 +140,23 @@ fn collect(
         })
         .collect();
     (topics, total, any_error)
+}
+
+/// The longest prefix of `records` made of whole batches and at most `limit` bytes long.
+fn whole_batches_within(records: Bytes, limit: usize) -> Bytes {
+    if records.len() <= limit {
+        return records;
+    }
+    let mut end = 0usize;
+    while let Some(length) = records.get(end + 8..end + LOG_OVERHEAD) {
+        let size =
+            LOG_OVERHEAD + i32::from_be_bytes(length.try_into().expect("4 bytes")).max(0) as usize;
+        if end + size > limit {
+            break;
+        }
+        end += size;
+    }
+    records.slice(..end)
 }
 
 pub async fn handle(
@@ -199,5 +218,31 @@ pub async fn handle(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.wait() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches reduced to what the cut looks at: base offset, length, and filler.
+    fn batches(bodies: &[usize]) -> Bytes {
+        let mut out = Vec::new();
+        for (i, &body) in bodies.iter().enumerate() {
+            out.extend_from_slice(&(i as i64).to_be_bytes());
+            out.extend_from_slice(&(body as i32).to_be_bytes());
+            out.extend(std::iter::repeat_n(0xab, body));
+        }
+        out.into()
+    }
+
+    #[test]
+    fn later_partitions_get_only_whole_batches_within_their_limit() {
+        let all = batches(&[88, 188, 38]); // 100 + 200 + 50 bytes
+        assert_eq!(whole_batches_within(all.clone(), 350), all);
+        assert_eq!(whole_batches_within(all.clone(), 349).len(), 300);
+        assert_eq!(whole_batches_within(all.clone(), 299).len(), 100);
+        assert_eq!(whole_batches_within(all.clone(), 99).len(), 0);
+        assert_eq!(whole_batches_within(all, 0).len(), 0);
     }
 }
