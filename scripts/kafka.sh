@@ -12,7 +12,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 CACHE="${KOP_CACHE:-$HOME/.cache/kop}"
 KDIR="$CACHE/kafka-$KAFKA_VERSION"
 JAVA="${JAVA:-java}"
