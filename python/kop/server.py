@@ -156,6 +156,8 @@ class Server:
         with self._lock:
             if self._native is not None and self._native.is_running():
                 raise RuntimeError("kop server is already running")
+            if cancelled():  # e.g. SIGTERM while the CLI was still loading the config
+                raise StartCancelled("asked to stop before storage was opened")
             native_mod = _load_native()
             native_mod.init_logging(self._config.log_level)
             if _on_pulsar(self._config):

@@ -38,11 +38,12 @@ def _accepts(port: int) -> bool:
         return True
 
 
-def _wait_for_log(srv: KopCli, text: str, timeout: float = 60) -> float:
-    """Poll the server's log until it contains ``text``; the time it was seen."""
+def _wait_for_log(srv: KopCli, text: str, after: int, timeout: float = 60) -> float:
+    """Poll the server's log until it contains ``text`` past its first ``after`` characters
+    (the log file is shared by the restarts); the time it was seen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in srv.log_text():
+        if text in srv.log_text()[after:]:
             return time.monotonic()
         assert srv.proc is not None and srv.proc.poll() is None, srv.log_tail()
         time.sleep(0.002)
@@ -83,7 +84,7 @@ def test_sigterm_at_any_moment_stops_cleanly_and_keeps_the_data(
     srv = make_server(target, tmp_path / "kop")
     assert isinstance(srv, KopCli)
     srv.start()
-    topic = ck.create_topic(srv.bootstrap, ck.unique("sigterm"), 3)
+    topic = ck.create_topic(srv.bootstrap, ck.unique("sigterm"), 4)
     recs = make_records(3000, Mix(seed=81))
     ck.produce(srv.bootstrap, topic, recs, acks="1", enable_idempotence=False).check_order(recs)
     srv.stop()
@@ -94,10 +95,12 @@ def test_sigterm_at_any_moment_stops_cleanly_and_keeps_the_data(
     delays = [("after 'starting'", rng.uniform(0, 0.5)) for _ in range(5)]
     delays += [("after the port opened", rng.uniform(0, 0.02)) for _ in range(5)]
     for where, delay in delays:
+        logged = len(srv.log_text())
         srv.spawn()
-        mark = (
-            _wait_for_log(srv, "starting, storage") if "starting" in where else _wait_for_port(srv)
-        )
+        if "starting" in where:
+            mark = _wait_for_log(srv, "starting, storage", after=logged)
+        else:
+            mark = _wait_for_port(srv)
         time.sleep(max(0.0, mark + delay - time.monotonic()))
         _sigterm_and_check(srv, f"{delay * 1000:.0f} ms {where}")
 
@@ -119,17 +122,19 @@ def test_port_opens_only_once_storage_is_open(target: str, tmp_path: Path) -> No
     srv.start()
     count, partitions = (40, 8) if target == "kop-cli" else (8, 4)
     topics = [ck.unique("recover") for _ in range(count)]
-    futures = ck.admin(srv.bootstrap).create_topics(
+    admin = ck.admin(srv.bootstrap)  # kept: the futures die with their client
+    futures = admin.create_topics(
         [NewTopic(t, num_partitions=partitions) for t in topics], request_timeout=120
     )
     for f in futures.values():
         f.result(timeout=180)
     srv.stop()
 
+    logged = len(srv.log_text())  # the log file is shared with the first run
     srv.spawn()
     try:
         _wait_for_port(srv, timeout=180)
-        log = srv.log_text()
+        log = srv.log_text()[logged:]
         opened = re.search(
             r"elapsed_ms=(\d+).*storage opened|storage opened.*elapsed_ms=(\d+)", log
         )
