@@ -64,7 +64,7 @@ class ScramCredentialReply:
 
 @final
 class AppendDone:
-    def __call__(self, error: str | None = None) -> None: ...
+    def __call__(self, error: str | None = None, too_large: bool = False) -> None: ...
 
 def decode_batch(
     data: bytes,

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from kop import __version__
 from kop.config import Config, ConfigError, default_text, env_var, fields, flag, kind
+from kop.lifecycle import StopSignals
 from kop.server import Server
 
 __all__ = ["build_parser", "main"]
@@ -19,7 +20,7 @@ log = logging.getLogger("kop")
 
 CONFIG_ENV = "KOP_CONFIG"
 EXIT_USAGE = 2  # bad option, bad config file, value the server rejects
-EXIT_FAILURE = 1  # could not start (bind failure, missing native module)
+EXIT_FAILURE = 1  # could not start (bind failure, missing native module, Pulsar not ready)
 
 _METAVARS = {
     "list": "NAME://HOST:PORT",
@@ -104,28 +105,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config_file = args.config or os.environ.get(CONFIG_ENV) or None
-    overrides = {f.name: getattr(args, f.name) for f in fields()}
-    try:
-        config = Config.load(config_file, overrides=overrides)
-    except ConfigError as err:
-        return _fail(_describe(err), EXIT_USAGE)
-    logging.getLogger().setLevel(_PY_LEVELS[config.log_level])
-    log.info("kop %s starting, storage %s", __version__, config.storage)
+    # SIGINT/SIGTERM from here on stop in order, whatever start-up is doing (waiting for Pulsar,
+    # opening storage): the handlers only set `signals.requested`, which serve() honours.
+    with StopSignals() as signals:
+        config_file = args.config or os.environ.get(CONFIG_ENV) or None
+        overrides = {f.name: getattr(args, f.name) for f in fields()}
+        try:
+            config = Config.load(config_file, overrides=overrides)
+        except ConfigError as err:
+            return _fail(_describe(err), EXIT_USAGE)
+        logging.getLogger().setLevel(_PY_LEVELS[config.log_level])
+        log.info("kop %s starting, storage %s", __version__, config.storage)
 
-    server = Server(config)
-    try:
-        server.start()
-    except ImportError as err:
-        return _fail(f"the native extension kop._native is not available: {err}", EXIT_FAILURE)
-    except OSError as err:
-        return _fail(f"cannot start: {_one_line(err)}", EXIT_FAILURE)
-    except ValueError as err:  # the native side rejected a value; its message names the key
-        return _fail(_one_line(err), EXIT_USAGE)
-    except KeyboardInterrupt:
-        server.stop()
-        return 130
-    server.serve()
+        server = Server(config)
+        try:
+            server.serve(stop_requested=signals.requested)
+        except ImportError as err:
+            return _fail(f"the native extension kop._native is not available: {err}", EXIT_FAILURE)
+        except OSError as err:
+            return _fail(f"cannot start: {_one_line(err)}", EXIT_FAILURE)
+        except ValueError as err:  # the native side rejected a value; its message names the key
+            return _fail(_one_line(err), EXIT_USAGE)
     return 0
 
 

@@ -144,6 +144,11 @@ class Config:
         False,
         "start as a hot standby: wait until the process serving this node id is gone",
     )
+    pulsar_startup_timeout_ms: int = _opt(
+        120000,
+        "pulsar:// storage: how long start-up waits for Pulsar to answer (retrying, one log "
+        "line per attempt) before it gives up; 0 = one attempt",
+    )
     tail_cache_bytes: int = _opt(
         8388608, "pulsar:// storage: bytes of newest batches kept in memory per partition"
     )
@@ -431,6 +436,7 @@ def _validate(cfg: Config) -> None:
     _check_security(cfg, names)
     _check_storage(cfg.storage)
     _check_range("tail_cache_bytes", cfg.tail_cache_bytes, 0, _INT64_MAX)
+    _check_range("pulsar_startup_timeout_ms", cfg.pulsar_startup_timeout_ms, 0, _INT64_MAX)
     for name in ("pulsar_tenant", "pulsar_namespace"):
         if not re.fullmatch(r"[A-Za-z0-9_.=:-]+", getattr(cfg, name)):
             raise ConfigError(name, f"is not a valid Pulsar name: {getattr(cfg, name)!r}")

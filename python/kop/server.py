@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import importlib
 import logging
-import signal
 import threading
-from types import FrameType, ModuleType, TracebackType
+from collections.abc import Callable
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kop.config import Config, check_token_validation
@@ -19,6 +19,7 @@ from kop.hooks import (
     ScramCredentialsAdapter,
     load_hook,
 )
+from kop.lifecycle import StartCancelled, StopSignals
 
 if TYPE_CHECKING:
     from kop._native import NativeServer
@@ -38,22 +39,24 @@ def _load_native() -> ModuleType:
     return importlib.import_module("kop._native")
 
 
-def _open_storage_backend(config: Config) -> PulsarBackend | None:
-    """The started Pulsar bridge for ``pulsar://`` storage, else None. Raises (naming the URL)
-    if Pulsar cannot be reached, so a misconfigured server never starts."""
-    if not config.storage.startswith(("pulsar://", "pulsar+ssl://")):
-        return None
+def _on_pulsar(config: Config) -> bool:
+    return config.storage.startswith(("pulsar://", "pulsar+ssl://"))
+
+
+def _open_pulsar_backend(config: Config, cancelled: Callable[[], bool]) -> PulsarBackend:
+    """The started Pulsar bridge for ``pulsar://`` storage. Raises PulsarStorageError (naming
+    the URL) if Pulsar cannot be reached."""
     from kop.pulsar.backend import PulsarBackend  # needs the optional pulsar-client
 
-    admin_url = config.pulsar_admin_url or pulsar_admin_url_for(config.storage)
     backend = PulsarBackend(
         config.storage,
-        admin_url,
+        _admin_url(config),
         tenant=config.pulsar_tenant,
         namespace=config.pulsar_namespace,
         token=config.pulsar_token,
         standby=config.pulsar_standby,
         node_id=config.node_id,
+        cancelled=cancelled,
     )
     if config.pulsar_standby:
         log.info(
@@ -61,6 +64,10 @@ def _open_storage_backend(config: Config) -> PulsarBackend | None:
         )
     backend.start()
     return backend
+
+
+def _admin_url(config: Config) -> str:
+    return config.pulsar_admin_url or pulsar_admin_url_for(config.storage)
 
 
 def pulsar_admin_url_for(service_url: str) -> str:
@@ -124,6 +131,7 @@ class Server:
         self._lock = threading.Lock()  # guards _native across start/stop from any thread
         self._native: NativeServer | None = None
         self._storage_backend: PulsarBackend | None = None
+        self._cancel_start = threading.Event()  # set by stop(): a start-up in progress gives up
 
     @property
     def config(self) -> Config:
@@ -132,30 +140,37 @@ class Server:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open storage and bind every listener. OSError if a listener cannot be bound."""
+        """Open storage and bind every listener. OSError if a listener cannot be bound, or
+        if Pulsar storage is not ready within ``pulsar_startup_timeout_ms``; StartCancelled
+        if ``stop()`` was called meanwhile."""
         self._start()
 
-    def _start(self) -> NativeServer:
+    def _start(self, stop_requested: threading.Event | None = None) -> NativeServer:
+        self._cancel_start.clear()  # a stop() before this start does not cancel it
+
+        def cancelled() -> bool:
+            return self._cancel_start.is_set() or (
+                stop_requested is not None and stop_requested.is_set()
+            )
+
         with self._lock:
             if self._native is not None and self._native.is_running():
                 raise RuntimeError("kop server is already running")
+            if cancelled():  # e.g. SIGTERM while the CLI was still loading the config
+                raise StartCancelled("asked to stop before storage was opened")
             native_mod = _load_native()
             native_mod.init_logging(self._config.log_level)
-            backend = _open_storage_backend(self._config)
-            try:
-                native: NativeServer = native_mod.NativeServer(
-                    self._native_config.to_json(),
-                    self._authenticator,
-                    self._authorizer,
-                    scram_credentials=self._scram_credentials,
-                    oauthbearer_validator=self._oauthbearer_validator,
-                    storage_backend=backend,
+            if _on_pulsar(self._config):
+                from kop.pulsar.startup import wait_for_pulsar
+
+                native, backend = wait_for_pulsar(
+                    lambda: self._start_on_pulsar(native_mod, cancelled),
+                    where=f"{self._config.storage} (admin {_admin_url(self._config)})",
+                    timeout_ms=self._config.pulsar_startup_timeout_ms,
+                    cancelled=cancelled,
                 )
-                native.start()
-            except BaseException:
-                if backend is not None:
-                    backend.close()
-                raise
+            else:
+                native, backend = self._start_native(native_mod, None), None
             self._native = native
             self._storage_backend = backend
             addresses = native.bound_addresses()
@@ -163,9 +178,35 @@ class Server:
             log.info("kop listening on %s://%s", name, _host_port(host, port))
         return native
 
+    def _start_on_pulsar(
+        self, native_mod: ModuleType, cancelled: Callable[[], bool]
+    ) -> tuple[NativeServer, PulsarBackend]:
+        """One attempt: the bridge, then the native server over it (which opens the group
+        shards and partitions it leads); what was opened is closed again if it fails."""
+        backend = _open_pulsar_backend(self._config, cancelled)
+        try:
+            return self._start_native(native_mod, backend), backend
+        except BaseException:
+            backend.close()
+            raise
+
+    def _start_native(self, native_mod: ModuleType, backend: PulsarBackend | None) -> NativeServer:
+        native: NativeServer = native_mod.NativeServer(
+            self._native_config.to_json(),
+            self._authenticator,
+            self._authorizer,
+            scram_credentials=self._scram_credentials,
+            oauthbearer_validator=self._oauthbearer_validator,
+            storage_backend=backend,
+        )
+        native.start()
+        return native
+
     def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting, finish in-flight requests, flush, close. Safe from any thread and
-        safe to call twice; a no-op if the server is not running."""
+        safe to call twice; a no-op if the server is not running. During ``start()`` it ends
+        a wait for Pulsar (start raises StartCancelled), or stops once storage is open."""
+        self._cancel_start.set()
         with self._lock:
             native, self._native = self._native, None
             backend, self._storage_backend = self._storage_backend, None
@@ -176,28 +217,28 @@ class Server:
                 backend.close()
         log.info("kop stopped")
 
-    def serve(self, stop_timeout: float = 30.0) -> None:
-        """Start (if needed) and block until SIGINT/SIGTERM or ``stop()``; then stop."""
-        native = self._native_or_start()
-        requested = threading.Event()
-        previous: dict[signal.Signals, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            # The handler only sets a flag: it runs between bytecodes of this thread, which
-            # might be inside stop()'s lock; the loop below does the actual stopping.
-            def on_signal(signum: int, frame: FrameType | None) -> None:
-                log.info("received %s, stopping", signal.Signals(signum).name)
-                requested.set()
+    def serve(
+        self, stop_timeout: float = 30.0, *, stop_requested: threading.Event | None = None
+    ) -> None:
+        """Start (if needed) and block until SIGINT/SIGTERM or ``stop()``; then stop.
 
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, on_signal)
-        try:
-            # Short waits so that Python signal handlers get to run in between.
-            while not requested.is_set() and not native.wait(_POLL_SECS):
-                pass
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            self.stop(stop_timeout)
+        A signal during start-up is honoured too: a wait for Pulsar ends at once, an opening
+        of storage finishes and is then closed in order (it returns without serving).
+        ``stop_requested``: an event the caller also sets (e.g. from its own signal handlers
+        installed earlier); SIGINT/SIGTERM set it here."""
+        with StopSignals(stop_requested) as signals:
+            try:
+                native = self._native_or_start(signals.requested)
+            except StartCancelled as err:
+                log.info("kop stopped during start-up (%s)", err)
+                return
+            try:
+                # Short waits so that Python signal handlers get to run in between.
+                while not signals.requested.is_set() and not native.wait(_POLL_SECS):
+                    pass
+            finally:
+                # Still inside StopSignals: a second signal while flushing is only logged.
+                self.stop(stop_timeout)
 
     async def serve_async(self, stop_timeout: float = 30.0) -> None:
         """Start (if needed) and wait without blocking the event loop until the server stops.
@@ -278,11 +319,13 @@ class Server:
             host = "::1"
         return _host_port(host, port)
 
-    def _native_or_start(self) -> NativeServer:
+    def _native_or_start(self, stop_requested: threading.Event | None = None) -> NativeServer:
         # Holding on to the instance (not re-reading self._native) means a stop() from another
         # thread right after starting just ends the wait loop instead of racing it.
         native = self._native
-        return native if native is not None and native.is_running() else self._start()
+        if native is not None and native.is_running():
+            return native
+        return self._start(stop_requested)
 
     def _running_native(self) -> NativeServer:
         native = self._native

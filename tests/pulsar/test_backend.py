@@ -124,15 +124,17 @@ class Appender:
         self.topic = topic
         self.partition = partition
         self.results: list[str | None] = []
+        self.too_large: list[bool] = []  # per result: done(..., too_large=True)
         self._pending = 0
         self._cv = threading.Condition()
 
     def append(self, epoch: int, data: bytes) -> None:
         header = parse_batch_header(data)
 
-        def done(error: str | None) -> None:
+        def done(error: str | None, too_large: bool = False) -> None:
             with self._cv:
                 self.results.append(error)
+                self.too_large.append(too_large)
                 self._pending -= 1
                 self._cv.notify_all()
 
@@ -381,6 +383,12 @@ def test_append_to_a_partition_not_opened_fails_at_once(make_backend):
     assert "t" in appender.results[0]
 
 
+def test_max_batch_bytes_is_read_from_the_broker(make_backend, pulsar_service):
+    backend = make_backend()
+    runtime = pulsar_service.admin("GET", "/admin/v2/brokers/configuration/runtime")
+    assert backend.max_batch_bytes() == int(runtime["maxMessageSize"]) - 1024
+
+
 def test_prefix_rule_after_a_failed_send(make_backend):
     """A send Pulsar refuses (too big) fails; every later completion of the partition fails too,
     although Pulsar would store those sends, until the partition is opened again."""
@@ -396,6 +404,10 @@ def test_prefix_rule_after_a_failed_send(make_backend):
     results = appender.wait()
     assert results[0] is None
     assert all(r is not None for r in results[1:]), results
+    # Only the refused batch is "too large" (MESSAGE_TOO_LARGE for its producer); the others
+    # are ordinary failures (NOT_LEADER_OR_FOLLOWER, retried after the re-sync).
+    assert appender.too_large == [False, True] + [False] * 5, results
+    assert "maxMessageSize" in (results[1] or ""), results
 
     epoch2, _, next_offset, headers, _ = backend.open_partition("t", 0, 1 << 20)
     assert epoch2 > epoch

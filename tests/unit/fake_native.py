@@ -15,6 +15,8 @@ class FakeNativeServer:
     start_error: ClassVar[BaseException | None] = None
     # Behaviour hooks for tests: called on each wait(); may stop the server, raise a signal...
     on_wait: ClassVar[Any] = None
+    # Called inside start() (storage opening), before the server runs.
+    on_start: ClassVar[Any] = None
 
     def __init__(
         self,
@@ -38,6 +40,8 @@ class FakeNativeServer:
         type(self).instances.append(self)
 
     def start(self) -> None:
+        if self.on_start is not None:
+            self.on_start(self)
         if self.start_error is not None:
             raise self.start_error
         self._running = True

@@ -184,6 +184,18 @@ def test_signal_stops_kop_serve(subprocess_env: dict[str, str], signum: int) -> 
     assert "kop stopped" in rest
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_sigterm_while_storage_opens_is_a_clean_stop(
+    fake_native: Fake, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_native.on_start = staticmethod(lambda native: os.kill(os.getpid(), signal.SIGTERM))
+    with caplog.at_level(logging.INFO):
+        assert main(["serve", "--storage", "memory://"]) == 0
+    assert fake_native.instances[0].stop_calls == [30.0]
+    assert "received SIGTERM, stopping" in caplog.text
+    assert "kop stopped" in caplog.text
+
+
 def test_negative_numbers_are_values_not_flags(fake_native: Fake) -> None:
     fake_native.on_wait = staticmethod(_auto_stop)
     argv = ["serve", "--storage", "memory://", "--log-retention-ms", "-1", "--log-level", "ERROR"]

@@ -156,6 +156,45 @@ def test_serve_returns_on_signal(fake_native: Fake, signum: int) -> None:
     assert not server.is_running
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_storage_opens_stops_once_it_is_open(
+    fake_native: Fake, signum: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    def signal_during_start(native: FakeNativeServer) -> None:
+        os.kill(os.getpid(), signum)
+
+    fake_native.on_start = staticmethod(signal_during_start)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    server = Server(CFG)
+    with caplog.at_level(logging.INFO, logger="kop"):
+        server.serve(stop_timeout=4.0)
+    (native,) = fake_native.instances
+    assert native.stop_calls == [4.0]  # opened storage is closed in order (flushed)
+    assert native.wait_calls == 0  # never served
+    assert not server.is_running
+    assert f"received {signal.Signals(signum).name}, stopping" in caplog.text
+    assert "kop stopped" in caplog.text
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_stop_from_another_thread_during_start_stops_once_open(fake_native: Fake) -> None:
+    server = Server(CFG)
+    started = threading.Event()
+
+    def slow_open(native: FakeNativeServer) -> None:
+        started.set()
+        time.sleep(0.3)
+
+    fake_native.on_start = staticmethod(slow_open)
+    stopper = threading.Thread(target=lambda: (started.wait(5), server.stop()))
+    stopper.start()
+    server.serve()
+    stopper.join(5)
+    (native,) = fake_native.instances
+    assert native.stop_calls and not server.is_running
+
+
 def test_serve_off_the_main_thread_installs_no_handlers(fake_native: Fake) -> None:
     server = Server(CFG)
     errors: list[BaseException] = []

@@ -19,6 +19,8 @@ __all__ = ["PulsarAdmin"]
 # Topic-scoped calls may answer 307 "ask the owner broker"; urllib only follows redirects for GET.
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
+# Answers that waiting will not change: kop's token is missing, wrong or not allowed.
+_REFUSED = (401, 403)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -101,6 +103,22 @@ class PulsarAdmin:
         path = self._topic_path(tenant, namespace, topic) + "/" + _q(policy)
         self._expect("POST", path, value, ok=(200, 204))
 
+    def max_message_size(self) -> int:
+        """The broker's ``maxMessageSize`` (the largest message a producer may send), from its
+        runtime configuration (needs a super-user token when Pulsar checks authorization)."""
+        answer = self._expect("GET", "/admin/v2/brokers/configuration/runtime", None, ok=(200,))
+        value = answer.get("maxMessageSize") if isinstance(answer, dict) else None
+        try:
+            size = int(value) if value is not None else 0
+        except (TypeError, ValueError):
+            size = 0
+        if size <= 0:
+            raise PulsarStorageError(
+                f"Pulsar admin {self.url}: no usable maxMessageSize in the broker configuration "
+                f"({value!r})"
+            )
+        return size
+
     def delete_partitioned_topic(self, tenant: str, namespace: str, topic: str) -> None:
         """Force-delete (producers and readers are disconnected); a missing topic is fine."""
         path = self._topic_path(tenant, namespace, topic) + "/partitions?force=true"
@@ -121,7 +139,8 @@ class PulsarAdmin:
         if status not in ok:
             reason = body.get("reason") if isinstance(body, dict) else body
             raise PulsarStorageError(
-                f"Pulsar admin {self.url}: {method} {path} answered {status}: {reason}"
+                f"Pulsar admin {self.url}: {method} {path} answered {status}: {reason}",
+                permanent=status in _REFUSED,
             )
 
     def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

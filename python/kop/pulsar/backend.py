@@ -39,6 +39,12 @@ log = logging.getLogger("kop.pulsar")
 # (epoch, log_start, next_offset, headers, tail)
 OpenedPartition = tuple[int, int, int, list[bytes], list[bytes]]
 
+# Pulsar's default maxMessageSize, used only when the broker's configuration cannot be read.
+DEFAULT_MAX_MESSAGE_SIZE = 5 * 1024 * 1024
+# The client counts a message's metadata (producer name, sequence id, kop's properties: about
+# 150 bytes) against maxMessageSize; this leaves room for it.
+METADATA_RESERVE = 1024
+
 
 class PulsarBackend:
     def __init__(
@@ -53,6 +59,7 @@ class PulsarBackend:
         log_path: str | None = None,
         standby: bool = False,
         node_id: int = 1,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.service_url = service_url
         self.admin_url = admin_url
@@ -64,6 +71,8 @@ class PulsarBackend:
         self._log_path = log_path
         self.standby = standby
         self.node_id = node_id
+        self._cancelled = cancelled  # start-up stops waiting (standby) once this is true
+        self._max_message_size = DEFAULT_MAX_MESSAGE_SIZE
         self._admin = PulsarAdmin(admin_url, token=token, timeout_s=operation_timeout_s)
         self._io: PulsarIO | None = None
         self._docs: DocumentStore | None = None
@@ -81,6 +90,7 @@ class PulsarBackend:
 
     def start(self) -> None:
         self._admin.set_namespace_policies(self.tenant, self.namespace)
+        self._max_message_size = self._read_max_message_size()
         own_topic = instance_topic(self.node_id)
         for name in (own_topic, MEMBERS_TOPIC, METADATA_TOPIC):
             self._admin.create_topic(self.tenant, self.namespace, name)
@@ -99,7 +109,9 @@ class PulsarBackend:
             # stops writing; a standby waits until the serving process is gone. Instances with
             # other node ids share the namespace (join, cluster_state).
             if self.standby:
-                self._instance = io.wait_for_exclusive_producer(self._internal(own_topic))
+                self._instance = io.wait_for_exclusive_producer(
+                    self._internal(own_topic), cancelled=self._cancelled
+                )
             else:
                 self._instance = io.owner_producer(self._internal(own_topic))
             docs = DocumentStore(io, self._internal(METADATA_TOPIC))
@@ -110,6 +122,33 @@ class PulsarBackend:
             raise
         self._io, self._docs = io, docs
         self._members = Members(io, self._internal(MEMBERS_TOPIC))
+
+    def _read_max_message_size(self) -> int:
+        try:
+            size = self._admin.max_message_size()
+        except PulsarStorageError as err:
+            # The admin API answered a moment ago (namespace policies): this endpoint is refused
+            # (it needs a super-user token) or missing.
+            log.warning(
+                "cannot read Pulsar's maxMessageSize (%s); assuming its default %d bytes. A "
+                "larger batch is refused with MESSAGE_TOO_LARGE; should the broker's limit be "
+                "lower, the first batch it refuses lowers kop's limit",
+                err,
+                DEFAULT_MAX_MESSAGE_SIZE,
+            )
+            return DEFAULT_MAX_MESSAGE_SIZE
+        log.info(
+            "Pulsar's maxMessageSize is %d bytes: Kafka batches up to %d bytes are stored, "
+            "larger ones refused (MESSAGE_TOO_LARGE)",
+            size,
+            size - METADATA_RESERVE,
+        )
+        return size
+
+    def max_batch_bytes(self) -> int:
+        """The largest Kafka batch (one Pulsar message) Pulsar accepts; Rust refuses larger
+        ones with MESSAGE_TOO_LARGE before assigning offsets (docs/pulsar-storage.md)."""
+        return max(1, self._max_message_size - METADATA_RESERVE)
 
     def close(self) -> None:
         with self._lock:
@@ -236,7 +275,7 @@ class PulsarBackend:
         record_count: int,
         max_timestamp: int,
         payload: bytes,
-        done: Callable[[str | None], object],
+        done: Callable[..., object],
     ) -> None:
         with self._lock:
             p = self._partitions.get((topic, partition))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from kop.lifecycle import StartCancelled, sleep_unless
 from kop.pulsar.errors import PulsarStorageError
 
 try:
@@ -33,6 +34,9 @@ log = logging.getLogger("kop.pulsar")
 # (ledger id, entry id): the total order of positions in one non-partitioned topic; kop never
 # uses Pulsar-side batching, so the batch index carries nothing.
 MessageKey = tuple[int, int]
+
+# Errors that waiting will not change: kop's credentials are refused.
+_REFUSED = (pulsar.AuthenticationError, pulsar.AuthorizationError)
 
 _HANDOFF_ATTEMPTS = 5
 _HANDOFF_BACKOFF_S = 0.05
@@ -95,7 +99,10 @@ class PulsarIO:
 
     def error(self, what: str, topic: str | None, err: Exception) -> PulsarStorageError:
         where = f"{self.url} {topic}" if topic else self.url
-        return PulsarStorageError(f"Pulsar {where}: {what} failed: {type(err).__name__}: {err}")
+        return PulsarStorageError(
+            f"Pulsar {where}: {what} failed: {type(err).__name__}: {err}",
+            permanent=isinstance(err, _REFUSED),
+        )
 
     # -- producers -------------------------------------------------------------------------------
 
@@ -126,18 +133,22 @@ class PulsarIO:
                 raise self.error("hold the producer (Exclusive)", topic, err) from err
         raise AssertionError("unreachable")
 
-    def wait_for_exclusive_producer(self, topic: str, poll_s: float = 0.5) -> Any:
+    def wait_for_exclusive_producer(
+        self, topic: str, poll_s: float = 0.5, cancelled: Callable[[], bool] = lambda: False
+    ) -> Any:
         """Hold ``topic`` with a plain Exclusive producer once nobody else does (a standby
         waiting for the serving instance to go away). Polls: the client's WaitForExclusive mode
-        is not used from Python (docs/pulsar-fencing.md)."""
+        is not used from Python (docs/pulsar-fencing.md). StartCancelled once ``cancelled()``."""
         waiting_since = time.monotonic()
         while True:
+            if cancelled():
+                raise StartCancelled(f"stopped while standing by for {topic}")
             try:
                 producer = self._producer(topic, pulsar.ProducerAccessMode.Exclusive)
             except (pulsar.ProducerBusy, pulsar.ProducerFenced) as err:
                 if time.monotonic() - waiting_since < poll_s * 1.5:
                     log.info("%s is held by another kop instance; standing by (%s)", topic, err)
-                time.sleep(poll_s)
+                sleep_unless(cancelled, poll_s)
                 continue
             except Exception as err:
                 raise self.error("hold the producer (Exclusive)", topic, err) from err
@@ -209,3 +220,11 @@ class PulsarIO:
 
 def result_ok(res: Any) -> bool:
     return bool(res == pulsar.Result.Ok)
+
+
+def result_too_large(res: Any) -> bool:
+    """Whether a send failed because the message exceeds the broker's maxMessageSize: a
+    permanent error of that one message, raised by the client before sending (the producer and
+    the partition it holds are unaffected). Every other send error may mean the partition is
+    lost (docs/pulsar-fencing.md)."""
+    return bool(res == pulsar.Result.MessageTooBig)

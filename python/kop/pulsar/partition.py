@@ -20,7 +20,7 @@ from kop.pulsar.checkpoint import (
     Checkpoint,
     CheckpointStore,
 )
-from kop.pulsar.client import MessageKey, PulsarIO, message_key, result_ok
+from kop.pulsar.client import MessageKey, PulsarIO, message_key, result_ok, result_too_large
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
     BATCH_HEADER_SIZE,
@@ -36,14 +36,19 @@ from kop.pulsar.takeover import PartitionScan
 
 log = logging.getLogger("kop.pulsar")
 
-Done = Callable[[str | None], object]
+# done(None): stored; done(message): not stored (or maybe not), the partition may be lost;
+# done(message, too_large=True): this batch was refused for its size.
+Done = Callable[..., object]
 
 
-def _report(done: Done, error: str | None) -> None:
+def _report(done: Done, error: str | None, too_large: bool = False) -> None:
     # An exception escaping a send callback would terminate the process (pulsar-client runs
     # callbacks on its own threads), so a failing ``done`` is only logged.
     try:
-        done(error)
+        if too_large:
+            done(error, too_large=True)
+        else:
+            done(error)
     except Exception:
         log.exception("append completion callback failed")
 
@@ -138,9 +143,20 @@ class Partition:
         done: Done,
     ) -> None:
         try:
+            too_large = False
             with self._lock:
-                if self._failure is None and not result_ok(res):
-                    # Any send error, a timeout included, means the partition may be lost
+                if self._failure is None and result_too_large(res):
+                    # Refused by the client before sending, for its size: nothing of it is
+                    # stored and the producer still holds the partition. But Rust gave the batch
+                    # offsets, so later batches must not be stored after the hole: stop, and
+                    # let the takeover re-sync (docs/pulsar-storage.md, "Message size").
+                    too_large = True
+                    self._fail(
+                        f"a batch of {size} bytes is larger than Pulsar's maxMessageSize "
+                        f"allows ({res}); not a lost partition: re-synced by a takeover"
+                    )
+                elif self._failure is None and not result_ok(res):
+                    # Any other send error, a timeout included, means the partition may be lost
                     # (docs/pulsar-fencing.md): stop acknowledging until the next takeover.
                     self._fail(f"send failed: {res}")
                 failure = self._failure
@@ -157,7 +173,7 @@ class Partition:
                     )
                     self.producers.add(header)
                 due = self._checkpoint_due()
-            _report(done, None if failure is None else self._failure_message(failure))
+            _report(done, None if failure is None else self._failure_message(failure), too_large)
             if due and self._checkpoints is not None:
                 self._checkpoints.schedule(self.topic, self._scheduled_checkpoint)
         except Exception:  # never let an exception out of a client callback

@@ -60,6 +60,7 @@ pub struct ServerConfig {
     pub pulsar_namespace: String,
     pub pulsar_token: Option<String>,
     pub pulsar_standby: bool,
+    pub pulsar_startup_timeout_ms: u64,
     /// Bytes of newest batches kept in memory per partition on remote storage.
     pub tail_cache_bytes: u64,
     pub node_id: i32,
@@ -118,6 +119,7 @@ impl Default for ServerConfig {
             pulsar_namespace: "default".into(),
             pulsar_token: None,
             pulsar_standby: false,
+            pulsar_startup_timeout_ms: 120_000,
             tail_cache_bytes: 8 << 20,
             node_id: 1,
             cluster_id: None,

@@ -16,7 +16,7 @@ use kafka_protocol::messages::*;
 use kop_core::broker::cluster::Member;
 use kop_core::records::batch::BatchHeader;
 use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
-use kop_core::storage::{ClusterState, Receipt};
+use kop_core::storage::{AppendFailure, ClusterState, Receipt};
 use kop_core::{RunningServer, ServerConfig};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -27,7 +27,7 @@ struct GatedBackend {
     docs: Mutex<HashMap<String, Vec<u8>>>,
     open: AtomicBool,
     appended: Mutex<Vec<Bytes>>,
-    held: Mutex<Vec<oneshot::Sender<Result<(), String>>>>,
+    held: Mutex<Vec<oneshot::Sender<Result<(), AppendFailure>>>>,
 }
 
 impl GatedBackend {

@@ -38,6 +38,21 @@ fn to_py_err(err: io::Error) -> PyErr {
     }
 }
 
+/// `to_py_err`, except that an error the Pulsar bridge raised is raised again as it was (a
+/// `PulsarStorageError`: start-up waits for Pulsar and tries again).
+fn start_error(err: io::Error) -> PyErr {
+    if !err.get_ref().is_some_and(|e| e.is::<pulsar::BridgeError>()) {
+        return to_py_err(err);
+    }
+    match err
+        .into_inner()
+        .map(|e| e.downcast::<pulsar::BridgeError>())
+    {
+        Some(Ok(bridge)) => bridge.error,
+        _ => unreachable!("checked above"),
+    }
+}
+
 impl NativeServer {
     fn server(&self) -> Option<Arc<RunningServer>> {
         self.running.lock().clone()
@@ -95,13 +110,13 @@ impl NativeServer {
         let remote: Option<Arc<dyn kop_core::storage::RemoteBackend>> = match &self.storage_backend
         {
             Some(b) => Some(Arc::new(
-                pulsar::PyRemoteBackend::start(b.clone_ref(py)).map_err(to_py_err)?,
+                pulsar::PyRemoteBackend::start(py, b.clone_ref(py)).map_err(start_error)?,
             )),
             None => None,
         };
         let server = py
             .detach(|| RunningServer::start_embedded(config, hooks, remote))
-            .map_err(to_py_err)?;
+            .map_err(start_error)?;
         *self.running.lock() = Some(Arc::new(server));
         Ok(())
     }

@@ -8,13 +8,14 @@
 //! the bridge's non-blocking `append`, whose receipt completes a oneshot from a client thread.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use bytes::Bytes;
 use kop_core::broker::cluster::Member;
 use kop_core::records::batch::BatchHeader;
 use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
-use kop_core::storage::{ClusterState, Receipt};
+use kop_core::storage::{AppendFailure, ClusterState, Receipt};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -27,18 +28,40 @@ const BLOCKING_THREADS: usize = 4;
 /// Appends handed to Python per attach, at most.
 const APPENDS_PER_CROSSING: usize = 1024;
 
-/// Completes one append: called by the bridge with None (stored) or an error message.
+/// Completes one append: called by the bridge with None (stored) or an error message, and
+/// `too_large` when Pulsar refused the batch for its size.
 #[pyclass(module = "kop._native", frozen)]
 pub struct AppendDone {
-    tx: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
+    tx: Mutex<Option<oneshot::Sender<Result<(), AppendFailure>>>>,
+    /// The batch's size, and the backend's limit to lower when Pulsar refuses that size.
+    size: usize,
+    max_batch: Arc<AtomicUsize>,
 }
 
 #[pymethods]
 impl AppendDone {
-    #[pyo3(signature = (error=None))]
-    fn __call__(&self, error: Option<String>) {
+    #[pyo3(signature = (error=None, too_large=false))]
+    fn __call__(&self, error: Option<String>, too_large: bool) {
+        let result = match error {
+            None => Ok(()),
+            Some(why) if too_large => {
+                // Pulsar's limit is lower than kop read (or assumed): learn it, so the next
+                // batch this large is refused before it gets offsets.
+                let learned = self.size.saturating_sub(1).max(1);
+                let before = self.max_batch.fetch_min(learned, Ordering::AcqRel);
+                if learned < before {
+                    tracing::warn!(
+                        size = self.size,
+                        max = learned,
+                        "Pulsar refused a batch as too large: refusing batches above {learned} bytes from now on"
+                    );
+                }
+                Err(AppendFailure::TooLarge(why))
+            }
+            Some(why) => Err(AppendFailure::Lost(why)),
+        };
         if let Some(tx) = self.tx.lock().take() {
-            let _ = tx.send(error.map_or(Ok(()), Err));
+            let _ = tx.send(result);
         }
     }
 }
@@ -51,23 +74,51 @@ struct Append {
     record_count: i32,
     max_timestamp: i64,
     payload: Bytes,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), AppendFailure>>,
 }
 
 pub struct PyRemoteBackend {
     bridge: Arc<Py<PyAny>>,
     jobs: Mutex<mpsc::Sender<Job>>,
     appends: Mutex<mpsc::Sender<Append>>,
+    /// The largest batch Pulsar takes (`max_batch_bytes` of the bridge, lowered when Pulsar
+    /// refuses a smaller one).
+    max_batch: Arc<AtomicUsize>,
 }
+
+/// A bridge method raised: the message names the method, and the Python exception is kept so
+/// that `NativeServer.start` raises it as it was (a `PulsarStorageError` tells start-up to
+/// wait for Pulsar and try again).
+#[derive(Debug)]
+pub struct BridgeError {
+    message: String,
+    pub error: PyErr,
+}
+
+impl std::fmt::Display for BridgeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BridgeError {}
 
 fn bridge_error(py: Python<'_>, method: &str, err: PyErr) -> io::Error {
     let msg = err.value(py).to_string();
-    io::Error::other(format!("pulsar bridge {method}: {msg}"))
+    io::Error::other(BridgeError {
+        message: format!("pulsar bridge {method}: {msg}"),
+        error: err,
+    })
 }
 
 impl PyRemoteBackend {
     /// `bridge` is a started `kop.pulsar.PulsarBackend`.
-    pub fn start(bridge: Py<PyAny>) -> io::Result<PyRemoteBackend> {
+    pub fn start(py: Python<'_>, bridge: Py<PyAny>) -> io::Result<PyRemoteBackend> {
+        let max_batch = bridge
+            .call_method0(py, "max_batch_bytes")
+            .and_then(|r| r.extract::<usize>(py))
+            .map_err(|e| bridge_error(py, "max_batch_bytes", e))?;
+        let max_batch = Arc::new(AtomicUsize::new(max_batch));
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         for i in 0..BLOCKING_THREADS {
@@ -83,6 +134,7 @@ impl PyRemoteBackend {
         let bridge = Arc::new(bridge);
         let (append_tx, append_rx) = mpsc::channel::<Append>();
         let appender = bridge.clone();
+        let limit = max_batch.clone();
         std::thread::Builder::new()
             .name("kop-pulsar-append".into())
             .spawn(move || {
@@ -91,7 +143,7 @@ impl PyRemoteBackend {
                         let mut next = Some(first);
                         let mut sent = 0;
                         while let Some(a) = next.take() {
-                            send_append(py, &appender, a);
+                            send_append(py, &appender, a, &limit);
                             sent += 1;
                             if sent < APPENDS_PER_CROSSING {
                                 next = append_rx.try_recv().ok();
@@ -104,6 +156,7 @@ impl PyRemoteBackend {
             bridge,
             jobs: Mutex::new(job_tx),
             appends: Mutex::new(append_tx),
+            max_batch,
         })
     }
 
@@ -126,11 +179,13 @@ impl PyRemoteBackend {
     }
 }
 
-fn send_append(py: Python<'_>, bridge: &Py<PyAny>, a: Append) {
+fn send_append(py: Python<'_>, bridge: &Py<PyAny>, a: Append, max_batch: &Arc<AtomicUsize>) {
     let done = match Py::new(
         py,
         AppendDone {
             tx: Mutex::new(Some(a.done)),
+            size: a.payload.len(),
+            max_batch: max_batch.clone(),
         },
     ) {
         Ok(d) => d,
@@ -151,7 +206,7 @@ fn send_append(py: Python<'_>, bridge: &Py<PyAny>, a: Append) {
     );
     if let Err(e) = bridge.call_method1(py, "append", args) {
         done.get()
-            .__call__(Some(bridge_error(py, "append", e).to_string()));
+            .__call__(Some(bridge_error(py, "append", e).to_string()), false);
     }
 }
 
@@ -309,6 +364,10 @@ impl RemoteBackend for PyRemoteBackend {
                 tail: bytes_list(tail),
             })
         })
+    }
+
+    fn max_batch_bytes(&self) -> Option<usize> {
+        Some(self.max_batch.load(Ordering::Acquire))
     }
 
     fn append(

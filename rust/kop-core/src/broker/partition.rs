@@ -23,7 +23,7 @@ use super::topic_config::EffectiveTopicConfig;
 use crate::error::KafkaError;
 use crate::records::batch::{self, BatchHeader};
 use crate::records::decode::{record_points, RecordPoint};
-use crate::storage::{LogSettings, PartitionLog, Receipt};
+use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt};
 
 /// Leader epoch of every partition: one broker, never re-elected.
 pub const LEADER_EPOCH: i32 = 0;
@@ -121,16 +121,23 @@ pub struct Durability {
     partition: Arc<Partition>,
     generation: u64,
     end_offset: i64,
+    /// Set, before the step-down, when the backend refused one of this append's batches for
+    /// its size.
+    too_large: Arc<AtomicBool>,
 }
 
 impl Durability {
     /// Ok once the high watermark covers the append; NOT_LEADER_OR_FOLLOWER if the partition
-    /// stepped down first (the data may or may not be stored; the client retries).
+    /// stepped down first (the data may or may not be stored; the client retries), or
+    /// MESSAGE_TOO_LARGE if the backend refused this append's batch for its size (not stored).
     pub async fn wait(self) -> Result<(), KafkaError> {
         let mut rx = self.partition.mark.subscribe();
         loop {
             let mark = *rx.borrow_and_update();
             if mark.generation != self.generation {
+                if self.too_large.load(Ordering::Acquire) {
+                    return Err(KafkaError::MessageTooLarge);
+                }
                 return Err(KafkaError::NotLeaderOrFollower);
             }
             if mark.high_watermark >= self.end_offset {
@@ -286,8 +293,20 @@ impl Partition {
         let mut headers = Vec::with_capacity(batches.len());
         {
             let inner = self.inner.read();
+            // Pulsar stores a batch as one message, whatever the topic's max.message.bytes:
+            // a larger batch is refused here, before it gets offsets (docs/pulsar-storage.md).
+            let storage_max = inner.log.max_batch_bytes();
             for b in &batches {
                 if b.len() > inner.config.max_message_bytes as usize {
+                    return Err(KafkaError::MessageTooLarge);
+                }
+                if let Some(max) = storage_max.filter(|&max| b.len() > max) {
+                    tracing::debug!(
+                        partition = self.index,
+                        size = b.len(),
+                        max,
+                        "batch larger than the storage holds: MESSAGE_TOO_LARGE"
+                    );
                     return Err(KafkaError::MessageTooLarge);
                 }
                 headers.push(batch::validate(b)?);
@@ -348,26 +367,43 @@ impl Partition {
             return Ok((first, None));
         }
         drop(inner);
+        let too_large = Arc::new(AtomicBool::new(false));
         if !receipts.is_empty() {
-            self.await_receipts(generation, receipts);
+            self.await_receipts(generation, receipts, too_large.clone());
         }
         let durability = (wait_until > self.high_watermark()).then(|| Durability {
             partition: self.clone(),
             generation,
             end_offset: wait_until,
+            too_large,
         });
         Ok((first, durability))
     }
 
     /// Advances the high watermark as receipts arrive (they complete in order); the first
-    /// failure steps the partition down.
-    fn await_receipts(self: &Arc<Self>, generation: u64, receipts: Vec<(Receipt, i64)>) {
+    /// failure steps the partition down. A batch refused for its size is not a lost partition,
+    /// but it holds offsets already given out (and later batches may be queued behind it): the
+    /// step-down and the takeover that follows re-sync offsets and producer state with what is
+    /// stored, once. Its producer gets MESSAGE_TOO_LARGE (`too_large`) and does not retry.
+    fn await_receipts(
+        self: &Arc<Self>,
+        generation: u64,
+        receipts: Vec<(Receipt, i64)>,
+        too_large: Arc<AtomicBool>,
+    ) {
         let partition = self.clone();
         let task = async move {
             for (receipt, end) in receipts {
                 let failure = match receipt.await {
                     Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e),
+                    Ok(Err(AppendFailure::TooLarge(why))) => {
+                        too_large.store(true, Ordering::Release);
+                        Some(format!(
+                            "the storage refused a batch as too large ({why}); not a lost \
+                             partition: re-syncing it with one takeover"
+                        ))
+                    }
+                    Ok(Err(AppendFailure::Lost(why))) => Some(why),
                     Err(_) => Some("the storage bridge dropped the append".to_string()),
                 };
                 match failure {
@@ -624,5 +660,67 @@ mod tests {
         stored(appended.1).await.unwrap();
         assert_eq!(p.high_watermark(), 6);
         assert_eq!(backend.stored.lock().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_above_the_storage_limit_is_refused_before_it_gets_offsets() {
+        let backend = Arc::new(MemoryBackend::default());
+        let p = remote_partition(backend.clone());
+        let big = sample_batch(3, 1_000, &[7u8; 2_000], (-1, -1, -1));
+        let small = sample_batch(1, 1_000, b"v", (-1, -1, -1));
+        *backend.max_batch.lock() = Some(big.len() - 1);
+
+        let refused = p.append(BytesMut::from(&big[..]), 0, false).err();
+        assert_eq!(refused, Some(KafkaError::MessageTooLarge));
+        assert!(backend.stored.lock().is_empty());
+        // Nothing stepped down: the next batch is stored at offset 0, without a takeover.
+        let (done, durable) = p.append(BytesMut::from(&small[..]), 0, false).unwrap();
+        assert_eq!(done.base_offset, 0);
+        stored(durable).await.unwrap();
+        assert_eq!(p.high_watermark(), 1);
+        assert_eq!(backend.opens.load(Ordering::SeqCst), 1);
+        // A batch of exactly the limit is stored.
+        *backend.max_batch.lock() = Some(big.len());
+        let (done, durable) = p.append(BytesMut::from(&big[..]), 0, false).unwrap();
+        assert_eq!(done.base_offset, 1);
+        stored(durable).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_the_backend_refuses_as_too_large_is_message_too_large_and_resyncs_once() {
+        let backend = Arc::new(MemoryBackend::default());
+        let p = remote_partition(backend.clone());
+        let big = sample_batch(3, 1_000, &[7u8; 2_000], (-1, -1, -1));
+        let small = sample_batch(1, 1_000, b"v", (-1, -1, -1));
+        // The backend's limit is lower than it said: the batch gets offsets, then is refused.
+        *backend.refuse_above.lock() = Some(big.len() - 1);
+        let (done, durable) = p.append(BytesMut::from(&big[..]), 0, false).unwrap();
+        assert_eq!(done.base_offset, 0);
+        assert_eq!(stored(durable).await, Err(KafkaError::MessageTooLarge));
+        assert_eq!(p.high_watermark(), 0);
+
+        // One takeover re-syncs offsets with what is stored: the refused batch leaves no hole.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let appended = loop {
+            p.acquire();
+            match p.append(BytesMut::from(&small[..]), 0, false) {
+                Ok(ok) => break ok,
+                Err(KafkaError::NotLeaderOrFollower) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("append after the re-sync: {e}"),
+            }
+        };
+        assert_eq!(appended.0.base_offset, 0);
+        stored(appended.1).await.unwrap();
+        assert_eq!(backend.opens.load(Ordering::SeqCst), 2);
+        // Serving again: no further takeover.
+        for _ in 0..5 {
+            p.acquire();
+            let (_, durable) = p.append(BytesMut::from(&small[..]), 0, false).unwrap();
+            stored(durable).await.unwrap();
+        }
+        assert_eq!(p.high_watermark(), 6);
+        assert_eq!(backend.opens.load(Ordering::SeqCst), 2);
     }
 }

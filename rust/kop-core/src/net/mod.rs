@@ -4,12 +4,12 @@ mod connection;
 mod sasl;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -45,15 +45,25 @@ pub struct RunningServer {
     security: Arc<Security>,
 }
 
-fn bind(spec: &ListenerSpec) -> io::Result<StdTcpListener> {
+/// Connections the kernel queues per listener before kop accepts them.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds (so the port is taken, and known for port 0) without listening: until storage is
+/// open, a connection attempt is refused, so a port check never reports a server that cannot
+/// answer yet. `listen` follows once the broker is ready.
+fn bind(spec: &ListenerSpec) -> io::Result<TcpSocket> {
     let addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
     for addr in addrs {
-        match StdTcpListener::bind(addr) {
-            Ok(l) => {
-                l.set_nonblocking(true)?;
-                return Ok(l);
-            }
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std's TcpListener::bind: a restarted kop rebinds despite TIME_WAIT connections.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return Ok(socket),
             Err(e) => last = e,
         }
     }
@@ -124,10 +134,10 @@ impl RunningServer {
             .enable_all()
             .build()?;
         let specs = config.listener_specs();
-        let std_listeners = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
+        let sockets = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
         let mut bound = Vec::new();
         let mut infos = Vec::new();
-        for (spec, l) in specs.iter().zip(&std_listeners) {
+        for (spec, l) in specs.iter().zip(&sockets) {
             let b = BoundListener {
                 name: spec.name.clone(),
                 host: spec.host.clone(),
@@ -159,10 +169,11 @@ impl RunningServer {
             Security::new(&config, Some(&broker), hooks)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
+        // Storage is open: only now do the ports accept connections.
         let mut listeners = Vec::new();
-        for (l, info) in std_listeners.into_iter().zip(infos) {
+        for (socket, info) in sockets.into_iter().zip(infos) {
             let _guard = runtime.enter();
-            listeners.push((TcpListener::from_std(l)?, info));
+            listeners.push((socket.listen(LISTEN_BACKLOG)?, info));
         }
         let (shutdown_tx, shutdown) = ShutdownSignal::new();
         let done = Arc::new((Mutex::new(StopState::default()), Condvar::new()));

@@ -103,7 +103,27 @@ pub trait Storage: Send + Sync {
 
 /// Completes when a remote backend has stored an appended batch (`Err`: it did not, or may not
 /// have; the partition must be taken over again before it appends more).
-pub type Receipt = tokio::sync::oneshot::Receiver<Result<(), String>>;
+pub type Receipt = tokio::sync::oneshot::Receiver<Result<(), AppendFailure>>;
+
+/// Why a remote append was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendFailure {
+    /// The backend refuses a message this large: permanent for this batch, which was not
+    /// stored; the partition is still held. The producer gets MESSAGE_TOO_LARGE.
+    TooLarge(String),
+    /// The append may or may not be stored and the partition may be lost (fenced, timed out,
+    /// disconnected). The producer gets NOT_LEADER_OR_FOLLOWER and retries.
+    Lost(String),
+}
+
+impl std::fmt::Display for AppendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendFailure::TooLarge(why) => write!(f, "batch too large for the storage: {why}"),
+            AppendFailure::Lost(why) => f.write_str(why),
+        }
+    }
+}
 
 /// One partition's log. Offsets are assigned by the broker; the log stores batches whose
 /// `baseOffset` is already patched, in offset order.
@@ -128,6 +148,11 @@ pub trait PartitionLog: Send + Sync {
     /// partition lock. None for local logs. When Some, the timestamp look-ups below are asked
     /// there instead.
     fn remote_reads(&self) -> Option<std::sync::Arc<dyn RemoteReads>> {
+        None
+    }
+    /// The largest batch the storage can hold, when it is smaller than any topic may ask for
+    /// (Pulsar's maximum message size); None: no limit of its own.
+    fn max_batch_bytes(&self) -> Option<usize> {
         None
     }
     /// The first batch whose max timestamp is >= `timestamp`.

@@ -73,6 +73,11 @@ pub trait RemoteBackend: Send + Sync {
     fn join(&self, me: &Member) -> io::Result<Vec<Member>>;
     /// The live members, and a counter that moves whenever a document changed.
     fn cluster_state(&self) -> io::Result<ClusterState>;
+    /// The largest batch `append` can store (Pulsar: the broker's maximum message size, less
+    /// room for the message metadata); None: no limit. Asked on every append: keep it cheap.
+    fn max_batch_bytes(&self) -> Option<usize> {
+        None
+    }
     /// Sends one batch; never blocks. Receipts of one partition report a prefix: after a
     /// failure every later one fails too, until the partition is opened again.
     fn append(
@@ -437,6 +442,10 @@ impl PartitionLog for RemoteLog {
         Some(self.reads.clone())
     }
 
+    fn max_batch_bytes(&self) -> Option<usize> {
+        self.backend.max_batch_bytes()
+    }
+
     fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>> {
         self.reads.batch_at_timestamp(timestamp)
     }
@@ -587,11 +596,17 @@ pub(crate) mod test_backend {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
+    use crate::storage::AppendFailure;
 
-    /// Stores batches in memory; receipts fail while `fail` is set (as after fencing).
+    /// Stores batches in memory; receipts fail while `fail` is set (as after fencing), and
+    /// batches above `refuse_above` bytes are refused as too large (as Pulsar's client does).
     #[derive(Default)]
     pub(crate) struct MemoryBackend {
         pub fail: AtomicBool,
+        /// What `max_batch_bytes` answers.
+        pub max_batch: Mutex<Option<usize>>,
+        /// Receipts of batches larger than this fail with `TooLarge`.
+        pub refuse_above: Mutex<Option<usize>>,
         pub opens: AtomicUsize,
         pub stored: Mutex<Vec<Bytes>>,
         /// What `apply_retention` answers (the log start after a deletion); None: 0.
@@ -648,10 +663,19 @@ pub(crate) mod test_backend {
                 tail: stored,
             })
         }
+        fn max_batch_bytes(&self) -> Option<usize> {
+            *self.max_batch.lock()
+        }
         fn append(&self, _: &str, _: i32, _: i32, _: &BatchHeader, payload: Bytes) -> Receipt {
             let (tx, rx) = tokio::sync::oneshot::channel();
             if self.fail.load(Ordering::SeqCst) {
-                let _ = tx.send(Err("fenced".into()));
+                let _ = tx.send(Err(AppendFailure::Lost("fenced".into())));
+            } else if self
+                .refuse_above
+                .lock()
+                .is_some_and(|max| payload.len() > max)
+            {
+                let _ = tx.send(Err(AppendFailure::TooLarge("refused".into())));
             } else {
                 self.stored.lock().push(payload);
                 let _ = tx.send(Ok(()));
