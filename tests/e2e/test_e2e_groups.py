@@ -487,7 +487,7 @@ def test_java_consumer_group(gserver, kafka_tools, protocol, assignor):
         str(n // 2),
         "--reset-policy",
         "earliest",
-        "--consumer.config",
+        "--command-config",
         "/dev/null",
     ]
     procs = [

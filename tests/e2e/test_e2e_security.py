@@ -50,7 +50,7 @@ kop = pytest.importorskip("kop")
 USERS = ("admin:admin-secret", "alice:alice-secret", "bob:bob-secret")
 PASSWORDS = dict(u.split(":", 1) for u in USERS)
 ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
-CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 
 # api keys
 METADATA, SASL_HANDSHAKE, SASL_AUTHENTICATE = 3, 17, 36
@@ -321,7 +321,7 @@ def test_java_console_clients_scram(allow_all: Kop, kafka_tools: None, tmp_path:
             allow_all.addr["SASL_SSL"],
             "--topic",
             topic,
-            "--producer.config",
+            "--command-config",
             str(props),
         ],
         input="j0\nj1\nj2\n",
@@ -341,7 +341,7 @@ def test_java_console_clients_scram(allow_all: Kop, kafka_tools: None, tmp_path:
             "3",
             "--timeout-ms",
             "30000",
-            "--consumer.config",
+            "--command-config",
             str(props),
         ],
     )
