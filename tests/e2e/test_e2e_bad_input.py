@@ -12,10 +12,9 @@ import threading
 import time
 
 import lz4.frame
+import pytest
 import snappy
 import zstandard
-
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from helpers import ck, wire

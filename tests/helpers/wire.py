@@ -330,9 +330,8 @@ def record_batch(
     (e.g. compressed or malformed bytes), so a malformed batch still passes the CRC check."""
     ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
     deltas = timestamp_deltas or [0] * len(records)
-    recs = b"".join(
-        record(i, k, v, timestamp_delta=d) for i, ((k, v), d) in enumerate(zip(records, deltas))
-    )
+    pairs = zip(records, deltas, strict=True)
+    recs = b"".join(record(i, k, v, timestamp_delta=d) for i, ((k, v), d) in enumerate(pairs))
     n = len(records)
     after_crc = (
         i16(attributes)  # compression, timestamp type, transactional, control bits
