@@ -18,12 +18,31 @@ const NOW: i64 = 1_700_000_000_000;
 
 fn text(seed: &mut u64, len: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "kafka", "record", "batch", "offset", "partition", "topic", "value", "key", "\"id\":",
-        "42", "true", "null", "{", "}", "timestamp", "producer", "consumer", "lorem", "ipsum",
+        "kafka",
+        "record",
+        "batch",
+        "offset",
+        "partition",
+        "topic",
+        "value",
+        "key",
+        "\"id\":",
+        "42",
+        "true",
+        "null",
+        "{",
+        "}",
+        "timestamp",
+        "producer",
+        "consumer",
+        "lorem",
+        "ipsum",
     ];
     let mut out = Vec::with_capacity(len + 16);
     while out.len() < len {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         out.extend_from_slice(WORDS[(*seed >> 33) as usize % WORDS.len()].as_bytes());
         out.push(b' ');
     }
@@ -70,10 +89,19 @@ fn main() {
         "{:<8} {:>22} {:>10} {:>10} {:>12} {:>12} {:>12}",
         "codec", "batch", "bytes", "records B", "validate MB/s", "records MB/s", "crc MB/s"
     );
-    for (shape, n, value_len) in [("16 KiB, 100 x 150 B", 100, 150), ("1 MiB, 1000 x 1 KiB", 1000, 1024)] {
+    for (shape, n, value_len) in [
+        ("16 KiB, 100 x 150 B", 100, 150),
+        ("1 MiB, 1000 x 1 KiB", 1000, 1024),
+    ] {
         let recs = records(n, value_len);
         let raw_len = encode_records(&recs).len();
-        for (name, codec) in [("none", NONE), ("gzip", GZIP), ("snappy", SNAPPY), ("lz4", LZ4), ("zstd", ZSTD)] {
+        for (name, codec) in [
+            ("none", NONE),
+            ("gzip", GZIP),
+            ("snappy", SNAPPY),
+            ("lz4", LZ4),
+            ("zstd", ZSTD),
+        ] {
             let batch = encode_batch(&BatchSpec::plain(NOW, codec), &recs);
             validate_batch(&batch, &rules).expect("a valid batch");
             let per_sec = rate(secs, || {
