@@ -1,7 +1,8 @@
 """Hand-built Kafka frames for raw-socket tests: size prefix, request header, a few bodies.
 
-Only what the bad-input and readiness checks need: ApiVersions (v0 and v3 answers), Produce v7
-with a RecordBatch v2 (CRC-32C computed here, so a corrupted copy can be sent on purpose).
+Only what the bad-input and readiness checks need: ApiVersions (v0 and v3 answers), Produce
+v3-v8 with a RecordBatch v2 (CRC-32C computed here, so a corrupted copy can be sent on purpose;
+every header field can be set, so malformed batches with a valid CRC can be built too).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ ERR_NONE = 0
 ERR_CORRUPT_MESSAGE = 2
 ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
 ERR_MESSAGE_TOO_LARGE = 10
+ERR_INVALID_TIMESTAMP = 32
+ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 ERR_UNSUPPORTED_VERSION = 35
+ERR_UNSUPPORTED_COMPRESSION_TYPE = 76
+ERR_INVALID_RECORD = 87
 
 
 class ConnectionClosed(Exception):
@@ -312,25 +317,36 @@ def record_batch(
     producer_id: int = -1,
     producer_epoch: int = -1,
     base_sequence: int = -1,
+    attributes: int = 0,
+    base_offset: int = 0,
+    magic: int = 2,
+    last_offset_delta: int | None = None,
+    count: int | None = None,
+    timestamp_deltas: list[int] | None = None,
+    payload: bytes | None = None,
 ) -> bytes:
-    """An uncompressed RecordBatch v2 with a correct CRC-32C (idempotent when a producer id
-    and sequence are given)."""
+    """A RecordBatch v2 with a correct CRC-32C (idempotent when a producer id and sequence are
+    given). Every header field can be overridden, and ``payload`` replaces the encoded records
+    (e.g. compressed or malformed bytes), so a malformed batch still passes the CRC check."""
     ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
-    recs = b"".join(record(i, k, v) for i, (k, v) in enumerate(records))
+    deltas = timestamp_deltas or [0] * len(records)
+    pairs = zip(records, deltas, strict=True)
+    recs = b"".join(record(i, k, v, timestamp_delta=d) for i, ((k, v), d) in enumerate(pairs))
+    n = len(records)
     after_crc = (
-        i16(0)  # attributes: no compression, CreateTime, not transactional
-        + i32(len(records) - 1)  # lastOffsetDelta
+        i16(attributes)  # compression, timestamp type, transactional, control bits
+        + i32(n - 1 if last_offset_delta is None else last_offset_delta)
         + i64(ts)  # baseTimestamp
-        + i64(ts)  # maxTimestamp
+        + i64(ts + max(deltas, default=0))  # maxTimestamp
         + i64(producer_id)
         + i16(producer_epoch)
         + i32(base_sequence)
-        + i32(len(records))
-        + recs
+        + i32(n if count is None else count)
+        + (recs if payload is None else payload)
     )
     crc = crc32c(after_crc)
-    after_length = i32(0) + i8(2) + struct.pack(">I", crc) + after_crc  # epoch, magic, crc
-    return i64(0) + i32(len(after_length)) + after_length
+    after_length = i32(0) + i8(magic) + struct.pack(">I", crc) + after_crc  # epoch, magic, crc
+    return i64(base_offset) + i32(len(after_length)) + after_length
 
 
 def corrupt_payload(batch: bytes) -> bytes:
@@ -339,18 +355,37 @@ def corrupt_payload(batch: bytes) -> bytes:
 
 
 def produce_v7_body(
-    topic: str, partition: int, records: bytes, *, acks: int = -1, timeout_ms: int = 10000
+    topic: str,
+    partition: int,
+    records: bytes,
+    *,
+    acks: int = -1,
+    timeout_ms: int = 10000,
+    transactional_id: str | None = None,
 ) -> bytes:
-    return (
-        string(None)  # transactional_id
-        + i16(acks)
-        + i32(timeout_ms)
-        + i32(1)
-        + string(topic)
-        + i32(1)
-        + i32(partition)
-        + nbytes(records)
+    """A Produce body of one partition (the layout of v3 to v8)."""
+    return produce_body(
+        {topic: {partition: records}},
+        acks=acks,
+        timeout_ms=timeout_ms,
+        transactional_id=transactional_id,
     )
+
+
+def produce_body(
+    topics: dict[str, dict[int, bytes]],
+    *,
+    acks: int = -1,
+    timeout_ms: int = 10000,
+    transactional_id: str | None = None,
+) -> bytes:
+    """A Produce body (v3-v8 layout) of several topics and partitions."""
+    body = string(transactional_id) + i16(acks) + i32(timeout_ms) + i32(len(topics))
+    for topic, parts in topics.items():
+        body += string(topic) + i32(len(parts))
+        for partition, records in parts.items():
+            body += i32(partition) + nbytes(records)
+    return body
 
 
 @dataclass
@@ -359,6 +394,9 @@ class PartitionProduceResult:
     partition: int
     error_code: int
     base_offset: int
+    log_start_offset: int = -1
+    record_errors: list[tuple[int, str | None]] = field(default_factory=list)
+    error_message: str | None = None
 
 
 def parse_produce_v7(frame: bytes) -> tuple[int, list[PartitionProduceResult]]:
@@ -376,6 +414,44 @@ def parse_produce_v7(frame: bytes) -> tuple[int, list[PartitionProduceResult]]:
     return corr, out
 
 
+def parse_produce(frame: bytes, version: int) -> tuple[int, list[PartitionProduceResult]]:
+    """A Produce response of v3 to v8 (v8 adds record_errors and error_message)."""
+    r = _Reader(frame)
+    corr = r.i32()
+    out = []
+    for _ in range(r.i32()):
+        name = r.string() or ""
+        for _ in range(r.i32()):
+            res = PartitionProduceResult(name, r.i32(), r.i16(), r.i64())
+            r.i64()  # log_append_time_ms
+            if version >= 5:
+                res.log_start_offset = r.i64()
+            if version >= 8:
+                res.record_errors = [(r.i32(), r.string()) for _ in range(r.i32())]
+                res.error_message = r.string()
+            out.append(res)
+    r.i32()  # throttle_time_ms
+    assert r.remaining() == 0, f"{r.remaining()} bytes left in the Produce v{version} response"
+    return corr, out
+
+
+def produce_request(
+    host: str,
+    port: int,
+    body: bytes,
+    *,
+    version: int = 8,
+    timeout: float = 15.0,
+) -> list[PartitionProduceResult]:
+    """One Produce round trip (v3-v8 body) on a fresh connection; every partition's result."""
+    assert 3 <= version <= 8, version
+    with connect(host, port, timeout) as sock:
+        send_all(sock, request(API_PRODUCE, version, 11, body))
+        corr, results = parse_produce(read_frame(sock, timeout), version)
+    assert corr == 11, corr
+    return results
+
+
 def produce(
     host: str,
     port: int,
@@ -383,13 +459,13 @@ def produce(
     partition: int,
     batch: bytes,
     *,
+    version: int = 7,
+    transactional_id: str | None = None,
     timeout: float = 15.0,
 ) -> PartitionProduceResult:
-    """One Produce v7 round trip (acks=all) on a fresh connection."""
-    with connect(host, port, timeout) as sock:
-        send_all(sock, request(API_PRODUCE, 7, 11, produce_v7_body(topic, partition, batch)))
-        corr, results = parse_produce_v7(read_frame(sock, timeout))
-    assert corr == 11, corr
+    """One Produce round trip (acks=all, v7 unless told) of one partition on a fresh connection."""
+    body = produce_v7_body(topic, partition, batch, transactional_id=transactional_id)
+    results = produce_request(host, port, body, version=version, timeout=timeout)
     assert len(results) == 1, results
     return results[0]
 

@@ -44,6 +44,8 @@ pub enum KafkaError {
     InvalidRequiredAcks,
     #[error("the request timed out")]
     RequestTimedOut,
+    #[error("messages are rejected since there are fewer in-sync replicas than required")]
+    NotEnoughReplicas,
     #[error("this server is not the leader for that topic-partition")]
     NotLeaderOrFollower,
     #[error("the topic name is not valid")]
@@ -72,6 +74,8 @@ pub enum KafkaError {
     InvalidTimestamp,
     #[error("the record is invalid")]
     InvalidRecord,
+    #[error("the requesting client does not support the compression type of given partition")]
+    UnsupportedCompressionType,
     #[error("the topic id does not exist on this server")]
     UnknownTopicId,
     #[error("the producer id is not known")]
@@ -143,6 +147,7 @@ impl KafkaError {
             KafkaError::UnknownTopicOrPartition => 3,
             KafkaError::MessageTooLarge => 10,
             KafkaError::RequestTimedOut => 7,
+            KafkaError::NotEnoughReplicas => 19,
             KafkaError::NotLeaderOrFollower => 6,
             KafkaError::BrokerNotAvailable => 8,
             KafkaError::CoordinatorNotAvailable => 15,
@@ -163,6 +168,7 @@ impl KafkaError {
             KafkaError::UnknownProducerId => 59,
             KafkaError::TopicDeletionDisabled => 73,
             KafkaError::InvalidRecord => 87,
+            KafkaError::UnsupportedCompressionType => 76,
             KafkaError::UnknownTopicId => 100,
             KafkaError::OffsetMetadataTooLarge => 12,
             KafkaError::NotCoordinator => 16,

@@ -22,7 +22,9 @@ use super::producer_state::{ProducerStates, SequenceCheck};
 use super::topic_config::EffectiveTopicConfig;
 use crate::error::KafkaError;
 use crate::records::batch::{self, BatchHeader};
+use crate::records::compression::MAX_UNCOMPRESSED;
 use crate::records::decode::{record_points, RecordPoint};
+use crate::records::validate::{validate_batch, RecordError, Rules};
 use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt};
 
 /// Leader epoch of every partition: one broker, never re-elected.
@@ -114,6 +116,17 @@ pub struct Appended {
     /// The broker time stamped on LogAppendTime topics, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+}
+
+/// Where produced records come from (the request's side of validation).
+#[derive(Debug, Clone, Copy)]
+pub struct Produced<'a> {
+    pub topic: &'a str,
+    pub now_ms: i64,
+    /// fsync before acknowledging (the broker's setting).
+    pub sync: bool,
+    /// Produce v7+: zstd batches allowed.
+    pub zstd_allowed: bool,
 }
 
 /// An append the backend has yet to acknowledge; `wait` completes when it has.
@@ -277,87 +290,93 @@ impl Partition {
         inner.config = config;
     }
 
-    /// Validates and appends the client's record batches (raw bytes), assigning offsets. With a
-    /// remote log the append is acknowledged once the returned `Durability` completes. The
-    /// batches are patched in place and stored without a copy (split off `records`).
+    /// Validates the client's records of one Produce partition (`records::validate`: one
+    /// batch, checked as Kafka does) and appends the batch, assigning its offsets. With a remote
+    /// log the append is acknowledged once the returned `Durability` completes. The batch is
+    /// patched in place and stored without a copy; nothing of a refused batch is stored.
     pub fn append(
         self: &Arc<Self>,
         mut records: BytesMut,
-        now_ms: i64,
-        sync: bool,
-    ) -> Result<(Appended, Option<Durability>), KafkaError> {
-        let batches = batch::split_batches(&records)?;
-        if batches.is_empty() {
-            return Err(KafkaError::InvalidRecord);
-        }
-        let mut headers = Vec::with_capacity(batches.len());
-        {
+        produced: &Produced,
+    ) -> Result<(Appended, Option<Durability>), RecordError> {
+        let (config, storage_max) = {
             let inner = self.inner.read();
-            // Pulsar stores a batch as one message, whatever the topic's max.message.bytes:
-            // a larger batch is refused here, before it gets offsets (docs/pulsar-storage.md).
-            let storage_max = inner.log.max_batch_bytes();
-            for b in &batches {
-                if b.len() > inner.config.max_message_bytes as usize {
-                    return Err(KafkaError::MessageTooLarge);
-                }
-                if let Some(max) = storage_max.filter(|&max| b.len() > max) {
-                    tracing::debug!(
-                        partition = self.index,
-                        size = b.len(),
-                        max,
-                        "batch larger than the storage holds: MESSAGE_TOO_LARGE"
-                    );
-                    return Err(KafkaError::MessageTooLarge);
-                }
-                headers.push(batch::validate(b)?);
-            }
+            (inner.config, inner.log.max_batch_bytes())
+        };
+        let rules = Rules {
+            topic: produced.topic,
+            partition: self.index,
+            now_ms: produced.now_ms,
+            log_append_time: config.log_append_time,
+            timestamp_before_max_ms: config.timestamp_before_max_ms,
+            timestamp_after_max_ms: config.timestamp_after_max_ms,
+            compacted: config.compacted,
+            max_message_bytes: config.max_message_bytes,
+            zstd_allowed: produced.zstd_allowed,
+            max_uncompressed_bytes: MAX_UNCOMPRESSED,
+        };
+        // Outside the partition's lock: decompressing a batch takes time.
+        let validated = validate_batch(&records, &rules)?;
+        records.truncate(validated.size);
+        // Pulsar stores a batch as one message, whatever the topic's max.message.bytes:
+        // a larger batch is refused here, before it gets offsets (docs/pulsar-storage.md).
+        if let Some(max) = storage_max.filter(|&max| validated.size > max) {
+            tracing::debug!(
+                partition = self.index,
+                size = validated.size,
+                max,
+                "batch larger than the storage holds: MESSAGE_TOO_LARGE"
+            );
+            return Err(KafkaError::MessageTooLarge.into());
         }
-        let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+        let header = validated.header;
+        let now_ms = produced.now_ms;
         let mut inner = self.inner.write();
         if let Some(why) = &inner.stepped_down {
             tracing::debug!(partition = self.index, reason = %why, "append refused: stepped down");
-            return Err(KafkaError::NotLeaderOrFollower);
+            return Err(KafkaError::NotLeaderOrFollower.into());
         }
         let generation = self.mark.borrow().generation;
         let log_append = inner.config.log_append_time;
-        let mut first: Option<Appended> = None;
-        let mut receipts: Vec<(Receipt, i64)> = Vec::new();
-        // A duplicate may still be in flight: it is durable when the watermark covers it.
-        let mut wait_until = -1i64;
-        for (size, header) in sizes.into_iter().zip(&headers) {
-            let mut owned = records.split_to(size);
-            if let SequenceCheck::Duplicate { base_offset } = inner.producers.check(header)? {
-                wait_until = wait_until.max(base_offset + i64::from(header.last_offset_delta) + 1);
-                first.get_or_insert(Appended {
+        let mut receipt = None;
+        // The end offset the append is durable at. A duplicate may still be in flight: it is
+        // durable when the watermark covers it.
+        let wait_until;
+        let first =
+            if let SequenceCheck::Duplicate { base_offset } = inner.producers.check(&header)? {
+                wait_until = base_offset + i64::from(header.last_offset_delta) + 1;
+                Appended {
                     base_offset,
                     log_append_time: -1,
                     log_start_offset: inner.log.log_start_offset(),
-                });
-                continue;
-            }
-            let base_offset = inner.log.next_offset();
-            batch::patch_offset_and_epoch(&mut owned, base_offset, LEADER_EPOCH);
-            if log_append {
-                batch::stamp_log_append_time(&mut owned, now_ms);
-            }
-            let stored = BatchHeader {
-                base_offset,
-                ..*header
+                }
+            } else {
+                let base_offset = inner.log.next_offset();
+                let mut owned = records;
+                batch::patch_offset_and_epoch(&mut owned, base_offset, LEADER_EPOCH);
+                // As Kafka: the broker's time on LogAppendTime topics, else the type CreateTime and
+                // the records' real max timestamp (a no-op for every well-behaved client).
+                if log_append {
+                    batch::stamp_log_append_time(&mut owned, now_ms);
+                } else {
+                    batch::set_max_timestamp(&mut owned, false, validated.max_timestamp);
+                }
+                let stored = BatchHeader::parse(&owned)?;
+                wait_until = stored.last_offset() + 1;
+                receipt = inner
+                    .log
+                    .append(&stored, owned.freeze(), now_ms)
+                    .map_err(KafkaError::from)?
+                    .map(|r| (r, wait_until));
+                inner.producers.record(&stored);
+                Appended {
+                    base_offset,
+                    log_append_time: if log_append { now_ms } else { -1 },
+                    log_start_offset: inner.log.log_start_offset(),
+                }
             };
-            if let Some(receipt) = inner.log.append(&stored, owned.freeze(), now_ms)? {
-                receipts.push((receipt, stored.last_offset() + 1));
-            }
-            wait_until = wait_until.max(stored.last_offset() + 1);
-            inner.producers.record(&stored);
-            first.get_or_insert(Appended {
-                base_offset,
-                log_append_time: if log_append { now_ms } else { -1 },
-                log_start_offset: inner.log.log_start_offset(),
-            });
-        }
-        let first = first.expect("at least one batch");
-        if sync {
-            inner.log.flush()?;
+        if produced.sync {
+            inner.log.flush().map_err(KafkaError::from)?;
         }
         let remote = inner.log.remote_reads().is_some();
         if !remote {
@@ -368,8 +387,8 @@ impl Partition {
         }
         drop(inner);
         let too_large = Arc::new(AtomicBool::new(false));
-        if !receipts.is_empty() {
-            self.await_receipts(generation, receipts, too_large.clone());
+        if let Some(receipt) = receipt {
+            self.await_receipts(generation, vec![receipt], too_large.clone());
         }
         let durability = (wait_until > self.high_watermark()).then(|| Durability {
             partition: self.clone(),
@@ -612,6 +631,13 @@ mod tests {
         Arc::new(Partition::new(0, log, producers, config, Some(opener)))
     }
 
+    const PRODUCED: Produced<'static> = Produced {
+        topic: "t",
+        now_ms: 0,
+        sync: false,
+        zstd_allowed: true,
+    };
+
     /// Waits for an append to be stored (None: it already was when `append` returned).
     async fn stored(durability: Option<Durability>) -> Result<(), KafkaError> {
         match durability {
@@ -626,14 +652,14 @@ mod tests {
         let p = remote_partition(backend.clone());
         let batch = sample_batch(3, 1_000, b"v", (-1, -1, -1));
 
-        let (done, durable) = p.append(BytesMut::from(&batch[..]), 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&batch[..]), &PRODUCED).unwrap();
         assert_eq!(done.base_offset, 0);
         stored(durable).await.unwrap();
         assert_eq!(p.high_watermark(), 3);
 
         // The backend loses the partition: the append is never acknowledged, nor visible.
         backend.fail.store(true, Ordering::SeqCst);
-        let (done, durable) = p.append(BytesMut::from(&batch[..]), 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&batch[..]), &PRODUCED).unwrap();
         assert_eq!(done.base_offset, 3);
         let waited = stored(durable).await;
         assert_eq!(waited, Err(KafkaError::NotLeaderOrFollower));
@@ -647,9 +673,11 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let appended = loop {
             p.acquire();
-            match p.append(BytesMut::from(&batch[..]), 0, false) {
+            match p.append(BytesMut::from(&batch[..]), &PRODUCED) {
                 Ok(ok) => break ok,
-                Err(KafkaError::NotLeaderOrFollower) if Instant::now() < deadline => {
+                Err(e)
+                    if e.error == KafkaError::NotLeaderOrFollower && Instant::now() < deadline =>
+                {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => panic!("append after the takeover: {e}"),
@@ -670,18 +698,18 @@ mod tests {
         let small = sample_batch(1, 1_000, b"v", (-1, -1, -1));
         *backend.max_batch.lock() = Some(big.len() - 1);
 
-        let refused = p.append(BytesMut::from(&big[..]), 0, false).err();
-        assert_eq!(refused, Some(KafkaError::MessageTooLarge));
+        let refused = p.append(BytesMut::from(&big[..]), &PRODUCED).err();
+        assert_eq!(refused.map(|e| e.error), Some(KafkaError::MessageTooLarge));
         assert!(backend.stored.lock().is_empty());
         // Nothing stepped down: the next batch is stored at offset 0, without a takeover.
-        let (done, durable) = p.append(BytesMut::from(&small[..]), 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&small[..]), &PRODUCED).unwrap();
         assert_eq!(done.base_offset, 0);
         stored(durable).await.unwrap();
         assert_eq!(p.high_watermark(), 1);
         assert_eq!(backend.opens.load(Ordering::SeqCst), 1);
         // A batch of exactly the limit is stored.
         *backend.max_batch.lock() = Some(big.len());
-        let (done, durable) = p.append(BytesMut::from(&big[..]), 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&big[..]), &PRODUCED).unwrap();
         assert_eq!(done.base_offset, 1);
         stored(durable).await.unwrap();
     }
@@ -694,7 +722,7 @@ mod tests {
         let small = sample_batch(1, 1_000, b"v", (-1, -1, -1));
         // The backend's limit is lower than it said: the batch gets offsets, then is refused.
         *backend.refuse_above.lock() = Some(big.len() - 1);
-        let (done, durable) = p.append(BytesMut::from(&big[..]), 0, false).unwrap();
+        let (done, durable) = p.append(BytesMut::from(&big[..]), &PRODUCED).unwrap();
         assert_eq!(done.base_offset, 0);
         assert_eq!(stored(durable).await, Err(KafkaError::MessageTooLarge));
         assert_eq!(p.high_watermark(), 0);
@@ -703,12 +731,14 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let appended = loop {
             p.acquire();
-            match p.append(BytesMut::from(&small[..]), 0, false) {
+            match p.append(BytesMut::from(&small[..]), &PRODUCED) {
                 Ok(ok) => break ok,
-                Err(KafkaError::NotLeaderOrFollower) if Instant::now() < deadline => {
+                Err(e)
+                    if e.error == KafkaError::NotLeaderOrFollower && Instant::now() < deadline =>
+                {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(e) => panic!("append after the re-sync: {e}"),
+                Err(e) => panic!("append after the re-sync: {e:?}"),
             }
         };
         assert_eq!(appended.0.base_offset, 0);
@@ -717,7 +747,7 @@ mod tests {
         // Serving again: no further takeover.
         for _ in 0..5 {
             p.acquire();
-            let (_, durable) = p.append(BytesMut::from(&small[..]), 0, false).unwrap();
+            let (_, durable) = p.append(BytesMut::from(&small[..]), &PRODUCED).unwrap();
             stored(durable).await.unwrap();
         }
         assert_eq!(p.high_watermark(), 6);

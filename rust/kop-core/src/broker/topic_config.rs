@@ -49,7 +49,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "cleanup.policy",
         List,
         Default::Fixed("delete"),
-        "delete or compact (compaction is not applied yet)"
+        "delete or compact (compaction is not applied yet; compact requires keys)"
     ),
     def!(
         "compression.type",
@@ -248,6 +248,9 @@ impl TopicConfigDef {
                 )
             }
             "max.message.bytes" | "segment.bytes" => value.parse::<i32>().is_ok_and(|v| v > 0),
+            "message.timestamp.before.max.ms" | "message.timestamp.after.max.ms" => {
+                value.parse::<i64>().is_ok_and(|v| v >= 0)
+            }
             _ => true,
         };
         if valid_enum {
@@ -272,6 +275,11 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), St
 pub struct EffectiveTopicConfig {
     pub max_message_bytes: i32,
     pub log_append_time: bool,
+    /// KIP-937 bounds on a CreateTime record's distance from the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` contains `compact`: produced records need keys.
+    pub compacted: bool,
     pub log: LogSettings,
 }
 
@@ -289,6 +297,11 @@ pub fn effective(
     EffectiveTopicConfig {
         max_message_bytes: num("max.message.bytes") as i32,
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
+        timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
+        timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
+        compacted: get("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "compact"),
         log: LogSettings {
             segment_bytes: num("segment.bytes"),
             segment_ms: num("segment.ms"),
@@ -314,6 +327,18 @@ mod tests {
         assert_eq!(eff.log.retention_ms, 1000);
         assert_eq!(eff.max_message_bytes, broker.message_max_bytes);
         assert!(eff.log.delete_retention);
+        // Kafka's defaults: one hour ahead, any time in the past, keys optional.
+        assert_eq!(eff.timestamp_after_max_ms, 3_600_000);
+        assert_eq!(eff.timestamp_before_max_ms, i64::MAX);
+        assert!(!eff.compacted);
+        o.insert("cleanup.policy".to_string(), "compact, delete".to_string());
+        o.insert(
+            "message.timestamp.before.max.ms".to_string(),
+            "5000".to_string(),
+        );
+        let eff = effective(&o, &broker);
+        assert!(eff.compacted);
+        assert_eq!(eff.timestamp_before_max_ms, 5000);
     }
 
     #[test]
@@ -323,6 +348,12 @@ mod tests {
         assert!(validate_overrides(&o).is_err());
         let mut o = BTreeMap::new();
         o.insert("no.such.config".to_string(), "1".to_string());
+        assert!(validate_overrides(&o).is_err());
+        let mut o = BTreeMap::new();
+        o.insert(
+            "message.timestamp.after.max.ms".to_string(),
+            "-1".to_string(),
+        );
         assert!(validate_overrides(&o).is_err());
     }
 }

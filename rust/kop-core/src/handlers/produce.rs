@@ -5,10 +5,13 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::*;
 
 use super::{authz, sb, Outcome, RequestContext};
-use crate::broker::partition::Durability;
+use crate::broker::partition::{Durability, Produced};
 use crate::broker::Topic;
 use crate::codec::frame::encode_response;
 use crate::error::KafkaError;
+use crate::records::batch::{BatchHeader, LOG_OVERHEAD, TRANSACTIONAL};
+use crate::records::validate::RecordError;
+use kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +31,73 @@ fn partition_error(index: i32, err: KafkaError) -> PartitionProduceResponse {
         .with_error_message(Some(sb(err.to_string())))
 }
 
+/// A refused partition. Validation failures are answered as Kafka does: the error code, and
+/// for record-level failures the per-record errors and error message (v8+; Kafka's message is
+/// null otherwise); the log start offset when the refusal came from Kafka's LogValidator.
+fn refused(index: i32, err: RecordError, log_start_offset: i64) -> PartitionProduceResponse {
+    let from_validator = matches!(
+        err.error,
+        KafkaError::InvalidRecord | KafkaError::InvalidTimestamp | KafkaError::UnknownServerError
+    );
+    let record_errors = err
+        .record_errors
+        .into_iter()
+        .map(|e| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(e.batch_index)
+                .with_batch_index_error_message(Some(sb(e.message)))
+        })
+        .collect();
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(err.error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(if from_validator { log_start_offset } else { -1 })
+        .with_record_errors(record_errors)
+        .with_error_message(err.error_message.map(sb))
+}
+
+/// A transactional batch with a producer id, which Kafka appends only once the transaction
+/// coordinator confirms the partition is in the producer's transaction.
+fn in_transaction(records: &[u8]) -> bool {
+    BatchHeader::parse(records).is_ok_and(|h| h.is_transactional() && h.has_producer_id())
+}
+
+/// kop serves no transactions: a transactional batch gets what Kafka answers while its
+/// transaction coordinator is not available (a transactional producer never gets this far:
+/// InitProducerId with a transactional id is refused).
+fn no_transaction() -> RecordError {
+    RecordError {
+        error_message: Some(
+            "Unable to verify the partition has been added to the transaction. \
+             Underlying error: COORDINATOR_NOT_AVAILABLE"
+                .into(),
+        ),
+        ..RecordError::batch(KafkaError::NotEnoughReplicas, "no transaction coordinator")
+    }
+}
+
+/// Kafka's `RequestUtils.hasTransactionalRecords`: some whole batch of the request has the
+/// transactional bit.
+fn has_transactional_batch(records: &[Vec<Option<BytesMut>>]) -> bool {
+    records.iter().flatten().flatten().any(|r| {
+        let mut rest = &r[..];
+        while rest.len() >= LOG_OVERHEAD + 11 {
+            let len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+            let size = LOG_OVERHEAD + len.max(0) as usize;
+            if len < 14 || size > rest.len() {
+                break;
+            }
+            if i16::from_be_bytes([rest[21], rest[22]]) & TRANSACTIONAL != 0 {
+                return true;
+            }
+            rest = &rest[size..];
+        }
+        false
+    })
+}
+
 /// Appends every partition's batches. With acks=0 Kafka sends no response; if anything failed
 /// it closes the connection instead, so the producer notices — `Close` says why.
 /// `body` is the request body `req` was decoded from (its records are slices of it).
@@ -40,12 +110,13 @@ pub async fn handle(
     let version = header.request_api_version;
     let broker = &ctx.broker;
     let acks_error = (!matches!(req.acks, -1..=1)).then_some(KafkaError::InvalidRequiredAcks);
-    let tx_error = req
-        .transactional_id
-        .take()
-        .is_some()
-        .then_some(KafkaError::InvalidRequest);
-    let mut records = take_records(body, &mut req).into_iter();
+    let transactional_id = req.transactional_id.take().is_some();
+    let records = take_records(body, &mut req);
+    // Kafka refuses the whole request when a batch is transactional and the request names no
+    // transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition).
+    let txn_error = (!transactional_id && has_transactional_batch(&records))
+        .then_some(KafkaError::TransactionalIdAuthorizationFailed);
+    let mut records = records.into_iter();
     let now = crate::now_ms();
     let sync = broker.sync_on_append();
     // Topic names are collected only when an authorizer must be asked (the hot path under
@@ -97,13 +168,29 @@ pub async fn handle(
             .then_some(KafkaError::TopicAuthorizationFailed);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (pd, records) in topic_data.partition_data.into_iter().zip(records) {
-            let result = match (acks_error.or(tx_error).or(unauthorized), &topic) {
-                (Some(e), _) => Err(e),
-                (None, None) => Err(missing),
+            let mut log_start_offset = -1;
+            let result = match (acks_error.or(txn_error).or(unauthorized), &topic) {
+                (Some(e), _) => Err(e.into()),
+                (None, None) => Err(missing.into()),
                 (None, Some(t)) => match (t.partition(pd.index), records) {
-                    (None, _) => Err(KafkaError::UnknownTopicOrPartition),
-                    (Some(_), None) => Err(KafkaError::InvalidRecord),
-                    (Some(p), Some(records)) => p.append(records, now, sync),
+                    (None, _) => Err(KafkaError::UnknownTopicOrPartition.into()),
+                    (Some(_), None) => Err(KafkaError::InvalidRecord.into()),
+                    (Some(_), Some(records)) if transactional_id && in_transaction(&records) => {
+                        Err(no_transaction())
+                    }
+                    (Some(p), Some(records)) => {
+                        let produced = Produced {
+                            topic: &t.name,
+                            now_ms: now,
+                            sync,
+                            zstd_allowed: version >= 7,
+                        };
+                        let appended = p.append(records, &produced);
+                        if appended.is_err() {
+                            log_start_offset = p.log_start_offset();
+                        }
+                        appended
+                    }
                 },
             };
             partitions.push(match result {
@@ -119,7 +206,7 @@ pub async fn handle(
                 }
                 Err(e) => {
                     tracing::debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
-                    partition_error(pd.index, e)
+                    refused(pd.index, e, log_start_offset)
                 }
             });
         }

@@ -126,7 +126,8 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES..])
 }
 
-/// Full validation of one client batch: header, length, CRC and the record count.
+/// Structural check of one batch: header, length, CRC and a record count consistent with the
+/// offsets. Client batches get the full check of `records::validate::validate_batch`.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, KafkaError> {
     let header = BatchHeader::parse(batch)?;
     if header.size != batch.len() {
@@ -154,9 +155,23 @@ pub fn patch_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: 
 /// For topics with `message.timestamp.type=LogAppendTime`: stamp the batch with the broker's
 /// time and recompute the CRC (the attributes and max timestamp are CRC-covered).
 pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attrs = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_LOG_APPEND;
+    set_max_timestamp(batch, true, now_ms);
+}
+
+/// Kafka's `setMaxTimestamp`: writes the timestamp type and max timestamp, recomputing the CRC
+/// only if either changes.
+pub fn set_max_timestamp(batch: &mut [u8], log_append: bool, max_timestamp: i64) {
+    let old = be_i16(batch, ATTRIBUTES);
+    let attrs = if log_append {
+        old | TIMESTAMP_TYPE_LOG_APPEND
+    } else {
+        old & !TIMESTAMP_TYPE_LOG_APPEND
+    };
+    if attrs == old && be_i64(batch, MAX_TIMESTAMP) == max_timestamp {
+        return;
+    }
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
-    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     let crc = compute_crc(batch);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }

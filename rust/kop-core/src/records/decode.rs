@@ -4,9 +4,8 @@
 //! Kafka's answer depends on individual records (ListOffsets by timestamp and max timestamp),
 //! and by readers outside Kafka (`decode_records`, for Pulsar consumers of Kafka topics).
 
-use std::io::Read;
-
 use super::batch::{BatchHeader, HEADER_LEN};
+use super::compression;
 use crate::error::KafkaError;
 
 /// Offset and timestamp of one record.
@@ -16,55 +15,10 @@ pub struct RecordPoint {
     pub timestamp: i64,
 }
 
-/// Upper bound on a decompressed batch, so a hostile batch cannot exhaust memory.
-const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
-
+/// The batch's records, decompressed (bounded, so a hostile batch cannot exhaust memory).
 fn decompress(codec: i16, data: &[u8]) -> Result<Vec<u8>, KafkaError> {
-    let mut out = Vec::new();
-    let result = match codec {
-        0 => return Ok(data.to_vec()),
-        1 => flate2::read::GzDecoder::new(data)
-            .take(MAX_DECOMPRESSED)
-            .read_to_end(&mut out)
-            .map(|_| ()),
-        2 => return snappy(data),
-        3 => lz4_flex::frame::FrameDecoder::new(data)
-            .take(MAX_DECOMPRESSED)
-            .read_to_end(&mut out)
-            .map(|_| ()),
-        4 => ruzstd::decoding::StreamingDecoder::new(data)
-            .map_err(|_| std::io::Error::other("zstd"))
-            .and_then(|d| d.take(MAX_DECOMPRESSED).read_to_end(&mut out).map(|_| ())),
-        _ => return Err(KafkaError::CorruptMessage),
-    };
-    result.map_err(|_| KafkaError::CorruptMessage)?;
-    Ok(out)
-}
-
-/// Java clients frame snappy the "xerial" way; librdkafka may send raw snappy. Accept both.
-fn snappy(data: &[u8]) -> Result<Vec<u8>, KafkaError> {
-    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
-    let raw = |d: &[u8]| {
-        snap::raw::Decoder::new()
-            .decompress_vec(d)
-            .map_err(|_| KafkaError::CorruptMessage)
-    };
-    if !data.starts_with(XERIAL) {
-        return raw(data);
-    }
-    let mut rest = data.get(16..).ok_or(KafkaError::CorruptMessage)?;
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let len_bytes = rest.get(..4).ok_or(KafkaError::CorruptMessage)?;
-        let len = u32::from_be_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
-        let chunk = rest.get(4..4 + len).ok_or(KafkaError::CorruptMessage)?;
-        out.extend_from_slice(&raw(chunk)?);
-        if out.len() as u64 > MAX_DECOMPRESSED {
-            return Err(KafkaError::CorruptMessage);
-        }
-        rest = &rest[4 + len..];
-    }
-    Ok(out)
+    compression::decompress(codec, data, compression::MAX_UNCOMPRESSED)
+        .map_err(|_| KafkaError::CorruptMessage)
 }
 
 fn varlong(buf: &mut &[u8]) -> Result<i64, KafkaError> {
@@ -80,9 +34,25 @@ fn varlong(buf: &mut &[u8]) -> Result<i64, KafkaError> {
     Err(KafkaError::CorruptMessage)
 }
 
+/// Kafka's int32 varint (sizes, offset deltas, lengths, counts): at most 5 bytes, excess high
+/// bits of the last one dropped, exactly as `records::validate` reads it.
+fn varint(buf: &mut &[u8]) -> Result<i32, KafkaError> {
+    let mut value: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let (&byte, rest) = buf.split_first().ok_or(KafkaError::CorruptMessage)?;
+        *buf = rest;
+        if byte & 0x80 == 0 {
+            value |= u32::from(byte) << shift;
+            return Ok(((value >> 1) as i32) ^ -((value & 1) as i32));
+        }
+        value |= u32::from(byte & 0x7f) << shift;
+    }
+    Err(KafkaError::CorruptMessage)
+}
+
 /// A varint-length-prefixed byte field; None when the length is negative (null).
 fn bytes_field<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, KafkaError> {
-    let n = varlong(buf)?;
+    let n = varint(buf)?;
     if n < 0 {
         return Ok(None);
     }
@@ -110,14 +80,14 @@ fn walk_records(
         let mut rec = bytes_field(&mut buf)?.ok_or(KafkaError::CorruptMessage)?;
         rec = rec.get(1..).ok_or(KafkaError::CorruptMessage)?; // attributes
         let ts_delta = varlong(&mut rec)?;
-        let offset_delta = varlong(&mut rec)?;
+        let offset_delta = varint(&mut rec)?;
         let timestamp = if log_append {
             header.max_timestamp
         } else {
-            header.base_timestamp + ts_delta
+            header.base_timestamp.wrapping_add(ts_delta)
         };
         let point = RecordPoint {
-            offset: header.base_offset + offset_delta,
+            offset: header.base_offset.wrapping_add(i64::from(offset_delta)),
             timestamp,
         };
         each(point, rec)?;
@@ -151,11 +121,12 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<DecodedRecord>, KafkaError> {
     walk_records(batch, |point, mut rec| {
         let key = bytes_field(&mut rec)?.map(<[u8]>::to_vec);
         let value = bytes_field(&mut rec)?.map(<[u8]>::to_vec);
-        let count = varlong(&mut rec)?;
+        let count = varint(&mut rec)?;
         let mut headers = Vec::new();
         for _ in 0..count.max(0) {
             let name = bytes_field(&mut rec)?.ok_or(KafkaError::CorruptMessage)?;
-            let name = String::from_utf8(name.to_vec()).map_err(|_| KafkaError::CorruptMessage)?;
+            // Kafka reads header keys as UTF-8 with replacement characters, never failing.
+            let name = String::from_utf8_lossy(name).into_owned();
             headers.push((name, bytes_field(&mut rec)?.map(<[u8]>::to_vec)));
         }
         records.push(DecodedRecord {

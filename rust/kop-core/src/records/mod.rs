@@ -1,4 +1,7 @@
 //! Kafka record batches kept as raw bytes.
 
 pub mod batch;
+pub mod compression;
 pub mod decode;
+pub mod encode;
+pub mod validate;
