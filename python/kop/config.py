@@ -162,6 +162,27 @@ class Config:
     message_max_bytes: int = _opt(1048588, "largest record batch accepted (max.message.bytes)")
     max_request_bytes: int = _opt(104857600, "largest request frame, checked before allocating")
     connections_max_idle_ms: int = _opt(600000, "idle connections are closed after this")
+    request_memory_bytes: int = _opt(
+        268435456,
+        "request bytes all authenticated connections hold at once (at least max_request_bytes); "
+        "reserved as bytes arrive, a client that finds none is muted",
+    )
+    frame_stall_timeout_ms: int = _opt(
+        30000, "a connection that sends part of a request, then nothing for this long, is closed"
+    )
+    unauthenticated_request_memory_bytes: int = _opt(
+        16777216,
+        "request bytes all not yet authenticated SASL connections hold at once "
+        "(beyond 8 KiB per frame); a client that finds none is closed",
+    )
+    max_unauthenticated_connections: int = _opt(
+        1000, "connections on SASL listeners not yet authenticated; more are closed at once"
+    )
+    bad_input_log_interval_ms: int = _opt(
+        10000,
+        "log lines about bad input from one address: the first, then one per interval "
+        "with a count of those left out; 0 = every line",
+    )
     log_retention_ms: int = _opt(604800000, "topic retention.ms default; -1 keeps forever")
     log_retention_bytes: int = _opt(-1, "topic retention.bytes default; -1 = no size limit")
     log_segment_bytes: int = _opt(1073741824, "topic segment.bytes default")
@@ -450,6 +471,18 @@ def _validate(cfg: Config) -> None:
     _check_range("message_max_bytes", cfg.message_max_bytes, 1, _INT32_MAX)
     _check_range("max_request_bytes", cfg.max_request_bytes, 1, _INT32_MAX)
     _check_range("connections_max_idle_ms", cfg.connections_max_idle_ms, 1, _INT64_MAX)
+    _check_range("request_memory_bytes", cfg.request_memory_bytes, 1, _INT64_MAX)
+    _check_range("frame_stall_timeout_ms", cfg.frame_stall_timeout_ms, 1, _INT64_MAX)
+    _check_range(
+        "unauthenticated_request_memory_bytes",
+        cfg.unauthenticated_request_memory_bytes,
+        0,
+        _INT64_MAX,
+    )
+    _check_range(
+        "max_unauthenticated_connections", cfg.max_unauthenticated_connections, 1, _INT32_MAX
+    )
+    _check_range("bad_input_log_interval_ms", cfg.bad_input_log_interval_ms, 0, _INT64_MAX)
     _check_range("log_retention_ms", cfg.log_retention_ms, -1, _INT64_MAX)
     _check_range("log_retention_bytes", cfg.log_retention_bytes, -1, _INT64_MAX)
     _check_range("log_segment_bytes", cfg.log_segment_bytes, 1, _INT32_MAX)

@@ -1,27 +1,56 @@
 """Bad input over raw sockets: each gets an error code or a closed connection (never a hang),
 a log line names the connection (kop-cli), and a librdkafka producer/consumer pair running the
-whole time keeps working without a single error."""
+whole time keeps working without a single error. Clients that try to hold the server hostage
+(issue 12: size prefixes without a body, crowds of unauthenticated connections, floods of bad
+frames) leave the other clients their normal latency and the log bounded (docs/hardening.md)."""
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lz4.frame
 import pytest
 import snappy
 import zstandard
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from helpers import ck, wire
+from conftest import TARGETS, start_server
+from helpers import ck, java, wire
 from helpers.data import Rec
+from helpers.servers import HOST, ServerHandle
 
 CLOSE_TIMEOUT = 10.0
+# kop closes a connection that stalls mid-frame after this (frame_stall_timeout_ms).
+STALL_S = 5.0
+# This module's kop logs every bad-input line (each test finds the line naming its connection;
+# the rate limit of the default is tested on a server of its own) and closes stalls after STALL_S.
+KOP_CONFIG: dict[str, Any] = {
+    "bad_input_log_interval_ms": 0,
+    "frame_stall_timeout_ms": int(STALL_S * 1000),
+}
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerHandle]:
+    target = request.param
+    if target == "kafka":
+        java.fetch()
+    config = {} if target == "kafka" else KOP_CONFIG
+    srv = start_server(target, tmp_path_factory.mktemp(f"{target}-data"), **config)
+    yield srv
+    srv.stop()
 
 
 class Background:
@@ -666,3 +695,191 @@ def test_produce_transactional_bits_without_a_transaction(server):
     r = _produce(server.host, server.port, topic, 0, txn, version=8, transactional_id="tx-1")
     assert r.error_code in ((19,) if server.target != "kafka" else (19, 6)), r
     assert ck.watermarks(server.bootstrap, topic, [0, 1]) == {0: (0, 0), 1: (0, 3)}
+
+
+# ---- clients that try to hold the server hostage (issue 12) --------------------------------
+
+PROBE_TIMEOUT = 10.0
+
+
+def _collect(into: list[Any]) -> Any:
+    return lambda err, _msg: into.append(err)
+
+
+def worst_round_trip(
+    conf: dict[str, Any], topic: str, producer: Producer, samples: int = 5
+) -> float:
+    """The slowest of ``samples`` round trips of real clients, in seconds (inf if one does not
+    complete within PROBE_TIMEOUT): a new AdminClient's metadata (a new connection: connect,
+    ApiVersions, SASL if configured, Metadata) plus an acks=all produce of a connected producer."""
+    worst = 0.0
+    for i in range(samples):
+        started = time.monotonic()
+        try:
+            md = AdminClient(conf).list_topics(topic, timeout=PROBE_TIMEOUT)
+            assert md.topics[topic].error is None
+        except KafkaException:
+            return math.inf
+        delivered: list[Any] = []
+        producer.produce(topic, b"probe-%d" % i, on_delivery=_collect(delivered))
+        if producer.flush(PROBE_TIMEOUT) or delivered != [None]:
+            return math.inf
+        worst = max(worst, time.monotonic() - started)
+    return worst
+
+
+def assert_normal(baseline: float, during: float, what: str) -> None:
+    print(
+        f"{what}: slowest round trip {baseline * 1e3:.1f} ms before, {during * 1e3:.1f} ms during"
+    )
+    assert during < 1.0 + 5 * baseline, (
+        f"{what}: a real client's round trip took {during:.3f}s during the attack "
+        f"(baseline {baseline:.3f}s)"
+    )
+
+
+def hostile(port: int, n: int, data: bytes) -> list[socket.socket]:
+    socks = []
+    for _ in range(n):
+        s = wire.connect(HOST, port)
+        s.sendall(data)
+        socks.append(s)
+    return socks
+
+
+def expect_all_closed(socks: list[socket.socket], timeout: float) -> float:
+    """Every socket is closed by the server within ``timeout`` (from now); returns how long
+    the last one took."""
+    started = time.monotonic()
+    for s in socks:
+        remaining = max(0.1, timeout - (time.monotonic() - started))
+        assert wire.expect_closed(s, remaining) == b""
+    return time.monotonic() - started
+
+
+def test_stalled_100mb_size_prefixes_do_not_hold_other_clients(server, background):
+    """Three connections send a 100 MB size prefix and nothing else. Other clients, connected
+    or new, keep their normal latency (Apache Kafka too); kop closes the three after
+    frame_stall_timeout_ms and logs it, naming each."""
+    topic = ck.create_topic(server.bootstrap, ck.unique("probe"), 1)
+    conf = {"bootstrap.servers": server.bootstrap}
+    producer = ck.producer(server.bootstrap)
+    baseline = worst_round_trip(conf, topic, producer)
+    started = time.monotonic()
+    socks = hostile(server.port, 3, wire.i32(100_000_000))
+    try:
+        time.sleep(0.5)
+        during = worst_round_trip(conf, topic, producer)
+        background.assert_healthy()
+        assert_normal(baseline, during, f"{server.target}, 3 x 100 MB stalled prefixes")
+        if server.target == "kafka":
+            return  # Kafka keeps them until connections.max.idle.ms
+        ports = [s.getsockname()[1] for s in socks]
+        expect_all_closed(socks, STALL_S + CLOSE_TIMEOUT)
+        assert time.monotonic() - started >= STALL_S - 0.5, "closed before the stall timeout"
+        for port in ports:
+            _assert_logged(server, port)
+        if server.target == "kop-cli":
+            assert "stalled mid-frame" in server.log_text()
+    finally:
+        for s in socks:
+            s.close()
+    assert worst_round_trip(conf, topic, producer) < 1.0 + 5 * baseline
+
+
+SASL_USER = ("alice", "alice-secret")
+
+
+@pytest.fixture
+def sasl_kop(server, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An embedded kop with a PLAINTEXT and a SASL_PLAINTEXT listener (default limits, stalls
+    closed after STALL_S); yields listener name -> host:port. Runs once per session's kop
+    (on the kop-embedded target): Apache Kafka from scripts/kafka.sh has no SASL listener."""
+    if server.target != "kop-embedded":
+        pytest.skip("an embedded kop with a SASL listener; runs on the kop-embedded target")
+    kop = pytest.importorskip("kop")
+    cfg = kop.Config(
+        listeners=[f"PLAINTEXT://{HOST}:0", f"SASL_PLAINTEXT://{HOST}:0"],
+        sasl_users=[":".join(SASL_USER)],
+        storage=f"file://{tmp_path / 'sasl-data'}",
+        num_partitions=1,
+        frame_stall_timeout_ms=int(STALL_S * 1000),
+    )
+    srv = kop.Server(cfg)
+    srv.start()
+    try:
+        yield {name: f"{HOST}:{port}" for name, _, port in srv.bound_addresses}
+    finally:
+        srv.stop()
+
+
+def test_520_unauthenticated_512kib_prefixes_on_a_sasl_listener(sasl_kop):
+    """520 connections on a SASL listener, each a 512 KiB size prefix before logging in (more
+    than the old shared pool of 256 MiB). Logins, requests of logged-in clients and clients of
+    the other listener keep their normal latency; the 520 are closed after the stall timeout."""
+    sasl_conf = {
+        "bootstrap.servers": sasl_kop["SASL_PLAINTEXT"],
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": SASL_USER[0],
+        "sasl.password": SASL_USER[1],
+    }
+    plain_conf = {"bootstrap.servers": sasl_kop["PLAINTEXT"]}
+    topic = ck.create_topic(sasl_kop["PLAINTEXT"], ck.unique("probe"), 1)
+    sasl_producer = Producer(sasl_conf)
+    plain_producer = Producer(plain_conf)
+    baseline_sasl = worst_round_trip(sasl_conf, topic, sasl_producer)
+    baseline_plain = worst_round_trip(plain_conf, topic, plain_producer)
+    port = int(sasl_kop["SASL_PLAINTEXT"].rsplit(":", 1)[1])
+    socks = hostile(port, 520, wire.i32(524_288))
+    try:
+        time.sleep(0.5)
+        during_sasl = worst_round_trip(sasl_conf, topic, sasl_producer)
+        during_plain = worst_round_trip(plain_conf, topic, plain_producer)
+        assert_normal(baseline_sasl, during_sasl, "SASL login + produce, 520 x 512 KiB pre-auth")
+        assert_normal(baseline_plain, during_plain, "PLAINTEXT, 520 x 512 KiB pre-auth")
+        expect_all_closed(socks, STALL_S + 2 * CLOSE_TIMEOUT)
+    finally:
+        for s in socks:
+            s.close()
+    assert worst_round_trip(sasl_conf, topic, sasl_producer) < 1.0 + 5 * baseline_sasl
+
+
+def _bad_input_lines(log: str) -> list[str]:
+    return [ln for ln in log.splitlines() if "closing connection" in ln and "127.0.0.1:" in ln]
+
+
+def test_a_flood_of_malformed_frames_logs_a_bounded_number_of_lines(server, server_factory):
+    """One peer opens connection after connection, each with a frame of an unknown API key, for
+    3 seconds. With the default bad_input_log_interval_ms (10 s) the log gets the first line;
+    the next line, 10 s later, carries the count of the lines left out."""
+    if server.target != "kop-cli":
+        pytest.skip("reads the log of a kop serve process")
+    srv = server_factory("kop-cli", "flood")
+    garbage = wire.request(9999, 0, 1, b"")
+    sent = 0
+    log_before = len(srv.log_text())
+    started = time.monotonic()
+    while time.monotonic() - started < 3.0:
+        with wire.connect(srv.host, srv.port) as sock:
+            wire.send_all(sock, garbage)
+            assert wire.expect_closed(sock, CLOSE_TIMEOUT) == b""
+        sent += 1
+    time.sleep(0.5)
+    flood_log = srv.log_text()[log_before:]
+    lines = _bad_input_lines(flood_log)
+    print(f"{sent} malformed frames in 3 s: {len(lines)} log lines, {len(flood_log)} bytes of log")
+    assert sent > 100, "the flood was too slow to mean anything"
+    assert len(lines) == 1, lines[:5]
+    assert len(flood_log) < 2000, flood_log[:2000]
+    # 10 s after the first line the next one is written, with the count of those left out.
+    time.sleep(max(0.0, started + 10.2 - time.monotonic()))
+    with wire.connect(srv.host, srv.port) as sock:
+        wire.send_all(sock, garbage)
+        wire.expect_closed(sock, CLOSE_TIMEOUT)
+    deadline = time.monotonic() + 5
+    while len(_bad_input_lines(srv.log_text()[log_before:])) < 2:
+        assert time.monotonic() < deadline, srv.log_tail(5)
+        time.sleep(0.05)
+    last = _bad_input_lines(srv.log_text()[log_before:])[1]
+    assert re.search(rf"suppressed={sent - 1}\b", last), last

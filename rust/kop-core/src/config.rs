@@ -71,6 +71,18 @@ pub struct ServerConfig {
     pub message_max_bytes: i32,
     pub max_request_bytes: i32,
     pub connections_max_idle_ms: i64,
+    // -- what one client may hold (net/limits.rs) --
+    /// Bytes of request frames all authenticated connections hold at once (at least
+    /// `max_request_bytes`); reserved as the bytes arrive.
+    pub request_memory_bytes: i64,
+    /// A connection that sends part of a frame, then nothing for this long, is closed.
+    pub frame_stall_timeout_ms: i64,
+    /// Bytes of request frames all unauthenticated SASL connections hold at once.
+    pub unauthenticated_request_memory_bytes: i64,
+    /// Connections on SASL listeners that have not authenticated yet, at most.
+    pub max_unauthenticated_connections: i64,
+    /// Lines about bad input from one peer address: the first, then one per interval.
+    pub bad_input_log_interval_ms: i64,
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_segment_bytes: i64,
@@ -129,6 +141,11 @@ impl Default for ServerConfig {
             message_max_bytes: 1_048_588,
             max_request_bytes: 104_857_600,
             connections_max_idle_ms: 600_000,
+            request_memory_bytes: 268_435_456,
+            frame_stall_timeout_ms: 30_000,
+            unauthenticated_request_memory_bytes: 16_777_216,
+            max_unauthenticated_connections: 1000,
+            bad_input_log_interval_ms: 10_000,
             log_retention_ms: 604_800_000,
             log_retention_bytes: -1,
             log_segment_bytes: 1_073_741_824,
@@ -234,6 +251,11 @@ impl ServerConfig {
                 self.failed_authentication_delay_ms,
             ),
             ("hook_cache_ttl_ms", self.hook_cache_ttl_ms),
+            (
+                "unauthenticated_request_memory_bytes",
+                self.unauthenticated_request_memory_bytes,
+            ),
+            ("bad_input_log_interval_ms", self.bad_input_log_interval_ms),
         ] {
             if v < 0 {
                 return Err(format!("{name} must be >= 0, got {v}"));
@@ -256,6 +278,12 @@ impl ServerConfig {
             ("message_max_bytes", i64::from(self.message_max_bytes)),
             ("max_request_bytes", i64::from(self.max_request_bytes)),
             ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("request_memory_bytes", self.request_memory_bytes),
+            ("frame_stall_timeout_ms", self.frame_stall_timeout_ms),
+            (
+                "max_unauthenticated_connections",
+                self.max_unauthenticated_connections,
+            ),
             ("log_segment_bytes", self.log_segment_bytes),
             (
                 "log_retention_check_interval_ms",

@@ -1,19 +1,22 @@
-//! Length-prefixed Kafka frames, with the size checked before anything is allocated.
+//! Length-prefixed Kafka frames: the size is checked before anything is allocated, and memory
+//! is reserved as the bytes arrive (`memory.rs`).
+
+use std::future::Future;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use std::sync::Arc;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use super::memory::{MemoryPool, Reservation, WhenExhausted};
 
 /// Why a connection is closed instead of answered.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("frame size {0} is negative or too small for a request header")]
     BadSize(i32),
-    #[error("frame size {size} exceeds max_request_bytes {max}")]
+    #[error("frame size {size} exceeds the limit of {max} bytes")]
     TooLarge { size: i32, max: i32 },
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
@@ -21,52 +24,144 @@ pub enum FrameError {
     BadHeader(String),
     #[error("connection closed mid-frame")]
     Truncated,
+    #[error("no frame began within connections_max_idle_ms")]
+    Idle,
+    #[error("stalled mid-frame: {received} of {size} bytes arrived, then nothing for {ms} ms")]
+    Stalled {
+        received: usize,
+        size: usize,
+        ms: u128,
+    },
+    #[error("no request memory for a {size}-byte frame ({received} bytes arrived; {why})")]
+    NoMemory {
+        received: usize,
+        size: usize,
+        why: &'static str,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 /// Smallest request: api key, api version, correlation id.
-const MIN_REQUEST: i32 = 8;
+pub const MIN_REQUEST: i32 = 8;
 
-/// Reads one frame. `Ok(None)` is a clean close between frames. The frame's bytes are taken
-/// from `budget` (permits = bytes) before they are allocated, and given back when the returned
-/// permit is dropped: all connections together never hold more request memory than the budget.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    max_size: i32,
-    budget: &Arc<Semaphore>,
-) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
-    let mut size_buf = [0u8; 4];
-    match reader.read_exact(&mut size_buf).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+/// How a frame is read: its size bounds and how long the client may take.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRules {
+    /// Smallest acceptable size: `MIN_REQUEST`, or 0 for raw SASL tokens.
+    pub min_size: i32,
+    pub max_size: i32,
+    /// How long to wait for a frame to begin (`connections_max_idle_ms`).
+    pub idle: Duration,
+    /// How long a frame that has begun may make no progress, for want of bytes from the
+    /// client or of request memory (`frame_stall_timeout_ms`).
+    pub stall: Duration,
+}
+
+/// Smallest buffer of a frame whose bytes are not all there yet.
+const MIN_CHUNK: usize = 4096;
+
+/// `what`, unless it makes no progress within `limit`.
+async fn within<T>(
+    limit: Duration,
+    what: impl Future<Output = std::io::Result<T>>,
+    stalled: impl FnOnce() -> FrameError,
+) -> Result<T, FrameError> {
+    match tokio::time::timeout(limit, what).await {
+        Ok(r) => r.map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+            _ => e.into(),
+        }),
+        Err(_) => Err(stalled()),
     }
+}
+
+/// Reads one frame. `Ok(None)` is a clean close between frames.
+///
+/// The frame's memory is reserved in `pool` as its bytes arrive, before it is allocated: the
+/// buffer grows (to at most twice the bytes received, at least `MIN_CHUNK`) only once more
+/// bytes are waiting, so a size prefix alone reserves nothing. A frame whose bytes are all
+/// there gets one exact allocation; larger ones are read straight from the socket into the
+/// buffer's spare room (no zeroing, no intermediate copy). The reservation comes back with the
+/// frame and gives the memory back when dropped.
+pub async fn read_frame<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    rules: &FrameRules,
+    pool: &MemoryPool,
+) -> Result<Option<(Bytes, Reservation)>, FrameError> {
+    match tokio::time::timeout(rules.idle, reader.fill_buf()).await {
+        Err(_) => return Err(FrameError::Idle),
+        Ok(Ok([])) => return Ok(None),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e.into()),
+    }
+    let stall = rules.stall;
+    let stalled = |received: usize, size: usize| {
+        move || FrameError::Stalled {
+            received,
+            size,
+            ms: stall.as_millis(),
+        }
+    };
+    let mut size_buf = [0u8; 4];
+    within(stall, reader.read_exact(&mut size_buf), stalled(0, 4)).await?;
     let size = i32::from_be_bytes(size_buf);
-    if size < MIN_REQUEST {
+    if size < rules.min_size {
         return Err(FrameError::BadSize(size));
     }
-    if size > max_size {
+    if size > rules.max_size {
         return Err(FrameError::TooLarge {
             size,
-            max: max_size,
+            max: rules.max_size,
         });
     }
-    let permit = budget
-        .clone()
-        .acquire_many_owned(size as u32)
-        .await
-        .map_err(|_| FrameError::Io(std::io::ErrorKind::BrokenPipe.into()))?;
-    // Read straight into uninitialised capacity (no zeroing), never past this frame.
     let size = size as usize;
-    let mut buf = BytesMut::with_capacity(size);
+    let mut reservation = pool.reservation();
+    let mut buf: Vec<u8> = Vec::new();
     while buf.len() < size {
-        let want = size - buf.len();
-        if reader.read_buf(&mut (&mut buf).limit(want)).await? == 0 {
+        let len = buf.len();
+        if len == buf.capacity() {
+            // Grow only for bytes that are here: wait for them first.
+            let waiting = within(stall, reader.fill_buf(), stalled(len, size))
+                .await?
+                .len();
+            if waiting == 0 {
+                return Err(FrameError::Truncated);
+            }
+            let cap = size.min((len + waiting).max(len * 2).max(MIN_CHUNK));
+            let grown = match pool.when_exhausted() {
+                WhenExhausted::Fail => reservation
+                    .grow_to(cap)
+                    .await
+                    .map_err(|_| "this listener's memory for unauthenticated clients is in use"),
+                WhenExhausted::Wait => {
+                    match tokio::time::timeout(stall, reservation.grow_to(cap)).await {
+                        Ok(r) => r.map_err(|_| "the pool is closed"),
+                        Err(_) => Err("waited frame_stall_timeout_ms for it"),
+                    }
+                }
+            };
+            if let Err(why) = grown {
+                return Err(FrameError::NoMemory {
+                    received: len,
+                    size,
+                    why,
+                });
+            }
+            buf.reserve_exact(cap - len);
+        }
+        let room = buf.capacity().min(size) - len;
+        let n = within(
+            stall,
+            reader.read_buf(&mut (&mut buf).limit(room)),
+            stalled(len, size),
+        )
+        .await?;
+        if n == 0 {
             return Err(FrameError::Truncated);
         }
     }
-    Ok(Some((buf.freeze(), permit)))
+    Ok(Some((Bytes::from(buf), reservation)))
 }
 
 /// A decoded request header and the body bytes that follow it.

@@ -1,3 +1,4 @@
 //! Wire framing and request headers. Message bodies come from the `kafka-protocol` crate.
 
 pub mod frame;
+pub mod memory;

@@ -47,8 +47,8 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Set when the server is stopping: waiting fetches return at once.
     pub shutdown: crate::shutdown::ShutdownSignal,
-    /// Bytes of request frames all connections may hold at once (see `read_frame`).
-    pub request_memory: Arc<tokio::sync::Semaphore>,
+    /// Request memory, unauthenticated connections, bad-input log lines (`net/limits.rs`).
+    pub limits: Arc<crate::net::limits::ConnectionLimits>,
     /// Listener protocols, credentials, TLS and the authorizer.
     pub security: Arc<crate::auth::Security>,
     /// Who is on the other end: `User:ANONYMOUS` until SASL or a client certificate says.

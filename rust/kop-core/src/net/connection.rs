@@ -25,42 +25,21 @@
 //! state machine (`sasl.rs`), which decides the connection's principal.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
 
-use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
+use super::limits::ConnectionLimits;
 use super::sasl::{Action, ConnInfo, Sasl};
 use crate::codec::frame::{decode_header, read_frame, FrameError};
 use crate::handlers::{dispatch, max_served, Outcome, RequestContext};
-
-/// Kafka's `sasl.server.max.receive.size` default: the largest frame accepted before a SASL
-/// connection has authenticated.
-const SASL_MAX_RECEIVE: i32 = 524_288;
+use crate::warn_bad_input;
 
 /// Replies a connection may have queued (handled, response not yet written). Java producers
 /// keep up to 5 requests in flight, librdkafka with idempotence 5 as well.
 pub const IN_FLIGHT: usize = 16;
-
-/// A raw SASL token frame (after SaslHandshake v0): size, then bytes; no Kafka header.
-async fn read_raw_token<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Option<Bytes>, FrameError> {
-    let mut size = [0u8; 4];
-    match rd.read_exact(&mut size).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let size = i32::from_be_bytes(size);
-    if !(0..=SASL_MAX_RECEIVE).contains(&size) {
-        return Err(FrameError::BadSize(size));
-    }
-    let mut buf = vec![0u8; size as usize];
-    rd.read_exact(&mut buf).await?;
-    Ok(Some(buf.into()))
-}
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -70,16 +49,20 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
-pub async fn serve<S>(stream: S, mut ctx: RequestContext)
-where
+/// Serves one connection. `unauthenticated_slot`: on SASL listeners, the connection's place
+/// among the unauthenticated ones, given back once it has authenticated.
+pub async fn serve<S>(
+    stream: S,
+    mut ctx: RequestContext,
+    mut unauthenticated_slot: Option<OwnedSemaphorePermit>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let peer = ctx.peer;
     let (rd, wr) = tokio::io::split(stream);
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let wr = BufWriter::with_capacity(64 * 1024, wr);
-    let max_request = ctx.broker.config.max_request_bytes;
-    let idle = Duration::from_millis(ctx.broker.config.connections_max_idle_ms as u64);
+    let limits = ctx.limits.clone();
     let mut shutdown = ctx.shutdown.clone();
     let security = ctx.security.clone();
     let protocol = security.protocol(&ctx.listener.name);
@@ -97,7 +80,7 @@ where
     let (tx, rx) = mpsc::channel::<Outcome>(IN_FLIGHT);
     // How many replies the writer has finished (written, or dropped when it stopped).
     let (done_tx, mut done_rx) = watch::channel(0u64);
-    let writer = write_replies(wr, rx, done_tx, peer);
+    let writer = write_replies(wr, rx, done_tx, peer, &limits);
     let reader = async {
         // Replies queued so far, and the number of the last `Later` among them.
         let mut queued = 0u64;
@@ -106,49 +89,41 @@ where
             let authenticated = sasl
                 .as_ref()
                 .is_none_or(|s| matches!(s.state, super::sasl::State::Authenticated { .. }));
-            let limit = if authenticated {
-                max_request
-            } else {
-                max_request.min(SASL_MAX_RECEIVE)
-            };
+            // A raw SASL token (after SaslHandshake v0): size, then bytes; no Kafka header.
             let raw = sasl.as_ref().is_some_and(|s| s.expects_raw_token());
+            let (rules, pool) = limits.frame(authenticated, raw);
             let frame = tokio::select! {
-                f = tokio::time::timeout(idle, async {
-                    if raw {
-                        read_raw_token(&mut rd).await.map(|t| t.map(|t| (t, None)))
-                    } else {
-                        read_frame(&mut rd, limit, &ctx.request_memory)
-                            .await
-                            .map(|f| f.map(|(b, p)| (b, Some(p))))
-                    }
-                }) => f,
+                f = read_frame(&mut rd, &rules, pool) => f,
                 _ = shutdown.wait() => break,
                 _ = tx.closed() => break,
             };
-            let frame = match frame {
-                Err(_) => {
+            let (frame, _memory) = match frame {
+                Ok(None) => break,
+                Ok(Some(frame)) => frame,
+                Err(FrameError::Idle) => {
                     tracing::info!(%peer, "closing idle connection");
                     break;
                 }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(frame))) => frame,
-                Ok(Err(FrameError::Io(e))) => {
+                Err(FrameError::Io(e)) => {
                     tracing::debug!(%peer, error = %e, "connection error");
                     break;
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                Err(e @ (FrameError::Stalled { .. } | FrameError::NoMemory { .. })) => {
+                    warn_bad_input!(limits.bad_input_log, peer, error = %e, "closing connection");
+                    break;
+                }
+                Err(e) => {
+                    warn_bad_input!(limits.bad_input_log, peer, error = %e, "closing connection: bad frame");
                     break;
                 }
             };
-            let (frame, _memory) = frame;
             let request = if raw {
                 Err(frame)
             } else {
                 match decode_header(frame, max_served) {
                     Ok(r) => Ok(r),
                     Err(e) => {
-                        tracing::warn!(%peer, error = %e, "closing connection: bad request header");
+                        warn_bad_input!(limits.bad_input_log, peer, error = %e, "closing connection: bad request header");
                         break;
                     }
                 }
@@ -193,6 +168,7 @@ where
                 Action::Authenticated(bytes, principal) => {
                     tracing::info!(%peer, %principal, listener = %ctx.listener.name, "authenticated");
                     ctx.principal = principal;
+                    unauthenticated_slot = None;
                     Outcome::Respond(bytes)
                 }
                 Action::Close(reason) => Outcome::Close(reason),
@@ -203,7 +179,7 @@ where
                     Outcome::Close(reason)
                 }
                 Action::FailAndClose(bytes, reason) => {
-                    tracing::warn!(%peer, %reason, listener = %ctx.listener.name, "authentication failed");
+                    warn_bad_input!(limits.bad_input_log, peer, %reason, listener = %ctx.listener.name, "authentication failed");
                     tokio::select! {
                         _ = tokio::time::sleep(Sasl::failure_delay(&security)) => {}
                         _ = shutdown.wait() => {}
@@ -233,6 +209,7 @@ where
         }
         // Dropping the sender lets the writer finish what is queued, then stop.
         drop(tx);
+        drop(unauthenticated_slot);
     };
     tokio::join!(reader, writer);
 }
@@ -246,6 +223,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Outcome>,
     done: watch::Sender<u64>,
     peer: std::net::SocketAddr,
+    limits: &ConnectionLimits,
 ) {
     'replies: loop {
         let mut outcome = match rx.try_recv() {
@@ -288,7 +266,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
             }
             Outcome::NoResponse | Outcome::Later(_) => {}
             Outcome::Close(reason) => {
-                tracing::warn!(%peer, %reason, "closing connection");
+                warn_bad_input!(limits.bad_input_log, peer, %reason, "closing connection");
                 break;
             }
         }

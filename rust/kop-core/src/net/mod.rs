@@ -1,6 +1,8 @@
 //! Listeners and the server lifecycle: start, serve, stop gracefully.
 
 mod connection;
+pub mod limits;
+pub mod log_limit;
 mod sasl;
 
 use std::io;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 
 use crate::auth::{Principal, Security};
@@ -264,12 +266,6 @@ impl Drop for RunningServer {
     }
 }
 
-/// Request memory all connections may hold at once: at least one largest request, and no less
-/// than 256 MiB, so one big client cannot starve the others of memory or exhaust the host.
-fn request_memory_budget(config: &ServerConfig) -> usize {
-    (config.max_request_bytes.max(0) as usize).max(256 << 20)
-}
-
 /// Accept loops for every listener plus the periodic fsync and retention tasks; returns once
 /// shutdown is signalled and every connection has finished its request in flight.
 async fn serve_all(
@@ -278,16 +274,15 @@ async fn serve_all(
     listeners: Vec<(TcpListener, Arc<ListenerInfo>)>,
     shutdown: ShutdownSignal,
 ) {
-    let memory = Arc::new(Semaphore::new(request_memory_budget(&broker.config)));
+    let limits = Arc::new(limits::ConnectionLimits::new(&broker.config));
     let mut tasks = JoinSet::new();
     for (listener, info) in listeners {
-        let memory = memory.clone();
         tasks.spawn(accept_loop(
             broker.clone(),
             security.clone(),
             listener,
             info,
-            memory,
+            limits.clone(),
             shutdown.clone(),
         ));
     }
@@ -312,7 +307,7 @@ async fn accept_loop(
     security: Arc<Security>,
     listener: TcpListener,
     info: Arc<ListenerInfo>,
-    request_memory: Arc<Semaphore>,
+    limits: Arc<limits::ConnectionLimits>,
     mut shutdown: ShutdownSignal,
 ) {
     let mut connections = JoinSet::new();
@@ -325,22 +320,37 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Until it authenticates, a SASL connection holds one of a limited number
+                    // of places; without one it is closed at once.
+                    let slot = if protocol.is_sasl() {
+                        match limits.unauthenticated_slot() {
+                            Some(slot) => Some(slot),
+                            None => {
+                                crate::warn_bad_input!(limits.bad_input_log, peer,
+                                    listener = %info.name, limit = limits.max_unauthenticated,
+                                    "closing connection: too many unauthenticated connections");
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let _ = stream.set_nodelay(true);
                     let ctx = RequestContext {
                         broker: broker.clone(),
                         listener: info.clone(),
                         peer,
                         shutdown: shutdown.clone(),
-                        request_memory: request_memory.clone(),
+                        limits: limits.clone(),
                         security: security.clone(),
                         principal: Principal::anonymous(),
                     };
                     match &tls {
                         None => {
-                            connections.spawn(connection::serve(stream, ctx));
+                            connections.spawn(connection::serve(stream, ctx, slot));
                         }
                         Some(acceptor) => {
-                            connections.spawn(serve_tls(acceptor.clone(), stream, ctx));
+                            connections.spawn(serve_tls(acceptor.clone(), stream, ctx, slot));
                         }
                     }
                 }
@@ -371,6 +381,7 @@ async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     mut ctx: RequestContext,
+    slot: Option<OwnedSemaphorePermit>,
 ) {
     let peer = ctx.peer;
     let mut shutdown = ctx.shutdown.clone();
@@ -381,11 +392,13 @@ async fn serve_tls(
     let stream = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            tracing::warn!(%peer, listener = %ctx.listener.name, error = %e, "TLS handshake failed");
+            crate::warn_bad_input!(ctx.limits.bad_input_log, peer,
+                listener = %ctx.listener.name, error = %e, "TLS handshake failed");
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, listener = %ctx.listener.name, "TLS handshake timed out");
+            crate::warn_bad_input!(ctx.limits.bad_input_log, peer,
+                listener = %ctx.listener.name, "TLS handshake timed out");
             return;
         }
     };
@@ -408,7 +421,7 @@ async fn serve_tls(
             }
         }
     }
-    connection::serve(stream, ctx).await;
+    connection::serve(stream, ctx, slot).await;
 }
 
 async fn housekeeping(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
