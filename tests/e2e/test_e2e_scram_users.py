@@ -9,6 +9,7 @@ kop only: ``sasl_users`` has no Apache Kafka equivalent that the admin API can r
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,13 @@ from helpers import java
 from helpers.servers import HOST, KopPulsar, ServerHandle
 
 USERS = ["admin:admin-secret", "alice:alice-secret"]
-CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+# kafka-configs moved from the core jar to kafka-tools (org.apache.kafka.tools) in Kafka 4.2.
+_KAFKA_MINOR = tuple(int(x) for x in os.environ.get("KAFKA_VERSION", "4.1.1").split(".")[:2])
+CONFIG_COMMAND = (
+    "org.apache.kafka.tools.ConfigCommand"
+    if _KAFKA_MINOR >= (4, 2)
+    else "kafka.admin.ConfigCommand"
+)
 SASL = "SASL_PLAINTEXT"
 
 
@@ -53,6 +60,9 @@ def login_ok(srv: ServerHandle, user: str, password: str, mech: str = "SCRAM-SHA
         return True
     except KafkaException as err:
         assert err.args[0].name() in ("_AUTHENTICATION", "_TRANSPORT", "_TIMED_OUT"), err
+        deadline = time.monotonic() + 10
+        while "_AUTHENTICATION" not in failures and time.monotonic() < deadline:
+            admin.poll(0.2)  # serves error_cb
         assert "_AUTHENTICATION" in failures or err.args[0].name() == "_AUTHENTICATION", (
             failures,
             err,
