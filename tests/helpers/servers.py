@@ -125,7 +125,7 @@ class ServerHandle:
         for lis in self.config.get("extra_listeners", []):
             name, _, hostport = lis.partition("://")
             if name == listener:
-                return hostport
+                return str(hostport)
         raise KeyError(listener)
 
     def __repr__(self) -> str:
