@@ -230,6 +230,63 @@ def test_three_consumers_consume_each_record_once(gserver):
         c.close()
 
 
+@pytest.mark.timeout(120)
+def test_consumers_started_together_share_the_first_generation(gserver):
+    """Issue 12, defect 10: with group.initial.rebalance.delay.ms=0 two librdkafka consumers
+    started together (each in its own thread, as two processes would) get their partitions
+    once, in the same rebalance, and keep them (kop used to give the first one everything,
+    then rebalance at its next heartbeat, 3 s later). The heartbeat interval is librdkafka's
+    default, so a late rebalance would show within the 8 s watched."""
+    bootstrap = gserver.bootstrap
+    topic = ck.create_topic(bootstrap, ck.unique("together"), 4)
+    group = ck.unique("together")
+    events: list[tuple[float, int, str, list[int]]] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        def record(kind: str) -> Callable[[Consumer, list[TopicPartition]], None]:
+            def cb(_c: Consumer, parts: list[TopicPartition]) -> None:
+                if not stop.is_set():
+                    events.append((time.monotonic(), i, kind, sorted(p.partition for p in parts)))
+
+            return cb
+
+        try:
+            c = group_consumer(
+                bootstrap, group, heartbeat_interval_ms=3000, session_timeout_ms=10000
+            )
+            c.subscribe([topic], on_assign=record("assign"), on_revoke=record("revoke"))
+            while not stop.is_set():
+                c.poll(0.05)
+            c.close()
+        except BaseException as err:  # surfaced by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(
+            lambda: {i for _, i, kind, _ in events if kind == "assign"} == {0, 1} or bool(errors),
+            60,
+            "both consumers assigned",
+        )
+        time.sleep(8)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    assigns = [(i, parts) for _, i, kind, parts in events if kind == "assign"]
+    assert len(assigns) == 2, f"a second rebalance: {events}"
+    assert not [e for e in events if e[2] == "revoke"], f"partitions were revoked: {events}"
+    owned = [set(parts) for _, parts in sorted(assigns)]
+    assert owned[0] and owned[1] and owned[0] | owned[1] == set(range(4)), assigns
+    assert not owned[0] & owned[1], assigns
+    assert max(t for t, *_ in events) - min(t for t, *_ in events) < 1.0, events
+
+
 @pytest.mark.timeout(240)
 def test_churn_cooperative_sticky_and_killed_member(gserver, members):
     """cooperative-sticky: joins move only the partitions that must move; a clean leave and a

@@ -120,6 +120,14 @@ class ServerHandle:
         """Everything the server logged so far, where it can be captured (else None)."""
         return None
 
+    def address_of(self, listener: str) -> str:
+        """host:port of a listener named in the ``extra_listeners`` option (kop only)."""
+        for lis in self.config.get("extra_listeners", []):
+            name, _, hostport = lis.partition("://")
+            if name == listener:
+                return str(hostport)
+        raise KeyError(listener)
+
     def __repr__(self) -> str:
         return f"<{self.target} {self.bootstrap} data={self.data_dir}>"
 
@@ -145,9 +153,19 @@ class KopCli(ServerHandle):
             *base,
             "serve",
             "--listeners",
-            f"PLAINTEXT://{HOST}:{self.port}",
+            ",".join(self.listeners()),
             *self.storage_args(),
         ]
+
+    def listeners(self) -> list[str]:
+        """``PLAINTEXT`` on ``self.port``, then the config's ``extra_listeners`` (free ports
+        are picked for ``NAME://host:0``)."""
+        extra = self.config.get("extra_listeners", [])
+        resolved = [
+            f"{lis.rsplit(':', 1)[0]}:{free_port()}" if lis.endswith(":0") else lis for lis in extra
+        ]
+        self.config["extra_listeners"] = resolved
+        return [f"PLAINTEXT://{HOST}:{self.port}", *resolved]
 
     def start(self) -> None:
         self.spawn()
@@ -159,11 +177,13 @@ class KopCli(ServerHandle):
         check_kop_importable()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KOP_")}
         env.setdefault("RUST_BACKTRACE", "1")
+        command = self.command()
         for key, value in self.config.items():
-            env["KOP_" + key.upper()] = _text(value)
+            if key != "extra_listeners":
+                env["KOP_" + key.upper()] = _text(value)
         self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - kept open while running
         self.proc = subprocess.Popen(
-            self.command(),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=self._log_fh,
             stderr=self._log_fh,
@@ -265,19 +285,23 @@ class KopEmbedded(ServerHandle):
     def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
         super().__init__(data_dir, config)
         self.server: Any = None
+        self.bound: dict[str, str] = {}
 
     def start(self) -> None:
         check_kop_importable()
         import kop
 
+        options = dict(self.config)
+        extra = options.pop("extra_listeners", [])
         cfg = kop.Config(
-            listeners=[f"PLAINTEXT://{HOST}:0"],
+            listeners=[f"PLAINTEXT://{HOST}:0", *extra],
             storage=f"file://{self.data_dir}",
-            **self.config,
+            **options,
         )
         self.server = kop.Server(cfg)
         self.server.start()
         self.port = int(self.server.port)
+        self.bound = {name: f"{HOST}:{port}" for name, _, port in self.server.bound_addresses}
         assert self.server.bootstrap_servers == f"{HOST}:{self.port}", self.server.bootstrap_servers
         wire.wait_until_serving(HOST, self.port, 30.0)
 
@@ -285,6 +309,9 @@ class KopEmbedded(ServerHandle):
         if self.server is not None:
             server, self.server = self.server, None
             server.stop()
+
+    def address_of(self, listener: str) -> str:
+        return str(self.bound[listener])
 
 
 class Kafka(ServerHandle):

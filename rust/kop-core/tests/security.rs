@@ -349,3 +349,106 @@ fn describe_client_quotas_reports_none_and_checks_filters() {
     );
     assert_eq!(denied.error_code, 31);
 }
+
+/// AlterUserScramCredentials of one user: `Some(password)` upserts SCRAM-SHA-512, None deletes.
+fn alter_scram(admin: &mut Client, changes: &[(&str, Option<&str>)]) -> Vec<(String, i16)> {
+    use alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
+    let mut req = AlterUserScramCredentialsRequest::default();
+    for (user, password) in changes {
+        match password {
+            Some(password) => {
+                let salt = format!("salt-of-{user}-{password}").into_bytes();
+                let mut salted = [0u8; 64];
+                pbkdf2::pbkdf2_hmac::<Sha512>(password.as_bytes(), &salt, 4096, &mut salted);
+                req.upsertions.push(
+                    ScramCredentialUpsertion::default()
+                        .with_name(s(user))
+                        .with_mechanism(2)
+                        .with_iterations(4096)
+                        .with_salt(salt.into())
+                        .with_salted_password(bytes::Bytes::copy_from_slice(&salted)),
+                );
+            }
+            None => req.deletions.push(
+                ScramCredentialDeletion::default()
+                    .with_name(s(user))
+                    .with_mechanism(2),
+            ),
+        }
+    }
+    let r: AlterUserScramCredentialsResponse = admin.call(&req, 0);
+    r.results
+        .iter()
+        .map(|x| {
+            let msg = x.error_message.as_deref().unwrap_or("");
+            if x.error_code == 93 {
+                assert!(msg.contains("sasl_users"), "{msg}");
+            }
+            (x.user.to_string(), x.error_code)
+        })
+        .collect()
+}
+
+fn login_code(server: &RunningServer, user: &str, password: &str) -> i16 {
+    scram_login(&mut Client::connect(port(server)), user, password)
+}
+
+/// Defect 4 of issue 12: a user of `sasl_users` is static (like Kafka's JAAS users); changing
+/// it through AlterUserScramCredentials is refused with UNACCEPTABLE_CREDENTIAL instead of
+/// answering success and changing nothing. Users created through the API rotate and delete
+/// for real, and keep their state across a restart.
+#[test]
+fn scram_changes_refuse_configured_users_and_apply_to_managed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("file://{}", dir.path().display());
+    {
+        let server = start_secure(&storage);
+        let mut admin = Client::connect(port(&server));
+        assert_eq!(scram_login(&mut admin, "admin", "admin-pw"), 0);
+        assert_eq!(
+            alter_scram(&mut admin, &[("alice", Some("alice-new"))]),
+            [("alice".to_string(), 93)]
+        );
+        assert_eq!(
+            alter_scram(&mut admin, &[("alice", None)]),
+            [("alice".to_string(), 93)]
+        );
+        assert_eq!(login_code(&server, "alice", "alice-pw"), 0);
+        assert_eq!(login_code(&server, "alice", "alice-new"), 58);
+        // one request, two users: the configured one is refused, the other one is applied
+        assert_eq!(
+            alter_scram(
+                &mut admin,
+                &[("alice", Some("alice-new")), ("carol", Some("carol-1"))]
+            ),
+            [("alice".to_string(), 93), ("carol".to_string(), 0)]
+        );
+        assert_eq!(login_code(&server, "carol", "carol-1"), 0);
+        // rotation: the old password stops working at once
+        assert_eq!(
+            alter_scram(&mut admin, &[("carol", Some("carol-2"))]),
+            [("carol".to_string(), 0)]
+        );
+        assert_eq!(login_code(&server, "carol", "carol-1"), 58);
+        assert_eq!(login_code(&server, "carol", "carol-2"), 0);
+        assert_eq!(
+            alter_scram(&mut admin, &[("dave", Some("dave-1"))]),
+            [("dave".to_string(), 0)]
+        );
+        assert_eq!(
+            alter_scram(&mut admin, &[("dave", None)]),
+            [("dave".to_string(), 0)]
+        );
+        assert_eq!(login_code(&server, "dave", "dave-1"), 58);
+        let described: DescribeUserScramCredentialsResponse =
+            admin.call(&DescribeUserScramCredentialsRequest::default(), 0);
+        let users: Vec<&str> = described.results.iter().map(|r| r.user.as_str()).collect();
+        assert_eq!(users, ["carol"]);
+    }
+    let server = start_secure(&storage);
+    assert_eq!(login_code(&server, "carol", "carol-2"), 0);
+    assert_eq!(login_code(&server, "carol", "carol-1"), 58);
+    assert_eq!(login_code(&server, "dave", "dave-1"), 58);
+    assert_eq!(login_code(&server, "alice", "alice-pw"), 0);
+    assert_eq!(login_code(&server, "alice", "alice-new"), 58);
+}

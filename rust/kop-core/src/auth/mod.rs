@@ -189,6 +189,15 @@ impl Security {
                 .map_err(|e| format!("stored ACLs and credentials are unreadable: {e}"))?,
         };
         let admin_scram = admin_credentials(stored.scram);
+        for (alg, user) in admin_scram.keys() {
+            if plain_users.contains_key(user) {
+                tracing::warn!(
+                    user,
+                    mechanism = alg.mechanism(),
+                    "a stored SCRAM credential is ignored: the user is defined in sasl_users, which wins"
+                );
+            }
+        }
         let super_users: HashSet<Principal> = config
             .super_users
             .iter()
@@ -297,6 +306,14 @@ impl Security {
         self.plain_users
             .get(user)
             .is_some_and(|p| plain::constant_time_eq(p.as_bytes(), password.as_bytes()))
+    }
+
+    /// Whether `user` is defined in `sasl_users`. Such users are static, like the users of
+    /// Kafka's JAAS file: their password (PLAIN and SCRAM) changes in the configuration only,
+    /// so AlterUserScramCredentials refuses them rather than store a credential that the
+    /// configured password would shadow (and PLAIN would ignore).
+    pub fn is_configured_user(&self, user: &str) -> bool {
+        self.plain_users.contains_key(user)
     }
 
     /// A user's SCRAM credential: from the config, else one set through the admin API.

@@ -328,10 +328,13 @@ impl Group {
         self.set_state(GroupState::PreparingRebalance);
         self.sync_deadline = None;
         let rebalance_timeout = self.max_rebalance_timeout();
-        if was_empty && !cfg.initial_rebalance_delay.is_zero() {
-            let delay = cfg.initial_rebalance_delay.min(rebalance_timeout);
+        if was_empty {
+            // As in Kafka, the first join phase of an empty group ends from the timer, never
+            // inside the JoinGroup that started it (not even with a delay of 0), so that
+            // consumers started together get into the first generation.
+            let delay = cfg.initial_join_phase().min(rebalance_timeout);
             self.initial_delay = true;
-            self.initial_delay_ends = Some(now + rebalance_timeout);
+            self.initial_delay_ends = Some(now + rebalance_timeout.max(delay));
             self.join_deadline = Some(now + delay);
         } else {
             self.initial_delay = false;
@@ -343,7 +346,7 @@ impl Group {
     /// A member joined during the initial delay: wait another delay, within the rebalance timeout.
     fn extend_initial_delay(&mut self, now: Instant, cfg: &GroupConfig) {
         if let Some(limit) = self.initial_delay_ends {
-            self.join_deadline = Some((now + cfg.initial_rebalance_delay).min(limit));
+            self.join_deadline = Some((now + cfg.initial_join_phase()).min(limit));
         }
     }
 
@@ -355,7 +358,21 @@ impl Group {
         let all_joined =
             self.pending.is_empty() && self.members.values().all(Member::awaiting_join);
         let expired = self.join_deadline.is_none_or(|d| now >= d);
-        if (all_joined && !self.initial_delay) || expired {
+        if self.initial_delay {
+            if !expired {
+                return;
+            }
+            self.initial_delay = false;
+            if !self.pending.is_empty() {
+                // Members that were just handed their id with MEMBER_ID_REQUIRED rejoin within
+                // a round trip: wait for them (Kafka's all-members-joined rule, which it skips
+                // here) rather than start a generation that they would break up at once. The
+                // wait ends when they rejoin, their id expires, or the rebalance timeout.
+                self.join_deadline = self.initial_delay_ends;
+                return;
+            }
+            self.complete_join(now);
+        } else if all_joined || expired {
             self.complete_join(now);
         }
     }

@@ -47,6 +47,20 @@ pub struct GroupConfig {
     pub max_record_bytes: usize,
 }
 
+/// The shortest first join phase of an empty group: one period of the coordinator's timer
+/// (`net::group_timers`). Kafka ends that phase from its timer too, so with
+/// `group.initial.rebalance.delay.ms=0` members that join a few milliseconds apart still share
+/// the first generation there; answering inside the first JoinGroup would leave them none.
+pub const MIN_INITIAL_JOIN_PHASE: Duration = Duration::from_millis(100);
+
+impl GroupConfig {
+    /// How long the first join phase of an empty group lasts at least, and how much each new
+    /// member extends it (within the rebalance timeout).
+    pub fn initial_join_phase(&self) -> Duration {
+        self.initial_rebalance_delay.max(MIN_INITIAL_JOIN_PHASE)
+    }
+}
+
 impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::state::{Group, GroupConfig, GroupState, JoinOutcome, Reply, SyncOutcome};
+use super::state::{
+    Group, GroupConfig, GroupState, JoinOutcome, Reply, SyncOutcome, MIN_INITIAL_JOIN_PHASE,
+};
 use super::{FileGroupStore, GroupCoordinator, JoinParams, OffsetEntry, SyncParams};
 use crate::error::KafkaError;
 
@@ -57,6 +59,11 @@ fn join_new(
     (id.clone(), waiting(g.join(params(&id, None, b"m"), now, c)))
 }
 
+/// The coordinator's timer ends the first join phase of a group that was empty.
+fn end_first_join_phase(g: &mut Group, now: Instant, c: &GroupConfig) {
+    g.tick(now + MIN_INITIAL_JOIN_PHASE, c);
+}
+
 fn sync(g: &mut Group, id: &str, generation: i32, assign: &[(&str, &[u8])]) -> Reply<SyncOutcome> {
     g.sync(
         SyncParams {
@@ -81,6 +88,7 @@ fn two_members_rebalance_and_sync() {
     let now = Instant::now();
     let mut g = Group::new("g", 0);
     let (a, mut rx_a) = join_new(&mut g, now, &c);
+    end_first_join_phase(&mut g, now, &c);
     let ja = rx_a.try_recv().unwrap();
     assert_eq!(
         (ja.error, ja.generation, ja.leader.as_str()),
@@ -136,6 +144,7 @@ fn session_expiry_removes_a_silent_member() {
     let t0 = Instant::now();
     let mut g = Group::new("g", 0);
     let (a, _rx) = join_new(&mut g, t0, &c);
+    end_first_join_phase(&mut g, t0, &c);
     let _ = sync(&mut g, &a, 1, &[(&a, b"x")]);
     let (b, mut rx_b) = join_new(&mut g, t0, &c);
     let mut rx_a = waiting(g.join(params(&a, None, b"m"), t0, &c));
@@ -175,6 +184,7 @@ fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
     let now = Instant::now();
     let mut g = Group::new("g", 0);
     let mut rx = waiting(g.join(params("", Some("i1"), b"m"), now, &c));
+    end_first_join_phase(&mut g, now, &c);
     let j = rx.try_recv().unwrap();
     let old = j.member_id.clone();
     let _ = sync(&mut g, &old, 1, &[(&old, b"P")]);
@@ -207,6 +217,7 @@ fn inconsistent_protocols_and_commit_checks() {
         "simple commit to an empty group"
     );
     let (a, _rx) = join_new(&mut g, now, &c);
+    end_first_join_phase(&mut g, now, &c);
     let mut other = params("", None, b"m");
     other.protocols = vec![("roundrobin".into(), Bytes::new())];
     let j = now_value(g.join(other, now, &c));
@@ -269,6 +280,8 @@ fn coordinator_state_survives_reopen() {
         let mut p = params("", Some("i"), b"m");
         p.session_timeout_ms = 10_000;
         let mut rx = waiting(co.join("g2", p));
+        std::thread::sleep(MIN_INITIAL_JOIN_PHASE);
+        co.tick();
         let j = rx.try_recv().unwrap();
         let mut rx = waiting(co.sync(
             "g2",
@@ -369,4 +382,87 @@ fn groups_map_to_kafkas_consumer_offsets_partitions() {
         assert_eq!(super::shard_of(group, 50), partition, "{group}");
     }
     assert_eq!(super::shard_of("anything", 1), 0);
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Issue 12, defect 10: with `group.initial.rebalance.delay.ms=0`, two consumers started
+/// together (librdkafka: JoinGroup, MEMBER_ID_REQUIRED, JoinGroup again) share generation 1.
+/// kop used to answer the first member inside its JoinGroup, so it synced alone and only saw
+/// the second member's rebalance at its next heartbeat, seconds later.
+#[test]
+fn members_joining_together_share_the_first_generation_without_delay() {
+    let c = cfg(0);
+    let t0 = Instant::now();
+    let mut g = Group::new("g", 0);
+    let (a, mut rx_a) = join_new(&mut g, t0, &c);
+    assert!(
+        rx_a.try_recv().is_err(),
+        "not answered inside the JoinGroup that started the rebalance"
+    );
+    // The second consumer's first JoinGroup, 2 ms later: it is handed its member id.
+    let first_b = now_value(g.join(params("", None, b"m"), t0 + ms(2), &c));
+    assert_eq!(first_b.error, Some(KafkaError::MemberIdRequired));
+    g.tick(t0 + ms(50), &c);
+    assert!(rx_a.try_recv().is_err(), "within the first join phase");
+    // The timer ends the phase before B is back with its id: B is waited for.
+    g.tick(t0 + MIN_INITIAL_JOIN_PHASE, &c);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert!(
+        rx_a.try_recv().is_err(),
+        "a member handed its id is waited for"
+    );
+    let b = first_b.member_id;
+    let mut rx_b = waiting(g.join(params(&b, None, b"m"), t0 + ms(101), &c));
+    let (ja, jb) = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
+    assert_eq!((ja.error, jb.error), (None, None));
+    assert_eq!((ja.generation, jb.generation), (1, 1));
+    assert_eq!((ja.leader.as_str(), ja.members.len()), (a.as_str(), 2));
+    let mut sb = waiting(sync(&mut g, &b, 1, &[]));
+    let mut sa = waiting(sync(&mut g, &a, 1, &[(&a, b"A"), (&b, b"B")]));
+    assert_eq!(sa.try_recv().unwrap().unwrap().2, Bytes::from_static(b"A"));
+    assert_eq!(sb.try_recv().unwrap().unwrap().2, Bytes::from_static(b"B"));
+    // Stable in generation 1: no second rebalance while both heartbeat.
+    for t in [1000, 3000, 6000] {
+        g.tick(t0 + ms(t), &c);
+        assert_eq!(g.heartbeat(&a, None, 1, t0 + ms(t)), Ok(()));
+        assert_eq!(g.heartbeat(&b, None, 1, t0 + ms(t)), Ok(()));
+    }
+    assert_eq!((g.state, g.generation), (GroupState::Stable, 1));
+}
+
+#[test]
+fn first_join_phase_ends_from_the_timer_and_a_silent_pending_member_expires() {
+    let c = cfg(0);
+    let t0 = Instant::now();
+    let mut g = Group::new("g", 0);
+    let (a, mut rx_a) = join_new(&mut g, t0, &c);
+    g.tick(t0 + ms(99), &c);
+    assert!(rx_a.try_recv().is_err());
+    g.tick(t0 + ms(100), &c);
+    let ja = rx_a.try_recv().unwrap();
+    assert_eq!((ja.generation, ja.members.len()), (1, 1), "a lone member");
+    assert_eq!(g.leave(&[(a, None)], t0 + ms(200), &c), vec![Ok(())]);
+    assert_eq!(g.state, GroupState::Empty);
+
+    // Empty again: the next join is a first join phase again. A member that is handed an id
+    // and never comes back holds it only until that id expires (its session timeout, 10 s).
+    let t1 = t0 + ms(1000);
+    let (c1, mut rx_c) = join_new(&mut g, t1, &c);
+    let ghost = now_value(g.join(params("", None, b"m"), t1, &c));
+    assert_eq!(ghost.error, Some(KafkaError::MemberIdRequired));
+    g.tick(t1 + ms(5000), &c);
+    assert!(
+        rx_c.try_recv().is_err(),
+        "waiting for the member handed an id"
+    );
+    g.tick(t1 + ms(10_001), &c);
+    let jc = rx_c.try_recv().unwrap();
+    assert_eq!((jc.generation, jc.leader.as_str()), (3, c1.as_str()));
+    assert_eq!(jc.members.len(), 1);
+    // The ghost's id is no longer accepted as pending.
+    let late = now_value(g.join(params(&ghost.member_id, None, b"m"), t1 + ms(10_002), &c));
+    assert_eq!(late.error, Some(KafkaError::UnknownMemberId));
 }

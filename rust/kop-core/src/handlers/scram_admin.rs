@@ -1,7 +1,8 @@
 //! DescribeUserScramCredentials / AlterUserScramCredentials: SCRAM users managed like on
 //! Kafka (`kafka-configs --entity-type users --alter --add-config 'SCRAM-SHA-256=[...]'`).
 //! Kafka: DESCRIBE on the cluster to describe, ALTER on the cluster to alter. The credentials
-//! are stored with the data; users from `sasl_users` are not listed.
+//! are stored with the data; users from `sasl_users` are not listed, and changes to them are
+//! refused with UNACCEPTABLE_CREDENTIAL (their password lives in the configuration).
 
 use std::collections::{HashMap, HashSet};
 
@@ -150,6 +151,17 @@ pub async fn alter(
         }
         let _ = m;
     }
+    for u in &users {
+        if ctx.security.is_configured_user(u) && !errors.contains_key(u) {
+            errors.insert(
+                u.clone(),
+                (
+                    KafkaError::UnacceptableCredential,
+                    configured_user_message(u),
+                ),
+            );
+        }
+    }
     for d in &req.deletions {
         let user = d.name.to_string();
         if errors.contains_key(&user) {
@@ -252,4 +264,13 @@ pub async fn alter(
         })
         .collect();
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+/// Why a change to a `sasl_users` user is refused, and what to do instead.
+fn configured_user_message(user: &str) -> String {
+    format!(
+        "User {user} is defined in kop's sasl_users configuration: its password (PLAIN and SCRAM) \
+         is changed or removed there and takes effect when kop restarts; \
+         AlterUserScramCredentials cannot change it"
+    )
 }
