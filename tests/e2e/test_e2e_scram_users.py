@@ -9,7 +9,6 @@ kop only: ``sasl_users`` has no Apache Kafka equivalent that the admin API can r
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,13 +28,6 @@ from helpers import java
 from helpers.servers import HOST, KopPulsar, ServerHandle
 
 USERS = ["admin:admin-secret", "alice:alice-secret"]
-# kafka-configs moved from the core jar to kafka-tools (org.apache.kafka.tools) in Kafka 4.2.
-_KAFKA_MINOR = tuple(int(x) for x in os.environ.get("KAFKA_VERSION", "4.1.1").split(".")[:2])
-CONFIG_COMMAND = (
-    "org.apache.kafka.tools.ConfigCommand"
-    if _KAFKA_MINOR >= (4, 2)
-    else "kafka.admin.ConfigCommand"
-)
 SASL = "SASL_PLAINTEXT"
 
 
@@ -102,7 +94,7 @@ def wait_for(cond: Callable[[], bool], what: str, timeout: float = 20) -> None:
 
 def _kafka_configs(srv: ServerHandle, props: Path, *args: str) -> Any:
     return java.run_class(
-        CONFIG_COMMAND,
+        java.CONFIG_COMMAND,
         ["--bootstrap-server", srv.address_of(SASL), "--command-config", str(props), *args],
         check=False,
     )

@@ -50,7 +50,6 @@ kop = pytest.importorskip("kop")
 USERS = ("admin:admin-secret", "alice:alice-secret", "bob:bob-secret")
 PASSWORDS = dict(u.split(":", 1) for u in USERS)
 ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
-CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 
 # api keys
 METADATA, SASL_HANDSHAKE, SASL_AUTHENTICATE = 3, 17, 36
@@ -633,7 +632,7 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
     )
     # a SCRAM user that exists nowhere in the config
     java.run_class(
-        CONFIG_COMMAND,
+        java.CONFIG_COMMAND,
         [
             "--bootstrap-server",
             bootstrap,
@@ -652,7 +651,7 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
     # enforces no quotas)
     for entity in (["--entity-name", "carol"], []):
         described_users = java.run_class(
-            CONFIG_COMMAND,
+            java.CONFIG_COMMAND,
             [
                 "--bootstrap-server",
                 bootstrap,
@@ -671,7 +670,7 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
         assert "Quota configs" not in described_users.stdout
     # quotas cannot be set: AlterClientQuotas is not served, and the tool says so
     quota = java.run_class(
-        CONFIG_COMMAND,
+        java.CONFIG_COMMAND,
         [
             "--bootstrap-server",
             bootstrap,

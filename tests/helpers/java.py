@@ -13,6 +13,8 @@ CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 VERIFIABLE_PRODUCER = "org.apache.kafka.tools.VerifiableProducer"
 GET_OFFSET_SHELL = "org.apache.kafka.tools.GetOffsetShell"
 CLIENT_COMPATIBILITY_TEST = "org.apache.kafka.tools.ClientCompatibilityTest"
+# kafka-configs (in kafka-tools since Kafka 4.2; scripts/kafka.sh runs 4.4).
+CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 
 
 def fetch() -> None:
