@@ -8,7 +8,8 @@
 #   FUZZ_SECONDS=3600 nice -n 19 scripts/fuzz.sh record_batch   # a long run
 #
 # Env: FUZZ_SECONDS (per target), FUZZ_RUNS (stop a target after this many executions),
-#      FUZZ_SANITIZER (none (default) or address; docs/fuzzing.md), KOP_CACHE (~/.cache/kop).
+#      FUZZ_SANITIZER (none (default) or address; docs/fuzzing.md), KOP_CACHE (~/.cache/kop),
+#      FUZZ_LOG_DIR (libFuzzer logs, default $KOP_CACHE/fuzz-logs).
 # The corpus of each target grows in $KOP_CACHE/fuzz-corpus/<target> (seeded by the target
 # itself, see fuzz/src/lib.rs), so short runs build on the previous ones.
 set -euo pipefail
@@ -44,7 +45,7 @@ summary=()
 for t in "${targets[@]}"; do
   corpus="$KOP_CACHE/fuzz-corpus/$t"
   artifacts="$KOP_CACHE/fuzz-artifacts/$t"
-  log="$KOP_CACHE/fuzz-logs/$t.log"
+  log="${FUZZ_LOG_DIR:-$KOP_CACHE/fuzz-logs}/$t.log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   printf '=== fuzz %s (%ss)\n' "$t" "$seconds"
   if ! KOP_FUZZ_SEEDS="$corpus" "$bin/$t" "$corpus" "${limits[@]}" \
@@ -59,7 +60,8 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
-  cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/cov \1, ft \2, corpus \3/p' <<<"$done_line")
+  edges=$(sed -n 's/^INFO: Loaded 1 modules *(\([0-9]*\) inline 8-bit counters.*/\1/p' "$log" | head -1)
+  cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/cov \1\/'"$edges"' edges, ft \2, corpus \3/p' <<<"$done_line")
   summary+=("$(printf '%-14s %12s execs %8s/s  %s  rss %s MB' "$t" "$execs" "$rate" "$cov" "$rss")")
 done
 printf '%s\n' "${summary[@]}"
