@@ -4,7 +4,7 @@
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh -k fetch   # extra arguments go to pytest
 #
-# Needs: Rust (cargo with rustfmt + clippy), Python >= 3.10, Java 17+ and Maven.
+# Needs: Rust (cargo with rustfmt + clippy, and a nightly toolchain for fuzz/), Python >= 3.10, Java 17+ and Maven.
 # Caches: ~/.cache/kop (Rust target dir, Maven jars for Kafka and Pulsar), ~/.m2, pip's cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,9 @@ step "rust: fmt, clippy, unit and integration tests"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release
+
+step "fuzz: a short run of every cargo-fuzz target (nightly; docs/fuzzing.md)"
+scripts/fuzz.sh
 
 step "build the wheel into the venv"
 .venv/bin/maturin develop --release --quiet

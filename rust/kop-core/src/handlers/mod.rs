@@ -88,6 +88,40 @@ macro_rules! served {
             ]
         }
 
+        /// Decodes a request body of a served API and version exactly as `dispatch_served`
+        /// does (same table, same decoder calls), without handling it: the fuzz targets
+        /// (`fuzz/`) reach every request kop decodes through this.
+        #[cfg(feature = "fuzzing")]
+        pub fn decode_body(header: &RequestHeader, api_key: ApiKey, mut body: Bytes) -> anyhow::Result<()> {
+            let version = header.request_api_version;
+            match api_key {
+                ApiKey::Produce if version < produce::DECODABLE_MIN => {
+                    produce_legacy::handle(header, body);
+                }
+                ApiKey::Produce => {
+                    ProduceRequest::decode(&mut body, version)?;
+                }
+                $(ApiKey::$key => {
+                    $req::decode(&mut body, version)?;
+                })*
+                _ => {}
+            }
+            Ok(())
+        }
+
+        /// The encoding of a default (empty) request body, for the fuzz targets' seeds.
+        #[cfg(feature = "fuzzing")]
+        pub fn default_body(api_key: ApiKey, version: i16) -> anyhow::Result<Bytes> {
+            use kafka_protocol::protocol::Encodable;
+            let mut out = bytes::BytesMut::new();
+            match api_key {
+                ApiKey::Produce => ProduceRequest::default().encode(&mut out, version)?,
+                $(ApiKey::$key => $req::default().encode(&mut out, version)?,)*
+                other => anyhow::bail!("{other:?} is not served"),
+            }
+            Ok(out.freeze())
+        }
+
         async fn dispatch_served(ctx: &RequestContext, frame: RequestFrame) -> anyhow::Result<Outcome> {
             let version = frame.header.request_api_version;
             let correlation_id = frame.header.correlation_id;
