@@ -3,14 +3,16 @@
 //! dispatcher decodes it. Several frames per input, as on a real connection.
 #![no_main]
 
-use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::Encodable;
-use kop_core::codec::frame::{decode_header, read_frame};
+use kop_core::codec::frame::{decode_header, read_frame, FrameRules, MIN_REQUEST};
+use kop_core::codec::memory::{MemoryPool, WhenExhausted};
 use kop_core::handlers::{decode_body, default_body, max_served, served_range, SERVED};
 use libfuzzer_sys::fuzz_target;
-use tokio::sync::Semaphore;
+use tokio::runtime::Runtime;
 
 /// The largest frame accepted here. kop's default `max_request_bytes` is 100 MB; the size
 /// checks are the same whatever the limit, and a small one keeps each run fast.
@@ -44,14 +46,31 @@ fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
+/// `read_frame` bounds its waits with tokio timers: a runtime with time enabled.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+const RULES: FrameRules = FrameRules {
+    min_size: MIN_REQUEST,
+    max_size: MAX_FRAME,
+    idle: Duration::from_secs(1),
+    stall: Duration::from_secs(1),
+};
+
 fuzz_target!(init: kop_fuzz::write_seeds(seeds), |data: &[u8]| {
-    let budget = Arc::new(Semaphore::new(MAX_FRAME as usize));
+    // Room for any one frame: reading from a slice never waits for bytes or memory.
+    let pool = MemoryPool::new(2 * MAX_FRAME as usize, 8192, WhenExhausted::Fail);
     let mut reader = data;
     loop {
-        // Reading from a slice never waits; nor does the budget, which covers any frame.
-        let read = kop_fuzz::poll_once(read_frame(&mut reader, MAX_FRAME, &budget))
-            .expect("read_frame waited on an in-memory stream");
-        let Ok(Some((frame, _permit))) = read else {
+        let read = runtime().block_on(read_frame(&mut reader, &RULES, &pool));
+        let Ok(Some((frame, _memory))) = read else {
             return;
         };
         let Ok(request) = decode_header(frame, max_served) else {
