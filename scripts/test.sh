@@ -64,4 +64,4 @@ scripts/pulsar.sh fetch
 step "pytest"
 # Every end-to-end suite runs against kop on the local log (CLI and embedded) and on Pulsar.
 export KOP_TEST_TARGETS="${KOP_TEST_TARGETS:-kop-cli,kop-embedded,kop-pulsar}"
-"$py" -m pytest -ra "$@"
+"$py" -m pytest -ra --durations=25 "$@"
