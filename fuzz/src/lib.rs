@@ -1,16 +1,13 @@
-//! Shared pieces of kop's fuzz targets: seed inputs, a v2 record-batch builder, and a way to
-//! run kop's async decoders to completion without a runtime.
+//! Shared pieces of kop's fuzz targets: seed inputs and v2 record batches (built with kop's
+//! own `records::encode`).
 //!
 //! Seeds: every target takes `init: kop_fuzz::write_seeds(...)`. When the environment variable
 //! `KOP_FUZZ_SEEDS` names a directory, the target writes its seed inputs there before libFuzzer
 //! reads its corpus, so `scripts/fuzz.sh` passes the same directory as the corpus and no corpus
 //! is committed to the repository.
 
-use std::future::Future;
-use std::io::Write;
-use std::task::{Context, Poll, Waker};
-
-use kop_core::records::batch::{compute_crc, HEADER_LEN, LOG_OVERHEAD};
+use kop_core::records::batch::HEADER_LEN;
+use kop_core::records::encode::{self, NewRecord};
 
 /// kop's production allocator, as `kop._native` registers it: requests of 1 GiB and more (a
 /// decoder reserving capacity for a count read from the wire) get lazily committed address
@@ -31,39 +28,6 @@ pub fn write_seeds(seeds: fn() -> Vec<Vec<u8>>) {
     }
 }
 
-/// Polls a future once. kop's frame reader over an in-memory slice and its SASL steps without
-/// hooks never wait, so `None` (it would wait) means the input made kop block.
-pub fn poll_once<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
-}
-
-/// Zigzag varint, as record fields are encoded.
-pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varlong(out, -1),
-        Some(b) => {
-            put_varlong(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 /// One record: key, value, headers.
 pub type Record<'a> = (
     Option<&'a [u8]>,
@@ -71,59 +35,38 @@ pub type Record<'a> = (
     &'a [(&'a str, Option<&'a [u8]>)],
 );
 
-/// The records section of a batch (before compression).
+/// The records section of a batch (before compression), with kop's own encoder.
 pub fn encode_records(records: &[Record<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, (key, value, headers)) in records.iter().enumerate() {
-        let mut body = vec![0u8]; // attributes
-        put_varlong(&mut body, i as i64); // timestamp delta
-        put_varlong(&mut body, i as i64); // offset delta
-        put_bytes(&mut body, *key);
-        put_bytes(&mut body, *value);
-        put_varlong(&mut body, headers.len() as i64);
-        for (name, value) in *headers {
-            put_bytes(&mut body, Some(name.as_bytes()));
-            put_bytes(&mut body, *value);
-        }
-        put_varlong(&mut out, body.len() as i64);
-        out.extend_from_slice(&body);
-    }
-    out
+    let records: Vec<NewRecord> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value, headers))| NewRecord {
+            timestamp_delta: i as i64,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            headers: headers
+                .iter()
+                .map(|(name, value)| (name.as_bytes().to_vec(), value.map(<[u8]>::to_vec)))
+                .collect(),
+        })
+        .collect();
+    encode::encode_records(&records)
 }
 
 /// Compresses a records section with Kafka's codec number (0 none, 1 gzip, 2 snappy, 3 lz4,
-/// 4 zstd), as clients do (snappy: raw, as librdkafka sends it).
+/// 4 zstd), as clients do; snappy raw, as librdkafka sends it (`xerial_snappy`: Java's framing).
 pub fn compress(codec: i16, data: &[u8]) -> Vec<u8> {
     match codec {
-        1 => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(data).expect("gzip");
-            e.finish().expect("gzip")
-        }
         2 => snap::raw::Encoder::new()
             .compress_vec(data)
             .expect("snappy"),
-        3 => {
-            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            e.write_all(data).expect("lz4");
-            e.finish().expect("lz4")
-        }
-        4 => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
-        _ => data.to_vec(),
+        _ => encode::compress(codec, data),
     }
 }
 
 /// Snappy in the "xerial" framing Java clients use.
 pub fn xerial_snappy(data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x82SNAPPY\x00".to_vec();
-    out.extend_from_slice(&1i32.to_be_bytes());
-    out.extend_from_slice(&1i32.to_be_bytes());
-    for chunk in data.chunks(64) {
-        let c = compress(2, chunk);
-        out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-        out.extend_from_slice(&c);
-    }
-    out
+    encode::compress(2, data)
 }
 
 /// A v2 batch header (61 bytes) for `count` records, length and CRC left zero (see `seal`).
@@ -148,13 +91,9 @@ pub fn batch_header(attributes: i16, count: i32, producer: (i64, i16, i32)) -> V
 /// Sets the batch length and CRC of `batch` from its bytes (no-op if too short for a header):
 /// lets a target get past the CRC check so the fuzzer explores what follows it.
 pub fn seal(batch: &mut [u8]) {
-    if batch.len() < HEADER_LEN {
-        return;
+    if batch.len() >= HEADER_LEN {
+        encode::seal(batch);
     }
-    let len = (batch.len() - LOG_OVERHEAD) as i32;
-    batch[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// A complete, valid v2 batch of `records` compressed with `codec`.
