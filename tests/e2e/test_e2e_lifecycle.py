@@ -120,7 +120,9 @@ def test_port_opens_only_once_storage_is_open(target: str, tmp_path: Path) -> No
     srv = make_server(target, tmp_path / "kop")
     assert isinstance(srv, KopCli)
     srv.start()
-    count, partitions = (40, 8) if target == "kop-cli" else (8, 4)
+    # Enough partitions that opening them takes well over the 2 ms poll (19 ms for 320 was
+    # seen on an idle machine).
+    count, partitions = (150, 8) if target == "kop-cli" else (8, 4)
     topics = [ck.unique("recover") for _ in range(count)]
     admin = ck.admin(srv.bootstrap)  # kept: the futures die with their client
     futures = admin.create_topics(
