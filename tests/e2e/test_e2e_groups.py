@@ -304,9 +304,12 @@ def test_churn_cooperative_sticky_and_killed_member(gserver, members):
     a_before, b_before = a.owned, b.owned
     c = Member(bootstrap, topic, group, "cooperative-sticky")
     members.append(c)
-    wait_until(lambda: converged([a, b, c], 6), 60, "a, b and c share 6")
+    # Cooperative rebalancing may pass through a complete but uneven assignment (a partition moves
+    # per revocation round) before it settles at two each.
+    wait_until(
+        lambda: converged([a, b, c], 6) and len(c.owned) == 2, 60, "a, b and c own 2 each of 6"
+    )
     assert a.owned <= a_before and b.owned <= b_before, "nobody gained while c joined"
-    assert len(c.owned) == 2
     c.close()
     wait_until(lambda: converged([a, b], 6), 60, "a and b after c left")
     d = Member(bootstrap, topic, group, "cooperative-sticky")
