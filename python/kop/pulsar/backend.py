@@ -2,8 +2,9 @@
 ``kop.pulsar.seams`` (mypy checks it, below), whose methods the table in docs/pulsar-storage.md
 lists.
 
-Blocking methods run on Rust's bridge threads; ``append`` runs on Rust's append thread and never
-blocks. Every failure is a PulsarStorageError naming the Pulsar URL and topic.
+Rust calls every method from the worker pool it runs Python calls on (rust/kop-py/src/blocking.rs);
+blocking methods may block there, ``append`` never blocks (appends are called one at a time, in
+order). Every failure is a PulsarStorageError naming the Pulsar URL and topic.
 """
 
 from __future__ import annotations
