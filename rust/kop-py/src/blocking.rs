@@ -3,9 +3,10 @@
 //!
 //! Tokio workers never attach to the interpreter; they queue a job here. A worker attaches
 //! once when it starts, runs queued jobs one after the other without letting go of the
-//! interpreter, and detaches only to park when nothing it may take is queued. Workers are
-//! started when work waits and no worker is parked, up to `MAX_WORKERS`, and stay parked when
-//! idle. Jobs are queued in three lanes:
+//! interpreter, and detaches only to park when nothing it may take is queued. A job queued while
+//! a worker is between jobs is left to that worker (no wake-up); otherwise a parked worker is
+//! woken, or one more started, up to `MAX_WORKERS`. Idle workers stay parked. Jobs are queued
+//! in three lanes:
 //!
 //! - quick: hand-offs that return at once (a hook's `submit`); taken first, by any worker.
 //! - ordered: appends, which must reach Python in the order they were queued; one worker at a
@@ -63,10 +64,11 @@ struct State {
     /// A worker is running an ordered job: the next one waits for it.
     ordered_running: bool,
     blocking_running: usize,
+    /// Every worker is busy (running a job), searching (started, or done with a job, and about
+    /// to take the next one or park) or parked.
     workers: usize,
-    /// Workers spawned that have not looked for work yet.
-    starting: usize,
     busy: usize,
+    searching: usize,
     parked: usize,
     closed: bool,
 }
@@ -93,6 +95,7 @@ impl State {
 
     fn finished(&mut self, lane: Lane) {
         self.busy -= 1;
+        self.searching += 1;
         match lane {
             Lane::Quick => {}
             Lane::Ordered => self.ordered_running = false,
@@ -132,24 +135,31 @@ impl Shared {
         }
         loop {
             if let Some(next) = state.pop() {
+                state.searching -= 1;
                 state.busy += 1;
                 // A released lane can leave work this worker does not take: hand it on.
-                if state.parked > 0 && state.startable() > 0 {
+                if state.parked > 0 && state.startable() > state.searching {
                     self.work.notify_one();
                 }
                 return Some(next);
             }
-            if !park || (state.closed && state.queued() == 0) {
+            if !park {
+                return None;
+            }
+            state.searching -= 1;
+            if state.closed && state.queued() == 0 {
+                state.workers -= 1;
+                self.work.notify_all(); // workers parked behind a lane's last job end too
                 return None;
             }
             state.parked += 1;
             self.work.wait(&mut state);
             state.parked -= 1;
+            state.searching += 1;
         }
     }
 
     fn worker(self: Arc<Self>) {
-        self.state.lock().starting -= 1;
         Python::attach(|py| {
             let mut finished = None;
             let mut in_a_row = 0;
@@ -178,7 +188,6 @@ impl Shared {
                 in_a_row += 1;
             }
         });
-        self.state.lock().workers -= 1;
     }
 }
 
@@ -213,14 +222,16 @@ impl WorkerPool {
             Lane::Ordered => state.ordered.push_back(job),
             Lane::Blocking => state.blocking.push_back(job),
         }
+        // Not startable yet (its lane is full): the worker that frees the lane takes it next.
+        // Startable: a worker between jobs takes it, else a parked or a new one.
         let startable = state.startable();
-        if startable == 0 {
-            return; // it waits for the lane's running job; that worker takes it next
+        if startable <= state.searching {
+            return;
         }
         if state.parked > 0 {
             self.shared.work.notify_one();
         }
-        if startable > state.parked + state.starting && state.workers < MAX_WORKERS {
+        if startable > state.parked + state.searching && state.workers < MAX_WORKERS {
             let shared = self.shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("kop-py-{}", state.workers))
@@ -228,7 +239,7 @@ impl WorkerPool {
             match spawned {
                 Ok(_) => {
                     state.workers += 1;
-                    state.starting += 1;
+                    state.searching += 1;
                 }
                 // The workers already running take the job later.
                 Err(e) => tracing::warn!(error = %e, "cannot start a Python bridge thread"),
