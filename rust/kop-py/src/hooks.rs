@@ -148,7 +148,7 @@ impl ScramCredentialReply {
 }
 
 pub struct PyHooks {
-    // Arc so a tokio worker can hand them to the bridge thread without attaching.
+    // Arc so a tokio worker can hand them to a pool worker without attaching.
     authenticator: Option<Arc<Py<PyAny>>>,
     authorizer: Option<Arc<Py<PyAny>>>,
     scram_credentials: Option<Arc<Py<PyAny>>>,
