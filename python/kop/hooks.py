@@ -199,8 +199,9 @@ def load_hook(spec: str) -> Any:
 
 
 class _Runner:
-    """Runs hook calls off the bridge thread: sync ones on a small pool, coroutines on an
-    asyncio loop (the embedding application's, for ``serve_async``, else a private one)."""
+    """Runs hook calls off Rust's worker pool (rust/kop-py/src/blocking.rs): sync ones on a
+    small thread pool, coroutines on an asyncio loop (the embedding application's, for
+    ``serve_async``, else a private one)."""
 
     def __init__(self, fn: Callable[..., Any], workers: int = 8) -> None:
         self._fn = fn

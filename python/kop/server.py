@@ -292,6 +292,15 @@ class Server:
         native = self._native
         return native.authorizer_hook_calls() if native is not None else 0
 
+    def bridge_stats(self) -> dict[str, int]:
+        """The worker pool that runs Python hooks and the Pulsar bridge for Rust: ``queued``
+        (calls waiting for a worker), ``workers`` (threads started), ``busy`` (running a call)
+        and ``done`` (calls finished). Zeros when not started."""
+        native = self._native
+        if native is None:
+            return {"queued": 0, "workers": 0, "busy": 0, "done": 0}
+        return dict(native.bridge_stats())
+
     # -- introspection -------------------------------------------------------------------
 
     @property

@@ -109,6 +109,10 @@ def test_hooks_cache_fail_closed_and_time_out(pki: Pki, tmp_path: Path) -> None:
         assert produce(conf, topic, n=1) == [None]
         assert hook.calls[write_key] == 2
         assert srv.server.authorizer_hook_calls > calls_before
+        # every crossing ran on kop-py's worker pool, which has nothing left queued
+        pool = srv.server.bridge_stats()
+        assert pool["done"] >= srv.server.authorizer_hook_calls, pool
+        assert pool["queued"] == 0 and 1 <= pool["workers"] <= 6, pool
         short = ck.unique("short")
         assert produce(conf, short, n=1) == [None]
         assert produce(conf, short, n=1) == [None]

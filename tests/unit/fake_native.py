@@ -75,6 +75,9 @@ class FakeNativeServer:
     def authorizer_hook_calls(self) -> int:
         return 0
 
+    def bridge_stats(self) -> dict[str, int]:
+        return {"queued": 0, "workers": 1, "busy": 0, "done": 7}
+
 
 def make_module() -> types.ModuleType:
     """A fresh fake module with its own class state."""

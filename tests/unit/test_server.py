@@ -94,6 +94,13 @@ def test_not_started(fake_native: Fake) -> None:
     server.stop()  # a no-op, not an error
 
 
+def test_bridge_stats_are_the_native_pool_s(fake_native: Fake) -> None:
+    server = Server(CFG)
+    assert server.bridge_stats() == {"queued": 0, "workers": 0, "busy": 0, "done": 0}
+    with server:
+        assert server.bridge_stats() == {"queued": 0, "workers": 1, "busy": 0, "done": 7}
+
+
 def test_double_start_is_an_error(fake_native: Fake) -> None:
     with Server(CFG) as server, pytest.raises(RuntimeError, match="already running"):
         server.start()

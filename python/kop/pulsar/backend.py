@@ -1,8 +1,10 @@
-"""``PulsarBackend``: the object Rust's Pulsar storage calls (the contract is the table in
-docs/pulsar-storage.md; method names and signatures here follow it exactly).
+"""``PulsarBackend``: the object Rust's Pulsar storage calls. It implements the seams of
+``kop.pulsar.seams`` (mypy checks it, below), whose methods the table in docs/pulsar-storage.md
+lists.
 
-Blocking methods run on Rust's bridge threads; ``append`` runs on Rust's append thread and never
-blocks. Every failure is a PulsarStorageError naming the Pulsar URL and topic.
+Rust calls every method from the worker pool it runs Python calls on (rust/kop-py/src/blocking.rs);
+blocking methods may block there, ``append`` never blocks (appends are called one at a time, in
+order). Every failure is a PulsarStorageError naming the Pulsar URL and topic.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kop.pulsar.admin import PulsarAdmin
 from kop.pulsar.checkpoint import CheckpointStore, load_checkpoint, open_store
@@ -30,14 +32,15 @@ from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.members import Members
 from kop.pulsar.partition import Partition
 from kop.pulsar.retention import retention_policy
+from kop.pulsar.seams import OpenedPartition
 from kop.pulsar.takeover import scan_partition, take_over
+
+if TYPE_CHECKING:
+    from kop.pulsar.seams import DocumentSeam, GroupLogSeam, LogSeam, MemberSeam, PulsarBridge
 
 __all__ = ["OpenedPartition", "PulsarBackend", "PulsarStorageError"]
 
 log = logging.getLogger("kop.pulsar")
-
-# (epoch, log_start, next_offset, headers, tail)
-OpenedPartition = tuple[int, int, int, list[bytes], list[bytes]]
 
 # Pulsar's default maxMessageSize, used only when the broker's configuration cannot be read.
 DEFAULT_MAX_MESSAGE_SIZE = 5 * 1024 * 1024
@@ -385,3 +388,13 @@ class PulsarBackend:
                 topic = partition_topic(self.tenant, self.namespace, GROUPS_TOPIC, shard)
                 store = self._groups[shard] = GroupRecordStore(io, topic)
             return store
+
+
+if TYPE_CHECKING:
+    # Never run: mypy checks that PulsarBackend satisfies each seam's Protocol (naming what
+    # differs when it does not).
+    _documents: DocumentSeam = PulsarBackend("", "")
+    _logs: LogSeam = PulsarBackend("", "")
+    _group_logs: GroupLogSeam = PulsarBackend("", "")
+    _members: MemberSeam = PulsarBackend("", "")
+    _bridge: PulsarBridge = PulsarBackend("", "")

@@ -1,14 +1,14 @@
 //! The bridge to Python hooks (authenticator, authorizer, SCRAM credentials, OAUTHBEARER
 //! validator).
 //!
-//! Tokio workers never touch the interpreter: a request's question goes over a channel to one
-//! dedicated thread that stays attached to Python and only hands it to the Python adapter
+//! Tokio workers never touch the interpreter: a request's question is queued in the quick lane
+//! of the worker pool (`blocking.rs`), whose worker only hands it to the Python adapter
 //! (`kop.hooks`), which runs the user's callable on its own threads / asyncio loop and answers
-//! through a `Reply` that completes a tokio oneshot. So a slow or hanging hook never blocks the
-//! bridge thread; the Rust side times out and denies.
+//! through a `Reply` that completes a tokio oneshot. So a slow or hanging hook never holds a
+//! worker; the Rust side times out and denies.
 
 use std::net::IpAddr;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use kop_core::auth::acl::{Operation, ResourceType};
 use kop_core::auth::authorizer::{
@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
-type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+use crate::blocking::{Job, Lane, WorkerPool};
 type AuthorizeTx = oneshot::Sender<Result<Vec<HookDecision>, String>>;
 type AuthenticateTx = oneshot::Sender<Result<Option<Principal>, String>>;
 type ScramCredentialTx = oneshot::Sender<Result<HookScramCredential, String>>;
@@ -148,12 +148,12 @@ impl ScramCredentialReply {
 }
 
 pub struct PyHooks {
-    // Arc so a tokio worker can hand them to the bridge thread without attaching.
+    // Arc so a tokio worker can hand them to a pool worker without attaching.
     authenticator: Option<Arc<Py<PyAny>>>,
     authorizer: Option<Arc<Py<PyAny>>>,
     scram_credentials: Option<Arc<Py<PyAny>>>,
     oauthbearer_validator: Option<Arc<Py<PyAny>>>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    pool: Arc<WorkerPool>,
 }
 
 /// The Python hooks of a server (`kop.hooks` adapters), any of them absent.
@@ -165,33 +165,21 @@ pub struct HookAdapters {
 }
 
 impl PyHooks {
-    /// Starts the bridge thread. The adapters have `submit(args..., reply)` methods that
-    /// return at once.
-    pub fn start(adapters: HookAdapters) -> std::io::Result<PyHooks> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        // detach() needs a Sync closure; only this thread ever locks it.
-        let rx = Mutex::new(rx);
-        std::thread::Builder::new()
-            .name("kop-py-hooks".into())
-            .spawn(move || {
-                // Attached once; detached only while waiting for the next question.
-                Python::attach(|py| {
-                    while let Ok(job) = py.detach(|| rx.lock().recv()) {
-                        job(py);
-                    }
-                });
-            })?;
-        Ok(PyHooks {
+    /// The adapters have `submit(args..., reply)` methods that return at once; `pool` runs
+    /// them.
+    pub fn new(adapters: HookAdapters, pool: Arc<WorkerPool>) -> PyHooks {
+        PyHooks {
             authenticator: adapters.authenticator.map(Arc::new),
             authorizer: adapters.authorizer.map(Arc::new),
             scram_credentials: adapters.scram_credentials.map(Arc::new),
             oauthbearer_validator: adapters.oauthbearer_validator.map(Arc::new),
-            jobs: Mutex::new(tx),
-        })
+            pool,
+        }
     }
 
-    fn send(&self, job: Job) -> bool {
-        self.jobs.lock().send(job).is_ok()
+    /// If the pool is gone the sender inside the job is dropped: the receiver sees it.
+    fn send(&self, job: Job) {
+        self.pool.submit(Lane::Quick, job);
     }
 }
 
@@ -339,7 +327,6 @@ impl Hooks for PyHooks {
                 reply.get().err(format!("authorizer hook: {e}"));
             }
         });
-        // If the bridge is gone the sender inside the job is dropped: the receiver sees it.
         self.send(job);
         rx
     }

@@ -1,11 +1,14 @@
 //! `kop._native`: the thin PyO3 layer over kop-core. Contract: docs/native-api.md.
 //!
 //! Every call that may block (start: storage recovery; stop; wait) detaches from the
-//! interpreter, so Python threads and signal handlers keep running meanwhile.
+//! interpreter, so Python threads and signal handlers keep running meanwhile. Rust's calls into
+//! Python (hooks, the Pulsar bridge) run on one worker pool per server (`blocking.rs`).
 
+mod blocking;
 mod hooks;
 mod pulsar;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,8 @@ struct NativeServer {
     oauthbearer_validator: Option<Py<PyAny>>,
     /// A started `kop.pulsar.PulsarBackend` for `pulsar://` storage.
     storage_backend: Option<Py<PyAny>>,
+    /// Runs the hooks and the Pulsar bridge; its threads start on first use.
+    pool: Arc<blocking::WorkerPool>,
 }
 
 fn to_py_err(err: io::Error) -> PyErr {
@@ -80,6 +85,7 @@ impl NativeServer {
             scram_credentials,
             oauthbearer_validator,
             storage_backend,
+            pool: Arc::new(blocking::WorkerPool::new()),
         })
     }
 
@@ -101,16 +107,15 @@ impl NativeServer {
             || adapters.scram_credentials.is_some()
             || adapters.oauthbearer_validator.is_some();
         let hooks: Option<Arc<dyn kop_core::auth::authorizer::Hooks>> = if any_hook {
-            Some(Arc::new(
-                hooks::PyHooks::start(adapters).map_err(to_py_err)?,
-            ))
+            Some(Arc::new(hooks::PyHooks::new(adapters, self.pool.clone())))
         } else {
             None
         };
         let remote: Option<Arc<dyn kop_core::storage::RemoteBackend>> = match &self.storage_backend
         {
             Some(b) => Some(Arc::new(
-                pulsar::PyRemoteBackend::start(py, b.clone_ref(py)).map_err(start_error)?,
+                pulsar::PyRemoteBackend::start(py, b.clone_ref(py), self.pool.clone())
+                    .map_err(start_error)?,
             )),
             None => None,
         };
@@ -171,6 +176,18 @@ impl NativeServer {
                 .hook_calls
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
+    }
+
+    /// The worker pool that runs the hooks and the Pulsar bridge: `queued` (jobs waiting for a
+    /// worker), `workers` (threads started), `busy` (running a job), `done` (jobs finished).
+    fn bridge_stats(&self) -> BTreeMap<&'static str, u64> {
+        let stats = self.pool.stats();
+        BTreeMap::from([
+            ("queued", stats.queued as u64),
+            ("workers", stats.workers as u64),
+            ("busy", stats.busy as u64),
+            ("done", stats.done),
+        ])
     }
 }
 

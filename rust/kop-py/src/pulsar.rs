@@ -1,15 +1,17 @@
 //! `RemoteBackend` over the Python Pulsar bridge (`kop.pulsar.PulsarBackend`; the contract is
 //! docs/pulsar-storage.md).
 //!
-//! Tokio workers never touch the interpreter. Blocking calls (takeover, cold reads, documents)
-//! go to a small pool of threads attached to Python; the caller waits on a channel (inside
-//! `block_in_place`, see `kop_core::storage::remote::blocking`). Appends go to one thread that
-//! takes every queued append per attach — one crossing for many batches under load — and calls
-//! the bridge's non-blocking `append`, whose receipt completes a oneshot from a client thread.
+//! Tokio workers never touch the interpreter. Every method but `append` is one generic `invoke`:
+//! the named bridge method, called in the blocking lane of the worker pool (`blocking.rs`)
+//! while the caller waits (inside `block_in_place`, see `kop_core::storage::remote::blocking`);
+//! a Python exception becomes an `io::Error` with its message. Appends go to the pool's ordered
+//! lane, which calls the bridge's non-blocking `append` in the order they came (one worker,
+//! staying attached while appends are queued); its receipt completes a oneshot from a client
+//! thread.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kop_core::broker::cluster::Member;
@@ -17,16 +19,12 @@ use kop_core::records::batch::BatchHeader;
 use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
 use kop_core::storage::{AppendFailure, ClusterState, Receipt};
 use parking_lot::Mutex;
+use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tokio::sync::oneshot;
 
-type Job = Box<dyn FnOnce(Python<'_>) + Send>;
-
-/// Threads for blocking bridge calls: enough that one slow cold read doesn't hold up a takeover.
-const BLOCKING_THREADS: usize = 4;
-/// Appends handed to Python per attach, at most.
-const APPENDS_PER_CROSSING: usize = 1024;
+use crate::blocking::{Lane, WorkerPool};
 
 /// Completes one append: called by the bridge with None (stored) or an error message, and
 /// `too_large` when Pulsar refused the batch for its size.
@@ -66,21 +64,9 @@ impl AppendDone {
     }
 }
 
-struct Append {
-    topic: String,
-    partition: i32,
-    epoch: i32,
-    base_offset: i64,
-    record_count: i32,
-    max_timestamp: i64,
-    payload: Bytes,
-    done: oneshot::Sender<Result<(), AppendFailure>>,
-}
-
 pub struct PyRemoteBackend {
     bridge: Arc<Py<PyAny>>,
-    jobs: Mutex<mpsc::Sender<Job>>,
-    appends: Mutex<mpsc::Sender<Append>>,
+    pool: Arc<WorkerPool>,
     /// The largest batch Pulsar takes (`max_batch_bytes` of the bridge, lowered when Pulsar
     /// refuses a smaller one).
     max_batch: Arc<AtomicUsize>,
@@ -112,108 +98,134 @@ fn bridge_error(py: Python<'_>, method: &str, err: PyErr) -> io::Error {
 }
 
 impl PyRemoteBackend {
-    /// `bridge` is a started `kop.pulsar.PulsarBackend`.
-    pub fn start(py: Python<'_>, bridge: Py<PyAny>) -> io::Result<PyRemoteBackend> {
+    /// `bridge` is a started `kop.pulsar.PulsarBackend`; `pool` runs the calls.
+    pub fn start(
+        py: Python<'_>,
+        bridge: Py<PyAny>,
+        pool: Arc<WorkerPool>,
+    ) -> io::Result<PyRemoteBackend> {
         let max_batch = bridge
             .call_method0(py, "max_batch_bytes")
             .and_then(|r| r.extract::<usize>(py))
             .map_err(|e| bridge_error(py, "max_batch_bytes", e))?;
-        let max_batch = Arc::new(AtomicUsize::new(max_batch));
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        for i in 0..BLOCKING_THREADS {
-            let rx = job_rx.clone();
-            std::thread::Builder::new()
-                .name(format!("kop-pulsar-{i}"))
-                .spawn(move || loop {
-                    // Wait detached from the interpreter, run attached.
-                    let Ok(job) = rx.lock().recv() else { return };
-                    Python::attach(job);
-                })?;
-        }
-        let bridge = Arc::new(bridge);
-        let (append_tx, append_rx) = mpsc::channel::<Append>();
-        let appender = bridge.clone();
-        let limit = max_batch.clone();
-        std::thread::Builder::new()
-            .name("kop-pulsar-append".into())
-            .spawn(move || {
-                while let Ok(first) = append_rx.recv() {
-                    Python::attach(|py| {
-                        let mut next = Some(first);
-                        let mut sent = 0;
-                        while let Some(a) = next.take() {
-                            send_append(py, &appender, a, &limit);
-                            sent += 1;
-                            if sent < APPENDS_PER_CROSSING {
-                                next = append_rx.try_recv().ok();
-                            }
-                        }
-                    });
-                }
-            })?;
         Ok(PyRemoteBackend {
-            bridge,
-            jobs: Mutex::new(job_tx),
-            appends: Mutex::new(append_tx),
-            max_batch,
+            bridge: Arc::new(bridge),
+            pool,
+            max_batch: Arc::new(AtomicUsize::new(max_batch)),
         })
     }
 
-    /// Runs `f` on a bridge thread and waits for its result.
-    fn call<T: Send + 'static>(
+    /// Calls the bridge's `method` with `args` on a worker and waits for its converted result.
+    fn invoke<R>(
         &self,
-        f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
-        let (tx, rx) = mpsc::sync_channel(1);
+        method: &'static str,
+        args: impl for<'py> PyCallArgs<'py> + Send + 'static,
+    ) -> io::Result<R>
+    where
+        R: for<'py> FromPyObjectOwned<'py> + Send + 'static,
+    {
         let bridge = self.bridge.clone();
-        let job: Job = Box::new(move |py| {
-            let _ = tx.send(f(py, bridge.bind(py)));
-        });
-        self.jobs
-            .lock()
-            .send(job)
-            .map_err(|_| io::Error::other("the pulsar bridge has stopped"))?;
-        rx.recv()
-            .map_err(|_| io::Error::other("the pulsar bridge dropped a call"))?
+        self.pool
+            .call(move |py| {
+                bridge
+                    .bind(py)
+                    .call_method1(method, args)
+                    .and_then(|r| r.extract::<R>().map_err(Into::into))
+                    .map_err(|e| bridge_error(py, method, e))
+            })
+            .map_err(|_| io::Error::other("the pulsar bridge has stopped"))?
+    }
+
+    /// `invoke` for a method that returns nothing.
+    fn run(
+        &self,
+        method: &'static str,
+        args: impl for<'py> PyCallArgs<'py> + Send + 'static,
+    ) -> io::Result<()> {
+        self.invoke::<Done>(method, args).map(drop)
     }
 }
 
-fn send_append(py: Python<'_>, bridge: &Py<PyAny>, a: Append, max_batch: &Arc<AtomicUsize>) {
-    let done = match Py::new(
-        py,
-        AppendDone {
-            tx: Mutex::new(Some(a.done)),
-            size: a.payload.len(),
-            max_batch: max_batch.clone(),
-        },
-    ) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot create an append receipt");
-            return; // the dropped sender fails the append
+/// Bytes handed to Python as `bytes` (a `Vec<u8>` would become a list of ints).
+struct Blob(Vec<u8>);
+
+impl<'py> IntoPyObject<'py> for Blob {
+    type Target = PyBytes;
+    type Output = Bound<'py, PyBytes>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyBytes::new(py, &self.0))
+    }
+}
+
+fn blob(data: Option<&[u8]>) -> Option<Blob> {
+    data.map(|d| Blob(d.to_vec()))
+}
+
+fn blobs(records: Vec<Vec<u8>>) -> Vec<Blob> {
+    records.into_iter().map(Blob).collect()
+}
+
+/// The result of a bridge method that returns None (whatever it returns is ignored).
+struct Done;
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Done {
+    type Error = PyErr;
+
+    fn extract(_: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Done)
+    }
+}
+
+struct Append {
+    topic: String,
+    partition: i32,
+    epoch: i32,
+    base_offset: i64,
+    record_count: i32,
+    max_timestamp: i64,
+    payload: Bytes,
+    done: oneshot::Sender<Result<(), AppendFailure>>,
+}
+
+impl Append {
+    /// Hands the batch to the bridge's `append`; a failure to call it fails the receipt.
+    fn send(self, py: Python<'_>, bridge: &Py<PyAny>, max_batch: Arc<AtomicUsize>) {
+        let done = match Py::new(
+            py,
+            AppendDone {
+                tx: Mutex::new(Some(self.done)),
+                size: self.payload.len(),
+                max_batch,
+            },
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create an append receipt");
+                return; // the dropped sender fails the append
+            }
+        };
+        let args = (
+            self.topic,
+            self.partition,
+            self.epoch,
+            self.base_offset,
+            self.record_count,
+            self.max_timestamp,
+            PyBytes::new(py, &self.payload),
+            done.clone_ref(py),
+        );
+        if let Err(e) = bridge.call_method1(py, "append", args) {
+            done.get()
+                .__call__(Some(bridge_error(py, "append", e).to_string()), false);
         }
-    };
-    let args = (
-        a.topic,
-        a.partition,
-        a.epoch,
-        a.base_offset,
-        a.record_count,
-        a.max_timestamp,
-        PyBytes::new(py, &a.payload),
-        done.clone_ref(py),
-    );
-    if let Err(e) = bridge.call_method1(py, "append", args) {
-        done.get()
-            .__call__(Some(bridge_error(py, "append", e).to_string()), false);
     }
 }
 
 /// Members as the bridge returns them (the JSON `join` was given); a malformed one is skipped.
-fn parse_members(docs: &[String]) -> io::Result<Vec<Member>> {
-    Ok(docs
-        .iter()
+fn parse_members(docs: &[String]) -> Vec<Member> {
+    docs.iter()
         .filter_map(|d| match serde_json::from_str(d) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -221,32 +233,23 @@ fn parse_members(docs: &[String]) -> io::Result<Vec<Member>> {
                 None
             }
         })
-        .collect())
+        .collect()
 }
 
 fn bytes_list(v: Vec<Vec<u8>>) -> Vec<Bytes> {
     v.into_iter().map(Bytes::from).collect()
 }
 
+/// `open_partition`'s answer: (epoch, log_start, next_offset, headers, tail).
+type Opened = (i32, i64, i64, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 impl RemoteBackend for PyRemoteBackend {
     fn load_doc(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        let name = name.to_string();
-        self.call(move |py, b| {
-            b.call_method1("load_doc", (name,))
-                .and_then(|r| r.extract::<Option<Vec<u8>>>())
-                .map_err(|e| bridge_error(py, "load_doc", e))
-        })
+        self.invoke("load_doc", (name.to_string(),))
     }
 
     fn save_doc(&self, name: &str, data: Option<&[u8]>) -> io::Result<()> {
-        let name = name.to_string();
-        let data = data.map(<[u8]>::to_vec);
-        self.call(move |py, b| {
-            let data = data.map(|d| PyBytes::new(py, &d));
-            b.call_method1("save_doc", (name, data))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "save_doc", e))
-        })
+        self.run("save_doc", (name.to_string(), blob(data)))
     }
 
     fn save_doc_if(
@@ -255,74 +258,22 @@ impl RemoteBackend for PyRemoteBackend {
         data: Option<&[u8]>,
         expected: Option<&[u8]>,
     ) -> io::Result<bool> {
-        let name = name.to_string();
-        let data = data.map(<[u8]>::to_vec);
-        let expected = expected.map(<[u8]>::to_vec);
-        self.call(move |py, b| {
-            let data = data.map(|d| PyBytes::new(py, &d));
-            let expected = expected.map(|d| PyBytes::new(py, &d));
-            b.call_method1("save_doc_if", (name, data, expected))
-                .and_then(|r| r.extract::<bool>())
-                .map_err(|e| bridge_error(py, "save_doc_if", e))
-        })
-    }
-
-    fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1("close_partition", (topic, partition))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "close_partition", e))
-        })
-    }
-
-    fn join(&self, me: &Member) -> io::Result<Vec<Member>> {
-        let me = serde_json::to_string(me).map_err(io::Error::other)?;
-        let live = self.call(move |py, b| {
-            b.call_method1("join", (me,))
-                .and_then(|r| r.extract::<Vec<String>>())
-                .map_err(|e| bridge_error(py, "join", e))
-        })?;
-        parse_members(&live)
-    }
-
-    fn cluster_state(&self) -> io::Result<ClusterState> {
-        let (members, metadata_version) = self.call(move |py, b| {
-            b.call_method0("cluster_state")
-                .and_then(|r| r.extract::<(Vec<String>, u64)>())
-                .map_err(|e| bridge_error(py, "cluster_state", e))
-        })?;
-        Ok(ClusterState {
-            members: parse_members(&members)?,
-            metadata_version,
-        })
+        self.invoke(
+            "save_doc_if",
+            (name.to_string(), blob(data), blob(expected)),
+        )
     }
 
     fn doc_names(&self, prefix: &str) -> io::Result<Vec<String>> {
-        let prefix = prefix.to_string();
-        self.call(move |py, b| {
-            b.call_method1("doc_names", (prefix,))
-                .and_then(|r| r.extract::<Vec<String>>())
-                .map_err(|e| bridge_error(py, "doc_names", e))
-        })
+        self.invoke("doc_names", (prefix.to_string(),))
     }
 
     fn create_topic(&self, topic: &str, partitions: i32) -> io::Result<()> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1("create_topic", (topic, partitions))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "create_topic", e))
-        })
+        self.run("create_topic", (topic.to_string(), partitions))
     }
 
     fn delete_topic(&self, topic: &str) -> io::Result<()> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1("delete_topic", (topic,))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "delete_topic", e))
-        })
+        self.run("delete_topic", (topic.to_string(),))
     }
 
     fn apply_retention(
@@ -332,15 +283,8 @@ impl RemoteBackend for PyRemoteBackend {
         retention_ms: i64,
         retention_bytes: i64,
     ) -> io::Result<i64> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1(
-                "apply_retention",
-                (topic, partition, retention_ms, retention_bytes),
-            )
-            .and_then(|r| r.extract::<i64>())
-            .map_err(|e| bridge_error(py, "apply_retention", e))
-        })
+        let args = (topic.to_string(), partition, retention_ms, retention_bytes);
+        self.invoke("apply_retention", args)
     }
 
     fn open_partition(
@@ -349,20 +293,32 @@ impl RemoteBackend for PyRemoteBackend {
         partition: i32,
         tail_bytes: usize,
     ) -> io::Result<OpenedPartition> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            type Opened = (i32, i64, i64, Vec<Vec<u8>>, Vec<Vec<u8>>);
-            let (epoch, log_start, next_offset, headers, tail) = b
-                .call_method1("open_partition", (topic, partition, tail_bytes))
-                .and_then(|r| r.extract::<Opened>())
-                .map_err(|e| bridge_error(py, "open_partition", e))?;
-            Ok(OpenedPartition {
-                epoch,
-                log_start,
-                next_offset,
-                headers: bytes_list(headers),
-                tail: bytes_list(tail),
-            })
+        let (epoch, log_start, next_offset, headers, tail) =
+            self.invoke::<Opened>("open_partition", (topic.to_string(), partition, tail_bytes))?;
+        Ok(OpenedPartition {
+            epoch,
+            log_start,
+            next_offset,
+            headers: bytes_list(headers),
+            tail: bytes_list(tail),
+        })
+    }
+
+    fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()> {
+        self.run("close_partition", (topic.to_string(), partition))
+    }
+
+    fn join(&self, me: &Member) -> io::Result<Vec<Member>> {
+        let me = serde_json::to_string(me).map_err(io::Error::other)?;
+        let live: Vec<String> = self.invoke("join", (me,))?;
+        Ok(parse_members(&live))
+    }
+
+    fn cluster_state(&self) -> io::Result<ClusterState> {
+        let (members, metadata_version): (Vec<String>, u64) = self.invoke("cluster_state", ())?;
+        Ok(ClusterState {
+            members: parse_members(&members),
+            metadata_version,
         })
     }
 
@@ -379,8 +335,7 @@ impl RemoteBackend for PyRemoteBackend {
         payload: Bytes,
     ) -> Receipt {
         let (done, receipt) = oneshot::channel();
-        // If the append thread is gone the job (and its sender) is dropped: the receipt fails.
-        let _ = self.appends.lock().send(Append {
+        let append = Append {
             topic: topic.to_string(),
             partition,
             epoch,
@@ -389,7 +344,14 @@ impl RemoteBackend for PyRemoteBackend {
             max_timestamp: header.max_timestamp,
             payload,
             done,
-        });
+        };
+        let bridge = self.bridge.clone();
+        let max_batch = self.max_batch.clone();
+        // If the pool is gone the job (and its sender) is dropped: the receipt fails.
+        self.pool.submit(
+            Lane::Ordered,
+            Box::new(move |py| append.send(py, &bridge, max_batch)),
+        );
         receipt
     }
 
@@ -401,13 +363,8 @@ impl RemoteBackend for PyRemoteBackend {
         max_bytes: usize,
         upper: i64,
     ) -> io::Result<Vec<Bytes>> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1("read", (topic, partition, offset, max_bytes, upper))
-                .and_then(|r| r.extract::<Vec<Vec<u8>>>())
-                .map(bytes_list)
-                .map_err(|e| bridge_error(py, "read", e))
-        })
+        let args = (topic.to_string(), partition, offset, max_bytes, upper);
+        self.invoke("read", args).map(bytes_list)
     }
 
     fn batch_at_timestamp(
@@ -416,56 +373,30 @@ impl RemoteBackend for PyRemoteBackend {
         partition: i32,
         timestamp: i64,
     ) -> io::Result<Option<Bytes>> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1("batch_at_timestamp", (topic, partition, timestamp))
-                .and_then(|r| r.extract::<Option<Vec<u8>>>())
-                .map(|o| o.map(Bytes::from))
-                .map_err(|e| bridge_error(py, "batch_at_timestamp", e))
-        })
+        let args = (topic.to_string(), partition, timestamp);
+        let batch: Option<Vec<u8>> = self.invoke("batch_at_timestamp", args)?;
+        Ok(batch.map(Bytes::from))
     }
 
     fn batch_with_max_timestamp(&self, topic: &str, partition: i32) -> io::Result<Option<Bytes>> {
-        let topic = topic.to_string();
-        self.call(move |py, b| {
-            b.call_method1("batch_with_max_timestamp", (topic, partition))
-                .and_then(|r| r.extract::<Option<Vec<u8>>>())
-                .map(|o| o.map(Bytes::from))
-                .map_err(|e| bridge_error(py, "batch_with_max_timestamp", e))
-        })
+        let args = (topic.to_string(), partition);
+        let batch: Option<Vec<u8>> = self.invoke("batch_with_max_timestamp", args)?;
+        Ok(batch.map(Bytes::from))
     }
 
     fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>> {
-        self.call(move |py, b| {
-            b.call_method1("load_group_records", (shard,))
-                .and_then(|r| r.extract::<Vec<Vec<u8>>>())
-                .map_err(|e| bridge_error(py, "load_group_records", e))
-        })
+        self.invoke("load_group_records", (shard,))
     }
 
     fn append_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()> {
-        self.call(move |py, b| {
-            let records: Vec<_> = records.iter().map(|r| PyBytes::new(py, r)).collect();
-            b.call_method1("append_group_records", (shard, records))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "append_group_records", e))
-        })
-    }
-
-    fn release_group_records(&self, shard: i32) -> io::Result<()> {
-        self.call(move |py, b| {
-            b.call_method1("release_group_records", (shard,))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "release_group_records", e))
-        })
+        self.run("append_group_records", (shard, blobs(records)))
     }
 
     fn rewrite_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()> {
-        self.call(move |py, b| {
-            let records: Vec<_> = records.iter().map(|r| PyBytes::new(py, r)).collect();
-            b.call_method1("rewrite_group_records", (shard, records))
-                .map(drop)
-                .map_err(|e| bridge_error(py, "rewrite_group_records", e))
-        })
+        self.run("rewrite_group_records", (shard, blobs(records)))
+    }
+
+    fn release_group_records(&self, shard: i32) -> io::Result<()> {
+        self.run("release_group_records", (shard,))
     }
 }
