@@ -174,6 +174,7 @@ served! {
     InitProducerId [0 ..= 5] InitProducerIdRequest => producer_id::handle;
     DescribeConfigs [1 ..= 4] DescribeConfigsRequest => configs::describe_configs;
     IncrementalAlterConfigs [0 ..= 1] IncrementalAlterConfigsRequest => configs::incremental_alter_configs;
+    AlterConfigs [0 ..= 2] AlterConfigsRequest => configs::alter_configs;
     CreatePartitions [0 ..= 3] CreatePartitionsRequest => admin_topics::create_partitions;
     DescribeCluster [0 ..= 2] DescribeClusterRequest => metadata::describe_cluster;
     FindCoordinator [0 ..= 6] FindCoordinatorRequest => groups::find_coordinator;
