@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 
 from helpers import ck, java, wire
 
@@ -179,7 +178,7 @@ def _offset_for_leader_epoch(
         assert name == topic
         for _ in range(r.uvarint() - 1):
             err, part, epoch = r.i16(), r.i32(), r.i32()
-            (end,) = struct.unpack(">q", r.take(8))
+            end = r.i64()
             r.skip_tags()
             out.append((part, err, epoch, end))
         r.skip_tags()

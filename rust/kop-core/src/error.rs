@@ -134,6 +134,10 @@ pub enum KafkaError {
     ElectionNotNeeded,
     #[error("no partition reassignment is in progress")]
     NoReassignmentInProgress,
+    #[error("the fetch session id was not found")]
+    FetchSessionIdNotFound,
+    #[error("the fetch session epoch is invalid")]
+    InvalidFetchSessionEpoch,
 }
 
 impl KafkaError {
@@ -203,6 +207,8 @@ impl KafkaError {
             KafkaError::UnknownLeaderEpoch => 75,
             KafkaError::ElectionNotNeeded => 84,
             KafkaError::NoReassignmentInProgress => 85,
+            KafkaError::FetchSessionIdNotFound => 70,
+            KafkaError::InvalidFetchSessionEpoch => 71,
         }
     }
 }
