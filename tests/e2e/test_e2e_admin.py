@@ -128,6 +128,42 @@ def test_create_partitions(server):
     assert _error_code(exc.value) == KafkaError.INVALID_PARTITIONS
 
 
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
+def test_legacy_alter_configs_replaces_all(server):
+    """AlterConfigs (the API before IncrementalAlterConfigs; kafkajs' and confluent-kafka's
+    alter_configs): the given configs replace all of the topic's overrides."""
+    bs = server.bootstrap
+    a = ck.admin(bs)
+    name = ck.create_topic(
+        bs, ck.unique("adm-legacy"), 1, {"retention.ms": "123456789", "cleanup.policy": "compact"}
+    )
+
+    def alter(configs: dict[str, str], **kwargs: object) -> None:
+        res = ConfigResource("topic", name, set_config=configs)
+        a.alter_configs([res], request_timeout=20, **kwargs)[res].result(timeout=30)
+
+    alter({"retention.ms": "1000000"}, validate_only=True)
+    assert _describe_topic_configs(bs, name)["retention.ms"].value == "123456789"
+
+    alter({"retention.ms": "1000000", "max.message.bytes": "300000"})
+    configs = _describe_topic_configs(bs, name)
+    assert (configs["retention.ms"].value, configs["retention.ms"].source) == (
+        "1000000",
+        ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+    )
+    assert configs["max.message.bytes"].value == "300000"
+    # not given: back to the default
+    assert (configs["cleanup.policy"].value, configs["cleanup.policy"].source) == (
+        "delete",
+        ConfigSource.DEFAULT_CONFIG.value,
+    )
+
+    with pytest.raises(KafkaException) as exc:
+        alter({"cleanup.policy": "bogus"})
+    assert _error_code(exc.value) == KafkaError.INVALID_CONFIG
+    assert _describe_topic_configs(bs, name)["retention.ms"].value == "1000000"
+
+
 def test_broker_configs_describable(server):
     res = ConfigResource("broker", "1")
     a = ck.admin(server.bootstrap)

@@ -124,6 +124,20 @@ pub enum KafkaError {
     UnsupportedAssignor,
     #[error("the member epoch is stale")]
     StaleMemberEpoch,
+    #[error("the replica assignment is invalid")]
+    InvalidReplicaAssignment,
+    #[error("the leader epoch in the request is older than the epoch on the broker")]
+    FencedLeaderEpoch,
+    #[error("the leader epoch in the request is newer than the epoch on the broker")]
+    UnknownLeaderEpoch,
+    #[error("leader election not needed for topic partition")]
+    ElectionNotNeeded,
+    #[error("no partition reassignment is in progress")]
+    NoReassignmentInProgress,
+    #[error("the fetch session id was not found")]
+    FetchSessionIdNotFound,
+    #[error("the fetch session epoch is invalid")]
+    InvalidFetchSessionEpoch,
 }
 
 impl KafkaError {
@@ -188,6 +202,13 @@ impl KafkaError {
             KafkaError::UnreleasedInstanceId => 111,
             KafkaError::UnsupportedAssignor => 112,
             KafkaError::StaleMemberEpoch => 113,
+            KafkaError::InvalidReplicaAssignment => 39,
+            KafkaError::FencedLeaderEpoch => 74,
+            KafkaError::UnknownLeaderEpoch => 75,
+            KafkaError::ElectionNotNeeded => 84,
+            KafkaError::NoReassignmentInProgress => 85,
+            KafkaError::FetchSessionIdNotFound => 70,
+            KafkaError::InvalidFetchSessionEpoch => 71,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The broker's state: topics, partitions, identity, producer ids.
 
 pub mod cluster;
+pub mod fetch_sessions;
 pub mod partition;
 pub mod producer_state;
 pub mod topic_config;
@@ -21,6 +22,7 @@ use crate::storage::{
     TopicMeta,
 };
 use cluster::{Cluster, Member};
+use fetch_sessions::FetchSessions;
 use partition::{LogOpener, Partition};
 use producer_state::ProducerStates;
 
@@ -96,6 +98,8 @@ pub struct Broker {
     pub cluster: Cluster,
     /// The storage's metadata counter as of the last `sync_cluster` (topics, security).
     metadata_version: AtomicU64,
+    /// Consumers' incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessions,
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -203,6 +207,7 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             cluster,
             metadata_version: AtomicU64::new(0),
+            fetch_sessions: FetchSessions::default(),
         };
         for meta in broker.storage.load_topics()? {
             let topic = broker.open_topic(&meta)?;

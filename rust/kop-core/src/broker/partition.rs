@@ -279,6 +279,22 @@ impl Partition {
         self.inner.read().log.log_start_offset()
     }
 
+    /// The offset the next batch gets; Err(NOT_LEADER_OR_FOLLOWER) unless served here.
+    pub fn log_end_offset(&self) -> Result<i64, KafkaError> {
+        let inner = self.inner.read();
+        if inner.opened {
+            Ok(inner.log.next_offset())
+        } else {
+            Err(KafkaError::NotLeaderOrFollower)
+        }
+    }
+
+    /// The bytes of the partition's log held by this instance's storage; None unless served here.
+    pub fn size_bytes(&self) -> Option<u64> {
+        let inner = self.inner.read();
+        inner.opened.then(|| inner.log.size_bytes())
+    }
+
     /// A receiver that changes whenever the high watermark moves (for waiting fetches).
     pub fn subscribe(&self) -> watch::Receiver<LogMark> {
         self.mark.subscribe()

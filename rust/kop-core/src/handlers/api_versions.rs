@@ -1,11 +1,29 @@
-//! ApiVersions: advertises exactly the `SERVED` table.
+//! ApiVersions: advertises exactly the `SERVED` table, and the feature levels kop serves.
 
 use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 
-use super::{Outcome, RequestContext, SERVED};
+use super::{sb, Outcome, RequestContext, SERVED};
 use crate::error::KafkaError;
+
+/// Kafka's feature flags, as (name, highest level served, level in force). A level in force of
+/// 0 means the feature is off; Kafka then leaves it out of the finalized list. kop serves the
+/// KIP-848 consumer group protocol (`group.version` 1), and neither transactions
+/// (`transaction.version`), share groups (`share.version`) nor streams groups
+/// (`streams.version`) yet. `metadata.version` and `kraft.version` describe a KRaft quorum,
+/// which kop does not have.
+pub const FEATURES: [(&str, i16, i16); 4] = [
+    ("group.version", 1, 1),
+    ("share.version", 0, 0),
+    ("streams.version", 0, 0),
+    ("transaction.version", 0, 0),
+];
+
+/// The features' levels never change while kop runs.
+const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 fn api_keys() -> Vec<ApiVersion> {
     SERVED
@@ -21,10 +39,36 @@ fn api_keys() -> Vec<ApiVersion> {
 
 pub async fn handle(
     _ctx: &RequestContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(api_keys())
+    // Before v4 a supported feature whose lowest level is 0 is left out (KAFKA-17011).
+    let min_level_zero_ok = header.request_api_version >= 4;
+    let supported = FEATURES
+        .iter()
+        .filter(|_| min_level_zero_ok)
+        .map(|&(name, max, _)| {
+            SupportedFeatureKey::default()
+                .with_name(sb(name))
+                .with_min_version(0)
+                .with_max_version(max)
+        })
+        .collect();
+    let finalized = FEATURES
+        .iter()
+        .filter(|&&(_, _, level)| level > 0)
+        .map(|&(name, _, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(sb(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_api_keys(api_keys())
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(finalized)
 }
 
 /// A client asked for an ApiVersions version kop doesn't know: answer in v0 format with

@@ -1,4 +1,5 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics and the broker.
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs (replace-all) for topics
+//! and the broker.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 
 use super::{authz, sb, RequestContext};
 use crate::broker::topic_config::{self, ConfigType, TOPIC_CONFIGS};
@@ -366,22 +368,46 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
+/// Edits a topic's config overrides with `edit` and stores them once they are valid.
 fn alter_topic(
     ctx: &RequestContext,
-    res: &incremental_alter_configs_request::AlterConfigsResource,
+    name: &str,
     validate_only: bool,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), (KafkaError, String)>,
 ) -> Result<(), (KafkaError, String)> {
-    let topic = ctx.broker.topic(&res.resource_name).ok_or((
+    let topic = ctx.broker.topic(name).ok_or((
         KafkaError::UnknownTopicOrPartition,
-        format!("topic {} does not exist", res.resource_name.as_str()),
+        format!("topic {name} does not exist"),
     ))?;
     let mut configs = topic.config_overrides();
-    for c in &res.configs {
+    edit(&mut configs)?;
+    topic_config::validate_overrides(&configs).map_err(|m| (KafkaError::InvalidConfig, m))?;
+    if !validate_only {
+        ctx.broker
+            .set_topic_configs(&topic, configs)
+            .map_err(|e| (e, e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn known_topic_config(
+    name: &str,
+) -> Result<&'static topic_config::TopicConfigDef, (KafkaError, String)> {
+    topic_config::lookup(name).ok_or((
+        KafkaError::InvalidConfig,
+        format!("unknown topic config {name}"),
+    ))
+}
+
+/// IncrementalAlterConfigs' SET / DELETE / APPEND / SUBTRACT on a topic's overrides.
+fn apply_incremental(
+    ctx: &RequestContext,
+    configs: &mut BTreeMap<String, String>,
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<(), (KafkaError, String)> {
+    for c in ops {
         let name = c.name.to_string();
-        let def = topic_config::lookup(&name).ok_or((
-            KafkaError::InvalidConfig,
-            format!("unknown topic config {name}"),
-        ))?;
+        let def = known_topic_config(&name)?;
         let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
         let current = configs
             .get(&name)
@@ -420,13 +446,46 @@ fn alter_topic(
             }
         }
     }
-    topic_config::validate_overrides(&configs).map_err(|m| (KafkaError::InvalidConfig, m))?;
-    if !validate_only {
-        ctx.broker
-            .set_topic_configs(&topic, configs)
-            .map_err(|e| (e, e.to_string()))?;
+    Ok(())
+}
+
+/// Legacy AlterConfigs: the given configs become the topic's overrides; every other override
+/// is removed, and so is one given with a null value (Kafka's replace-all).
+fn replace_all(
+    configs: &mut BTreeMap<String, String>,
+    given: &[alter_configs_request::AlterableConfig],
+) -> Result<(), (KafkaError, String)> {
+    configs.clear();
+    for c in given {
+        known_topic_config(&c.name)?;
+        if let Some(value) = &c.value {
+            configs.insert(c.name.to_string(), value.to_string());
+        }
     }
     Ok(())
+}
+
+/// Dynamic broker configs are not served: kop's are set at start.
+fn broker_configs_refused() -> Result<(), (KafkaError, String)> {
+    Err((
+        KafkaError::InvalidRequest,
+        "broker configs are set when kop starts (flags, KOP_* variables, kop.toml)".to_string(),
+    ))
+}
+
+fn unsupported_resource(resource_type: i8) -> Result<(), (KafkaError, String)> {
+    Err((
+        KafkaError::InvalidRequest,
+        format!("resource type {resource_type} is not supported"),
+    ))
+}
+
+/// A resource's (error code, error message) on the wire.
+fn error_fields(result: Result<(), (KafkaError, String)>) -> (i16, Option<StrBytes>) {
+    match result {
+        Ok(()) => (0, None),
+        Err((e, msg)) => (e.code(), Some(sb(msg))),
+    }
 }
 
 pub async fn incremental_alter_configs(
@@ -450,27 +509,57 @@ pub async fn incremental_alter_configs(
         .map(|(res, allowed)| {
             let result = match res.resource_type {
                 _ if allowed.is_err() => allowed,
-                RESOURCE_TOPIC => alter_topic(ctx, res, req.validate_only),
-                RESOURCE_BROKER => Err((
-                    KafkaError::InvalidRequest,
-                    "broker configs are set when kop starts (flags, KOP_* variables, kop.toml)"
-                        .to_string(),
-                )),
-                other => Err((
-                    KafkaError::InvalidRequest,
-                    format!("resource type {other} is not supported"),
-                )),
+                RESOURCE_TOPIC => alter_topic(ctx, &res.resource_name, req.validate_only, |c| {
+                    apply_incremental(ctx, c, &res.configs)
+                }),
+                RESOURCE_BROKER => broker_configs_refused(),
+                other => unsupported_resource(other),
             };
-            let resp = AlterConfigsResourceResponse::default()
+            let (code, message) = error_fields(result);
+            AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name.clone());
-            match result {
-                Ok(()) => resp,
-                Err((e, msg)) => resp
-                    .with_error_code(e.code())
-                    .with_error_message(Some(sb(msg))),
-            }
+                .with_resource_name(res.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+pub async fn alter_configs(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let allowed = authorize_resources(
+        ctx,
+        "AlterConfigs",
+        authz::Operation::AlterConfigs,
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    )
+    .await;
+    let responses = req
+        .resources
+        .iter()
+        .zip(allowed)
+        .map(|(res, allowed)| {
+            let result = match res.resource_type {
+                _ if allowed.is_err() => allowed,
+                RESOURCE_TOPIC => alter_topic(ctx, &res.resource_name, req.validate_only, |c| {
+                    replace_all(c, &res.configs)
+                }),
+                RESOURCE_BROKER => broker_configs_refused(),
+                other => unsupported_resource(other),
+            };
+            let (code, message) = error_fields(result);
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
 }

@@ -1,19 +1,17 @@
-//! Fetch: whole stored batches, with min_bytes/max_wait long-polling woken by appends.
-//!
-//! kop does not create incremental fetch sessions (KIP-227): it answers session id 0, which
-//! tells clients to keep sending full fetch requests.
+//! Fetch: whole stored batches, with min_bytes/max_wait long-polling woken by appends, and
+//! incremental fetch sessions (KIP-227, `broker::fetch_sessions`) from Fetch v7.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::*;
 use tokio::sync::watch;
 
-use super::{authz, RequestContext};
+use super::{authz, sb, RequestContext};
+use crate::broker::fetch_sessions::{PartitionKey, Position, Told, TopicKey};
 use crate::broker::partition::{LogMark, Partition};
 use crate::error::KafkaError;
 use crate::records::batch::LOG_OVERHEAD;
@@ -22,124 +20,193 @@ use crate::records::batch::LOG_OVERHEAD;
 /// the first batch is still returned whole if it is larger (KIP-74).
 const FETCH_MAX_BYTES: i32 = 57_671_680;
 
-/// FETCH_SESSION_ID_NOT_FOUND: the client refers to a session kop never created.
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+/// The session epochs with a meaning of their own (Kafka's `FetchMetadata`).
+const INITIAL_EPOCH: i32 = 0;
+const FINAL_EPOCH: i32 = -1;
 
-struct Wanted {
-    partition: Result<Arc<Partition>, KafkaError>,
-    index: i32,
-    offset: i64,
-    max_bytes: i32,
+/// What the request's session id and epoch ask for.
+enum SessionPlan {
+    /// No session: the request lists every partition (Fetch v4-6, or id 0 with epoch -1).
+    None,
+    /// A full fetch that opens a new session.
+    Open,
+    /// An incremental fetch of session `id`.
+    Incremental(i32),
 }
 
-fn topic_name(ctx: &RequestContext, version: i16, t: &FetchTopic) -> Option<String> {
+/// One partition a fetch reads.
+struct Wanted {
+    key: PartitionKey,
+    position: Position,
+    partition: Result<Arc<Partition>, KafkaError>,
+}
+
+fn topic_key(version: i16, name: &TopicName, id: uuid::Uuid) -> TopicKey {
     if version >= 13 {
-        ctx.broker.topic_by_id(&t.topic_id).map(|t| t.name.clone())
+        TopicKey::Id(id)
     } else {
-        Some(t.topic.to_string())
+        TopicKey::Name(name.to_string())
+    }
+}
+
+/// The partitions a request lists, with their positions, in request order.
+fn listed(version: i16, req: &FetchRequest) -> Vec<(PartitionKey, Position)> {
+    req.topics
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_key(version, &t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| {
+                (
+                    PartitionKey {
+                        topic: topic.clone(),
+                        partition: p.partition,
+                    },
+                    Position {
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+fn forgotten(version: i16, req: &FetchRequest) -> Vec<PartitionKey> {
+    req.forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_key(version, &t.topic, t.topic_id);
+            t.partitions.iter().map(move |&partition| PartitionKey {
+                topic: topic.clone(),
+                partition,
+            })
+        })
+        .collect()
+}
+
+fn topic_name(ctx: &RequestContext, topic: &TopicKey) -> Option<String> {
+    match topic {
+        TopicKey::Name(name) => Some(name.clone()),
+        TopicKey::Id(id) => ctx.broker.topic_by_id(id).map(|t| t.name.clone()),
     }
 }
 
 fn resolve(
     ctx: &RequestContext,
-    version: i16,
-    req: &FetchRequest,
+    partitions: Vec<(PartitionKey, Position)>,
     denied: &std::collections::HashSet<String>,
-) -> Vec<(FetchTopic, Vec<Wanted>)> {
-    req.topics
-        .iter()
-        .map(|t| {
-            let topic = if !denied.is_empty()
-                && topic_name(ctx, version, t).is_some_and(|n| denied.contains(&n))
-            {
-                Err(KafkaError::TopicAuthorizationFailed)
-            } else if version >= 13 {
-                ctx.broker
-                    .topic_by_id(&t.topic_id)
-                    .ok_or(KafkaError::UnknownTopicId)
-            } else {
-                ctx.broker
-                    .topic(&t.topic)
-                    .ok_or(KafkaError::UnknownTopicOrPartition)
+) -> Vec<Wanted> {
+    partitions
+        .into_iter()
+        .map(|(key, position)| {
+            let topic = match &key.topic {
+                _ if !denied.is_empty()
+                    && topic_name(ctx, &key.topic).is_some_and(|n| denied.contains(&n)) =>
+                {
+                    Err(KafkaError::TopicAuthorizationFailed)
+                }
+                TopicKey::Id(id) => ctx.broker.topic_by_id(id).ok_or(KafkaError::UnknownTopicId),
+                TopicKey::Name(name) => ctx
+                    .broker
+                    .topic(name)
+                    .ok_or(KafkaError::UnknownTopicOrPartition),
             };
-            let wanted = t
-                .partitions
-                .iter()
-                .map(|p| Wanted {
-                    partition: topic.clone().and_then(|tp| {
-                        tp.partition(p.partition)
-                            .ok_or(KafkaError::UnknownTopicOrPartition)
-                    }),
-                    index: p.partition,
-                    offset: p.fetch_offset,
-                    max_bytes: p.partition_max_bytes,
-                })
-                .collect();
-            (t.clone(), wanted)
+            let partition = topic.and_then(|t| {
+                t.partition(key.partition)
+                    .ok_or(KafkaError::UnknownTopicOrPartition)
+            });
+            Wanted {
+                key,
+                position,
+                partition,
+            }
         })
         .collect()
 }
 
-/// One pass over every wanted partition; returns the response parts and the bytes found.
+/// One pass over every wanted partition; returns each one's answer and the bytes found.
 fn collect(
-    wanted: &[(FetchTopic, Vec<Wanted>)],
+    wanted: &[Wanted],
     max_bytes: i32,
     read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (Vec<PartitionData>, usize, bool) {
     let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut any_error = false;
-    let topics = wanted
+    let answers = wanted
         .iter()
-        .map(|(t, parts)| {
-            let partitions = parts
-                .iter()
-                .map(|w| {
-                    let limit = (w.max_bytes.max(0) as usize).min(remaining);
-                    // Kafka's rule (KIP-74): only the first partition with data may return a
-                    // batch larger than its limit; later ones return whole batches that fit.
-                    let first_with_data = total == 0;
-                    let budget = if first_with_data { limit.max(1) } else { limit };
-                    let read = w
-                        .partition
-                        .as_ref()
-                        .map_err(|e| *e)
-                        .and_then(|p| p.read(w.offset, budget));
-                    let mut data = PartitionData::default().with_partition_index(w.index);
-                    match read {
-                        Ok(mut r) => {
-                            if !first_with_data {
-                                r.records = whole_batches_within(r.records, limit);
-                            }
-                            remaining = remaining.saturating_sub(r.records.len());
-                            total += r.records.len();
-                            data.high_watermark = r.high_watermark;
-                            data.last_stable_offset = r.high_watermark;
-                            data.log_start_offset = r.log_start_offset;
-                            data.records = Some(r.records);
-                        }
-                        Err(e) => {
-                            any_error = true;
-                            data.error_code = e.code();
-                            data.high_watermark = -1;
-                            data.last_stable_offset = -1;
-                            data.log_start_offset = -1;
-                            data.records = Some(Bytes::new());
-                        }
+        .map(|w| {
+            let limit = (w.position.max_bytes.max(0) as usize).min(remaining);
+            // Kafka's rule (KIP-74): only the first partition with data may return a batch
+            // larger than its limit; later ones return whole batches that fit.
+            let first_with_data = total == 0;
+            let budget = if first_with_data { limit.max(1) } else { limit };
+            let read = w
+                .partition
+                .as_ref()
+                .map_err(|e| *e)
+                .and_then(|p| p.read(w.position.fetch_offset, budget));
+            let mut data = PartitionData::default().with_partition_index(w.key.partition);
+            match read {
+                Ok(mut r) => {
+                    if !first_with_data {
+                        r.records = whole_batches_within(r.records, limit);
                     }
-                    if read_committed {
-                        data.aborted_transactions = Some(Vec::new());
-                    }
-                    data
-                })
-                .collect();
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions)
+                    remaining = remaining.saturating_sub(r.records.len());
+                    total += r.records.len();
+                    data.high_watermark = r.high_watermark;
+                    data.last_stable_offset = r.high_watermark;
+                    data.log_start_offset = r.log_start_offset;
+                    data.records = Some(r.records);
+                }
+                Err(e) => {
+                    any_error = true;
+                    data.error_code = e.code();
+                    data.high_watermark = -1;
+                    data.last_stable_offset = -1;
+                    data.log_start_offset = -1;
+                    data.records = Some(Bytes::new());
+                }
+            }
+            if read_committed {
+                data.aborted_transactions = Some(Vec::new());
+            }
+            data
         })
         .collect();
-    (topics, total, any_error)
+    (answers, total, any_error)
+}
+
+fn told(data: &PartitionData) -> Told {
+    Told {
+        has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
+        error: data.error_code != 0,
+        high_watermark: data.high_watermark,
+        last_stable_offset: data.last_stable_offset,
+        log_start_offset: data.log_start_offset,
+    }
+}
+
+/// The answers grouped by topic, in order (consecutive partitions of one topic share an entry).
+fn by_topic(
+    answers: impl IntoIterator<Item = (PartitionKey, PartitionData)>,
+) -> Vec<FetchableTopicResponse> {
+    let mut topics: Vec<(TopicKey, FetchableTopicResponse)> = Vec::new();
+    for (key, data) in answers {
+        match topics.last_mut() {
+            Some((topic, entry)) if *topic == key.topic => entry.partitions.push(data),
+            _ => {
+                let entry = match &key.topic {
+                    TopicKey::Name(name) => {
+                        FetchableTopicResponse::default().with_topic(TopicName(sb(name.as_str())))
+                    }
+                    TopicKey::Id(id) => FetchableTopicResponse::default().with_topic_id(*id),
+                };
+                topics.push((key.topic, entry.with_partitions(vec![data])));
+            }
+        }
+    }
+    topics.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The longest prefix of `records` made of whole batches and at most `limit` bytes long.
@@ -165,18 +232,42 @@ pub async fn handle(
     req: FetchRequest,
 ) -> FetchResponse {
     let version = header.request_api_version;
-    if version >= 7 && req.session_id != 0 {
-        return FetchResponse::default().with_error_code(FETCH_SESSION_ID_NOT_FOUND);
-    }
+    let sessions = &ctx.broker.fetch_sessions;
+    let principal = ctx.principal.to_string();
+    let plan = match (version >= 7, req.session_id, req.session_epoch) {
+        (false, _, _) => SessionPlan::None,
+        (true, id, FINAL_EPOCH) => {
+            sessions.close(id);
+            SessionPlan::None
+        }
+        (true, id, INITIAL_EPOCH) => {
+            sessions.close(id);
+            SessionPlan::Open
+        }
+        (true, id, _) => SessionPlan::Incremental(id),
+    };
+    let partitions = match plan {
+        SessionPlan::Incremental(id) => match sessions.begin_incremental(
+            id,
+            req.session_epoch,
+            &principal,
+            listed(version, &req),
+            &forgotten(version, &req),
+            Instant::now(),
+        ) {
+            Ok(partitions) => partitions,
+            Err(e) => return FetchResponse::default().with_error_code(e.code()),
+        },
+        _ => listed(version, &req),
+    };
     // Consumers need READ on each topic (follower fetches, CLUSTER_ACTION, don't exist here).
     // Names are collected only when an authorizer must be asked (not on the allow-all path).
     let denied = if authz::allow_all(ctx) {
         Default::default()
     } else {
-        let names: Vec<String> = req
-            .topics
+        let names: Vec<String> = partitions
             .iter()
-            .filter_map(|t| topic_name(ctx, version, t))
+            .filter_map(|(key, _)| topic_name(ctx, &key.topic))
             .collect();
         authz::denied(
             ctx,
@@ -187,11 +278,10 @@ pub async fn handle(
         )
         .await
     };
-    let wanted = resolve(ctx, version, &req, &denied);
+    let wanted = resolve(ctx, partitions, &denied);
     // Subscribe before the first read so an append between read and wait is not missed.
     let mut watchers: Vec<watch::Receiver<LogMark>> = wanted
         .iter()
-        .flat_map(|(_, parts)| parts.iter())
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
         .collect();
     let max_bytes = req.max_bytes.min(FETCH_MAX_BYTES);
@@ -199,24 +289,60 @@ pub async fn handle(
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut shutdown = ctx.shutdown.clone();
-    loop {
+    let answers = loop {
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let (topics, total, any_error) = collect(&wanted, max_bytes, read_committed);
+        let (answers, total, any_error) = collect(&wanted, max_bytes, read_committed);
         let done = total >= req.min_bytes.max(0) as usize
             || any_error
             || watchers.is_empty()
             || tokio::time::Instant::now() >= deadline
             || shutdown.is_set();
         if done {
-            return FetchResponse::default().with_responses(topics);
+            break answers;
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             _ = changed => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.wait() => {}
+        }
+    };
+    let answered = wanted.into_iter().map(|w| (w.key, w.position)).zip(answers);
+    match plan {
+        SessionPlan::None => FetchResponse::default()
+            .with_responses(by_topic(answered.map(|((key, _), data)| (key, data)))),
+        SessionPlan::Open => {
+            let answered: Vec<_> = answered.collect();
+            let cached = answered
+                .iter()
+                .map(|((key, position), data)| (key.clone(), *position, told(data)))
+                .collect();
+            let session_id = sessions
+                .open(&principal, cached, Instant::now())
+                .unwrap_or(0);
+            FetchResponse::default()
+                .with_session_id(session_id)
+                .with_responses(by_topic(
+                    answered.into_iter().map(|((key, _), data)| (key, data)),
+                ))
+        }
+        SessionPlan::Incremental(id) => {
+            let answered: Vec<_> = answered.map(|((key, _), data)| (key, data)).collect();
+            let found: Vec<_> = answered
+                .iter()
+                .map(|(key, data)| (key.clone(), told(data)))
+                .collect();
+            let include = sessions.answered(id, &found);
+            FetchResponse::default()
+                .with_session_id(id)
+                .with_responses(by_topic(
+                    answered
+                        .into_iter()
+                        .zip(include)
+                        .filter_map(|(answer, news)| news.then_some(answer)),
+                ))
         }
     }
 }

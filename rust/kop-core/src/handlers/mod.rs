@@ -11,14 +11,18 @@ mod configs;
 mod consumer_groups;
 mod fetch;
 mod groups;
+mod leader_epochs;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
 mod produce_legacy;
 mod producer_id;
+mod replicas;
 mod sasl;
 mod scram_admin;
+mod topic_partitions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -170,6 +174,7 @@ served! {
     InitProducerId [0 ..= 5] InitProducerIdRequest => producer_id::handle;
     DescribeConfigs [1 ..= 4] DescribeConfigsRequest => configs::describe_configs;
     IncrementalAlterConfigs [0 ..= 1] IncrementalAlterConfigsRequest => configs::incremental_alter_configs;
+    AlterConfigs [0 ..= 2] AlterConfigsRequest => configs::alter_configs;
     CreatePartitions [0 ..= 3] CreatePartitionsRequest => admin_topics::create_partitions;
     DescribeCluster [0 ..= 2] DescribeClusterRequest => metadata::describe_cluster;
     FindCoordinator [0 ..= 6] FindCoordinatorRequest => groups::find_coordinator;
@@ -185,6 +190,12 @@ served! {
     OffsetDelete [0 ..= 0] OffsetDeleteRequest => offsets::offset_delete;
     ConsumerGroupHeartbeat [0 ..= 1] ConsumerGroupHeartbeatRequest => consumer_groups::heartbeat;
     ConsumerGroupDescribe [0 ..= 1] ConsumerGroupDescribeRequest => consumer_groups::describe;
+    DescribeTopicPartitions [0 ..= 0] DescribeTopicPartitionsRequest => topic_partitions::handle;
+    OffsetForLeaderEpoch [2 ..= 4] OffsetForLeaderEpochRequest => leader_epochs::handle;
+    DescribeLogDirs [1 ..= 4] DescribeLogDirsRequest => log_dirs::handle;
+    ElectLeaders [0 ..= 2] ElectLeadersRequest => replicas::elect_leaders;
+    ListPartitionReassignments [0 ..= 0] ListPartitionReassignmentsRequest => replicas::list_partition_reassignments;
+    AlterPartitionReassignments [0 ..= 1] AlterPartitionReassignmentsRequest => replicas::alter_partition_reassignments;
 }
 
 /// The versions kop serves of an API, if it serves it.
