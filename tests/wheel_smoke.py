@@ -74,7 +74,11 @@ def round_trip(port: int) -> None:
     tp = TopicPartition("wheel-smoke", 0)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
-    values = [m.value for m in consumer][:10]
+    values = []
+    for message in consumer:  # ends after consumer_timeout_ms without records
+        values.append(message.value)
+        if len(values) == 10:
+            break
     consumer.close()
     expected = [f"record {i}".encode() for i in range(10)]
     if values != expected:
