@@ -48,8 +48,15 @@ cargo test --workspace --release
 step "fuzz: a short run of every cargo-fuzz target (nightly; docs/fuzzing.md)"
 scripts/fuzz.sh
 
-step "build the wheel into the venv"
-.venv/bin/maturin develop --release --quiet
+step "build the wheel once, install it into the venv"
+# The same wheel is what tests/e2e/test_e2e_wheel.py installs into a fresh venv without Rust, so
+# one release build serves both (maturin shares cargo test's artifacts; only kop-py is linked).
+rm -rf dist
+.venv/bin/maturin build --release --quiet --out dist
+wheel=$(ls dist/kop-*.whl)
+.venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel"
+export KOP_WHEEL="$root/$wheel"
+ls -l "$wheel"
 
 step "python: ruff, mypy, stubtest"
 .venv/bin/ruff check python tests bench scripts

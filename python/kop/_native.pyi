@@ -16,6 +16,8 @@ __all__ = [
     "ScramCredentialReply",
     "decode_batch",
     "init_logging",
+    "log_record_counts",
+    "take_log_records",
     "version",
 ]
 
@@ -71,4 +73,10 @@ def decode_batch(
     data: bytes,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]: ...
 def init_logging(level: str) -> None: ...
+def take_log_records(
+    timeout_secs: float, max_records: int
+) -> list[
+    tuple[str, int, str, list[tuple[str, Any]], float, str | None, int | None, str | None]
+]: ...
+def log_record_counts() -> tuple[int, int]: ...
 def version() -> str: ...

@@ -10,11 +10,25 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kop import __version__
-from kop.config import Config, ConfigError, default_text, env_var, fields, flag, kind
+from kop.config import (
+    FSYNC_POLICIES,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    SASL_MECHANISMS,
+    SSL_CLIENT_AUTH,
+    Config,
+    ConfigError,
+    default_text,
+    env_var,
+    fields,
+    flag,
+    kind,
+)
 from kop.lifecycle import StopSignals
+from kop.logs import configure_cli_logging
 from kop.server import Server
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "metavar"]
 
 log = logging.getLogger("kop")
 
@@ -22,21 +36,54 @@ CONFIG_ENV = "KOP_CONFIG"
 EXIT_USAGE = 2  # bad option, bad config file, value the server rejects
 EXIT_FAILURE = 1  # could not start (bind failure, missing native module, Pulsar not ready)
 
+# What each option's values look like in `kop serve --help` (the default is in the help text).
+# Options not named here get one from their name's unit, else from their kind; a unit test
+# checks that none falls back to a bare VALUE.
 _METAVARS = {
-    "list": "NAME://HOST:PORT",
-    "int": "N",
-    "storage": "URL",
+    "listeners": "NAME://HOST:PORT",
+    "advertised_listeners": "NAME://HOST:PORT",
+    "listener_security_protocol_map": "NAME:PROTOCOL",
+    "sasl_enabled_mechanisms": "{" + ",".join(SASL_MECHANISMS) + "}",
+    "sasl_users": "USER:PASSWORD",
+    "super_users": "TYPE:NAME",
+    "ssl_certfile": "PEM_FILE",
+    "ssl_keyfile": "PEM_FILE",
+    "ssl_cafile": "PEM_FILE",
+    "ssl_client_auth": "{" + ",".join(SSL_CLIENT_AUTH) + "}",
+    "ssl_principal_mapping_rules": "RULE,...",
+    "authorizer": "{allow-all,deny-all,acl,MODULE:CALLABLE}",
+    "authenticator": "MODULE:CALLABLE",
+    "scram_credentials": "MODULE:CALLABLE",
+    "oauthbearer_validator": "MODULE:CALLABLE",
+    "oauthbearer_public_key_files": "PEM_FILE",
+    "oauthbearer_issuer": "ISSUER",
+    "oauthbearer_audience": "AUDIENCE",
+    "storage": "{file://PATH,memory://,pulsar://HOST:PORT}",
+    "pulsar_admin_url": "http(s)://HOST:PORT",
+    "pulsar_tenant": "TENANT",
+    "pulsar_namespace": "NAMESPACE",
+    "pulsar_token": "JWT",
+    "node_id": "ID",
     "cluster_id": "ID",
-    "log_level": "{error,warn,info,debug,trace}",
-    "fsync": "{always,interval,never}",
+    "log_level": "{" + ",".join(LOG_LEVELS) + "}",
+    "log_format": "{" + ",".join(LOG_FORMATS) + "}",
+    "fsync": "{" + ",".join(FSYNC_POLICIES) + "}",
+    "io_threads": "N",
+    "num_partitions": "N",
+    "max_unauthenticated_connections": "N",
 }
-_PY_LEVELS = {
-    "error": logging.ERROR,
-    "warn": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": logging.DEBUG,
-}
+_UNIT_METAVARS = {"_ms": "MS", "_bytes": "BYTES", "_minutes": "MINUTES"}
+_KIND_METAVARS = {"int": "N"}
+
+
+def metavar(name: str) -> str:
+    """How `kop serve --help` shows the values of option ``name``."""
+    if name in _METAVARS:
+        return _METAVARS[name]
+    for suffix, unit in _UNIT_METAVARS.items():
+        if name.endswith(suffix):
+            return unit
+    return _KIND_METAVARS.get(kind(name), "VALUE")
 
 
 class UsageError(Exception):
@@ -82,19 +129,14 @@ def _add_option(parser: argparse.ArgumentParser, name: str, meaning: str) -> Non
             no_flag, dest=name, action="store_const", const=False, help=f"turn {flag(name)} off"
         )
         return
-    metavar = _METAVARS.get(name) or _METAVARS.get(how, "VALUE")
     # Values stay strings here: Config parses them, so a bad value gets the same message
     # whether it came from a flag, the environment or the TOML file.
     nargs = "+" if how == "list" else None
-    parser.add_argument(flag(name), dest=name, metavar=metavar, nargs=nargs, help=text)
+    parser.add_argument(flag(name), dest=name, metavar=metavar(name), nargs=nargs, help=text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_cli_logging()  # text at info until the config says otherwise
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -114,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
             config = Config.load(config_file, overrides=overrides)
         except ConfigError as err:
             return _fail(_describe(err), EXIT_USAGE)
-        logging.getLogger().setLevel(_PY_LEVELS[config.log_level])
+        configure_cli_logging(config.log_format, config.log_level)
         log.info("kop %s starting, storage %s", __version__, config.storage)
 
         server = Server(config)

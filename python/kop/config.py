@@ -28,6 +28,7 @@ __all__ = ["ENV_PREFIX", "Config", "ConfigError", "config_reference_markdown", "
 
 ENV_PREFIX = "KOP_"
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
 FSYNC_POLICIES = ("always", "interval", "never")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 DEFAULT_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -157,6 +158,11 @@ class Config:
     )
     cluster_id: str | None = _opt(None, "cluster id; unset = generated once, kept with the data")
     log_level: str = _opt("info", "one of error, warn, info, debug, trace")
+    log_format: str = _opt(
+        "text",
+        "kop serve's stderr lines (Python's and Rust's alike): text, or json (one object per "
+        "line: time, level, logger, message, fields)",
+    )
     auto_create_topics: bool = _opt(True, "Metadata and Produce create unknown topics")
     num_partitions: int = _opt(4, "partitions of an auto-created topic / CreateTopics default")
     message_max_bytes: int = _opt(1048588, "largest record batch accepted (max.message.bytes)")
@@ -218,7 +224,7 @@ class Config:
             "oauthbearer_public_key_files",
         ):
             object.__setattr__(self, name, _string_tuple(name, getattr(self, name)))
-        for name in ("log_level", "fsync", "ssl_client_auth"):
+        for name in ("log_level", "log_format", "fsync", "ssl_client_auth"):
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, value.strip().lower())
@@ -464,6 +470,7 @@ def _validate(cfg: Config) -> None:
     if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
         raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
     _check_choice("log_level", cfg.log_level, LOG_LEVELS)
+    _check_choice("log_format", cfg.log_format, LOG_FORMATS)
     _check_choice("fsync", cfg.fsync, FSYNC_POLICIES)
 
     _check_range("node_id", cfg.node_id, 0, _INT32_MAX)

@@ -20,6 +20,7 @@ from kop.hooks import (
     load_hook,
 )
 from kop.lifecycle import StartCancelled, StopSignals
+from kop.logs import flush_native_logging, start_native_logging
 
 if TYPE_CHECKING:
     from kop._native import NativeServer
@@ -159,7 +160,7 @@ class Server:
             if cancelled():  # e.g. SIGTERM while the CLI was still loading the config
                 raise StartCancelled("asked to stop before storage was opened")
             native_mod = _load_native()
-            native_mod.init_logging(self._config.log_level)
+            start_native_logging(native_mod, self._config.log_level)
             if _on_pulsar(self._config):
                 from kop.pulsar.startup import wait_for_pulsar
 
@@ -174,6 +175,7 @@ class Server:
             self._native = native
             self._storage_backend = backend
             addresses = native.bound_addresses()
+        flush_native_logging()  # Rust's "storage opened" before "kop listening on"
         for name, host, port in addresses:
             log.info("kop listening on %s://%s", name, _host_port(host, port))
         return native
@@ -215,6 +217,7 @@ class Server:
             native.stop(timeout)
             if backend is not None:
                 backend.close()
+        flush_native_logging()
         log.info("kop stopped")
 
     def serve(

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -136,14 +137,25 @@ def test_port_opens_only_once_storage_is_open(target: str, tmp_path: Path) -> No
     srv.spawn()
     try:
         _wait_for_port(srv, timeout=180)
+        accepted_at = time.time()
+        # Rust lines reach stderr through Python's logging a moment after they happen, stamped
+        # with the time they happened: compare that time with the first accepted connection.
+        _wait_for_log(srv, "storage opened", logged, timeout=10)
         log = srv.log_text()[logged:]
         opened = re.search(
-            r"elapsed_ms=(\d+).*storage opened|storage opened.*elapsed_ms=(\d+)", log
+            r"^(\S+ \S+) .*(?:elapsed_ms=(\d+).*storage opened|storage opened.*elapsed_ms=(\d+))",
+            log,
+            re.MULTILINE,
         )
-        assert opened, f"the port accepted a connection before storage was open:\n{log[-3000:]}"
+        assert opened, f"no storage opened line with elapsed_ms:\n{log[-3000:]}"
+        opened_at = datetime.strptime(opened[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        assert opened_at <= accepted_at, (
+            f"the port accepted a connection {opened_at - accepted_at:.3f} s before storage was "
+            f"open:\n{log[-3000:]}"
+        )
         # Opening took long enough that a port listening from bind time would have been seen
         # (the port is polled every 2 ms).
-        elapsed_ms = int(opened[1] or opened[2])
+        elapsed_ms = int(opened[2] or opened[3])
         assert elapsed_ms >= 20, f"storage opened in {elapsed_ms} ms: too fast to tell"
         srv.wait_serving(30)
     finally:

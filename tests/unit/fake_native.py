@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import types
 from typing import Any, ClassVar
 
@@ -79,11 +80,18 @@ class FakeNativeServer:
         return {"queued": 0, "workers": 1, "busy": 0, "done": 7}
 
 
+def _no_log_records(timeout_secs: float, max_records: int) -> list[Any]:
+    time.sleep(min(timeout_secs, 0.05))
+    return []
+
+
 def make_module() -> types.ModuleType:
     """A fresh fake module with its own class state."""
     cls = type("NativeServer", (FakeNativeServer,), {"instances": [], "log_levels": []})
     module = types.ModuleType("kop._native")
     module.NativeServer = cls  # type: ignore[attr-defined]
     module.init_logging = cls.log_levels.append  # type: ignore[attr-defined]
+    module.take_log_records = _no_log_records  # type: ignore[attr-defined]
+    module.log_record_counts = lambda: (0, 0)  # type: ignore[attr-defined]
     module.version = lambda: "0.0.0-fake"  # type: ignore[attr-defined]
     return module

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from kop import Config
-from kop.cli import main
-from kop.config import env_var, flag
+from kop.cli import main, metavar
+from kop.config import env_var, fields, flag, kind
 
 from .fake_native import FakeNativeServer
 
@@ -57,6 +57,41 @@ def test_help_lists_every_option_with_env_var(subprocess_env: dict[str, str]) ->
         assert env_var(field) in proc.stdout
     assert "--no-auto-create-topics" in proc.stdout
     assert "(default: PLAINTEXT://127.0.0.1:9092; env: KOP_LISTENERS)" in proc.stdout
+
+
+def test_help_shows_each_options_value_shape(subprocess_env: dict[str, str]) -> None:
+    proc = run_kop({**subprocess_env, "COLUMNS": "200"}, "serve", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # argparse wraps; compare with single spaces
+    for shown in [
+        "--listeners NAME://HOST:PORT [NAME://HOST:PORT ...]",
+        "--super-users TYPE:NAME [TYPE:NAME ...]",
+        "--sasl-users USER:PASSWORD [USER:PASSWORD ...]",
+        "--listener-security-protocol-map NAME:PROTOCOL [NAME:PROTOCOL ...]",
+        "--oauthbearer-public-key-files PEM_FILE [PEM_FILE ...]",
+        "--log-format {text,json}",
+        "--log-level {error,warn,info,debug,trace}",
+        "--fsync {always,interval,never}",
+        "--authenticator MODULE:CALLABLE",
+        "--hook-timeout-ms MS",
+        "--message-max-bytes BYTES",
+        "--offsets-retention-minutes MINUTES",
+        "--node-id ID",
+        "(default: (empty); env: KOP_SUPER_USERS)",
+        "(default: 5000; env: KOP_HOOK_TIMEOUT_MS)",
+    ]:
+        assert shown in text, shown
+    # The listener placeholder belongs to the two listener options only (usage + option list).
+    assert text.count("NAME://HOST:PORT [NAME://HOST:PORT ...]") == 4
+
+
+def test_every_option_has_a_specific_metavar() -> None:
+    for f in fields():
+        if kind(f.name) == "bool":
+            continue  # a flag without a value
+        shape = metavar(f.name)
+        assert shape != "VALUE", f"{f.name}: add its value shape to kop.cli._METAVARS"
+        assert shape != "NAME://HOST:PORT" or f.name.endswith("listeners"), f.name
 
 
 @pytest.mark.parametrize(

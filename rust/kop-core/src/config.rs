@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub node_id: i32,
     pub cluster_id: Option<String>,
     pub log_level: String,
+    /// `text` or `json`: how `kop serve` formats lines (Python does; Rust only queues records).
+    pub log_format: String,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub message_max_bytes: i32,
@@ -136,6 +138,7 @@ impl Default for ServerConfig {
             node_id: 1,
             cluster_id: None,
             log_level: "info".into(),
+            log_format: "text".into(),
             auto_create_topics: true,
             num_partitions: 4,
             message_max_bytes: 1_048_588,

@@ -6,6 +6,7 @@
 
 mod blocking;
 mod hooks;
+mod log_bridge;
 mod pulsar;
 
 use std::collections::BTreeMap;
@@ -191,29 +192,6 @@ impl NativeServer {
     }
 }
 
-/// Sends Rust log lines to stderr at the given level; the first call wins.
-#[pyfunction]
-fn init_logging(level: &str) -> PyResult<()> {
-    let level = match level.to_ascii_lowercase().as_str() {
-        "warning" => "warn".to_string(),
-        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "log_level: unknown level {other:?}"
-            )))
-        }
-    };
-    let filter =
-        tracing_subscriber::EnvFilter::new(format!("warn,kop_core={level},kop_py={level}"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-    Ok(())
-}
-
 #[pyfunction]
 fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -245,7 +223,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hooks::AuthorizeReply>()?;
     m.add_class::<hooks::AuthenticateReply>()?;
     m.add_class::<hooks::ScramCredentialReply>()?;
-    m.add_function(wrap_pyfunction!(init_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(log_bridge::init_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(log_bridge::take_log_records, m)?)?;
+    m.add_function(wrap_pyfunction!(log_bridge::log_record_counts, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(decode_batch, m)?)?;
     m.add_class::<pulsar::AppendDone>()?;
