@@ -2,8 +2,9 @@
 
 Targets come from ``KOP_TEST_TARGETS`` (comma-separated; default ``kop-cli,kop-embedded``;
 ``kop-pulsar`` runs kop on the session's Pulsar standalone; add ``kafka`` for the reference
-Apache Kafka from scripts/kafka.sh). A kop target whose package
-is not built fails the test, unless ``KOP_ALLOW_MISSING=1`` turns that into a skip.
+Apache Kafka from scripts/kafka.sh). Every server is made by ``helpers.servers.make_server``
+(``start_server`` starts it): a kop target whose package is not built fails the test, unless
+``KOP_ALLOW_MISSING=1`` turns that into a skip.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import java
 from helpers import pulsar as pulsar_helper
-from helpers.servers import ALL_TARGETS, MissingKop, ServerHandle, make_server
+from helpers.servers import ALL_TARGETS, ServerHandle, start_server
 
 
 def _targets() -> list[str]:
@@ -33,18 +34,6 @@ def _targets() -> list[str]:
 
 
 TARGETS = _targets()
-ALLOW_MISSING = os.environ.get("KOP_ALLOW_MISSING") == "1"
-
-
-def start_server(target: str, data_dir: Path, **config: Any) -> ServerHandle:
-    srv = make_server(target, data_dir, **config)
-    try:
-        srv.start()
-    except MissingKop as err:
-        if ALLOW_MISSING:
-            pytest.skip(f"{target}: {err} (KOP_ALLOW_MISSING=1)")
-        pytest.fail(f"{target}: {err} (set KOP_ALLOW_MISSING=1 to skip kop targets)")
-    return srv
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -84,11 +73,12 @@ def target(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
-    """start(target, name="s", **config) -> a started server this test owns (stopped after)."""
+    """start(target, name="s", **options) -> a started server this test owns (stopped after);
+    options as ``helpers.servers.make_server``."""
     started: list[ServerHandle] = []
 
-    def start(target: str, name: str = "s", **config: Any) -> ServerHandle:
-        srv = start_server(target, tmp_path / name, **config)
+    def start(target: str, name: str = "s", **options: Any) -> ServerHandle:
+        srv = start_server(target, tmp_path / name, **options)
         started.append(srv)
         return srv
 

@@ -1,8 +1,17 @@
-"""kop: a Kafka wire-protocol server with an embedded log (and, later, Apache Pulsar) storage.
+"""kop: a Kafka wire-protocol server. Kafka clients and tools produce, fetch, and manage topics,
+consumer groups (classic and KIP-848), ACLs and SCRAM users against it. Records are stored in
+kop's own log on disk (``file://PATH``), in memory (``memory://``), or in Apache Pulsar
+(``pulsar://HOST:PORT``, with the ``kop[pulsar]`` extra; several kop instances may share it).
 
-import kop
-with kop.Server(kop.Config(listeners=["PLAINTEXT://127.0.0.1:0"], storage="memory://")) as s:
-    print(s.bootstrap_servers)
+Run it with ``kop serve`` (options: ``kop serve --help``, docs/configuration.md) or embed it::
+
+    import kop
+    with kop.Server(kop.Config(listeners=["PLAINTEXT://127.0.0.1:0"], storage="memory://")) as s:
+        print(s.bootstrap_servers)
+
+Python hooks can authenticate and authorize clients (``kop.Server(authorizer=...,
+authenticator=..., scram_credentials=..., oauthbearer_validator=...)``; see ``kop.hooks`` and
+docs/security.md).
 """
 
 from __future__ import annotations

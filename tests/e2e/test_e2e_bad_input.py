@@ -20,9 +20,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from conftest import TARGETS, start_server
+from conftest import TARGETS
 from helpers import ck, java, wire
-from helpers.servers import HOST, ServerHandle
+from helpers.servers import HOST, ServerHandle, start_server
 
 CLOSE_TIMEOUT = 10.0
 # kop closes a connection that stalls mid-frame after this (frame_stall_timeout_ms).
@@ -435,18 +435,16 @@ def sasl_kop(server, tmp_path: Path) -> Iterator[dict[str, str]]:
     (on the kop-embedded target): Apache Kafka from scripts/kafka.sh has no SASL listener."""
     if server.target != "kop-embedded":
         pytest.skip("an embedded kop with a SASL listener; runs on the kop-embedded target")
-    kop = pytest.importorskip("kop")
-    cfg = kop.Config(
-        listeners=[f"PLAINTEXT://{HOST}:0", f"SASL_PLAINTEXT://{HOST}:0"],
+    srv = start_server(
+        "kop-embedded",
+        tmp_path / "sasl-data",
+        extra_listeners=[f"SASL_PLAINTEXT://{HOST}:0"],
         sasl_users=[":".join(SASL_USER)],
-        storage=f"file://{tmp_path / 'sasl-data'}",
         num_partitions=1,
         frame_stall_timeout_ms=int(STALL_S * 1000),
     )
-    srv = kop.Server(cfg)
-    srv.start()
     try:
-        yield {name: f"{HOST}:{port}" for name, _, port in srv.bound_addresses}
+        yield {"PLAINTEXT": srv.bootstrap, "SASL_PLAINTEXT": srv.address_of("SASL_PLAINTEXT")}
     finally:
         srv.stop()
 

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from conftest import TARGETS, start_server
+from conftest import TARGETS
 from helpers import ck, java, wire
-from helpers.servers import ServerHandle
+from helpers.servers import ServerHandle, start_server
 
 GROUP_CONFIG: dict[str, Any] = {"group_initial_rebalance_delay_ms": 0}
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"

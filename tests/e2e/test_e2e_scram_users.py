@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
 )
 
 from helpers import java
-from helpers.servers import HOST, KopPulsar, ServerHandle
+from helpers.servers import HOST, KopPulsar, ServerHandle, start_server
 
 USERS = ["admin:admin-secret", "alice:alice-secret"]
 SASL = "SASL_PLAINTEXT"
@@ -161,9 +161,9 @@ def test_configured_users_are_refused_and_managed_users_rotate(
 
     if isinstance(srv, KopPulsar):
         # a second instance on the same namespace follows the rotation
-        second = KopPulsar(tmp_path / "second", {**options, "node_id": 2}, namespace=srv.namespace)
-        (tmp_path / "second").mkdir()
-        second.start()
+        second = start_server(
+            "kop-pulsar", tmp_path / "second", namespace=srv.namespace, **{**options, "node_id": 2}
+        )
         try:
             assert login_ok(second, "carol", "carol-2")
             assert not login_ok(second, "carol", "carol-1")

@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import struct
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,7 +35,7 @@ from helpers.secure_kop import (
     produce,
     sasl_sock,
 )
-from helpers.servers import HOST, free_port
+from helpers.servers import HOST, start_server
 
 kop = pytest.importorskip("kop")
 
@@ -394,25 +391,16 @@ def authorize(ctx, op, resource):
 @pytest.mark.timeout(120)
 def test_cli_serve_with_sasl_and_a_hook_from_a_module(tmp_path: Path) -> None:
     (tmp_path / "kop_test_hooks.py").write_text(HOOK_MODULE)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOP_")}
-    env["PYTHONPATH"] = str(tmp_path)
-    env["KOP_SASL_USERS"] = "alice:alice-secret"
-    log = (tmp_path / "kop.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "kop", "serve",
-            "--listeners", f"SASL_PLAINTEXT://{HOST}:{port}",
-            "--storage", f"file://{tmp_path / 'data'}",
-            "--authorizer", "kop_test_hooks:authorize",
-            "--num-partitions", "1",
-        ],
-        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-    )  # fmt: skip
+    srv = start_server(
+        "kop-cli",
+        tmp_path / "data",
+        listeners=[f"SASL_PLAINTEXT://{HOST}:0"],
+        env={"PYTHONPATH": str(tmp_path), "KOP_SASL_USERS": "alice:alice-secret"},
+        args=["--authorizer", "kop_test_hooks:authorize", "--num-partitions", "1"],
+    )
     try:
-        wire.wait_until_serving(HOST, port, 30.0, alive=lambda: proc.poll() is None)
         conf = {
-            "bootstrap.servers": f"{HOST}:{port}",
+            "bootstrap.servers": srv.bootstrap,
             "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanism": "SCRAM-SHA-256",
             "sasl.username": "alice",
@@ -423,6 +411,4 @@ def test_cli_serve_with_sasl_and_a_hook_from_a_module(tmp_path: Path) -> None:
             "TOPIC_AUTHORIZATION_FAILED"
         ]
     finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+        srv.stop()

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from helpers import ck, wire
 from helpers.certs import Pki
-from helpers.servers import HOST
+from helpers.servers import HOST, make_server
 
 kop = pytest.importorskip("kop")
 
@@ -22,7 +22,8 @@ PASSWORDS = dict(u.split(":", 1) for u in USERS)
 
 
 class Kop:
-    """An embedded kop with several listeners; ``addr[NAME]`` is each one's host:port."""
+    """An embedded kop with several listeners (``helpers.servers.make_server``); ``addr[NAME]``
+    is each one's host:port, ``server`` the running ``kop.Server``."""
 
     def __init__(self, data: Path, pki: Pki, **config: Any) -> None:
         config.setdefault(
@@ -41,21 +42,23 @@ class Kop:
         config.setdefault("ssl_client_auth", "requested")
         config.setdefault("num_partitions", 1)
         hook_names = ("authorizer", "authenticator", "scram_credentials", "oauthbearer_validator")
-        self.hooks = {
+        hooks = {
             name: config.pop(f"{name}_hook") for name in hook_names if f"{name}_hook" in config
         }
-        self.cfg = kop.Config(storage=f"file://{data}", **config)
+        self.handle = make_server("kop-embedded", data, hooks=hooks, **config)
         self.pki = pki
-        self.server: Any = None
         self.start()
 
+    @property
+    def server(self) -> Any:
+        return self.handle.server
+
     def start(self) -> None:
-        self.server = kop.Server(self.cfg, **self.hooks)
-        self.server.start()
+        self.handle.start()
         self.addr = {name: f"{HOST}:{port}" for name, _, port in self.server.bound_addresses}
 
     def stop(self) -> None:
-        self.server.stop()
+        self.handle.stop()
 
     def restart(self) -> None:
         self.stop()

@@ -7,8 +7,12 @@ Targets:
                    (tests/helpers/pulsar.py), in a namespace of its own per data directory;
 - ``kafka``        the reference Apache Kafka 4.x from ``scripts/kafka.sh``.
 
-Config is given with kop's option names (docs/native-api.md); for Kafka the few that tests use
-are translated to broker properties.
+``make_server`` is the one way tests get a server (``start_server`` = make, then start, turning
+a kop that is not built into a failure or, with ``KOP_ALLOW_MISSING=1``, a skip). Config is
+given with kop's option names (docs/native-api.md); for Kafka the few that tests use are
+translated to broker properties. A kop's listeners are ``PLAINTEXT`` on a port of its own plus
+the ``extra_listeners`` option, or exactly the ``listeners`` option when that is given;
+``port`` and ``bootstrap`` are the first listener's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers import wire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +38,7 @@ KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 HOST = "127.0.0.1"
 KOP_TARGETS = ("kop-cli", "kop-embedded", "kop-pulsar")
 ALL_TARGETS = ("kop-cli", "kop-embedded", "kop-pulsar", "kafka")
+ALLOW_MISSING = os.environ.get("KOP_ALLOW_MISSING") == "1"
 
 # kop option -> Apache Kafka broker property, for the options tests set.
 _KAFKA_PROPS = {
@@ -121,8 +128,9 @@ class ServerHandle:
         return None
 
     def address_of(self, listener: str) -> str:
-        """host:port of a listener named in the ``extra_listeners`` option (kop only)."""
-        for lis in self.config.get("extra_listeners", []):
+        """host:port of a listener named in the ``extra_listeners``/``listeners`` options (kop
+        only)."""
+        for lis in self.config.get("listeners") or self.config.get("extra_listeners", []):
             name, _, hostport = lis.partition("://")
             if name == listener:
                 return str(hostport)
@@ -132,14 +140,34 @@ class ServerHandle:
         return f"<{self.target} {self.bootstrap} data={self.data_dir}>"
 
 
+def _with_free_port(listener: str) -> str:
+    """``NAME://host:0`` with a free port instead of 0 (the CLI must know its ports)."""
+    return f"{listener.rsplit(':', 1)[0]}:{free_port()}" if listener.endswith(":0") else listener
+
+
 class KopCli(ServerHandle):
+    """``kop serve``: config as ``KOP_*`` environment variables; ``env`` adds variables and
+    ``args`` command-line options, for tests of those."""
+
     target = "kop-cli"
     can_kill = True
 
-    def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         super().__init__(data_dir, config)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port = free_port()
+        self.extra_env = dict(env or {})
+        self.extra_args = list(args or [])
+        if "listeners" in self.config:
+            self.config["listeners"] = [_with_free_port(lis) for lis in self.config["listeners"]]
+            self.port = int(self.config["listeners"][0].rsplit(":", 1)[1])
+        else:
+            self.port = free_port()
         self.log_path = data_dir.parent / f"{data_dir.name}-kop-stderr.log"
         self._log_fh: Any = None
 
@@ -155,15 +183,15 @@ class KopCli(ServerHandle):
             "--listeners",
             ",".join(self.listeners()),
             *self.storage_args(),
+            *self.extra_args,
         ]
 
     def listeners(self) -> list[str]:
-        """``PLAINTEXT`` on ``self.port``, then the config's ``extra_listeners`` (free ports
-        are picked for ``NAME://host:0``)."""
-        extra = self.config.get("extra_listeners", [])
-        resolved = [
-            f"{lis.rsplit(':', 1)[0]}:{free_port()}" if lis.endswith(":0") else lis for lis in extra
-        ]
+        """The ``listeners`` option, else ``PLAINTEXT`` on ``self.port`` then the config's
+        ``extra_listeners`` (free ports are picked for ``NAME://host:0``)."""
+        if "listeners" in self.config:
+            return list(self.config["listeners"])
+        resolved = [_with_free_port(lis) for lis in self.config.get("extra_listeners", [])]
         self.config["extra_listeners"] = resolved
         return [f"PLAINTEXT://{HOST}:{self.port}", *resolved]
 
@@ -179,8 +207,9 @@ class KopCli(ServerHandle):
         env.setdefault("RUST_BACKTRACE", "1")
         command = self.command()
         for key, value in self.config.items():
-            if key != "extra_listeners":
+            if key not in ("extra_listeners", "listeners"):
                 env["KOP_" + key.upper()] = _text(value)
+        env.update(self.extra_env)
         self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - kept open while running
         self.proc = subprocess.Popen(
             command,
@@ -259,8 +288,10 @@ class KopPulsar(KopCli):
         config: dict[str, Any],
         service: Any = None,
         namespace: str | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
-        super().__init__(data_dir, config)
+        super().__init__(data_dir, config, env, args)
         self.service = service  # a helpers.pulsar.PulsarService; None = the session's
         digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
         self.namespace = namespace or f"kop-test-{digest}"
@@ -280,10 +311,16 @@ class KopPulsar(KopCli):
 
 
 class KopEmbedded(ServerHandle):
+    """``kop.Server`` in this process; ``hooks`` are its Python hooks (``authorizer=``,
+    ``authenticator=``, ...). ``server`` is the running ``kop.Server``."""
+
     target = "kop-embedded"
 
-    def __init__(self, data_dir: Path, config: dict[str, Any]) -> None:
+    def __init__(
+        self, data_dir: Path, config: dict[str, Any], hooks: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(data_dir, config)
+        self.hooks = dict(hooks or {})
         self.server: Any = None
         self.bound: dict[str, str] = {}
 
@@ -293,12 +330,9 @@ class KopEmbedded(ServerHandle):
 
         options = dict(self.config)
         extra = options.pop("extra_listeners", [])
-        cfg = kop.Config(
-            listeners=[f"PLAINTEXT://{HOST}:0", *extra],
-            storage=f"file://{self.data_dir}",
-            **options,
-        )
-        self.server = kop.Server(cfg)
+        listeners = options.pop("listeners", None) or [f"PLAINTEXT://{HOST}:0", *extra]
+        cfg = kop.Config(listeners=listeners, storage=f"file://{self.data_dir}", **options)
+        self.server = kop.Server(cfg, **self.hooks)
         self.server.start()
         self.port = int(self.server.port)
         self.bound = {name: f"{HOST}:{port}" for name, _, port in self.server.bound_addresses}
@@ -377,13 +411,55 @@ class Kafka(ServerHandle):
             return ""
 
 
-def make_server(target: str, data_dir: Path, **config: Any) -> ServerHandle:
+def make_server(
+    target: str,
+    data_dir: Path,
+    *,
+    hooks: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    service: Any = None,
+    namespace: str | None = None,
+    **config: Any,
+) -> ServerHandle:
+    """A server of ``target`` on ``data_dir`` (created), not started. Besides kop options:
+    ``hooks`` (kop-embedded: kop.Server's Python hooks), ``env``/``args`` (kop-cli and
+    kop-pulsar: extra environment and command-line options), ``service``/``namespace``
+    (kop-pulsar: a PulsarService other than the session's, a namespace to share)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    classes: dict[str, type[ServerHandle]] = {
-        "kop-cli": KopCli,
-        "kop-embedded": KopEmbedded,
-        "kop-pulsar": KopPulsar,
-        "kafka": Kafka,
+    given = {
+        "hooks": hooks is not None,
+        "env": env is not None,
+        "args": args is not None,
+        "service": service is not None,
+        "namespace": namespace is not None,
     }
-    cls = classes[target]
-    return cls(data_dir, config)
+    allowed = {
+        "kop-cli": {"env", "args"},
+        "kop-embedded": {"hooks"},
+        "kop-pulsar": {"env", "args", "service", "namespace"},
+        "kafka": set(),
+    }[target]
+    unsupported = sorted(k for k, v in given.items() if v and k not in allowed)
+    if unsupported:
+        raise ValueError(f"{target}: {unsupported} not supported")
+    if target == "kop-cli":
+        return KopCli(data_dir, config, env=env, args=args)
+    if target == "kop-embedded":
+        return KopEmbedded(data_dir, config, hooks=hooks)
+    if target == "kop-pulsar":
+        return KopPulsar(data_dir, config, service=service, namespace=namespace, env=env, args=args)
+    return Kafka(data_dir, config)
+
+
+def start_server(target: str, data_dir: Path, **options: Any) -> ServerHandle:
+    """``make_server``, started. A kop that is not built fails the test (a skip with
+    ``KOP_ALLOW_MISSING=1``)."""
+    srv = make_server(target, data_dir, **options)
+    try:
+        srv.start()
+    except MissingKop as err:
+        if ALLOW_MISSING:
+            pytest.skip(f"{target}: {err} (KOP_ALLOW_MISSING=1)")
+        pytest.fail(f"{target}: {err} (set KOP_ALLOW_MISSING=1 to skip kop targets)")
+    return srv

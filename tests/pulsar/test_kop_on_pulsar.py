@@ -21,7 +21,7 @@ import pytest
 
 from helpers import ck
 from helpers.pulsar import PULSAR_SH, PulsarService, _free_port
-from helpers.servers import KopPulsar
+from helpers.servers import KopPulsar, make_server, start_server
 
 pulsar = pytest.importorskip("pulsar")
 ck_kafka = pytest.importorskip("confluent_kafka")
@@ -30,9 +30,15 @@ pytestmark = pytest.mark.pulsar
 
 
 def _kop(data_dir: Path, service: PulsarService | None = None, **config: Any) -> KopPulsar:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    srv = KopPulsar(data_dir, dict(config), service=service)
-    srv.start()
+    srv = start_server("kop-pulsar", data_dir, service=service, **config)
+    assert isinstance(srv, KopPulsar)
+    return srv
+
+
+def _second(data_dir: Path, first: KopPulsar, **config: Any) -> KopPulsar:
+    """A kop on ``first``'s namespace, not started."""
+    srv = make_server("kop-pulsar", data_dir, namespace=first.namespace, **config)
+    assert isinstance(srv, KopPulsar)
     return srv
 
 
@@ -207,8 +213,7 @@ def test_a_second_process_for_a_node_id_takes_it_over(
             p1.produce(topic, value=b"first-%d" % i, partition=0)
         assert p1.flush(30) == 0
         # A second process on the same namespace.
-        (tmp_path / "second").mkdir()
-        second = KopPulsar(tmp_path / "second", {}, namespace=first.namespace)
+        second = _second(tmp_path / "second", first)
         second.start()
         p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
         for i in range(100):
@@ -248,10 +253,7 @@ def test_a_standby_takes_over_when_the_serving_instance_is_killed(
     """kill -9 the serving instance while producers write with acks=all: the standby for its
     node id takes over and every acknowledged record is read back once, offsets contiguous."""
     first = _kop(tmp_path / "first", node_id=1)
-    (tmp_path / "standby").mkdir()
-    standby = KopPulsar(
-        tmp_path / "standby", {"node_id": 1, "pulsar_standby": True}, namespace=first.namespace
-    )
+    standby = _second(tmp_path / "standby", first, node_id=1, pulsar_standby=True)
     topic = "failover"
     writer = BackgroundProducer(f"{first.bootstrap},{standby.bootstrap}", topic, partitions=2)
     try:
@@ -314,8 +316,7 @@ def test_a_frozen_instance_resumed_after_a_takeover_never_appends(
                 on_delivery=lambda err, _m: zombie_results.append(str(err)),
             )
         zombie.poll(0.5)
-        (tmp_path / "second").mkdir()
-        second = KopPulsar(tmp_path / "second", {}, namespace=first.namespace)
+        second = _second(tmp_path / "second", first)
         second.start()
         p2 = ck_kafka.Producer({"bootstrap.servers": second.bootstrap, "acks": "all"})
         for i in range(50):
@@ -368,8 +369,7 @@ def test_two_live_instances_share_partitions_and_one_takes_over_on_kill(
     kill -9 one while idempotent acks=all producers write to every partition, and the other
     takes its partitions over: every acknowledged record is read back once, offsets contiguous."""
     one = _kop(tmp_path / "one", node_id=1)
-    (tmp_path / "two").mkdir()
-    two = KopPulsar(tmp_path / "two", {"node_id": 2}, namespace=one.namespace)
+    two = _second(tmp_path / "two", one, node_id=2)
     topic, partitions = "shared", 6
     writer = BackgroundProducer(f"{one.bootstrap},{two.bootstrap}", topic, partitions)
     try:
@@ -421,8 +421,7 @@ def test_group_coordinators_spread_and_move_when_an_instance_leaves(
     same node from either; committed offsets survive their coordinator leaving (clean stop):
     the other instance loads them."""
     one = _kop(tmp_path / "one", node_id=1)
-    (tmp_path / "two").mkdir()
-    two = KopPulsar(tmp_path / "two", {"node_id": 2}, namespace=one.namespace)
+    two = _second(tmp_path / "two", one, node_id=2)
     topic, group = "grouped", "g-moves"
     try:
         two.start()

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import ck, wire
 from helpers.pulsar import PulsarService
-from helpers.servers import KopPulsar
+from helpers.servers import start_server
 
 ck_kafka = pytest.importorskip("confluent_kafka")
 pytest.importorskip("pulsar")
@@ -46,10 +46,7 @@ def test_batch_above_pulsars_limit_is_refused_at_once_and_the_partition_keeps_se
     assert max_message_size < TOPIC_LIMIT  # the case of the issue: Pulsar's 5 MiB default
     limit = max_message_size - METADATA_RESERVE
 
-    data_dir = tmp_path / "kop"
-    data_dir.mkdir()
-    srv = KopPulsar(data_dir, {})
-    srv.start()
+    srv = start_server("kop-pulsar", tmp_path / "kop")
     try:
         topic = ck.create_topic(srv.bootstrap, "big", 1, {"max.message.bytes": str(TOPIC_LIMIT)})
         assert f"maxMessageSize is {max_message_size} bytes" in srv.log_text()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers.pulsar import PulsarService
-from helpers.servers import HOST, KopPulsar, free_port
+from helpers.servers import HOST, KopPulsar, free_port, make_server
 
 pulsar = pytest.importorskip("pulsar")
 ck_kafka = pytest.importorskip("confluent_kafka")
@@ -100,9 +100,10 @@ def _kop_behind_doors(tmp_path: Path, timeout_ms: int) -> tuple[KopPulsar, int, 
         admin_url=f"http://{HOST}:{admin_port}",
         data_dir=None,
     )
-    data_dir = tmp_path / "kop"
-    data_dir.mkdir()
-    srv = KopPulsar(data_dir, {"pulsar_startup_timeout_ms": timeout_ms}, service=closed)
+    srv = make_server(
+        "kop-pulsar", tmp_path / "kop", service=closed, pulsar_startup_timeout_ms=timeout_ms
+    )
+    assert isinstance(srv, KopPulsar)
     return srv, service_port, admin_port
 
 

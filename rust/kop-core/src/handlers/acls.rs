@@ -251,3 +251,144 @@ pub async fn delete_acls(
         .collect();
     DeleteAclsResponse::default().with_filter_results(results)
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+
+    use super::*;
+    use crate::handlers::test_context::TestContext;
+
+    /// ALLOW `op` on topic `name` for `principal`, from any host.
+    fn creation(name: &str, principal: &str, op: Operation) -> AclCreation {
+        AclCreation::default()
+            .with_resource_type(ResourceType::Topic.code())
+            .with_resource_name(sb(name))
+            .with_resource_pattern_type(PatternType::Literal as i8)
+            .with_principal(sb(principal))
+            .with_host(sb("*"))
+            .with_operation(op.code())
+            .with_permission_type(Permission::Allow as i8)
+    }
+
+    fn any_topic_filter() -> DescribeAclsRequest {
+        DescribeAclsRequest::default()
+            .with_resource_type_filter(ResourceType::Topic.code())
+            .with_resource_name_filter(None)
+            .with_pattern_type_filter(PatternType::Any as i8)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(Operation::Any.code())
+            .with_permission_type(Permission::Any as i8)
+    }
+
+    async fn create(ctx: &TestContext, creations: Vec<AclCreation>) -> Vec<i16> {
+        let req = CreateAclsRequest::default().with_creations(creations);
+        create_acls(ctx, &ctx.header(ApiKey::CreateAcls, 3), req)
+            .await
+            .results
+            .iter()
+            .map(|r| r.error_code)
+            .collect()
+    }
+
+    async fn describe(ctx: &TestContext) -> (i16, Vec<(String, usize)>) {
+        let header = ctx.header(ApiKey::DescribeAcls, 3);
+        let resp = describe_acls(ctx, &header, any_topic_filter()).await;
+        let resources = resp
+            .resources
+            .iter()
+            .map(|r| (r.resource_name.to_string(), r.acls.len()))
+            .collect();
+        (resp.error_code, resources)
+    }
+
+    fn admin() -> TestContext {
+        RequestContext::builder()
+            .config(r#""authorizer": "acl", "super_users": ["User:admin"]"#)
+            .principal("User:admin")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn acls_are_created_described_and_deleted() {
+        let ctx = admin();
+        let got = create(
+            &ctx,
+            vec![
+                creation("t", "User:alice", Operation::Read),
+                creation("t", "User:alice", Operation::Write),
+                creation("u", "User:bob", Operation::Read),
+            ],
+        )
+        .await;
+        assert_eq!(got, [0, 0, 0]);
+        assert_eq!(
+            describe(&ctx).await,
+            (0, vec![("t".into(), 2), ("u".into(), 1)])
+        );
+        let delete = DeleteAclsFilter::default()
+            .with_resource_type_filter(ResourceType::Topic.code())
+            .with_resource_name_filter(Some(sb("t")))
+            .with_pattern_type_filter(PatternType::Literal as i8)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(Operation::Any.code())
+            .with_permission_type(Permission::Any as i8);
+        let req = DeleteAclsRequest::default().with_filters(vec![delete]);
+        let resp = delete_acls(&ctx, &ctx.header(ApiKey::DeleteAcls, 3), req).await;
+        assert_eq!(resp.filter_results[0].error_code, 0);
+        assert_eq!(resp.filter_results[0].matching_acls.len(), 2);
+        assert_eq!(describe(&ctx).await, (0, vec![("u".into(), 1)]));
+    }
+
+    #[tokio::test]
+    async fn bindings_kafka_refuses_are_invalid_requests() {
+        let ctx = admin();
+        let any_resource = creation("t", "User:alice", Operation::Read)
+            .with_resource_type(ResourceType::Any.code());
+        let match_pattern = creation("t", "User:alice", Operation::Read)
+            .with_resource_pattern_type(PatternType::Match as i8);
+        let unknown_operation = creation("t", "User:alice", Operation::Read).with_operation(99);
+        let got = create(
+            &ctx,
+            vec![
+                any_resource,
+                match_pattern,
+                unknown_operation,
+                creation("ok", "User:alice", Operation::Read),
+            ],
+        )
+        .await;
+        let invalid = KafkaError::InvalidRequest.code();
+        assert_eq!(got, [invalid, invalid, invalid, 0]);
+        assert_eq!(describe(&ctx).await.1, [("ok".into(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn managing_acls_needs_the_cluster_and_the_acl_authorizer() {
+        let ctx = RequestContext::builder()
+            .config(r#""authorizer": "acl""#)
+            .principal("User:alice")
+            .build();
+        let denied = KafkaError::ClusterAuthorizationFailed.code();
+        assert_eq!(describe(&ctx).await.0, denied);
+        let creations = || vec![creation("t", "User:alice", Operation::Read)];
+        assert_eq!(create(&ctx, creations()).await, [denied]);
+        ctx.allow(
+            "User:alice",
+            Operation::Alter,
+            ResourceType::Cluster,
+            authz::CLUSTER_NAME,
+        );
+        assert_eq!(create(&ctx, creations()).await, [0]);
+        // ALTER implies DESCRIBE.
+        assert_eq!(describe(&ctx).await.0, 0);
+
+        let open = RequestContext::builder().build();
+        let disabled = KafkaError::SecurityDisabled.code();
+        assert_eq!(describe(&open).await.0, disabled);
+        assert_eq!(create(&open, creations()).await, [disabled]);
+    }
+}

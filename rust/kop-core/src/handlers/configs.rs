@@ -488,6 +488,38 @@ fn error_fields(result: Result<(), (KafkaError, String)>) -> (i16, Option<StrByt
     }
 }
 
+/// Kafka's checks before authorization (`ConfigAdminManager.preprocess`): each resource once
+/// per request, each config key once per resource, a value for every operation but DELETE.
+fn preprocessed(
+    req: &IncrementalAlterConfigsRequest,
+    res: &incremental_alter_configs_request::AlterConfigsResource,
+) -> Result<(), (KafkaError, String)> {
+    let invalid = |msg: String| Err((KafkaError::InvalidRequest, msg));
+    let same = |r: &&incremental_alter_configs_request::AlterConfigsResource| {
+        r.resource_type == res.resource_type && r.resource_name == res.resource_name
+    };
+    if req.resources.iter().filter(same).count() > 1 {
+        return invalid("Each resource must appear at most once.".into());
+    }
+    let mut keys = std::collections::HashSet::new();
+    if !res.configs.iter().all(|c| keys.insert(c.name.as_str())) {
+        return invalid("Error due to duplicate config keys".into());
+    }
+    let nulls: Vec<&str> = res
+        .configs
+        .iter()
+        .filter(|c| c.config_operation != OP_DELETE && c.value.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return invalid(format!(
+            "Null value not supported for : {}",
+            nulls.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 pub async fn incremental_alter_configs(
     ctx: &RequestContext,
     _header: &RequestHeader,
@@ -507,14 +539,18 @@ pub async fn incremental_alter_configs(
         .iter()
         .zip(allowed)
         .map(|(res, allowed)| {
-            let result = match res.resource_type {
-                _ if allowed.is_err() => allowed,
-                RESOURCE_TOPIC => alter_topic(ctx, &res.resource_name, req.validate_only, |c| {
-                    apply_incremental(ctx, c, &res.configs)
-                }),
-                RESOURCE_BROKER => broker_configs_refused(),
-                other => unsupported_resource(other),
-            };
+            let result =
+                preprocessed(&req, res)
+                    .and(allowed)
+                    .and_then(|()| match res.resource_type {
+                        RESOURCE_TOPIC => {
+                            alter_topic(ctx, &res.resource_name, req.validate_only, |c| {
+                                apply_incremental(ctx, c, &res.configs)
+                            })
+                        }
+                        RESOURCE_BROKER => broker_configs_refused(),
+                        other => unsupported_resource(other),
+                    });
             let (code, message) = error_fields(result);
             AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
@@ -563,3 +599,7 @@ pub async fn alter_configs(
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
 }
+
+#[cfg(test)]
+#[path = "configs_tests.rs"]
+mod tests;

@@ -90,3 +90,130 @@ pub async fn handle(
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+
+    use super::*;
+    use crate::handlers::sb;
+    use crate::handlers::test_context::TestContext;
+
+    fn request(topics: &[(&str, &[(i32, i64)])]) -> ListOffsetsRequest {
+        ListOffsetsRequest::default().with_topics(
+            topics
+                .iter()
+                .map(|(name, parts)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(sb(*name)))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|(p, ts)| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_timestamp(*ts)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    }
+
+    /// (topic, partition, error, offset, timestamp, leader epoch) of each answer.
+    async fn list(
+        ctx: &TestContext,
+        version: i16,
+        topics: &[(&str, &[(i32, i64)])],
+    ) -> Vec<(String, i32, i16, i64, i64, i32)> {
+        let header = ctx.header(ApiKey::ListOffsets, version);
+        handle(ctx, &header, request(topics))
+            .await
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    let name = t.name.to_string();
+                    let (i, e, o, ts, ep) = (
+                        p.partition_index,
+                        p.error_code,
+                        p.offset,
+                        p.timestamp,
+                        p.leader_epoch,
+                    );
+                    (name, i, e, o, ts, ep)
+                })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_empty_partition_starts_and_ends_at_zero() {
+        let ctx = RequestContext::builder().build();
+        ctx.topic("t", 1);
+        let asked = [
+            (0, LATEST),
+            (0, EARLIEST),
+            (0, EARLIEST_LOCAL),
+            (0, MAX_TIMESTAMP),
+            (0, 0),
+        ];
+        let got = list(&ctx, 10, &[("t", &asked)]).await;
+        let answers: Vec<(i16, i64, i64)> = got.iter().map(|r| (r.2, r.3, r.4)).collect();
+        assert_eq!(
+            answers,
+            [(0, 0, -1), (0, 0, -1), (0, 0, -1), (0, -1, -1), (0, -1, -1)]
+        );
+        assert_eq!(got[0].5, LEADER_EPOCH);
+        // The leader epoch exists from v4.
+        assert_eq!(list(&ctx, 3, &[("t", &[(0, LATEST)])]).await[0].5, -1);
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_and_partitions() {
+        let ctx = RequestContext::builder().build();
+        ctx.topic("t", 1);
+        let unknown = KafkaError::UnknownTopicOrPartition.code();
+        let got = list(
+            &ctx,
+            10,
+            &[
+                ("t", &[(1, LATEST), (-1, LATEST)]),
+                ("ghost", &[(0, LATEST)]),
+            ],
+        )
+        .await;
+        let answers: Vec<(i16, i64, i64)> = got.iter().map(|r| (r.2, r.3, r.4)).collect();
+        assert_eq!(answers, [(unknown, -1, -1); 3]);
+    }
+
+    #[tokio::test]
+    async fn listing_offsets_needs_describe_on_the_topic() {
+        let ctx = RequestContext::builder()
+            .config(r#""authorizer": "acl""#)
+            .principal("User:alice")
+            .build();
+        ctx.topic("mine", 1);
+        ctx.topic("theirs", 1);
+        ctx.allow(
+            "User:alice",
+            authz::Operation::Describe,
+            authz::ResourceType::Topic,
+            "mine",
+        );
+        let denied = KafkaError::TopicAuthorizationFailed.code();
+        let got = list(
+            &ctx,
+            10,
+            &[
+                ("mine", &[(0, LATEST)]),
+                ("theirs", &[(0, LATEST)]),
+                ("ghost", &[(0, LATEST)]),
+            ],
+        )
+        .await;
+        let codes: Vec<i16> = got.iter().map(|r| r.2).collect();
+        assert_eq!(codes, [0, denied, denied]);
+    }
+}

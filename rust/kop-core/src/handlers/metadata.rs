@@ -268,3 +268,7 @@ fn live_endpoints(ctx: &RequestContext) -> Vec<(i32, String, i32)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "metadata_tests.rs"]
+mod tests;

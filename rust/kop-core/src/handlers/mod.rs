@@ -22,6 +22,8 @@ mod producer_id;
 mod replicas;
 mod sasl;
 mod scram_admin;
+#[cfg(test)]
+pub(crate) mod test_context;
 mod topic_partitions;
 
 use std::net::SocketAddr;

@@ -102,16 +102,19 @@ pub async fn offset_commit(
         ) {
             Ok(r) => r,
             // A group error replaces every result except the authorization failures.
-            Err(e) => offsets
-                .into_iter()
-                .map(|(t, p, r)| {
-                    let r = match r {
-                        Err(a) if unauthorized(&Err(a)) => Err(a),
-                        _ => Err(e),
-                    };
-                    (t, p, r)
-                })
-                .collect(),
+            Err(e) => {
+                let e = missing_group_error(ctx, &req, version, e);
+                offsets
+                    .into_iter()
+                    .map(|(t, p, r)| {
+                        let r = match r {
+                            Err(a) if unauthorized(&Err(a)) => Err(a),
+                            _ => Err(e),
+                        };
+                        (t, p, r)
+                    })
+                    .collect()
+            }
         }
     };
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
@@ -129,6 +132,31 @@ pub async fn offset_commit(
         }
     }
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// A commit with a generation (or member epoch) to a group that does not exist: Kafka answers
+/// GROUP_ID_NOT_FOUND from v9 and ILLEGAL_GENERATION before (its `validateOffsetCommit`),
+/// where the coordinator, finding no such member, says UNKNOWN_MEMBER_ID. Only the error path
+/// looks the group up.
+fn missing_group_error(
+    ctx: &RequestContext,
+    req: &OffsetCommitRequest,
+    version: i16,
+    e: KafkaError,
+) -> KafkaError {
+    let unknown_group = e == KafkaError::UnknownMemberId
+        && req.generation_id_or_member_epoch >= 0
+        && !ctx
+            .broker
+            .groups
+            .list()
+            .iter()
+            .any(|(id, ..)| id.as_str() == req.group_id.as_str());
+    match unknown_group {
+        false => e,
+        true if version >= 9 => KafkaError::GroupIdNotFound,
+        true => KafkaError::IllegalGeneration,
+    }
 }
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
@@ -455,3 +483,7 @@ pub async fn offset_delete(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "offsets_tests.rs"]
+mod tests;

@@ -45,3 +45,81 @@ pub async fn handle(
             .with_producer_epoch(-1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::sb;
+    use crate::handlers::test_context::TestContext;
+
+    async fn init(ctx: &TestContext, req: InitProducerIdRequest) -> (i16, i64, i16) {
+        let resp = handle(ctx, &ctx.header(ApiKey::InitProducerId, 5), req).await;
+        (resp.error_code, resp.producer_id.0, resp.producer_epoch)
+    }
+
+    fn fresh() -> InitProducerIdRequest {
+        InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    }
+
+    #[tokio::test]
+    async fn each_producer_gets_a_new_id_and_a_known_one_a_new_epoch() {
+        let ctx = RequestContext::builder().build();
+        let (e1, id1, epoch1) = init(&ctx, fresh()).await;
+        let (e2, id2, _) = init(&ctx, fresh()).await;
+        assert_eq!((e1, e2, epoch1), (0, 0, 0));
+        assert_ne!(id1, id2);
+        // KIP-360: the same producer asking again keeps its id with the next epoch.
+        let again = fresh()
+            .with_producer_id(ProducerId(id1))
+            .with_producer_epoch(3);
+        assert_eq!(init(&ctx, again).await, (0, id1, 4));
+        // An epoch about to overflow: a new id instead.
+        let exhausted = fresh()
+            .with_producer_id(ProducerId(id1))
+            .with_producer_epoch(i16::MAX - 1);
+        let (_, id3, epoch3) = init(&ctx, exhausted).await;
+        assert_ne!(id3, id1);
+        assert_eq!(epoch3, 0);
+    }
+
+    #[tokio::test]
+    async fn transactional_ids_are_refused_until_transactions_are_served() {
+        let ctx = RequestContext::builder().build();
+        let req = fresh().with_transactional_id(Some(TransactionalId(sb("tx"))));
+        assert_eq!(
+            init(&ctx, req).await,
+            (KafkaError::UnsupportedVersion.code(), -1, -1)
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotent_write_on_the_cluster_or_write_on_a_topic_is_needed() {
+        let ctx = RequestContext::builder()
+            .config(r#""authorizer": "acl""#)
+            .principal("User:alice")
+            .build();
+        let denied = KafkaError::ClusterAuthorizationFailed.code();
+        assert_eq!(init(&ctx, fresh()).await, (denied, -1, -1));
+        ctx.allow(
+            "User:alice",
+            authz::Operation::Write,
+            authz::ResourceType::Topic,
+            "t",
+        );
+        assert_eq!(init(&ctx, fresh()).await.0, 0);
+        let bob = RequestContext::builder()
+            .config(r#""authorizer": "acl""#)
+            .principal("User:bob")
+            .build();
+        bob.allow(
+            "User:bob",
+            authz::Operation::IdempotentWrite,
+            authz::ResourceType::Cluster,
+            authz::CLUSTER_NAME,
+        );
+        assert_eq!(init(&bob, fresh()).await.0, 0);
+    }
+}

@@ -126,115 +126,48 @@ pub async fn alter(
         .into_iter()
         .map(|(u, a, _)| (u, a))
         .collect();
-    // (user, mechanism) appearing twice in the request → DUPLICATE_RESOURCE for that user.
-    let mut count: HashMap<(String, i8), usize> = HashMap::new();
-    for (u, m) in req
+    // As Kafka's controller (`ScramControlManager.alterCredentials`): deletions, then
+    // upsertions, in order; a user named a second time (any mechanism) gets
+    // DUPLICATE_RESOURCE and none of its changes; once a user has an error, later entries
+    // for it are skipped.
+    let mut errors: HashMap<String, (KafkaError, String)> = HashMap::new();
+    let mut pending: HashMap<String, (ScramAlg, Option<ScramCredential>)> = HashMap::new();
+    let entries = req
         .deletions
         .iter()
-        .map(|d| (d.name.to_string(), d.mechanism))
+        .map(|d| (d.name.to_string(), check_deletion(ctx, d, &existing)))
         .chain(
             req.upsertions
                 .iter()
-                .map(|u| (u.name.to_string(), u.mechanism)),
-        )
-    {
-        *count.entry((u, m)).or_default() += 1;
-    }
-    let mut errors: HashMap<String, (KafkaError, String)> = HashMap::new();
-    let mut changes = Vec::new();
-    for ((u, m), n) in &count {
-        if *n > 1 {
-            errors.entry(u.clone()).or_insert((
-                KafkaError::DuplicateResource,
-                format!("A user credential cannot be altered twice in the same request: {u}"),
-            ));
+                .map(|u| (u.name.to_string(), check_upsertion(ctx, u))),
+        );
+    for (user, checked) in entries {
+        if errors.contains_key(&user) {
+            continue;
         }
-        let _ = m;
-    }
-    for u in &users {
-        if ctx.security.is_configured_user(u) && !errors.contains_key(u) {
+        if pending.remove(&user).is_some() {
             errors.insert(
-                u.clone(),
+                user,
                 (
-                    KafkaError::UnacceptableCredential,
-                    configured_user_message(u),
+                    KafkaError::DuplicateResource,
+                    "A user credential cannot be altered twice in the same request".into(),
                 ),
             );
-        }
-    }
-    for d in &req.deletions {
-        let user = d.name.to_string();
-        if errors.contains_key(&user) {
             continue;
         }
-        match alg_of(d.mechanism) {
-            None => {
-                errors.insert(
-                    user,
-                    (
-                        KafkaError::UnsupportedSaslMechanism,
-                        "Unknown SCRAM mechanism".into(),
-                    ),
-                );
+        match checked {
+            Ok(change) => {
+                pending.insert(user, change);
             }
-            Some(alg) if !existing.contains(&(user.clone(), alg)) => {
-                errors.insert(
-                    user.clone(),
-                    (
-                        KafkaError::ResourceNotFound,
-                        format!("Attempt to delete a user credential that does not exist: {user}"),
-                    ),
-                );
-            }
-            Some(alg) => changes.push((user, alg, None)),
-        }
-    }
-    for u in &req.upsertions {
-        let user = u.name.to_string();
-        if errors.contains_key(&user) {
-            continue;
-        }
-        let check = match alg_of(u.mechanism) {
-            None => Err((
-                KafkaError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism".to_string(),
-            )),
-            Some(_) if user.is_empty() => Err((
-                KafkaError::UnacceptableCredential,
-                "Username must not be empty".to_string(),
-            )),
-            Some(_) if !(ScramAlg::MIN_ITERATIONS..=MAX_ITERATIONS).contains(&u.iterations) => {
-                Err((
-                    KafkaError::UnacceptableCredential,
-                    format!(
-                        "Iterations must be between {} and {MAX_ITERATIONS}",
-                        ScramAlg::MIN_ITERATIONS
-                    ),
-                ))
-            }
-            Some(_) if u.salt.is_empty() || u.salted_password.is_empty() => Err((
-                KafkaError::UnacceptableCredential,
-                "Salt and salted password must not be empty".to_string(),
-            )),
-            Some(alg) => Ok(alg),
-        };
-        match check {
             Err(e) => {
                 errors.insert(user, e);
             }
-            Ok(alg) => {
-                let cred = ScramCredential::from_salted_password(
-                    alg,
-                    &u.salted_password,
-                    &u.salt,
-                    u.iterations,
-                );
-                changes.push((user, alg, Some(cred)));
-            }
         }
     }
-    // A user with any error has none of its changes applied.
-    changes.retain(|(u, _, _)| !errors.contains_key(u));
+    let changes: Vec<(String, ScramAlg, Option<ScramCredential>)> = users
+        .iter()
+        .filter_map(|u| pending.remove(u).map(|(alg, cred)| (u.clone(), alg, cred)))
+        .collect();
     let changed_users: HashSet<String> = changes.iter().map(|(u, _, _)| u.clone()).collect();
     if !changes.is_empty() {
         if let Err(e) = ctx.security.set_admin_scram(&ctx.broker, changes) {
@@ -259,11 +192,76 @@ pub async fn alter(
                 Some((e, msg)) => r
                     .with_error_code(e.code())
                     .with_error_message(Some(sb(msg))),
-                None => r,
+                // As Kafka's controller: no message (null) on success.
+                None => r.with_error_message(None),
             }
         })
         .collect();
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+/// Kafka's checks of a user name and mechanism (`validateScramUsernameAndMechanism`), then
+/// kop's own: a `sasl_users` user is changed in the configuration only.
+fn check_user(
+    ctx: &RequestContext,
+    user: &str,
+    mechanism: i8,
+) -> Result<ScramAlg, (KafkaError, String)> {
+    if user.is_empty() {
+        return Err((
+            KafkaError::UnacceptableCredential,
+            "Username must not be empty".into(),
+        ));
+    }
+    let alg = alg_of(mechanism).ok_or((
+        KafkaError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism".to_string(),
+    ))?;
+    if ctx.security.is_configured_user(user) {
+        return Err((
+            KafkaError::UnacceptableCredential,
+            configured_user_message(user),
+        ));
+    }
+    Ok(alg)
+}
+
+fn check_deletion(
+    ctx: &RequestContext,
+    d: &alter_user_scram_credentials_request::ScramCredentialDeletion,
+    existing: &HashSet<(String, ScramAlg)>,
+) -> Result<(ScramAlg, Option<ScramCredential>), (KafkaError, String)> {
+    let alg = check_user(ctx, &d.name, d.mechanism)?;
+    if !existing.contains(&(d.name.to_string(), alg)) {
+        return Err((
+            KafkaError::ResourceNotFound,
+            format!(
+                "Attempt to delete a user credential that does not exist: {}",
+                d.name.as_str()
+            ),
+        ));
+    }
+    Ok((alg, None))
+}
+
+fn check_upsertion(
+    ctx: &RequestContext,
+    u: &alter_user_scram_credentials_request::ScramCredentialUpsertion,
+) -> Result<(ScramAlg, Option<ScramCredential>), (KafkaError, String)> {
+    let alg = check_user(ctx, &u.name, u.mechanism)?;
+    let refuse = |why: &str| Err((KafkaError::UnacceptableCredential, why.to_string()));
+    if u.iterations < ScramAlg::MIN_ITERATIONS {
+        return refuse("Too few iterations");
+    }
+    if u.iterations > MAX_ITERATIONS {
+        return refuse("Too many iterations");
+    }
+    if u.salt.is_empty() || u.salted_password.is_empty() {
+        return refuse("Salt and salted password must not be empty");
+    }
+    let cred =
+        ScramCredential::from_salted_password(alg, &u.salted_password, &u.salt, u.iterations);
+    Ok((alg, Some(cred)))
 }
 
 /// Why a change to a `sasl_users` user is refused, and what to do instead.
@@ -274,3 +272,7 @@ fn configured_user_message(user: &str) -> String {
          AlterUserScramCredentials cannot change it"
     )
 }
+
+#[cfg(test)]
+#[path = "scram_admin_tests.rs"]
+mod tests;
