@@ -1,12 +1,7 @@
-//! Which kop instance leads what, when several share one Pulsar namespace.
+//! The kop instances sharing one storage (one Pulsar namespace): the live member set.
 //!
 //! Members announce themselves through the storage backend (on Pulsar: heartbeats on a members
-//! topic, docs/pulsar-storage.md). The leader of a partition is the rendezvous choice
-//! (highest hash of member and partition) over the live members: every instance computes the
-//! same answer from the same member set, and a join or a leave moves only the partitions the
-//! member wins or held. A stale view is safe: the partition's exclusive Pulsar producer lets one
-//! instance append, and an instance that does not lead a partition answers
-//! NOT_LEADER_OR_FOLLOWER, so clients refresh their Metadata.
+//! topic, docs/pulsar-storage.md). Who leads what among them is `broker::leadership`.
 //!
 //! On local storage the only member is this instance.
 
@@ -35,10 +30,6 @@ impl Member {
         self.endpoints.iter().find(|e| e.listener == listener)
     }
 }
-
-/// A group shard (`group::shard_of`) is led like partition `shard` of this topic: its leader
-/// coordinates the shard's groups, as in Kafka.
-pub const GROUPS_TOPIC: &str = "__consumer_offsets";
 
 pub struct Cluster {
     me: Member,
@@ -81,24 +72,6 @@ impl Cluster {
         true
     }
 
-    /// The node that leads `partition` of `topic`.
-    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
-        leader_among(&self.members.read(), topic, partition)
-    }
-
-    pub fn leads(&self, topic: &str, partition: i32) -> bool {
-        self.leader(topic, partition) == self.me.node_id
-    }
-
-    /// The node coordinating the groups of `shard`.
-    pub fn group_coordinator(&self, shard: usize) -> i32 {
-        self.leader(GROUPS_TOPIC, shard as i32)
-    }
-
-    pub fn leads_group_shard(&self, shard: usize) -> bool {
-        self.group_coordinator(shard) == self.me.node_id
-    }
-
     /// The controller Metadata names: the live member with the lowest node id (kop has no
     /// controller role; admin clients only need a live broker there).
     pub fn controller(&self) -> i32 {
@@ -118,33 +91,6 @@ impl Cluster {
     }
 }
 
-pub fn leader_among(members: &[Member], topic: &str, partition: i32) -> i32 {
-    members
-        .iter()
-        .max_by_key(|m| (weight(m.node_id, topic, partition), m.node_id))
-        .map_or(-1, |m| m.node_id)
-}
-
-/// A stable 64-bit hash of (node, topic, partition): FNV-1a, then a finalizer so that nearby
-/// node ids spread over the whole range.
-fn weight(node_id: i32, topic: &str, partition: i32) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = node_id
-        .to_be_bytes()
-        .into_iter()
-        .chain(topic.bytes())
-        .chain(partition.to_be_bytes());
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,31 +103,6 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9000 + node_id,
             }],
-        }
-    }
-
-    #[test]
-    fn partitions_spread_over_members_and_only_a_leavers_move() {
-        let three: Vec<Member> = (1..=3).map(member).collect();
-        let two: Vec<Member> = vec![member(1), member(3)];
-        let mut counts = [0usize; 4];
-        let mut moved = 0;
-        for p in 0..300 {
-            let before = leader_among(&three, "orders", p);
-            counts[before as usize] += 1;
-            let after = leader_among(&two, "orders", p);
-            if before != 2 {
-                assert_eq!(
-                    before, after,
-                    "partition {p} moved though its leader stayed"
-                );
-            } else {
-                moved += 1;
-            }
-        }
-        assert_eq!(moved, counts[2]);
-        for (node, &n) in counts.iter().enumerate().skip(1) {
-            assert!((60..=140).contains(&n), "node {node} leads {n} of 300");
         }
     }
 

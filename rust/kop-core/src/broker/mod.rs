@@ -2,13 +2,15 @@
 
 pub mod cluster;
 pub mod fetch_sessions;
+pub mod housekeeping;
+pub mod leadership;
 pub mod partition;
 pub mod producer_state;
 pub mod topic_config;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -451,53 +453,6 @@ impl Broker {
     /// Whether other kop instances may share this broker's storage (Pulsar).
     pub fn shares_storage(&self) -> bool {
         matches!(self.config.storage_spec(), StorageSpec::Pulsar(_))
-    }
-
-    /// Catches up with the other kop instances sharing the storage: the live members (and so
-    /// who leads which partition and the groups), and topics created, changed or deleted by
-    /// them. True when stored metadata changed (the caller then reloads security). Blocks.
-    pub fn sync_cluster(&self) -> io::Result<bool> {
-        let Some(state) = self.storage.cluster_state()? else {
-            return Ok(false);
-        };
-        if self.cluster.set_members(state.members) {
-            let nodes: Vec<i32> = self.cluster.members().iter().map(|m| m.node_id).collect();
-            tracing::info!(?nodes, "kop instances changed");
-        }
-        let changed = self
-            .metadata_version
-            .swap(state.metadata_version, Ordering::AcqRel)
-            != state.metadata_version;
-        if changed {
-            self.reload_topics()?;
-        }
-        self.apply_leadership();
-        Ok(changed)
-    }
-
-    /// Takes over what this instance leads now and lets go of the rest.
-    fn apply_leadership(&self) {
-        for topic in self.topics() {
-            for p in topic.partitions() {
-                if self.cluster.leads(&topic.name, p.index) {
-                    p.acquire();
-                } else {
-                    p.release();
-                }
-            }
-        }
-        for shard in 0..self.groups.shard_count() {
-            if !self.cluster.leads_group_shard(shard) {
-                self.groups.deactivate(shard);
-            } else if !self.groups.is_active(shard) {
-                match self.groups.activate(shard) {
-                    Ok(()) => tracing::info!(shard, "now the coordinator of this group shard"),
-                    Err(e) => {
-                        tracing::error!(shard, error = %e, "loading a group shard failed; retrying")
-                    }
-                }
-            }
-        }
     }
 
     /// Makes the topic index match the stored topics (changed by another instance).

@@ -7,12 +7,12 @@
 //! means the partition may have lost its exclusive hold on the backend: it steps down (appends
 //! get NOT_LEADER_OR_FOLLOWER) until the broker's cluster check (`acquire`, every 500 ms) takes
 //! it over again in the background — or lets it go, when another kop instance leads it now
-//! (`release`; `broker::cluster`).
+//! (`release`). Taking over, stepping down and letting go are in `broker::leadership`.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
@@ -47,66 +47,26 @@ pub struct LogMark {
     pub high_watermark: i64,
 }
 
-const LED_ELSEWHERE: &str = "another kop instance leads the partition";
-
-/// The log of a partition this instance does not serve; `Partition` never reads or appends to
-/// it (`Inner::opened` is false).
-struct NoLog;
-
-impl PartitionLog for NoLog {
-    fn log_start_offset(&self) -> i64 {
-        0
-    }
-    fn next_offset(&self) -> i64 {
-        0
-    }
-    fn size_bytes(&self) -> u64 {
-        0
-    }
-    fn append(&mut self, _: &BatchHeader, _: Bytes, _: i64) -> io::Result<Option<Receipt>> {
-        Err(io::Error::other(LED_ELSEWHERE))
-    }
-    fn read(&self, _: i64, _: usize, _: i64) -> io::Result<Option<Bytes>> {
-        Err(io::Error::other(LED_ELSEWHERE))
-    }
-    fn batch_at_timestamp(&self, _: i64) -> io::Result<Option<Bytes>> {
-        Err(io::Error::other(LED_ELSEWHERE))
-    }
-    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>> {
-        Err(io::Error::other(LED_ELSEWHERE))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-    fn set_settings(&mut self, _: LogSettings) {}
-    fn enforce_retention(&mut self, _: i64) -> io::Result<usize> {
-        Ok(0)
-    }
-}
-
-/// Don't retry a failed takeover more often than this.
-const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
-
 pub struct Partition {
     pub index: i32,
-    inner: RwLock<Inner>,
-    mark: watch::Sender<LogMark>,
-    opener: Option<Arc<dyn LogOpener>>,
+    pub(super) inner: RwLock<Inner>,
+    pub(super) mark: watch::Sender<LogMark>,
+    pub(super) opener: Option<Arc<dyn LogOpener>>,
     /// Whether this instance should lead the partition (several kop instances on Pulsar).
-    led_here: AtomicBool,
-    reopening: AtomicBool,
-    last_reopen: Mutex<Option<Instant>>,
+    pub(super) led_here: AtomicBool,
+    pub(super) reopening: AtomicBool,
+    pub(super) last_reopen: Mutex<Option<Instant>>,
 }
 
-struct Inner {
-    log: Box<dyn PartitionLog>,
-    producers: ProducerStates,
-    config: EffectiveTopicConfig,
+pub(super) struct Inner {
+    pub log: Box<dyn PartitionLog>,
+    pub producers: ProducerStates,
+    pub config: EffectiveTopicConfig,
     /// Whether `log` is the partition's log (else a placeholder: another instance leads it, or
     /// its takeover has not finished).
-    opened: bool,
+    pub opened: bool,
     /// Why the partition stepped down, until a takeover succeeds.
-    stepped_down: Option<String>,
+    pub stepped_down: Option<String>,
 }
 
 /// The result of a successful append.
@@ -197,68 +157,6 @@ impl Partition {
             led_here: AtomicBool::new(true),
             reopening: AtomicBool::new(false),
             last_reopen: Mutex::new(None),
-        }
-    }
-
-    /// A partition another instance leads: nothing is opened until `acquire`.
-    pub fn led_elsewhere(
-        index: i32,
-        config: EffectiveTopicConfig,
-        opener: Arc<dyn LogOpener>,
-    ) -> Partition {
-        let p = Partition::new(
-            index,
-            Box::new(NoLog),
-            ProducerStates::default(),
-            config,
-            Some(opener),
-        );
-        p.led_here.store(false, Ordering::Release);
-        let mut inner = p.inner.write();
-        inner.opened = false;
-        inner.stepped_down = Some(LED_ELSEWHERE.into());
-        drop(inner);
-        p
-    }
-
-    pub fn is_led_here(&self) -> bool {
-        self.led_here.load(Ordering::Acquire)
-    }
-
-    /// Leads the partition from now on: unless its log is open and appending, it is taken over
-    /// in the background (called again on every membership check, so a failed takeover is
-    /// retried even when nobody appends).
-    pub fn acquire(self: &Arc<Self>) {
-        if !self.led_here.swap(true, Ordering::AcqRel) {
-            *self.last_reopen.lock() = None;
-        }
-        let serving = {
-            let inner = self.inner.read();
-            inner.opened && inner.stepped_down.is_none()
-        };
-        if !serving {
-            self.start_reopen();
-        }
-    }
-
-    /// Stops leading the partition: appends and reads answer NOT_LEADER_OR_FOLLOWER, waiters
-    /// are released, and the log is let go.
-    pub fn release(&self) {
-        if !self.led_here.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let was_open = {
-            let mut inner = self.inner.write();
-            self.mark.send_modify(|m| m.generation += 1);
-            inner.stepped_down = Some(LED_ELSEWHERE.into());
-            inner.log = Box::new(NoLog);
-            inner.producers = ProducerStates::default();
-            std::mem::replace(&mut inner.opened, false)
-        };
-        if was_open {
-            if let Some(opener) = &self.opener {
-                opener.close();
-            }
         }
     }
 
@@ -464,81 +362,6 @@ impl Partition {
         }
     }
 
-    /// Stops appending under `generation`. The takeover is left to the next `acquire` (the
-    /// broker's cluster check, every 500 ms): a failed send usually means another instance
-    /// fenced this one, and by then this instance may know it no longer leads the partition.
-    fn step_down(&self, generation: u64, why: String) {
-        let mut inner = self.inner.write();
-        let stepped = self.mark.send_if_modified(|m| {
-            let current = m.generation == generation;
-            if current {
-                m.generation += 1;
-            }
-            current
-        });
-        if stepped {
-            tracing::warn!(partition = self.index, reason = %why, "storage append failed: stepping down");
-            inner.stepped_down = Some(why);
-        }
-    }
-
-    /// Takes the partition over again on a blocking thread (at most one at a time, backed off).
-    fn start_reopen(self: &Arc<Self>) {
-        let Some(opener) = self.opener.clone() else {
-            return;
-        };
-        if !self.is_led_here() {
-            return;
-        }
-        {
-            let mut last = self.last_reopen.lock();
-            if last.is_some_and(|t| t.elapsed() < REOPEN_BACKOFF) {
-                return;
-            }
-            if self.reopening.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        let partition = self.clone();
-        let work = move || {
-            let settings = partition.inner.read().config.log;
-            match opener.open(settings) {
-                Ok((log, producers)) => {
-                    let mut inner = partition.inner.write();
-                    if !partition.is_led_here() {
-                        // Released while taking over: let go again.
-                        drop(inner);
-                        opener.close();
-                        partition.reopening.store(false, Ordering::Release);
-                        return;
-                    }
-                    let end = log.next_offset();
-                    inner.log = log;
-                    inner.producers = producers;
-                    inner.opened = true;
-                    inner.stepped_down = None;
-                    partition.mark.send_modify(|m| m.high_watermark = end);
-                    tracing::info!(
-                        partition = partition.index,
-                        next_offset = end,
-                        "took the partition over again"
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(partition = partition.index, error = %e, "takeover failed; retried on the next append")
-                }
-            }
-            partition.reopening.store(false, Ordering::Release);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(work);
-            }
-            Err(_) => work(),
-        }
-    }
-
     /// Whole batches from `offset` (inclusive), about `max_bytes` of them, up to the high
     /// watermark; with `max_bytes` 0 only the positions (after the range check).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, KafkaError> {
@@ -631,6 +454,7 @@ mod tests {
     use crate::records::batch::tests::sample_batch;
     use crate::storage::remote::test_backend::MemoryBackend;
     use crate::storage::{RemoteStorage, Storage};
+    use std::time::Duration;
 
     fn remote_partition(backend: Arc<MemoryBackend>) -> Arc<Partition> {
         let storage: Arc<dyn Storage> = Arc::new(RemoteStorage::new(backend, 1 << 20));

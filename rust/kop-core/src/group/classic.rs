@@ -1,12 +1,12 @@
 //! The classic rebalance protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the timers
 //! (join/sync deadlines, session expiry), following Kafka's classic group coordinator.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::state::{Group, GroupConfig, GroupState, JoinOutcome, Member, Reply, SyncOutcome};
+use super::state::{Group, GroupConfig, GroupState, JoinOutcome, Member, Now, Reply, SyncOutcome};
 use crate::error::KafkaError;
 
 /// A JoinGroup request, decoded.
@@ -93,7 +93,7 @@ impl Group {
         }
     }
 
-    pub fn join(&mut self, p: JoinParams, now: Instant, cfg: &GroupConfig) -> Reply<JoinOutcome> {
+    pub fn join(&mut self, p: JoinParams, now: Now, cfg: &GroupConfig) -> Reply<JoinOutcome> {
         if let Some(m) = &self.modern {
             if !m.members.is_empty() {
                 return now_join(JoinOutcome::error(
@@ -154,7 +154,7 @@ impl Group {
     fn join_unknown_member(
         &mut self,
         p: JoinParams,
-        now: Instant,
+        now: Now,
         cfg: &GroupConfig,
     ) -> Reply<JoinOutcome> {
         let prefix = p.instance_id.clone().unwrap_or_else(|| p.client_id.clone());
@@ -167,7 +167,7 @@ impl Group {
         }
         if p.require_known_member_id {
             let session = Duration::from_millis(p.session_timeout_ms.max(0) as u64);
-            self.pending.insert(new_id.clone(), now + session);
+            self.pending.insert(new_id.clone(), now.at + session);
             return now_join(JoinOutcome::error(KafkaError::MemberIdRequired, &new_id));
         }
         self.add_member_and_rebalance(new_id, p, now, cfg)
@@ -180,7 +180,7 @@ impl Group {
         old_id: String,
         new_id: String,
         p: JoinParams,
-        now: Instant,
+        now: Now,
         cfg: &GroupConfig,
     ) -> Reply<JoinOutcome> {
         let Some(mut member) = self.members.remove(&old_id) else {
@@ -195,7 +195,7 @@ impl Group {
         member.client_host = p.client_host.clone();
         member.session_timeout = Duration::from_millis(p.session_timeout_ms.max(0) as u64);
         member.rebalance_timeout = Duration::from_millis(p.rebalance_timeout_ms.max(0) as u64);
-        member.last_heartbeat = now;
+        member.last_heartbeat = now.at;
         self.members.insert(new_id.clone(), member);
         if let Some(inst) = &p.instance_id {
             self.static_members.insert(inst.clone(), new_id.clone());
@@ -236,7 +236,7 @@ impl Group {
         &mut self,
         id: String,
         p: JoinParams,
-        now: Instant,
+        now: Now,
         cfg: &GroupConfig,
     ) -> Reply<JoinOutcome> {
         let (tx, rx) = oneshot::channel();
@@ -258,7 +258,7 @@ impl Group {
             rebalance_timeout: Duration::from_millis(p.rebalance_timeout_ms.max(0) as u64),
             protocols: p.protocols,
             assignment: Bytes::new(),
-            last_heartbeat: now,
+            last_heartbeat: now.at,
             join_waiter: Some(tx),
             sync_waiter: None,
         };
@@ -278,7 +278,7 @@ impl Group {
     fn update_member_and_rebalance(
         &mut self,
         p: JoinParams,
-        now: Instant,
+        now: Now,
         cfg: &GroupConfig,
     ) -> Reply<JoinOutcome> {
         let (tx, rx) = oneshot::channel();
@@ -290,7 +290,7 @@ impl Group {
             m.session_timeout = Duration::from_millis(p.session_timeout_ms.max(0) as u64);
             m.rebalance_timeout = Duration::from_millis(p.rebalance_timeout_ms.max(0) as u64);
             m.join_waiter = Some(tx);
-            m.last_heartbeat = now;
+            m.last_heartbeat = now.at;
         }
         if self.state == GroupState::PreparingRebalance {
             self.try_complete_join(now);
@@ -300,9 +300,9 @@ impl Group {
         Reply::Wait(rx)
     }
 
-    fn touch(&mut self, member_id: &str, now: Instant) {
+    fn touch(&mut self, member_id: &str, now: Now) {
         if let Some(m) = self.members.get_mut(member_id) {
-            m.last_heartbeat = now;
+            m.last_heartbeat = now.at;
         }
     }
 
@@ -315,7 +315,7 @@ impl Group {
     }
 
     /// Starts a rebalance: every member must rejoin before the join deadline.
-    pub fn prepare_rebalance(&mut self, now: Instant, cfg: &GroupConfig) {
+    pub fn prepare_rebalance(&mut self, now: Now, cfg: &GroupConfig) {
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -325,7 +325,7 @@ impl Group {
             }
         }
         let was_empty = self.state == GroupState::Empty;
-        self.set_state(GroupState::PreparingRebalance);
+        self.set_state(GroupState::PreparingRebalance, now.ms);
         self.sync_deadline = None;
         let rebalance_timeout = self.max_rebalance_timeout();
         if was_empty {
@@ -334,30 +334,30 @@ impl Group {
             // consumers started together get into the first generation.
             let delay = cfg.initial_join_phase().min(rebalance_timeout);
             self.initial_delay = true;
-            self.initial_delay_ends = Some(now + rebalance_timeout.max(delay));
-            self.join_deadline = Some(now + delay);
+            self.initial_delay_ends = Some(now.at + rebalance_timeout.max(delay));
+            self.join_deadline = Some(now.at + delay);
         } else {
             self.initial_delay = false;
-            self.join_deadline = Some(now + rebalance_timeout);
+            self.join_deadline = Some(now.at + rebalance_timeout);
         }
         self.try_complete_join(now);
     }
 
     /// A member joined during the initial delay: wait another delay, within the rebalance timeout.
-    fn extend_initial_delay(&mut self, now: Instant, cfg: &GroupConfig) {
+    fn extend_initial_delay(&mut self, now: Now, cfg: &GroupConfig) {
         if let Some(limit) = self.initial_delay_ends {
-            self.join_deadline = Some((now + cfg.initial_join_phase()).min(limit));
+            self.join_deadline = Some((now.at + cfg.initial_join_phase()).min(limit));
         }
     }
 
     /// Ends the join phase if every member has rejoined (or the deadline has passed).
-    pub fn try_complete_join(&mut self, now: Instant) {
+    pub fn try_complete_join(&mut self, now: Now) {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
         let all_joined =
             self.pending.is_empty() && self.members.values().all(Member::awaiting_join);
-        let expired = self.join_deadline.is_none_or(|d| now >= d);
+        let expired = self.join_deadline.is_none_or(|d| now.at >= d);
         if self.initial_delay {
             if !expired {
                 return;
@@ -377,7 +377,7 @@ impl Group {
         }
     }
 
-    fn complete_join(&mut self, now: Instant) {
+    fn complete_join(&mut self, now: Now) {
         // Dynamic members that did not rejoin are out; static ones keep their place.
         let gone: Vec<String> = self
             .members
@@ -395,13 +395,13 @@ impl Group {
             self.protocol = None;
             self.leader = None;
             self.join_deadline = None;
-            self.set_state(GroupState::Empty);
+            self.set_state(GroupState::Empty, now.ms);
             self.persist();
             return;
         }
         if !self.members.values().any(Member::awaiting_join) {
             // Only static members that have not rejoined: wait for them (or their session).
-            self.join_deadline = Some(now + self.max_rebalance_timeout());
+            self.join_deadline = Some(now.at + self.max_rebalance_timeout());
             return;
         }
         let leader_ok = self
@@ -419,13 +419,13 @@ impl Group {
         self.generation += 1;
         self.protocol = self.select_protocol();
         self.join_deadline = None;
-        self.set_state(GroupState::CompletingRebalance);
-        self.sync_deadline = Some(now + self.max_rebalance_timeout());
+        self.set_state(GroupState::CompletingRebalance, now.ms);
+        self.sync_deadline = Some(now.at + self.max_rebalance_timeout());
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let outcome = self.current_join_outcome(&id, false);
             if let Some(m) = self.members.get_mut(&id) {
-                m.last_heartbeat = now;
+                m.last_heartbeat = now.at;
                 m.assignment = Bytes::new();
                 if let Some(w) = m.join_waiter.take() {
                     let _ = w.send(outcome);
@@ -447,7 +447,7 @@ impl Group {
     }
 
     /// After members left: rebalance (or finish the rebalance under way).
-    fn members_left(&mut self, now: Instant, cfg: &GroupConfig) {
+    fn members_left(&mut self, now: Now, cfg: &GroupConfig) {
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 self.prepare_rebalance(now, cfg)
@@ -457,12 +457,7 @@ impl Group {
         }
     }
 
-    pub fn sync(
-        &mut self,
-        p: SyncParams<'_>,
-        now: Instant,
-        cfg: &GroupConfig,
-    ) -> Reply<SyncOutcome> {
+    pub fn sync(&mut self, p: SyncParams<'_>, now: Now, cfg: &GroupConfig) -> Reply<SyncOutcome> {
         if self.modern.is_some() {
             return Reply::Now(Err(KafkaError::UnknownMemberId));
         }
@@ -502,7 +497,7 @@ impl Group {
             GroupState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
                 if let Some(m) = self.members.get_mut(member_id) {
-                    m.last_heartbeat = now;
+                    m.last_heartbeat = now.at;
                     if let Some(old) = m.sync_waiter.replace(tx) {
                         let _ = old.send(Err(KafkaError::UnknownMemberId));
                     }
@@ -529,7 +524,7 @@ impl Group {
                         return Reply::Wait(rx);
                     }
                     self.sync_deadline = None;
-                    self.set_state(GroupState::Stable);
+                    self.set_state(GroupState::Stable, now.ms);
                     self.persist();
                     let (pt, pn) = (self.protocol_type.clone(), self.protocol.clone());
                     for m in self.members.values_mut() {
@@ -548,7 +543,7 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-        now: Instant,
+        now: Now,
     ) -> Result<(), KafkaError> {
         if self.state == GroupState::Dead {
             return Err(KafkaError::CoordinatorNotAvailable);
@@ -577,7 +572,7 @@ impl Group {
     pub fn leave(
         &mut self,
         leaving: &[(String, Option<String>)],
-        now: Instant,
+        now: Now,
         cfg: &GroupConfig,
     ) -> Vec<Result<(), KafkaError>> {
         let mut removed = false;
@@ -613,29 +608,29 @@ impl Group {
     }
 
     /// Timers: join/sync deadlines, session expiry, expired pending member ids.
-    pub fn tick(&mut self, now: Instant, cfg: &GroupConfig) {
+    pub fn tick(&mut self, now: Now, cfg: &GroupConfig) {
         if let Some(m) = &mut self.modern {
-            let expired = m.tick(now);
+            let expired = m.tick(now.at);
             for id in &expired {
                 tracing::info!(group = %self.id, member = %id, "consumer group member expired");
             }
             if !expired.is_empty() {
                 let snap = m.snapshot(&self.id);
                 if m.members.is_empty() {
-                    self.state_since_ms = crate::now_ms();
+                    self.state_since_ms = now.ms;
                 }
                 self.writes.push(super::store::GroupRecord::Consumer(snap));
             }
             return;
         }
-        self.pending.retain(|_, deadline| *deadline > now);
+        self.pending.retain(|_, deadline| *deadline > now.at);
         let expired: Vec<String> = self
             .members
             .values()
             .filter(|m| {
                 m.join_waiter.is_none()
                     && m.sync_waiter.is_none()
-                    && now.saturating_duration_since(m.last_heartbeat) > m.session_timeout
+                    && now.at.saturating_duration_since(m.last_heartbeat) > m.session_timeout
             })
             .map(|m| m.id.clone())
             .collect();
@@ -647,7 +642,7 @@ impl Group {
             self.members_left(now, cfg);
         }
         if self.state == GroupState::CompletingRebalance
-            && self.sync_deadline.is_some_and(|d| now >= d)
+            && self.sync_deadline.is_some_and(|d| now.at >= d)
         {
             // The leader never sent its assignment: drop whoever did not sync and start over.
             let lagging: Vec<String> = self

@@ -1,43 +1,59 @@
-//! The group coordinator: classic consumer groups and committed offsets.
+//! The group coordinator: classic and KIP-848 consumer groups and committed offsets.
 //!
-//! kop is the coordinator of every group. All groups sit behind one lock; an operation mutates
-//! one `Group` (see `state.rs`, `classic.rs`, `offsets.rs`) and the records it queues are
-//! appended to the `GroupStore` before the lock is released, so the store sees them in order
-//! and an acknowledged commit is durable. JoinGroup and SyncGroup answers that must wait for a
-//! rebalance come back over oneshot channels; `tick` runs the timers.
+//! kop is the coordinator of every group. Groups are split into shards, each with a store of its
+//! own: one shard on local storage, 50 on Pulsar (`shard_of`, Kafka's `__consumer_offsets`
+//! partition of a group). With several kop instances on one namespace each shard is coordinated
+//! by the instance that leads that partition: the others hold nothing of it and answer
+//! NOT_COORDINATOR, so clients look the coordinator up again.
 //!
-//! Groups are split into shards, each with a store of its own: one shard on local storage, 50 on
-//! Pulsar (`shard_of`, Kafka's `__consumer_offsets` partition of a group). With several kop
-//! instances on one namespace each shard is coordinated by the instance that leads that
-//! partition: the others hold nothing of it and answer NOT_COORDINATOR, so clients look the
-//! coordinator up again.
+//! Each shard's groups sit behind that shard's lock (`shard.rs`). An operation mutates one
+//! `Group` (see `state.rs`, `classic.rs`, `consumer.rs`, `offsets.rs`), which queues the records
+//! that must be durable; the coordinator takes a ticket for them in the shard's write queue
+//! while still holding the lock, so they reach the store in the order of the changes, then
+//! releases the lock and waits for the ticket (`write_queue.rs`: the first waiter writes
+//! everything queued in one append). No lock is held across a store round trip, commits of
+//! groups on different shards are written in parallel, and an acknowledged commit is durable.
+//!
+//! A failed write answers its operations with COORDINATOR_NOT_AVAILABLE. Their changes are
+//! already in memory (and other requests may have read them meanwhile), so the shard is let go
+//! right away: its groups are forgotten (parked JoinGroup/SyncGroup requests fail), its queued
+//! writes finish, and it is loaded again from its store by the next takeover pass
+//! (`broker::leadership`: every 500 ms on Pulsar if this instance still leads the shard, every
+//! second on local storage). Until then its groups get NOT_COORDINATOR and clients retry; after
+//! it, memory holds exactly what the store does. A failed write may still have stored part of
+//! its records (as a timed-out request may have been applied); the reload shows them.
+//!
+//! JoinGroup and SyncGroup answers that must wait for a rebalance come back over oneshot
+//! channels; `tick` runs the timers.
 
 pub mod assignor;
 pub mod classic;
+#[cfg(test)]
+mod concurrency_tests;
 pub mod consumer;
 pub mod offsets;
+mod shard;
 pub mod state;
 pub mod store;
 #[cfg(test)]
 mod tests;
+mod write_queue;
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 
 pub use classic::{JoinParams, SyncParams};
-pub use state::{GroupConfig, GroupState, JoinOutcome, OffsetEntry, Reply, SyncOutcome};
+pub use state::{GroupConfig, GroupState, JoinOutcome, Now, OffsetEntry, Reply, SyncOutcome};
 pub use store::{FileGroupStore, GroupRecord, GroupStore, MemoryGroupStore};
 
 use crate::config::ServerConfig;
 use crate::error::KafkaError;
-use state::{Group, Member};
-use store::from_hex;
+use shard::Shard;
+use state::Group;
+use write_queue::Ticket;
 
 /// Compact the store once this many bytes were appended since the last compaction.
 const COMPACT_AFTER_BYTES: u64 = 64 << 20;
@@ -61,15 +77,8 @@ pub struct GroupSummary {
 }
 
 pub struct GroupCoordinator {
-    groups: Mutex<HashMap<String, Group>>,
     shards: Vec<Shard>,
     pub config: GroupConfig,
-}
-
-struct Shard {
-    store: Arc<dyn GroupStore>,
-    /// Whether this instance coordinates the shard's groups (loaded from its store).
-    active: AtomicBool,
 }
 
 /// Kafka's `__consumer_offsets` partition of a group: `Utils.abs(groupId.hashCode()) % shards`
@@ -95,6 +104,14 @@ impl GroupConfig {
     }
 }
 
+/// A member of a group that does not exist is an unknown member; other errors stay.
+fn unknown_member_if_no_group(e: KafkaError) -> KafkaError {
+    match e {
+        KafkaError::GroupIdNotFound => KafkaError::UnknownMemberId,
+        e => e,
+    }
+}
+
 fn valid_group_id(id: &str) -> Result<(), KafkaError> {
     if id.is_empty() {
         Err(KafkaError::InvalidGroupId)
@@ -114,14 +131,7 @@ impl GroupCoordinator {
     /// One shard per store, none coordinated until `activate`.
     pub fn inactive(stores: Vec<Arc<dyn GroupStore>>, config: GroupConfig) -> GroupCoordinator {
         GroupCoordinator {
-            groups: Mutex::new(HashMap::new()),
-            shards: stores
-                .into_iter()
-                .map(|store| Shard {
-                    store,
-                    active: AtomicBool::new(false),
-                })
-                .collect(),
+            shards: stores.into_iter().map(Shard::new).collect(),
             config,
         }
     }
@@ -136,99 +146,30 @@ impl GroupCoordinator {
     }
 
     pub fn is_active(&self, shard: usize) -> bool {
-        self.shards
-            .get(shard)
-            .is_some_and(|s| s.active.load(Ordering::Acquire))
+        self.shards.get(shard).is_some_and(Shard::is_active)
     }
 
-    fn store_of(&self, group_id: &str) -> &dyn GroupStore {
-        &*self.shards[self.shard_of(group_id)].store
+    fn shard_for(&self, group_id: &str) -> &Shard {
+        &self.shards[self.shard_of(group_id)]
     }
 
     /// Stops coordinating a shard: forgets its groups (another instance loads them) and lets
-    /// go of its store.
+    /// go of its store. Blocks until the shard's queued writes are done.
     pub fn deactivate(&self, shard: usize) {
-        let mut groups = self.groups.lock();
-        let Some(s) = self.shards.get(shard) else {
-            return;
-        };
-        if !s.active.swap(false, Ordering::AcqRel) {
-            return;
+        if self.shards.get(shard).is_some_and(Shard::deactivate) {
+            tracing::info!(shard, "no longer the coordinator of this group shard");
         }
-        groups.retain(|id, _| self.shard_of(id) != shard);
-        drop(groups);
-        if let Err(e) = s.store.release() {
-            tracing::warn!(shard, error = %e, "releasing a group store failed");
-        }
-        tracing::info!(shard, "no longer the coordinator of this group shard");
     }
 
-    /// Starts coordinating a shard: replays its store and compacts it.
-    /// Called by one thread at a time (broker start, then the cluster check).
+    /// Starts coordinating a shard: replays its store and compacts it. Blocks.
     pub fn activate(&self, shard: usize) -> io::Result<()> {
         let Some(s) = self.shards.get(shard) else {
             return Ok(());
         };
-        if s.active.load(Ordering::Acquire) {
-            return Ok(());
+        if !s.is_active() {
+            let count = s.activate()?;
+            tracing::debug!(shard, groups = count, "group shard loaded");
         }
-        // Loaded without the groups lock (the other shards keep serving); nothing writes this
-        // shard meanwhile, as it is not active.
-        let records = s.store.load()?;
-        let now = Instant::now();
-        let now_ms = crate::now_ms();
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        for r in records {
-            match r {
-                GroupRecord::Offset(o) => {
-                    let g = groups
-                        .entry(o.group.clone())
-                        .or_insert_with(|| Group::new(&o.group, now_ms));
-                    g.offsets.insert(
-                        (o.topic, o.partition),
-                        OffsetEntry {
-                            offset: o.offset,
-                            leader_epoch: o.leader_epoch,
-                            metadata: o.metadata,
-                            commit_ms: o.commit_ms,
-                        },
-                    );
-                }
-                GroupRecord::OffsetRemoved {
-                    group,
-                    topic,
-                    partition,
-                } => {
-                    if let Some(g) = groups.get_mut(&group) {
-                        g.offsets.remove(&(topic, partition));
-                    }
-                }
-                GroupRecord::Group(s) => {
-                    let g = groups
-                        .entry(s.group.clone())
-                        .or_insert_with(|| Group::new(&s.group, now_ms));
-                    restore(g, s, now);
-                }
-                GroupRecord::Consumer(c) => {
-                    let g = groups
-                        .entry(c.group.clone())
-                        .or_insert_with(|| Group::new(&c.group, now_ms));
-                    g.modern = Some(consumer::ModernGroup::restore(c, now));
-                }
-                GroupRecord::GroupRemoved { group } => {
-                    groups.remove(&group);
-                }
-            }
-        }
-        groups.retain(|_, g| !(g.is_disposable() && g.generation == 0));
-        let count = groups.len();
-        let mut current = self.groups.lock();
-        current.retain(|id, _| self.shard_of(id) != shard);
-        current.extend(groups);
-        s.active.store(true, Ordering::Release);
-        drop(current);
-        self.compact_shard(shard)?;
-        tracing::debug!(shard, groups = count, "group shard loaded");
         Ok(())
     }
 
@@ -243,99 +184,82 @@ impl GroupCoordinator {
         }
     }
 
-    /// A coordinator that keeps nothing (tests).
-    pub fn in_memory(config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator {
-            groups: Mutex::new(HashMap::new()),
-            shards: vec![Shard {
-                store: Arc::new(MemoryGroupStore),
-                active: AtomicBool::new(true),
-            }],
-            config,
-        }
-    }
-
     /// Rewrites the stores of the shards coordinated here with what is live.
     pub fn compact(&self) -> io::Result<()> {
-        for shard in 0..self.shards.len() {
-            self.compact_shard(shard)?;
+        for s in &self.shards {
+            s.compact()?;
         }
         Ok(())
     }
 
-    fn compact_shard(&self, shard: usize) -> io::Result<()> {
-        let groups = self.groups.lock();
-        if !self.is_active(shard) {
-            return Ok(()); // the store is another instance's
-        }
-        let mut live = Vec::new();
-        for g in groups.values().filter(|g| self.shard_of(&g.id) == shard) {
-            if let Some(m) = &g.modern {
-                live.push(GroupRecord::Consumer(m.snapshot(&g.id)));
-            } else if g.generation > 0 || !g.members.is_empty() {
-                live.push(GroupRecord::Group(g.snapshot()));
-            }
-            for ((topic, partition), e) in &g.offsets {
-                live.push(GroupRecord::Offset(store::OffsetRecord {
-                    group: g.id.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: e.offset,
-                    leader_epoch: e.leader_epoch,
-                    metadata: e.metadata.clone(),
-                    commit_ms: e.commit_ms,
-                }));
-            }
-        }
-        self.shards[shard].store.rewrite(&live)
-    }
-
-    /// Appends records of several groups, each to its shard's store.
-    fn append_all(&self, writes: &[GroupRecord]) {
-        if writes.is_empty() {
-            return;
-        }
-        let mut by_shard: HashMap<usize, Vec<GroupRecord>> = HashMap::new();
-        for w in writes {
-            by_shard
-                .entry(self.shard_of(w.group()))
-                .or_default()
-                .push(w.clone());
-        }
-        for (shard, records) in by_shard {
-            if let Err(e) = self.shards[shard].store.append(&records) {
-                tracing::error!(shard, error = %e, "group store append failed");
+    /// Waits for a shard's write. A failed write means the groups in memory may hold what the
+    /// store does not: the shard is let go, to be loaded again from its store (see the module
+    /// documentation).
+    fn stored(&self, shard: usize, ticket: Option<Ticket>) -> Result<(), KafkaError> {
+        let Some(ticket) = ticket else {
+            return Ok(());
+        };
+        let s = &self.shards[shard];
+        match s.wait(ticket) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(shard, error = %e, "group store write failed; reloading the shard");
+                shard::off_the_runtime(|| self.deactivate(shard));
+                Err(KafkaError::CoordinatorNotAvailable)
             }
         }
     }
 
-    /// Runs `f` on the group (created if `create`), makes its queued records durable, and drops
-    /// the group again if it holds nothing. Err(GroupIdNotFound) if absent and not created.
+    /// Runs `f` on the group (created if `create`), queues its records, drops the group again
+    /// if it holds nothing, and answers once the records are durable, holding no lock
+    /// meanwhile. Err(GroupIdNotFound) if absent and not created.
     fn with_group<T>(
         &self,
         id: &str,
         create: bool,
         f: impl FnOnce(&mut Group) -> T,
     ) -> Result<T, KafkaError> {
-        let mut groups = self.groups.lock();
-        if !groups.contains_key(id) {
-            if !create {
-                return Err(KafkaError::GroupIdNotFound);
+        let shard = self.shard_of(id);
+        let s = &self.shards[shard];
+        let (out, ticket) = {
+            let mut groups = s.lock_active().ok_or(KafkaError::NotCoordinator)?;
+            if !groups.contains_key(id) {
+                if !create {
+                    return Err(KafkaError::GroupIdNotFound);
+                }
+                groups.insert(id.to_string(), Group::new(id, crate::now_ms()));
             }
-            groups.insert(id.to_string(), Group::new(id, crate::now_ms()));
-        }
-        let group = groups.get_mut(id).ok_or(KafkaError::GroupIdNotFound)?;
-        let out = f(group);
-        let writes = std::mem::take(&mut group.writes);
-        let disposable = group.is_disposable() && group.generation == 0;
-        if disposable {
-            groups.remove(id);
-        }
-        if let Err(e) = self.store_of(id).append(&writes) {
-            tracing::error!(group = id, error = %e, "group store append failed");
-            return Err(KafkaError::CoordinatorNotAvailable);
-        }
+            let group = groups.get_mut(id).ok_or(KafkaError::GroupIdNotFound)?;
+            let out = f(group);
+            let writes = std::mem::take(&mut group.writes);
+            if group.is_disposable() && group.generation == 0 {
+                groups.remove(id);
+            }
+            (out, s.enqueue(writes))
+        };
+        self.stored(shard, ticket)?;
         Ok(out)
+    }
+
+    /// Runs `f` on every group coordinated here, shard by shard (dropping the groups it
+    /// answers false for), and waits for their records.
+    fn for_each_group(&self, mut f: impl FnMut(&mut Group) -> bool) {
+        let mut tickets = Vec::new();
+        for (shard, s) in self.shards.iter().enumerate() {
+            let Some(mut groups) = s.lock_active() else {
+                continue;
+            };
+            let mut writes = Vec::new();
+            groups.retain(|_, g| {
+                let keep = f(g);
+                writes.append(&mut g.writes);
+                keep
+            });
+            tickets.push((shard, s.enqueue(writes)));
+        }
+        for (shard, ticket) in tickets {
+            let _ = self.stored(shard, ticket);
+        }
     }
 
     pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinOutcome> {
@@ -351,7 +275,7 @@ impl GroupCoordinator {
         }
         let member_id = p.member_id.clone();
         let cfg = self.config;
-        self.with_group(group_id, true, |g| g.join(p, Instant::now(), &cfg))
+        self.with_group(group_id, true, |g| g.join(p, Now::current(), &cfg))
             .unwrap_or_else(|e| Reply::Now(JoinOutcome::error(e, &member_id)))
     }
 
@@ -360,8 +284,8 @@ impl GroupCoordinator {
             return Reply::Now(Err(e));
         }
         let cfg = self.config;
-        self.with_group(group_id, false, |g| g.sync(p, Instant::now(), &cfg))
-            .unwrap_or_else(|_| Reply::Now(Err(KafkaError::UnknownMemberId)))
+        self.with_group(group_id, false, |g| g.sync(p, Now::current(), &cfg))
+            .unwrap_or_else(|e| Reply::Now(Err(unknown_member_if_no_group(e))))
     }
 
     pub fn heartbeat(
@@ -373,9 +297,9 @@ impl GroupCoordinator {
     ) -> Result<(), KafkaError> {
         self.admit(group_id)?;
         self.with_group(group_id, false, |g| {
-            g.heartbeat(member_id, instance_id, generation, Instant::now())
+            g.heartbeat(member_id, instance_id, generation, Now::current())
         })
-        .unwrap_or(Err(KafkaError::UnknownMemberId))
+        .unwrap_or_else(|e| Err(unknown_member_if_no_group(e)))
     }
 
     pub fn leave(
@@ -385,14 +309,17 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), KafkaError>>, KafkaError> {
         self.admit(group_id)?;
         let cfg = self.config;
-        self.with_group(group_id, false, |g| g.leave(members, Instant::now(), &cfg))
-            .map_err(|_| KafkaError::UnknownMemberId)
+        self.with_group(group_id, false, |g| g.leave(members, Now::current(), &cfg))
+            .map_err(unknown_member_if_no_group)
     }
 
     /// A classic group's summary; None if there is no classic group of that id.
     pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, KafkaError> {
         self.admit(group_id)?;
-        let groups = self.groups.lock();
+        let groups = self
+            .shard_for(group_id)
+            .lock_active()
+            .ok_or(KafkaError::NotCoordinator)?;
         let Some(g) = groups.get(group_id).filter(|g| g.modern.is_none()) else {
             return Ok(None);
         };
@@ -432,32 +359,36 @@ impl GroupCoordinator {
     /// (group id, protocol type, state, group type) of every group (none on an inactive
     /// coordinator: Kafka's ListGroups lists the groups the broker coordinates).
     pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
-        let groups = self.groups.lock();
-        let mut out: Vec<_> = groups
-            .values()
-            .map(|g| {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            let Some(groups) = s.lock_active() else {
+                continue;
+            };
+            out.extend(groups.values().map(|g| {
                 let (state, protocol_type, kind) = g.listing();
                 (g.id.clone(), protocol_type, state, kind)
-            })
-            .collect();
+            }));
+        }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     pub fn delete_group(&self, group_id: &str) -> Result<(), KafkaError> {
         self.admit(group_id)?;
-        let mut groups = self.groups.lock();
-        let g = groups.get(group_id).ok_or(KafkaError::GroupIdNotFound)?;
-        if !g.is_empty() {
-            return Err(KafkaError::NonEmptyGroup);
-        }
-        self.store_of(group_id)
-            .append(&[GroupRecord::GroupRemoved {
+        let shard = self.shard_of(group_id);
+        let s = &self.shards[shard];
+        let ticket = {
+            let mut groups = s.lock_active().ok_or(KafkaError::NotCoordinator)?;
+            let g = groups.get(group_id).ok_or(KafkaError::GroupIdNotFound)?;
+            if !g.is_empty() {
+                return Err(KafkaError::NonEmptyGroup);
+            }
+            groups.remove(group_id);
+            s.enqueue(vec![GroupRecord::GroupRemoved {
                 group: group_id.to_string(),
             }])
-            .map_err(|_| KafkaError::CoordinatorNotAvailable)?;
-        groups.remove(group_id);
-        Ok(())
+        };
+        self.stored(shard, ticket)
     }
 
     /// OffsetCommit: validates the member, then stores each accepted offset.
@@ -514,18 +445,25 @@ impl GroupCoordinator {
                 .as_mut()
                 .ok_or((KafkaError::UnknownServerError, String::new()))?;
             let before = m.fingerprint();
-            let out = m.heartbeat(p, Instant::now(), topics);
+            let now = Now::current();
+            let out = m.heartbeat(p, now.at, topics);
             if m.fingerprint() != before {
                 let snap = m.snapshot(group_id);
                 let empty = m.members.is_empty();
                 g.writes.push(GroupRecord::Consumer(snap));
                 if empty {
-                    g.state_since_ms = crate::now_ms();
+                    g.state_since_ms = now.ms;
                 }
             }
             out
         })
-        .map_err(|e| (e, format!("group {group_id} does not exist")))?
+        .map_err(|e| {
+            let why = match e {
+                KafkaError::GroupIdNotFound => format!("group {group_id} does not exist"),
+                _ => format!("group {group_id} is not available here now"),
+            };
+            (e, why)
+        })?
     }
 
     /// Runs `f` on a KIP-848 group; Err(GroupIdNotFound) if there is none of that id.
@@ -535,7 +473,10 @@ impl GroupCoordinator {
         f: impl FnOnce(&consumer::ModernGroup) -> T,
     ) -> Result<T, KafkaError> {
         self.admit(group_id)?;
-        let groups = self.groups.lock();
+        let groups = self
+            .shard_for(group_id)
+            .lock_active()
+            .ok_or(KafkaError::NotCoordinator)?;
         let m = groups
             .get(group_id)
             .and_then(|g| g.modern.as_ref())
@@ -551,7 +492,10 @@ impl GroupCoordinator {
         epoch: i32,
     ) -> Result<(), KafkaError> {
         self.admit(group_id)?;
-        let groups = self.groups.lock();
+        let groups = self
+            .shard_for(group_id)
+            .lock_active()
+            .ok_or(KafkaError::NotCoordinator)?;
         match groups.get(group_id).and_then(|g| g.modern.as_ref()) {
             Some(m) => {
                 let member = m
@@ -574,7 +518,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Vec<(String, Vec<(i32, Option<OffsetEntry>)>)> {
-        let groups = self.groups.lock();
+        let groups = self.shard_for(group_id).groups.lock();
         let g = groups.get(group_id);
         let topics = match topics {
             Some(t) => t,
@@ -604,54 +548,42 @@ impl GroupCoordinator {
 
     /// A topic was deleted: forget its offsets in every group.
     pub fn remove_topic(&self, topic: &str) {
-        let ids: Vec<String> = self.groups.lock().keys().cloned().collect();
-        for id in ids {
-            let _ = self.with_group(&id, false, |g| g.remove_topic(topic));
-        }
+        self.for_each_group(|g| {
+            g.remove_topic(topic);
+            !(g.is_disposable() && g.generation == 0)
+        });
     }
 
     /// Timers of every group.
     pub fn tick(&self) {
-        let now = Instant::now();
+        let now = Now::current();
         let cfg = self.config;
-        let mut groups = self.groups.lock();
-        let mut writes = Vec::new();
-        for g in groups.values_mut() {
+        self.for_each_group(|g| {
             g.tick(now, &cfg);
-            writes.append(&mut g.writes);
-        }
-        drop(groups);
-        self.append_all(&writes);
+            true
+        });
     }
 
-    /// Offset retention and removal of empty groups without offsets; compacts the store when
-    /// enough has been appended.
+    /// Offset retention and removal of empty groups without offsets; compacts the stores that
+    /// had enough appended.
     pub fn expire(&self, now_ms: i64) {
         let retention = self.config.offsets_retention_ms;
-        let mut groups = self.groups.lock();
-        let mut writes = Vec::new();
-        let mut dead = Vec::new();
-        for g in groups.values_mut() {
+        self.for_each_group(|g| {
             let n = g.expire_offsets(now_ms, retention);
             if n > 0 {
                 tracing::info!(group = %g.id, offsets = n, "expired committed offsets");
             }
-            writes.append(&mut g.writes);
             if g.is_disposable() {
-                dead.push(g.id.clone());
-                writes.push(GroupRecord::GroupRemoved {
+                g.writes.push(GroupRecord::GroupRemoved {
                     group: g.id.clone(),
                 });
+                return false;
             }
-        }
-        for id in dead {
-            groups.remove(&id);
-        }
-        drop(groups);
-        self.append_all(&writes);
+            true
+        });
         for (shard, s) in self.shards.iter().enumerate() {
             if s.store.garbage_hint() > COMPACT_AFTER_BYTES {
-                if let Err(e) = self.compact_shard(shard) {
+                if let Err(e) = s.compact() {
                     tracing::error!(shard, error = %e, "group store compaction failed");
                 }
             }
@@ -665,45 +597,4 @@ impl GroupCoordinator {
             }
         }
     }
-}
-
-/// Rebuilds a group's membership from its last snapshot; members get a fresh session to come
-/// back (as after a Kafka coordinator failover).
-fn restore(g: &mut Group, s: store::GroupSnapshot, now: Instant) {
-    g.modern = None;
-    g.generation = s.generation;
-    g.protocol_type = s.protocol_type;
-    g.protocol = s.protocol.clone();
-    g.leader = s.leader;
-    g.state_since_ms = s.state_since_ms;
-    g.members.clear();
-    g.static_members.clear();
-    let protocol = s.protocol.unwrap_or_default();
-    for m in s.members {
-        if let Some(inst) = &m.instance_id {
-            g.static_members.insert(inst.clone(), m.id.clone());
-        }
-        let member = Member {
-            id: m.id.clone(),
-            instance_id: m.instance_id,
-            client_id: m.client_id,
-            client_host: m.client_host,
-            session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
-            rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
-            protocols: vec![(
-                protocol.clone(),
-                Bytes::from(from_hex(&m.metadata).unwrap_or_default()),
-            )],
-            assignment: Bytes::from(from_hex(&m.assignment).unwrap_or_default()),
-            last_heartbeat: now,
-            join_waiter: None,
-            sync_waiter: None,
-        };
-        g.members.insert(m.id, member);
-    }
-    g.state = if g.members.is_empty() {
-        GroupState::Empty
-    } else {
-        GroupState::Stable
-    };
 }

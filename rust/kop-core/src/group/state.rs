@@ -48,7 +48,7 @@ pub struct GroupConfig {
 }
 
 /// The shortest first join phase of an empty group: one period of the coordinator's timer
-/// (`net::group_timers`). Kafka ends that phase from its timer too, so with
+/// (`broker::housekeeping::group_timers`). Kafka ends that phase from its timer too, so with
 /// `group.initial.rebalance.delay.ms=0` members that join a few milliseconds apart still share
 /// the first generation there; answering inside the first JoinGroup would leave them none.
 pub const MIN_INITIAL_JOIN_PHASE: Duration = Duration::from_millis(100);
@@ -104,6 +104,37 @@ impl JoinOutcome {
 
 /// What a SyncGroup answers: the member's assignment, or an error.
 pub type SyncOutcome = Result<(Option<String>, Option<String>, Bytes), KafkaError>;
+
+/// The time a state transition happens at, passed in (so tests drive the timers): the
+/// monotonic clock for deadlines and sessions, the wall clock for what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub at: Instant,
+    /// Milliseconds since the Unix epoch.
+    pub ms: i64,
+}
+
+impl Now {
+    pub fn current() -> Now {
+        Now {
+            at: Instant::now(),
+            ms: crate::now_ms(),
+        }
+    }
+}
+
+/// `d` later, on both clocks.
+impl std::ops::Add<Duration> for Now {
+    type Output = Now;
+    fn add(self, d: Duration) -> Now {
+        Now {
+            at: self.at + d,
+            ms: self
+                .ms
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+}
 
 /// An answer available now, or one the caller waits for (a rebalance in progress).
 pub enum Reply<T> {
@@ -213,9 +244,9 @@ impl Group {
         }
     }
 
-    pub fn set_state(&mut self, state: GroupState) {
+    pub fn set_state(&mut self, state: GroupState, now_ms: i64) {
         self.state = state;
-        self.state_since_ms = crate::now_ms();
+        self.state_since_ms = now_ms;
     }
 
     pub fn is_leader(&self, member_id: &str) -> bool {

@@ -1,12 +1,12 @@
 //! State-machine tests: time is passed in explicitly, so timers are exercised without sleeping.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::state::{
-    Group, GroupConfig, GroupState, JoinOutcome, Reply, SyncOutcome, MIN_INITIAL_JOIN_PHASE,
+    Group, GroupConfig, GroupState, JoinOutcome, Now, Reply, SyncOutcome, MIN_INITIAL_JOIN_PHASE,
 };
 use super::{FileGroupStore, GroupCoordinator, JoinParams, OffsetEntry, SyncParams};
 use crate::error::KafkaError;
@@ -50,7 +50,7 @@ fn waiting<T>(r: Reply<T>) -> tokio::sync::oneshot::Receiver<T> {
 /// Joins a new dynamic member through the MEMBER_ID_REQUIRED round trip; returns its waiter.
 fn join_new(
     g: &mut Group,
-    now: Instant,
+    now: Now,
     c: &GroupConfig,
 ) -> (String, tokio::sync::oneshot::Receiver<JoinOutcome>) {
     let first = now_value(g.join(params("", None, b"m"), now, c));
@@ -60,7 +60,7 @@ fn join_new(
 }
 
 /// The coordinator's timer ends the first join phase of a group that was empty.
-fn end_first_join_phase(g: &mut Group, now: Instant, c: &GroupConfig) {
+fn end_first_join_phase(g: &mut Group, now: Now, c: &GroupConfig) {
     g.tick(now + MIN_INITIAL_JOIN_PHASE, c);
 }
 
@@ -77,7 +77,7 @@ fn sync(g: &mut Group, id: &str, generation: i32, assign: &[(&str, &[u8])]) -> R
                 .map(|(m, a)| (m.to_string(), Bytes::copy_from_slice(a)))
                 .collect(),
         },
-        Instant::now(),
+        Now::current(),
         &cfg(0),
     )
 }
@@ -85,7 +85,7 @@ fn sync(g: &mut Group, id: &str, generation: i32, assign: &[(&str, &[u8])]) -> R
 #[test]
 fn two_members_rebalance_and_sync() {
     let c = cfg(0);
-    let now = Instant::now();
+    let now = Now::current();
     let mut g = Group::new("g", 0);
     let (a, mut rx_a) = join_new(&mut g, now, &c);
     end_first_join_phase(&mut g, now, &c);
@@ -141,7 +141,7 @@ fn two_members_rebalance_and_sync() {
 #[test]
 fn session_expiry_removes_a_silent_member() {
     let c = cfg(0);
-    let t0 = Instant::now();
+    let t0 = Now::current();
     let mut g = Group::new("g", 0);
     let (a, _rx) = join_new(&mut g, t0, &c);
     end_first_join_phase(&mut g, t0, &c);
@@ -165,7 +165,7 @@ fn session_expiry_removes_a_silent_member() {
 #[test]
 fn initial_delay_holds_the_first_rebalance() {
     let c = cfg(3000);
-    let t0 = Instant::now();
+    let t0 = Now::current();
     let mut g = Group::new("g", 0);
     let (_a, mut rx_a) = join_new(&mut g, t0, &c);
     g.tick(t0 + Duration::from_millis(1000), &c);
@@ -181,7 +181,7 @@ fn initial_delay_holds_the_first_rebalance() {
 #[test]
 fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
     let c = cfg(0);
-    let now = Instant::now();
+    let now = Now::current();
     let mut g = Group::new("g", 0);
     let mut rx = waiting(g.join(params("", Some("i1"), b"m"), now, &c));
     end_first_join_phase(&mut g, now, &c);
@@ -210,7 +210,7 @@ fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
 #[test]
 fn inconsistent_protocols_and_commit_checks() {
     let c = cfg(0);
-    let now = Instant::now();
+    let now = Now::current();
     let mut g = Group::new("g", 0);
     assert!(
         g.validate_commit("", None, -1).is_ok(),
@@ -395,7 +395,7 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn members_joining_together_share_the_first_generation_without_delay() {
     let c = cfg(0);
-    let t0 = Instant::now();
+    let t0 = Now::current();
     let mut g = Group::new("g", 0);
     let (a, mut rx_a) = join_new(&mut g, t0, &c);
     assert!(
@@ -436,7 +436,7 @@ fn members_joining_together_share_the_first_generation_without_delay() {
 #[test]
 fn first_join_phase_ends_from_the_timer_and_a_silent_pending_member_expires() {
     let c = cfg(0);
-    let t0 = Instant::now();
+    let t0 = Now::current();
     let mut g = Group::new("g", 0);
     let (a, mut rx_a) = join_new(&mut g, t0, &c);
     g.tick(t0 + ms(99), &c);

@@ -1,5 +1,5 @@
 //! Metadata and DescribeCluster: the live kop instances (one, unless several share a Pulsar
-//! namespace) and the leader of every partition (`broker::cluster`).
+//! namespace) and the leader of every partition (`broker::leadership`).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{

@@ -18,8 +18,8 @@ use tokio::task::JoinSet;
 
 use crate::auth::{Principal, Security};
 use crate::broker::cluster::{Endpoint, Member};
-use crate::broker::Broker;
-use crate::config::{FsyncPolicy, ListenerSpec, ServerConfig};
+use crate::broker::{housekeeping, Broker};
+use crate::config::{ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
 use crate::shutdown::ShutdownSignal;
 
@@ -286,10 +286,13 @@ async fn serve_all(
             shutdown.clone(),
         ));
     }
-    tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
-    tasks.spawn(group_timers(broker.clone(), shutdown.clone()));
+    tasks.spawn(housekeeping::storage_upkeep(
+        broker.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(housekeeping::group_timers(broker.clone(), shutdown.clone()));
     if broker.shares_storage() {
-        tasks.spawn(cluster_sync(
+        tasks.spawn(housekeeping::cluster_sync(
             broker.clone(),
             security.clone(),
             shutdown.clone(),
@@ -422,84 +425,4 @@ async fn serve_tls(
         }
     }
     connection::serve(stream, ctx, slot).await;
-}
-
-async fn housekeeping(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
-    let config = broker.config.clone();
-    let fsync_every = Duration::from_millis(config.fsync_interval_ms as u64);
-    let mut fsync = tokio::time::interval(fsync_every);
-    // Retention (and the removal of empty groups) first runs one period after start, not at
-    // once: clients reconnecting to a restarted server find their groups as they left them.
-    let retention_every = Duration::from_millis(config.log_retention_check_interval_ms as u64);
-    let mut retention = tokio::time::interval_at(
-        tokio::time::Instant::now() + retention_every,
-        retention_every,
-    );
-    fsync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = fsync.tick(), if config.fsync == FsyncPolicy::Interval => {
-                let b = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || b.flush_all()).await;
-            }
-            _ = retention.tick() => {
-                let b = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || b.enforce_retention(crate::now_ms())).await;
-            }
-            _ = shutdown.wait() => break,
-        }
-    }
-}
-
-/// The group coordinator's timers: session expiry, join and sync deadlines.
-async fn group_timers(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => broker.groups.tick(),
-            _ = shutdown.wait() => break,
-        }
-    }
-}
-
-/// How often an instance sharing its storage catches up with the others (members, topics).
-const CLUSTER_SYNC_EVERY: Duration = Duration::from_millis(500);
-
-/// Follows the other kop instances sharing the storage (`Broker::sync_cluster`).
-async fn cluster_sync(broker: Arc<Broker>, security: Arc<Security>, mut shutdown: ShutdownSignal) {
-    let mut tick = tokio::time::interval(CLUSTER_SYNC_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_error: Option<String> = None;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait() => return,
-        }
-        let (b, s) = (broker.clone(), security.clone());
-        let synced = tokio::task::spawn_blocking(move || {
-            if b.sync_cluster()? {
-                s.reload_stored(&b)?;
-            }
-            Ok::<(), io::Error>(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e)));
-        match synced {
-            Ok(()) => {
-                if last_error.take().is_some() {
-                    tracing::info!("following the other kop instances again");
-                }
-            }
-            Err(e) => {
-                // Logged once per distinct error, not every tick while Pulsar is away.
-                let text = e.to_string();
-                if last_error.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(error = %text, "catching up with the other kop instances failed");
-                    last_error = Some(text);
-                }
-            }
-        }
-    }
 }

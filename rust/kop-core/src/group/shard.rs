@@ -1,0 +1,238 @@
+//! One group shard (a `__consumer_offsets` partition): its groups, its store and the ordered
+//! writes to it, and taking it over (replaying the store) or letting it go.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+
+use super::consumer;
+use super::state::{Group, GroupState, Member, OffsetEntry};
+use super::store::{self, from_hex, GroupRecord, GroupStore};
+use super::write_queue::{Ticket, Write, WriteQueue};
+
+pub(super) struct Shard {
+    pub store: Arc<dyn GroupStore>,
+    /// The shard's groups by id; empty while the shard is not coordinated here.
+    pub groups: Mutex<HashMap<String, Group>>,
+    /// Whether this instance coordinates the shard's groups (changed under `groups`).
+    pub active: AtomicBool,
+    pub writes: WriteQueue,
+    /// Takes turns between taking the shard over and letting it go.
+    turnover: Mutex<()>,
+}
+
+impl Shard {
+    pub fn new(store: Arc<dyn GroupStore>) -> Shard {
+        Shard {
+            store,
+            groups: Mutex::new(HashMap::new()),
+            active: AtomicBool::new(false),
+            writes: WriteQueue::default(),
+            turnover: Mutex::new(()),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// The shard's groups, if it is coordinated here.
+    pub fn lock_active(&self) -> Option<MutexGuard<'_, HashMap<String, Group>>> {
+        let groups = self.groups.lock();
+        self.is_active().then_some(groups)
+    }
+
+    /// Queues records (under the shard's lock, which orders them); None if there are none.
+    pub fn enqueue(&self, records: Vec<GroupRecord>) -> Option<Ticket> {
+        (!records.is_empty()).then(|| self.writes.enqueue(Write::Append(records)))
+    }
+
+    /// Waits for a write to be stored; call it holding no lock. Blocks: on a tokio worker the
+    /// worker hands its other tasks off first.
+    pub fn wait(&self, ticket: Ticket) -> io::Result<()> {
+        off_the_runtime(|| self.writes.wait(&*self.store, ticket))
+    }
+
+    /// Starts coordinating the shard: replays its store and compacts it. Blocks.
+    pub fn activate(&self) -> io::Result<usize> {
+        let _turn = self.turnover.lock();
+        if self.is_active() {
+            return Ok(0);
+        }
+        // Writes of an earlier term go out first, so the replay sees them.
+        self.writes.drain(&*self.store);
+        let groups = replay(self.store.load()?, Instant::now(), crate::now_ms());
+        self.store.rewrite(&live_records(groups.values()))?;
+        let count = groups.len();
+        let mut current = self.groups.lock();
+        *current = groups;
+        self.active.store(true, Ordering::Release);
+        Ok(count)
+    }
+
+    /// Stops coordinating the shard: forgets its groups (their parked JoinGroup/SyncGroup
+    /// requests fail), lets queued writes finish and lets go of the store. Blocks. False if the
+    /// shard was not coordinated here.
+    pub fn deactivate(&self) -> bool {
+        let _turn = self.turnover.lock();
+        let forgotten = {
+            let mut groups = self.groups.lock();
+            if !self.active.swap(false, Ordering::AcqRel) {
+                return false;
+            }
+            std::mem::take(&mut *groups)
+        };
+        drop(forgotten);
+        self.writes.drain(&*self.store);
+        if let Err(e) = self.store.release() {
+            tracing::warn!(error = %e, "releasing a group store failed");
+        }
+        true
+    }
+
+    /// Queues a rewrite of the store with what is live, unless writes are under way (then the
+    /// next pass compacts).
+    pub fn compact(&self) -> io::Result<()> {
+        let ticket = {
+            let Some(groups) = self.lock_active() else {
+                return Ok(()); // the store is another instance's
+            };
+            if !self.writes.is_idle() {
+                return Ok(());
+            }
+            let live = live_records(groups.values());
+            self.writes.enqueue(Write::Rewrite(live))
+        };
+        self.wait(ticket)
+    }
+}
+
+/// Runs a blocking wait. On a tokio worker the worker hands its other tasks off first
+/// (`block_in_place`), so a slow store never stalls unrelated connections.
+pub(super) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// The records that rebuild `groups` (a compacted log).
+fn live_records<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<GroupRecord> {
+    let mut live = Vec::new();
+    for g in groups {
+        if let Some(m) = &g.modern {
+            live.push(GroupRecord::Consumer(m.snapshot(&g.id)));
+        } else if g.generation > 0 || !g.members.is_empty() {
+            live.push(GroupRecord::Group(g.snapshot()));
+        }
+        for ((topic, partition), e) in &g.offsets {
+            live.push(GroupRecord::Offset(store::OffsetRecord {
+                group: g.id.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+                offset: e.offset,
+                leader_epoch: e.leader_epoch,
+                metadata: e.metadata.clone(),
+                commit_ms: e.commit_ms,
+            }));
+        }
+    }
+    live
+}
+
+/// The groups a shard's records describe, oldest record first.
+fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<String, Group> {
+    let mut groups: HashMap<String, Group> = HashMap::new();
+    for r in records {
+        match r {
+            GroupRecord::Offset(o) => {
+                let g = groups
+                    .entry(o.group.clone())
+                    .or_insert_with(|| Group::new(&o.group, now_ms));
+                g.offsets.insert(
+                    (o.topic, o.partition),
+                    OffsetEntry {
+                        offset: o.offset,
+                        leader_epoch: o.leader_epoch,
+                        metadata: o.metadata,
+                        commit_ms: o.commit_ms,
+                    },
+                );
+            }
+            GroupRecord::OffsetRemoved {
+                group,
+                topic,
+                partition,
+            } => {
+                if let Some(g) = groups.get_mut(&group) {
+                    g.offsets.remove(&(topic, partition));
+                }
+            }
+            GroupRecord::Group(s) => {
+                let g = groups
+                    .entry(s.group.clone())
+                    .or_insert_with(|| Group::new(&s.group, now_ms));
+                restore(g, s, now);
+            }
+            GroupRecord::Consumer(c) => {
+                let g = groups
+                    .entry(c.group.clone())
+                    .or_insert_with(|| Group::new(&c.group, now_ms));
+                g.modern = Some(consumer::ModernGroup::restore(c, now));
+            }
+            GroupRecord::GroupRemoved { group } => {
+                groups.remove(&group);
+            }
+        }
+    }
+    groups.retain(|_, g| !(g.is_disposable() && g.generation == 0));
+    groups
+}
+
+/// Rebuilds a group's membership from its last snapshot; members get a fresh session to come
+/// back (as after a Kafka coordinator failover).
+fn restore(g: &mut Group, s: store::GroupSnapshot, now: Instant) {
+    g.modern = None;
+    g.generation = s.generation;
+    g.protocol_type = s.protocol_type;
+    g.protocol = s.protocol.clone();
+    g.leader = s.leader;
+    g.state_since_ms = s.state_since_ms;
+    g.members.clear();
+    g.static_members.clear();
+    let protocol = s.protocol.unwrap_or_default();
+    for m in s.members {
+        if let Some(inst) = &m.instance_id {
+            g.static_members.insert(inst.clone(), m.id.clone());
+        }
+        let member = Member {
+            id: m.id.clone(),
+            instance_id: m.instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+            rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+            protocols: vec![(
+                protocol.clone(),
+                Bytes::from(from_hex(&m.metadata).unwrap_or_default()),
+            )],
+            assignment: Bytes::from(from_hex(&m.assignment).unwrap_or_default()),
+            last_heartbeat: now,
+            join_waiter: None,
+            sync_waiter: None,
+        };
+        g.members.insert(m.id, member);
+    }
+    g.state = if g.members.is_empty() {
+        GroupState::Empty
+    } else {
+        GroupState::Stable
+    };
+}
