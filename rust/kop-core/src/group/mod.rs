@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 
 pub use classic::{JoinParams, SyncParams};
 pub use state::{GroupConfig, GroupState, JoinOutcome, OffsetEntry, Reply, SyncOutcome};
-pub use store::{FileGroupStore, GroupRecord, GroupStore, MemoryGroupStore};
+pub use store::{GroupRecord, GroupStore, LogGroupStore};
 
 use crate::config::ServerConfig;
 use crate::error::KafkaError;
@@ -240,18 +240,6 @@ impl GroupCoordinator {
             Ok(())
         } else {
             Err(KafkaError::NotCoordinator)
-        }
-    }
-
-    /// A coordinator that keeps nothing (tests).
-    pub fn in_memory(config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator {
-            groups: Mutex::new(HashMap::new()),
-            shards: vec![Shard {
-                store: Arc::new(MemoryGroupStore),
-                active: AtomicBool::new(true),
-            }],
-            config,
         }
     }
 

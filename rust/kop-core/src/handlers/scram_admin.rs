@@ -237,7 +237,7 @@ pub async fn alter(
     changes.retain(|(u, _, _)| !errors.contains_key(u));
     let changed_users: HashSet<String> = changes.iter().map(|(u, _, _)| u.clone()).collect();
     if !changes.is_empty() {
-        if let Err(e) = ctx.security.set_admin_scram(&ctx.broker, changes) {
+        if let Err(e) = ctx.security.set_admin_scram(changes) {
             for u in changed_users {
                 errors.insert(
                     u,
