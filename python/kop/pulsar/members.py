@@ -4,7 +4,7 @@ Each instance sends its member document (JSON from Rust: node id and endpoints) 
 ``HEARTBEAT_S`` and a ``leave`` when it closes; every instance follows the topic and counts a
 member live while its last heartbeat is younger than ``SESSION_S`` (by the local clock of the
 reader, so clock skew between hosts does not matter). A kill -9 is noticed after ``SESSION_S``.
-Rust decides leadership from the live set (rendezvous hashing, ``broker/cluster.rs``).
+Rust decides leadership from the live set (rendezvous hashing, ``broker/leadership.rs``).
 
 A joining instance reads the heartbeats of the last ``SESSION_S`` first, so it starts with the
 members already serving and does not briefly claim their partitions.

@@ -4,144 +4,19 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::*;
-use kop_core::broker::cluster::Member;
-use kop_core::records::batch::BatchHeader;
-use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
-use kop_core::storage::{AppendFailure, ClusterState, Receipt};
+use kop_core::storage::remote::fake::FakeBackend;
+use kop_core::storage::RemoteBackend;
 use kop_core::{RunningServer, ServerConfig};
-use parking_lot::Mutex;
-use tokio::sync::oneshot;
 
-/// A remote backend in memory whose receipts are held until the test opens the gate.
-#[derive(Default)]
-struct GatedBackend {
-    docs: Mutex<HashMap<String, Vec<u8>>>,
-    open: AtomicBool,
-    appended: Mutex<Vec<Bytes>>,
-    held: Mutex<Vec<oneshot::Sender<Result<(), AppendFailure>>>>,
-}
-
-impl GatedBackend {
-    fn release(&self) {
-        self.open.store(true, Ordering::SeqCst);
-        for tx in self.held.lock().drain(..) {
-            let _ = tx.send(Ok(()));
-        }
-    }
-
-    fn appended(&self) -> usize {
-        self.appended.lock().len()
-    }
-}
-
-impl RemoteBackend for GatedBackend {
-    fn load_doc(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.docs.lock().get(name).cloned())
-    }
-    fn save_doc(&self, name: &str, data: Option<&[u8]>) -> io::Result<()> {
-        let mut docs = self.docs.lock();
-        match data {
-            Some(d) => docs.insert(name.to_string(), d.to_vec()),
-            None => docs.remove(name),
-        };
-        Ok(())
-    }
-    fn doc_names(&self, prefix: &str) -> io::Result<Vec<String>> {
-        Ok(self
-            .docs
-            .lock()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
-    }
-    fn create_topic(&self, _: &str, _: i32) -> io::Result<()> {
-        Ok(())
-    }
-    fn delete_topic(&self, _: &str) -> io::Result<()> {
-        Ok(())
-    }
-    fn open_partition(&self, _: &str, _: i32, _: usize) -> io::Result<OpenedPartition> {
-        Ok(OpenedPartition {
-            epoch: 1,
-            log_start: 0,
-            next_offset: 0,
-            headers: Vec::new(),
-            tail: Vec::new(),
-        })
-    }
-    fn append(&self, _: &str, _: i32, _: i32, _: &BatchHeader, payload: Bytes) -> Receipt {
-        let (tx, rx) = oneshot::channel();
-        self.appended.lock().push(payload);
-        if self.open.load(Ordering::SeqCst) {
-            let _ = tx.send(Ok(()));
-        } else {
-            self.held.lock().push(tx);
-        }
-        rx
-    }
-    fn read(&self, _: &str, _: i32, _: i64, _: usize, _: i64) -> io::Result<Vec<Bytes>> {
-        Ok(Vec::new())
-    }
-    fn batch_at_timestamp(&self, _: &str, _: i32, _: i64) -> io::Result<Option<Bytes>> {
-        Ok(None)
-    }
-    fn batch_with_max_timestamp(&self, _: &str, _: i32) -> io::Result<Option<Bytes>> {
-        Ok(None)
-    }
-    fn load_group_records(&self, _: i32) -> io::Result<Vec<Vec<u8>>> {
-        Ok(Vec::new())
-    }
-    fn append_group_records(&self, _: i32, _: Vec<Vec<u8>>) -> io::Result<()> {
-        Ok(())
-    }
-    fn rewrite_group_records(&self, _: i32, _: Vec<Vec<u8>>) -> io::Result<()> {
-        Ok(())
-    }
-    fn release_group_records(&self, _: i32) -> io::Result<()> {
-        Ok(())
-    }
-    fn save_doc_if(
-        &self,
-        name: &str,
-        data: Option<&[u8]>,
-        expected: Option<&[u8]>,
-    ) -> io::Result<bool> {
-        if self.docs.lock().get(name).map(Vec::as_slice) != expected {
-            return Ok(false);
-        }
-        self.save_doc(name, data)?;
-        Ok(true)
-    }
-    fn apply_retention(&self, _: &str, _: i32, _: i64, _: i64) -> io::Result<i64> {
-        Ok(0)
-    }
-    fn close_partition(&self, _: &str, _: i32) -> io::Result<()> {
-        Ok(())
-    }
-    fn join(&self, _: &Member) -> io::Result<Vec<Member>> {
-        Ok(Vec::new())
-    }
-    fn cluster_state(&self) -> io::Result<ClusterState> {
-        Ok(ClusterState {
-            members: Vec::new(),
-            metadata_version: 0,
-        })
-    }
-}
-
-fn start_gated() -> (RunningServer, Arc<GatedBackend>) {
-    let backend = Arc::new(GatedBackend::default());
-    backend.open.store(true, Ordering::SeqCst);
+/// A server on the in-memory Pulsar backend (whose receipts a test can hold).
+fn start_gated() -> (RunningServer, Arc<FakeBackend>) {
+    let backend = Arc::new(FakeBackend::default());
     let json = r#"{"listeners": ["PLAINTEXT://127.0.0.1:0"], "storage": "pulsar://127.0.0.1:1", "io_threads": 2}"#;
     let server = RunningServer::start_embedded(
         ServerConfig::from_json(json).unwrap(),
@@ -165,7 +40,7 @@ fn pipelined_produce_appends_while_earlier_receipts_are_pending() {
     let (server, backend) = start_gated();
     let mut c = Client::connect(port(&server));
     assert_eq!(create_topic(&mut c, "t", 1, &[]), 0);
-    backend.open.store(false, Ordering::SeqCst);
+    backend.hold_receipts.store(true, Ordering::SeqCst);
     let p = (-1, -1, -1);
     let c1 = c.send(
         &produce_request("t", 0, -1, records(&[b"a", b"b", b"c"], 1, p)),
@@ -175,7 +50,7 @@ fn pipelined_produce_appends_while_earlier_receipts_are_pending() {
     let _c3 = c.send(&produce_request("t", 0, 0, records(&[b"f"], 3, p)), 9); // acks=0: no answer
     let c4 = c.send(&produce_request("t", 0, -1, records(&[b"g"], 4, p)), 9);
     // All four are appended although the first still waits for its receipt.
-    wait_until("4 appends", || backend.appended() == 4);
+    wait_until("4 appends", || backend.appends.load(Ordering::SeqCst) == 4);
     // No answer before the receipts: acks=1/all means stored.
     c.set_read_timeout(Duration::from_millis(200));
     assert!(
@@ -198,7 +73,7 @@ fn pipelined_produce_appends_while_earlier_receipts_are_pending() {
                 .with_partition_max_bytes(1 << 20)])]);
     let c6 = c.send(&fetch, 11);
     std::thread::sleep(Duration::from_millis(50));
-    backend.release();
+    backend.release_receipts();
     let mut offsets = Vec::new();
     for want in [c1, c2, c4] {
         let (cid, resp) = c.recv::<ProduceRequest>(9);

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kop_core::broker::cluster::Member;
 use kop_core::records::batch::BatchHeader;
 use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
+use kop_core::storage::Member;
 use kop_core::storage::{AppendFailure, ClusterState, Receipt};
 use parking_lot::Mutex;
 use pyo3::call::PyCallArgs;

@@ -15,43 +15,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::broker::Broker;
 use crate::config::ServerConfig;
+pub use crate::config::{SecurityProtocol, DEFAULT_MECHANISMS, SUPPORTED_MECHANISMS};
+use crate::storage::Metadata;
 use authorizer::{Authorizer, AuthorizerKind, Hooks, LoginConnection};
 use credential_hooks::ScramCredentialCache;
 use scram::{ScramAlg, ScramCredential};
-
-/// Kafka's `SecurityProtocol` of a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    pub fn parse(name: &str) -> Option<SecurityProtocol> {
-        match name.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
-            "SSL" => Some(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
-            _ => None,
-        }
-    }
-
-    pub fn is_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-
-    pub fn is_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-}
 
 /// A Kafka principal, `TYPE:NAME` (kop's are `User:...`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,14 +58,7 @@ impl fmt::Display for Principal {
     }
 }
 
-/// SASL mechanisms kop implements.
-pub const SUPPORTED_MECHANISMS: &[&str] =
-    &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
-
-/// What `sasl_enabled_mechanisms` defaults to (OAUTHBEARER needs keys, so it is opt-in).
-pub const DEFAULT_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
-
-/// What is stored with the data (`Storage::save_security`): ACLs and SCRAM credentials
+/// What is stored with the data (`Metadata::save_security`): ACLs and SCRAM credentials
 /// created through the admin APIs.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -115,6 +77,14 @@ struct StoredScram {
     server_key: Vec<u8>,
 }
 
+/// The checks of the config's security keys that need the auth module's parsers (the config
+/// checks the rest itself, `ServerConfig::validate`).
+pub fn check_config(config: &ServerConfig) -> Result<(), String> {
+    tls::PrincipalBuilder::parse(&config.ssl_principal_mapping_rules)?;
+    AuthorizerKind::parse(&config.authorizer)?;
+    Ok(())
+}
+
 /// Security settings and credentials, built once from the config (credentials may change at
 /// run time through the SCRAM admin APIs).
 pub struct Security {
@@ -124,6 +94,8 @@ pub struct Security {
     scram: RwLock<HashMap<(ScramAlg, String), ScramCredential>>,
     /// SCRAM credentials set through AlterUserScramCredentials (stored with the data).
     admin_scram: RwLock<HashMap<(ScramAlg, String), ScramCredential>>,
+    /// Where the state set at run time is stored (None: nowhere, in tests).
+    stored_in: Option<Arc<Metadata>>,
     /// Serialises read-modify-write of the stored state.
     store_lock: parking_lot::Mutex<()>,
     pub authorizer: Authorizer,
@@ -144,15 +116,11 @@ pub struct Security {
 }
 
 impl Security {
-    /// From the config alone (nothing stored, no hooks): for tests and validation.
-    pub fn from_config(config: &ServerConfig) -> Result<Security, String> {
-        Security::new(config, None, None)
-    }
-
-    /// The security of a server: config, plus the state stored with the broker's data.
+    /// The security of a server: config, plus the state stored in `stored_in` (the
+    /// storage's metadata).
     pub fn new(
         config: &ServerConfig,
-        broker: Option<&Broker>,
+        stored_in: Option<Arc<Metadata>>,
         hooks: Option<Arc<dyn Hooks>>,
     ) -> Result<Security, String> {
         let protocols = config.security_protocols()?;
@@ -182,7 +150,7 @@ impl Security {
                 }
             }
         }
-        let stored: Stored = match broker.map(|b| b.load_security()).transpose() {
+        let stored: Stored = match stored_in.as_ref().map(|m| m.security()).transpose() {
             Err(e) => return Err(format!("cannot read the stored ACLs and credentials: {e}")),
             Ok(None | Some(None)) => Stored::default(),
             Ok(Some(Some(data))) => serde_json::from_slice(&data)
@@ -271,6 +239,7 @@ impl Security {
             plain_users,
             scram: RwLock::new(scram),
             admin_scram: RwLock::new(admin_scram),
+            stored_in,
             store_lock: parking_lot::Mutex::new(()),
             authorizer,
             hooks,
@@ -403,7 +372,6 @@ impl Security {
     /// Sets (Some) or removes (None) an admin-managed SCRAM credential and stores the state.
     pub fn set_admin_scram(
         &self,
-        broker: &Broker,
         changes: Vec<(String, ScramAlg, Option<ScramCredential>)>,
     ) -> std::io::Result<()> {
         let _guard = self.store_lock.lock();
@@ -420,33 +388,35 @@ impl Security {
                 }
             }
         }
-        self.persist(broker)
+        self.persist()
     }
 
     /// Adds ACLs and stores them.
-    pub fn add_acls(&self, broker: &Broker, new: &[acl::AclBinding]) -> std::io::Result<()> {
+    pub fn add_acls(&self, new: &[acl::AclBinding]) -> std::io::Result<()> {
         let _guard = self.store_lock.lock();
         self.authorizer.add_acls(new);
-        self.persist(broker)
+        self.persist()
     }
 
     /// Deletes the ACLs matching each filter, stores the rest; returns what each removed.
     pub fn delete_acls(
         &self,
-        broker: &Broker,
         filters: &[acl::AclFilter],
     ) -> std::io::Result<Vec<Vec<acl::AclBinding>>> {
         let _guard = self.store_lock.lock();
         let (removed, _) = self.authorizer.delete_acls(filters);
-        self.persist(broker)?;
+        self.persist()?;
         Ok(removed)
     }
 
     /// Takes the stored ACLs and SCRAM credentials again (another kop instance sharing the
     /// storage changed them).
-    pub fn reload_stored(&self, broker: &Broker) -> std::io::Result<()> {
+    pub fn reload_stored(&self) -> std::io::Result<()> {
+        let Some(metadata) = &self.stored_in else {
+            return Ok(());
+        };
         let _guard = self.store_lock.lock();
-        let stored: Stored = match broker.load_security()? {
+        let stored: Stored = match metadata.security()? {
             None => Stored::default(),
             Some(data) => serde_json::from_slice(&data)?,
         };
@@ -455,7 +425,10 @@ impl Security {
         Ok(())
     }
 
-    fn persist(&self, broker: &Broker) -> std::io::Result<()> {
+    fn persist(&self) -> std::io::Result<()> {
+        let Some(metadata) = &self.stored_in else {
+            return Ok(());
+        };
         let stored = Stored {
             acls: self.authorizer.acls(),
             scram: self
@@ -472,7 +445,7 @@ impl Security {
                 })
                 .collect(),
         };
-        broker.save_security(&serde_json::to_vec(&stored)?)
+        metadata.save_security(&serde_json::to_vec(&stored)?)
     }
 }
 

@@ -8,28 +8,10 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
 
-/// Where a member serves one of its listeners (Metadata answers with the endpoint of the
-/// listener the request came in on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Endpoint {
-    pub listener: String,
-    pub host: String,
-    pub port: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    pub node_id: i32,
-    pub endpoints: Vec<Endpoint>,
-}
-
-impl Member {
-    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
-        self.endpoints.iter().find(|e| e.listener == listener)
-    }
-}
+// The member types are the storage's (the membership seam); named here too because much code
+// reaches them through the cluster.
+use crate::storage::{Endpoint, Member};
 
 pub struct Cluster {
     me: Member,

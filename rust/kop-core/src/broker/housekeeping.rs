@@ -83,7 +83,7 @@ pub async fn cluster_sync(
         let (b, s) = (broker.clone(), security.clone());
         let synced = tokio::task::spawn_blocking(move || {
             if b.sync_cluster()? {
-                s.reload_stored(&b)?;
+                s.reload_stored()?;
             }
             Ok::<(), io::Error>(())
         })

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::cluster::{Cluster, Member};
+use super::cluster::Cluster;
 use super::partition::{LogOpener, Partition};
 use super::producer_state::ProducerStates;
 use super::topic_config::EffectiveTopicConfig;
 use super::Broker;
 use crate::records::batch::BatchHeader;
+use crate::storage::Member;
 use crate::storage::{LogSettings, PartitionLog, Receipt};
 
 /// A group shard (`group::shard_of`) is led like partition `shard` of this topic: its leader
@@ -122,7 +123,7 @@ impl Broker {
     /// who leads which partition and the groups), and topics created, changed or deleted by
     /// them. True when stored metadata changed (the caller then reloads security). Blocks.
     pub fn sync_cluster(&self) -> io::Result<bool> {
-        let Some(state) = self.storage.cluster_state()? else {
+        let Some(state) = self.storage.members.cluster_state()? else {
             return Ok(false);
         };
         if self.cluster.set_members(state.members) {
@@ -317,7 +318,7 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::cluster::Endpoint;
+    use crate::storage::Endpoint;
 
     fn member(node_id: i32) -> Member {
         Member {

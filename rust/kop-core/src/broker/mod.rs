@@ -18,12 +18,11 @@ use uuid::Uuid;
 
 use crate::config::{FsyncPolicy, ServerConfig, StorageSpec};
 use crate::error::KafkaError;
-use crate::group::{GroupConfig, GroupCoordinator};
+use crate::group::{GroupConfig, GroupCoordinator, GroupStore, LogGroupStore};
 use crate::storage::{
-    FileStorage, LogSettings, MemoryStorage, PartitionLog, RemoteBackend, RemoteStorage, Storage,
-    TopicMeta,
+    LogSettings, LogStore, Member, Metadata, PartitionLog, RemoteBackend, Storage, TopicMeta,
 };
-use cluster::{Cluster, Member};
+use cluster::Cluster;
 use fetch_sessions::FetchSessions;
 use partition::{LogOpener, Partition};
 use producer_state::ProducerStates;
@@ -89,7 +88,7 @@ pub fn valid_topic_name(name: &str) -> bool {
 pub struct Broker {
     pub config: ServerConfig,
     pub cluster_id: String,
-    storage: Arc<dyn Storage>,
+    storage: Storage,
     topics: RwLock<TopicIndex>,
     /// Serialises topic creation/deletion so two requests can't create the same topic twice.
     admin: Mutex<()>,
@@ -106,7 +105,7 @@ pub struct Broker {
 
 /// Opens one partition's log from the storage (and lets go of it).
 pub(crate) struct StorageLog {
-    pub storage: Arc<dyn Storage>,
+    pub logs: Arc<dyn LogStore>,
     pub topic: String,
     pub index: i32,
 }
@@ -115,15 +114,15 @@ impl LogOpener for StorageLog {
     fn open(&self, settings: LogSettings) -> io::Result<(Box<dyn PartitionLog>, ProducerStates)> {
         let mut producers = ProducerStates::default();
         let log = self
-            .storage
-            .open_log(&self.topic, self.index, settings, &mut |h| {
+            .logs
+            .open(&self.topic, self.index, settings, &mut |h| {
                 producers.record(h)
             })?;
         Ok((log, producers))
     }
 
     fn close(&self) {
-        self.storage.close_log(&self.topic, self.index);
+        self.logs.close(&self.topic, self.index);
     }
 }
 
@@ -134,13 +133,9 @@ const CHANGED_ELSEWHERE: &str =
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
-    /// The stored security state (see `Storage::load_security`).
-    pub fn load_security(&self) -> io::Result<Option<Vec<u8>>> {
-        self.storage.load_security()
-    }
-
-    pub fn save_security(&self, data: &[u8]) -> io::Result<()> {
-        self.storage.save_security(data)
+    /// The stored metadata (the auth module keeps its state there).
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.storage.metadata.clone()
     }
 
     /// Opens storage, recovers every topic's partitions and loads the cluster identity.
@@ -151,33 +146,16 @@ impl Broker {
         remote: Option<Arc<dyn RemoteBackend>>,
         me: Member,
     ) -> io::Result<Broker> {
-        let storage: Arc<dyn Storage> = match (config.storage_spec(), remote) {
-            (StorageSpec::File(path), _) => Arc::new(FileStorage::open(&path)?),
-            (StorageSpec::Memory, _) => Arc::new(MemoryStorage::new()),
-            (StorageSpec::Pulsar(_), Some(backend)) => Arc::new(RemoteStorage::new(
-                backend,
-                config.tail_cache_bytes as usize,
-            )),
-            (StorageSpec::Pulsar(url), None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("storage {url}: Pulsar storage needs the Python package (kop serve or kop.Server)"),
-                ))
-            }
-        };
+        let storage = Storage::open(&config, remote)?;
         Broker::with_storage(config, storage, me)
     }
 
-    pub fn with_storage(
-        config: ServerConfig,
-        storage: Arc<dyn Storage>,
-        me: Member,
-    ) -> io::Result<Broker> {
+    pub fn with_storage(config: ServerConfig, storage: Storage, me: Member) -> io::Result<Broker> {
         // Join first, so that this instance opens only the partitions it leads among the
         // instances already serving.
         let cluster = Cluster::new(me);
-        cluster.set_members(storage.join_cluster(cluster.me())?);
-        let cluster_id = match (&config.cluster_id, storage.load_cluster_id()?) {
+        cluster.set_members(storage.members.join(cluster.me())?);
+        let cluster_id = match (&config.cluster_id, storage.metadata.cluster_id()?) {
             (Some(wanted), Some(stored)) if *wanted != stored => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -187,12 +165,15 @@ impl Broker {
             (_, Some(stored)) => stored,
             (wanted, None) => {
                 let id = wanted.clone().unwrap_or_else(new_cluster_id);
-                storage.save_cluster_id(&id)?;
                 // Another instance may have stored its id first: the stored one counts.
-                storage.load_cluster_id()?.unwrap_or(id)
+                storage.metadata.init_cluster_id(&id)?
             }
         };
-        let group_stores = storage.open_group_stores(config.fsync == FsyncPolicy::Always)?;
+        let group_stores = storage
+            .group_logs
+            .iter()
+            .map(|log| Arc::new(LogGroupStore::new(log.clone())) as Arc<dyn GroupStore>)
+            .collect();
         let groups = GroupCoordinator::inactive(group_stores, GroupConfig::from_server(&config));
         for shard in 0..groups.shard_count() {
             if cluster.leads_group_shard(shard) {
@@ -211,7 +192,7 @@ impl Broker {
             metadata_version: AtomicU64::new(0),
             fetch_sessions: FetchSessions::default(),
         };
-        for meta in broker.storage.load_topics()? {
+        for meta in broker.storage.metadata.topics()? {
             let topic = broker.open_topic(&meta)?;
             broker.index(topic);
         }
@@ -228,7 +209,7 @@ impl Broker {
     fn open_partition(&self, meta: &TopicMeta, index: i32) -> io::Result<Arc<Partition>> {
         let config = topic_config::effective(&meta.configs, &self.config);
         let opener: Arc<dyn LogOpener> = Arc::new(StorageLog {
-            storage: self.storage.clone(),
+            logs: self.storage.logs.clone(),
             topic: meta.name.clone(),
             index,
         });
@@ -442,7 +423,10 @@ impl Broker {
     pub fn next_producer_id(&self) -> Result<i64, KafkaError> {
         let mut ids = self.producer_ids.lock();
         if ids.0 >= ids.1 {
-            let first = self.storage.reserve_producer_ids(PRODUCER_ID_BLOCK)?;
+            let first = self
+                .storage
+                .metadata
+                .reserve_producer_ids(PRODUCER_ID_BLOCK)?;
             *ids = (first, first + PRODUCER_ID_BLOCK);
         }
         let id = ids.0;
@@ -457,7 +441,7 @@ impl Broker {
 
     /// Makes the topic index match the stored topics (changed by another instance).
     fn reload_topics(&self) -> io::Result<()> {
-        let stored = self.storage.load_topics()?;
+        let stored = self.storage.metadata.topics()?;
         let _admin = self.admin.lock();
         let mut names = std::collections::HashSet::new();
         for meta in stored {

@@ -452,18 +452,17 @@ impl Partition {
 mod tests {
     use super::*;
     use crate::records::batch::tests::sample_batch;
-    use crate::storage::remote::test_backend::MemoryBackend;
-    use crate::storage::{RemoteStorage, Storage};
+    use crate::storage::remote::fake::FakeBackend;
     use std::time::Duration;
 
-    fn remote_partition(backend: Arc<MemoryBackend>) -> Arc<Partition> {
-        let storage: Arc<dyn Storage> = Arc::new(RemoteStorage::new(backend, 1 << 20));
+    fn remote_partition(backend: Arc<FakeBackend>) -> Arc<Partition> {
+        let storage = crate::storage::remote::open(backend, 1 << 20);
         let config = super::super::topic_config::effective(
             &Default::default(),
             &crate::config::ServerConfig::default(),
         );
         let opener: Arc<dyn LogOpener> = Arc::new(crate::broker::StorageLog {
-            storage,
+            logs: storage.logs,
             topic: "t".into(),
             index: 0,
         });
@@ -488,7 +487,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_receipt_steps_down_and_the_partition_is_taken_over_again() {
-        let backend = Arc::new(MemoryBackend::default());
+        let backend = Arc::new(FakeBackend::default());
         let p = remote_partition(backend.clone());
         let batch = sample_batch(3, 1_000, b"v", (-1, -1, -1));
 
@@ -527,12 +526,12 @@ mod tests {
         assert_eq!(appended.0.base_offset, 3);
         stored(appended.1).await.unwrap();
         assert_eq!(p.high_watermark(), 6);
-        assert_eq!(backend.stored.lock().len(), 2);
+        assert_eq!(backend.stored("t", 0).len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_above_the_storage_limit_is_refused_before_it_gets_offsets() {
-        let backend = Arc::new(MemoryBackend::default());
+        let backend = Arc::new(FakeBackend::default());
         let p = remote_partition(backend.clone());
         let big = sample_batch(3, 1_000, &[7u8; 2_000], (-1, -1, -1));
         let small = sample_batch(1, 1_000, b"v", (-1, -1, -1));
@@ -540,7 +539,7 @@ mod tests {
 
         let refused = p.append(BytesMut::from(&big[..]), &PRODUCED).err();
         assert_eq!(refused.map(|e| e.error), Some(KafkaError::MessageTooLarge));
-        assert!(backend.stored.lock().is_empty());
+        assert!(backend.stored("t", 0).is_empty());
         // Nothing stepped down: the next batch is stored at offset 0, without a takeover.
         let (done, durable) = p.append(BytesMut::from(&small[..]), &PRODUCED).unwrap();
         assert_eq!(done.base_offset, 0);
@@ -556,7 +555,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_the_backend_refuses_as_too_large_is_message_too_large_and_resyncs_once() {
-        let backend = Arc::new(MemoryBackend::default());
+        let backend = Arc::new(FakeBackend::default());
         let p = remote_partition(backend.clone());
         let big = sample_batch(3, 1_000, &[7u8; 2_000], (-1, -1, -1));
         let small = sample_batch(1, 1_000, b"v", (-1, -1, -1));

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::store::MemoryGroupStore;
+use super::store::LogGroupStore;
 use super::{shard_of, GroupConfig, GroupCoordinator, GroupRecord, GroupStore, OffsetEntry};
 use crate::error::KafkaError;
+use crate::storage::MemoryGroupLog;
 
 /// A store whose appends wait while `held` is set, and fail while `fail` is set; it keeps what
 /// it was given.
@@ -114,7 +115,10 @@ fn a_blocked_append_holds_up_neither_other_shards_nor_reads() {
     let (a, b) = groups_on_two_shards();
     let slow = Arc::new(GatedStore::default());
     let co = Arc::new(GroupCoordinator::inactive(
-        vec![slow.clone(), Arc::new(MemoryGroupStore)],
+        vec![
+            slow.clone(),
+            Arc::new(LogGroupStore::new(Arc::new(MemoryGroupLog))),
+        ],
         GroupConfig::default(),
     ));
     co.activate(0).unwrap();

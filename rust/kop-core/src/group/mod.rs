@@ -47,7 +47,7 @@ use bytes::Bytes;
 
 pub use classic::{JoinParams, SyncParams};
 pub use state::{GroupConfig, GroupState, JoinOutcome, Now, OffsetEntry, Reply, SyncOutcome};
-pub use store::{FileGroupStore, GroupRecord, GroupStore, MemoryGroupStore};
+pub use store::{GroupRecord, GroupStore, LogGroupStore};
 
 use crate::config::ServerConfig;
 use crate::error::KafkaError;

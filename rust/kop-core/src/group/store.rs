@@ -2,16 +2,17 @@
 //! start (the role Kafka's compacted `__consumer_offsets` topic plays).
 //!
 //! The coordinator only appends records and, now and then, replaces the whole log with a
-//! snapshot of what is live (compaction). A backend implements `GroupStore`; the file backend
-//! keeps `groups/groups.log` in the data directory, the memory backend keeps nothing, and the
-//! Pulsar backend can map the same records onto a compacted topic keyed by group.
+//! snapshot of what is live (compaction). This file owns the records and their encoding (JSON,
+//! member metadata in hex); `LogGroupStore` keeps them in a storage `GroupLog` (the group-log
+//! seam: a file, nothing in memory, or Pulsar).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+
+use crate::storage::GroupLog;
 
 /// One durable fact about a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,108 +128,45 @@ pub trait GroupStore: Send + Sync {
     }
 }
 
-/// Keeps nothing (`memory://`).
-#[derive(Default)]
-pub struct MemoryGroupStore;
+/// A `GroupStore` over a storage `GroupLog`: each record is its JSON.
+pub struct LogGroupStore {
+    log: Arc<dyn GroupLog>,
+    /// Bytes loaded or appended since the last rewrite.
+    garbage: AtomicU64,
+}
 
-impl GroupStore for MemoryGroupStore {
+impl LogGroupStore {
+    pub fn new(log: Arc<dyn GroupLog>) -> LogGroupStore {
+        LogGroupStore {
+            log,
+            garbage: AtomicU64::new(0),
+        }
+    }
+}
+
+fn encode(records: &[GroupRecord]) -> io::Result<Vec<Vec<u8>>> {
+    records
+        .iter()
+        .map(|r| serde_json::to_vec(r).map_err(io::Error::other))
+        .collect()
+}
+
+fn byte_count(records: &[Vec<u8>]) -> u64 {
+    records.iter().map(|r| r.len() as u64).sum()
+}
+
+impl GroupStore for LogGroupStore {
     fn load(&self) -> io::Result<Vec<GroupRecord>> {
-        Ok(Vec::new())
-    }
-    fn append(&self, _records: &[GroupRecord]) -> io::Result<()> {
-        Ok(())
-    }
-    fn rewrite(&self, _live: &[GroupRecord]) -> io::Result<()> {
-        Ok(())
-    }
-    fn garbage_hint(&self) -> u64 {
-        0
-    }
-    fn flush(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Frames: `len: u32 BE`, `crc32c(json): u32 BE`, `json`. A torn or corrupt tail is cut off on load.
-pub struct FileGroupStore {
-    path: PathBuf,
-    file: Mutex<(File, u64)>,
-    sync_each_append: bool,
-}
-
-const MAX_RECORD: usize = 64 << 20;
-
-fn encode(records: &[GroupRecord]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for r in records {
-        let json = serde_json::to_vec(r).map_err(io::Error::other)?;
-        out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&json).to_be_bytes());
-        out.extend_from_slice(&json);
-    }
-    Ok(out)
-}
-
-/// The records in `data` and the length of its valid prefix.
-fn decode(data: &[u8]) -> (Vec<GroupRecord>, usize) {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while data.len() - pos >= 8 {
-        let len = u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
-        let crc = u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]);
-        let len = len as usize;
-        if len > MAX_RECORD || data.len() - pos - 8 < len {
-            break;
+        let raw = self.log.load()?;
+        self.garbage.store(byte_count(&raw), Ordering::Relaxed);
+        let mut records = Vec::with_capacity(raw.len());
+        for r in raw {
+            match serde_json::from_slice(&r) {
+                Ok(rec) => records.push(rec),
+                // A record this version can't read is skipped, not fatal (as a torn file tail).
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable group record"),
+            }
         }
-        let json = &data[pos + 8..pos + 8 + len];
-        if crc32c::crc32c(json) != crc {
-            break;
-        }
-        match serde_json::from_slice(json) {
-            Ok(r) => out.push(r),
-            Err(_) => break,
-        }
-        pos += 8 + len;
-    }
-    (out, pos)
-}
-
-impl FileGroupStore {
-    pub fn open(dir: &Path, sync_each_append: bool) -> io::Result<FileGroupStore> {
-        fs::create_dir_all(dir)?;
-        let path = dir.join("groups.log");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        Ok(FileGroupStore {
-            path,
-            file: Mutex::new((file, 0)),
-            sync_each_append,
-        })
-    }
-}
-
-impl GroupStore for FileGroupStore {
-    fn load(&self) -> io::Result<Vec<GroupRecord>> {
-        let mut guard = self.file.lock();
-        let file = &mut guard.0;
-        let mut data = Vec::new();
-        file.seek(SeekFrom::Start(0))?;
-        file.read_to_end(&mut data)?;
-        let (records, valid) = decode(&data);
-        if valid < data.len() {
-            tracing::warn!(
-                path = %self.path.display(),
-                dropped_bytes = data.len() - valid,
-                "group log: cut a torn or corrupt tail"
-            );
-            file.set_len(valid as u64)?;
-        }
-        file.seek(SeekFrom::End(0))?;
-        guard.1 = valid as u64;
         Ok(records)
     }
 
@@ -236,44 +174,29 @@ impl GroupStore for FileGroupStore {
         if records.is_empty() {
             return Ok(());
         }
-        let bytes = encode(records)?;
-        let mut guard = self.file.lock();
-        guard.0.write_all(&bytes)?;
-        if self.sync_each_append {
-            guard.0.sync_data()?;
-        }
-        guard.1 += bytes.len() as u64;
+        let encoded = encode(records)?;
+        let bytes = byte_count(&encoded);
+        self.log.append(encoded)?;
+        self.garbage.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
 
     fn rewrite(&self, live: &[GroupRecord]) -> io::Result<()> {
-        let bytes = encode(live)?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        let mut guard = self.file.lock();
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            #[cfg(unix)]
-            File::open(dir)?.sync_all()?;
-            #[cfg(not(unix))]
-            let _ = dir;
-        }
-        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        file.seek(SeekFrom::End(0))?;
-        *guard = (file, 0);
+        self.log.rewrite(encode(live)?)?;
+        self.garbage.store(0, Ordering::Relaxed);
         Ok(())
     }
 
     fn garbage_hint(&self) -> u64 {
-        self.file.lock().1
+        self.garbage.load(Ordering::Relaxed)
     }
 
     fn flush(&self) -> io::Result<()> {
-        self.file.lock().0.sync_data()
+        self.log.flush()
+    }
+
+    fn release(&self) -> io::Result<()> {
+        self.log.release()
     }
 }
 
@@ -317,24 +240,21 @@ mod tests {
     }
 
     #[test]
-    fn appends_survive_reopen_and_torn_tail_is_cut() {
+    fn records_survive_a_reload_and_unreadable_ones_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let s = FileGroupStore::open(dir.path(), false).unwrap();
-            assert!(s.load().unwrap().is_empty());
-            s.append(&[offset("g", 1), offset("g", 2)]).unwrap();
-        }
-        let path = dir.path().join("groups.log");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&[0, 0, 0, 9, 1, 2]).unwrap();
-        drop(f);
-        let s = FileGroupStore::open(dir.path(), false).unwrap();
-        assert_eq!(s.load().unwrap(), vec![offset("g", 1), offset("g", 2)]);
-        s.append(&[offset("g", 3)]).unwrap();
-        s.rewrite(&[offset("g", 3)]).unwrap();
-        s.append(&[offset("h", 4)]).unwrap();
-        let s = FileGroupStore::open(dir.path(), false).unwrap();
-        assert_eq!(s.load().unwrap(), vec![offset("g", 3), offset("h", 4)]);
+        let log = Arc::new(crate::storage::FileGroupLog::open(dir.path(), false).unwrap());
+        let store = LogGroupStore::new(log.clone());
+        assert!(store.load().unwrap().is_empty());
+        store.append(&[offset("g", 1), offset("g", 2)]).unwrap();
+        log.append(vec![b"{not a record".to_vec()]).unwrap();
+        store.append(&[offset("h", 3)]).unwrap();
+        assert!(store.garbage_hint() > 0);
+        let store = LogGroupStore::new(log);
+        let all = vec![offset("g", 1), offset("g", 2), offset("h", 3)];
+        assert_eq!(store.load().unwrap(), all);
+        store.rewrite(&all[2..]).unwrap();
+        assert_eq!(store.garbage_hint(), 0);
+        assert_eq!(store.load().unwrap(), &all[2..]);
     }
 
     #[test]

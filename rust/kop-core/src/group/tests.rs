@@ -8,8 +8,9 @@ use bytes::Bytes;
 use super::state::{
     Group, GroupConfig, GroupState, JoinOutcome, Now, Reply, SyncOutcome, MIN_INITIAL_JOIN_PHASE,
 };
-use super::{FileGroupStore, GroupCoordinator, JoinParams, OffsetEntry, SyncParams};
+use super::{GroupCoordinator, JoinParams, LogGroupStore, OffsetEntry, SyncParams};
 use crate::error::KafkaError;
+use crate::storage::FileGroupLog;
 
 fn cfg(delay_ms: u64) -> GroupConfig {
     GroupConfig {
@@ -264,7 +265,9 @@ fn offsets_expire_only_after_the_group_is_empty_for_the_retention() {
 fn coordinator_state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let open = || {
-        let store = Arc::new(FileGroupStore::open(dir.path(), false).unwrap());
+        let store = Arc::new(LogGroupStore::new(Arc::new(
+            FileGroupLog::open(dir.path(), false).unwrap(),
+        )));
         GroupCoordinator::open(store, cfg(0)).unwrap()
     };
     {
@@ -319,7 +322,9 @@ fn consumer_group_survives_reopen_and_static_member_takes_over() {
     use super::consumer::HeartbeatParams;
     let dir = tempfile::tempdir().unwrap();
     let open = || {
-        let store = Arc::new(FileGroupStore::open(dir.path(), false).unwrap());
+        let store = Arc::new(LogGroupStore::new(Arc::new(
+            FileGroupLog::open(dir.path(), false).unwrap(),
+        )));
         GroupCoordinator::open(store, cfg(0)).unwrap()
     };
     let tid = uuid::Uuid::from_u128(9);

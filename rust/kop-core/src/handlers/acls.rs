@@ -154,7 +154,7 @@ pub async fn create_acls(
     }
     let parsed: Vec<Result<AclBinding, String>> = req.creations.iter().map(binding).collect();
     let valid: Vec<AclBinding> = parsed.iter().filter_map(|r| r.clone().ok()).collect();
-    let stored = ctx.security.add_acls(&ctx.broker, &valid);
+    let stored = ctx.security.add_acls(&valid);
     let results = parsed
         .into_iter()
         .map(|r| match (r, &stored) {
@@ -215,7 +215,7 @@ pub async fn delete_acls(
         })
         .collect();
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|r| r.clone().ok()).collect();
-    let removed = ctx.security.delete_acls(&ctx.broker, &valid);
+    let removed = ctx.security.delete_acls(&valid);
     let mut removed_iter = match &removed {
         Ok(r) => r.clone().into_iter(),
         Err(_) => Vec::new().into_iter(),

@@ -121,25 +121,6 @@ pub async fn group_allowed(ctx: &RequestContext, api: &str, op: Operation, group
     allowed(ctx, api, op, ResourceType::Group, group).await
 }
 
-/// One action on a transactional id (WRITE for InitProducerId / AddPartitionsToTxn / EndTxn,
-/// DESCRIBE for DescribeTransactions); deny with
-/// `KafkaError::TransactionalIdAuthorizationFailed`.
-pub async fn transactional_id_allowed(
-    ctx: &RequestContext,
-    api: &str,
-    op: Operation,
-    transactional_id: &str,
-) -> bool {
-    allowed(
-        ctx,
-        api,
-        op,
-        ResourceType::TransactionalId,
-        transactional_id,
-    )
-    .await
-}
-
 /// The operations Kafka reports in `*_authorized_operations`, per resource type: Kafka 4.1's
 /// `AclEntry.supportedOperations` (with no authorizer, all of them).
 pub const TOPIC_OPERATIONS: [Operation; 8] = [

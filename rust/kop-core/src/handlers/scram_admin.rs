@@ -170,7 +170,7 @@ pub async fn alter(
         .collect();
     let changed_users: HashSet<String> = changes.iter().map(|(u, _, _)| u.clone()).collect();
     if !changes.is_empty() {
-        if let Err(e) = ctx.security.set_admin_scram(&ctx.broker, changes) {
+        if let Err(e) = ctx.security.set_admin_scram(changes) {
             for u in changed_users {
                 errors.insert(
                     u,

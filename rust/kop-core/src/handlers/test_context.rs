@@ -19,11 +19,11 @@ use tokio::sync::watch;
 use super::{ListenerInfo, RequestContext};
 use crate::auth::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use crate::auth::{Principal, Security};
-use crate::broker::cluster::{Endpoint, Member};
 use crate::broker::{Broker, Topic};
 use crate::config::ServerConfig;
 use crate::net::limits::ConnectionLimits;
 use crate::shutdown::ShutdownSignal;
+use crate::storage::{Endpoint, Member};
 
 /// The listener every test context was "reached" through.
 pub const LISTENER: &str = "PLAINTEXT";
@@ -94,7 +94,8 @@ impl ContextBuilder {
             }],
         };
         let broker = Arc::new(Broker::open(config.clone(), None, me).expect("memory broker"));
-        let security = Arc::new(Security::new(&config, Some(&broker), None).expect("security"));
+        let security =
+            Arc::new(Security::new(&config, Some(broker.metadata()), None).expect("security"));
         let (shutdown_tx, shutdown) = ShutdownSignal::new();
         TestContext {
             ctx: RequestContext {

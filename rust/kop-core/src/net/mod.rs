@@ -17,11 +17,11 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 
 use crate::auth::{Principal, Security};
-use crate::broker::cluster::{Endpoint, Member};
 use crate::broker::{housekeeping, Broker};
 use crate::config::{ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
 use crate::shutdown::ShutdownSignal;
+use crate::storage::{Endpoint, Member};
 
 /// A listener as actually bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +124,7 @@ impl RunningServer {
     ) -> io::Result<RunningServer> {
         config
             .validate()
+            .and_then(|()| crate::auth::check_config(&config))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let threads = if config.io_threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -168,7 +169,7 @@ impl RunningServer {
             "storage opened"
         );
         let security = Arc::new(
-            Security::new(&config, Some(&broker), hooks)
+            Security::new(&config, Some(broker.metadata()), hooks)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
         // Storage is open: only now do the ports accept connections.

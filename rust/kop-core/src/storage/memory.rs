@@ -1,63 +1,79 @@
 //! The in-memory backend (`memory://`): the same log structure, nothing survives a restart.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::log::SegmentedLog;
+use super::documents::DocumentStore;
+use super::group_log::GroupLog;
+use super::members::SoleMember;
+use super::metadata::Metadata;
+use super::partition_log::{LogSettings, LogStore, PartitionLog};
 use super::segment::SegmentStore;
-use super::{LogSettings, PartitionLog, Storage, TopicMeta};
+use super::segmented_log::SegmentedLog;
+use super::Storage;
 use crate::records::batch::BatchHeader;
 
+pub(super) fn open() -> Storage {
+    Storage {
+        metadata: Arc::new(Metadata::new(Arc::new(MemoryDocuments::default()))),
+        logs: Arc::new(MemoryLogs),
+        group_logs: vec![Arc::new(MemoryGroupLog)],
+        members: Arc::new(SoleMember),
+        _lock: None,
+    }
+}
+
 #[derive(Default)]
-pub struct MemoryStorage {
-    topics: Mutex<HashMap<String, TopicMeta>>,
-    cluster_id: Mutex<Option<String>>,
-    next_producer_id: Mutex<i64>,
-    security: Mutex<Option<Vec<u8>>>,
+pub struct MemoryDocuments {
+    docs: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
-impl MemoryStorage {
-    pub fn new() -> MemoryStorage {
-        MemoryStorage::default()
-    }
-}
-
-impl Storage for MemoryStorage {
-    fn load_security(&self) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.security.lock().clone())
+impl DocumentStore for MemoryDocuments {
+    fn get(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.docs.lock().get(name).cloned())
     }
 
-    fn save_security(&self, data: &[u8]) -> io::Result<()> {
-        *self.security.lock() = Some(data.to_vec());
+    fn put(&self, name: &str, data: Option<&[u8]>) -> io::Result<()> {
+        let mut docs = self.docs.lock();
+        match data {
+            Some(d) => docs.insert(name.to_string(), d.to_vec()),
+            None => docs.remove(name),
+        };
         Ok(())
     }
 
-    fn load_cluster_id(&self) -> io::Result<Option<String>> {
-        Ok(self.cluster_id.lock().clone())
-    }
-
-    fn save_cluster_id(&self, id: &str) -> io::Result<()> {
-        *self.cluster_id.lock() = Some(id.to_string());
-        Ok(())
-    }
-
-    fn load_topics(&self) -> io::Result<Vec<TopicMeta>> {
-        Ok(self.topics.lock().values().cloned().collect())
-    }
-
-    fn save_topic(&self, meta: &TopicMeta, _previous: Option<&TopicMeta>) -> io::Result<bool> {
-        self.topics.lock().insert(meta.name.clone(), meta.clone());
+    fn put_if(&self, name: &str, data: Option<&[u8]>, expected: Option<&[u8]>) -> io::Result<bool> {
+        let mut docs = self.docs.lock();
+        if docs.get(name).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        match data {
+            Some(d) => docs.insert(name.to_string(), d.to_vec()),
+            None => docs.remove(name),
+        };
         Ok(true)
     }
 
-    fn delete_topic(&self, meta: &TopicMeta) -> io::Result<()> {
-        self.topics.lock().remove(&meta.name);
-        Ok(())
+    fn names(&self, prefix: &str) -> io::Result<Vec<String>> {
+        Ok(self
+            .docs
+            .lock()
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
+}
 
-    fn open_log(
+/// Logs live in their partitions: dropping one (topic deleted) frees it.
+struct MemoryLogs;
+
+impl LogStore for MemoryLogs {
+    fn open(
         &self,
         _topic: &str,
         _partition: i32,
@@ -71,18 +87,25 @@ impl Storage for MemoryStorage {
         Ok(Box::new(log))
     }
 
-    fn reserve_producer_ids(&self, count: i64) -> io::Result<i64> {
-        let mut next = self.next_producer_id.lock();
-        let first = *next;
-        *next += count;
-        Ok(first)
+    fn delete(&self, _topic: &str, _partitions: i32) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Keeps nothing: the groups in memory are all there is, and nothing is replayed.
+pub struct MemoryGroupLog;
+
+impl GroupLog for MemoryGroupLog {
+    fn load(&self) -> io::Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
     }
 
-    fn open_group_stores(
-        &self,
-        _sync_each_append: bool,
-    ) -> io::Result<Vec<std::sync::Arc<dyn crate::group::GroupStore>>> {
-        Ok(vec![std::sync::Arc::new(crate::group::MemoryGroupStore)])
+    fn append(&self, _records: Vec<Vec<u8>>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn rewrite(&self, _live: Vec<Vec<u8>>) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -5,8 +5,8 @@ use std::io;
 
 use bytes::Bytes;
 
+use super::partition_log::{LogSettings, PartitionLog, Receipt};
 use super::segment::{BatchCheck, Segment, SegmentStore};
-use super::{LogSettings, PartitionLog, Receipt};
 use crate::records::batch::BatchHeader;
 
 /// Creates the byte store of a new segment starting at the given base offset.

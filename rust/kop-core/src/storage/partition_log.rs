@@ -1,0 +1,118 @@
+//! The log seam: one log of record batches per partition.
+//!
+//! The broker keeps every Kafka rule (offsets, producer state, waiting fetches); a log only
+//! stores batches whose offsets are already assigned and answers positions. Implemented by
+//! `file` and `memory` (both a `SegmentedLog`) and by `remote` (Pulsar, with a tail cache).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::records::batch::BatchHeader;
+
+/// Opens, closes and deletes the partition logs of one storage.
+pub trait LogStore: Send + Sync {
+    /// Makes room for `partitions` partitions of a new or grown topic (Pulsar: creates or grows
+    /// the partitioned topic); local logs are created when first opened.
+    fn create(&self, _topic: &str, _partitions: i32) -> io::Result<()> {
+        Ok(())
+    }
+    /// Opens (recovering if needed, taking over on shared storage) a partition's log.
+    /// `on_batch` sees the header of every batch found, oldest first, so the broker can
+    /// rebuild producer state.
+    fn open(
+        &self,
+        topic: &str,
+        partition: i32,
+        settings: LogSettings,
+        on_batch: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<Box<dyn PartitionLog>>;
+    /// Lets go of a partition's log that another kop instance leads now.
+    fn close(&self, _topic: &str, _partition: i32) {}
+    /// Removes the data of every partition of a deleted topic.
+    fn delete(&self, topic: &str, partitions: i32) -> io::Result<()>;
+}
+
+/// The log settings a partition needs from its topic config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    pub segment_bytes: i64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    /// Whether old data is deleted by retention (`cleanup.policy` contains `delete`).
+    pub delete_retention: bool,
+}
+
+/// Completes when a remote backend has stored an appended batch (`Err`: it did not, or may not
+/// have; the partition must be taken over again before it appends more).
+pub type Receipt = tokio::sync::oneshot::Receiver<Result<(), AppendFailure>>;
+
+/// Why a remote append was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendFailure {
+    /// The backend refuses a message this large: permanent for this batch, which was not
+    /// stored; the partition is still held. The producer gets MESSAGE_TOO_LARGE.
+    TooLarge(String),
+    /// The append may or may not be stored and the partition may be lost (fenced, timed out,
+    /// disconnected). The producer gets NOT_LEADER_OR_FOLLOWER and retries.
+    Lost(String),
+}
+
+impl std::fmt::Display for AppendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendFailure::TooLarge(why) => write!(f, "batch too large for the storage: {why}"),
+            AppendFailure::Lost(why) => f.write_str(why),
+        }
+    }
+}
+
+/// One partition's log. Offsets are assigned by the broker; the log stores batches whose
+/// `baseOffset` is already patched, in offset order.
+pub trait PartitionLog: Send + Sync {
+    fn log_start_offset(&self) -> i64;
+    /// The offset the next batch gets (the log end offset).
+    fn next_offset(&self) -> i64;
+    fn size_bytes(&self) -> u64;
+    /// Appends one patched batch. A local log has written it when this returns (`flush` makes
+    /// it durable) and returns None; a remote log returns the receipt of the backend's store.
+    fn append(
+        &mut self,
+        header: &BatchHeader,
+        batch: Bytes,
+        now_ms: i64,
+    ) -> io::Result<Option<Receipt>>;
+    /// Whole batches starting with the one that contains `offset`, about `max_bytes` of them
+    /// (always at least one batch if any exists), never past `upper` (exclusive). None: not
+    /// held locally; read through `remote_reads` (outside the partition lock).
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>>;
+    /// Reads that go to a remote backend and may block, for a caller that does not hold the
+    /// partition lock. None for local logs. When Some, the timestamp look-ups below are asked
+    /// there instead.
+    fn remote_reads(&self) -> Option<Arc<dyn RemoteReads>> {
+        None
+    }
+    /// The largest batch the storage can hold, when it is smaller than any topic may ask for
+    /// (Pulsar's maximum message size); None: no limit of its own.
+    fn max_batch_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// The first batch whose max timestamp is >= `timestamp`.
+    fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>>;
+    /// The batch holding the largest timestamp in the log.
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>>;
+    /// Makes appended data durable (fsync).
+    fn flush(&mut self) -> io::Result<()>;
+    fn set_settings(&mut self, settings: LogSettings);
+    /// Applies retention; returns the number of segments deleted.
+    fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;
+}
+
+/// The blocking reads of a remote partition log (see `PartitionLog::remote_reads`).
+pub trait RemoteReads: Send + Sync {
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes>;
+    fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>>;
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>>;
+}

@@ -1,0 +1,112 @@
+//! The boundary to a remote backend (Pulsar, implemented in Python: kop-py implements
+//! `RemoteBackend` over `kop.pulsar.PulsarBackend`; docs/pulsar-storage.md is the contract).
+//! Each method serves one seam: documents, logs, group logs or members.
+
+use std::io;
+
+use bytes::Bytes;
+
+use crate::records::batch::BatchHeader;
+use crate::storage::members::{ClusterState, Member};
+use crate::storage::partition_log::Receipt;
+
+/// What a takeover of a partition found (see the contract's `open_partition`).
+#[derive(Debug, Clone, Default)]
+pub struct OpenedPartition {
+    pub epoch: i32,
+    pub log_start: i64,
+    pub next_offset: i64,
+    /// The header bytes of every live batch, oldest first (producer state is rebuilt from them).
+    pub headers: Vec<Bytes>,
+    /// The newest live batches, whole, oldest first.
+    pub tail: Vec<Bytes>,
+}
+
+/// A remote store of bytes. Every method but `append` may block; callers on tokio workers go
+/// through `blocking`.
+pub trait RemoteBackend: Send + Sync {
+    // Documents (`storage::documents`).
+    fn load_doc(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Stores (or with None deletes) a document, durably when it returns.
+    fn save_doc(&self, name: &str, data: Option<&[u8]>) -> io::Result<()>;
+    /// `save_doc` if the document still holds `expected` (None: absent) — also when another
+    /// kop instance wrote it meanwhile; false (nothing stored) if it does not.
+    fn save_doc_if(
+        &self,
+        name: &str,
+        data: Option<&[u8]>,
+        expected: Option<&[u8]>,
+    ) -> io::Result<bool>;
+    fn doc_names(&self, prefix: &str) -> io::Result<Vec<String>>;
+
+    // Logs (`storage::partition_log`).
+    /// Creates the topic's partitions, or grows their count.
+    fn create_topic(&self, topic: &str, partitions: i32) -> io::Result<()>;
+    fn delete_topic(&self, topic: &str) -> io::Result<()>;
+    /// Sets the topic's retention in the backend (-1: unlimited) and returns the partition's
+    /// log start offset after what the backend deleted, or -1 when it stores no batch.
+    fn apply_retention(
+        &self,
+        topic: &str,
+        partition: i32,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> io::Result<i64>;
+    /// Takes the partition over: from now on only this process can append to it.
+    fn open_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        tail_bytes: usize,
+    ) -> io::Result<OpenedPartition>;
+    /// Lets go of a partition another instance leads now (no-op if not open).
+    fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()>;
+
+    // Members (`storage::members`).
+    /// Announces this instance (and keeps announcing it until closed); returns the members
+    /// that are live now, this one included or not.
+    fn join(&self, me: &Member) -> io::Result<Vec<Member>>;
+    /// The live members, and a counter that moves whenever a document changed.
+    fn cluster_state(&self) -> io::Result<ClusterState>;
+
+    // Logs, continued: appends and reads.
+    /// The largest batch `append` can store (Pulsar: the broker's maximum message size, less
+    /// room for the message metadata); None: no limit. Asked on every append: keep it cheap.
+    fn max_batch_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// Sends one batch; never blocks. Receipts of one partition report a prefix: after a
+    /// failure every later one fails too, until the partition is opened again.
+    fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        epoch: i32,
+        header: &BatchHeader,
+        payload: Bytes,
+    ) -> Receipt;
+    fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> io::Result<Vec<Bytes>>;
+    fn batch_at_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> io::Result<Option<Bytes>>;
+    fn batch_with_max_timestamp(&self, topic: &str, partition: i32) -> io::Result<Option<Bytes>>;
+
+    // Group logs (`storage::group_log`).
+    /// The group records of one shard (`group::shard_of`); from now on only this process can
+    /// write them.
+    fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>>;
+    fn append_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()>;
+    fn rewrite_group_records(&self, shard: i32, records: Vec<Vec<u8>>) -> io::Result<()>;
+    /// Stops writing a shard's group records (another instance coordinates it now).
+    fn release_group_records(&self, shard: i32) -> io::Result<()>;
+}

@@ -1,0 +1,348 @@
+//! Partition logs in the remote backend. Rust keeps what it keeps for the local log (offsets,
+//! producer state); the backend stores the batches. Each partition keeps a tail cache of its
+//! newest batches; older data is read through `RemoteReads`, outside the partition lock.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::tail_cache::TailCache;
+use super::{blocking, invalid, OpenedPartition, RemoteBackend};
+use crate::records::batch::BatchHeader;
+use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog, Receipt, RemoteReads};
+
+pub struct RemoteLogs {
+    pub(super) backend: Arc<dyn RemoteBackend>,
+    /// Bytes of newest batches each partition keeps in memory.
+    pub(super) tail_bytes: usize,
+}
+
+impl LogStore for RemoteLogs {
+    fn create(&self, topic: &str, partitions: i32) -> io::Result<()> {
+        blocking(|| self.backend.create_topic(topic, partitions))
+    }
+
+    fn open(
+        &self,
+        topic: &str,
+        partition: i32,
+        settings: LogSettings,
+        on_batch: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<Box<dyn PartitionLog>> {
+        let opened = blocking(|| {
+            // A new topic's partitions must exist before they can be taken over.
+            self.backend.create_topic(topic, partition + 1)?;
+            self.backend
+                .open_partition(topic, partition, self.tail_bytes)
+        })?;
+        for h in &opened.headers {
+            on_batch(&BatchHeader::parse(h).map_err(invalid)?);
+        }
+        tracing::info!(
+            topic,
+            partition,
+            epoch = opened.epoch,
+            log_start = opened.log_start,
+            next_offset = opened.next_offset,
+            "took over partition"
+        );
+        Ok(Box::new(RemoteLog::new(
+            self.backend.clone(),
+            topic,
+            partition,
+            settings,
+            self.tail_bytes,
+            opened,
+        )?))
+    }
+
+    fn close(&self, topic: &str, partition: i32) {
+        if let Err(e) = blocking(|| self.backend.close_partition(topic, partition)) {
+            tracing::warn!(topic, partition, error = %e, "closing a partition another instance leads failed");
+        }
+    }
+
+    fn delete(&self, topic: &str, _partitions: i32) -> io::Result<()> {
+        blocking(|| self.backend.delete_topic(topic))
+    }
+}
+
+pub struct RemoteLog {
+    backend: Arc<dyn RemoteBackend>,
+    topic: Arc<str>,
+    partition: i32,
+    epoch: i32,
+    log_start: i64,
+    next_offset: i64,
+    tail: TailCache,
+    settings: LogSettings,
+    reads: Arc<PartitionReads>,
+}
+
+impl RemoteLog {
+    fn new(
+        backend: Arc<dyn RemoteBackend>,
+        topic: &str,
+        partition: i32,
+        settings: LogSettings,
+        tail_limit: usize,
+        opened: OpenedPartition,
+    ) -> io::Result<RemoteLog> {
+        let topic: Arc<str> = topic.into();
+        let mut log = RemoteLog {
+            reads: Arc::new(PartitionReads {
+                backend: backend.clone(),
+                topic: topic.clone(),
+                partition,
+            }),
+            backend,
+            topic,
+            partition,
+            epoch: opened.epoch,
+            log_start: opened.log_start,
+            next_offset: opened.next_offset,
+            tail: TailCache::new(tail_limit),
+            settings,
+        };
+        for bytes in opened.tail {
+            let header = BatchHeader::parse(&bytes).map_err(invalid)?;
+            log.tail.push(&header, bytes);
+        }
+        Ok(log)
+    }
+}
+
+impl PartitionLog for RemoteLog {
+    fn log_start_offset(&self) -> i64 {
+        self.log_start
+    }
+
+    fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Only what is cached: the backend's sizes are its own business (its retention applies).
+    fn size_bytes(&self) -> u64 {
+        self.tail.size() as u64
+    }
+
+    fn append(
+        &mut self,
+        header: &BatchHeader,
+        batch: Bytes,
+        _now_ms: i64,
+    ) -> io::Result<Option<Receipt>> {
+        let receipt = self.backend.append(
+            &self.topic,
+            self.partition,
+            self.epoch,
+            header,
+            batch.clone(),
+        );
+        self.next_offset = header.last_offset() + 1;
+        self.tail.push(header, batch);
+        Ok(Some(receipt))
+    }
+
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>> {
+        Ok(self.tail.read(offset, max_bytes, upper, self.next_offset))
+    }
+
+    fn remote_reads(&self) -> Option<Arc<dyn RemoteReads>> {
+        Some(self.reads.clone())
+    }
+
+    fn max_batch_bytes(&self) -> Option<usize> {
+        self.backend.max_batch_bytes()
+    }
+
+    fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>> {
+        self.reads.batch_at_timestamp(timestamp)
+    }
+
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>> {
+        self.reads.batch_with_max_timestamp()
+    }
+
+    /// Nothing to do: an append is durable when its receipt completes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_settings(&mut self, settings: LogSettings) {
+        self.settings = settings;
+    }
+
+    /// The backend deletes (Pulsar: whole ledgers, by the topic retention set here); the log
+    /// start follows what it still stores. Returns 1 when the log start moved.
+    fn enforce_retention(&mut self, _now_ms: i64) -> io::Result<usize> {
+        let (ms, bytes) = if self.settings.delete_retention {
+            (self.settings.retention_ms, self.settings.retention_bytes)
+        } else {
+            (-1, -1)
+        };
+        let start = blocking(|| {
+            self.backend
+                .apply_retention(&self.topic, self.partition, ms, bytes)
+        })?;
+        // -1 (no batch stored): left alone, batches in flight may still be stored.
+        let start = start.min(self.next_offset);
+        if start <= self.log_start {
+            return Ok(0);
+        }
+        self.log_start = start;
+        self.tail.drop_before(start);
+        Ok(1)
+    }
+}
+
+/// The blocking reads of one remote partition.
+struct PartitionReads {
+    backend: Arc<dyn RemoteBackend>,
+    topic: Arc<str>,
+    partition: i32,
+}
+
+impl RemoteReads for PartitionReads {
+    fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Bytes> {
+        let batches = blocking(|| {
+            self.backend
+                .read(&self.topic, self.partition, offset, max_bytes, upper)
+        })?;
+        Ok(match batches.len() {
+            0 => Bytes::new(),
+            1 => batches.into_iter().next().expect("one"),
+            _ => {
+                let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+                for b in &batches {
+                    out.extend_from_slice(b);
+                }
+                out.freeze()
+            }
+        })
+    }
+
+    fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>> {
+        blocking(|| {
+            self.backend
+                .batch_at_timestamp(&self.topic, self.partition, timestamp)
+        })
+    }
+
+    fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>> {
+        blocking(|| {
+            self.backend
+                .batch_with_max_timestamp(&self.topic, self.partition)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::tests::sample_batch;
+    use crate::storage::remote::fake::FakeBackend;
+
+    fn settings() -> LogSettings {
+        LogSettings {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3_600_000,
+            retention_ms: -1,
+            retention_bytes: -1,
+            delete_retention: true,
+        }
+    }
+
+    fn batch_at(base: i64, records: i32) -> (BatchHeader, Bytes) {
+        let mut raw = sample_batch(records, 1_000, b"v", (-1, -1, -1));
+        crate::records::batch::patch_offset_and_epoch(&mut raw, base, 0);
+        let header = BatchHeader::parse(&raw).unwrap();
+        (header, Bytes::from(raw))
+    }
+
+    fn log_with_tail_limit(limit: usize, next_offset: i64) -> RemoteLog {
+        let opened = OpenedPartition {
+            epoch: 1,
+            log_start: 0,
+            next_offset,
+            headers: Vec::new(),
+            tail: Vec::new(),
+        };
+        let backend = Arc::new(FakeBackend::default());
+        RemoteLog::new(backend, "t", 0, settings(), limit, opened).unwrap()
+    }
+
+    #[test]
+    fn tail_cache_serves_the_head_and_misses_older_offsets() {
+        let mut log = log_with_tail_limit(1 << 20, 10);
+        // Before anything is cached, offsets below the end are remote, the end is empty.
+        assert!(log.read(3, 1000, 10).unwrap().is_none());
+        assert_eq!(log.read(10, 1000, 10).unwrap(), Some(Bytes::new()));
+        let (h1, b1) = batch_at(10, 3);
+        let (h2, b2) = batch_at(13, 2);
+        log.append(&h1, b1.clone(), 0).unwrap();
+        log.append(&h2, b2.clone(), 0).unwrap();
+        assert_eq!(log.next_offset(), 15);
+        // From the middle of the first batch: whole batches; max_bytes and upper honoured.
+        let both = log.read(11, 1 << 20, 15).unwrap().unwrap();
+        assert_eq!(both.len(), b1.len() + b2.len());
+        assert_eq!(log.read(11, 1, 15).unwrap().unwrap(), b1);
+        assert_eq!(log.read(11, 1 << 20, 13).unwrap().unwrap(), b1);
+        assert_eq!(log.read(14, 1 << 20, 15).unwrap().unwrap(), b2);
+        assert!(log.read(9, 1000, 15).unwrap().is_none());
+    }
+
+    #[test]
+    fn tail_cache_evicts_oldest_but_keeps_the_newest_batch() {
+        let (h1, b1) = batch_at(0, 1);
+        let mut log = log_with_tail_limit(b1.len(), 0);
+        log.append(&h1, b1, 0).unwrap();
+        let (h2, b2) = batch_at(1, 1);
+        log.append(&h2, b2.clone(), 0).unwrap();
+        assert!(log.read(0, 1000, 2).unwrap().is_none());
+        assert_eq!(log.read(1, 1000, 2).unwrap().unwrap(), b2);
+        let (h3, b3) = batch_at(2, 50);
+        log.append(&h3, b3.clone(), 0).unwrap();
+        assert_eq!(log.read(2, 10, 52).unwrap().unwrap(), b3);
+    }
+
+    #[test]
+    fn retention_follows_what_the_backend_still_stores() {
+        let opened = OpenedPartition {
+            epoch: 1,
+            log_start: 10,
+            next_offset: 10,
+            headers: Vec::new(),
+            tail: Vec::new(),
+        };
+        let mut settings = settings();
+        settings.retention_ms = 60_000;
+        settings.retention_bytes = 1 << 20;
+        let backend = Arc::new(FakeBackend::default());
+        let mut log = RemoteLog::new(backend.clone(), "t", 0, settings, 1 << 20, opened).unwrap();
+        let (h1, b1) = batch_at(10, 3);
+        let (h2, b2) = batch_at(13, 2);
+        log.append(&h1, b1, 0).unwrap();
+        log.append(&h2, b2.clone(), 0).unwrap();
+
+        // Nothing deleted: the log start stays; the topic's settings reach the backend.
+        *backend.retained_from.lock() = Some(10);
+        assert_eq!(log.enforce_retention(0).unwrap(), 0);
+        assert_eq!(*backend.retention.lock(), Some((60_000, 1 << 20)));
+        // The backend deleted the first batch: the log starts at the second.
+        *backend.retained_from.lock() = Some(13);
+        assert_eq!(log.enforce_retention(0).unwrap(), 1);
+        assert_eq!(log.log_start_offset(), 13);
+        assert_eq!(log.read(13, 1 << 20, 15).unwrap().unwrap(), b2);
+        // "No batch stored" (-1) does not move it back or forward.
+        *backend.retained_from.lock() = Some(-1);
+        assert_eq!(log.enforce_retention(0).unwrap(), 0);
+        assert_eq!(log.log_start_offset(), 13);
+        // cleanup.policy=compact: unlimited retention in the backend.
+        settings.delete_retention = false;
+        log.set_settings(settings);
+        log.enforce_retention(0).unwrap();
+        assert_eq!(*backend.retention.lock(), Some((-1, -1)));
+    }
+}
