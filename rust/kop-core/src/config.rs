@@ -112,7 +112,7 @@ pub struct ServerConfig {
     pub message_max_bytes: i32,
     pub max_request_bytes: i32,
     pub connections_max_idle_ms: i64,
-    // -- what one client may hold (net/limits.rs) --
+    // -- what one client may hold (limits/) --
     /// Bytes of request frames all authenticated connections hold at once (at least
     /// `max_request_bytes`); reserved as the bytes arrive.
     pub request_memory_bytes: i64,

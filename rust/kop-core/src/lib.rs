@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod limits;
 pub mod net;
 pub mod records;
 pub mod shutdown;

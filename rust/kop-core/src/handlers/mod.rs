@@ -53,8 +53,8 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Set when the server is stopping: waiting fetches return at once.
     pub shutdown: crate::shutdown::ShutdownSignal,
-    /// Request memory, unauthenticated connections, bad-input log lines (`net/limits.rs`).
-    pub limits: Arc<crate::net::limits::ConnectionLimits>,
+    /// Request memory, unauthenticated connections, bad-input log lines (`limits/`).
+    pub limits: Arc<crate::limits::ConnectionLimits>,
     /// Listener protocols, credentials, TLS and the authorizer.
     pub security: Arc<crate::auth::Security>,
     /// Who is on the other end: `User:ANONYMOUS` until SASL or a client certificate says.

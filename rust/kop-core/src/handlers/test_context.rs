@@ -21,7 +21,7 @@ use crate::auth::acl::{AclBinding, Operation, PatternType, Permission, ResourceT
 use crate::auth::{Principal, Security};
 use crate::broker::{Broker, Topic};
 use crate::config::ServerConfig;
-use crate::net::limits::ConnectionLimits;
+use crate::limits::ConnectionLimits;
 use crate::shutdown::ShutdownSignal;
 use crate::storage::{Endpoint, Member};
 

@@ -31,10 +31,10 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
-use super::limits::ConnectionLimits;
 use super::sasl::{Action, ConnInfo, Sasl};
 use crate::codec::frame::{decode_header, read_frame, FrameError};
 use crate::handlers::{dispatch, max_served, Outcome, RequestContext};
+use crate::limits::ConnectionLimits;
 use crate::warn_bad_input;
 
 /// Replies a connection may have queued (handled, response not yet written). Java producers

@@ -1,8 +1,6 @@
 //! Listeners and the server lifecycle: start, serve, stop gracefully.
 
 mod connection;
-pub mod limits;
-pub mod log_limit;
 mod sasl;
 
 use std::io;
@@ -20,6 +18,7 @@ use crate::auth::{Principal, Security};
 use crate::broker::{housekeeping, Broker};
 use crate::config::{ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
+use crate::limits;
 use crate::shutdown::ShutdownSignal;
 use crate::storage::{Endpoint, Member};
 

@@ -1,15 +1,17 @@
 //! What one client may take from the server as a whole: request memory, a place among the
 //! unauthenticated connections, log lines. Shared by every connection of a server.
 
+pub mod log_limit;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::log_limit::LogLimiter;
 use crate::codec::frame::FrameRules;
 use crate::codec::memory::{MemoryPool, WhenExhausted};
 use crate::config::ServerConfig;
+use log_limit::LogLimiter;
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame accepted before a SASL
 /// connection has authenticated.
