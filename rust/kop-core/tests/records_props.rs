@@ -60,8 +60,11 @@ fn edit() -> impl Strategy<Value = Edit> {
 fn apply(batch: &mut Vec<u8>, e: &Edit) {
     match *e {
         Edit::Set(i, b) => {
-            let n = batch.len();
-            batch[i % n] = b;
+            // (an earlier edit may have truncated the batch to nothing)
+            if !batch.is_empty() {
+                let n = batch.len();
+                batch[i % n] = b;
+            }
         }
         Edit::Truncate(i) => batch.truncate(i % (batch.len() + 1)),
         Edit::Insert(i, b) => {
