@@ -173,3 +173,142 @@ pub async fn handle(
     resp.topics.extend(denied);
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::describe_topic_partitions_request::{
+        Cursor as AskedCursor, TopicRequest,
+    };
+
+    use super::*;
+    use crate::handlers::test_context::TestContext;
+
+    async fn describe(
+        ctx: &TestContext,
+        names: &[&str],
+        limit: i32,
+        cursor: Option<(&str, i32)>,
+    ) -> DescribeTopicPartitionsResponse {
+        let req = DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| TopicRequest::default().with_name(TopicName(sb(*n))))
+                    .collect(),
+            )
+            .with_response_partition_limit(limit)
+            .with_cursor(cursor.map(|(t, p)| {
+                AskedCursor::default()
+                    .with_topic_name(TopicName(sb(t)))
+                    .with_partition_index(p)
+            }));
+        handle(ctx, &ctx.header(ApiKey::DescribeTopicPartitions, 0), req).await
+    }
+
+    /// (topic, error, partition indexes) of each topic, and the next cursor.
+    fn page(
+        resp: &DescribeTopicPartitionsResponse,
+    ) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+        let topics = resp
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                    t.error_code,
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
+            .collect();
+        let next = resp
+            .next_cursor
+            .as_ref()
+            .map(|c| (c.topic_name.to_string(), c.partition_index));
+        (topics, next)
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_cursor_across_topics_in_name_order() {
+        let ctx = RequestContext::builder().build();
+        ctx.topic("b", 2);
+        ctx.topic("a", 3);
+        let first = describe(&ctx, &[], 2, None).await;
+        assert_eq!(
+            page(&first),
+            (vec![("a".into(), 0, vec![0, 1])], Some(("a".into(), 2)))
+        );
+        let second = describe(&ctx, &[], 2, Some(("a", 2))).await;
+        assert_eq!(
+            page(&second),
+            (
+                vec![("a".into(), 0, vec![2]), ("b".into(), 0, vec![0])],
+                Some(("b".into(), 1))
+            )
+        );
+        let last = describe(&ctx, &[], 2, Some(("b", 1))).await;
+        assert_eq!(page(&last), (vec![("b".into(), 0, vec![1])], None));
+        // A page that ends exactly with a topic points at the next topic's first partition.
+        let exact = describe(&ctx, &[], 3, None).await;
+        assert_eq!(
+            page(&exact),
+            (vec![("a".into(), 0, vec![0, 1, 2])], Some(("b".into(), 0)))
+        );
+    }
+
+    #[tokio::test]
+    async fn named_topics_report_what_is_wrong_and_a_cursor_must_be_among_them() {
+        let ctx = RequestContext::builder().build();
+        ctx.topic("a", 1);
+        let resp = describe(&ctx, &["a", "nope", "bad/name"], 10, None).await;
+        let unknown = KafkaError::UnknownTopicOrPartition.code();
+        let invalid = KafkaError::InvalidTopic.code();
+        assert_eq!(
+            page(&resp).0,
+            vec![
+                ("a".into(), 0, vec![0]),
+                ("bad/name".into(), invalid, vec![]),
+                ("nope".into(), unknown, vec![]),
+            ]
+        );
+        let refused = describe(&ctx, &["a"], 10, Some(("b", 0))).await;
+        assert_eq!(
+            page(&refused).0,
+            vec![("a".into(), KafkaError::InvalidRequest.code(), vec![])]
+        );
+        let negative = describe(&ctx, &["a"], 10, Some(("a", -1))).await;
+        assert_eq!(
+            negative.topics[0].error_code,
+            KafkaError::InvalidRequest.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn topics_denied_describe_are_errors_when_named_and_hidden_when_listed() {
+        let ctx = RequestContext::builder()
+            .config(r#""authorizer": "acl""#)
+            .principal("User:alice")
+            .build();
+        ctx.topic("mine", 1);
+        ctx.topic("theirs", 1);
+        ctx.allow(
+            "User:alice",
+            authz::Operation::Describe,
+            authz::ResourceType::Topic,
+            "mine",
+        );
+        let listed = describe(&ctx, &[], 10, None).await;
+        assert_eq!(page(&listed).0, vec![("mine".into(), 0, vec![0])]);
+        let named = describe(&ctx, &["mine", "theirs"], 10, None).await;
+        assert_eq!(
+            page(&named).0,
+            vec![
+                ("mine".into(), 0, vec![0]),
+                (
+                    "theirs".into(),
+                    KafkaError::TopicAuthorizationFailed.code(),
+                    vec![]
+                ),
+            ]
+        );
+    }
+}
