@@ -205,10 +205,11 @@ mod tests {
         handle(ctx, &ctx.header(ApiKey::DescribeTopicPartitions, 0), req).await
     }
 
-    /// (topic, error, partition indexes) of each topic, and the next cursor.
-    fn page(
-        resp: &DescribeTopicPartitionsResponse,
-    ) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+    /// A topic of an answer: (name, error, partition indexes).
+    type Described = (String, i16, Vec<i32>);
+
+    /// Each topic of an answer, and the next cursor (topic, partition).
+    fn page(resp: &DescribeTopicPartitionsResponse) -> (Vec<Described>, Option<(String, i32)>) {
         let topics = resp
             .topics
             .iter()
