@@ -233,7 +233,6 @@ pub async fn handle(
 ) -> FetchResponse {
     let version = header.request_api_version;
     let sessions = &ctx.broker.fetch_sessions;
-    let principal = ctx.principal.to_string();
     let plan = match (version >= 7, req.session_id, req.session_epoch) {
         (false, _, _) => SessionPlan::None,
         (true, id, FINAL_EPOCH) => {
@@ -250,7 +249,7 @@ pub async fn handle(
         SessionPlan::Incremental(id) => match sessions.begin_incremental(
             id,
             req.session_epoch,
-            &principal,
+            &ctx.principal.to_string(),
             listed(version, &req),
             &forgotten(version, &req),
             Instant::now(),
@@ -320,7 +319,7 @@ pub async fn handle(
                 .map(|((key, position), data)| (key.clone(), *position, told(data)))
                 .collect();
             let session_id = sessions
-                .open(&principal, cached, Instant::now())
+                .open(&ctx.principal.to_string(), cached, Instant::now())
                 .unwrap_or(0);
             FetchResponse::default()
                 .with_session_id(session_id)
