@@ -138,6 +138,28 @@ pub enum KafkaError {
     FetchSessionIdNotFound,
     #[error("the fetch session epoch is invalid")]
     InvalidFetchSessionEpoch,
+    #[error("the producer attempted a transactional operation in an invalid state")]
+    InvalidTxnState,
+    #[error("the producer attempted to use a producer id which is not currently assigned to its transactional id")]
+    InvalidProducerIdMapping,
+    #[error("the transaction timeout is larger than the maximum value allowed by the broker")]
+    InvalidTransactionTimeout,
+    #[error("the producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing")]
+    ConcurrentTransactions,
+    #[error("a transaction coordinator with a newer epoch exists")]
+    TransactionCoordinatorFenced,
+    #[error("the request was not attempted because of an error in another part of it")]
+    OperationNotAttempted,
+    #[error(
+        "there is a newer producer with the same transactional id which fences the current one"
+    )]
+    ProducerFenced,
+    #[error("the transactional id could not be found")]
+    TransactionalIdNotFound,
+    #[error("the server encountered an error with the transaction; the client can abort it and continue")]
+    TransactionAbortable,
+    #[error("there are unstable offsets that need to be cleared")]
+    UnstableOffsetCommit,
 }
 
 impl KafkaError {
@@ -209,6 +231,16 @@ impl KafkaError {
             KafkaError::NoReassignmentInProgress => 85,
             KafkaError::FetchSessionIdNotFound => 70,
             KafkaError::InvalidFetchSessionEpoch => 71,
+            KafkaError::InvalidTxnState => 48,
+            KafkaError::InvalidProducerIdMapping => 49,
+            KafkaError::InvalidTransactionTimeout => 50,
+            KafkaError::ConcurrentTransactions => 51,
+            KafkaError::TransactionCoordinatorFenced => 52,
+            KafkaError::OperationNotAttempted => 55,
+            KafkaError::ProducerFenced => 90,
+            KafkaError::TransactionalIdNotFound => 105,
+            KafkaError::TransactionAbortable => 120,
+            KafkaError::UnstableOffsetCommit => 88,
         }
     }
 }
