@@ -1,0 +1,6 @@
+//! TEMP stand-in (dropped when txn-partitions merges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    Abort,
+    Commit,
+}
