@@ -210,6 +210,14 @@ class Config:
         10080,
         "how long committed offsets of an empty group are kept (Kafka offsets.retention.minutes)",
     )
+    transaction_max_timeout_ms: int = _opt(
+        900000,
+        "largest transaction.timeout.ms a producer may ask for (Kafka transaction.max.timeout.ms)",
+    )
+    transactional_id_expiration_ms: int = _opt(
+        604800000,
+        "how long an idle transactional id is remembered (Kafka transactional.id.expiration.ms)",
+    )
 
     def __post_init__(self) -> None:
         # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
@@ -504,6 +512,10 @@ def _validate(cfg: Config) -> None:
     _check_range("group_min_session_timeout_ms", cfg.group_min_session_timeout_ms, 1, _INT64_MAX)
     _check_range("group_max_session_timeout_ms", cfg.group_max_session_timeout_ms, 1, _INT64_MAX)
     _check_range("offsets_retention_minutes", cfg.offsets_retention_minutes, 1, _INT64_MAX)
+    _check_range("transaction_max_timeout_ms", cfg.transaction_max_timeout_ms, 1, _INT32_MAX)
+    _check_range(
+        "transactional_id_expiration_ms", cfg.transactional_id_expiration_ms, 1, _INT64_MAX
+    )
 
 
 def _check_security(cfg: Config, names: list[str]) -> None:

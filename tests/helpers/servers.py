@@ -52,6 +52,8 @@ _KAFKA_PROPS = {
     "group_min_session_timeout_ms": "group.min.session.timeout.ms",
     "group_max_session_timeout_ms": "group.max.session.timeout.ms",
     "offsets_retention_minutes": "offsets.retention.minutes",
+    "transaction_max_timeout_ms": "transaction.max.timeout.ms",
+    "transactional_id_expiration_ms": "transactional.id.expiration.ms",
 }
 
 

@@ -22,6 +22,8 @@ from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
     GROUP_SHARDS,
     GROUPS_TOPIC,
+    TRANSACTIONS_TOPIC,
+    TXN_SHARD_BASE,
     MEMBERS_TOPIC,
     METADATA_TOPIC,
     instance_topic,
@@ -97,9 +99,8 @@ class PulsarBackend:
         own_topic = instance_topic(self.node_id)
         for name in (own_topic, MEMBERS_TOPIC, METADATA_TOPIC):
             self._admin.create_topic(self.tenant, self.namespace, name)
-        self._admin.create_partitioned_topic(
-            self.tenant, self.namespace, GROUPS_TOPIC, GROUP_SHARDS
-        )
+        for name in (GROUPS_TOPIC, TRANSACTIONS_TOPIC):
+            self._admin.create_partitioned_topic(self.tenant, self.namespace, name, GROUP_SHARDS)
         io = PulsarIO(
             self.service_url,
             token=self._token,
@@ -379,13 +380,18 @@ class PulsarBackend:
         return self._members
 
     def _group_records(self, shard: int) -> GroupRecordStore:
-        if not 0 <= shard < GROUP_SHARDS:
-            raise PulsarStorageError(f"Pulsar {self.service_url}: no group shard {shard}")
+        # Shards 0.. are group records, TXN_SHARD_BASE.. transaction state (format.py).
+        if 0 <= shard < GROUP_SHARDS:
+            name, index = GROUPS_TOPIC, shard
+        elif TXN_SHARD_BASE <= shard < TXN_SHARD_BASE + GROUP_SHARDS:
+            name, index = TRANSACTIONS_TOPIC, shard - TXN_SHARD_BASE
+        else:
+            raise PulsarStorageError(f"Pulsar {self.service_url}: no record-log shard {shard}")
         io = self._client()
         with self._lock:
             store = self._groups.get(shard)
             if store is None:
-                topic = partition_topic(self.tenant, self.namespace, GROUPS_TOPIC, shard)
+                topic = partition_topic(self.tenant, self.namespace, name, index)
                 store = self._groups[shard] = GroupRecordStore(io, topic)
             return store
 

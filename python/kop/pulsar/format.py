@@ -18,6 +18,10 @@ METADATA_TOPIC = "__kop_metadata"  # documents: keyed messages, last one per key
 # (Kafka's __consumer_offsets partition of the group, coordinated by whoever leads it).
 GROUPS_TOPIC = "__kop_groups"
 GROUP_SHARDS = 50
+# Transaction-coordinator state: record-log shards TXN_SHARD_BASE.. (Rust's
+# storage::remote::TXN_SHARD_BASE) live in their own partitioned topic, same format.
+TRANSACTIONS_TOPIC = "__kop_transactions"
+TXN_SHARD_BASE = GROUP_SHARDS
 MEMBERS_TOPIC = "__kop_members"  # heartbeats of the live kop instances
 
 

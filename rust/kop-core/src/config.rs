@@ -135,6 +135,11 @@ pub struct ServerConfig {
     pub group_min_session_timeout_ms: i64,
     pub group_max_session_timeout_ms: i64,
     pub offsets_retention_minutes: i64,
+    /// The largest `transaction.timeout.ms` a producer may ask for (Kafka
+    /// transaction.max.timeout.ms).
+    pub transaction_max_timeout_ms: i32,
+    /// How long an idle transactional id is remembered (Kafka transactional.id.expiration.ms).
+    pub transactional_id_expiration_ms: i64,
 }
 
 impl Default for ServerConfig {
@@ -196,6 +201,8 @@ impl Default for ServerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 10_080,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
         }
     }
 }
@@ -338,6 +345,14 @@ impl ServerConfig {
                 self.group_max_session_timeout_ms,
             ),
             ("offsets_retention_minutes", self.offsets_retention_minutes),
+            (
+                "transaction_max_timeout_ms",
+                i64::from(self.transaction_max_timeout_ms),
+            ),
+            (
+                "transactional_id_expiration_ms",
+                self.transactional_id_expiration_ms,
+            ),
         ];
         for (name, v) in positive {
             if v < 1 {

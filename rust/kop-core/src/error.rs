@@ -160,6 +160,8 @@ pub enum KafkaError {
     TransactionAbortable,
     #[error("there are unstable offsets that need to be cleared")]
     UnstableOffsetCommit,
+    #[error("the regular expression is not valid")]
+    InvalidRegularExpression,
 }
 
 impl KafkaError {
@@ -241,6 +243,7 @@ impl KafkaError {
             KafkaError::TransactionalIdNotFound => 105,
             KafkaError::TransactionAbortable => 120,
             KafkaError::UnstableOffsetCommit => 88,
+            KafkaError::InvalidRegularExpression => 128,
         }
     }
 }

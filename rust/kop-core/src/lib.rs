@@ -13,6 +13,7 @@ pub mod net;
 pub mod records;
 pub mod shutdown;
 pub mod storage;
+pub mod txn;
 
 pub use config::ServerConfig;
 pub use net::{BoundListener, RunningServer};

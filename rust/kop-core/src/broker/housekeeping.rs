@@ -1,4 +1,5 @@
-//! The broker's periodic jobs: fsync and retention, the group coordinator's timers, and
+//! The broker's periodic jobs: fsync and retention, the group and transaction coordinators'
+//! timers, and
 //! following the other kop instances that share the storage.
 
 use std::io;
@@ -55,6 +56,20 @@ pub async fn group_timers(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || b.take_over_group_shards()).await;
             }
+            _ = shutdown.wait() => break,
+        }
+    }
+}
+
+/// The transaction coordinator's timers: completing decided transactions (after a takeover,
+/// or when a marker could not be written at once), aborting those past their timeout,
+/// forgetting expired transactional ids.
+pub async fn transaction_timers(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
+    let mut tick = tokio::time::interval(crate::txn::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.transactions.tick(&*broker).await,
             _ = shutdown.wait() => break,
         }
     }

@@ -155,21 +155,38 @@ impl Broker {
         for shard in 0..self.groups.shard_count() {
             if !self.cluster.leads_group_shard(shard) {
                 self.groups.deactivate(shard);
+                self.transactions.deactivate(shard);
             }
         }
         self.take_over_group_shards();
     }
 
-    /// Loads the group shards this instance leads but does not coordinate yet (after a
-    /// membership change, or after a failed group store write let a shard go). Blocks.
+    /// Loads the group and transaction shards this instance leads but does not coordinate yet
+    /// (after a membership change, or after a failed store write let a shard go). Blocks.
     pub fn take_over_group_shards(&self) {
         for shard in 0..self.groups.shard_count() {
-            if self.cluster.leads_group_shard(shard) && !self.groups.is_active(shard) {
+            if !self.cluster.leads_group_shard(shard) {
+                continue;
+            }
+            if !self.groups.is_active(shard) {
                 match self.groups.activate(shard) {
                     Ok(()) => tracing::info!(shard, "now the coordinator of this group shard"),
                     Err(e) => {
                         tracing::error!(shard, error = %e, "loading a group shard failed; retrying")
                     }
+                }
+            }
+            // After the groups: completing a loaded transaction may commit offsets there.
+            if !self.transactions.is_active(shard) {
+                match self.transactions.activate(shard) {
+                    Ok(()) => {
+                        tracing::info!(shard, "now the coordinator of this transaction shard")
+                    }
+                    Err(e) => tracing::error!(
+                        shard,
+                        error = %e,
+                        "loading a transaction shard failed; retrying"
+                    ),
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod leadership;
 pub mod partition;
 pub mod producer_state;
 pub mod topic_config;
+mod txn_stand_in;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -22,6 +23,7 @@ use crate::group::{GroupConfig, GroupCoordinator, GroupStore, LogGroupStore};
 use crate::storage::{
     LogSettings, LogStore, Member, Metadata, PartitionLog, RemoteBackend, Storage, TopicMeta,
 };
+use crate::txn::{TransactionCoordinator, TxnConfig};
 use cluster::Cluster;
 use fetch_sessions::FetchSessions;
 use partition::{LogOpener, Partition};
@@ -95,6 +97,8 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// Transactional ids and their transactions (sharded like the groups).
+    pub transactions: TransactionCoordinator,
     /// The kop instances sharing the storage, and who leads what.
     pub cluster: Cluster,
     /// The storage's metadata counter as of the last `sync_cluster` (topics, security).
@@ -175,13 +179,17 @@ impl Broker {
             .map(|log| Arc::new(LogGroupStore::new(log.clone())) as Arc<dyn GroupStore>)
             .collect();
         let groups = GroupCoordinator::inactive(group_stores, GroupConfig::from_server(&config));
+        let transactions =
+            TransactionCoordinator::inactive(&storage.txn_logs, TxnConfig::from_server(&config));
         for shard in 0..groups.shard_count() {
             if cluster.leads_group_shard(shard) {
                 groups.activate(shard)?;
+                transactions.activate(shard)?;
             }
         }
         let broker = Broker {
             groups,
+            transactions,
             config,
             cluster_id,
             storage,
@@ -506,6 +514,9 @@ impl Broker {
     /// Periodic fsync of every partition (`fsync = "interval"`).
     pub fn flush_all(&self) {
         self.groups.flush();
+        if let Err(e) = self.transactions.flush() {
+            tracing::error!(error = %e, "fsync of the transaction state failed");
+        }
         for topic in self.topics() {
             for p in topic.partitions() {
                 if let Err(e) = p.flush() {
@@ -517,6 +528,9 @@ impl Broker {
 
     pub fn enforce_retention(&self, now_ms: i64) {
         self.groups.expire(now_ms);
+        if let Err(e) = self.transactions.compact() {
+            tracing::warn!(error = %e, "compacting the transaction state failed");
+        }
         for topic in self.topics() {
             for p in topic.partitions() {
                 match p.enforce_retention(now_ms) {

@@ -11,15 +11,16 @@ use crate::error::KafkaError;
 
 /// Kafka's feature flags, as (name, highest level served, level in force). A level in force of
 /// 0 means the feature is off; Kafka then leaves it out of the finalized list. kop serves the
-/// KIP-848 consumer group protocol (`group.version` 1), and neither transactions
-/// (`transaction.version`), share groups (`share.version`) nor streams groups
+/// KIP-848 consumer group protocol (`group.version` 1) and transactions with KIP-890's
+/// server-side defence (`transaction.version` 2, as Kafka 4.x clusters run; producers of
+/// older clients use version 1), and neither share groups (`share.version`) nor streams groups
 /// (`streams.version`) yet. `metadata.version` and `kraft.version` describe a KRaft quorum,
 /// which kop does not have.
 pub const FEATURES: [(&str, i16, i16); 4] = [
     ("group.version", 1, 1),
     ("share.version", 0, 0),
     ("streams.version", 0, 0),
-    ("transaction.version", 0, 0),
+    ("transaction.version", 2, 2),
 ];
 
 /// The features' levels never change while kop runs.

@@ -37,7 +37,7 @@ pub async fn find_coordinator(
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = header.request_api_version;
-    // Key types: 0 = group, 1 = transaction. kop coordinates both itself.
+    // Key types: 0 = group, 1 = transaction.
     let (rtype, denied_error) = match req.key_type {
         0 => (
             Some(ResourceType::Group),
@@ -62,15 +62,19 @@ pub async fn find_coordinator(
         }
         None => vec![false; keys.len()],
     };
-    // A group's coordinator is the instance leading its shard; transactional ids are
-    // coordinated by whichever instance is asked.
+    // A group's or transactional id's coordinator is the instance leading its shard (the
+    // same shards for both, as Kafka's `__consumer_offsets` and `__transaction_state`).
     let cluster = &ctx.broker.cluster;
     let coordinator_of = |key: &str| -> Result<(BrokerId, StrBytes, i32), KafkaError> {
-        let node = if req.key_type == 0 {
-            cluster.group_coordinator(ctx.broker.groups.shard_of(key))
+        if req.key_type == 1 && key.is_empty() {
+            return Err(KafkaError::InvalidRequest);
+        }
+        let shard = if req.key_type == 0 {
+            ctx.broker.groups.shard_of(key)
         } else {
-            cluster.node_id()
+            ctx.broker.transactions.shard_of(key)
         };
+        let node = cluster.group_coordinator(shard);
         if node == cluster.node_id() {
             let l = &ctx.listener;
             return Ok((BrokerId(node), sb(&l.advertised_host), l.advertised_port));

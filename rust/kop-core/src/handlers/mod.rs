@@ -25,6 +25,8 @@ mod scram_admin;
 #[cfg(test)]
 pub(crate) mod test_context;
 mod topic_partitions;
+mod transaction_admin;
+mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -198,6 +200,11 @@ served! {
     ElectLeaders [0 ..= 2] ElectLeadersRequest => replicas::elect_leaders;
     ListPartitionReassignments [0 ..= 0] ListPartitionReassignmentsRequest => replicas::list_partition_reassignments;
     AlterPartitionReassignments [0 ..= 1] AlterPartitionReassignmentsRequest => replicas::alter_partition_reassignments;
+    AddPartitionsToTxn [0 ..= 5] AddPartitionsToTxnRequest => transactions::add_partitions;
+    AddOffsetsToTxn [0 ..= 4] AddOffsetsToTxnRequest => transactions::add_offsets;
+    EndTxn [0 ..= 5] EndTxnRequest => transactions::end;
+    DescribeTransactions [0 ..= 0] DescribeTransactionsRequest => transaction_admin::describe;
+    ListTransactions [0 ..= 2] ListTransactionsRequest => transaction_admin::list;
 }
 
 /// The versions kop serves of an API, if it serves it.

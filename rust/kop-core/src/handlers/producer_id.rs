@@ -1,4 +1,5 @@
-//! InitProducerId for idempotent producers (transactions are not served yet).
+//! InitProducerId: a producer id (and epoch) for an idempotent producer, or for a
+//! transactional one from the transaction coordinator (`crate::txn`).
 
 use kafka_protocol::messages::*;
 
@@ -7,16 +8,22 @@ use crate::error::KafkaError;
 
 pub async fn handle(
     ctx: &RequestContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default();
-    if req.transactional_id.is_some() {
-        // No transaction coordinator yet: a clear, fatal error rather than endless retries.
-        return resp
-            .with_error_code(KafkaError::UnsupportedVersion.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+    if let Some(transactional_id) = &req.transactional_id {
+        let version = header.request_api_version;
+        let answer = transactional(ctx, version, transactional_id, &req).await;
+        return match answer {
+            Ok((id, epoch)) => resp
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => resp
+                .with_error_code(fenced_for(version, e).code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        };
     }
     // Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
     if !authz::allow_all(ctx)
@@ -43,6 +50,52 @@ pub async fn handle(
             .with_error_code(e.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1),
+    }
+}
+
+/// A transactional producer's id and epoch from the coordinator of its transactional id.
+async fn transactional(
+    ctx: &RequestContext,
+    version: i16,
+    transactional_id: &str,
+    req: &InitProducerIdRequest,
+) -> Result<(i64, i16), KafkaError> {
+    if !authz::allowed(
+        ctx,
+        "InitProducerId",
+        authz::Operation::Write,
+        authz::ResourceType::TransactionalId,
+        transactional_id,
+    )
+    .await
+    {
+        return Err(KafkaError::TransactionalIdAuthorizationFailed);
+    }
+    // v3+: the producer's current id and epoch, both or neither (KIP-360).
+    let expected = match (req.producer_id.0, req.producer_epoch) {
+        (-1, -1) => None,
+        (id, epoch) if id >= 0 && epoch >= 0 => Some((id, epoch)),
+        _ => return Err(KafkaError::InvalidRequest),
+    };
+    let fenced = fenced_for(version, KafkaError::ProducerFenced);
+    ctx.broker
+        .transactions
+        .init_producer(
+            &*ctx.broker,
+            transactional_id,
+            req.transaction_timeout_ms,
+            expected,
+            fenced,
+        )
+        .await
+}
+
+/// PRODUCER_FENCED is answered from v4 (`txn_version`: the request's version); older clients
+/// know it as INVALID_PRODUCER_EPOCH.
+pub(super) fn fenced_for(txn_version: i16, e: KafkaError) -> KafkaError {
+    match e {
+        KafkaError::ProducerFenced if txn_version < 4 => KafkaError::InvalidProducerEpoch,
+        e => e,
     }
 }
 
@@ -85,14 +138,50 @@ mod tests {
         assert_eq!(epoch3, 0);
     }
 
-    #[tokio::test]
-    async fn transactional_ids_are_refused_until_transactions_are_served() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transactional_id_keeps_its_producer_id_and_each_init_bumps_the_epoch() {
         let ctx = RequestContext::builder().build();
-        let req = fresh().with_transactional_id(Some(TransactionalId(sb("tx"))));
+        let tx = || {
+            fresh()
+                .with_transactional_id(Some(TransactionalId(sb("tx"))))
+                .with_transaction_timeout_ms(60_000)
+        };
+        let (e1, id1, epoch1) = init(&ctx, tx()).await;
+        let (e2, id2, epoch2) = init(&ctx, tx()).await;
+        assert_eq!((e1, e2), (0, 0));
+        assert_eq!((id2, epoch1, epoch2), (id1, 0, 1));
+        // The old producer presenting its id and epoch is fenced (KIP-360).
+        let stale = tx()
+            .with_producer_id(ProducerId(id1))
+            .with_producer_epoch(7);
+        assert_eq!(init(&ctx, stale).await.0, KafkaError::ProducerFenced.code());
+        let too_long = tx().with_transaction_timeout_ms(900_001);
         assert_eq!(
-            init(&ctx, req).await,
-            (KafkaError::UnsupportedVersion.code(), -1, -1)
+            init(&ctx, too_long).await.0,
+            KafkaError::InvalidTransactionTimeout.code()
         );
+        let empty = fresh().with_transactional_id(Some(TransactionalId(sb(""))));
+        assert_eq!(init(&ctx, empty).await.0, KafkaError::InvalidRequest.code());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transactional_id_needs_write_on_it() {
+        let ctx = RequestContext::builder()
+            .config(r#""authorizer": "acl""#)
+            .principal("User:alice")
+            .build();
+        let req = fresh()
+            .with_transactional_id(Some(TransactionalId(sb("tx"))))
+            .with_transaction_timeout_ms(1_000);
+        let denied = KafkaError::TransactionalIdAuthorizationFailed.code();
+        assert_eq!(init(&ctx, req.clone()).await.0, denied);
+        ctx.allow(
+            "User:alice",
+            authz::Operation::Write,
+            authz::ResourceType::TransactionalId,
+            "tx",
+        );
+        assert_eq!(init(&ctx, req).await.0, 0);
     }
 
     #[tokio::test]

@@ -291,6 +291,10 @@ async fn serve_all(
         shutdown.clone(),
     ));
     tasks.spawn(housekeeping::group_timers(broker.clone(), shutdown.clone()));
+    tasks.spawn(housekeeping::transaction_timers(
+        broker.clone(),
+        shutdown.clone(),
+    ));
     if broker.shares_storage() {
         tasks.spawn(housekeeping::cluster_sync(
             broker.clone(),

@@ -21,6 +21,7 @@ pub(super) fn open() -> Storage {
         metadata: Arc::new(Metadata::new(Arc::new(MemoryDocuments::default()))),
         logs: Arc::new(MemoryLogs),
         group_logs: vec![Arc::new(MemoryGroupLog)],
+        txn_logs: vec![Arc::new(MemoryGroupLog)],
         members: Arc::new(SoleMember),
         _lock: None,
     }

@@ -3,7 +3,8 @@
 //! - documents (`DocumentStore`) and, written once over them, `Metadata`: cluster id, security
 //!   state, topics, producer-id blocks;
 //! - logs (`LogStore`, `PartitionLog`): one log of record batches per partition;
-//! - group logs (`GroupLog`): opaque group records per group shard;
+//! - group logs (`GroupLog`): opaque records per shard — the group coordinator's, and the
+//!   transaction coordinator's in logs of their own;
 //! - members (`Membership`): the kop instances sharing the storage.
 //!
 //! Storage knows nothing of Kafka's rules, groups or the broker: it stores bytes and answers
@@ -41,6 +42,8 @@ pub struct Storage {
     pub logs: Arc<dyn LogStore>,
     /// One per group shard (see `group::shard_of`).
     pub group_logs: Vec<Arc<dyn GroupLog>>,
+    /// The transaction coordinator's state, one per shard (the same shards as the groups').
+    pub txn_logs: Vec<Arc<dyn GroupLog>>,
     pub members: Arc<dyn Membership>,
     /// Held while the storage is open (the file backend's directory lock).
     _lock: Option<std::fs::File>,

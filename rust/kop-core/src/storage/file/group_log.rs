@@ -1,4 +1,5 @@
-//! Group records in `DIR/groups/groups.log`.
+//! Group records in `DIR/groups/groups.log` (and transaction state in
+//! `DIR/transactions/txn.log`, the same format).
 //!
 //! Frames: `len: u32 BE`, `crc32c(record): u32 BE`, `record`. A torn or corrupt tail is cut off
 //! on load.
@@ -54,8 +55,17 @@ fn decode(data: &[u8]) -> (Vec<Vec<u8>>, usize) {
 impl FileGroupLog {
     /// Opens `DIR/groups.log`. `sync_each_append`: fsync every append (`fsync = "always"`).
     pub fn open(dir: &Path, sync_each_append: bool) -> io::Result<FileGroupLog> {
+        FileGroupLog::open_named(dir, "groups.log", sync_each_append)
+    }
+
+    /// Opens `DIR/<file_name>` (the transaction coordinator's `transactions/txn.log`).
+    pub fn open_named(
+        dir: &Path,
+        file_name: &str,
+        sync_each_append: bool,
+    ) -> io::Result<FileGroupLog> {
         fs::create_dir_all(dir)?;
-        let path = dir.join("groups.log");
+        let path = dir.join(file_name);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -10,6 +10,7 @@
 //!   have the id in `cluster.json`, read once and copied there on open)
 //! - `logs/<topic>-<p>/<base>.log` segment files of raw batches, named by their base offset
 //! - `groups/groups.log`           group records (one shard)
+//! - `transactions/txn.log`        transaction state records (one shard)
 //!
 //! Appends go straight to the segment file; once `write` returns the bytes are in the OS page
 //! cache, so a killed process loses nothing it acknowledged. fsync is the broker's policy.
@@ -50,10 +51,13 @@ pub(super) fn open(root: &Path, sync_each_append: bool) -> io::Result<Storage> {
     })?;
     let documents = FileDocuments::open(root)?;
     let group_log = FileGroupLog::open(&root.join("groups"), sync_each_append)?;
+    let txn_log =
+        FileGroupLog::open_named(&root.join("transactions"), "txn.log", sync_each_append)?;
     Ok(Storage {
         metadata: Arc::new(Metadata::new(Arc::new(documents))),
         logs: Arc::new(log::FileLogs::open(&root.join("logs"))?),
         group_logs: vec![Arc::new(group_log)],
+        txn_logs: vec![Arc::new(txn_log)],
         members: Arc::new(SoleMember),
         _lock: Some(lock),
     })

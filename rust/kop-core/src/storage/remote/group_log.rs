@@ -1,4 +1,6 @@
-//! One group shard's records in the remote backend's group-record log.
+//! One shard's records in the remote backend's record logs: group records in shards
+//! `0..GROUP_SHARDS`, transaction state in `TXN_SHARD_BASE..TXN_SHARD_BASE + GROUP_SHARDS`
+//! (the backend keeps them in topics of their own: `__kop_groups`, `__kop_transactions`).
 
 use std::io;
 use std::sync::Arc;
@@ -8,6 +10,9 @@ use crate::storage::group_log::GroupLog;
 
 /// Group shards on shared storage: Kafka's default `offsets.topic.num.partitions`.
 pub const GROUP_SHARDS: i32 = 50;
+
+/// The record-log shard of transaction shard 0 (Kafka's `__transaction_state` partitions).
+pub const TXN_SHARD_BASE: i32 = GROUP_SHARDS;
 
 pub struct RemoteGroupLog {
     pub(super) backend: Arc<dyn RemoteBackend>,

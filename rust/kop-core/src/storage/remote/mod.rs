@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use blocking::blocking;
 pub use bridge::{OpenedPartition, RemoteBackend};
-pub use group_log::GROUP_SHARDS;
+pub use group_log::{GROUP_SHARDS, TXN_SHARD_BASE};
 
 use super::members::{ClusterState, Member, Membership};
 use super::metadata::Metadata;
@@ -33,14 +33,18 @@ pub fn open(backend: Arc<dyn RemoteBackend>, tail_bytes: usize) -> Storage {
     let docs = documents::RemoteDocuments {
         backend: backend.clone(),
     };
-    let group_logs = (0..GROUP_SHARDS)
-        .map(|shard| {
-            Arc::new(group_log::RemoteGroupLog {
-                backend: backend.clone(),
-                shard,
-            }) as Arc<dyn super::GroupLog>
-        })
-        .collect();
+    let record_logs = |first: i32| {
+        (first..first + GROUP_SHARDS)
+            .map(|shard| {
+                Arc::new(group_log::RemoteGroupLog {
+                    backend: backend.clone(),
+                    shard,
+                }) as Arc<dyn super::GroupLog>
+            })
+            .collect()
+    };
+    let group_logs = record_logs(0);
+    let txn_logs = record_logs(TXN_SHARD_BASE);
     Storage {
         metadata: Arc::new(Metadata::new(Arc::new(docs))),
         logs: Arc::new(log::RemoteLogs {
@@ -48,6 +52,7 @@ pub fn open(backend: Arc<dyn RemoteBackend>, tail_bytes: usize) -> Storage {
             tail_bytes,
         }),
         group_logs,
+        txn_logs,
         members: Arc::new(RemoteMembers { backend }),
         _lock: None,
     }

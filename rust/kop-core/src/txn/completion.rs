@@ -1,0 +1,115 @@
+//! Completing a decided transaction: a COMMIT or ABORT marker on every partition it wrote to
+//! and its offsets committed or dropped in every group it committed to, all at once.
+//!
+//! The coordinator reaches partitions and groups through `TxnParticipants` (the broker, or a
+//! fake in tests).
+
+use std::future::Future;
+
+use super::state::{TxnMeta, TxnStatus};
+use crate::broker::Broker;
+use crate::error::KafkaError;
+use crate::records::control::ControlKind;
+
+/// What the coordinator needs of the rest of the broker.
+pub trait TxnParticipants: Send + Sync {
+    /// A producer id never handed out before.
+    fn next_producer_id(&self) -> Result<i64, KafkaError>;
+    /// Writes a marker on one partition, durably when it completes.
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: ControlKind,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send;
+    /// Commits or drops the producer's pending offsets in one group, durably.
+    fn complete_group(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send;
+}
+
+/// Writes every marker and completes every group of a prepared transaction. A partition that
+/// no longer exists is skipped (Kafka drops markers of deleted partitions too); any other
+/// failure is returned and the whole completion is tried again later (a second marker for the
+/// same transaction is harmless: readers skip markers of producers with no open transaction).
+pub async fn write_markers<P: TxnParticipants>(
+    participants: &P,
+    meta: &TxnMeta,
+) -> Result<(), KafkaError> {
+    let commit = meta.status == TxnStatus::PrepareCommit;
+    let kind = if commit {
+        ControlKind::Commit
+    } else {
+        ControlKind::Abort
+    };
+    let markers = meta.partitions.iter().map(|(topic, partition)| async move {
+        let written = participants
+            .write_marker(
+                topic,
+                *partition,
+                meta.producer_id,
+                meta.producer_epoch,
+                kind,
+            )
+            .await;
+        match written {
+            Err(KafkaError::UnknownTopicOrPartition) => {
+                tracing::debug!(topic, partition, "no marker for a deleted partition");
+                Ok(())
+            }
+            other => other,
+        }
+    });
+    let groups = meta
+        .groups
+        .iter()
+        .map(|g| participants.complete_group(g, meta.producer_id, commit));
+    let (markers, groups) = futures::future::join(
+        futures::future::join_all(markers),
+        futures::future::join_all(groups),
+    )
+    .await;
+    markers.into_iter().chain(groups).collect()
+}
+
+impl TxnParticipants for Broker {
+    fn next_producer_id(&self) -> Result<i64, KafkaError> {
+        Broker::next_producer_id(self)
+    }
+
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: ControlKind,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
+        self.write_txn_marker(
+            topic,
+            partition,
+            producer_id,
+            producer_epoch,
+            kind,
+            COORDINATOR_EPOCH,
+        )
+    }
+
+    fn complete_group(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
+        self.groups.complete_txn(group, producer_id, commit)
+    }
+}
+
+/// The coordinator epoch markers carry: kop's coordinators are never re-elected by epoch (a
+/// takeover is fenced by the storage instead).
+const COORDINATOR_EPOCH: i32 = 0;
