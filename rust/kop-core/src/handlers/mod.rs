@@ -27,6 +27,8 @@ pub(crate) mod test_context;
 mod topic_partitions;
 mod transaction_admin;
 mod transactions;
+#[cfg(test)]
+mod transactions_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
