@@ -37,6 +37,10 @@ pub mod state;
 pub mod store;
 #[cfg(test)]
 mod tests;
+mod transactions;
+pub mod txn_offsets;
+#[cfg(test)]
+mod txn_tests;
 mod write_queue;
 
 use std::io;
@@ -48,6 +52,7 @@ use bytes::Bytes;
 pub use classic::{JoinParams, SyncParams};
 pub use state::{GroupConfig, GroupState, JoinOutcome, Now, OffsetEntry, Reply, SyncOutcome};
 pub use store::{GroupRecord, GroupStore, LogGroupStore};
+pub use transactions::TxnCommitter;
 
 use crate::config::ServerConfig;
 use crate::error::KafkaError;
@@ -518,18 +523,46 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Vec<(String, Vec<(i32, Option<OffsetEntry>)>)> {
+        self.fetch_offsets(group_id, topics, false)
+            .into_iter()
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter().map(|(p, e)| (p, e.ok().flatten())).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// OffsetFetch for one group: `None` topics = every committed partition. With
+    /// `require_stable`, a partition with an offset pending in a transaction is
+    /// Err(UNSTABLE_OFFSET_COMMIT) (Kafka's `fetchOffsets`); without, its last committed offset.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> Vec<(String, Vec<(i32, Result<Option<OffsetEntry>, KafkaError>)>)> {
         let groups = self.shard_for(group_id).groups.lock();
         let g = groups.get(group_id);
         let topics = match topics {
             Some(t) => t,
             None => g.map(Group::committed_topics).unwrap_or_default(),
         };
+        let answer = |topic: &str, p: i32| match g {
+            Some(g) if require_stable && g.txn.is_pending(topic, p) => {
+                Err(KafkaError::UnstableOffsetCommit)
+            }
+            Some(g) => Ok(g.committed(topic, p).cloned()),
+            None => Ok(None),
+        };
         topics
             .into_iter()
             .map(|(topic, partitions)| {
                 let entries = partitions
                     .into_iter()
-                    .map(|p| (p, g.and_then(|g| g.committed(&topic, p).cloned())))
+                    .map(|p| (p, answer(&topic, p)))
                     .collect();
                 (topic, entries)
             })

@@ -46,7 +46,7 @@ impl Group {
             metadata: entry.metadata.clone(),
             commit_ms: entry.commit_ms,
         }));
-        self.offsets.insert((topic.to_string(), partition), entry);
+        self.apply_commit(topic, partition, entry);
     }
 
     pub fn committed(&self, topic: &str, partition: i32) -> Option<&OffsetEntry> {
@@ -65,11 +65,13 @@ impl Group {
         out
     }
 
+    /// Removes a partition's committed offset and the offsets pending for it in transactions
+    /// (Kafka's offset tombstone); queues the removal if there was either.
     fn drop_offset(&mut self, topic: &str, partition: i32) -> bool {
-        let removed = self
-            .offsets
-            .remove(&(topic.to_string(), partition))
-            .is_some();
+        let key = (topic.to_string(), partition);
+        let committed = self.offsets.remove(&key).is_some();
+        self.txn.committed_seq.remove(&key);
+        let removed = self.txn.drop_partition(topic, partition) | committed;
         if removed {
             self.writes.push(GroupRecord::OffsetRemoved {
                 group: self.id.clone(),
@@ -113,12 +115,16 @@ impl Group {
 
     /// Removes every offset of a deleted topic.
     pub fn remove_topic(&mut self, topic: &str) {
-        let doomed: Vec<i32> = self
+        let pending = self.txn.pending.values().flat_map(|p| p.offsets.keys());
+        let mut doomed: Vec<i32> = self
             .offsets
             .keys()
+            .chain(pending)
             .filter(|(t, _)| t == topic)
             .map(|(_, p)| *p)
             .collect();
+        doomed.sort_unstable();
+        doomed.dedup();
         for p in doomed {
             self.drop_offset(topic, p);
         }
@@ -126,7 +132,9 @@ impl Group {
 
     /// Kafka's offset retention: offsets of an empty group expire `retention_ms` after the group
     /// became empty (or after the commit, for groups that never had members); offsets of topics
-    /// a consumer group no longer subscribes to expire after the commit. Returns how many expired.
+    /// a consumer group no longer subscribes to expire after the commit. An offset with a
+    /// transaction pending on its partition does not expire yet (as Kafka). Returns how many
+    /// expired.
     pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> usize {
         let subscribed = if self.is_empty() {
             Some(Vec::new())
@@ -142,8 +150,8 @@ impl Group {
         let doomed: Vec<(String, i32)> = self
             .offsets
             .iter()
-            .filter(|((topic, _), e)| {
-                if subscribed.contains(topic) {
+            .filter(|((topic, partition), e)| {
+                if subscribed.contains(topic) || self.txn.is_pending(topic, *partition) {
                     return false;
                 }
                 let base = if empty_consumer_group {

@@ -52,6 +52,12 @@ impl Shard {
         (!records.is_empty()).then(|| self.writes.enqueue(Write::Append(records)))
     }
 
+    /// A ticket after every write queued so far (under the shard's lock): waiting for it waits
+    /// for them.
+    pub fn barrier(&self) -> Ticket {
+        self.writes.enqueue(Write::Append(Vec::new()))
+    }
+
     /// Waits for a write to be stored; call it holding no lock. Blocks: on a tokio worker the
     /// worker hands its other tasks off first.
     pub fn wait(&self, ticket: Ticket) -> io::Result<()> {
@@ -123,7 +129,8 @@ pub(super) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The records that rebuild `groups` (a compacted log).
+/// The records that rebuild `groups` (a compacted log): offsets pending in transactions stay
+/// pending, completed transactions leave only their committed offsets.
 fn live_records<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<GroupRecord> {
     let mut live = Vec::new();
     for g in groups {
@@ -132,39 +139,52 @@ fn live_records<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<GroupRecord>
         } else if g.generation > 0 || !g.members.is_empty() {
             live.push(GroupRecord::Group(g.snapshot()));
         }
-        for ((topic, partition), e) in &g.offsets {
-            live.push(GroupRecord::Offset(store::OffsetRecord {
-                group: g.id.clone(),
-                topic: topic.clone(),
-                partition: *partition,
-                offset: e.offset,
-                leader_epoch: e.leader_epoch,
-                metadata: e.metadata.clone(),
-                commit_ms: e.commit_ms,
-            }));
-        }
+        live.extend(g.offset_records());
     }
     live
 }
 
-/// The groups a shard's records describe, oldest record first.
+/// The groups a shard's records describe, oldest record first. A record's place in the log is
+/// its group's write order (a transactional offset replaces a committed one only if newer).
 fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<String, Group> {
     let mut groups: HashMap<String, Group> = HashMap::new();
-    for r in records {
+    for (seq, r) in records.into_iter().enumerate() {
+        let seq = seq as u64;
         match r {
             GroupRecord::Offset(o) => {
-                let g = groups
-                    .entry(o.group.clone())
-                    .or_insert_with(|| Group::new(&o.group, now_ms));
-                g.offsets.insert(
-                    (o.topic, o.partition),
-                    OffsetEntry {
-                        offset: o.offset,
-                        leader_epoch: o.leader_epoch,
-                        metadata: o.metadata,
-                        commit_ms: o.commit_ms,
-                    },
+                let g = group_at(&mut groups, &o.group, seq, now_ms);
+                let entry = OffsetEntry {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata,
+                    commit_ms: o.commit_ms,
+                };
+                g.apply_commit(&o.topic, o.partition, entry);
+            }
+            GroupRecord::TxnOffset(t) => {
+                let g = group_at(&mut groups, &t.group, seq, now_ms);
+                let entry = OffsetEntry {
+                    offset: t.offset,
+                    leader_epoch: t.leader_epoch,
+                    metadata: t.metadata,
+                    commit_ms: t.commit_ms,
+                };
+                g.apply_txn_offset(
+                    t.producer_id,
+                    t.producer_epoch,
+                    &t.topic,
+                    t.partition,
+                    entry,
                 );
+            }
+            GroupRecord::TxnEnd {
+                group,
+                producer_id,
+                commit,
+            } => {
+                if let Some(g) = groups.get_mut(&group) {
+                    g.apply_txn_end(producer_id, commit);
+                }
             }
             GroupRecord::OffsetRemoved {
                 group,
@@ -172,19 +192,18 @@ fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<Strin
                 partition,
             } => {
                 if let Some(g) = groups.get_mut(&group) {
-                    g.offsets.remove(&(topic, partition));
+                    let key = (topic, partition);
+                    g.offsets.remove(&key);
+                    g.txn.committed_seq.remove(&key);
+                    g.txn.drop_partition(&key.0, key.1);
                 }
             }
             GroupRecord::Group(s) => {
-                let g = groups
-                    .entry(s.group.clone())
-                    .or_insert_with(|| Group::new(&s.group, now_ms));
+                let g = group_at(&mut groups, &s.group, seq, now_ms);
                 restore(g, s, now);
             }
             GroupRecord::Consumer(c) => {
-                let g = groups
-                    .entry(c.group.clone())
-                    .or_insert_with(|| Group::new(&c.group, now_ms));
+                let g = group_at(&mut groups, &c.group, seq, now_ms);
                 g.modern = Some(consumer::ModernGroup::restore(c, now));
             }
             GroupRecord::GroupRemoved { group } => {
@@ -194,6 +213,20 @@ fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<Strin
     }
     groups.retain(|_, g| !(g.is_disposable() && g.generation == 0));
     groups
+}
+
+/// The group a record at `seq` is about (created if new), its next offset write placed after it.
+fn group_at<'a>(
+    groups: &'a mut HashMap<String, Group>,
+    id: &str,
+    seq: u64,
+    now_ms: i64,
+) -> &'a mut Group {
+    let g = groups
+        .entry(id.to_string())
+        .or_insert_with(|| Group::new(id, now_ms));
+    g.txn.next_seq = seq;
+    g
 }
 
 /// Rebuilds a group's membership from its last snapshot; members get a fresh session to come

@@ -1,4 +1,5 @@
-//! A classic group's data: members, generation, selected protocol, committed offsets.
+//! A classic group's data: members, generation, selected protocol, committed offsets (and
+//! those pending in transactions).
 //!
 //! The transitions live in `classic.rs` (membership) and `offsets.rs`; both only mutate a
 //! `Group` and queue the records that must be made durable in `Group::writes`.
@@ -11,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::consumer::ModernGroup;
 use super::store::{to_hex, GroupRecord, GroupSnapshot, MemberSnapshot};
+use super::txn_offsets::TxnOffsets;
 use crate::error::KafkaError;
 
 /// Kafka's classic group states (the names DescribeGroups and ListGroups report).
@@ -215,6 +217,8 @@ pub struct Group {
     /// When members that have not sent SyncGroup are dropped (CompletingRebalance only).
     pub sync_deadline: Option<Instant>,
     pub offsets: BTreeMap<(String, i32), OffsetEntry>,
+    /// Offsets pending in producers' transactions (`txn_offsets.rs`).
+    pub txn: TxnOffsets,
     /// Set when this is a KIP-848 consumer group (the classic fields above are then unused).
     pub modern: Option<ModernGroup>,
     /// Records to make durable, drained by the coordinator after every operation.
@@ -239,6 +243,7 @@ impl Group {
             initial_delay_ends: None,
             sync_deadline: None,
             offsets: BTreeMap::new(),
+            txn: TxnOffsets::default(),
             modern: None,
             writes: Vec::new(),
         }
@@ -273,12 +278,14 @@ impl Group {
         }
     }
 
-    /// Nothing worth keeping: no members, no offsets.
+    /// Nothing worth keeping: no members, no offsets, no open transaction (as Kafka, which
+    /// keeps a group while a transaction has offsets pending in it).
     pub fn is_disposable(&self) -> bool {
         self.is_empty()
             && self.members.is_empty()
             && self.pending.is_empty()
             && self.offsets.is_empty()
+            && self.txn.pending.is_empty()
     }
 
     /// Protocols every member supports.

@@ -30,6 +30,16 @@ pub enum GroupRecord {
     GroupRemoved {
         group: String,
     },
+    /// An offset committed in a producer's transaction (TxnOffsetCommit): pending until a
+    /// `TxnEnd` of that producer for the group.
+    TxnOffset(TxnOffsetRecord),
+    /// The end of a producer's transaction for a group: its pending offsets become the
+    /// committed ones (`commit`) or are dropped.
+    TxnEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 impl GroupRecord {
@@ -37,7 +47,10 @@ impl GroupRecord {
     pub fn group(&self) -> &str {
         match self {
             GroupRecord::Offset(o) => &o.group,
-            GroupRecord::OffsetRemoved { group, .. } | GroupRecord::GroupRemoved { group } => group,
+            GroupRecord::OffsetRemoved { group, .. }
+            | GroupRecord::GroupRemoved { group }
+            | GroupRecord::TxnEnd { group, .. } => group,
+            GroupRecord::TxnOffset(t) => &t.group,
             GroupRecord::Group(g) => &g.group,
             GroupRecord::Consumer(c) => &c.group,
         }
@@ -47,6 +60,20 @@ impl GroupRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetRecord {
     pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_ms: i64,
+}
+
+/// An offset pending in a transaction; the fields of `OffsetRecord` and the producer's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnOffsetRecord {
+    pub group: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,

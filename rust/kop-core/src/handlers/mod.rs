@@ -29,6 +29,7 @@ mod transaction_admin;
 mod transactions;
 #[cfg(test)]
 mod transactions_tests;
+mod txn_offsets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -194,6 +195,7 @@ served! {
     OffsetCommit [2 ..= 9] OffsetCommitRequest => offsets::offset_commit;
     OffsetFetch [1 ..= 9] OffsetFetchRequest => offsets::offset_fetch;
     OffsetDelete [0 ..= 0] OffsetDeleteRequest => offsets::offset_delete;
+    TxnOffsetCommit [0 ..= 5] TxnOffsetCommitRequest => txn_offsets::handle;
     ConsumerGroupHeartbeat [0 ..= 1] ConsumerGroupHeartbeatRequest => consumer_groups::heartbeat;
     ConsumerGroupDescribe [0 ..= 1] ConsumerGroupDescribeRequest => consumer_groups::describe;
     DescribeTopicPartitions [0 ..= 0] DescribeTopicPartitionsRequest => topic_partitions::handle;

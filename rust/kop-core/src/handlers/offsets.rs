@@ -165,20 +165,27 @@ type Wanted = Option<Vec<(String, Vec<i32>)>>;
 type FetchedPartition = (i32, i64, i32, String, Option<KafkaError>);
 type Fetched = Vec<(String, Vec<FetchedPartition>)>;
 
-/// One group's committed offsets.
-fn fetch_group(ctx: &RequestContext, group: &str, wanted: Wanted) -> Result<Fetched, KafkaError> {
+/// One group's committed offsets; with `require_stable` (v7+), UNSTABLE_OFFSET_COMMIT for a
+/// partition with an offset pending in a transaction (as Kafka's `fetchOffsets`).
+fn fetch_group(
+    ctx: &RequestContext,
+    group: &str,
+    wanted: Wanted,
+    require_stable: bool,
+) -> Result<Fetched, KafkaError> {
     ctx.broker.groups.admit(group)?;
     Ok(ctx
         .broker
         .groups
-        .fetch(group, wanted)
+        .fetch_offsets(group, wanted, require_stable)
         .into_iter()
         .map(|(topic, parts)| {
             let parts = parts
                 .into_iter()
                 .map(|(p, e)| match e {
-                    Some(e) => (p, e.offset, e.leader_epoch, e.metadata, None),
-                    None => (p, -1, -1, String::new(), None),
+                    Ok(Some(e)) => (p, e.offset, e.leader_epoch, e.metadata, None),
+                    Ok(None) => (p, -1, -1, String::new(), None),
+                    Err(e) => (p, -1, -1, String::new(), Some(e)),
                 })
                 .collect();
             (topic, parts)
@@ -269,14 +276,14 @@ pub async fn offset_fetch(
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let version = header.request_api_version;
-    // kop has no transactional offset commits pending, so `require_stable` always holds.
+    let require_stable = version >= 7 && req.require_stable;
     let fetch = |group: &str, wanted: Wanted, member_check: Result<(), KafkaError>| {
         let requested = wanted.clone().unwrap_or_default();
         GroupFetch {
             group: group.to_string(),
             explicit: wanted.is_some(),
             requested,
-            result: member_check.and_then(|()| fetch_group(ctx, group, wanted)),
+            result: member_check.and_then(|()| fetch_group(ctx, group, wanted, require_stable)),
         }
     };
     if version >= 8 {
