@@ -646,3 +646,62 @@ fn heartbeat_v(c: &mut Client, group: &str, member: &str, generation: i32, v: i1
         .with_generation_id(generation);
     c.call(&req, v).error_code
 }
+
+/// TxnOffsetCommit in every served version (the codec checks version-dependent fields); the
+/// staged offset is unstable for OffsetFetch with `require_stable`, invisible without, and
+/// still pending after a restart (its transaction never ended).
+#[test]
+fn transactional_offsets_stay_pending_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("file://{}", dir.path().display());
+    let fetch = |c: &mut Client, stable: bool| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(gid("txg"))
+            .with_require_stable(stable)
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic("tx"))
+                    .with_partition_indexes(vec![0]),
+            ]));
+        let p = &c.call(&req, 7).topics[0].partitions[0];
+        (p.committed_offset, p.error_code)
+    };
+    {
+        let server = start(&storage, NO_DELAY);
+        let mut c = Client::connect(port(&server));
+        create_topic(&mut c, "tx", 1, &[]);
+        let range = kop_core::handlers::served_range(ApiKey::TxnOffsetCommit).unwrap();
+        assert_eq!(range, (0, 5));
+        for v in range.0..=range.1 {
+            let req = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s("t-id")))
+                .with_group_id(gid("txg"))
+                .with_producer_id(ProducerId(77))
+                .with_producer_epoch(1)
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(topic("tx"))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(10 + i64::from(v))
+                                .with_committed_metadata(Some(s("m"))),
+                        ]),
+                ]);
+            let r = c.call(&req, v);
+            assert_eq!(
+                r.topics[0].partitions[0].error_code, 0,
+                "TxnOffsetCommit v{v}"
+            );
+        }
+        assert_eq!(fetch(&mut c, true), (-1, 88), "UNSTABLE_OFFSET_COMMIT");
+        assert_eq!(fetch(&mut c, false), (-1, 0));
+    }
+    let server = start(&storage, NO_DELAY);
+    let mut c = Client::connect(port(&server));
+    assert_eq!(
+        fetch(&mut c, true),
+        (-1, 88),
+        "still pending after a restart"
+    );
+}
