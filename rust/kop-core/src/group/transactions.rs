@@ -61,6 +61,7 @@ impl GroupCoordinator {
                 return Err(KafkaError::IllegalGeneration);
             }
             g.validate_txn_commit(who.member_id, who.instance_id, who.generation)?;
+            g.fence_older_txn(who.producer_id, who.producer_epoch)?;
             Ok(offsets
                 .into_iter()
                 .map(|(topic, p, entry)| {

@@ -116,6 +116,27 @@ impl Group {
             .is_some_and(|p| p.producer_epoch == producer_epoch)
     }
 
+    /// The producer epoch check of a staged write (Kafka's producer state on the offsets
+    /// partition): an older epoch than the one already staged is a zombie
+    /// (INVALID_PRODUCER_EPOCH); a newer one means the staged transaction has ended (fenced or
+    /// completed), so what it left here is dropped — e.g. a zombie's offsets that arrived after
+    /// its transaction was aborted must not join its successor's.
+    pub fn fence_older_txn(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(), KafkaError> {
+        match self.txn.pending.get(&producer_id).map(|p| p.producer_epoch) {
+            Some(staged) if producer_epoch < staged => Err(KafkaError::InvalidProducerEpoch),
+            Some(staged) if producer_epoch > staged => {
+                tracing::info!(group = %self.id, producer_id, staged, producer_epoch, "dropping offsets staged at an older producer epoch");
+                self.complete_txn(producer_id, false);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Stages one offset in `producer_id`'s transaction (queued for durability).
     pub fn stage_txn_offset(
         &mut self,

@@ -142,6 +142,30 @@ fn pending_offsets_are_invisible_until_commit_and_dropped_by_abort() {
 }
 
 #[test]
+fn a_newer_producer_epoch_drops_what_an_older_one_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (co, _) = open(dir.path());
+    let at = |epoch: i16, partition: i32, offset: i64| {
+        let who = TxnCommitter {
+            producer_epoch: epoch,
+            ..producer(PID)
+        };
+        co.txn_offset_commit("g", who, vec![("t".into(), partition, Ok(entry(offset)))])
+            .map(|r| r[0].2)
+    };
+    assert_eq!(at(3, 0, 10), Ok(Ok(())), "a zombie's late offsets");
+    assert_eq!(at(4, 1, 20), Ok(Ok(())), "its successor's");
+    assert_eq!(at(3, 0, 11), Err(KafkaError::InvalidProducerEpoch));
+    block_on(co.complete_txn("g", PID, true)).unwrap();
+    assert_eq!(fetched(&co, "g", 0, true), Ok(None), "not committed");
+    assert_eq!(fetched(&co, "g", 1, true), Ok(Some(20)));
+    drop(co);
+    let (co, _) = open(dir.path());
+    assert_eq!(fetched(&co, "g", 0, true), Ok(None));
+    assert_eq!(fetched(&co, "g", 1, true), Ok(Some(20)));
+}
+
+#[test]
 fn a_plain_commit_after_the_transactional_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let (co, _) = open(dir.path());

@@ -132,9 +132,21 @@ async fn stage(
                 version >= IMPLICIT_ADD_VERSION,
             )
             .await
+            .map_err(|e| verification_error(e, version))
             .map_err(coordinator_error)?;
     }
     groups.txn_offset_commit(group, who, partitions)
+}
+
+/// How Kafka's verification (`AddPartitionsToTxnManager`) reports a failed check to the group
+/// coordinator's callers: a fenced producer as INVALID_PRODUCER_EPOCH (what producers handle
+/// there), and TRANSACTION_ABORTABLE as INVALID_TXN_STATE to clients older than v4.
+fn verification_error(e: KafkaError, version: i16) -> KafkaError {
+    match e {
+        KafkaError::ProducerFenced => KafkaError::InvalidProducerEpoch,
+        KafkaError::TransactionAbortable if version < 4 => KafkaError::InvalidTxnState,
+        e => e,
+    }
 }
 
 /// Kafka's `handleOperationException`: errors of the write path clients of the group

@@ -237,6 +237,18 @@ async fn authorization_is_transactional_id_then_group_then_topics() {
 #[test]
 fn coordinator_errors_are_mapped_as_kafka_maps_them() {
     assert_eq!(
+        verification_error(KafkaError::ProducerFenced, 5),
+        KafkaError::InvalidProducerEpoch
+    );
+    assert_eq!(
+        verification_error(KafkaError::TransactionAbortable, 3),
+        KafkaError::InvalidTxnState
+    );
+    assert_eq!(
+        verification_error(KafkaError::TransactionAbortable, 4),
+        KafkaError::TransactionAbortable
+    );
+    assert_eq!(
         coordinator_error(KafkaError::KafkaStorageError),
         KafkaError::NotCoordinator
     );
