@@ -1,7 +1,6 @@
-//! TEMP stand-ins (dropped when txn-partitions and txn-groups merge).
+//! TEMP stand-in (dropped when txn-partitions merges).
 use super::Broker;
 use crate::error::KafkaError;
-use crate::group::GroupCoordinator;
 use crate::records::control::ControlKind;
 
 impl Broker {
@@ -13,17 +12,6 @@ impl Broker {
         _producer_epoch: i16,
         _kind: ControlKind,
         _coordinator_epoch: i32,
-    ) -> Result<(), KafkaError> {
-        Ok(())
-    }
-}
-
-impl GroupCoordinator {
-    pub async fn complete_txn(
-        &self,
-        _group_id: &str,
-        _producer_id: i64,
-        _commit: bool,
     ) -> Result<(), KafkaError> {
         Ok(())
     }
