@@ -12,7 +12,20 @@ use super::*;
 use crate::handlers::offsets::offset_fetch;
 use crate::handlers::test_context::TestContext;
 
-const PID: i64 = 4000;
+/// The producer id of transaction "tx": the first one a fresh broker hands out.
+const PID: i64 = 0;
+
+/// Opens transaction "tx" (producer `PID`, epoch 0) holding the group's offsets, as
+/// InitProducerId and AddOffsetsToTxn do (TxnOffsetCommit v5+ adds the group itself).
+async fn open_txn(ctx: &TestContext, group: &str) {
+    let coordinator = &ctx.broker.transactions;
+    let fenced = KafkaError::ProducerFenced;
+    let producer = coordinator.init_producer(&*ctx.broker, "tx", 60_000, None, fenced).await;
+    assert_eq!(producer, Ok((PID, 0)));
+    if !group.is_empty() {
+        coordinator.add("tx", PID, 0, fenced, &[], Some(group)).unwrap();
+    }
+}
 
 /// A TxnOffsetCommit of (topic, partition, offset) for group `group` by transaction "tx",
 /// without a member.
@@ -88,6 +101,7 @@ fn ok(parts: &[(&str, i32)]) -> Vec<(String, i32, i16)> {
 async fn transactional_offsets_are_unstable_until_the_transaction_commits() {
     let ctx = RequestContext::builder().build();
     ctx.topic("t", 2);
+    open_txn(&ctx, "g").await;
     for version in [0, 2, 3, 5] {
         let req = txn_commits("g", &[("t", 0, 10 + i64::from(version))]);
         assert_eq!(
@@ -127,6 +141,7 @@ async fn transactional_offsets_are_unstable_until_the_transaction_commits() {
 async fn unknown_partitions_and_large_metadata_are_refused_per_partition() {
     let ctx = RequestContext::builder().build();
     ctx.topic("t", 1);
+    open_txn(&ctx, "g").await;
     let mut req = txn_commits("g", &[("t", 0, 1), ("t", 1, 1), ("nope", 0, 1)]);
     let big = "x".repeat(crate::group::offsets::OFFSET_METADATA_MAX_BYTES + 1);
     req.topics[0].partitions[0].committed_metadata = Some(sb(big));
@@ -146,6 +161,7 @@ async fn unknown_partitions_and_large_metadata_are_refused_per_partition() {
 async fn member_checks_of_v3() {
     let ctx = RequestContext::builder().build();
     ctx.topic("t", 1);
+    open_txn(&ctx, "g").await;
     let req = txn_commits("g", &[("t", 0, 1)])
         .with_generation_id(2)
         .with_member_id(sb("m"));
@@ -176,6 +192,7 @@ async fn authorization_is_transactional_id_then_group_then_topics() {
         .build();
     ctx.topic("mine", 1);
     ctx.topic("theirs", 1);
+    open_txn(&ctx, "").await;
     let req = || txn_commits("g", &[("mine", 0, 1), ("theirs", 0, 1)]);
     let every = |e: KafkaError| {
         vec![
