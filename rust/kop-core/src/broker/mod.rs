@@ -7,7 +7,6 @@ pub mod leadership;
 pub mod partition;
 pub mod producer_state;
 pub mod topic_config;
-mod txn_stand_in;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;

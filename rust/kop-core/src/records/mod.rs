@@ -2,7 +2,6 @@
 
 pub mod batch;
 pub mod compression;
-pub mod control;
 pub mod decode;
 pub mod encode;
 pub mod validate;
