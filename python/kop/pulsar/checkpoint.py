@@ -6,18 +6,26 @@ the partition's Pulsar topic name; the last message of a key wins (topic compact
 that one; without compaction, replaying the topic gives the same answer). Payload: zlib-compressed
 JSON, ``CHECKPOINT_VERSION``:
 
-    {"v": 1, "topic": "persistent://t/ns/orders-partition-0", "epoch": 3, "written_ms": ...,
+    {"v": 2, "topic": "persistent://t/ns/orders-partition-0", "epoch": 3, "written_ms": ...,
      "end_offset": 12345,                       # the writer's next offset when it wrote this
      "entries": [[base, last, max_ts, running_max_ts, epoch, size, ledger, entry], ...],
      "resume": [base, last, max_ts, running_max_ts, epoch, size, ledger, entry],
-     "producers": [["<base64 61-byte header>", ...], ...]}
+     "producers": [["<base64 head>", ...], ...],
+     "txn": {"open": ["<base64 head>", ...], "aborted": [["<first>", "<marker>"], ...],
+             "seen_until": 12340}}
 
 ``entries`` is a sparse sample (first and last kept) of the index *before* ``resume``;
 ``resume`` is the batch a takeover starts reading at (chosen so that what follows it fits the
-tail the writer was opened with); ``producers`` holds, per producer id, the headers of its last
-5 batches up to ``end_offset``. A checkpoint is only a hint: the takeover checks that the
-message at ``resume`` is that very batch, and scans from the earliest message when it is not
-(or the payload does not decode, or names another topic).
+tail the writer was opened with); ``producers`` holds, per producer id, the heads of its last
+5 batches and last markers up to ``end_offset`` (a head is a batch's 61-byte header, or a whole
+marker batch: ``kop.pulsar.transactions``); ``txn`` the partition's transaction state as of
+``end_offset`` (``TxnTails``: the first batch of every open transaction, the first batch and
+marker of every aborted transaction still in the log, and the last batch it counted). Version 1
+(before transactions) is read as a checkpoint without transaction state.
+
+A checkpoint is only a hint: the takeover checks that the message at ``resume`` is that very
+batch, and scans from the earliest message when it is not (or the payload does not decode, or
+names another topic).
 """
 
 from __future__ import annotations
@@ -30,17 +38,19 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kop.pulsar.client import PulsarIO, message_id, message_key, result_ok
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import INDEX_TOPIC, pulsar_topic
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.transactions import BATCH_HEADER_SIZE, TxnTails, head_info
 
 log = logging.getLogger("kop.pulsar")
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CHECKPOINT_ENTRIES = 4_096  # sparse entries a checkpoint carries at most
 
 # When an owner writes one (on send receipts; and always on a clean close of the partition):
@@ -94,6 +104,7 @@ class Checkpoint:
     resume_running_max: int
     producers: list[list[bytes]]
     written_ms: int = 0
+    txns: TxnTails = field(default_factory=TxnTails)
 
     @staticmethod
     def of(
@@ -124,6 +135,7 @@ class Checkpoint:
             resume_running_max=index.running_max(j),
             producers=producers.by_producer(),
             written_ms=int(time.time() * 1000),
+            txns=producers.txns.copy(),
         )
 
     def encode(self) -> bytes:
@@ -135,9 +147,12 @@ class Checkpoint:
             "end_offset": self.end_offset,
             "entries": [_entry_row(e, m) for e, m in self.entries],
             "resume": _entry_row(self.resume, self.resume_running_max),
-            "producers": [
-                [base64.b64encode(h).decode("ascii") for h in tail] for tail in self.producers
-            ],
+            "producers": [[_b64(h) for h in tail] for tail in self.producers],
+            "txn": {
+                "open": [_b64(h) for h in self.txns.open.values()],
+                "aborted": [[_b64(f), _b64(m)] for f, m in self.txns.aborted],
+                "seen_until": self.txns.seen_until,
+            },
         }
         return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)
 
@@ -150,12 +165,13 @@ class Checkpoint:
             raise CheckpointError(f"not a checkpoint: {err}") from err
         if not isinstance(doc, dict):
             raise CheckpointError(f"not a checkpoint: {type(doc).__name__}")
-        if doc.get("v") != CHECKPOINT_VERSION:
+        if doc.get("v") not in READABLE_VERSIONS:
             raise CheckpointError(f"unknown checkpoint version {doc.get('v')!r}")
         try:
             entries = [_row_entry(row, make_id) for row in doc["entries"]]
             resume, resume_running_max = _row_entry(doc["resume"], make_id)
-            producers = [[base64.b64decode(h, validate=True) for h in t] for t in doc["producers"]]
+            producers = [[_unb64(h) for h in t] for t in doc["producers"]]
+            txns = _txns(doc.get("txn"))
             checkpoint = Checkpoint(
                 topic=str(doc["topic"]),
                 epoch=int(doc["epoch"]),
@@ -165,6 +181,7 @@ class Checkpoint:
                 resume_running_max=resume_running_max,
                 producers=producers,
                 written_ms=int(doc.get("written_ms", 0)),
+                txns=txns,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"bad checkpoint: {type(err).__name__}: {err}") from err
@@ -172,6 +189,33 @@ class Checkpoint:
         if any(b <= a for a, b in itertools.pairwise(offsets)):
             raise CheckpointError("checkpoint entries are not in offset order")
         return checkpoint
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _txns(doc: Any) -> TxnTails:
+    """The transaction state of a checkpoint (none in version 1)."""
+    if doc is None:
+        return TxnTails()
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"bad transaction state {type(doc).__name__}")
+    open_heads = [_unb64(h) for h in doc["open"]]
+    aborted = [(_unb64(f), _unb64(m)) for f, m in doc["aborted"]]
+    txns = TxnTails(seen_until=int(doc["seen_until"]))
+    for head in open_heads:
+        if len(head) < BATCH_HEADER_SIZE:
+            raise CheckpointError("bad open transaction head")
+        txns.open[head_info(head)[1]] = head
+    if any(len(f) < BATCH_HEADER_SIZE or len(m) < BATCH_HEADER_SIZE for f, m in aborted):
+        raise CheckpointError("bad aborted transaction head")
+    txns.aborted = aborted
+    return txns
 
 
 class CheckpointStore:

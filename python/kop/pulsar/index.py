@@ -15,18 +15,26 @@ never dropped.
 
 Not thread-safe: the owning partition holds its lock around every call.
 
-``ProducerTails`` keeps what Rust needs to rebuild producer state (idempotence): per producer id,
-the 61-byte headers of its last ``PRODUCER_BATCHES`` batches.
+``ProducerTails`` keeps what Rust needs to rebuild producer state (idempotence, transactions): per
+producer id, the headers of its last ``PRODUCER_BATCHES`` batches and its last markers, and the
+transaction state of ``kop.pulsar.transactions``.
 """
 
 from __future__ import annotations
 
-import struct
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from kop.pulsar.transactions import (
+    BATCH_HEADER_SIZE,
+    CONTROL,
+    TxnTails,
+    head_info,
+    marker_kind,
+)
 
 DENSE_LIMIT = 20_000  # newest batches indexed one by one (up to twice this before thinning)
 SPARSE_LIMIT = 4_096  # entries kept for everything older
@@ -188,58 +196,85 @@ class BatchIndex:
 # -- producer state ------------------------------------------------------------------------------
 
 PRODUCER_BATCHES = 5  # Kafka keeps the last 5 batches per producer id (Rust: CACHED_BATCHES)
+PRODUCER_MARKERS = 8  # transaction markers kept per producer id (see ProducerTails)
 PRODUCER_LIMIT = 5_000  # producer ids kept, the most recently active ones
 
-_BATCH_HEADER_SIZE = 61
-_ATTRIBUTES = struct.Struct(">h")  # bytes 21-22
-_PRODUCER_ID = struct.Struct(">q")  # bytes 43-50
-_CONTROL = 0x20
+_BATCH_HEADER_SIZE = BATCH_HEADER_SIZE
 
 
 class ProducerTails:
-    """Per producer id, the headers of its last ``PRODUCER_BATCHES`` batches, oldest first.
+    """Per producer id, the heads (``kop.pulsar.transactions``) of its last ``PRODUCER_BATCHES``
+    data batches and of its last ``PRODUCER_MARKERS`` transaction markers, oldest first; and the
+    partition's transaction state (``txns``, a ``TxnTails``).
 
-    Rust's producer state (``broker/producer_state.rs`` ``record``) ignores batches without a
-    producer id and control batches, starts over when the producer epoch changes and keeps the
-    last 5 batches of a producer id. Replaying only a producer id's last 5 headers therefore
-    leaves exactly the state replaying all of them does. Producer ids beyond ``limit`` (the least
-    recently active) are forgotten: their next retried batch is not recognised as a duplicate,
-    like a Kafka producer id whose state expired."""
+    Rust's producer state (``broker/producer_state.rs`` ``replay``) ignores batches without a
+    producer id, starts over when the producer epoch changes and keeps the last 5 data batches of
+    a producer id; a marker ends the producer's open transaction and sets its epoch. Replaying a
+    producer id's last 5 data heads and the markers among and after them therefore leaves the
+    state replaying all of them does (a producer writes at most one marker per transaction, so
+    8 cover the 5 batches unless the coordinator wrote markers for it again and again). Producer
+    ids beyond ``limit`` (the least recently active) are forgotten: their next retried batch is
+    not recognised as a duplicate, like a Kafka producer id whose state expired."""
 
     def __init__(self, limit: int = PRODUCER_LIMIT) -> None:
         self.limit = limit
-        # producer id -> (base offset, header) of its last batches; most recently active last
+        # producer id -> (base offset, head) of its last batches; most recently active last
         self._tails: OrderedDict[int, deque[tuple[int, bytes]]] = OrderedDict()
+        self._markers: dict[int, deque[tuple[int, bytes]]] = {}
+        self.txns = TxnTails()
 
     def __len__(self) -> int:
         return len(self._tails)
 
-    def add(self, header: bytes) -> None:
-        """Record a live batch's header (its first 61 bytes); a batch at or before the last one
-        recorded for its producer id is ignored (re-read after a checkpoint)."""
-        if len(header) < _BATCH_HEADER_SIZE:
+    def add(self, head: bytes) -> None:
+        """Record a live batch's head (``batch_head``), in offset order; a batch at or before
+        the last one recorded is ignored (re-read after a checkpoint)."""
+        self.restore(head)
+        self.txns.add(head)
+
+    def restore(self, head: bytes) -> None:
+        """Record a head of a producer's tail only (a checkpoint's; its ``txns`` come whole)."""
+        if len(head) < _BATCH_HEADER_SIZE:
             return
-        (attributes,) = _ATTRIBUTES.unpack_from(header, 21)
-        (producer_id,) = _PRODUCER_ID.unpack_from(header, 43)
-        if producer_id < 0 or attributes & _CONTROL:
+        base_offset, producer_id, attributes = head_info(head)
+        if producer_id < 0:
             return
-        (base_offset,) = _PRODUCER_ID.unpack_from(header, 0)
-        tail = self._tails.get(producer_id)
-        if tail is None:
-            tail = self._tails[producer_id] = deque(maxlen=PRODUCER_BATCHES)
-        elif tail and base_offset <= tail[-1][0]:
-            return
-        tail.append((base_offset, bytes(header[:_BATCH_HEADER_SIZE])))
+        if attributes & CONTROL:
+            if marker_kind(head) is None:
+                return
+            kept = self._markers.get(producer_id)
+            if kept is None:
+                kept = self._markers[producer_id] = deque(maxlen=PRODUCER_MARKERS)
+            elif kept and base_offset <= kept[-1][0]:
+                return
+            kept.append((base_offset, bytes(head)))
+            if producer_id not in self._tails:
+                self._tails[producer_id] = deque(maxlen=PRODUCER_BATCHES)
+        else:
+            tail = self._tails.get(producer_id)
+            if tail is None:
+                tail = self._tails[producer_id] = deque(maxlen=PRODUCER_BATCHES)
+            elif tail and base_offset <= tail[-1][0]:
+                return
+            tail.append((base_offset, bytes(head[:_BATCH_HEADER_SIZE])))
         self._tails.move_to_end(producer_id)
         while len(self._tails) > self.limit:
-            self._tails.popitem(last=False)
+            gone, _ = self._tails.popitem(last=False)
+            self._markers.pop(gone, None)
+
+    def _of(self, producer_id: int) -> list[tuple[int, bytes]]:
+        kept = [*self._tails.get(producer_id, ()), *self._markers.get(producer_id, ())]
+        kept.sort(key=lambda item: item[0])
+        return kept
 
     def headers(self) -> list[bytes]:
-        """Every kept header, in offset order (Rust replays them into producer state)."""
-        kept = [item for tail in self._tails.values() for item in tail]
-        kept.sort(key=lambda item: item[0])
-        return [header for _, header in kept]
+        """Every kept head, the transaction state's included, in offset order, each batch once
+        (Rust replays them into producer state)."""
+        kept = {offset: head for pid in self._tails for offset, head in self._of(pid)}
+        for head in self.txns.heads():
+            kept.setdefault(head_info(head)[0], head)
+        return [kept[offset] for offset in sorted(kept)]
 
     def by_producer(self) -> list[list[bytes]]:
-        """The kept headers per producer id, least recently active first (a checkpoint)."""
-        return [[header for _, header in tail] for tail in self._tails.values()]
+        """The kept heads per producer id, least recently active first (a checkpoint)."""
+        return [[head for _, head in self._of(pid)] for pid in self._tails]

@@ -23,7 +23,6 @@ from kop.pulsar.checkpoint import (
 from kop.pulsar.client import MessageKey, PulsarIO, message_key, result_ok, result_too_large
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
-    BATCH_HEADER_SIZE,
     BatchInfo,
     FormatError,
     MarkerInfo,
@@ -33,6 +32,7 @@ from kop.pulsar.format import (
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
 from kop.pulsar.retention import earliest_key, first_live_batch
 from kop.pulsar.takeover import PartitionScan
+from kop.pulsar.transactions import batch_head
 
 log = logging.getLogger("kop.pulsar")
 
@@ -111,7 +111,7 @@ class Partition:
             _report(done, self._failure_message(failure))
             return
         size = len(payload)
-        header = payload[:BATCH_HEADER_SIZE]
+        header = batch_head(payload)
 
         def on_receipt(res: Any, msg_id: Any) -> None:
             self._on_receipt(
@@ -260,6 +260,9 @@ class Partition:
         first, _ = first_live_batch(self.io, self.topic)
         with self._lock:
             dropped = self.index.trim(first)
+            # Aborted transactions before the log start are gone with their data (all of
+            # them when nothing is left).
+            self.producers.txns.trim(first.base_offset if first is not None else 1 << 62)
         self._reader.reset()
         log.info(
             "%s: retention deleted data; log starts at %s now (%d index entries dropped)",

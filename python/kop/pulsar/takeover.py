@@ -17,7 +17,6 @@ from typing import Any
 from kop.pulsar.checkpoint import Checkpoint
 from kop.pulsar.client import PulsarIO, message_key
 from kop.pulsar.format import (
-    BATCH_HEADER_SIZE,
     BatchInfo,
     FormatError,
     MarkerInfo,
@@ -26,6 +25,7 @@ from kop.pulsar.format import (
 )
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
 from kop.pulsar.retention import earliest_key, first_live_batch
+from kop.pulsar.transactions import batch_head
 
 log = logging.getLogger("kop.pulsar")
 
@@ -57,7 +57,8 @@ class PartitionScan:
         if tail_bytes is not None:
             for headers in checkpoint.producers:
                 for header in headers:
-                    scan.producers.add(header)
+                    scan.producers.restore(header)
+            scan.producers.txns = checkpoint.txns.copy()
         # The resume batch is live: its epoch is the highest up to it.
         scan.highest_epoch = checkpoint.resume.epoch
         return scan
@@ -106,7 +107,7 @@ class PartitionScan:
             return
         if self.tail_bytes is None:
             return
-        self.producers.add(payload[:BATCH_HEADER_SIZE])
+        self.producers.add(batch_head(payload))
         self.tail.append(payload)
         self.tail_size += len(payload)
         while len(self.tail) > 1 and self.tail_size > self.tail_bytes:
