@@ -21,7 +21,7 @@ fn decompress(codec: i16, data: &[u8]) -> Result<Vec<u8>, KafkaError> {
         .map_err(|_| KafkaError::CorruptMessage)
 }
 
-fn varlong(buf: &mut &[u8]) -> Result<i64, KafkaError> {
+pub(crate) fn varlong(buf: &mut &[u8]) -> Result<i64, KafkaError> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = buf.split_first().ok_or(KafkaError::CorruptMessage)?;
@@ -36,7 +36,7 @@ fn varlong(buf: &mut &[u8]) -> Result<i64, KafkaError> {
 
 /// Kafka's int32 varint (sizes, offset deltas, lengths, counts): at most 5 bytes, excess high
 /// bits of the last one dropped, exactly as `records::validate` reads it.
-fn varint(buf: &mut &[u8]) -> Result<i32, KafkaError> {
+pub(crate) fn varint(buf: &mut &[u8]) -> Result<i32, KafkaError> {
     let mut value: u32 = 0;
     for shift in (0..35).step_by(7) {
         let (&byte, rest) = buf.split_first().ok_or(KafkaError::CorruptMessage)?;

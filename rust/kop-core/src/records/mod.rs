@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod compression;
+pub mod control;
 pub mod decode;
 pub mod encode;
 pub mod validate;
