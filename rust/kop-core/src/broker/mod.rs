@@ -1,5 +1,6 @@
 //! The broker's state: topics, partitions, identity, producer ids.
 
+pub mod aborted_txns;
 pub mod cluster;
 pub mod fetch_sessions;
 pub mod housekeeping;
@@ -7,6 +8,9 @@ pub mod leadership;
 pub mod partition;
 pub mod producer_state;
 pub mod topic_config;
+pub mod txn_markers;
+#[cfg(test)]
+pub(crate) mod txn_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -118,9 +122,11 @@ impl LogOpener for StorageLog {
         let mut producers = ProducerStates::default();
         let log = self
             .logs
-            .open(&self.topic, self.index, settings, &mut |h| {
-                producers.record(h)
+            .open(&self.topic, self.index, settings, &mut |h, marker| {
+                producers.replay(h, marker)
             })?;
+        // Aborted transactions wholly before the log start (a checkpoint may still name them).
+        producers.aborted.trim(log.log_start_offset());
         Ok((log, producers))
     }
 

@@ -1,4 +1,4 @@
-//! One partition: its log, producer state and high watermark.
+//! One partition: its log, producer state, high watermark and last stable offset.
 //!
 //! kop has one replica. On a local log the high watermark is the log end offset. On a remote
 //! log (Pulsar) an append is acknowledged by the backend later: offsets are still assigned here,
@@ -7,7 +7,12 @@
 //! means the partition may have lost its exclusive hold on the backend: it steps down (appends
 //! get NOT_LEADER_OR_FOLLOWER) until the broker's cluster check (`acquire`, every 500 ms) takes
 //! it over again in the background — or lets it go, when another kop instance leads it now
-//! (`release`). Taking over, stepping down and letting go are in `broker::leadership`.
+//! (`release`). Taking over, stepping down and letting go are in `broker::leadership`;
+//! transaction markers are written by `broker::txn_markers`.
+//!
+//! The last stable offset (LSO) is the first offset of the oldest open transaction, or the high
+//! watermark when that is lower (Kafka's rule; never below the log start): read_committed
+//! fetches stop there, and get the aborted transactions overlapping what they return.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,10 +23,11 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use super::producer_state::{ProducerStates, SequenceCheck};
+use super::aborted_txns::AbortedTxn;
+use super::producer_state::{ProducerSnapshot, ProducerStates, SequenceCheck};
 use super::topic_config::EffectiveTopicConfig;
 use crate::error::KafkaError;
-use crate::records::batch::{self, BatchHeader};
+use crate::records::batch::{self, BatchHeader, LOG_OVERHEAD};
 use crate::records::compression::MAX_UNCOMPRESSED;
 use crate::records::decode::{record_points, RecordPoint};
 use crate::records::validate::{validate_batch, RecordError, Rules};
@@ -87,16 +93,19 @@ pub struct Produced<'a> {
     pub sync: bool,
     /// Produce v7+: zstd batches allowed.
     pub zstd_allowed: bool,
+    /// The transaction coordinator admitted this (transactional) batch's partition into its
+    /// producer's transaction (`handlers::produce_txn`).
+    pub txn_verified: bool,
 }
 
 /// An append the backend has yet to acknowledge; `wait` completes when it has.
 pub struct Durability {
-    partition: Arc<Partition>,
-    generation: u64,
-    end_offset: i64,
+    pub(super) partition: Arc<Partition>,
+    pub(super) generation: u64,
+    pub(super) end_offset: i64,
     /// Set, before the step-down, when the backend refused one of this append's batches for
     /// its size.
-    too_large: Arc<AtomicBool>,
+    pub(super) too_large: Arc<AtomicBool>,
 }
 
 impl Durability {
@@ -123,12 +132,35 @@ impl Durability {
     }
 }
 
+/// Which records a fetch may see (Kafka's `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset, with the aborted transactions in that range.
+    ReadCommitted,
+}
+
 /// What a fetch of one partition found.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// ReadCommitted: the aborted transactions overlapping `records` (else empty).
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// The offset after the last batch of `records` (whole batches), None when there are none.
+fn end_of(records: &[u8]) -> Option<i64> {
+    let mut rest = records;
+    let mut end = None;
+    while let Ok(h) = BatchHeader::parse(rest) {
+        end = Some(h.last_offset() + 1);
+        rest = rest.get(h.size.max(LOG_OVERHEAD)..)?;
+    }
+    end
 }
 
 impl Partition {
@@ -171,6 +203,41 @@ impl Partition {
 
     pub fn high_watermark(&self) -> i64 {
         self.mark.borrow().high_watermark
+    }
+
+    /// The LSO given the high watermark (see the module comment).
+    fn stable_offset(inner: &Inner, high_watermark: i64) -> i64 {
+        match inner.producers.first_unstable_offset() {
+            Some(first) => first.max(inner.log.log_start_offset()).min(high_watermark),
+            None => high_watermark,
+        }
+    }
+
+    /// The last stable offset; Err(NOT_LEADER_OR_FOLLOWER) unless served here.
+    pub fn last_stable_offset(&self) -> Result<i64, KafkaError> {
+        let inner = self.inner.read();
+        if !inner.opened {
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
+        Ok(Self::stable_offset(&inner, self.high_watermark()))
+    }
+
+    /// The producers with state here (DescribeProducers); Err(NOT_LEADER_OR_FOLLOWER) unless
+    /// served here.
+    pub fn producers(&self) -> Result<Vec<ProducerSnapshot>, KafkaError> {
+        let inner = self.inner.read();
+        if !inner.opened {
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
+        Ok(inner.producers.snapshot())
+    }
+
+    /// Whether `producer_id` has a transaction open here at `producer_epoch`.
+    pub fn in_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.inner
+            .read()
+            .producers
+            .in_transaction(producer_id, producer_epoch)
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -256,39 +323,50 @@ impl Partition {
         // The end offset the append is durable at. A duplicate may still be in flight: it is
         // durable when the watermark covers it.
         let wait_until;
-        let first =
-            if let SequenceCheck::Duplicate { base_offset } = inner.producers.check(&header)? {
-                wait_until = base_offset + i64::from(header.last_offset_delta) + 1;
-                Appended {
-                    base_offset,
-                    log_append_time: -1,
-                    log_start_offset: inner.log.log_start_offset(),
-                }
+        let check = inner.producers.check(&header)?;
+        // A transaction begins only once the coordinator verified it (KIP-890): a batch that
+        // would open one unverified (its transaction ended since the check) is retried.
+        if check == SequenceCheck::Append
+            && header.is_transactional()
+            && !produced.txn_verified
+            && !inner
+                .producers
+                .in_transaction(header.producer_id, header.producer_epoch)
+        {
+            return Err(KafkaError::ConcurrentTransactions.into());
+        }
+        let first = if let SequenceCheck::Duplicate { base_offset } = check {
+            wait_until = base_offset + i64::from(header.last_offset_delta) + 1;
+            Appended {
+                base_offset,
+                log_append_time: -1,
+                log_start_offset: inner.log.log_start_offset(),
+            }
+        } else {
+            let base_offset = inner.log.next_offset();
+            let mut owned = records;
+            batch::patch_offset_and_epoch(&mut owned, base_offset, LEADER_EPOCH);
+            // As Kafka: the broker's time on LogAppendTime topics, else the type CreateTime and
+            // the records' real max timestamp (a no-op for every well-behaved client).
+            if log_append {
+                batch::stamp_log_append_time(&mut owned, now_ms);
             } else {
-                let base_offset = inner.log.next_offset();
-                let mut owned = records;
-                batch::patch_offset_and_epoch(&mut owned, base_offset, LEADER_EPOCH);
-                // As Kafka: the broker's time on LogAppendTime topics, else the type CreateTime and
-                // the records' real max timestamp (a no-op for every well-behaved client).
-                if log_append {
-                    batch::stamp_log_append_time(&mut owned, now_ms);
-                } else {
-                    batch::set_max_timestamp(&mut owned, false, validated.max_timestamp);
-                }
-                let stored = BatchHeader::parse(&owned)?;
-                wait_until = stored.last_offset() + 1;
-                receipt = inner
-                    .log
-                    .append(&stored, owned.freeze(), now_ms)
-                    .map_err(KafkaError::from)?
-                    .map(|r| (r, wait_until));
-                inner.producers.record(&stored);
-                Appended {
-                    base_offset,
-                    log_append_time: if log_append { now_ms } else { -1 },
-                    log_start_offset: inner.log.log_start_offset(),
-                }
-            };
+                batch::set_max_timestamp(&mut owned, false, validated.max_timestamp);
+            }
+            let stored = BatchHeader::parse(&owned)?;
+            wait_until = stored.last_offset() + 1;
+            receipt = inner
+                .log
+                .append(&stored, owned.freeze(), now_ms)
+                .map_err(KafkaError::from)?
+                .map(|r| (r, wait_until));
+            inner.producers.record(&stored);
+            Appended {
+                base_offset,
+                log_append_time: if log_append { now_ms } else { -1 },
+                log_start_offset: inner.log.log_start_offset(),
+            }
+        };
         if produced.sync {
             inner.log.flush().map_err(KafkaError::from)?;
         }
@@ -318,7 +396,7 @@ impl Partition {
     /// but it holds offsets already given out (and later batches may be queued behind it): the
     /// step-down and the takeover that follows re-sync offsets and producer state with what is
     /// stored, once. Its producer gets MESSAGE_TOO_LARGE (`too_large`) and does not retry.
-    fn await_receipts(
+    pub(super) fn await_receipts(
         self: &Arc<Self>,
         generation: u64,
         receipts: Vec<(Receipt, i64)>,
@@ -363,8 +441,14 @@ impl Partition {
     }
 
     /// Whole batches from `offset` (inclusive), about `max_bytes` of them, up to the high
-    /// watermark; with `max_bytes` 0 only the positions (after the range check).
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, KafkaError> {
+    /// watermark (ReadCommitted: the last stable offset); with `max_bytes` 0 only the positions
+    /// (after the range check).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, KafkaError> {
         let inner = self.inner.read();
         if !inner.opened {
             return Err(KafkaError::NotLeaderOrFollower);
@@ -374,10 +458,17 @@ impl Partition {
         if offset < start || offset > end {
             return Err(KafkaError::OffsetOutOfRange);
         }
-        let records = if offset == end || max_bytes == 0 {
+        let stable = Self::stable_offset(&inner, end);
+        let (upper, mut aborted) = match isolation {
+            Isolation::ReadUncommitted => (end, Vec::new()),
+            Isolation::ReadCommitted => {
+                (stable, inner.producers.aborted.overlapping(offset, stable))
+            }
+        };
+        let records = if offset >= upper || max_bytes == 0 {
             Bytes::new()
         } else {
-            match inner.log.read(offset, max_bytes, end)? {
+            match inner.log.read(offset, max_bytes, upper)? {
                 Some(bytes) => bytes,
                 None => {
                     let remote = inner
@@ -385,14 +476,22 @@ impl Partition {
                         .remote_reads()
                         .ok_or_else(|| io::Error::other("the log holds no data for this offset"))?;
                     drop(inner);
-                    remote.read(offset, max_bytes, end)?
+                    remote.read(offset, max_bytes, upper)?
                 }
             }
         };
+        if !aborted.is_empty() {
+            match end_of(&records) {
+                Some(to) => aborted.retain(|a| a.first_offset < to),
+                None => aborted.clear(),
+            }
+        }
         Ok(ReadResult {
             records,
             high_watermark: end,
+            last_stable_offset: stable,
             log_start_offset: start,
+            aborted,
         })
     }
 
@@ -443,8 +542,13 @@ impl Partition {
         Ok(self.inner.write().log.flush()?)
     }
 
+    /// Applies retention; the aborted transactions it leaves wholly before the log start go.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, KafkaError> {
-        Ok(self.inner.write().log.enforce_retention(now_ms)?)
+        let mut inner = self.inner.write();
+        let deleted = inner.log.enforce_retention(now_ms)?;
+        let start = inner.log.log_start_offset();
+        inner.producers.aborted.trim(start);
+        Ok(deleted)
     }
 }
 
@@ -475,6 +579,7 @@ mod tests {
         now_ms: 0,
         sync: false,
         zstd_allowed: true,
+        txn_verified: false,
     };
 
     /// Waits for an append to be stored (None: it already was when `append` returned).
@@ -503,7 +608,13 @@ mod tests {
         let waited = stored(durable).await;
         assert_eq!(waited, Err(KafkaError::NotLeaderOrFollower));
         assert_eq!(p.high_watermark(), 3);
-        assert_eq!(p.read(3, 1 << 20).unwrap().records.len(), 0);
+        assert_eq!(
+            p.read(3, 1 << 20, Isolation::ReadUncommitted)
+                .unwrap()
+                .records
+                .len(),
+            0
+        );
 
         // The broker's cluster check (`acquire`) takes it over again in the background; offsets
         // continue from what the backend really stored, so the lost batch's offsets are reused,

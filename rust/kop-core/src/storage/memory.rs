@@ -15,6 +15,7 @@ use super::segment::SegmentStore;
 use super::segmented_log::SegmentedLog;
 use super::Storage;
 use crate::records::batch::BatchHeader;
+use crate::records::control::Marker;
 
 pub(super) fn open() -> Storage {
     Storage {
@@ -79,7 +80,7 @@ impl LogStore for MemoryLogs {
         _topic: &str,
         _partition: i32,
         settings: LogSettings,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>> {
         let factory = Box::new(|_base: i64| -> io::Result<Box<dyn SegmentStore>> {
             Ok(Box::new(MemorySegment::default()))

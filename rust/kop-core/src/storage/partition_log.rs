@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::records::batch::BatchHeader;
+use crate::records::control::Marker;
 
 /// Opens, closes and deletes the partition logs of one storage.
 pub trait LogStore: Send + Sync {
@@ -19,14 +20,15 @@ pub trait LogStore: Send + Sync {
         Ok(())
     }
     /// Opens (recovering if needed, taking over on shared storage) a partition's log.
-    /// `on_batch` sees the header of every batch found, oldest first, so the broker can
-    /// rebuild producer state.
+    /// `on_batch` sees the header of every batch found, oldest first, with the marker of a
+    /// transaction marker, so the broker can rebuild producer and transaction state. (A remote
+    /// log reports only the batches its takeover needs for that: see `OpenedPartition`.)
     fn open(
         &self,
         topic: &str,
         partition: i32,
         settings: LogSettings,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>>;
     /// Lets go of a partition's log that another kop instance leads now.
     fn close(&self, _topic: &str, _partition: i32) {}

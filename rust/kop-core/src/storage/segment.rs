@@ -5,6 +5,7 @@ use std::io;
 use bytes::Bytes;
 
 use crate::records::batch::{BatchHeader, HEADER_LEN};
+use crate::records::control::{parse_marker, Marker, MARKER_PREFIX};
 
 /// A predicate over one whole stored batch (e.g. CRC validation during recovery).
 pub type BatchCheck = dyn Fn(&[u8]) -> bool;
@@ -95,11 +96,11 @@ impl Segment {
 
     /// Scans the stored bytes, rebuilding the indexes; stops at (and cuts off) the first batch
     /// that is torn or fails `check` (if given: reading whole batches costs I/O). Reports every
-    /// header kept to `on_batch`, oldest first.
+    /// header kept to `on_batch` (with its marker, for a transaction marker), oldest first.
     pub fn recover(
         &mut self,
         check: Option<&BatchCheck>,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<()> {
         let len = self.store.len();
         let mut pos = 0u64;
@@ -120,9 +121,17 @@ impl Segment {
                     break;
                 }
             }
+            // A transaction marker's kind is in its record, just after the header.
+            let marker = if header.is_control() {
+                let mut prefix = vec![0u8; header.size.min(MARKER_PREFIX)];
+                self.store.read_at(pos, &mut prefix)?;
+                parse_marker(&prefix).ok().flatten()
+            } else {
+                None
+            };
             self.note_batch(&header, pos);
             last_ts = header.max_timestamp;
-            on_batch(&header);
+            on_batch(&header, marker);
             pos += header.size as u64;
         }
         if pos < len {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::partition_log::{LogSettings, PartitionLog, Receipt};
 use super::segment::{BatchCheck, Segment, SegmentStore};
 use crate::records::batch::BatchHeader;
+use crate::records::control::Marker;
 
 /// Creates the byte store of a new segment starting at the given base offset.
 pub type SegmentFactory = Box<dyn Fn(i64) -> io::Result<Box<dyn SegmentStore>> + Send + Sync>;
@@ -28,7 +29,7 @@ impl SegmentedLog {
         settings: LogSettings,
         new_store: SegmentFactory,
         now_ms: i64,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<SegmentedLog> {
         let mut segments = BTreeMap::new();
         let count = existing.len();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::sync_dir;
 use crate::records::batch::BatchHeader;
+use crate::records::control::Marker;
 use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog};
 use crate::storage::segment::SegmentStore;
 use crate::storage::segmented_log::SegmentedLog;
@@ -37,7 +38,7 @@ impl LogStore for FileLogs {
         topic: &str,
         partition: i32,
         settings: LogSettings,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>> {
         let dir = self.log_dir(topic, partition);
         fs::create_dir_all(&dir)?;

@@ -16,7 +16,9 @@ pub struct OpenedPartition {
     pub epoch: i32,
     pub log_start: i64,
     pub next_offset: i64,
-    /// The header bytes of every live batch, oldest first (producer state is rebuilt from them).
+    /// The batches producer and transaction state is rebuilt from, oldest first: the 61 header
+    /// bytes of each, whole batches for transaction markers (their kind is in their record).
+    /// Every live batch, or the ones a checkpoint kept for that (docs/pulsar-storage.md).
     pub headers: Vec<Bytes>,
     /// The newest live batches, whole, oldest first.
     pub tail: Vec<Bytes>,

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use super::tail_cache::TailCache;
 use super::{blocking, invalid, OpenedPartition, RemoteBackend};
 use crate::records::batch::BatchHeader;
+use crate::records::control::{parse_marker, Marker};
 use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog, Receipt, RemoteReads};
 
 pub struct RemoteLogs {
@@ -28,7 +29,7 @@ impl LogStore for RemoteLogs {
         topic: &str,
         partition: i32,
         settings: LogSettings,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>> {
         let opened = blocking(|| {
             // A new topic's partitions must exist before they can be taken over.
@@ -36,8 +37,22 @@ impl LogStore for RemoteLogs {
             self.backend
                 .open_partition(topic, partition, self.tail_bytes)
         })?;
+        // Headers (or whole marker batches) in offset order; one batch may be named twice
+        // (as a producer's recent batch and as its transaction's first).
+        let mut last = None;
         for h in &opened.headers {
-            on_batch(&BatchHeader::parse(h).map_err(invalid)?);
+            let header = BatchHeader::parse(h).map_err(invalid)?;
+            if last.is_some_and(|l| header.base_offset <= l) {
+                continue;
+            }
+            last = Some(header.base_offset);
+            // A marker whose record is cut short is skipped, as a full scan of a file log does.
+            let marker = if header.is_control() {
+                parse_marker(h).ok().flatten()
+            } else {
+                None
+            };
+            on_batch(&header, marker);
         }
         tracing::info!(
             topic,
