@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::*;
 use tokio::sync::watch;
 
 use super::{authz, sb, RequestContext};
 use crate::broker::fetch_sessions::{PartitionKey, Position, Told, TopicKey};
-use crate::broker::partition::{LogMark, Partition};
+use crate::broker::partition::{Isolation, LogMark, Partition};
 use crate::error::KafkaError;
 use crate::records::batch::LOG_OVERHEAD;
 
@@ -128,7 +130,7 @@ fn resolve(
 fn collect(
     wanted: &[Wanted],
     max_bytes: i32,
-    read_committed: bool,
+    isolation: Isolation,
 ) -> (Vec<PartitionData>, usize, bool) {
     let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0usize;
@@ -145,7 +147,7 @@ fn collect(
                 .partition
                 .as_ref()
                 .map_err(|e| *e)
-                .and_then(|p| p.read(w.position.fetch_offset, budget));
+                .and_then(|p| p.read(w.position.fetch_offset, budget, isolation));
             let mut data = PartitionData::default().with_partition_index(w.key.partition);
             match read {
                 Ok(mut r) => {
@@ -155,9 +157,23 @@ fn collect(
                     remaining = remaining.saturating_sub(r.records.len());
                     total += r.records.len();
                     data.high_watermark = r.high_watermark;
-                    data.last_stable_offset = r.high_watermark;
+                    data.last_stable_offset = r.last_stable_offset;
                     data.log_start_offset = r.log_start_offset;
                     data.records = Some(r.records);
+                    // Kafka: a list for read_committed, null for read_uncommitted.
+                    data.aborted_transactions = None;
+                    if isolation == Isolation::ReadCommitted {
+                        data.aborted_transactions = Some(
+                            r.aborted
+                                .iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(a.producer_id.into())
+                                        .with_first_offset(a.first_offset)
+                                })
+                                .collect(),
+                        );
+                    }
                 }
                 Err(e) => {
                     any_error = true;
@@ -167,9 +183,6 @@ fn collect(
                     data.log_start_offset = -1;
                     data.records = Some(Bytes::new());
                 }
-            }
-            if read_committed {
-                data.aborted_transactions = Some(Vec::new());
             }
             data
         })
@@ -284,7 +297,11 @@ pub async fn handle(
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
         .collect();
     let max_bytes = req.max_bytes.min(FETCH_MAX_BYTES);
-    let read_committed = req.isolation_level == 1;
+    let isolation = if req.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut shutdown = ctx.shutdown.clone();
@@ -292,7 +309,7 @@ pub async fn handle(
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let (answers, total, any_error) = collect(&wanted, max_bytes, read_committed);
+        let (answers, total, any_error) = collect(&wanted, max_bytes, isolation);
         let done = total >= req.min_bytes.max(0) as usize
             || any_error
             || watchers.is_empty()
@@ -359,6 +376,84 @@ mod tests {
             out.extend(std::iter::repeat_n(0xab, body));
         }
         out.into()
+    }
+
+    fn fetch_request(isolation_level: i8, fetch_offset: i64, session_epoch: i32) -> FetchRequest {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(isolation_level)
+            .with_session_epoch(session_epoch)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(sb("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(fetch_offset)
+                    .with_partition_max_bytes(1 << 20)])])
+    }
+
+    #[tokio::test]
+    async fn read_committed_stops_at_the_lso_with_the_aborted_transactions() {
+        use crate::broker::txn_tests::append_txn;
+        use crate::records::control::ControlKind;
+        let ctx = RequestContext::builder().build();
+        let p = ctx.topic("t", 1).partition(0).unwrap();
+        append_txn(&p, 1, 0, 0, 2); // 0-1, aborted at 2
+        ctx.broker
+            .write_txn_marker("t", 0, 1, 0, ControlKind::Abort, 0)
+            .await
+            .unwrap();
+        append_txn(&p, 2, 0, 0, 1); // 3, open
+        let header = ctx.header(ApiKey::Fetch, 12);
+        let committed = handle(&ctx, &header, fetch_request(1, 0, -1)).await;
+        let part = &committed.responses[0].partitions[0];
+        assert_eq!((part.high_watermark, part.last_stable_offset), (4, 3));
+        let aborted = part.aborted_transactions.as_ref().unwrap();
+        assert_eq!(aborted.len(), 1);
+        assert_eq!((aborted[0].producer_id.0, aborted[0].first_offset), (1, 0));
+        let committed_bytes = part.records.as_ref().unwrap().len();
+        // read_uncommitted: up to the high watermark, the LSO reported, no aborted list.
+        let uncommitted = handle(&ctx, &header, fetch_request(0, 0, -1)).await;
+        let part = &uncommitted.responses[0].partitions[0];
+        assert_eq!((part.high_watermark, part.last_stable_offset), (4, 3));
+        assert!(part.aborted_transactions.is_none());
+        assert!(part.records.as_ref().unwrap().len() > committed_bytes);
+        // At the LSO read_committed waits: nothing yet.
+        let waiting = handle(&ctx, &header, fetch_request(1, 3, -1)).await;
+        let part = &waiting.responses[0].partitions[0];
+        assert!(part.records.as_ref().unwrap().is_empty());
+        assert_eq!(part.aborted_transactions.as_ref().map(Vec::len), Some(0));
+    }
+
+    #[tokio::test]
+    async fn an_incremental_session_reports_a_moved_lso() {
+        use crate::broker::txn_tests::append_txn;
+        use crate::records::control::ControlKind;
+        let ctx = RequestContext::builder().build();
+        let p = ctx.topic("t", 1).partition(0).unwrap();
+        append_txn(&p, 1, 0, 0, 1);
+        let header = ctx.header(ApiKey::Fetch, 12);
+        let opened = handle(&ctx, &header, fetch_request(1, 0, 0)).await;
+        let id = opened.session_id;
+        assert_ne!(id, 0);
+        assert_eq!(opened.responses[0].partitions[0].last_stable_offset, 0);
+        // Nothing changed: the incremental answer leaves the partition out.
+        let incremental = FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(1)
+            .with_session_id(id)
+            .with_session_epoch(1);
+        let quiet = handle(&ctx, &header, incremental.clone()).await;
+        assert!(quiet.responses.is_empty());
+        // The commit marker moves the LSO (and the high watermark): the partition is news.
+        ctx.broker
+            .write_txn_marker("t", 0, 1, 0, ControlKind::Commit, 0)
+            .await
+            .unwrap();
+        let news = handle(&ctx, &header, incremental.with_session_epoch(2)).await;
+        let part = &news.responses[0].partitions[0];
+        assert_eq!((part.high_watermark, part.last_stable_offset), (2, 2));
+        assert!(!part.records.as_ref().unwrap().is_empty());
     }
 
     #[test]

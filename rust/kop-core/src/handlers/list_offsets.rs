@@ -14,18 +14,26 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-/// (offset, timestamp) Kafka answers for one partition.
-fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), KafkaError> {
+/// (offset, timestamp) Kafka answers for one partition. As Kafka, LATEST is the last offset
+/// a consumer of the isolation level may fetch (the high watermark, or read_committed the last
+/// stable offset), and a record found by timestamp at or past it is not found.
+fn lookup(p: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), KafkaError> {
     p.ensure_served()?;
+    let fetchable = if read_committed {
+        p.last_stable_offset()?
+    } else {
+        p.high_watermark()
+    };
+    let found = |point: Option<crate::records::decode::RecordPoint>| {
+        point
+            .filter(|r| r.offset < fetchable)
+            .map_or((-1, -1), |r| (r.offset, r.timestamp))
+    };
     Ok(match timestamp {
-        LATEST => (p.high_watermark(), -1),
+        LATEST => (fetchable, -1),
         EARLIEST | EARLIEST_LOCAL => (p.log_start_offset(), -1),
-        MAX_TIMESTAMP => p
-            .max_timestamp_record()?
-            .map_or((-1, -1), |r| (r.offset, r.timestamp)),
-        ts if ts >= 0 => p
-            .offset_for_timestamp(ts)?
-            .map_or((-1, -1), |r| (r.offset, r.timestamp)),
+        MAX_TIMESTAMP => found(p.max_timestamp_record()?),
+        ts if ts >= 0 => found(p.offset_for_timestamp(ts)?),
         _ => (-1, -1),
     })
 }
@@ -41,6 +49,7 @@ pub async fn handle(
     } else {
         -1
     };
+    let read_committed = req.isolation_level == 1;
     let denied = authz::denied(
         ctx,
         "ListOffsets",
@@ -68,7 +77,7 @@ pub async fn handle(
                         } else {
                             KafkaError::UnknownTopicOrPartition
                         })
-                        .and_then(|part| lookup(&part, p.timestamp));
+                        .and_then(|part| lookup(&part, p.timestamp, read_committed));
                     let resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     match result {
@@ -168,6 +177,31 @@ mod tests {
         assert_eq!(got[0].5, LEADER_EPOCH);
         // The leader epoch exists from v4.
         assert_eq!(list(&ctx, 3, &[("t", &[(0, LATEST)])]).await[0].5, -1);
+    }
+
+    #[tokio::test]
+    async fn read_committed_latest_is_the_last_stable_offset() {
+        use crate::broker::txn_tests::append_txn;
+        let ctx = RequestContext::builder().build();
+        let p = ctx.topic("t", 1).partition(0).unwrap();
+        append_txn(&p, 1, 0, 0, 2); // open from 0
+        let header = ctx.header(ApiKey::ListOffsets, 10);
+        let at = |isolation: i8| {
+            let req = request(&[("t", &[(0, LATEST), (0, MAX_TIMESTAMP), (0, 0)])])
+                .with_isolation_level(isolation);
+            handle(&ctx, &header, req)
+        };
+        let answers = |resp: ListOffsetsResponse| -> Vec<(i64, i64)> {
+            resp.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.offset, p.timestamp))
+                .collect()
+        };
+        // Uncommitted: the high watermark, and the records found by timestamp.
+        assert_eq!(answers(at(0).await), [(2, -1), (0, 0), (0, 0)]);
+        // Committed: the LSO, and nothing at or past it is found.
+        assert_eq!(answers(at(1).await), [(0, -1), (-1, -1), (-1, -1)]);
     }
 
     #[tokio::test]

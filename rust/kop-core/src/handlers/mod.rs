@@ -9,6 +9,7 @@ pub mod authz;
 mod client_quotas;
 mod configs;
 mod consumer_groups;
+mod describe_producers;
 mod fetch;
 mod groups;
 mod leader_epochs;
@@ -18,6 +19,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod produce_legacy;
+mod produce_txn;
 mod producer_id;
 mod replicas;
 mod sasl;
@@ -30,6 +32,7 @@ mod transactions;
 #[cfg(test)]
 mod transactions_tests;
 mod txn_offsets;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,6 +212,8 @@ served! {
     EndTxn [0 ..= 5] EndTxnRequest => transactions::end;
     DescribeTransactions [0 ..= 0] DescribeTransactionsRequest => transaction_admin::describe;
     ListTransactions [0 ..= 2] ListTransactionsRequest => transaction_admin::list;
+    DescribeProducers [0 ..= 0] DescribeProducersRequest => describe_producers::handle;
+    WriteTxnMarkers [1 ..= 1] WriteTxnMarkersRequest => write_txn_markers::handle;
 }
 
 /// The versions kop serves of an API, if it serves it.

@@ -4,12 +4,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 
-use super::{authz, sb, Outcome, RequestContext};
+use super::{authz, produce_txn, sb, Outcome, RequestContext};
 use crate::broker::partition::{Durability, Produced};
 use crate::broker::Topic;
 use crate::codec::frame::encode_response;
 use crate::error::KafkaError;
-use crate::records::batch::{BatchHeader, LOG_OVERHEAD, TRANSACTIONAL};
+use crate::records::batch::{LOG_OVERHEAD, TRANSACTIONAL};
 use crate::records::validate::RecordError;
 use kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
 use std::sync::Arc;
@@ -58,26 +58,6 @@ fn refused(index: i32, err: RecordError, log_start_offset: i64) -> PartitionProd
         .with_error_message(err.error_message.map(sb))
 }
 
-/// A transactional batch with a producer id, which Kafka appends only once the transaction
-/// coordinator confirms the partition is in the producer's transaction.
-fn in_transaction(records: &[u8]) -> bool {
-    BatchHeader::parse(records).is_ok_and(|h| h.is_transactional() && h.has_producer_id())
-}
-
-/// kop serves no transactions: a transactional batch gets what Kafka answers while its
-/// transaction coordinator is not available (a transactional producer never gets this far:
-/// InitProducerId with a transactional id is refused).
-fn no_transaction() -> RecordError {
-    RecordError {
-        error_message: Some(
-            "Unable to verify the partition has been added to the transaction. \
-             Underlying error: COORDINATOR_NOT_AVAILABLE"
-                .into(),
-        ),
-        ..RecordError::batch(KafkaError::NotEnoughReplicas, "no transaction coordinator")
-    }
-}
-
 /// Kafka's `RequestUtils.hasTransactionalRecords`: some whole batch of the request has the
 /// transactional bit.
 fn has_transactional_batch(records: &[Vec<Option<BytesMut>>]) -> bool {
@@ -110,12 +90,26 @@ pub async fn handle(
     let version = header.request_api_version;
     let broker = &ctx.broker;
     let acks_error = (!matches!(req.acks, -1..=1)).then_some(KafkaError::InvalidRequiredAcks);
-    let transactional_id = req.transactional_id.take().is_some();
+    let transactional_id = req.transactional_id.take();
     let records = take_records(body, &mut req);
     // Kafka refuses the whole request when a batch is transactional and the request names no
-    // transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition).
-    let txn_error = (!transactional_id && has_transactional_batch(&records))
-        .then_some(KafkaError::TransactionalIdAuthorizationFailed);
+    // transactional id, or when the principal may not WRITE the transactional id it names
+    // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition).
+    let txn_error = match &transactional_id {
+        None => has_transactional_batch(&records),
+        Some(id) => {
+            !authz::allow_all(ctx)
+                && !authz::allowed(
+                    ctx,
+                    "Produce",
+                    authz::Operation::Write,
+                    authz::ResourceType::TransactionalId,
+                    id.as_str(),
+                )
+                .await
+        }
+    }
+    .then_some(KafkaError::TransactionalIdAuthorizationFailed);
     let mut records = records.into_iter();
     let now = crate::now_ms();
     let sync = broker.sync_on_append();
@@ -175,17 +169,28 @@ pub async fn handle(
                 (None, Some(t)) => match (t.partition(pd.index), records) {
                     (None, _) => Err(KafkaError::UnknownTopicOrPartition.into()),
                     (Some(_), None) => Err(KafkaError::InvalidRecord.into()),
-                    (Some(_), Some(records)) if transactional_id && in_transaction(&records) => {
-                        Err(no_transaction())
-                    }
                     (Some(p), Some(records)) => {
+                        // Only requests naming a transactional id are verified (the hot path
+                        // of other producers is untouched).
+                        let verified = match &transactional_id {
+                            Some(id) => {
+                                produce_txn::verify(ctx, id, &t.name, &p, &records, version).await
+                            }
+                            None => Ok(false),
+                        };
                         let produced = Produced {
                             topic: &t.name,
                             now_ms: now,
                             sync,
                             zstd_allowed: version >= 7,
+                            txn_verified: verified.as_ref().is_ok_and(|v| *v),
                         };
-                        let appended = p.append(records, &produced);
+                        let appended = verified.and_then(|_| {
+                            p.append(records, &produced).map_err(|e| match e.error {
+                                KafkaError::ConcurrentTransactions => produce_txn::refusal(e.error),
+                                _ => e,
+                            })
+                        });
                         if appended.is_err() {
                             log_start_offset = p.log_start_offset();
                         }

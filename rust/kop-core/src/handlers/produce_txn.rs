@@ -1,0 +1,115 @@
+//! Produce's transactional rules (Kafka's KIP-890 verification): before a producer's first
+//! transactional batch on a partition, the transaction coordinator confirms the partition is in
+//! the producer's transaction (Produce v12+, TV2: adds it), and its refusals are translated as
+//! Kafka's `ReplicaManager` and `AddPartitionsToTxnManager` translate them for producers.
+
+use super::RequestContext;
+use crate::broker::partition::Partition;
+use crate::error::KafkaError;
+use crate::records::batch::BatchHeader;
+use crate::records::validate::RecordError;
+use crate::txn::TxnTarget;
+
+/// Produce v12+ clients leave adding the partition to the broker (KIP-890 part 2).
+const ADDS_PARTITIONS: i16 = 12;
+
+/// Kafka's name of a coordinator error (in the message producers see).
+fn error_name(e: KafkaError) -> &'static str {
+    match e {
+        KafkaError::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+        KafkaError::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+        KafkaError::NotCoordinator => "NOT_COORDINATOR",
+        _ => "UNKNOWN_SERVER_ERROR",
+    }
+}
+
+/// What a producer gets for the coordinator's refusal (also for a transactional batch the
+/// partition refused as unverified, CONCURRENT_TRANSACTIONS: its transaction ended between the
+/// verification and the append).
+pub fn refusal(e: KafkaError) -> RecordError {
+    match e {
+        // Producers expect INVALID_PRODUCER_EPOCH here (Kafka's AddPartitionsToTxnManager).
+        KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
+            RecordError::batch(KafkaError::InvalidProducerEpoch, "fenced producer epoch")
+        }
+        KafkaError::InvalidTxnState => RecordError {
+            error_message: Some("Partition was not added to the transaction".into()),
+            ..RecordError::batch(e, "partition not in the transaction")
+        },
+        // Retriable, in a form older clients retry (and without a metadata refresh).
+        KafkaError::ConcurrentTransactions
+        | KafkaError::CoordinatorNotAvailable
+        | KafkaError::NotCoordinator => RecordError {
+            error_message: Some(format!(
+                "Unable to verify the partition has been added to the transaction. \
+                 Underlying error: {}",
+                error_name(e)
+            )),
+            ..RecordError::batch(KafkaError::NotEnoughReplicas, "transaction not verified")
+        },
+        other => RecordError::batch(other, "transaction verification failed"),
+    }
+}
+
+/// Ok(true) when `records` start a producer's transaction on `partition` and the coordinator
+/// admitted it, Ok(false) when there is nothing to verify (not transactional, or the producer's
+/// transaction is open here already).
+pub async fn verify(
+    ctx: &RequestContext,
+    transactional_id: &str,
+    topic: &str,
+    partition: &Partition,
+    records: &[u8],
+    version: i16,
+) -> Result<bool, RecordError> {
+    let Ok(h) = BatchHeader::parse(records) else {
+        return Ok(false); // validation answers for a malformed batch
+    };
+    if !h.is_transactional()
+        || !h.has_producer_id()
+        || partition.in_transaction(h.producer_id, h.producer_epoch)
+    {
+        return Ok(false);
+    }
+    let target = TxnTarget::Partition {
+        topic,
+        partition: partition.index,
+    };
+    ctx.broker
+        .transactions
+        .admit(
+            transactional_id,
+            h.producer_id,
+            h.producer_epoch,
+            target,
+            version >= ADDS_PARTITIONS,
+        )
+        .await
+        .map_err(refusal)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_refusals_are_translated_as_kafka_does() {
+        assert_eq!(
+            refusal(KafkaError::ProducerFenced).error,
+            KafkaError::InvalidProducerEpoch
+        );
+        let e = refusal(KafkaError::ConcurrentTransactions);
+        assert_eq!(e.error, KafkaError::NotEnoughReplicas);
+        assert!(e
+            .error_message
+            .unwrap()
+            .ends_with("Underlying error: CONCURRENT_TRANSACTIONS"));
+        let e = refusal(KafkaError::InvalidTxnState);
+        assert_eq!(e.error, KafkaError::InvalidTxnState);
+        assert_eq!(
+            refusal(KafkaError::TransactionalIdAuthorizationFailed).error,
+            KafkaError::TransactionalIdAuthorizationFailed
+        );
+    }
+}
