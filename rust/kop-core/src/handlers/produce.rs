@@ -187,7 +187,9 @@ pub async fn handle(
                         };
                         let appended = verified.and_then(|_| {
                             p.append(records, &produced).map_err(|e| match e.error {
-                                KafkaError::ConcurrentTransactions => produce_txn::refusal(e.error),
+                                KafkaError::ConcurrentTransactions => {
+                                    produce_txn::refusal(e.error, version)
+                                }
                                 _ => e,
                             })
                         });

@@ -12,6 +12,9 @@ use crate::txn::TxnTarget;
 
 /// Produce v12+ clients leave adding the partition to the broker (KIP-890 part 2).
 const ADDS_PARTITIONS: i16 = 12;
+/// Produce v11+ clients understand TRANSACTION_ABORTABLE (KIP-890); older ones get
+/// INVALID_TXN_STATE instead.
+const KNOWS_ABORTABLE: i16 = 11;
 
 /// Kafka's name of a coordinator error (in the message producers see).
 fn error_name(e: KafkaError) -> &'static str {
@@ -26,8 +29,11 @@ fn error_name(e: KafkaError) -> &'static str {
 /// What a producer gets for the coordinator's refusal (also for a transactional batch the
 /// partition refused as unverified, CONCURRENT_TRANSACTIONS: its transaction ended between the
 /// verification and the append).
-pub fn refusal(e: KafkaError) -> RecordError {
+pub fn refusal(e: KafkaError, version: i16) -> RecordError {
     match e {
+        KafkaError::TransactionAbortable if version < KNOWS_ABORTABLE => {
+            refusal(KafkaError::InvalidTxnState, version)
+        }
         // Producers expect INVALID_PRODUCER_EPOCH here (Kafka's AddPartitionsToTxnManager).
         KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
             RecordError::batch(KafkaError::InvalidProducerEpoch, "fenced producer epoch")
@@ -85,7 +91,7 @@ pub async fn verify(
             version >= ADDS_PARTITIONS,
         )
         .await
-        .map_err(refusal)?;
+        .map_err(|e| refusal(e, version))?;
     Ok(true)
 }
 
@@ -96,19 +102,27 @@ mod tests {
     #[test]
     fn coordinator_refusals_are_translated_as_kafka_does() {
         assert_eq!(
-            refusal(KafkaError::ProducerFenced).error,
+            refusal(KafkaError::ProducerFenced, 12).error,
             KafkaError::InvalidProducerEpoch
         );
-        let e = refusal(KafkaError::ConcurrentTransactions);
+        let e = refusal(KafkaError::ConcurrentTransactions, 12);
         assert_eq!(e.error, KafkaError::NotEnoughReplicas);
         assert!(e
             .error_message
             .unwrap()
             .ends_with("Underlying error: CONCURRENT_TRANSACTIONS"));
-        let e = refusal(KafkaError::InvalidTxnState);
+        let e = refusal(KafkaError::InvalidTxnState, 12);
         assert_eq!(e.error, KafkaError::InvalidTxnState);
         assert_eq!(
-            refusal(KafkaError::TransactionalIdAuthorizationFailed).error,
+            refusal(KafkaError::TransactionAbortable, 12).error,
+            KafkaError::TransactionAbortable
+        );
+        assert_eq!(
+            refusal(KafkaError::TransactionAbortable, 10).error,
+            KafkaError::InvalidTxnState
+        );
+        assert_eq!(
+            refusal(KafkaError::TransactionalIdAuthorizationFailed, 12).error,
             KafkaError::TransactionalIdAuthorizationFailed
         );
     }
