@@ -670,14 +670,28 @@ fn transactional_offsets_stay_pending_across_a_restart() {
         let server = start(&storage, NO_DELAY);
         let mut c = Client::connect(port(&server));
         create_topic(&mut c, "tx", 1, &[]);
+        // A transaction holding the group's offsets, as a producer opens it.
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("t-id"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let producer = c.call(&init, 5);
+        assert_eq!(producer.error_code, 0);
+        let add = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("t-id")))
+            .with_producer_id(producer.producer_id)
+            .with_producer_epoch(producer.producer_epoch)
+            .with_group_id(gid("txg"));
+        assert_eq!(c.call(&add, 4).error_code, 0);
         let range = kop_core::handlers::served_range(ApiKey::TxnOffsetCommit).unwrap();
         assert_eq!(range, (0, 5));
         for v in range.0..=range.1 {
             let req = TxnOffsetCommitRequest::default()
                 .with_transactional_id(TransactionalId(s("t-id")))
                 .with_group_id(gid("txg"))
-                .with_producer_id(ProducerId(77))
-                .with_producer_epoch(1)
+                .with_producer_id(producer.producer_id)
+                .with_producer_epoch(producer.producer_epoch)
                 .with_topics(vec![
                     txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
                         .with_name(topic("tx"))
