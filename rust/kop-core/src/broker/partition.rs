@@ -25,6 +25,7 @@ use crate::records::batch::{self, BatchHeader};
 use crate::records::compression::MAX_UNCOMPRESSED;
 use crate::records::decode::{record_points, RecordPoint};
 use crate::records::validate::{validate_batch, RecordError, Rules};
+use crate::storage::compaction::{CleanRequest, CleanStats, Throttle};
 use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt};
 
 /// Leader epoch of every partition: one broker, never re-elected.
@@ -445,6 +446,39 @@ impl Partition {
 
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, KafkaError> {
         Ok(self.inner.write().log.enforce_retention(now_ms)?)
+    }
+
+    /// One clean of a compacted partition's local log, if one is due (storage/compaction/):
+    /// the range is chosen and swapped in under the lock, the cleaning itself runs without
+    /// it, so produce and fetch go on meanwhile. None: nothing to clean.
+    pub fn clean(
+        &self,
+        now_ms: i64,
+        map_budget_bytes: usize,
+        throttle: &Throttle,
+        stop: &AtomicBool,
+    ) -> Result<Option<CleanStats>, KafkaError> {
+        let job = {
+            let mut inner = self.inner.write();
+            if !inner.opened || !inner.config.log.compaction.compact {
+                return Ok(None);
+            }
+            let req = CleanRequest {
+                now_ms,
+                // Transactions will pass the last stable offset here (never past the high
+                // watermark); the log itself never cleans its active segment.
+                upper_bound: self.high_watermark(),
+                producer_last_offsets: inner.producers.last_offsets(),
+                aborted: Vec::new(),
+                map_budget_bytes,
+            };
+            inner.log.begin_clean(&req)?
+        };
+        let Some(job) = job else {
+            return Ok(None);
+        };
+        let cleaned = job.run(throttle, stop)?;
+        Ok(Some(self.inner.write().log.finish_clean(cleaned)?))
     }
 }
 

@@ -13,6 +13,7 @@ struct BatchSeq {
     first_seq: i32,
     last_seq: i32,
     base_offset: i64,
+    last_offset: i64,
 }
 
 #[derive(Debug, Default)]
@@ -102,7 +103,17 @@ impl ProducerStates {
             first_seq: h.base_sequence,
             last_seq: h.last_sequence(),
             base_offset: h.base_offset,
+            last_offset: h.last_offset(),
         });
+    }
+
+    /// The last offset of every producer id's last batch: the log cleaner keeps that batch
+    /// (even emptied) so producer state rebuilt from the log stays right.
+    pub fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(&pid, e)| Some((pid, e.batches.back()?.last_offset)))
+            .collect()
     }
 }
 

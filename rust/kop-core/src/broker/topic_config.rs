@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::ServerConfig;
+use crate::storage::compaction::CompactionSettings;
 use crate::storage::LogSettings;
 
 /// Kafka's `ConfigDef.Type`, as DescribeConfigs v3+ reports it.
@@ -49,7 +50,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "cleanup.policy",
         List,
         Default::Fixed("delete"),
-        "delete or compact (compaction is not applied yet; compact requires keys)"
+        "delete, compact or both; compact requires keys (docs/compaction.md)"
     ),
     def!(
         "compression.type",
@@ -248,6 +249,14 @@ impl TopicConfigDef {
                 )
             }
             "max.message.bytes" | "segment.bytes" => value.parse::<i32>().is_ok_and(|v| v > 0),
+            // Kafka's ranges: a ratio in [0, 1], lags and horizons >= 0 (max lag >= 1).
+            "min.cleanable.dirty.ratio" => {
+                value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
+            }
+            "delete.retention.ms" | "min.compaction.lag.ms" => {
+                value.parse::<i64>().is_ok_and(|v| v >= 0)
+            }
+            "max.compaction.lag.ms" => value.parse::<i64>().is_ok_and(|v| v >= 1),
             "message.timestamp.before.max.ms" | "message.timestamp.after.max.ms" => {
                 value.parse::<i64>().is_ok_and(|v| v >= 0)
             }
@@ -271,7 +280,7 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), St
 }
 
 /// The effective topic settings kop applies, from overrides and broker defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EffectiveTopicConfig {
     pub max_message_bytes: i32,
     pub log_append_time: bool,
@@ -294,14 +303,15 @@ pub fn effective(
             .unwrap_or_else(|| lookup(name).expect("known config").default_value(broker))
     };
     let num = |name: &str| get(name).parse::<i64>().unwrap_or(-1);
+    let compact = get("cleanup.policy")
+        .split(',')
+        .any(|p| p.trim() == "compact");
     EffectiveTopicConfig {
         max_message_bytes: num("max.message.bytes") as i32,
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
         timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
         timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
-        compacted: get("cleanup.policy")
-            .split(',')
-            .any(|p| p.trim() == "compact"),
+        compacted: compact,
         log: LogSettings {
             segment_bytes: num("segment.bytes"),
             segment_ms: num("segment.ms"),
@@ -310,6 +320,15 @@ pub fn effective(
             delete_retention: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "delete"),
+            compaction: CompactionSettings {
+                compact,
+                delete_retention_ms: num("delete.retention.ms"),
+                min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                    .parse::<f64>()
+                    .unwrap_or(0.5),
+                min_compaction_lag_ms: num("min.compaction.lag.ms"),
+                max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            },
         },
     }
 }
