@@ -6,11 +6,11 @@ what cleaning costs produce throughput.
 
 Starts `kop serve` (file storage, in a temporary directory; `KOP_BIN` overrides the binary),
 then, on one partition of 1 MiB segments:
-1. baseline: produces --records keyed records to a `cleanup.policy=delete` topic (no cleaning)
-   and measures records/s;
-2. compacted: produces the same records to a `compact` topic (10% of the keys deleted by
-   tombstones at the end); the cleaner works meanwhile (throttled by
-   --io-max-bytes-per-second): records/s of this run, compared with the baseline;
+1. baseline: fills a `cleanup.policy=delete` topic with --records keyed records, then
+   produces --records more and measures records/s of those (no cleaning);
+2. compacted: the same on a `compact` topic (10% of the keys deleted by tombstones at the end
+   of each half): the cleaner works on the first half while the second is produced (throttled
+   by --io-max-bytes-per-second): records/s of the second half, compared with the baseline;
 3. waits for the cleaner to finish and reports the partition's bytes on disk before and after,
    against the live set (keys left x record size), plus the cleaner's own numbers from kop's
    "log cleaned" lines (bytes read and rewritten per second).
@@ -127,24 +127,28 @@ def main() -> None:
         value = b"v" * args.value_bytes
         deletes = args.keys // 10
         result: dict[str, Any] = {"args": vars(args)}
-        result["baseline_records_per_s"] = produce(
-            bootstrap, "baseline", args.records, args.keys, value, deletes
-        )
+        for topic in ("baseline", "compacted"):
+            produce(bootstrap, topic, args.records, args.keys, value, deletes)
+            time.sleep(1)  # the cleaner's next pass starts on the first half
+            result[f"{topic}_records_per_s"] = produce(
+                bootstrap, topic, args.records, args.keys, value, deletes
+            )
+            result[f"{topic}_cleans_after_second_half"] = log_path.read_text().count("log cleaned")
         compacted_dir = data / "kop" / "logs" / "compacted-0"
-        result["compacted_records_per_s"] = produce(
-            bootstrap, "compacted", args.records, args.keys, value, deletes
-        )
         result["produce_ratio_during_cleaning"] = (
             result["compacted_records_per_s"] / result["baseline_records_per_s"]
         )
         result["bytes_written"] = dir_bytes(data / "kop" / "logs" / "baseline-0")
-        # Let the cleaner finish: size stable for 3 s.
+        # Let the cleaner finish: no clean under way (no .cleaned file) and the size stable
+        # for 5 s.
+        waited = time.monotonic()
         last, stable_since = -1, time.monotonic()
-        while time.monotonic() - stable_since < 3:
+        while time.monotonic() - stable_since < 5:
             size = dir_bytes(compacted_dir)
-            if size != last:
+            if size != last or any(compacted_dir.glob("*.cleaned")):
                 last, stable_since = size, time.monotonic()
-            time.sleep(0.5)
+            time.sleep(0.2)
+        result["seconds_to_clean_after_producing"] = time.monotonic() - waited - 5
         result["bytes_after_cleaning"] = last
         # Size of one live record in the log: a batch of one record with this key and value.
         record_bytes = 61 + 1 + 1 + 1 + 1 + 12 + 2 + args.value_bytes + 1
@@ -154,6 +158,9 @@ def main() -> None:
             if "log cleaned" in line:
                 cleans.append({k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)})
         result["cleans"] = len(cleans)
+        result["cleaner_errors"] = [
+            line for line in log_path.read_text().splitlines() if "cleaning failed" in line
+        ][:3]
         total_ms = sum(c.get("ms", 0) for c in cleans)
         total_before = sum(c.get("bytes_before", 0) for c in cleans)
         result["cleaner_bytes_rewritten_per_s"] = (

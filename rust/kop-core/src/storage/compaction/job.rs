@@ -321,17 +321,26 @@ impl CleanJob {
                     if stop.load(Ordering::Relaxed) {
                         return Err(stopped());
                     }
-                    throttle.acquire(2 * header.size as u64);
                     stats.bytes_read += header.size as u64;
-                    match filter_batch(&bytes, &header, ctx, counts).map_err(corrupt)? {
-                        Filtered::Keep => segment.append(&header, &bytes)?,
-                        Filtered::Rewritten(new) => {
-                            changed = true;
-                            let h = BatchHeader::parse(&new).map_err(corrupt)?;
-                            segment.append(&h, &new)?;
-                        }
-                        Filtered::Drop => changed = true,
-                    }
+                    // Charged as read plus written.
+                    let written =
+                        match filter_batch(&bytes, &header, ctx, counts).map_err(corrupt)? {
+                            Filtered::Keep => {
+                                segment.append(&header, &bytes)?;
+                                bytes.len()
+                            }
+                            Filtered::Rewritten(new) => {
+                                changed = true;
+                                let h = BatchHeader::parse(&new).map_err(corrupt)?;
+                                segment.append(&h, &new)?;
+                                new.len()
+                            }
+                            Filtered::Drop => {
+                                changed = true;
+                                0
+                            }
+                        };
+                    throttle.acquire((header.size + written) as u64);
                 }
             }
             segment.sync()
