@@ -361,6 +361,42 @@ mod tests {
     }
 
     #[test]
+    fn compaction_settings_come_from_the_topic_configs() {
+        let broker = ServerConfig::default();
+        let mut o = BTreeMap::new();
+        assert!(!effective(&o, &broker).log.compaction.compact);
+        for (k, v) in [
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "2000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "60000"),
+        ] {
+            o.insert(k.to_string(), v.to_string());
+        }
+        validate_overrides(&o).unwrap();
+        let c = effective(&o, &broker).log.compaction;
+        assert!(c.compact);
+        assert_eq!(
+            (
+                c.delete_retention_ms,
+                c.min_compaction_lag_ms,
+                c.max_compaction_lag_ms
+            ),
+            (2000, 5, 60000)
+        );
+        assert!((c.min_cleanable_dirty_ratio - 0.01).abs() < 1e-12);
+        for (k, bad) in [
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("delete.retention.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+        ] {
+            let o = BTreeMap::from([(k.to_string(), bad.to_string())]);
+            assert!(validate_overrides(&o).is_err(), "{k}={bad}");
+        }
+    }
+
+    #[test]
     fn rejects_unknown_and_mistyped() {
         let mut o = BTreeMap::new();
         o.insert("retention.ms".to_string(), "soon".to_string());
