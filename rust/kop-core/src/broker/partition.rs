@@ -460,7 +460,9 @@ impl Partition {
     ) -> Result<Option<CleanStats>, KafkaError> {
         let job = {
             let mut inner = self.inner.write();
-            if !inner.opened || !inner.config.log.compaction.compact {
+            // Remote (Pulsar) logs are not compacted by kop yet (docs/compaction.md).
+            let local = inner.log.remote_reads().is_none();
+            if !inner.opened || !local || !inner.config.log.compaction.compact {
                 return Ok(None);
             }
             let req = CleanRequest {
