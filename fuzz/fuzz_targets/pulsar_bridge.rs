@@ -118,6 +118,7 @@ fuzz_target!(init: kop_fuzz::write_seeds(seeds), |data: &[u8]| {
         retention_ms: -1,
         retention_bytes: -1,
         delete_retention: true,
+        compaction: Default::default(),
     };
     let Ok(mut log) = storage.logs.open("t", 0, settings, &mut |_| {}) else {
         return;

@@ -193,6 +193,20 @@ class Config:
     log_retention_bytes: int = _opt(-1, "topic retention.bytes default; -1 = no size limit")
     log_segment_bytes: int = _opt(1073741824, "topic segment.bytes default")
     log_retention_check_interval_ms: int = _opt(300000, "how often retention runs")
+    log_cleaner_enable: bool = _opt(
+        True, "compact topics with cleanup.policy compact (local storage; docs/compaction.md)"
+    )
+    log_cleaner_io_max_bytes_per_second: int = _opt(
+        33554432,
+        "bytes per second all log cleaning reads and writes together, at most "
+        "(log.cleaner.io.max.bytes.per.second); 0 = unlimited",
+    )
+    log_cleaner_backoff_ms: int = _opt(
+        15000, "how often the log cleaner looks for a log to clean (log.cleaner.backoff.ms)"
+    )
+    log_cleaner_dedupe_buffer_size: int = _opt(
+        134217728, "bytes of keys one clean may map (log.cleaner.dedupe.buffer.size)"
+    )
     fsync: str = _opt("interval", "always (before acking), interval, or never (leave it to the OS)")
     fsync_interval_ms: int = _opt(1000, "fsync period when fsync = interval")
     io_threads: int = _opt(0, "tokio worker threads; 0 = number of CPUs")
@@ -503,6 +517,16 @@ def _validate(cfg: Config) -> None:
     _check_range("log_segment_bytes", cfg.log_segment_bytes, 1, _INT32_MAX)
     _check_range(
         "log_retention_check_interval_ms", cfg.log_retention_check_interval_ms, 1, _INT64_MAX
+    )
+    _check_range(
+        "log_cleaner_io_max_bytes_per_second",
+        cfg.log_cleaner_io_max_bytes_per_second,
+        0,
+        _INT64_MAX,
+    )
+    _check_range("log_cleaner_backoff_ms", cfg.log_cleaner_backoff_ms, 1, _INT64_MAX)
+    _check_range(
+        "log_cleaner_dedupe_buffer_size", cfg.log_cleaner_dedupe_buffer_size, 1, _INT64_MAX
     )
     _check_range("fsync_interval_ms", cfg.fsync_interval_ms, 1, _INT64_MAX)
     _check_range("io_threads", cfg.io_threads, 0, 4096)

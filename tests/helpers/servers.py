@@ -48,6 +48,7 @@ _KAFKA_PROPS = {
     "max_request_bytes": "socket.request.max.bytes",
     "log_retention_ms": "log.retention.ms",
     "log_segment_bytes": "log.segment.bytes",
+    "log_cleaner_backoff_ms": "log.cleaner.backoff.ms",
     "group_initial_rebalance_delay_ms": "group.initial.rebalance.delay.ms",
     "group_min_session_timeout_ms": "group.min.session.timeout.ms",
     "group_max_session_timeout_ms": "group.max.session.timeout.ms",

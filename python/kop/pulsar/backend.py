@@ -22,10 +22,10 @@ from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
     GROUP_SHARDS,
     GROUPS_TOPIC,
-    TRANSACTIONS_TOPIC,
-    TXN_SHARD_BASE,
     MEMBERS_TOPIC,
     METADATA_TOPIC,
+    TRANSACTIONS_TOPIC,
+    TXN_SHARD_BASE,
     instance_topic,
     partition_topic,
     pulsar_topic,

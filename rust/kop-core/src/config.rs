@@ -128,6 +128,15 @@ pub struct ServerConfig {
     pub log_retention_bytes: i64,
     pub log_segment_bytes: i64,
     pub log_retention_check_interval_ms: i64,
+    // -- the log cleaner (compacted topics, local storage) --
+    pub log_cleaner_enable: bool,
+    /// Bytes per second all cleaning reads and writes together (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`); 0: unlimited.
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// How often the cleaner looks for a partition to clean.
+    pub log_cleaner_backoff_ms: i64,
+    /// Memory for the keys of one clean (Kafka's `log.cleaner.dedupe.buffer.size`).
+    pub log_cleaner_dedupe_buffer_size: i64,
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: i64,
     pub io_threads: usize,
@@ -194,6 +203,10 @@ impl Default for ServerConfig {
             log_retention_bytes: -1,
             log_segment_bytes: 1_073_741_824,
             log_retention_check_interval_ms: 300_000,
+            log_cleaner_enable: true,
+            log_cleaner_io_max_bytes_per_second: 33_554_432.0,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_size: 134_217_728,
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,
             io_threads: 0,
@@ -292,6 +305,12 @@ impl ServerConfig {
             ListenerSpec::parse(l).map_err(|e| format!("listeners: {e}"))?;
         }
         StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
+        let io_max = self.log_cleaner_io_max_bytes_per_second;
+        if !(io_max >= 0.0 && io_max.is_finite()) {
+            return Err(format!(
+                "log_cleaner_io_max_bytes_per_second must be >= 0, got {io_max}"
+            ));
+        }
         for (name, v) in [
             ("sasl_session_lifetime_ms", self.sasl_session_lifetime_ms),
             (
@@ -336,6 +355,11 @@ impl ServerConfig {
                 self.log_retention_check_interval_ms,
             ),
             ("fsync_interval_ms", self.fsync_interval_ms),
+            ("log_cleaner_backoff_ms", self.log_cleaner_backoff_ms),
+            (
+                "log_cleaner_dedupe_buffer_size",
+                self.log_cleaner_dedupe_buffer_size,
+            ),
             (
                 "group_min_session_timeout_ms",
                 self.group_min_session_timeout_ms,

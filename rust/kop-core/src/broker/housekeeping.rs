@@ -1,8 +1,8 @@
-//! The broker's periodic jobs: fsync and retention, the group and transaction coordinators'
-//! timers, and
-//! following the other kop instances that share the storage.
+//! The broker's periodic jobs: fsync and retention, the log cleaner, the group and transaction
+//! coordinators' timers, and following the other kop instances that share the storage.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,37 @@ pub async fn storage_upkeep(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
                 let _ = tokio::task::spawn_blocking(move || b.enforce_retention(crate::now_ms())).await;
             }
             _ = shutdown.wait() => break,
+        }
+    }
+}
+
+/// The log cleaner (Kafka's one cleaner thread): a pass over the compacted partitions every
+/// `log_cleaner_backoff_ms`, on a blocking thread, throttled to
+/// `log_cleaner_io_max_bytes_per_second`; a stop interrupts a clean under way (it leaves
+/// nothing behind). Pulsar logs are not compacted by kop yet (docs/compaction.md).
+pub async fn log_cleaner(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
+    let config = broker.config.clone();
+    let throttle = Arc::new(crate::storage::compaction::Throttle::new(
+        config.log_cleaner_io_max_bytes_per_second,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let every = Duration::from_millis(config.log_cleaner_backoff_ms.max(1) as u64);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let (b, t, s) = (broker.clone(), throttle.clone(), stop.clone());
+        let mut pass = tokio::task::spawn_blocking(move || b.clean_logs(&t, &s));
+        tokio::select! {
+            _ = &mut pass => {}
+            _ = shutdown.wait() => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = pass.await;
+                return;
+            }
         }
     }
 }

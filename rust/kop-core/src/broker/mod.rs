@@ -14,7 +14,7 @@ pub(crate) mod txn_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::config::{FsyncPolicy, ServerConfig, StorageSpec};
 use crate::error::KafkaError;
 use crate::group::{GroupConfig, GroupCoordinator, GroupStore, LogGroupStore};
+use crate::storage::compaction::Throttle;
 use crate::storage::{
     LogSettings, LogStore, Member, Metadata, PartitionLog, RemoteBackend, Storage, TopicMeta,
 };
@@ -529,6 +530,45 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// One pass of the log cleaner over every compacted partition (`housekeeping::log_cleaner`).
+    /// Returns how many partitions were cleaned.
+    pub fn clean_logs(&self, throttle: &Throttle, stop: &AtomicBool) -> usize {
+        let budget = self.config.log_cleaner_dedupe_buffer_size.max(1) as usize;
+        let mut cleaned = 0;
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                if stop.load(Ordering::Relaxed) {
+                    return cleaned;
+                }
+                let started = std::time::Instant::now();
+                match p.clean(crate::now_ms(), budget, throttle, stop) {
+                    Ok(None) => {}
+                    Ok(Some(s)) => {
+                        cleaned += 1;
+                        tracing::info!(
+                            topic = %topic.name,
+                            partition = p.index,
+                            bytes_before = s.bytes_before,
+                            bytes_after = s.bytes_after,
+                            records_removed = s.records_removed,
+                            segments_before = s.segments_before,
+                            segments_after = s.segments_after,
+                            ms = started.elapsed().as_millis() as u64,
+                            "log cleaned"
+                        );
+                    }
+                    Err(e) if stop.load(Ordering::Relaxed) => {
+                        tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "log cleaning stopped");
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = p.index, error = %e, "log cleaning failed")
+                    }
+                }
+            }
+        }
+        cleaned
     }
 
     pub fn enforce_retention(&self, now_ms: i64) {

@@ -31,6 +31,7 @@ use crate::records::batch::{self, BatchHeader, LOG_OVERHEAD};
 use crate::records::compression::MAX_UNCOMPRESSED;
 use crate::records::decode::{record_points, RecordPoint};
 use crate::records::validate::{validate_batch, RecordError, Rules};
+use crate::storage::compaction::{CleanRequest, CleanStats, Throttle};
 use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt};
 
 /// Leader epoch of every partition: one broker, never re-elected.
@@ -549,6 +550,41 @@ impl Partition {
         let start = inner.log.log_start_offset();
         inner.producers.aborted.trim(start);
         Ok(deleted)
+    }
+
+    /// One clean of a compacted partition's local log, if one is due (storage/compaction/):
+    /// the range is chosen and swapped in under the lock, the cleaning itself runs without
+    /// it, so produce and fetch go on meanwhile. None: nothing to clean.
+    pub fn clean(
+        &self,
+        now_ms: i64,
+        map_budget_bytes: usize,
+        throttle: &Throttle,
+        stop: &AtomicBool,
+    ) -> Result<Option<CleanStats>, KafkaError> {
+        let job = {
+            let mut inner = self.inner.write();
+            // Remote (Pulsar) logs are not compacted by kop yet (docs/compaction.md).
+            let local = inner.log.remote_reads().is_none();
+            if !inner.opened || !local || !inner.config.log.compaction.compact {
+                return Ok(None);
+            }
+            let req = CleanRequest {
+                now_ms,
+                // Never past the last stable offset: an open transaction's data stays as
+                // written until its marker decides it (the log never cleans its active segment).
+                upper_bound: Self::stable_offset(&inner, self.high_watermark()),
+                producer_last_offsets: inner.producers.last_offsets(),
+                aborted: Vec::new(),
+                map_budget_bytes,
+            };
+            inner.log.begin_clean(&req)?
+        };
+        let Some(job) = job else {
+            return Ok(None);
+        };
+        let cleaned = job.run(throttle, stop)?;
+        Ok(Some(self.inner.write().log.finish_clean(cleaned)?))
     }
 }
 

@@ -18,6 +18,7 @@ struct BatchSeq {
     first_seq: i32,
     last_seq: i32,
     base_offset: i64,
+    last_offset: i64,
 }
 
 #[derive(Debug)]
@@ -153,6 +154,7 @@ impl ProducerStates {
             first_seq: h.base_sequence,
             last_seq: h.last_sequence(),
             base_offset: h.base_offset,
+            last_offset: h.last_offset(),
         });
         entry.last_timestamp = h.max_timestamp;
         if h.is_transactional() && entry.txn_first_offset.is_none() {
@@ -242,6 +244,15 @@ impl ProducerStates {
             .collect();
         all.sort_by_key(|p| p.producer_id);
         all
+    }
+
+    /// The last offset of every producer id's last batch: the log cleaner keeps that batch
+    /// (even emptied) so producer state rebuilt from the log stays right.
+    pub fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(&pid, e)| Some((pid, e.batches.back()?.last_offset)))
+            .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::ServerConfig;
+use crate::storage::compaction::CompactionSettings;
 use crate::storage::LogSettings;
 
 /// Kafka's `ConfigDef.Type`, as DescribeConfigs v3+ reports it.
@@ -49,7 +50,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "cleanup.policy",
         List,
         Default::Fixed("delete"),
-        "delete or compact (compaction is not applied yet; compact requires keys)"
+        "delete, compact or both; compact requires keys (docs/compaction.md)"
     ),
     def!(
         "compression.type",
@@ -248,6 +249,14 @@ impl TopicConfigDef {
                 )
             }
             "max.message.bytes" | "segment.bytes" => value.parse::<i32>().is_ok_and(|v| v > 0),
+            // Kafka's ranges: a ratio in [0, 1], lags and horizons >= 0 (max lag >= 1).
+            "min.cleanable.dirty.ratio" => {
+                value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
+            }
+            "delete.retention.ms" | "min.compaction.lag.ms" => {
+                value.parse::<i64>().is_ok_and(|v| v >= 0)
+            }
+            "max.compaction.lag.ms" => value.parse::<i64>().is_ok_and(|v| v >= 1),
             "message.timestamp.before.max.ms" | "message.timestamp.after.max.ms" => {
                 value.parse::<i64>().is_ok_and(|v| v >= 0)
             }
@@ -271,7 +280,7 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), St
 }
 
 /// The effective topic settings kop applies, from overrides and broker defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EffectiveTopicConfig {
     pub max_message_bytes: i32,
     pub log_append_time: bool,
@@ -294,14 +303,15 @@ pub fn effective(
             .unwrap_or_else(|| lookup(name).expect("known config").default_value(broker))
     };
     let num = |name: &str| get(name).parse::<i64>().unwrap_or(-1);
+    let compact = get("cleanup.policy")
+        .split(',')
+        .any(|p| p.trim() == "compact");
     EffectiveTopicConfig {
         max_message_bytes: num("max.message.bytes") as i32,
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
         timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
         timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
-        compacted: get("cleanup.policy")
-            .split(',')
-            .any(|p| p.trim() == "compact"),
+        compacted: compact,
         log: LogSettings {
             segment_bytes: num("segment.bytes"),
             segment_ms: num("segment.ms"),
@@ -310,6 +320,15 @@ pub fn effective(
             delete_retention: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "delete"),
+            compaction: CompactionSettings {
+                compact,
+                delete_retention_ms: num("delete.retention.ms"),
+                min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                    .parse::<f64>()
+                    .unwrap_or(0.5),
+                min_compaction_lag_ms: num("min.compaction.lag.ms"),
+                max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            },
         },
     }
 }
@@ -339,6 +358,42 @@ mod tests {
         let eff = effective(&o, &broker);
         assert!(eff.compacted);
         assert_eq!(eff.timestamp_before_max_ms, 5000);
+    }
+
+    #[test]
+    fn compaction_settings_come_from_the_topic_configs() {
+        let broker = ServerConfig::default();
+        let mut o = BTreeMap::new();
+        assert!(!effective(&o, &broker).log.compaction.compact);
+        for (k, v) in [
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "2000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "60000"),
+        ] {
+            o.insert(k.to_string(), v.to_string());
+        }
+        validate_overrides(&o).unwrap();
+        let c = effective(&o, &broker).log.compaction;
+        assert!(c.compact);
+        assert_eq!(
+            (
+                c.delete_retention_ms,
+                c.min_compaction_lag_ms,
+                c.max_compaction_lag_ms
+            ),
+            (2000, 5, 60000)
+        );
+        assert!((c.min_cleanable_dirty_ratio - 0.01).abs() < 1e-12);
+        for (k, bad) in [
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("delete.retention.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+        ] {
+            let o = BTreeMap::from([(k.to_string(), bad.to_string())]);
+            assert!(validate_overrides(&o).is_err(), "{k}={bad}");
+        }
     }
 
     #[test]

@@ -20,10 +20,14 @@ const PID: i64 = 0;
 async fn open_txn(ctx: &TestContext, group: &str) {
     let coordinator = &ctx.broker.transactions;
     let fenced = KafkaError::ProducerFenced;
-    let producer = coordinator.init_producer(&*ctx.broker, "tx", 60_000, None, fenced).await;
+    let producer = coordinator
+        .init_producer(&*ctx.broker, "tx", 60_000, None, fenced)
+        .await;
     assert_eq!(producer, Ok((PID, 0)));
     if !group.is_empty() {
-        coordinator.add("tx", PID, 0, fenced, &[], Some(group)).unwrap();
+        coordinator
+            .add("tx", PID, 0, fenced, &[], Some(group))
+            .unwrap();
     }
 }
 

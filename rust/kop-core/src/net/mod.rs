@@ -295,6 +295,10 @@ async fn serve_all(
         broker.clone(),
         shutdown.clone(),
     ));
+    // Pulsar logs answer "nothing to clean" (not compacted by kop yet, docs/compaction.md).
+    if broker.config.log_cleaner_enable {
+        tasks.spawn(housekeeping::log_cleaner(broker.clone(), shutdown.clone()));
+    }
     if broker.shares_storage() {
         tasks.spawn(housekeeping::cluster_sync(
             broker.clone(),

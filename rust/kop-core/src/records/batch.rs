@@ -14,20 +14,23 @@ pub const LOG_OVERHEAD: usize = 12;
 const PARTITION_LEADER_EPOCH: usize = 12;
 const MAGIC: usize = 16;
 const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
+pub(crate) const ATTRIBUTES: usize = 21;
 const LAST_OFFSET_DELTA: usize = 23;
-const BASE_TIMESTAMP: usize = 27;
-const MAX_TIMESTAMP: usize = 35;
+pub(crate) const BASE_TIMESTAMP: usize = 27;
+pub(crate) const MAX_TIMESTAMP: usize = 35;
 const PRODUCER_ID: usize = 43;
 const PRODUCER_EPOCH: usize = 51;
 const BASE_SEQUENCE: usize = 53;
-const RECORDS_COUNT: usize = 57;
+pub(crate) const RECORDS_COUNT: usize = 57;
 
 /// Attribute bits of a v2 batch.
 pub const COMPRESSION_MASK: i16 = 0x07;
 pub const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
 pub const TRANSACTIONAL: i16 = 0x10;
 pub const CONTROL: i16 = 0x20;
+/// KIP-534: the batch's base timestamp is the delete horizon the log cleaner set (tombstones
+/// and transaction markers in it may be removed once the horizon has passed).
+pub const DELETE_HORIZON: i16 = 0x40;
 
 fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
@@ -107,6 +110,11 @@ impl BatchHeader {
         self.attributes & TRANSACTIONAL != 0
     }
 
+    /// The delete horizon a log cleaner set on this batch (KIP-534), if any.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
+
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
     }
@@ -126,8 +134,10 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES..])
 }
 
-/// Structural check of one batch: header, length, CRC and a record count consistent with the
-/// offsets. Client batches get the full check of `records::validate::validate_batch`.
+/// Structural check of one stored batch: header, length, CRC and a record count consistent with
+/// the offsets. A batch rewritten by the log cleaner keeps its offset range with fewer records
+/// (none, for an idempotent producer's last batch), as on Kafka. Client batches get the full
+/// check of `records::validate::validate_batch`.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, KafkaError> {
     let header = BatchHeader::parse(batch)?;
     if header.size != batch.len() {
@@ -136,7 +146,10 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, KafkaError> {
     if compute_crc(batch) != header.crc {
         return Err(KafkaError::CorruptMessage);
     }
-    if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
+    if header.records_count < 0
+        || header.last_offset_delta < 0
+        || header.last_offset_delta < header.records_count - 1
+    {
         return Err(KafkaError::InvalidRecord);
     }
     if header.compression() > 4 {

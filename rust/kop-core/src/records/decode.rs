@@ -95,6 +95,36 @@ fn walk_records(
     Ok(())
 }
 
+/// One record of a batch as the log cleaner sees it: where it is, its key, whether it has a
+/// value, and its bytes from the key on (key, value, headers), to be copied as they are.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    pub point: RecordPoint,
+    pub key: Option<&'a [u8]>,
+    /// False for a tombstone (a null value).
+    pub has_value: bool,
+    pub from_key: &'a [u8],
+}
+
+/// Calls `each` with every record of a batch (any compression), for the log cleaner.
+pub fn for_each_raw_record(
+    batch: &[u8],
+    mut each: impl FnMut(RawRecord<'_>),
+) -> Result<(), KafkaError> {
+    walk_records(batch, |point, from_key| {
+        let mut rest = from_key;
+        let key = bytes_field(&mut rest)?;
+        let has_value = bytes_field(&mut rest)?.is_some();
+        each(RawRecord {
+            point,
+            key,
+            has_value,
+            from_key,
+        });
+        Ok(())
+    })
+}
+
 /// Offsets and timestamps of every record in a batch.
 pub fn record_points(batch: &[u8]) -> Result<Vec<RecordPoint>, KafkaError> {
     let mut points = Vec::new();

@@ -1,5 +1,5 @@
-//! Building v2 record batches, for tests, benchmarks and fuzz seeds. kop itself never encodes
-//! records: it stores the client's bytes.
+//! Building v2 record batches, for tests, benchmarks and fuzz seeds, and for the log cleaner
+//! (the only place kop re-encodes records: produced batches are stored as the client sent them).
 
 use std::io::Write;
 
@@ -59,6 +59,18 @@ fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
             out.extend_from_slice(b);
         }
     }
+}
+
+/// Appends one record whose key, value and headers are already encoded (`from_key`, as
+/// `decode::RawRecord` gives them), with new deltas.
+pub fn put_raw_record(out: &mut Vec<u8>, timestamp_delta: i64, offset_delta: i32, from_key: &[u8]) {
+    let mut head = Vec::with_capacity(12);
+    head.push(0); // attributes
+    put_varlong(&mut head, timestamp_delta);
+    put_varlong(&mut head, i64::from(offset_delta));
+    put_varlong(out, (head.len() + from_key.len()) as i64);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(from_key);
 }
 
 /// The records section of a batch, uncompressed.
@@ -154,4 +166,27 @@ pub fn seal(batch: &mut [u8]) {
     batch[8..12].copy_from_slice(&len.to_be_bytes());
     let crc = batch::compute_crc(batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A batch with `original`'s header (offsets, producer fields, leader epoch) and new
+/// attributes, timestamps, record count and records section (already compressed); length and
+/// CRC set. The log cleaner's rewrite: the offset range and last offset delta stay.
+pub fn rebuild_batch(
+    original: &[u8],
+    attributes: i16,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    records_count: i32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN + payload.len());
+    b.extend_from_slice(&original[..HEADER_LEN]);
+    b[batch::ATTRIBUTES..batch::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    b[batch::BASE_TIMESTAMP..batch::BASE_TIMESTAMP + 8]
+        .copy_from_slice(&base_timestamp.to_be_bytes());
+    b[batch::MAX_TIMESTAMP..batch::MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    b[batch::RECORDS_COUNT..batch::RECORDS_COUNT + 4].copy_from_slice(&records_count.to_be_bytes());
+    b.extend_from_slice(payload);
+    seal(&mut b);
+    b
 }

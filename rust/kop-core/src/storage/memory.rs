@@ -11,8 +11,8 @@ use super::group_log::GroupLog;
 use super::members::SoleMember;
 use super::metadata::Metadata;
 use super::partition_log::{LogSettings, LogStore, PartitionLog};
-use super::segment::SegmentStore;
-use super::segmented_log::SegmentedLog;
+use super::segment::{SegmentRead, SegmentStore};
+use super::segmented_log::{SegmentFiles, SegmentedLog};
 use super::Storage;
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
@@ -82,10 +82,14 @@ impl LogStore for MemoryLogs {
         settings: LogSettings,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>> {
-        let factory = Box::new(|_base: i64| -> io::Result<Box<dyn SegmentStore>> {
-            Ok(Box::new(MemorySegment::default()))
-        });
-        let log = SegmentedLog::open(Vec::new(), settings, factory, crate::now_ms(), on_batch)?;
+        let log = SegmentedLog::open(
+            Vec::new(),
+            settings,
+            Arc::new(MemorySegments),
+            crate::now_ms(),
+            0,
+            on_batch,
+        )?;
         Ok(Box::new(log))
     }
 
@@ -111,25 +115,55 @@ impl GroupLog for MemoryGroupLog {
     }
 }
 
-#[derive(Default)]
-struct MemorySegment {
-    data: Vec<u8>,
-}
+/// Segments in memory: a swap is just the new buffer taking the old ones' place.
+pub(super) struct MemorySegments;
 
-impl SegmentStore for MemorySegment {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.data.extend_from_slice(data);
-        Ok(())
+impl SegmentFiles for MemorySegments {
+    fn create(&self, _base: i64) -> io::Result<Box<dyn SegmentStore>> {
+        Ok(Box::new(MemorySegment::default()))
     }
 
+    fn create_cleaned(&self, _base: i64) -> io::Result<Box<dyn SegmentStore>> {
+        Ok(Box::new(MemorySegment::default()))
+    }
+
+    fn swap_in(
+        &self,
+        _base: i64,
+        _end: i64,
+        cleaned: Box<dyn SegmentStore>,
+        _old: Vec<Box<dyn SegmentStore>>,
+    ) -> io::Result<Box<dyn SegmentStore>> {
+        Ok(cleaned)
+    }
+}
+
+/// A segment's bytes, shared with the log cleaner's reader once rolled (an append to the
+/// active segment, which the cleaner never reads, does not copy).
+#[derive(Default)]
+pub(super) struct MemorySegment {
+    data: Arc<Vec<u8>>,
+}
+
+impl SegmentRead for Vec<u8> {
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
         let start = pos as usize;
         let src = self
-            .data
             .get(start..start + buf.len())
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(src);
         Ok(())
+    }
+}
+
+impl SegmentStore for MemorySegment {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        Arc::make_mut(&mut self.data).extend_from_slice(data);
+        Ok(())
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.data.read_at(pos, buf)
     }
 
     fn len(&self) -> u64 {
@@ -137,7 +171,7 @@ impl SegmentStore for MemorySegment {
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.data.truncate(len as usize);
+        Arc::make_mut(&mut self.data).truncate(len as usize);
         Ok(())
     }
 
@@ -147,5 +181,9 @@ impl SegmentStore for MemorySegment {
 
     fn remove(self: Box<Self>) -> io::Result<()> {
         Ok(())
+    }
+
+    fn reader(&self) -> io::Result<Arc<dyn SegmentRead>> {
+        Ok(self.data.clone())
     }
 }

@@ -10,6 +10,7 @@
 //! Storage knows nothing of Kafka's rules, groups or the broker: it stores bytes and answers
 //! positions. `SegmentedLog` is the log structure shared by the file and memory backends.
 
+pub mod compaction;
 pub mod documents;
 mod file;
 pub mod group_log;

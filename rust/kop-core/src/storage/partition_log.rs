@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::compaction::{CleanJob, CleanRequest, CleanStats, Cleaned, CompactionSettings};
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 
@@ -37,7 +38,7 @@ pub trait LogStore: Send + Sync {
 }
 
 /// The log settings a partition needs from its topic config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogSettings {
     pub segment_bytes: i64,
     pub segment_ms: i64,
@@ -45,6 +46,7 @@ pub struct LogSettings {
     pub retention_bytes: i64,
     /// Whether old data is deleted by retention (`cleanup.policy` contains `delete`).
     pub delete_retention: bool,
+    pub compaction: CompactionSettings,
 }
 
 /// Completes when a remote backend has stored an appended batch (`Err`: it did not, or may not
@@ -110,6 +112,18 @@ pub trait PartitionLog: Send + Sync {
     fn set_settings(&mut self, settings: LogSettings);
     /// Applies retention; returns the number of segments deleted.
     fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;
+    /// Log compaction, step 1 (under the partition lock): the clean worth doing now, if any
+    /// (storage/compaction/). Logs that are not compacted locally answer None.
+    fn begin_clean(&mut self, _req: &CleanRequest) -> io::Result<Option<CleanJob>> {
+        Ok(None)
+    }
+    /// Step 3 (under the lock): swaps in what `CleanJob::run` (step 2, without the lock) wrote.
+    fn finish_clean(&mut self, _cleaned: Cleaned) -> io::Result<CleanStats> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this log is not compacted locally",
+        ))
+    }
 }
 
 /// The blocking reads of a remote partition log (see `PartitionLog::remote_reads`).

@@ -1,6 +1,7 @@
 //! One segment of a partition log: raw batches back to back, plus in-memory sparse indexes.
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -9,6 +10,12 @@ use crate::records::control::{parse_marker, Marker, MARKER_PREFIX};
 
 /// A predicate over one whole stored batch (e.g. CRC validation during recovery).
 pub type BatchCheck = dyn Fn(&[u8]) -> bool;
+
+/// Positional reads of a rolled segment's bytes, shared with the log cleaner, which reads them
+/// outside the partition lock (a rolled segment is never written again).
+pub trait SegmentRead: Send + Sync {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
+}
 
 /// Bytes of a segment: a file or a memory buffer.
 pub trait SegmentStore: Send + Sync {
@@ -25,6 +32,8 @@ pub trait SegmentStore: Send + Sync {
     fn sync(&mut self) -> io::Result<()>;
     /// Deletes the backing file, if any.
     fn remove(self: Box<Self>) -> io::Result<()>;
+    /// A reader of the bytes stored so far, usable without the store (for the log cleaner).
+    fn reader(&self) -> io::Result<Arc<dyn SegmentRead>>;
 }
 
 /// A sparse index entry: a batch's base offset, its position and the largest timestamp seen in
@@ -46,6 +55,8 @@ pub struct Segment {
     pub max_timestamp: i64,
     /// Wall-clock time of the first append, for `segment.ms` rolling.
     pub created_ms: i64,
+    /// The first batch's max timestamp (-1: none), for `max.compaction.lag.ms` as on Kafka.
+    pub first_batch_timestamp: i64,
     store: Box<dyn SegmentStore>,
     index: Vec<IndexEntry>,
     bytes_since_index: u64,
@@ -58,6 +69,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             created_ms: now_ms,
+            first_batch_timestamp: -1,
             store,
             index: Vec::new(),
             bytes_since_index: u64::MAX,
@@ -74,6 +86,9 @@ impl Segment {
 
     /// Records a batch that is at `position` in the store (on append or during recovery).
     fn note_batch(&mut self, header: &BatchHeader, position: u64) {
+        if position == 0 {
+            self.first_batch_timestamp = header.max_timestamp;
+        }
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
         if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
             self.index.push(IndexEntry {
@@ -97,11 +112,12 @@ impl Segment {
     /// Scans the stored bytes, rebuilding the indexes; stops at (and cuts off) the first batch
     /// that is torn or fails `check` (if given: reading whole batches costs I/O). Reports every
     /// header kept to `on_batch` (with its marker, for a transaction marker), oldest first.
+    /// True if a tail was cut off.
     pub fn recover(
         &mut self,
         check: Option<&BatchCheck>,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let len = self.store.len();
         let mut pos = 0u64;
         let mut head = [0u8; HEADER_LEN];
@@ -146,7 +162,7 @@ impl Segment {
         if last_ts >= 0 {
             self.created_ms = self.created_ms.min(last_ts.max(0));
         }
-        Ok(())
+        Ok(pos < len)
     }
 
     /// Position of the batch containing `offset`, by the sparse index and a header scan.
@@ -246,5 +262,42 @@ impl Segment {
 
     pub fn remove(self) -> io::Result<()> {
         self.store.remove()
+    }
+
+    pub fn reader(&self) -> io::Result<Arc<dyn SegmentRead>> {
+        self.store.reader()
+    }
+
+    /// The same segment over another store holding the same bytes (a cleaned segment moved to
+    /// its final name).
+    pub fn map_store(
+        self,
+        f: impl FnOnce(Box<dyn SegmentStore>) -> io::Result<Box<dyn SegmentStore>>,
+    ) -> io::Result<Segment> {
+        let Segment {
+            base_offset,
+            next_offset,
+            max_timestamp,
+            created_ms,
+            first_batch_timestamp,
+            store,
+            index,
+            bytes_since_index,
+        } = self;
+        Ok(Segment {
+            base_offset,
+            next_offset,
+            max_timestamp,
+            created_ms,
+            first_batch_timestamp,
+            store: f(store)?,
+            index,
+            bytes_since_index,
+        })
+    }
+
+    /// Gives the store back (for a segment that replaces nothing after all).
+    pub fn into_store(self) -> Box<dyn SegmentStore> {
+        self.store
     }
 }

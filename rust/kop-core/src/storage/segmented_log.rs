@@ -2,41 +2,71 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::compaction::{self, CleanJob, CleanRequest, CleanStats, Cleaned, SegmentView};
 use super::partition_log::{LogSettings, PartitionLog, Receipt};
 use super::segment::{BatchCheck, Segment, SegmentStore};
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 
-/// Creates the byte store of a new segment starting at the given base offset.
-pub type SegmentFactory = Box<dyn Fn(i64) -> io::Result<Box<dyn SegmentStore>> + Send + Sync>;
+/// Where a log's segments are kept: creating them, and swapping cleaned ones in.
+pub trait SegmentFiles: Send + Sync {
+    /// The store of a new (active) segment starting at `base`.
+    fn create(&self, base: i64) -> io::Result<Box<dyn SegmentStore>>;
+    /// A store for the cleaned copy of segments starting at `base`, under a temporary name a
+    /// recovery deletes.
+    fn create_cleaned(&self, base: i64) -> io::Result<Box<dyn SegmentStore>>;
+    /// Makes the synced `cleaned` store the segment at `base` in place of `old` (the segments
+    /// whose base offsets are in `[base, end)`), atomically across a crash: a recovery sees
+    /// either the old segments or the cleaned one. Returns the cleaned store under its final
+    /// name.
+    fn swap_in(
+        &self,
+        base: i64,
+        end: i64,
+        cleaned: Box<dyn SegmentStore>,
+        old: Vec<Box<dyn SegmentStore>>,
+    ) -> io::Result<Box<dyn SegmentStore>>;
+    /// Remembers where the next clean starts (Kafka's cleaner-offset-checkpoint); losing it
+    /// only makes the next clean read more.
+    fn save_cleaner_offset(&self, _offset: i64) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 pub struct SegmentedLog {
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     settings: LogSettings,
-    new_store: SegmentFactory,
+    files: Arc<dyn SegmentFiles>,
     unsynced: bool,
+    /// The first offset not cleaned yet (the start of the dirty part of the log).
+    cleaner_offset: i64,
 }
 
 impl SegmentedLog {
     /// Builds a log from existing segment stores (oldest first), recovering each one.
     /// Only the newest segment has its CRCs checked: older ones were complete when rolled.
+    /// `cleaner_offset`: where the last clean ended (0 when unknown).
     pub fn open(
         existing: Vec<(i64, Box<dyn SegmentStore>)>,
         settings: LogSettings,
-        new_store: SegmentFactory,
+        files: Arc<dyn SegmentFiles>,
         now_ms: i64,
+        cleaner_offset: i64,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<SegmentedLog> {
         let mut segments = BTreeMap::new();
         let count = existing.len();
         let mut expected_next: Option<i64> = None;
+        let mut torn = false;
         for (i, (base, store)) in existing.into_iter().enumerate() {
-            if expected_next.is_some_and(|n| base != n) {
-                // A gap or overlap after a torn earlier segment: everything later is suspect.
+            // A cleaned segment may end before the next one starts (compaction leaves gaps),
+            // but segments never overlap, and nothing after a torn segment can be trusted.
+            if torn || expected_next.is_some_and(|n| base < n) {
                 tracing::warn!(
                     segment = base,
                     "dropping a segment that does not follow the log"
@@ -47,7 +77,7 @@ impl SegmentedLog {
             let mut seg = Segment::new(base, store, now_ms);
             let check = |b: &[u8]| crate::records::batch::validate(b).is_ok();
             let newest = i + 1 == count;
-            seg.recover(newest.then_some(&check as &BatchCheck), on_batch)?;
+            torn = seg.recover(newest.then_some(&check as &BatchCheck), on_batch)?;
             expected_next = Some(seg.next_offset);
             segments.insert(base, seg);
         }
@@ -55,8 +85,9 @@ impl SegmentedLog {
             log_start_offset: segments.keys().next().copied().unwrap_or(0),
             segments,
             settings,
-            new_store,
+            files,
             unsynced: false,
+            cleaner_offset,
         };
         if log.segments.is_empty() {
             log.roll(0, now_ms)?;
@@ -75,7 +106,7 @@ impl SegmentedLog {
         if let Some(seg) = self.segments.values_mut().next_back() {
             seg.sync()?; // a rolled segment is never written again: make it durable once
         }
-        let store = (self.new_store)(base_offset)?;
+        let store = self.files.create(base_offset)?;
         self.segments
             .insert(base_offset, Segment::new(base_offset, store, now_ms));
         Ok(())
@@ -83,6 +114,18 @@ impl SegmentedLog {
 
     fn segment_for(&self, offset: i64) -> Option<&Segment> {
         self.segments.range(..=offset).next_back().map(|(_, s)| s)
+    }
+
+    /// The roll age: `segment.ms`, or `max.compaction.lag.ms` when shorter on a compacted
+    /// topic (Kafka's `maxSegmentMs`), so an idle key's old value is not kept forever in the
+    /// active segment, which is never cleaned.
+    fn roll_after_ms(&self) -> i64 {
+        let c = &self.settings.compaction;
+        if c.compact && c.max_compaction_lag_ms > 0 {
+            self.settings.segment_ms.min(c.max_compaction_lag_ms)
+        } else {
+            self.settings.segment_ms
+        }
     }
 }
 
@@ -109,9 +152,10 @@ impl PartitionLog for SegmentedLog {
         now_ms: i64,
     ) -> io::Result<Option<Receipt>> {
         let settings = self.settings;
+        let roll_after_ms = self.roll_after_ms();
         let active = self.active();
         let too_big = active.size() + batch.len() as u64 > settings.segment_bytes as u64;
-        let too_old = now_ms - active.created_ms > settings.segment_ms;
+        let too_old = now_ms - active.created_ms > roll_after_ms;
         if !active.is_empty() && (too_big || too_old) {
             self.roll(header.base_offset, now_ms)?;
         }
@@ -128,11 +172,18 @@ impl PartitionLog for SegmentedLog {
         if !data.is_empty() || offset < seg.base_offset {
             return Ok(Some(data));
         }
-        // The offset is past this segment's data (e.g. an empty active segment): try the next.
-        match self.segments.range(offset + 1..).next() {
-            Some((_, next)) => next.read(offset, max_bytes, upper).map(Some),
-            None => Ok(Some(data)),
+        // The offset is past this segment's data (an empty active segment, or a gap a clean
+        // left at a segment's end, or a segment cleaned empty): the next segment with data.
+        for (_, next) in self.segments.range(offset + 1..) {
+            if next.base_offset >= upper {
+                break;
+            }
+            let data = next.read(offset, max_bytes, upper)?;
+            if !data.is_empty() {
+                return Ok(Some(data));
+            }
         }
+        Ok(Some(Bytes::new()))
     }
 
     fn batch_at_timestamp(&self, timestamp: i64) -> io::Result<Option<Bytes>> {
@@ -181,9 +232,11 @@ impl PartitionLog for SegmentedLog {
         // Never delete the active segment; delete oldest-first while a limit is exceeded.
         while self.segments.len() > 1 {
             let (&base, oldest) = self.segments.iter().next().expect("non-empty");
+            // A segment the cleaner left empty has no timestamp: it goes with the first check.
             let by_time = self.settings.retention_ms >= 0
-                && oldest.max_timestamp >= 0
-                && now_ms - oldest.max_timestamp > self.settings.retention_ms;
+                && (oldest.is_empty()
+                    || oldest.max_timestamp >= 0
+                        && now_ms - oldest.max_timestamp > self.settings.retention_ms);
             let by_size = self.settings.retention_bytes >= 0
                 && total - oldest.size() as i64 >= self.settings.retention_bytes;
             if !(by_time || by_size) {
@@ -198,5 +251,95 @@ impl PartitionLog for SegmentedLog {
             self.log_start_offset = *self.segments.keys().next().expect("active remains");
         }
         Ok(deleted)
+    }
+
+    fn begin_clean(&mut self, req: &CleanRequest) -> io::Result<Option<CleanJob>> {
+        let settings = self.settings.compaction;
+        if !settings.compact {
+            return Ok(None);
+        }
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let rolled: Vec<compaction::SegmentSummary> = self
+            .segments
+            .values()
+            .zip(bases.iter().skip(1))
+            .map(|(s, &next_base)| compaction::SegmentSummary {
+                base: s.base_offset,
+                next_base,
+                size: s.size(),
+                max_timestamp: s.max_timestamp,
+                first_batch_timestamp: s.first_batch_timestamp,
+            })
+            .collect();
+        let Some(plan) = compaction::plan(
+            &rolled,
+            self.log_start_offset,
+            self.next_offset(),
+            self.cleaner_offset,
+            &settings,
+            req,
+        ) else {
+            return Ok(None);
+        };
+        let mut views = Vec::new();
+        for (summary, seg) in rolled.iter().zip(self.segments.values()) {
+            if summary.base >= plan.first_uncleanable {
+                break;
+            }
+            views.push(SegmentView {
+                summary: *summary,
+                reader: seg.reader()?,
+            });
+        }
+        Ok(Some(CleanJob {
+            views,
+            plan,
+            settings,
+            segment_bytes: self.settings.segment_bytes.max(1) as u64,
+            now_ms: req.now_ms,
+            producer_last_offsets: req.producer_last_offsets.clone(),
+            aborted: req.aborted.clone(),
+            map_budget_bytes: req.map_budget_bytes,
+            files: self.files.clone(),
+        }))
+    }
+
+    fn finish_clean(&mut self, cleaned: Cleaned) -> io::Result<CleanStats> {
+        let mut stats = cleaned.stats;
+        let active_base = *self
+            .segments
+            .keys()
+            .next_back()
+            .expect("a log has a segment");
+        for group in cleaned.groups {
+            let current: Vec<(i64, u64)> = self
+                .segments
+                .range(group.base..group.end)
+                .map(|(&b, s)| (b, s.size()))
+                .collect();
+            if current != group.replaced || group.end > active_base {
+                // Retention deleted some of them meanwhile: this group waits for another clean.
+                stats.groups_skipped += 1;
+                group.segment.remove()?;
+                continue;
+            }
+            let old: Vec<Box<dyn SegmentStore>> = group
+                .replaced
+                .iter()
+                .map(|(b, _)| self.segments.remove(b).expect("checked").into_store())
+                .collect();
+            let files = self.files.clone();
+            let (base, end) = (group.base, group.end);
+            let segment = group
+                .segment
+                .map_store(|cleaned| files.swap_in(base, end, cleaned, old))?;
+            self.segments.insert(base, segment);
+        }
+        if cleaned.dirty_offset > self.cleaner_offset || self.cleaner_offset < self.log_start_offset
+        {
+            self.cleaner_offset = cleaned.dirty_offset;
+            self.files.save_cleaner_offset(self.cleaner_offset)?;
+        }
+        Ok(stats)
     }
 }

@@ -1,15 +1,22 @@
-//! Partition logs as segment files under `DIR/logs/<topic>-<p>/`.
+//! Partition logs as segment files under `DIR/logs/<topic>-<p>/`:
+//! - `<base>.log`           a segment (raw batches), named by its base offset (20 digits);
+//! - `<base>.cleaned`       a cleaned copy being written (deleted by a recovery);
+//! - `<base>.<end>.swap`    a cleaned copy that replaces the segments with base offsets in
+//!   `[base, end)`: renaming the `.cleaned` file to this is the clean's commit point; a
+//!   recovery finishes the swap (deletes those segments, renames it to `<base>.log`);
+//! - `cleaner-offset`       where the next clean starts.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::sync_dir;
+use super::{sync_dir, write_atomically};
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog};
-use crate::storage::segment::SegmentStore;
-use crate::storage::segmented_log::SegmentedLog;
+use crate::storage::segment::{SegmentRead, SegmentStore};
+use crate::storage::segmented_log::{SegmentFiles, SegmentedLog};
 
 pub struct FileLogs {
     dir: PathBuf,
@@ -32,6 +39,117 @@ fn segment_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
 }
 
+fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{base:020}.cleaned"))
+}
+
+fn swap_path(dir: &Path, base: i64, end: i64) -> PathBuf {
+    dir.join(format!("{base:020}.{end:020}.swap"))
+}
+
+const CLEANER_OFFSET: &str = "cleaner-offset";
+
+/// Base offsets of the `.log` segments in `dir`, sorted.
+fn segment_bases(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases: Vec<i64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse::<i64>().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Finishes or undoes cleans a crash interrupted: a `.cleaned` file is an unfinished copy
+/// (the old segments are all there): deleted; a `.swap` file is a committed one: the segments
+/// it replaces are deleted (some may be gone already) and it becomes `<base>.log`.
+fn recover_cleaning(dir: &Path) -> io::Result<()> {
+    let mut changed = false;
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().into_string().unwrap_or_default();
+        if name.ends_with(".cleaned") {
+            tracing::info!(file = %name, "removing an unfinished cleaned segment");
+            fs::remove_file(dir.join(&name))?;
+            changed = true;
+        }
+    }
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().into_string().unwrap_or_default();
+        let Some((base, end)) = name
+            .strip_suffix(".swap")
+            .and_then(|s| s.split_once('.'))
+            .and_then(|(b, e)| Some((b.parse::<i64>().ok()?, e.parse::<i64>().ok()?)))
+        else {
+            continue;
+        };
+        tracing::info!(file = %name, "finishing the swap of a cleaned segment");
+        for old in segment_bases(dir)?
+            .into_iter()
+            .filter(|b| (base..end).contains(b))
+        {
+            fs::remove_file(segment_path(dir, old))?;
+        }
+        fs::rename(dir.join(&name), segment_path(dir, base))?;
+        changed = true;
+    }
+    if changed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// One partition's segment files.
+struct FileSegments {
+    dir: PathBuf,
+}
+
+impl SegmentFiles for FileSegments {
+    fn create(&self, base: i64) -> io::Result<Box<dyn SegmentStore>> {
+        let seg = FileSegment::open(segment_path(&self.dir, base))?;
+        sync_dir(&self.dir)?;
+        Ok(Box::new(seg))
+    }
+
+    fn create_cleaned(&self, base: i64) -> io::Result<Box<dyn SegmentStore>> {
+        let path = cleaned_path(&self.dir, base);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        Ok(Box::new(FileSegment::open(path)?))
+    }
+
+    fn swap_in(
+        &self,
+        base: i64,
+        end: i64,
+        mut cleaned: Box<dyn SegmentStore>,
+        old: Vec<Box<dyn SegmentStore>>,
+    ) -> io::Result<Box<dyn SegmentStore>> {
+        cleaned.sync()?;
+        drop(cleaned);
+        let swap = swap_path(&self.dir, base, end);
+        fs::rename(cleaned_path(&self.dir, base), &swap)?;
+        sync_dir(&self.dir)?; // the commit point: from here a recovery finishes the swap
+        for store in old {
+            store.remove()?;
+        }
+        let path = segment_path(&self.dir, base);
+        fs::rename(&swap, &path)?;
+        sync_dir(&self.dir)?;
+        Ok(Box::new(FileSegment::open(path)?))
+    }
+
+    fn save_cleaner_offset(&self, offset: i64) -> io::Result<()> {
+        write_atomically(
+            &self.dir.join(CLEANER_OFFSET),
+            offset.to_string().as_bytes(),
+        )
+    }
+}
+
 impl LogStore for FileLogs {
     fn open(
         &self,
@@ -42,25 +160,24 @@ impl LogStore for FileLogs {
     ) -> io::Result<Box<dyn PartitionLog>> {
         let dir = self.log_dir(topic, partition);
         fs::create_dir_all(&dir)?;
-        let mut bases: Vec<i64> = fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<i64>().ok()
-            })
-            .collect();
-        bases.sort_unstable();
+        recover_cleaning(&dir)?;
         let mut existing: Vec<(i64, Box<dyn SegmentStore>)> = Vec::new();
-        for base in bases {
+        for base in segment_bases(&dir)? {
             existing.push((base, Box::new(FileSegment::open(segment_path(&dir, base))?)));
         }
-        let factory_dir = dir.clone();
-        let factory = Box::new(move |base: i64| -> io::Result<Box<dyn SegmentStore>> {
-            let seg = FileSegment::open(segment_path(&factory_dir, base))?;
-            sync_dir(&factory_dir)?;
-            Ok(Box::new(seg))
-        });
-        let log = SegmentedLog::open(existing, settings, factory, crate::now_ms(), on_batch)?;
+        let cleaner_offset = fs::read_to_string(dir.join(CLEANER_OFFSET))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let files = Arc::new(FileSegments { dir });
+        let log = SegmentedLog::open(
+            existing,
+            settings,
+            files,
+            crate::now_ms(),
+            cleaner_offset,
+            on_batch,
+        )?;
         Ok(Box::new(log))
     }
 
@@ -78,8 +195,14 @@ impl LogStore for FileLogs {
 /// A segment file. Appends use the file's append position; reads are positional.
 struct FileSegment {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     len: u64,
+}
+
+impl SegmentRead for File {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        read_exact_at(self, buf, pos)
+    }
 }
 
 impl FileSegment {
@@ -91,13 +214,17 @@ impl FileSegment {
             .append(true)
             .open(&path)?;
         let len = file.metadata()?.len();
-        Ok(FileSegment { path, file, len })
+        Ok(FileSegment {
+            path,
+            file: Arc::new(file),
+            len,
+        })
     }
 }
 
 impl SegmentStore for FileSegment {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.file.write_all(data) {
+        if let Err(e) = (&*self.file).write_all(data) {
             // Cut off a partial write so the log stays a sequence of whole batches.
             let _ = self.file.set_len(self.len);
             return Err(e);
@@ -117,7 +244,7 @@ impl SegmentStore for FileSegment {
         let mut buf = Vec::with_capacity(len);
         while buf.len() < len {
             let at = pos + buf.len() as u64;
-            if rustix::io::pread(&self.file, rustix::buffer::spare_capacity(&mut buf), at)? == 0 {
+            if rustix::io::pread(&*self.file, rustix::buffer::spare_capacity(&mut buf), at)? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
@@ -143,6 +270,10 @@ impl SegmentStore for FileSegment {
     fn remove(self: Box<Self>) -> io::Result<()> {
         drop(self.file);
         fs::remove_file(&self.path)
+    }
+
+    fn reader(&self) -> io::Result<Arc<dyn SegmentRead>> {
+        Ok(self.file.clone())
     }
 }
 

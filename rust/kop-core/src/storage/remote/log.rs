@@ -266,6 +266,7 @@ mod tests {
             retention_ms: -1,
             retention_bytes: -1,
             delete_retention: true,
+            compaction: Default::default(),
         }
     }
 
