@@ -43,15 +43,15 @@ def end_offsets(bootstrap: str, topic: str, partitions: int, isolation: str) -> 
     return {tp.partition: int(f.result(timeout=60).offset) for tp, f in futures.items()}
 
 
-def read_values(
+def read_records(
     bootstrap: str, topic: str, partitions: int, isolation: str, timeout: float = 60
-) -> PerPartition:
-    """Every value a librdkafka consumer with ``isolation`` reads from the beginning up to that
-    isolation's end offset as of the call, per partition. Control records and aborted records
-    are skipped by the client, which still moves its position past them."""
+) -> dict[int, list[tuple[str | None, str]]]:
+    """Every (key, value) a librdkafka consumer with ``isolation`` reads from the beginning up to
+    that isolation's end offset as of the call, per partition. Control records and aborted
+    records are skipped by the client, which still moves its position past them."""
     end = end_offsets(bootstrap, topic, partitions, isolation)
     c = ck.consumer(bootstrap, isolation_level=isolation)
-    out: PerPartition = {p: [] for p in range(partitions)}
+    out: dict[int, list[tuple[str | None, str]]] = {p: [] for p in range(partitions)}
     try:
         tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
         c.assign(tps)
@@ -70,10 +70,20 @@ def read_values(
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(err)
-                value = m.value()
-                out[m.partition()].append(value.decode() if value is not None else "")
+                key, value = m.key(), m.value()
+                out[m.partition()].append(
+                    (key.decode() if key is not None else None, (value or b"").decode())
+                )
     finally:
         c.close()
+
+
+def read_values(
+    bootstrap: str, topic: str, partitions: int, isolation: str, timeout: float = 60
+) -> PerPartition:
+    """The values of ``read_records``."""
+    recs = read_records(bootstrap, topic, partitions, isolation, timeout)
+    return {p: [v for _, v in rs] for p, rs in recs.items()}
 
 
 def scenario_values(prefix: str, partitions: int, n: int) -> tuple[PerPartition, PerPartition]:
