@@ -51,7 +51,7 @@ def _wait_committed(bootstrap: str, group: str, topic: str, want: int) -> None:
 
 def _ck_producer(bootstrap: str, txn_id: str) -> Producer:
     p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5})
-    p.init_transactions(60)
+    p.init_transactions(30)
     return p
 
 

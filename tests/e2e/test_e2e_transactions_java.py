@@ -2,15 +2,16 @@
 the `kafka-transactions` tool: commit / abort / commit seen by read_committed and
 read_uncommitted consumers, fencing of an older producer with the same transactional id, abort
 of a transaction left open past its timeout, consume-transform-produce with
-sendOffsetsToTransaction surviving a kill -9 of the client, list / describe / describe-producers
-/ abort of a hanging transaction. One TxnClient JVM per module serves the scenarios."""
+sendOffsetsToTransaction surviving a kill -9 of the client and one of the server, list /
+describe / describe-producers / abort of a hanging transaction. One TxnClient JVM per module
+serves the scenarios."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from confluent_kafka import TopicPartition
 
 from helpers import ck, txn
 from helpers.data import Rec
-from helpers.servers import ServerHandle
+from helpers.servers import ServerHandle, free_port
 
 pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
 
@@ -150,6 +151,76 @@ def _rec(value: str) -> Rec:
     return Rec(0, None, value.encode(), ())
 
 
+class _Copy:
+    """The consume-transform-produce scenario: ``n`` input records on ``partitions``, copied by
+    TxnClient copiers (20 records per transaction, 100 ms pause inside each) of one group and
+    transactional id."""
+
+    partitions, n = 2, 600
+
+    def __init__(self, srv: ServerHandle, classes: txn.JavaClasses, tmp_path: Path) -> None:
+        self.srv, self.classes, self.tmp_path = srv, classes, tmp_path
+        self.source = ck.create_topic(srv.bootstrap, ck.unique("ctp-in"), self.partitions)
+        self.sink = ck.create_topic(srv.bootstrap, ck.unique("ctp-out"), self.partitions)
+        recs = [
+            Rec(i % self.partitions, f"k{i}".encode(), f"v{i}".encode(), ()) for i in range(self.n)
+        ]
+        ck.produce(srv.bootstrap, self.source, recs).check_order(recs)
+        self.group, self.tx = ck.unique("ctp-group"), ck.unique("ctp-tx")
+        self.copiers = 0
+
+    def start(self) -> tuple[subprocess.Popen[str], Path]:
+        self.copiers += 1
+        log = self.tmp_path / f"copy{self.copiers}.log"
+        args = [
+            "copy",
+            self.srv.bootstrap,
+            self.source,
+            self.sink,
+            self.group,
+            self.tx,
+            "20",
+            "100",
+        ]
+        return txn.start_java(self.classes.classpath, "TxnClient", args, log), log
+
+    @staticmethod
+    def wait_open_transaction(proc: subprocess.Popen[str], log: Path) -> None:
+        """Until the copier has a transaction open (its records written) past 100 records."""
+        assert proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            assert line, f"copier exited {proc.wait()}: {_tail(log)}"
+            if json.loads(line).get("open", 0) > 100:
+                return
+
+    @staticmethod
+    def finish(proc: subprocess.Popen[str], log: Path) -> None:
+        try:
+            out, _ = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            txn.kill_group(proc)
+            raise
+        assert proc.returncode == 0, f"copier: {out}\n{_tail(log)}"
+        assert '"done"' in out.splitlines()[-1], out
+
+    def check_exactly_once(self) -> txn.PerPartition:
+        """Every input record once in the output, in order; the group's offsets at the input's
+        ends. Returns what a read_uncommitted reader sees."""
+        bootstrap, parts = self.srv.bootstrap, self.partitions
+        want = {p: [f"copied:v{i}" for i in range(p, self.n, parts)] for p in range(parts)}
+        assert txn.read_values(bootstrap, self.sink, parts, "read_committed") == want
+        c = ck.consumer(bootstrap, group_id=self.group)
+        try:
+            offsets = c.committed([TopicPartition(self.source, p) for p in range(parts)], 30)
+        finally:
+            c.close()
+        assert {tp.partition: tp.offset for tp in offsets} == {
+            p: self.n // parts for p in range(parts)
+        }
+        return txn.read_values(bootstrap, self.sink, parts, "read_uncommitted")
+
+
 @pytest.mark.timeout(240)
 def test_consume_transform_produce_survives_kill_of_the_client(
     server: ServerHandle, java_classes: txn.JavaClasses, tmp_path: Path
@@ -158,46 +229,47 @@ def test_consume_transform_produce_survives_kill_of_the_client(
     with sendOffsetsToTransaction) is killed with SIGKILL mid-transaction; a second one with the
     same transactional id and group finishes the job: every input record is in the output exactly
     once, in order, and the group's committed offsets are the input's ends."""
-    partitions, n = 2, 600
-    source = ck.create_topic(server.bootstrap, ck.unique("ctp-in"), partitions)
-    sink = ck.create_topic(server.bootstrap, ck.unique("ctp-out"), partitions)
-    recs = [Rec(i % partitions, f"k{i}".encode(), f"v{i}".encode(), ()) for i in range(n)]
-    ck.produce(server.bootstrap, source, recs).check_order(recs)
-    group, tx = ck.unique("ctp-group"), ck.unique("ctp-tx")
-    args = ["copy", server.bootstrap, source, sink, group, tx, "20", "100"]
-
-    first = txn.start_java(java_classes.classpath, "TxnClient", args, tmp_path / "copy1.log")
+    copy = _Copy(server, java_classes, tmp_path)
+    first, log = copy.start()
     try:
-        assert first.stdout is not None
-        # killed with a transaction open (its records written) after 100 records are copied
-        while True:
-            line = first.stdout.readline()
-            assert line, f"first copier exited {first.wait()}: {_tail(tmp_path / 'copy1.log')}"
-            if json.loads(line).get("open", 0) > 100:
-                break
+        copy.wait_open_transaction(first, log)
     finally:
         txn.kill_group(first)
-
-    second = txn.start_java(java_classes.classpath, "TxnClient", args, tmp_path / "copy2.log")
-    try:
-        out, _ = second.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        txn.kill_group(second)
-        raise
-    assert second.returncode == 0, f"second copier: {out}\n{_tail(tmp_path / 'copy2.log')}"
-    assert '"done"' in out.splitlines()[-1], out
-
-    want = {p: [f"copied:v{i}" for i in range(p, n, partitions)] for p in range(partitions)}
-    assert txn.read_values(server.bootstrap, sink, partitions, "read_committed") == want
+    copy.finish(*copy.start())
+    uncommitted = copy.check_exactly_once()
     # the killed copier's last transaction was written, then aborted
-    uncommitted = txn.read_values(server.bootstrap, sink, partitions, "read_uncommitted")
-    assert sum(map(len, uncommitted.values())) > n
-    c = ck.consumer(server.bootstrap, group_id=group)
+    assert sum(map(len, uncommitted.values())) > copy.n
+
+
+@pytest.mark.timeout(240)
+def test_consume_transform_produce_survives_kill_of_the_server(
+    target: str,
+    server_factory: Callable[..., ServerHandle],
+    java_classes: txn.JavaClasses,
+    tmp_path: Path,
+) -> None:
+    """The server is killed with SIGKILL (kop-embedded: stopped) while a copier has a
+    transaction open, and restarted on the same data and port: the copier either commits that
+    transaction or aborts it and consumes again from the committed offsets; the output is exactly
+    once all the same."""
+    # kop-embedded restarts in this process on a port of its own choosing unless told one
+    options = (
+        {"listeners": [f"PLAINTEXT://127.0.0.1:{free_port()}"]} if target == "kop-embedded" else {}
+    )
+    srv = server_factory(target, **options)
+    copy = _Copy(srv, java_classes, tmp_path)
+    proc, log = copy.start()
     try:
-        offsets = c.committed([TopicPartition(source, p) for p in range(partitions)], timeout=30)
+        copy.wait_open_transaction(proc, log)
+        if srv.can_kill:
+            srv.kill()
+        else:
+            srv.stop()
+        srv.start()
+        copy.finish(proc, log)
     finally:
-        c.close()
-    assert {tp.partition: tp.offset for tp in offsets} == {p: n // partitions for p in range(2)}
+        txn.kill_group(proc)
+    copy.check_exactly_once()
 
 
 def _tail(path: Path, n: int = 30) -> str:

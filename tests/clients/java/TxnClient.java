@@ -34,7 +34,12 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.AuthorizationException;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.OutOfOrderSequenceException;
+import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -274,7 +279,8 @@ public final class TxnClient {
      *  per transaction with the input offsets in the same transaction; pauses PAUSE_MS inside each
      *  transaction, after printing {"open": total} (so a kill can land mid-transaction). Prints
      *  {"committed": total} per transaction and exits once every assigned partition's position
-     *  reaches its end offset. */
+     *  reaches its end offset. A transaction that fails with an abortable error (the server went
+     *  away) is aborted and the input consumed again from the group's committed offsets. */
     private void copy(String input, String output, String group, String txnId, int perTxn, long pauseMs)
             throws Exception {
         try (KafkaConsumer<String, String> c = consumer("read_committed", group, perTxn);
@@ -292,23 +298,50 @@ public final class TxnClient {
                     }
                     continue;
                 }
-                p.beginTransaction();
-                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
-                for (ConsumerRecord<String, String> r : batch) {
-                    p.send(new ProducerRecord<>(output, r.partition(), r.key(), "copied:" + r.value()));
-                    offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                try {
+                    p.beginTransaction();
+                    Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                    for (ConsumerRecord<String, String> r : batch) {
+                        p.send(new ProducerRecord<>(output, r.partition(), r.key(), "copied:" + r.value()));
+                        offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    }
+                    p.sendOffsetsToTransaction(offsets, c.groupMetadata());
+                    p.flush();
+                    System.out.println(JSON.writeValueAsString(Map.of("open", total + batch.count())));
+                    System.out.flush();
+                    Thread.sleep(pauseMs);
+                    p.commitTransaction();
+                } catch (ProducerFencedException | InvalidProducerEpochException | OutOfOrderSequenceException
+                         | AuthorizationException e) {
+                    throw e; // fatal: another copier took over, or the producer cannot go on
+                } catch (KafkaException e) {
+                    // abortable (e.g. the server went away mid-transaction): abort, then consume
+                    // again from the committed offsets, as an exactly-once application does
+                    System.err.println("aborting the transaction: " + e);
+                    p.abortTransaction();
+                    rewind(c);
+                    System.out.println(JSON.writeValueAsString(Map.of("aborted", describe(e))));
+                    System.out.flush();
+                    continue;
                 }
-                p.sendOffsetsToTransaction(offsets, c.groupMetadata());
-                p.flush();
-                System.out.println(JSON.writeValueAsString(Map.of("open", total + batch.count())));
-                System.out.flush();
-                Thread.sleep(pauseMs);
-                p.commitTransaction();
                 total += batch.count();
                 System.out.println(JSON.writeValueAsString(Map.of("committed", total)));
                 System.out.flush();
             }
             throw new IllegalStateException("copy did not finish within 120 s");
+        }
+    }
+
+    /** Every assigned partition back to the group's committed offset (the beginning if none). */
+    private static void rewind(KafkaConsumer<String, String> c) {
+        Map<TopicPartition, OffsetAndMetadata> committed = c.committed(c.assignment(), WAIT);
+        for (TopicPartition tp : c.assignment()) {
+            OffsetAndMetadata o = committed.get(tp);
+            if (o != null) {
+                c.seek(tp, o.offset());
+            } else {
+                c.seekToBeginning(List.of(tp));
+            }
         }
     }
 
