@@ -95,7 +95,9 @@ def render(summary: dict[str, Any]) -> str:
             out.append("| " + " | ".join(line) + " |")
         errors = [r for r in results if r["test"] == test and r.get("error")]
         for r in errors:
-            first = str(r["error"]).splitlines()[0][:200]
+            lines = str(r["error"]).splitlines()
+            # the exception a Java tool died of says more than its first log line
+            first = next((ln for ln in reversed(lines) if "Exception" in ln), lines[0])[:240]
             out.append(f"\nrepeat {r['repeat']}, {labels.get(r['system'], r['system'])}: {first}")
         out.append("")
     return "\n".join(out)
