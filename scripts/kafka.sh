@@ -4,6 +4,8 @@
 #
 #   scripts/kafka.sh fetch                      resolve the jars into the cache (idempotent)
 #   scripts/kafka.sh classpath                  print the classpath ("DIR/lib/*")
+#   scripts/kafka.sh fetch-streams              also resolve the Kafka Streams jar (DIR/streams)
+#   scripts/kafka.sh streams-classpath          print the classpath with Kafka Streams on it
 #   scripts/kafka.sh version                    print the Kafka version used
 #   scripts/kafka.sh start DATA_DIR [PORT]      start a broker on 127.0.0.1:PORT (default 9092)
 #   scripts/kafka.sh stop DATA_DIR              stop it (SIGTERM, then SIGKILL after a timeout)
@@ -41,6 +43,32 @@ cmd_fetch() {
 cmd_classpath() {
   cmd_fetch
   echo "$KDIR/lib/*"
+}
+
+# Kafka Streams is not in lib/ (the broker and tools do not need it): a directory of its own, so a
+# cache fetched before it was needed stays valid.
+cmd_fetch_streams() {
+  cmd_fetch
+  if [[ -f "$KDIR/streams/.complete" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka Streams jar)"
+  local tmp="$KDIR/streams.tmp.$$"
+  rm -rf "$tmp"
+  echo "kafka.sh: fetching Kafka Streams $KAFKA_VERSION into $KDIR/streams" >&2
+  if ! mvn -q -B -Dstyle.color=never -f "$HERE/kafka/streams-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+    rm -rf "$tmp"
+    die "mvn could not resolve org.apache.kafka:kafka-streams:$KAFKA_VERSION"
+  fi
+  touch "$tmp/.complete"
+  rm -rf "$KDIR/streams"
+  mv "$tmp" "$KDIR/streams"
+}
+
+cmd_streams_classpath() {
+  cmd_fetch_streams
+  echo "$KDIR/lib/*:$KDIR/streams/*"
 }
 
 # port_open PORT -> 0 if something accepts on 127.0.0.1:PORT
@@ -219,7 +247,7 @@ cmd_stop() {
 }
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -229,11 +257,13 @@ shift
 case "$sub" in
   fetch) cmd_fetch ;;
   classpath) cmd_classpath ;;
+  fetch-streams) cmd_fetch_streams ;;
+  streams-classpath) cmd_streams_classpath ;;
   version) echo "$KAFKA_VERSION" ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
   run-class) cmd_run_class "$@" ;;
   -h | --help | help) usage ;;
-  *) die "unknown command '$sub' (fetch, classpath, version, start, stop, status, run-class)" ;;
+  *) die "unknown command '$sub' (fetch, fetch-streams, classpath, streams-classpath, version, start, stop, status, run-class)" ;;
 esac

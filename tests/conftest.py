@@ -10,6 +10,8 @@ Apache Kafka from scripts/kafka.sh). Every server is made by ``helpers.servers.m
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import java
+from helpers import java, txn
 from helpers import pulsar as pulsar_helper
 from helpers.servers import ALL_TARGETS, ServerHandle, start_server
 
@@ -48,6 +50,29 @@ def _stop(srv: ServerHandle) -> None:
 def kafka_tools() -> None:
     """The Kafka Java tools are resolved (scripts/kafka.sh fetch)."""
     java.fetch()
+
+
+@pytest.fixture(scope="session")
+def java_classes(tmp_path_factory: pytest.TempPathFactory) -> txn.JavaClasses:
+    """tests/clients/java compiled against the Kafka jars (TxnClient; WordCount after
+    ``with_streams()``)."""
+    java.fetch()
+    return txn.JavaClasses(tmp_path_factory.mktemp("java-classes"))
+
+
+@pytest.fixture(scope="session")
+def go_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/clients/go built (franz-go from the Go module proxy): the kop-go-check binary."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("the Go toolchain is required for the Go client tests (see README)")
+    binary = tmp_path_factory.mktemp("go") / "kop-go-check"
+    env = {**os.environ, "GOFLAGS": "-mod=readonly"}
+    go_dir = Path(__file__).resolve().parent / "clients" / "go"
+    subprocess.run(
+        [go, "build", "-o", str(binary), "."], cwd=go_dir, env=env, check=True, timeout=600
+    )
+    return binary
 
 
 @pytest.fixture(scope="module", params=TARGETS)

@@ -4,8 +4,6 @@ partition, every record byte-identical at contiguous offsets (checked inside the
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,21 +11,7 @@ import pytest
 
 from helpers import ck
 
-GO_DIR = Path(__file__).resolve().parents[1] / "clients" / "go"
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-
-
-@pytest.fixture(scope="session")
-def go_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("the Go toolchain is required for the Go client test (see README)")
-    binary = tmp_path_factory.mktemp("go") / "kop-go-check"
-    env = {**os.environ, "GOFLAGS": "-mod=readonly"}
-    subprocess.run(
-        [go, "build", "-o", str(binary), "."], cwd=GO_DIR, env=env, check=True, timeout=600
-    )
-    return binary
 
 
 @pytest.mark.timeout(300)

@@ -1,5 +1,6 @@
 // kop-go-check: produces records with franz-go and reads them back by partition, checking
 // every byte. Exit code 0 and a JSON summary on stdout on success; non-zero with the reason.
+// --mode txn runs the transactions scenario of txn.go instead.
 package main
 
 import (
@@ -26,6 +27,7 @@ func main() {
 	partitions := flag.Int("partitions", 3, "partitions of the topic")
 	count := flag.Int("records", 3000, "records to produce")
 	codec := flag.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
+	mode := flag.String("mode", "roundtrip", "roundtrip, or txn (commit, abort, commit; see txn.go)")
 	flag.Parse()
 
 	codecs := map[string]kgo.CompressionCodec{
@@ -38,6 +40,10 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	if *mode == "txn" {
+		runTxn(ctx, *brokers, *topic, *partitions, *count)
+		return
+	}
 
 	admin, err := kgo.NewClient(kgo.SeedBrokers(*brokers))
 	if err != nil {

@@ -1,0 +1,72 @@
+// Kafka Streams word count with processing.guarantee=exactly_once_v2, for
+// tests/e2e/test_e2e_transactions_streams.py.
+//
+//   WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR
+//
+// Lines of INPUT are split on spaces; every word's running count goes to OUTPUT (key: the word,
+// value: the count as a decimal string), one update per input word (no record cache), so a
+// read_committed reader of OUTPUT sees exactly 1, 2, ... n per word. Runs until killed; prints
+// {"state": ...} on every state change.
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Properties;
+import java.util.concurrent.CountDownLatch;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.state.Stores;
+
+public final class WordCount {
+    public static void main(String[] args) throws Exception {
+        if (args.length != 5) {
+            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR");
+            System.exit(2);
+        }
+        Properties p = new Properties();
+        p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        p.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
+        p.put(StreamsConfig.STATE_DIR_CONFIG, args[4]);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
+        p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
+        p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
+        p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        // the server is killed mid-run: fail over quickly instead of after 45 s / 5 min
+        p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), 6000);
+        p.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), 1000);
+        p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), 10000);
+
+        StreamsBuilder b = new StreamsBuilder();
+        b.stream(args[2], Consumed.with(Serdes.String(), Serdes.String()))
+            .flatMapValues(line -> Arrays.asList(line.split(" ")))
+            .groupBy((key, word) -> word, Grouped.with(Serdes.String(), Serdes.String()))
+            .count(Materialized.as(Stores.inMemoryKeyValueStore("counts")))
+            .toStream()
+            .mapValues(count -> Long.toString(count))
+            .to(args[3], Produced.with(Serdes.String(), Serdes.String()));
+
+        KafkaStreams streams = new KafkaStreams(b.build(), p);
+        streams.setStateListener((now, before) -> {
+            System.out.println("{\"state\": \"" + now + "\"}");
+            System.out.flush();
+        });
+        // a thread that dies of the server going away is replaced, as a long-running app would do
+        streams.setUncaughtExceptionHandler(e -> {
+            System.err.println("stream thread failed: " + e);
+            return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.REPLACE_THREAD;
+        });
+        CountDownLatch stop = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            streams.close(Duration.ofSeconds(10));
+            stop.countDown();
+        }));
+        streams.start();
+        stop.await();
+    }
+}
