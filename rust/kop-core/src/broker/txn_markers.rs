@@ -2,6 +2,7 @@
 //! transaction coordinator's way to end a producer's transaction on a partition, locally or
 //! for a peer instance through WriteTxnMarkers.
 
+use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::Broker;
 use crate::error::KafkaError;
 use crate::records::batch::BatchHeader;
 use crate::records::control::{encode_marker, ControlKind, Marker, MarkerSpec};
+use crate::txn::TxnParticipants;
 
 impl Partition {
     /// Appends a marker through the same offset and durability path as Produce: Kafka's checks
@@ -113,3 +115,41 @@ impl Broker {
         Ok(())
     }
 }
+
+/// How the transaction coordinator reaches partitions and groups.
+impl TxnParticipants for Broker {
+    fn next_producer_id(&self) -> Result<i64, KafkaError> {
+        Broker::next_producer_id(self)
+    }
+
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: ControlKind,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
+        self.write_txn_marker(
+            topic,
+            partition,
+            producer_id,
+            producer_epoch,
+            kind,
+            COORDINATOR_EPOCH,
+        )
+    }
+
+    fn complete_group(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
+        self.groups.complete_txn(group, producer_id, commit)
+    }
+}
+
+/// The coordinator epoch markers carry: kop's coordinators are never re-elected by epoch (a
+/// takeover is fenced by the storage instead).
+const COORDINATOR_EPOCH: i32 = 0;

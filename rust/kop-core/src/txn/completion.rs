@@ -1,13 +1,12 @@
 //! Completing a decided transaction: a COMMIT or ABORT marker on every partition it wrote to
 //! and its offsets committed or dropped in every group it committed to, all at once.
 //!
-//! The coordinator reaches partitions and groups through `TxnParticipants` (the broker, or a
-//! fake in tests).
+//! The coordinator reaches partitions and groups through `TxnParticipants` (implemented by the
+//! broker in `broker/txn_markers.rs`, by a fake in tests).
 
 use std::future::Future;
 
 use super::state::{TxnMeta, TxnStatus};
-use crate::broker::Broker;
 use crate::error::KafkaError;
 use crate::records::control::ControlKind;
 
@@ -76,40 +75,3 @@ pub async fn write_markers<P: TxnParticipants>(
     .await;
     markers.into_iter().chain(groups).collect()
 }
-
-impl TxnParticipants for Broker {
-    fn next_producer_id(&self) -> Result<i64, KafkaError> {
-        Broker::next_producer_id(self)
-    }
-
-    fn write_marker(
-        &self,
-        topic: &str,
-        partition: i32,
-        producer_id: i64,
-        producer_epoch: i16,
-        kind: ControlKind,
-    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
-        self.write_txn_marker(
-            topic,
-            partition,
-            producer_id,
-            producer_epoch,
-            kind,
-            COORDINATOR_EPOCH,
-        )
-    }
-
-    fn complete_group(
-        &self,
-        group: &str,
-        producer_id: i64,
-        commit: bool,
-    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
-        self.groups.complete_txn(group, producer_id, commit)
-    }
-}
-
-/// The coordinator epoch markers carry: kop's coordinators are never re-elected by epoch (a
-/// takeover is fenced by the storage instead).
-const COORDINATOR_EPOCH: i32 = 0;
