@@ -78,6 +78,19 @@ struct Entry {
     pending: bool,
     /// Its markers are being written by someone (the EndTxn request or `tick`).
     completing: bool,
+    /// Completions of this transaction that failed in a row (the log line is rate-limited).
+    failed_completions: u32,
+}
+
+impl Entry {
+    fn new(meta: TxnMeta, pending: bool) -> Entry {
+        Entry {
+            meta,
+            pending,
+            completing: false,
+            failed_completions: 0,
+        }
+    }
 }
 
 struct Shard {
@@ -161,14 +174,7 @@ impl TransactionCoordinator {
         let count = loaded.len();
         *s.ids.lock() = loaded
             .into_iter()
-            .map(|(id, meta)| {
-                let entry = Entry {
-                    meta,
-                    pending: false,
-                    completing: false,
-                };
-                (id, entry)
-            })
+            .map(|(id, meta)| (id, Entry::new(meta, false)))
             .collect();
         s.active.store(true, Ordering::Release);
         tracing::debug!(shard, ids = count, prepared, "transaction shard loaded");
@@ -256,14 +262,7 @@ impl TransactionCoordinator {
                 Some(e) => e.pending = true,
                 None => {
                     // A placeholder until the first state is stored: only this request sees it.
-                    ids.insert(
-                        transactional_id.to_string(),
-                        Entry {
-                            meta: next.clone(),
-                            pending: true,
-                            completing: false,
-                        },
-                    );
+                    ids.insert(transactional_id.to_string(), Entry::new(next.clone(), true));
                 }
             }
             (next, answer)
@@ -529,15 +528,28 @@ impl TransactionCoordinator {
             }
             Err(e) => Err(e),
         };
-        if let Some(e) = s.ids.lock().get_mut(transactional_id) {
-            e.completing = false;
-        }
+        let failures = match s.ids.lock().get_mut(transactional_id) {
+            Some(e) => {
+                e.completing = false;
+                e.failed_completions = if stored.is_ok() {
+                    0
+                } else {
+                    e.failed_completions.saturating_add(1)
+                };
+                e.failed_completions
+            }
+            None => 0,
+        };
+        // Retried every `TICK`: logged the first time and then about every 30 s.
         if let Err(e) = stored {
-            tracing::warn!(
-                transactional_id,
-                error = %e,
-                "completing a transaction failed; retrying"
-            );
+            if failures % 150 == 1 {
+                tracing::warn!(
+                    transactional_id,
+                    error = %e,
+                    attempts = failures,
+                    "completing a transaction failed; retrying"
+                );
+            }
         }
     }
 
