@@ -120,7 +120,7 @@ fuzz_target!(init: kop_fuzz::write_seeds(seeds), |data: &[u8]| {
         delete_retention: true,
         compaction: Default::default(),
     };
-    let Ok(mut log) = storage.logs.open("t", 0, settings, &mut |_| {}) else {
+    let Ok(mut log) = storage.logs.open("t", 0, settings, &mut |_, _| {}) else {
         return;
     };
     for op in &answers.ops {
