@@ -14,6 +14,7 @@ use super::consumer;
 use super::state::{Group, GroupState, Member, OffsetEntry};
 use super::store::{self, from_hex, GroupRecord, GroupStore};
 use super::write_queue::{Ticket, Write, WriteQueue};
+pub(super) use crate::storage::remote::blocking as off_the_runtime;
 
 pub(super) struct Shard {
     pub store: Arc<dyn GroupStore>,
@@ -115,17 +116,6 @@ impl Shard {
             self.writes.enqueue(Write::Rewrite(live))
         };
         self.wait(ticket)
-    }
-}
-
-/// Runs a blocking wait. On a tokio worker the worker hands its other tasks off first
-/// (`block_in_place`), so a slow store never stalls unrelated connections.
-pub(super) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 

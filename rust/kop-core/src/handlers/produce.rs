@@ -98,15 +98,14 @@ pub async fn handle(
     let txn_error = match &transactional_id {
         None => has_transactional_batch(&records),
         Some(id) => {
-            !authz::allow_all(ctx)
-                && !authz::allowed(
-                    ctx,
-                    "Produce",
-                    authz::Operation::Write,
-                    authz::ResourceType::TransactionalId,
-                    id.as_str(),
-                )
-                .await
+            !authz::allowed(
+                ctx,
+                "Produce",
+                authz::Operation::Write,
+                authz::ResourceType::TransactionalId,
+                id.as_str(),
+            )
+            .await
         }
     }
     .then_some(KafkaError::TransactionalIdAuthorizationFailed);
