@@ -107,6 +107,18 @@ class Config:
     super_users: Sequence[str] = _opt(
         (), "principals (User:NAME) that every operation is allowed to"
     )
+    inter_instance_listener: str | None = _opt(
+        None,
+        "listener kop instances on one Pulsar namespace call each other on (transaction "
+        "markers); default: the first listener",
+    )
+    inter_instance_sasl_mechanism: str = _opt(
+        "PLAIN", "SASL mechanism of those calls on a SASL listener: PLAIN or SCRAM-SHA-256/512"
+    )
+    inter_instance_sasl_user: str | None = _opt(
+        None, "user kop instances authenticate to each other as (give it CLUSTER_ACTION)"
+    )
+    inter_instance_sasl_password: str | None = _opt(None, "that user's password")
     authorizer: str = _opt(
         "allow-all", "allow-all, deny-all, acl (Kafka ACLs), or module:callable (a Python hook)"
     )

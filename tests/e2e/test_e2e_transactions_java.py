@@ -8,14 +8,11 @@ serves the scenarios."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicPartition
 
 from helpers import ck, txn
 from helpers.data import Rec
@@ -151,76 +148,6 @@ def _rec(value: str) -> Rec:
     return Rec(0, None, value.encode(), ())
 
 
-class _Copy:
-    """The consume-transform-produce scenario: ``n`` input records on ``partitions``, copied by
-    TxnClient copiers (20 records per transaction, 100 ms pause inside each) of one group and
-    transactional id."""
-
-    partitions, n = 2, 600
-
-    def __init__(self, srv: ServerHandle, classes: txn.JavaClasses, tmp_path: Path) -> None:
-        self.srv, self.classes, self.tmp_path = srv, classes, tmp_path
-        self.source = ck.create_topic(srv.bootstrap, ck.unique("ctp-in"), self.partitions)
-        self.sink = ck.create_topic(srv.bootstrap, ck.unique("ctp-out"), self.partitions)
-        recs = [
-            Rec(i % self.partitions, f"k{i}".encode(), f"v{i}".encode(), ()) for i in range(self.n)
-        ]
-        ck.produce(srv.bootstrap, self.source, recs).check_order(recs)
-        self.group, self.tx = ck.unique("ctp-group"), ck.unique("ctp-tx")
-        self.copiers = 0
-
-    def start(self) -> tuple[subprocess.Popen[str], Path]:
-        self.copiers += 1
-        log = self.tmp_path / f"copy{self.copiers}.log"
-        args = [
-            "copy",
-            self.srv.bootstrap,
-            self.source,
-            self.sink,
-            self.group,
-            self.tx,
-            "20",
-            "100",
-        ]
-        return txn.start_java(self.classes.classpath, "TxnClient", args, log), log
-
-    @staticmethod
-    def wait_open_transaction(proc: subprocess.Popen[str], log: Path) -> None:
-        """Until the copier has a transaction open (its records written) past 100 records."""
-        assert proc.stdout is not None
-        while True:
-            line = proc.stdout.readline()
-            assert line, f"copier exited {proc.wait()}: {_tail(log)}"
-            if json.loads(line).get("open", 0) > 100:
-                return
-
-    @staticmethod
-    def finish(proc: subprocess.Popen[str], log: Path) -> None:
-        try:
-            out, _ = proc.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            txn.kill_group(proc)
-            raise
-        assert proc.returncode == 0, f"copier: {out}\n{_tail(log)}"
-        assert '"done"' in out.splitlines()[-1], out
-
-    def check_exactly_once(self) -> txn.PerPartition:
-        """Every input record once in the output, in order; the group's offsets at the input's
-        ends. Returns what a read_uncommitted reader sees."""
-        bootstrap, parts = self.srv.bootstrap, self.partitions
-        want = {p: [f"copied:v{i}" for i in range(p, self.n, parts)] for p in range(parts)}
-        assert txn.read_values(bootstrap, self.sink, parts, "read_committed") == want
-        c = ck.consumer(bootstrap, group_id=self.group)
-        try:
-            offsets = c.committed([TopicPartition(self.source, p) for p in range(parts)], 30)
-        finally:
-            c.close()
-        assert {tp.partition: tp.offset for tp in offsets} == {
-            p: self.n // parts for p in range(parts)
-        }
-        return txn.read_values(bootstrap, self.sink, parts, "read_uncommitted")
-
-
 @pytest.mark.timeout(240)
 def test_consume_transform_produce_survives_kill_of_the_client(
     server: ServerHandle, java_classes: txn.JavaClasses, tmp_path: Path
@@ -229,7 +156,7 @@ def test_consume_transform_produce_survives_kill_of_the_client(
     with sendOffsetsToTransaction) is killed with SIGKILL mid-transaction; a second one with the
     same transactional id and group finishes the job: every input record is in the output exactly
     once, in order, and the group's committed offsets are the input's ends."""
-    copy = _Copy(server, java_classes, tmp_path)
+    copy = txn.CopyScenario(server.bootstrap, java_classes, tmp_path)
     first, log = copy.start()
     try:
         copy.wait_open_transaction(first, log)
@@ -257,7 +184,7 @@ def test_consume_transform_produce_survives_kill_of_the_server(
         {"listeners": [f"PLAINTEXT://127.0.0.1:{free_port()}"]} if target == "kop-embedded" else {}
     )
     srv = server_factory(target, **options)
-    copy = _Copy(srv, java_classes, tmp_path)
+    copy = txn.CopyScenario(srv.bootstrap, java_classes, tmp_path)
     proc, log = copy.start()
     try:
         copy.wait_open_transaction(proc, log)
@@ -270,10 +197,3 @@ def test_consume_transform_produce_survives_kill_of_the_server(
     finally:
         txn.kill_group(proc)
     copy.check_exactly_once()
-
-
-def _tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except FileNotFoundError:
-        return ""

@@ -19,6 +19,7 @@ from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPar
 from confluent_kafka.admin import OffsetSpec
 
 from helpers import ck
+from helpers.data import Rec
 from helpers.servers import KAFKA_SH, ROOT
 
 JAVA_SRC = ROOT / "tests" / "clients" / "java"
@@ -261,3 +262,84 @@ def transactions_tool(bootstrap: str, *args: str) -> list[dict[str, str]]:
     return [
         dict(zip(header, (c.strip() for c in line.split("\t")), strict=False)) for line in lines[1:]
     ]
+
+
+class CopyScenario:
+    """The consume-transform-produce scenario: ``n`` input records on ``partitions``, copied by
+    TxnClient copiers (20 records per transaction, 100 ms pause inside each) of one group and
+    transactional id."""
+
+    n = 600
+
+    def __init__(
+        self, bootstrap: str, classes: JavaClasses, tmp_path: Path, partitions: int = 2
+    ) -> None:
+        self.bootstrap, self.classes, self.tmp_path = bootstrap, classes, tmp_path
+        self.partitions = partitions
+        self.source = ck.create_topic(bootstrap, ck.unique("ctp-in"), self.partitions)
+        self.sink = ck.create_topic(bootstrap, ck.unique("ctp-out"), self.partitions)
+        recs = [
+            Rec(i % self.partitions, f"k{i}".encode(), f"v{i}".encode(), ()) for i in range(self.n)
+        ]
+        ck.produce(bootstrap, self.source, recs).check_order(recs)
+        self.group, self.tx = ck.unique("ctp-group"), ck.unique("ctp-tx")
+        self.copiers = 0
+
+    def start(self) -> tuple[subprocess.Popen[str], Path]:
+        self.copiers += 1
+        log = self.tmp_path / f"copy{self.copiers}.log"
+        args = [
+            "copy",
+            self.bootstrap,
+            self.source,
+            self.sink,
+            self.group,
+            self.tx,
+            "20",
+            "100",
+        ]
+        return start_java(self.classes.classpath, "TxnClient", args, log), log
+
+    @staticmethod
+    def wait_open_transaction(proc: subprocess.Popen[str], log: Path) -> None:
+        """Until the copier has a transaction open (its records written) past 100 records."""
+        assert proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            assert line, f"copier exited {proc.wait()}: {tail(log)}"
+            if json.loads(line).get("open", 0) > 100:
+                return
+
+    @staticmethod
+    def finish(proc: subprocess.Popen[str], log: Path) -> None:
+        try:
+            out, _ = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            raise
+        assert proc.returncode == 0, f"copier: {out}\n{tail(log)}"
+        assert '"done"' in out.splitlines()[-1], out
+
+    def check_exactly_once(self) -> PerPartition:
+        """Every input record once in the output, in order; the group's offsets at the input's
+        ends. Returns what a read_uncommitted reader sees."""
+        bootstrap, parts = self.bootstrap, self.partitions
+        want = {p: [f"copied:v{i}" for i in range(p, self.n, parts)] for p in range(parts)}
+        assert read_values(bootstrap, self.sink, parts, "read_committed") == want
+        c = ck.consumer(bootstrap, group_id=self.group)
+        try:
+            offsets = c.committed([TopicPartition(self.source, p) for p in range(parts)], 30)
+        finally:
+            c.close()
+        assert {tp.partition: tp.offset for tp in offsets} == {
+            p: self.n // parts for p in range(parts)
+        }
+        return read_values(bootstrap, self.sink, parts, "read_uncommitted")
+
+
+def tail(path: Path, n: int = 30) -> str:
+    """The last ``n`` lines of a log file ("" if it does not exist)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except FileNotFoundError:
+        return ""

@@ -77,6 +77,14 @@ pub struct ServerConfig {
     pub ssl_client_auth: SslClientAuth,
     pub ssl_principal_mapping_rules: String,
     pub super_users: Vec<String>,
+    // -- calls between kop instances sharing a storage (broker/peers.rs) --
+    /// The listener kop instances call each other on (Kafka's `inter.broker.listener.name`);
+    /// None: the first listener.
+    pub inter_instance_listener: Option<String>,
+    /// On a SASL listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, as this user.
+    pub inter_instance_sasl_mechanism: String,
+    pub inter_instance_sasl_user: Option<String>,
+    pub inter_instance_sasl_password: Option<String>,
     pub authorizer: String,
     /// `module:callable` of a Python authenticator; resolved by kop.Server, Rust only checks
     /// that a hook was installed.
@@ -167,6 +175,10 @@ impl Default for ServerConfig {
             ssl_client_auth: SslClientAuth::None,
             ssl_principal_mapping_rules: "DEFAULT".into(),
             super_users: Vec::new(),
+            inter_instance_listener: None,
+            inter_instance_sasl_mechanism: "PLAIN".into(),
+            inter_instance_sasl_user: None,
+            inter_instance_sasl_password: None,
             authorizer: "allow-all".into(),
             authenticator: None,
             scram_credentials: None,
@@ -336,7 +348,20 @@ impl ServerConfig {
                 ));
             }
         }
-        self.security_protocols()?;
+        let protocols = self.security_protocols()?;
+        if let Some(name) = &self.inter_instance_listener {
+            if !protocols.contains_key(name) {
+                return Err(format!(
+                    "inter_instance_listener: {name:?} is not the name of a listener"
+                ));
+            }
+        }
+        let mechanism = self.inter_instance_sasl_mechanism.as_str();
+        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism) {
+            return Err(format!(
+                "inter_instance_sasl_mechanism: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            ));
+        }
         let positive = [
             ("hook_timeout_ms", self.hook_timeout_ms),
             ("num_partitions", i64::from(self.num_partitions)),
@@ -441,6 +466,15 @@ impl ServerConfig {
             .iter()
             .map(|l| ListenerSpec::parse(l).expect("validated"))
             .collect()
+    }
+
+    /// The listener kop instances call each other on.
+    pub fn inter_instance_listener(&self) -> ListenerSpec {
+        let specs = self.listener_specs();
+        self.inter_instance_listener
+            .as_ref()
+            .and_then(|name| specs.iter().find(|s| &s.name == name).cloned())
+            .unwrap_or_else(|| specs[0].clone())
     }
 
     pub fn storage_spec(&self) -> StorageSpec {

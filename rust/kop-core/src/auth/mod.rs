@@ -7,6 +7,7 @@ pub mod credential_hooks;
 pub mod jwt;
 pub mod plain;
 pub mod scram;
+pub mod scram_client;
 pub mod tls;
 
 use std::collections::{HashMap, HashSet};

@@ -32,7 +32,7 @@ impl ScramAlg {
     /// Kafka's `ScramMechanism` minimum iteration count.
     pub const MIN_ITERATIONS: i32 = 4096;
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             ScramAlg::Sha256 => {
                 let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
@@ -47,14 +47,14 @@ impl ScramAlg {
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramAlg::Sha256 => Sha256::digest(data).to_vec(),
             ScramAlg::Sha512 => Sha512::digest(data).to_vec(),
         }
     }
 
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramAlg::Sha256 => {
                 let mut out = [0u8; 32];
@@ -154,7 +154,7 @@ pub fn random_bytes() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 
-fn random_nonce() -> String {
+pub(crate) fn random_nonce() -> String {
     // printable, no ',' (RFC 5802 `printable`): base64 without padding is fine
     base64::engine::general_purpose::STANDARD_NO_PAD
         .encode([random_bytes(), random_bytes()].concat())

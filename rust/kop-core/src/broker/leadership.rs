@@ -29,7 +29,7 @@ use crate::storage::{LogSettings, PartitionLog, Receipt};
 
 /// A group shard (`group::shard_of`) is led like partition `shard` of this topic: its leader
 /// coordinates the shard's groups, as in Kafka.
-pub const GROUPS_TOPIC: &str = "__consumer_offsets";
+pub use crate::group::GROUPS_TOPIC;
 
 const LED_ELSEWHERE: &str = "another kop instance leads the partition";
 

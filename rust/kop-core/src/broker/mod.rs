@@ -6,8 +6,10 @@ pub mod fetch_sessions;
 pub mod housekeeping;
 pub mod leadership;
 pub mod partition;
+pub mod peers;
 pub mod producer_state;
 pub mod topic_config;
+pub mod txn_admission;
 pub mod txn_markers;
 #[cfg(test)]
 pub(crate) mod txn_tests;
@@ -109,6 +111,8 @@ pub struct Broker {
     metadata_version: AtomicU64,
     /// Consumers' incremental fetch sessions (KIP-227).
     pub fetch_sessions: FetchSessions,
+    /// Calls to the other kop instances (transaction markers and verification).
+    pub peers: peers::Peers,
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -194,6 +198,7 @@ impl Broker {
             }
         }
         let broker = Broker {
+            peers: peers::Peers::new(&config),
             groups,
             transactions,
             config,

@@ -2,18 +2,25 @@
 //! transaction coordinator's way to end a producer's transaction on a partition, locally or
 //! for a peer instance through WriteTxnMarkers.
 
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::join_all;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
 
+use super::leadership::GROUPS_TOPIC;
 use super::partition::{Durability, Partition, LEADER_EPOCH};
 use super::Broker;
 use crate::error::KafkaError;
 use crate::records::batch::BatchHeader;
 use crate::records::control::{encode_marker, ControlKind, Marker, MarkerSpec};
-use crate::txn::TxnParticipants;
+use crate::txn::{TopicPartition, TxnParticipants};
 
 impl Partition {
     /// Appends a marker through the same offset and durability path as Produce: Kafka's checks
@@ -116,39 +123,163 @@ impl Broker {
     }
 }
 
-/// How the transaction coordinator reaches partitions and groups.
+/// How the transaction coordinator reaches partitions and groups: those led here directly,
+/// those led by another kop instance through WriteTxnMarkers to it (`peers.rs`), as Kafka's
+/// coordinator does, one request per instance.
 impl TxnParticipants for Broker {
     fn next_producer_id(&self) -> Result<i64, KafkaError> {
         Broker::next_producer_id(self)
     }
 
-    fn write_marker(
+    async fn write_markers(
         &self,
-        topic: &str,
-        partition: i32,
+        partitions: &[TopicPartition],
         producer_id: i64,
         producer_epoch: i16,
         kind: ControlKind,
-    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
-        self.write_txn_marker(
-            topic,
-            partition,
-            producer_id,
-            producer_epoch,
-            kind,
-            COORDINATOR_EPOCH,
-        )
+    ) -> Vec<Result<(), KafkaError>> {
+        let me = self.cluster.node_id();
+        let mut by_node: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (i, (topic, partition)) in partitions.iter().enumerate() {
+            by_node
+                .entry(self.cluster.leader(topic, *partition))
+                .or_default()
+                .push(i);
+        }
+        let mut results = vec![Ok(()); partitions.len()];
+        let calls = by_node.into_iter().map(|(node, indexes)| async move {
+            let chosen: Vec<&TopicPartition> = indexes.iter().map(|&i| &partitions[i]).collect();
+            let written = if node == me {
+                let writes = chosen.iter().map(|(topic, partition)| {
+                    self.write_txn_marker(
+                        topic,
+                        *partition,
+                        producer_id,
+                        producer_epoch,
+                        kind,
+                        COORDINATOR_EPOCH,
+                    )
+                });
+                join_all(writes).await
+            } else {
+                let marker = PeerMarker {
+                    producer_id,
+                    producer_epoch,
+                    kind,
+                };
+                self.markers_elsewhere(node, &chosen, marker).await
+            };
+            (indexes, written)
+        });
+        for (indexes, written) in join_all(calls).await {
+            for (i, w) in indexes.into_iter().zip(written) {
+                results[i] = w;
+            }
+        }
+        results
     }
 
-    fn complete_group(
+    async fn complete_group(
         &self,
         group: &str,
         producer_id: i64,
         commit: bool,
-    ) -> impl Future<Output = Result<(), KafkaError>> + Send {
-        self.groups.complete_txn(group, producer_id, commit)
+    ) -> Result<(), KafkaError> {
+        let shard = self.groups.shard_of(group);
+        let node = self.cluster.group_coordinator(shard);
+        if node == self.cluster.node_id() || group.is_empty() {
+            return self.groups.complete_txn(group, producer_id, commit).await;
+        }
+        // Kafka's marker on the group's `__consumer_offsets` partition: the peer ends the
+        // producer's offsets in every group of the shard.
+        let kind = if commit {
+            ControlKind::Commit
+        } else {
+            ControlKind::Abort
+        };
+        let shard_partition = (GROUPS_TOPIC.to_string(), shard as i32);
+        let marker = PeerMarker {
+            producer_id,
+            producer_epoch: NO_EPOCH_CHECK,
+            kind,
+        };
+        let mut written = self
+            .markers_elsewhere(node, &[&shard_partition], marker)
+            .await;
+        written.pop().unwrap_or(Err(KafkaError::UnknownServerError))
     }
 }
+
+/// The producer and the transaction outcome of a marker.
+#[derive(Clone, Copy)]
+struct PeerMarker {
+    producer_id: i64,
+    producer_epoch: i16,
+    kind: ControlKind,
+}
+
+impl Broker {
+    /// WriteTxnMarkers to the peer `node` for `partitions` (all led there); one result per
+    /// partition. A peer that is unreachable or no longer leads a partition gives a retriable
+    /// error: the coordinator tries the whole completion again.
+    async fn markers_elsewhere(
+        &self,
+        node: i32,
+        partitions: &[&TopicPartition],
+        marker: PeerMarker,
+    ) -> Vec<Result<(), KafkaError>> {
+        let failed = |e: KafkaError| vec![Err(e); partitions.len()];
+        let Some(endpoint) = self.cluster.endpoint(node, self.peers.listener()) else {
+            return failed(KafkaError::NotLeaderOrFollower);
+        };
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let topics = by_topic
+            .into_iter()
+            .map(|(name, indexes)| {
+                WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                    .with_partition_indexes(indexes)
+            })
+            .collect();
+        let req =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(marker.producer_id))
+                .with_producer_epoch(marker.producer_epoch)
+                .with_transaction_result(marker.kind == ControlKind::Commit)
+                .with_coordinator_epoch(COORDINATOR_EPOCH)
+                .with_topics(topics)]);
+        let resp = match self.peers.call(node, &endpoint, &req, 1).await {
+            Ok(r) => r,
+            Err(e) => return failed(e),
+        };
+        let answered: BTreeMap<(&str, i32), i16> = resp
+            .markers
+            .iter()
+            .flat_map(|m| &m.topics)
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| ((t.name.as_str(), p.partition_index), p.error_code))
+            })
+            .collect();
+        partitions
+            .iter()
+            .map(
+                |(topic, partition)| match answered.get(&(topic.as_str(), *partition)) {
+                    Some(&code) => KafkaError::from_code(code).map_or(Ok(()), Err),
+                    None => Err(KafkaError::UnknownServerError),
+                },
+            )
+            .collect()
+    }
+}
+
+/// Markers on a `__consumer_offsets` shard end offsets of any epoch of the producer (the
+/// coordinator decided the transaction; the group side has no epoch to check).
+const NO_EPOCH_CHECK: i16 = -1;
 
 /// The coordinator epoch markers carry: kop's coordinators are never re-elected by epoch (a
 /// takeover is fenced by the storage instead).

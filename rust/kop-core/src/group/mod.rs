@@ -86,6 +86,10 @@ pub struct GroupCoordinator {
     pub config: GroupConfig,
 }
 
+/// The topic whose partitions the group shards are, in Kafka's terms (transaction markers and
+/// verification name a shard as a partition of it).
+pub const GROUPS_TOPIC: &str = "__consumer_offsets";
+
 /// Kafka's `__consumer_offsets` partition of a group: `Utils.abs(groupId.hashCode()) % shards`
 /// (Java's String hash; `Utils.abs` maps `i32::MIN` to 0).
 pub fn shard_of(group_id: &str, shards: usize) -> usize {

@@ -102,6 +102,42 @@ impl GroupCoordinator {
         }
     }
 
+    /// Ends `producer_id`'s pending offsets in every group of `shard`: what a transaction
+    /// marker on a `__consumer_offsets` partition does in Kafka (WriteTxnMarkers from a peer
+    /// kop instance whose transaction coordinator names only the partition). Durable when it
+    /// returns; idempotent as `complete_txn`.
+    pub async fn complete_txn_in_shard(
+        &self,
+        shard: usize,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), KafkaError> {
+        let s = self
+            .shards
+            .get(shard)
+            .ok_or(KafkaError::UnknownTopicOrPartition)?;
+        let ticket = {
+            let mut groups = s.lock_active().ok_or(KafkaError::NotCoordinator)?;
+            let mut writes = Vec::new();
+            for g in groups.values_mut() {
+                if g.complete_txn(producer_id, commit) {
+                    writes.append(&mut g.writes);
+                }
+            }
+            if writes.is_empty() {
+                Some(s.barrier())
+            } else {
+                s.enqueue(writes)
+            }
+        };
+        self.stored(shard, ticket)?;
+        if s.is_active() {
+            Ok(())
+        } else {
+            Err(KafkaError::CoordinatorNotAvailable)
+        }
+    }
+
     /// Waits until every write queued so far on the group's shard is stored: a repeated
     /// completion answers only once the first one's record is durable.
     fn writes_settled(&self, group_id: &str) -> Result<(), KafkaError> {

@@ -82,8 +82,7 @@ pub async fn verify(
         partition: partition.index,
     };
     ctx.broker
-        .transactions
-        .admit(
+        .admit_to_transaction(
             transactional_id,
             h.producer_id,
             h.producer_epoch,

@@ -13,6 +13,7 @@ use super::authz::{self, Operation, ResourceType};
 use super::producer_id::fenced_for;
 use super::RequestContext;
 use crate::error::{code_of, KafkaError};
+use crate::group::GROUPS_TOPIC;
 use crate::txn::{EndRequest, TopicPartition};
 
 /// WRITE on the transactional id, as Kafka checks for every transactional API.
@@ -103,7 +104,13 @@ async fn add_one(
         )
         .await;
         let refused = |(topic, partition): &TopicPartition| {
-            if denied.contains(topic) {
+            let group_shard = a.verify_only
+                && topic == GROUPS_TOPIC
+                && usize::try_from(*partition)
+                    .is_ok_and(|p| p < ctx.broker.transactions.shard_count());
+            if group_shard {
+                None // a group coordinator's question about its shard (`txn_admission.rs`)
+            } else if denied.contains(topic) {
                 Some(KafkaError::TopicAuthorizationFailed)
             } else if ctx
                 .broker

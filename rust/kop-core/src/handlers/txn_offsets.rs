@@ -123,8 +123,7 @@ async fn stage(
     let group = req.group_id.as_str();
     if !groups.txn_open(group, who.producer_id, who.producer_epoch)? {
         ctx.broker
-            .transactions
-            .admit(
+            .admit_to_transaction(
                 req.transactional_id.as_str(),
                 who.producer_id,
                 who.producer_epoch,

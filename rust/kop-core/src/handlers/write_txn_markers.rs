@@ -1,5 +1,6 @@
 //! WriteTxnMarkers (API 27): a transaction coordinator (a peer kop instance) asks for COMMIT/
-//! ABORT markers on partitions led here (`Broker::write_txn_marker`). CLUSTER_ACTION on the
+//! ABORT markers on partitions led here (`Broker::write_txn_marker`), or on a group shard
+//! coordinated here (`__consumer_offsets` partition: the producer's offsets there end). CLUSTER_ACTION on the
 //! cluster, as Kafka; else every partition gets CLUSTER_AUTHORIZATION_FAILED.
 
 use futures::future::join_all;
@@ -9,6 +10,7 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::*;
 
 use super::{authz, RequestContext};
+use crate::broker::leadership::GROUPS_TOPIC;
 use crate::error::{code_of, KafkaError};
 use crate::records::control::ControlKind;
 
@@ -34,7 +36,26 @@ pub async fn handle(
             let writes = t.partition_indexes.iter().map(|&index| {
                 let topic = t.name.as_str();
                 async move {
-                    let written = if allowed {
+                    let written = if !allowed {
+                        Err(KafkaError::ClusterAuthorizationFailed)
+                    } else if topic == GROUPS_TOPIC {
+                        // A marker on a group shard: ends the producer's offsets in its groups.
+                        let shard =
+                            usize::try_from(index).map_err(|_| KafkaError::UnknownTopicOrPartition);
+                        match shard {
+                            Ok(shard) => {
+                                ctx.broker
+                                    .groups
+                                    .complete_txn_in_shard(
+                                        shard,
+                                        producer_id,
+                                        kind == ControlKind::Commit,
+                                    )
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    } else {
                         ctx.broker
                             .write_txn_marker(
                                 topic,
@@ -45,8 +66,6 @@ pub async fn handle(
                                 coordinator_epoch,
                             )
                             .await
-                    } else {
-                        Err(KafkaError::ClusterAuthorizationFailed)
                     };
                     WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(index)

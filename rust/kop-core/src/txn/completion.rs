@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use super::state::{TxnMeta, TxnStatus};
+use super::state::{TopicPartition, TxnMeta, TxnStatus};
 use crate::error::KafkaError;
 use crate::records::control::ControlKind;
 
@@ -14,15 +14,15 @@ use crate::records::control::ControlKind;
 pub trait TxnParticipants: Send + Sync {
     /// A producer id never handed out before.
     fn next_producer_id(&self) -> Result<i64, KafkaError>;
-    /// Writes a marker on one partition, durably when it completes.
-    fn write_marker(
+    /// Writes a marker on each partition, durably when it completes; one result per
+    /// partition, in order.
+    fn write_markers(
         &self,
-        topic: &str,
-        partition: i32,
+        partitions: &[TopicPartition],
         producer_id: i64,
         producer_epoch: i16,
         kind: ControlKind,
-    ) -> impl Future<Output = Result<(), KafkaError>> + Send;
+    ) -> impl Future<Output = Vec<Result<(), KafkaError>>> + Send;
     /// Commits or drops the producer's pending offsets in one group, durably.
     fn complete_group(
         &self,
@@ -46,32 +46,27 @@ pub async fn write_markers<P: TxnParticipants>(
     } else {
         ControlKind::Abort
     };
-    let markers = meta.partitions.iter().map(|(topic, partition)| async move {
+    let partitions: Vec<TopicPartition> = meta.partitions.iter().cloned().collect();
+    let markers = async {
         let written = participants
-            .write_marker(
-                topic,
-                *partition,
-                meta.producer_id,
-                meta.producer_epoch,
-                kind,
-            )
+            .write_markers(&partitions, meta.producer_id, meta.producer_epoch, kind)
             .await;
-        match written {
-            Err(KafkaError::UnknownTopicOrPartition) => {
-                tracing::debug!(topic, partition, "no marker for a deleted partition");
-                Ok(())
-            }
-            other => other,
-        }
-    });
+        partitions
+            .iter()
+            .zip(written)
+            .map(|((topic, partition), w)| match w {
+                Err(KafkaError::UnknownTopicOrPartition) => {
+                    tracing::debug!(topic, partition, "no marker for a deleted partition");
+                    Ok(())
+                }
+                other => other,
+            })
+            .collect::<Vec<_>>()
+    };
     let groups = meta
         .groups
         .iter()
         .map(|g| participants.complete_group(g, meta.producer_id, commit));
-    let (markers, groups) = futures::future::join(
-        futures::future::join_all(markers),
-        futures::future::join_all(groups),
-    )
-    .await;
+    let (markers, groups) = futures::future::join(markers, futures::future::join_all(groups)).await;
     markers.into_iter().chain(groups).collect()
 }

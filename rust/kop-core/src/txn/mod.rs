@@ -29,7 +29,7 @@ use store::{TxnRecord, TxnStore};
 
 use crate::config::ServerConfig;
 use crate::error::KafkaError;
-use crate::group::shard_of;
+use crate::group::{shard_of, GROUPS_TOPIC};
 use crate::storage::remote::blocking as off_the_runtime;
 use crate::storage::GroupLog;
 
@@ -356,7 +356,8 @@ impl TransactionCoordinator {
     }
 
     /// AddPartitionsToTxn v4+ `verify_only`: per partition, whether the producer's open
-    /// transaction holds it (else INVALID_TXN_STATE, as Kafka answers a partition leader).
+    /// transaction holds it (else INVALID_TXN_STATE, as Kafka answers a partition leader); a
+    /// `__consumer_offsets` partition stands for the groups of that shard, as in Kafka.
     pub fn verify(
         &self,
         transactional_id: &str,
@@ -371,10 +372,22 @@ impl TransactionCoordinator {
             .ok_or(KafkaError::InvalidProducerIdMapping)?
             .meta;
         meta.check_producer(producer_id, epoch, KafkaError::ProducerFenced)?;
+        let shards = self.shards.len();
         Ok(partitions
             .iter()
             .map(|p| {
-                if meta.holds(p) {
+                // A group coordinator on another instance asks about its group's shard
+                // (`broker/txn_admission.rs`): held if a group of that shard is.
+                let held = if p.0 == GROUPS_TOPIC {
+                    meta.status == TxnStatus::Ongoing
+                        && meta
+                            .groups
+                            .iter()
+                            .any(|g| shard_of(g, shards) as i32 == p.1)
+                } else {
+                    meta.holds(p)
+                };
+                if held {
                     Ok(())
                 } else {
                     Err(KafkaError::InvalidTxnState)

@@ -23,28 +23,32 @@ impl TxnParticipants for Recorder {
         Ok(1000 + self.next_id.fetch_add(1, Ordering::SeqCst))
     }
 
-    async fn write_marker(
+    async fn write_markers(
         &self,
-        topic: &str,
-        partition: i32,
+        partitions: &[TopicPartition],
         producer_id: i64,
         producer_epoch: i16,
         kind: ControlKind,
-    ) -> Result<(), KafkaError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(KafkaError::NotLeaderOrFollower);
-        }
-        if topic == "deleted" {
-            return Err(KafkaError::UnknownTopicOrPartition);
-        }
-        self.markers.lock().push((
-            topic.to_string(),
-            partition,
-            producer_id,
-            producer_epoch,
-            kind,
-        ));
-        Ok(())
+    ) -> Vec<Result<(), KafkaError>> {
+        partitions
+            .iter()
+            .map(|(topic, partition)| {
+                if self.failing.load(Ordering::SeqCst) {
+                    return Err(KafkaError::NotLeaderOrFollower);
+                }
+                if topic == "deleted" {
+                    return Err(KafkaError::UnknownTopicOrPartition);
+                }
+                self.markers.lock().push((
+                    topic.to_string(),
+                    *partition,
+                    producer_id,
+                    producer_epoch,
+                    kind,
+                ));
+                Ok(())
+            })
+            .collect()
     }
 
     async fn complete_group(

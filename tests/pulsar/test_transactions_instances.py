@@ -1,0 +1,203 @@
+"""Transactions across two kop instances on one Pulsar namespace (one Kafka cluster): a
+transaction's coordinator (the instance leading its transactional id's shard) writes markers on
+partitions the other instance leads and ends offsets in groups it coordinates
+(WriteTxnMarkers between the instances), and partition leaders and group coordinators verify
+with a coordinator on the other instance (AddPartitionsToTxn / AddOffsetsToTxn). Java
+kafka-clients 4.4 (transaction version 2) and librdkafka (version 1) both run; a kill -9 of one
+instance mid-transaction leaves the output exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer, TopicPartition
+
+from helpers import ck, txn
+from helpers.pulsar import PulsarService
+from helpers.servers import KopPulsar, make_server, start_server
+
+pytestmark = [pytest.mark.pulsar, pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
+
+PARTITIONS = 6
+
+
+def _wait_for(what: str, check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = check()
+        except Exception:  # a Kafka error while the cluster settles: not yet
+            got = None
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.5)
+
+
+def _leaders(bootstrap: str, topic: str) -> dict[int, int]:
+    md = ck.admin(bootstrap).list_topics(topic, timeout=10)
+    return {p: m.leader for p, m in md.topics[topic].partitions.items()}
+
+
+class Pair:
+    """Two started kop instances (node ids 1 and 2) on one namespace; ``bootstrap`` names
+    both."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.one = start_server("kop-pulsar", tmp_path / "one", node_id=1)
+        assert isinstance(self.one, KopPulsar)
+        self.two = make_server(
+            "kop-pulsar", tmp_path / "two", namespace=self.one.namespace, node_id=2
+        )
+        self.two.start()
+        self.bootstrap = f"{self.one.bootstrap},{self.two.bootstrap}"
+
+    def topic(self, stem: str) -> str:
+        """A new topic whose partitions both instances lead, once both agree on it."""
+        topic = ck.create_topic(self.one.bootstrap, ck.unique(stem), PARTITIONS)
+        views = _wait_for(
+            "both instances agree on the leaders of both",
+            lambda: (
+                (v := [_leaders(b, topic) for b in (self.one.bootstrap, self.two.bootstrap)])
+                and v[0] == v[1]
+                and set(v[0].values()) == {1, 2}
+                and v
+            ),
+        )
+        assert len(views[0]) == PARTITIONS
+        return topic
+
+    def stop(self) -> None:
+        self.two.kill()
+        self.one.stop()
+
+
+@pytest.fixture
+def pair(pulsar_service: PulsarService, tmp_path: Path) -> Iterator[Pair]:
+    p = Pair(tmp_path)
+    yield p
+    p.stop()
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> list[int]:
+    c = ck.consumer(bootstrap, group_id=group)
+    try:
+        tps = [TopicPartition(topic, q) for q in range(PARTITIONS)]
+        return [tp.offset for tp in c.committed(tps, 30)]
+    finally:
+        c.close()
+
+
+def _coordinators(bootstrap: str) -> dict[str, int]:
+    """The coordinator node of every transactional id, as `kafka-transactions list` says."""
+    rows = txn.transactions_tool(bootstrap, "list")
+    return {
+        r["TransactionalId"]: int(r.get("Coordinator", r.get("CoordinatorId", -1))) for r in rows
+    }
+
+
+def _group_coordinated_by(bootstrap: str, node: int) -> str:
+    """A new group name whose coordinator is ``node``."""
+    names = [ck.unique("txn-pair-group") for _ in range(16)]
+    admin = ck.admin(bootstrap)  # kept alive until its futures are done
+    described = admin.describe_consumer_groups(names)
+    for name, future in described.items():
+        if int(future.result(timeout=20).coordinator.id) == node:
+            return name
+    raise AssertionError(f"none of 16 groups is coordinated by node {node}")
+
+
+@pytest.mark.timeout(300)
+def test_java_and_librdkafka_transactions_span_both_instances(
+    pair: Pair, java_classes: txn.JavaClasses, tmp_path: Path
+) -> None:
+    """Transactional ids coordinated by each instance commit, abort and commit records on
+    partitions led by both: read_committed consumers (Java and librdkafka) see exactly the
+    committed ones and are not held back by a missing marker; offsets sent to a transaction
+    are committed with it (and dropped with an aborted one) in a group coordinated by either."""
+    java = txn.TxnServe(java_classes, pair.bootstrap, tmp_path / "java.log")
+    committed, everything = txn.scenario_values("java", PARTITIONS, 6)
+    ids = [ck.unique(f"tx-java-{i}") for i in range(4)]
+    try:
+        for tx in ids:
+            java_topic = pair.topic("txn-pair-java")
+            out = java.call("cac", java_topic, tx, PARTITIONS, 6)
+            assert "error" not in out, out
+            assert txn.int_keys(out["read_committed"]) == committed
+            assert txn.int_keys(out["read_uncommitted"]) == everything
+            txn.check_scenario(pair.bootstrap, java_topic, "java", PARTITIONS, 6)
+    finally:
+        java.close()
+
+    topic = pair.topic("txn-pair-ck")
+
+    producers = {}
+    for n in range(4):
+        tx = ck.unique(f"tx-ck-{n}")
+        producers[tx] = Producer({"bootstrap.servers": pair.bootstrap, "transactional.id": tx})
+        producers[tx].init_transactions(60)
+    coordinator = _coordinators(pair.bootstrap)
+    # Both instances coordinate some of these transactions.
+    assert {coordinator[tx] for tx in [*ids, *producers]} == {1, 2}, coordinator
+    group_topic = pair.topic("txn-pair-offsets")
+    for n, (tx, p) in enumerate(producers.items()):
+        # A group coordinated by the other instance: its offsets are verified with, and ended
+        # by, the transaction coordinator over there.
+        group = _group_coordinated_by(pair.bootstrap, 3 - coordinator[tx])
+        meta = ck.consumer(pair.bootstrap, group_id=group)
+        try:
+            for offset, commit in ((3, True), (5, False)):
+                p.begin_transaction()
+                for i in range(PARTITIONS):
+                    p.produce(topic, f"ck-{n}-{offset}-{i}".encode(), partition=i)
+                p.send_offsets_to_transaction(
+                    [TopicPartition(group_topic, q, offset) for q in range(PARTITIONS)],
+                    meta.consumer_group_metadata(),
+                    60,
+                )
+                if commit:
+                    p.commit_transaction(60)
+                else:
+                    p.abort_transaction(60)
+            _wait_for(
+                f"group {group} has the committed transaction's offsets",
+                lambda g=group: _committed(pair.bootstrap, g, group_topic) == [3] * PARTITIONS,
+            )
+        finally:
+            meta.close()
+        p.flush(10)
+
+    values = txn.read_values(pair.bootstrap, topic, PARTITIONS, "read_committed")
+    assert values == {q: [f"ck-{n}-3-{q}" for n in range(4)] for q in range(PARTITIONS)}
+    # The last stable offset reached the end of every partition: no marker is missing.
+    assert txn.end_offsets(pair.bootstrap, topic, PARTITIONS, "read_committed") == (
+        txn.end_offsets(pair.bootstrap, topic, PARTITIONS, "read_uncommitted")
+    )
+
+
+@pytest.mark.timeout(300)
+def test_consume_transform_produce_survives_kill_of_one_instance(
+    pair: Pair, java_classes: txn.JavaClasses, tmp_path: Path
+) -> None:
+    """A Java copier (read_committed group consumer + transactional producer) works against
+    both instances; one instance is killed with SIGKILL while a transaction is open, and the
+    survivor takes over its partitions, groups and transactions: the copier finishes, every
+    input record is in the output exactly once, in order, and the group's offsets are at the
+    input's ends."""
+    copy = txn.CopyScenario(pair.bootstrap, java_classes, tmp_path, partitions=PARTITIONS)
+    _wait_for(
+        "both instances lead partitions of the output",
+        lambda: set(_leaders(pair.one.bootstrap, copy.sink).values()) == {1, 2},
+    )
+    proc, log = copy.start()
+    try:
+        copy.wait_open_transaction(proc, log)
+        pair.two.kill()
+        copy.finish(proc, log)
+    finally:
+        txn.kill_group(proc)
+    copy.check_exactly_once()
