@@ -25,14 +25,7 @@ pub fn server_config(config: &ServerConfig) -> Result<rustls::ServerConfig, Stri
         .ssl_keyfile
         .as_deref()
         .ok_or("ssl_keyfile is required for SSL and SASL_SSL listeners")?;
-    let certs = CertificateDer::pem_file_iter(certfile)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("ssl_certfile {certfile:?}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("ssl_certfile {certfile:?}: no certificate found"));
-    }
-    let key = PrivateKeyDer::from_pem_file(keyfile)
-        .map_err(|e| format!("ssl_keyfile {keyfile:?}: {e}"))?;
+    let (certs, key) = cert_and_key(certfile, keyfile)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -43,15 +36,7 @@ pub fn server_config(config: &ServerConfig) -> Result<rustls::ServerConfig, Stri
                 .ssl_cafile
                 .as_deref()
                 .ok_or("ssl_cafile is required when ssl_client_auth is requested or required")?;
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in CertificateDer::pem_file_iter(cafile)
-                .map_err(|e| format!("ssl_cafile {cafile:?}: {e}"))?
-            {
-                let ca = ca.map_err(|e| format!("ssl_cafile {cafile:?}: {e}"))?;
-                roots
-                    .add(ca)
-                    .map_err(|e| format!("ssl_cafile {cafile:?}: {e}"))?;
-            }
+            let roots = root_store(cafile)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             let verifier = if auth == SslClientAuth::Requested {
                 verifier.allow_unauthenticated()
@@ -64,6 +49,59 @@ pub fn server_config(config: &ServerConfig) -> Result<rustls::ServerConfig, Stri
     builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("ssl_certfile/ssl_keyfile: {e}"))
+}
+
+/// The rustls client config kop calls peer instances with on a TLS listener (as Kafka's brokers
+/// use their keystore and truststore between brokers): peers' certificates must chain to
+/// `ssl_cafile`, and this instance presents its own `ssl_certfile` (so it needs the client-auth
+/// key usage too when the listener asks for client certificates).
+pub fn client_config(config: &ServerConfig) -> Result<rustls::ClientConfig, String> {
+    let cafile = config.ssl_cafile.as_deref().ok_or(
+        "ssl_cafile is required for calls between kop instances on a TLS listener \
+         (the CA the instances' certificates chain to)",
+    )?;
+    let roots = root_store(cafile)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match (&config.ssl_certfile, &config.ssl_keyfile) {
+        (Some(certfile), Some(keyfile)) => {
+            let (certs, key) = cert_and_key(certfile, keyfile)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("ssl_certfile/ssl_keyfile: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn root_store(cafile: &str) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in
+        CertificateDer::pem_file_iter(cafile).map_err(|e| format!("ssl_cafile {cafile:?}: {e}"))?
+    {
+        let ca = ca.map_err(|e| format!("ssl_cafile {cafile:?}: {e}"))?;
+        roots
+            .add(ca)
+            .map_err(|e| format!("ssl_cafile {cafile:?}: {e}"))?;
+    }
+    Ok(roots)
+}
+
+fn cert_and_key(
+    certfile: &str,
+    keyfile: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let certs = CertificateDer::pem_file_iter(certfile)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("ssl_certfile {certfile:?}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("ssl_certfile {certfile:?}: no certificate found"));
+    }
+    let key = PrivateKeyDer::from_pem_file(keyfile)
+        .map_err(|e| format!("ssl_keyfile {keyfile:?}: {e}"))?;
+    Ok((certs, key))
 }
 
 /// The subject of a DER certificate as Java's `X500Principal.getName()` (RFC 2253) writes it:

@@ -6,8 +6,10 @@
 //! One connection per peer on the listener `inter_instance_listener` (the first listener by
 //! default; Kafka's `inter.broker.listener.name`), authenticated with `inter_instance_sasl_*` on
 //! SASL listeners, so the peer authorizes kop as that user (it needs CLUSTER_ACTION, as Kafka's
-//! broker principal). Calls are pipelined on the connection; a broken connection fails its
-//! calls and the next call opens a new one. TLS listeners are not supported for these calls yet.
+//! broker principal). On a TLS listener the peer's certificate must chain to `ssl_cafile` and
+//! this instance presents its own certificate, as Kafka brokers use their keystore and
+//! truststore. Calls are pipelined on the connection; a broken connection fails its calls and
+//! the next call opens a new one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -18,10 +20,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
 
 use crate::auth::scram::ScramAlg;
 use crate::auth::scram_client::ScramClient;
@@ -42,11 +44,18 @@ struct Credentials {
     password: String,
 }
 
+/// A connection to a peer: plain TCP or TLS.
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for S {}
+type Stream = Box<dyn PeerStream>;
+
 pub struct Peers {
     client_id: String,
     listener: String,
     protocol: SecurityProtocol,
     credentials: Option<Credentials>,
+    /// On a TLS listener: how to reach peers, or why it cannot.
+    tls: Option<Result<TlsConnector, String>>,
     links: Mutex<HashMap<i32, Arc<Link>>>,
 }
 
@@ -54,7 +63,7 @@ pub struct Peers {
 /// task reads the responses and hands them out by correlation id.
 struct Link {
     endpoint: Endpoint,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<WriteHalf<Stream>>,
     waiting: Mutex<HashMap<i32, oneshot::Sender<Bytes>>>,
     next_correlation: AtomicI32,
     broken: AtomicBool,
@@ -79,11 +88,15 @@ impl Peers {
             }),
             _ => None,
         };
+        let tls = protocol.is_tls().then(|| {
+            crate::auth::tls::client_config(config).map(|c| TlsConnector::from(Arc::new(c)))
+        });
         Peers {
             client_id: format!("kop-instance-{}", config.node_id),
             listener: listener.name,
             protocol,
             credentials,
+            tls,
             links: Mutex::new(HashMap::new()),
         }
     }
@@ -141,25 +154,15 @@ impl Peers {
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Arc<Link>, String> {
-        if self.protocol.is_tls() {
-            return Err(format!(
-                "listener {} is {:?}: calls between kop instances over TLS are not supported yet \
-                 (set inter_instance_listener to a PLAINTEXT or SASL_PLAINTEXT listener)",
-                self.listener, self.protocol
-            ));
-        }
-        let addr = (endpoint.host.as_str(), endpoint.port as u16);
-        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, self.open(endpoint))
             .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| format!("connect: {e}"))?;
-        stream.set_nodelay(true).ok();
+            .map_err(|_| "connect timed out".to_string())??;
         if self.protocol.is_sasl() {
             tokio::time::timeout(CALL_TIMEOUT, self.authenticate(&mut stream))
                 .await
                 .map_err(|_| "SASL authentication timed out".to_string())??;
         }
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = tokio::io::split(stream);
         let link = Arc::new(Link {
             endpoint: endpoint.clone(),
             writer: tokio::sync::Mutex::new(writer),
@@ -171,8 +174,28 @@ impl Peers {
         Ok(link)
     }
 
+    /// A TCP connection to the peer, with TLS on a TLS listener.
+    async fn open(&self, endpoint: &Endpoint) -> Result<Stream, String> {
+        let addr = (endpoint.host.as_str(), endpoint.port as u16);
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        tcp.set_nodelay(true).ok();
+        let Some(tls) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let connector = tls.as_ref().map_err(Clone::clone)?;
+        let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+            .map_err(|e| format!("TLS server name {:?}: {e}", endpoint.host))?;
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        Ok(Box::new(stream))
+    }
+
     /// SaslHandshake + SaslAuthenticate rounds on a fresh connection.
-    async fn authenticate(&self, stream: &mut TcpStream) -> Result<(), String> {
+    async fn authenticate(&self, stream: &mut Stream) -> Result<(), String> {
         let c = self.credentials.as_ref().ok_or_else(|| {
             format!(
                 "listener {} needs SASL: set inter_instance_sasl_user and inter_instance_sasl_password",
@@ -243,7 +266,7 @@ impl Link {
 
 /// Reads response frames until the connection fails, handing each to its caller; then marks
 /// the link broken and drops the remaining callers' senders (they see the connection closed).
-async fn read_responses(mut reader: OwnedReadHalf, link: Arc<Link>) {
+async fn read_responses(mut reader: ReadHalf<Stream>, link: Arc<Link>) {
     loop {
         let frame = match read_frame(&mut reader).await {
             Ok(f) => f,
@@ -280,7 +303,7 @@ async fn read_frame<S: AsyncReadExt + Unpin>(reader: &mut S) -> Result<Bytes, St
 
 /// One request and its response on a connection nothing else uses yet (SASL).
 async fn roundtrip<R: Request>(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     client_id: &str,
     req: &R,
     version: i16,
