@@ -98,7 +98,7 @@ class Config:
     ssl_certfile: str | None = _opt(None, "PEM certificate chain for SSL/SASL_SSL listeners")
     ssl_keyfile: str | None = _opt(None, "PEM private key for SSL/SASL_SSL listeners")
     ssl_cafile: str | None = _opt(
-        None, "PEM CA certificates that client certificates must chain to"
+        None, "PEM CA certificates that client (and peer kop instances') certificates chain to"
     )
     ssl_client_auth: str = _opt("none", "client certificates: none, requested or required")
     ssl_principal_mapping_rules: str = _opt(
