@@ -95,8 +95,8 @@ pub struct Produced<'a> {
     /// Produce v7+: zstd batches allowed.
     pub zstd_allowed: bool,
     /// The transaction coordinator admitted this (transactional) batch's partition into its
-    /// producer's transaction (`handlers::produce_txn`).
-    pub txn_verified: bool,
+    /// producer's transaction (`handlers::produce_txn`): the verification's guard.
+    pub txn_verified: Option<u64>,
 }
 
 /// An append the backend has yet to acknowledge; `wait` completes when it has.
@@ -234,6 +234,18 @@ impl Partition {
     }
 
     /// Whether `producer_id` has a transaction open here at `producer_epoch`.
+    /// See `ProducerStates::begin_verification`.
+    pub fn begin_verification(&self, producer_id: i64) -> u64 {
+        self.inner.write().producers.begin_verification(producer_id)
+    }
+
+    pub fn end_verification(&self, producer_id: i64, guard: u64) {
+        self.inner
+            .write()
+            .producers
+            .end_verification(producer_id, guard);
+    }
+
     pub fn in_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
         self.inner
             .read()
@@ -327,12 +339,16 @@ impl Partition {
         let check = inner.producers.check(&header)?;
         // A transaction begins only once the coordinator verified it (KIP-890): a batch that
         // would open one unverified (its transaction ended since the check) is retried.
+        // The guard makes sure no marker ended the producer's transaction between the
+        // verification and this append (Kafka's VerificationGuard).
         if check == SequenceCheck::Append
             && header.is_transactional()
-            && !produced.txn_verified
             && !inner
                 .producers
                 .in_transaction(header.producer_id, header.producer_epoch)
+            && !produced
+                .txn_verified
+                .is_some_and(|guard| inner.producers.verified(header.producer_id, guard))
         {
             return Err(KafkaError::ConcurrentTransactions.into());
         }
@@ -615,7 +631,7 @@ mod tests {
         now_ms: 0,
         sync: false,
         zstd_allowed: true,
-        txn_verified: false,
+        txn_verified: None,
     };
 
     /// Waits for an append to be stored (None: it already was when `append` returned).

@@ -80,6 +80,11 @@ pub struct ProducerStates {
     /// Open transactions: first offset → producer id.
     ongoing: BTreeMap<i64, i64>,
     pub aborted: AbortedTxns,
+    /// Kafka's verification guards (KIP-890): producer id → the guard of its verification in
+    /// flight with the transaction coordinator. A marker for the producer removes it, so a
+    /// batch verified before the transaction ended cannot open a new one after (memory only).
+    verifications: HashMap<i64, u64>,
+    next_guard: u64,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -195,7 +200,33 @@ impl ProducerStates {
 
     /// Records an appended marker: it ends the producer's open transaction (an ABORT enters
     /// the aborted index) and sets the producer's epoch to the marker's.
+    /// Starts verifying a producer's first transactional batch here: the guard its append
+    /// must present (`verified`).
+    pub fn begin_verification(&mut self, producer_id: i64) -> u64 {
+        self.next_guard += 1;
+        self.verifications.insert(producer_id, self.next_guard);
+        self.next_guard
+    }
+
+    /// Whether `guard` is still the producer's verification (no marker came since); consumes
+    /// it when it is.
+    pub fn verified(&mut self, producer_id: i64, guard: u64) -> bool {
+        let current = self.verifications.get(&producer_id) == Some(&guard);
+        if current {
+            self.verifications.remove(&producer_id);
+        }
+        current
+    }
+
+    /// Drops a verification that failed at the coordinator.
+    pub fn end_verification(&mut self, producer_id: i64, guard: u64) {
+        if self.verifications.get(&producer_id) == Some(&guard) {
+            self.verifications.remove(&producer_id);
+        }
+    }
+
     pub fn record_marker(&mut self, h: &BatchHeader, marker: Marker) {
+        self.verifications.remove(&h.producer_id);
         let entry = self
             .producers
             .entry(h.producer_id)

@@ -34,7 +34,7 @@ pub(crate) fn batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: boo
     encode_batch(&spec, &records)
 }
 
-fn produced(txn_verified: bool) -> Produced<'static> {
+fn produced(txn_verified: Option<u64>) -> Produced<'static> {
     Produced {
         topic: "t",
         now_ms: crate::now_ms(),
@@ -47,14 +47,15 @@ fn produced(txn_verified: bool) -> Produced<'static> {
 /// Appends a verified transactional batch; its base offset.
 pub(crate) fn append_txn(p: &Arc<Partition>, pid: i64, epoch: i16, seq: i32, n: usize) -> i64 {
     let b = batch(pid, epoch, seq, n, true);
+    let guard = p.begin_verification(pid);
     let (done, _) = p
-        .append(BytesMut::from(&b[..]), &produced(true))
+        .append(BytesMut::from(&b[..]), &produced(Some(guard)))
         .expect("transactional append");
     done.base_offset
 }
 
 fn append(p: &Arc<Partition>, b: Vec<u8>) -> Result<i64, KafkaError> {
-    p.append(BytesMut::from(&b[..]), &produced(false))
+    p.append(BytesMut::from(&b[..]), &produced(None))
         .map(|(done, _)| done.base_offset)
         .map_err(|e| e.error)
 }
@@ -215,7 +216,7 @@ async fn transactional_rules_as_kafka() {
     // An unverified batch that would open a transaction is refused (retriable).
     let unverified = p.append(
         BytesMut::from(&batch(1, 0, 0, 1, true)[..]),
-        &produced(false),
+        &produced(None),
     );
     assert_eq!(
         unverified.err().map(|e| e.error),
@@ -254,7 +255,7 @@ async fn transactional_rules_as_kafka() {
     );
     let stale = p.append(
         BytesMut::from(&batch(1, 0, 2, 1, true)[..]),
-        &produced(true),
+        &produced(Some(0)),
     );
     assert_eq!(
         stale.err().map(|e| e.error),
@@ -262,7 +263,7 @@ async fn transactional_rules_as_kafka() {
     );
     let gap = p.append(
         BytesMut::from(&batch(1, 1, 3, 1, true)[..]),
-        &produced(true),
+        &produced(Some(0)),
     );
     assert_eq!(
         gap.err().map(|e| e.error),
@@ -282,6 +283,21 @@ async fn transactional_rules_as_kafka() {
         .unwrap();
     assert_eq!(p.last_stable_offset().unwrap(), 4);
     assert_eq!(p.high_watermark(), 6);
+    // A marker for the producer between its verification and its append (its transaction
+    // ended meanwhile) voids the verification: the batch cannot open a new transaction.
+    let guard = p.begin_verification(9);
+    broker
+        .write_txn_marker("t", 0, 9, 0, ControlKind::Abort, 0)
+        .await
+        .unwrap();
+    let late = p.append(
+        BytesMut::from(&batch(9, 0, 0, 1, true)[..]),
+        &produced(Some(guard)),
+    );
+    assert_eq!(
+        late.err().map(|e| e.error),
+        Some(KafkaError::ConcurrentTransactions)
+    );
 }
 
 /// The heads a Pulsar takeover from a checkpoint hands Rust (docs/pulsar-storage.md,

@@ -175,14 +175,14 @@ pub async fn handle(
                             Some(id) => {
                                 produce_txn::verify(ctx, id, &t.name, &p, &records, version).await
                             }
-                            None => Ok(false),
+                            None => Ok(None),
                         };
                         let produced = Produced {
                             topic: &t.name,
                             now_ms: now,
                             sync,
                             zstd_allowed: version >= 7,
-                            txn_verified: verified.as_ref().is_ok_and(|v| *v),
+                            txn_verified: verified.as_ref().ok().copied().flatten(),
                         };
                         let appended = verified.and_then(|_| {
                             p.append(records, &produced).map_err(|e| match e.error {

@@ -57,9 +57,9 @@ pub fn refusal(e: KafkaError, version: i16) -> RecordError {
     }
 }
 
-/// Ok(true) when `records` start a producer's transaction on `partition` and the coordinator
-/// admitted it, Ok(false) when there is nothing to verify (not transactional, or the producer's
-/// transaction is open here already).
+/// Ok(Some(guard)) when `records` start a producer's transaction on `partition` and the
+/// coordinator admitted it (the append presents the guard), Ok(None) when there is nothing to
+/// verify (not transactional, or the producer's transaction is open here already).
 pub async fn verify(
     ctx: &RequestContext,
     transactional_id: &str,
@@ -67,21 +67,23 @@ pub async fn verify(
     partition: &Partition,
     records: &[u8],
     version: i16,
-) -> Result<bool, RecordError> {
+) -> Result<Option<u64>, RecordError> {
     let Ok(h) = BatchHeader::parse(records) else {
-        return Ok(false); // validation answers for a malformed batch
+        return Ok(None); // validation answers for a malformed batch
     };
     if !h.is_transactional()
         || !h.has_producer_id()
         || partition.in_transaction(h.producer_id, h.producer_epoch)
     {
-        return Ok(false);
+        return Ok(None);
     }
+    let guard = partition.begin_verification(h.producer_id);
     let target = TxnTarget::Partition {
         topic,
         partition: partition.index,
     };
-    ctx.broker
+    let admitted = ctx
+        .broker
         .admit_to_transaction(
             transactional_id,
             h.producer_id,
@@ -89,9 +91,12 @@ pub async fn verify(
             target,
             version >= ADDS_PARTITIONS,
         )
-        .await
-        .map_err(|e| refusal(e, version))?;
-    Ok(true)
+        .await;
+    if let Err(e) = admitted {
+        partition.end_verification(h.producer_id, guard);
+        return Err(refusal(e, version));
+    }
+    Ok(Some(guard))
 }
 
 #[cfg(test)]
