@@ -226,6 +226,7 @@ pub fn served_range(key: ApiKey) -> Option<(i16, i16)> {
 
 /// Handles one request frame.
 pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
+    let started = std::time::Instant::now();
     let key = frame.api_key;
     let version = frame.header.request_api_version;
     let Some((min, max)) = served_range(key) else {
@@ -237,10 +238,11 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
         }
         return Outcome::Close(format!("{key:?} v{version} is not served (v{min}-v{max})"));
     }
-    match dispatch_served(ctx, frame).await {
+    let outcome = match dispatch_served(ctx, frame).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Close(format!("{key:?} v{version}: {e}")),
-    }
+    };
+    crate::metrics::requests::timed(&ctx.broker, key, version, started, outcome)
 }
 
 /// `StrBytes` from a `String`.
