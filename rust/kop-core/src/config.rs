@@ -235,6 +235,18 @@ impl Default for ServerConfig {
     }
 }
 
+/// `HOST:PORT` (`[v6]:PORT` too), e.g. `metrics_listener`.
+pub fn parse_host_port(spec: &str) -> Result<(String, u16), String> {
+    let (host, port) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{spec:?} is not HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{spec:?}: bad port {port:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
+
 /// A listener `NAME://HOST:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSpec {
@@ -321,7 +333,7 @@ impl ServerConfig {
         }
         StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
         if let Some(m) = &self.metrics_listener {
-            crate::metrics::http::parse_address(m).map_err(|e| format!("metrics_listener: {e}"))?;
+            parse_host_port(m).map_err(|e| format!("metrics_listener: {e}"))?;
         }
         let io_max = self.log_cleaner_io_max_bytes_per_second;
         if !(io_max >= 0.0 && io_max.is_finite()) {

@@ -1,23 +1,20 @@
-//! Prometheus metrics: counters recorded on the request path (atomics in arrays allocated
-//! once, per-topic counters on the topic itself), gauges read from the broker's state when
-//! scraped, and the HTTP listener that serves them with `/health` and `/ready`
-//! (docs/metrics.md lists every metric).
+//! Prometheus metrics: the counters recorded on the request path (atomics in arrays allocated
+//! once, per-topic counters on the topic itself) and the text format. A leaf above `records`:
+//! storage, auth and broker record into it. The scrape (gauges read from the broker's state)
+//! and the HTTP listener with `/health` and `/ready` are in `net/` (`metrics_scrape.rs`,
+//! `metrics_http.rs`). docs/metrics.md lists every metric.
 
 pub mod connections;
 pub mod events;
 pub mod histogram;
 pub mod hooks;
-pub mod http;
 pub mod requests;
-mod scrape;
 pub mod text;
 pub mod topics;
 
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
-pub use scrape::render;
 
 /// Text in the exposition format from outside kop-core (the Python bridge's worker pool).
 pub type Collector = Arc<dyn Fn() -> String + Send + Sync>;
@@ -39,7 +36,7 @@ impl Metrics {
         self.collectors.lock().push(c);
     }
 
-    fn collected(&self) -> Vec<Collector> {
+    pub fn collected(&self) -> Vec<Collector> {
         self.collectors.lock().clone()
     }
 }

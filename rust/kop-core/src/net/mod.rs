@@ -1,6 +1,8 @@
 //! Listeners and the server lifecycle: start, serve, stop gracefully.
 
 mod connection;
+pub mod metrics_http;
+mod metrics_scrape;
 mod sasl;
 
 use std::io;
@@ -19,7 +21,6 @@ use crate::broker::{housekeeping, Broker};
 use crate::config::{ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
 use crate::limits;
-use crate::metrics;
 use crate::shutdown::ShutdownSignal;
 use crate::storage::{Endpoint, Member};
 
@@ -46,7 +47,7 @@ pub struct RunningServer {
     broker: Arc<Broker>,
     security: Arc<Security>,
     /// What the metrics listener serves (`metrics/http.rs`), and where it listens.
-    exposed: Arc<metrics::http::Exposed>,
+    exposed: Arc<metrics_http::Exposed>,
     metrics_address: Option<SocketAddr>,
 }
 
@@ -143,14 +144,14 @@ impl RunningServer {
         let sockets = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
         // The metrics listener answers from the start: /health at once, /ready once the
         // storage is open and the Kafka listeners accept connections.
-        let exposed = Arc::new(metrics::http::Exposed::default());
+        let exposed = Arc::new(metrics_http::Exposed::default());
         let mut metrics_address = None;
         if let Some(spec) = &config.metrics_listener {
-            let std_listener = metrics::http::bind(spec)?;
+            let std_listener = metrics_http::bind(spec)?;
             metrics_address = Some(std_listener.local_addr()?);
             let _guard = runtime.enter();
             let listener = TcpListener::from_std(std_listener)?;
-            runtime.spawn(metrics::http::serve(listener, exposed.clone()));
+            runtime.spawn(metrics_http::serve(listener, exposed.clone()));
             tracing::info!(address = %spec, port = metrics_address.map_or(0, |a| a.port()), "metrics listener: /metrics, /health, /ready");
         }
         let mut bound = Vec::new();
@@ -221,7 +222,7 @@ impl RunningServer {
 
     /// Every metric, in Prometheus' text format (what the metrics listener serves).
     pub fn metrics_text(&self) -> String {
-        metrics::render(&self.broker, Some(&self.security))
+        metrics_scrape::render(&self.broker, Some(&self.security))
     }
 
     /// Where the metrics listener listens (None when `metrics_listener` is not set).

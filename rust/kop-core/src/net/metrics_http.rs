@@ -10,9 +10,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::text::CONTENT_TYPE;
 use crate::auth::Security;
 use crate::broker::Broker;
+use crate::config::parse_host_port;
+use crate::metrics::text::CONTENT_TYPE;
 
 /// How long a client has to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,26 +62,14 @@ impl Exposed {
 
     fn metrics(&self) -> Option<String> {
         let (broker, security) = self.server.get()?;
-        Some(super::render(broker, Some(security)))
+        Some(super::metrics_scrape::render(broker, Some(security)))
     }
-}
-
-/// Parses `HOST:PORT` (`[v6]:PORT` too).
-pub fn parse_address(spec: &str) -> Result<(String, u16), String> {
-    let (host, port) = spec
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{spec:?} is not HOST:PORT"))?;
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("{spec:?}: bad port {port:?}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), port))
 }
 
 /// Binds the metrics listener (so a taken port fails the start) and returns it.
 pub fn bind(spec: &str) -> io::Result<std::net::TcpListener> {
     let (host, port) =
-        parse_address(spec).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        parse_host_port(spec).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let addrs: Vec<SocketAddr> = (host.as_str(), port).to_socket_addrs()?.collect();
     let listener = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
         io::Error::new(
@@ -197,8 +186,8 @@ mod tests {
             405
         );
         assert_eq!(request_path(b"garbage\r\n\r\n").unwrap_err().0, 400);
-        assert_eq!(parse_address("[::1]:9100"), Ok(("::1".into(), 9100)));
-        assert!(parse_address("localhost").is_err());
+        assert_eq!(parse_host_port("[::1]:9100"), Ok(("::1".into(), 9100)));
+        assert!(parse_host_port("localhost").is_err());
     }
 
     #[test]

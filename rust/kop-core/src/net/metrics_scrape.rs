@@ -5,8 +5,8 @@
 use crate::auth::Security;
 use crate::broker::Broker;
 
-use super::text::Text;
-use super::{events, hooks};
+use crate::metrics::text::Text;
+use crate::metrics::{events, hooks};
 
 /// Every metric of the server, in the exposition format.
 pub fn render(broker: &Broker, security: Option<&Security>) -> String {
