@@ -24,13 +24,20 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
 fi
 cargo --version; python3 --version; java -version 2>&1 | head -1
 
-step "client tools: kcat (Debian) and Go (franz-go from the Go module proxy)"
+step "client tools: kcat and prometheus (Debian) and Go (franz-go from the Go module proxy)"
 command -v go >/dev/null || { echo "missing go: see README (Requirements)" >&2; exit 1; }
 if ! command -v kcat >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq kcat
   else
     echo "missing kcat: apt-get install kcat" >&2; exit 1
+  fi
+fi
+if ! command -v prometheus >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq prometheus
+  else
+    echo "missing prometheus (tests/e2e/test_e2e_metrics.py): apt-get install prometheus" >&2; exit 1
   fi
 fi
 

@@ -73,6 +73,7 @@ _METAVARS = {
     "log_format": "{" + ",".join(LOG_FORMATS) + "}",
     "fsync": "{" + ",".join(FSYNC_POLICIES) + "}",
     "io_threads": "N",
+    "metrics_listener": "HOST:PORT",
     "num_partitions": "N",
     "max_unauthenticated_connections": "N",
 }

@@ -304,6 +304,19 @@ class Server:
             return {"queued": 0, "workers": 0, "busy": 0, "done": 0}
         return dict(native.bridge_stats())
 
+    def metrics(self) -> str:
+        """Every metric in Prometheus' text exposition format, as the ``metrics_listener``
+        serves it on ``/metrics`` (docs/metrics.md); empty when not started."""
+        native = self._native
+        return native.metrics() if native is not None else ""
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) the metrics listener is bound to (None when ``metrics_listener`` is
+        not set or the server is not started)."""
+        native = self._native
+        return native.metrics_address() if native is not None else None
+
     # -- introspection -------------------------------------------------------------------
 
     @property

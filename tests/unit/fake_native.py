@@ -79,6 +79,12 @@ class FakeNativeServer:
     def bridge_stats(self) -> dict[str, int]:
         return {"queued": 0, "workers": 1, "busy": 0, "done": 7}
 
+    def metrics(self) -> str:
+        return "# TYPE kop_fetch_sessions gauge\nkop_fetch_sessions 0\n"
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        return None
+
 
 def _no_log_records(timeout_secs: float, max_records: int) -> list[Any]:
     time.sleep(min(timeout_secs, 0.05))

@@ -45,3 +45,19 @@ def test_stub_matches_the_native_contract() -> None:
     assert block
     stub = (REPO / "python" / "kop" / "_native.pyi").read_text()
     assert _signatures(stub) == _signatures(block[1])
+
+
+def test_dashboard_queries_only_documented_metrics() -> None:
+    """Every kop_* name in the Grafana dashboard is documented in docs/metrics.md (the e2e
+    test, tests/e2e/test_e2e_metrics.py, checks them against a real scrape)."""
+    import json
+
+    board = json.loads((REPO / "docs" / "grafana" / "kop-dashboard.json").read_text())
+    documented = set(re.findall(r"`(kop_[a-z_]+)`", (REPO / "docs" / "metrics.md").read_text()))
+    used = set()
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            for name in re.findall(r"\bkop_[a-z_]+\b", target["expr"]):
+                used.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    assert used, "the dashboard queries no kop metric"
+    assert not sorted(used - documented), "documented in docs/metrics.md: every dashboard metric"

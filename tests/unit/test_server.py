@@ -250,3 +250,12 @@ def test_oauthbearer_needs_keys_or_a_validator_hook(fake_native: Fake) -> None:
     with pytest.raises(ConfigError, match="oauthbearer_validator"):
         Server(cfg)
     Server(cfg, oauthbearer_validator=lambda token, conn: None)  # a hook is enough
+
+
+def test_metrics_come_from_the_native_server(fake_native: Fake) -> None:
+    server = Server(CFG)
+    assert server.metrics() == "" and server.metrics_address is None
+    server.start()
+    assert "kop_fetch_sessions 0" in server.metrics()
+    assert server.metrics_address is None
+    server.stop()

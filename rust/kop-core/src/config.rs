@@ -157,6 +157,8 @@ pub struct ServerConfig {
     pub transaction_max_timeout_ms: i32,
     /// How long an idle transactional id is remembered (Kafka transactional.id.expiration.ms).
     pub transactional_id_expiration_ms: i64,
+    /// `HOST:PORT` of the Prometheus/health HTTP listener (`metrics/http.rs`); None: off.
+    pub metrics_listener: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -228,8 +230,21 @@ impl Default for ServerConfig {
             offsets_retention_minutes: 10_080,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
+            metrics_listener: None,
         }
     }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` too), e.g. `metrics_listener`.
+pub fn parse_host_port(spec: &str) -> Result<(String, u16), String> {
+    let (host, port) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{spec:?} is not HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{spec:?}: bad port {port:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
 }
 
 /// A listener `NAME://HOST:PORT`.
@@ -317,6 +332,9 @@ impl ServerConfig {
             ListenerSpec::parse(l).map_err(|e| format!("listeners: {e}"))?;
         }
         StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
+        if let Some(m) = &self.metrics_listener {
+            parse_host_port(m).map_err(|e| format!("metrics_listener: {e}"))?;
+        }
         let io_max = self.log_cleaner_io_max_bytes_per_second;
         if !(io_max >= 0.0 && io_max.is_finite()) {
             return Err(format!(

@@ -123,6 +123,13 @@ impl NativeServer {
         let server = py
             .detach(|| RunningServer::start_embedded(config, hooks, remote))
             .map_err(start_error)?;
+        // The bridge's worker pool in every scrape (its queue is where hook and Pulsar calls
+        // wait for Python).
+        let pool = self.pool.clone();
+        server
+            .broker()
+            .metrics
+            .add_collector(Arc::new(move || pool_metrics(pool.stats())));
         *self.running.lock() = Some(Arc::new(server));
         Ok(())
     }
@@ -179,6 +186,21 @@ impl NativeServer {
         })
     }
 
+    /// Every metric in Prometheus' text format (what the metrics listener serves); empty
+    /// when not started.
+    fn metrics(&self, py: Python<'_>) -> String {
+        match self.server() {
+            Some(s) => py.detach(|| s.metrics_text()),
+            None => String::new(),
+        }
+    }
+
+    /// (host, port) of the metrics listener, when `metrics_listener` is set.
+    fn metrics_address(&self) -> Option<(String, u16)> {
+        let a = self.server()?.metrics_address()?;
+        Some((a.ip().to_string(), a.port()))
+    }
+
     /// The worker pool that runs the hooks and the Pulsar bridge: `queued` (jobs waiting for a
     /// worker), `workers` (threads started), `busy` (running a job), `done` (jobs finished).
     fn bridge_stats(&self) -> BTreeMap<&'static str, u64> {
@@ -190,6 +212,21 @@ impl NativeServer {
             ("done", stats.done),
         ])
     }
+}
+
+/// The bridge worker pool's gauges and counter, in the exposition format.
+fn pool_metrics(s: blocking::PoolStats) -> String {
+    format!(
+        "# HELP kop_bridge_queue_depth Calls (Python hooks, Pulsar bridge) waiting for a bridge worker.\n\
+         # TYPE kop_bridge_queue_depth gauge\nkop_bridge_queue_depth {}\n\
+         # HELP kop_bridge_workers Bridge worker threads started.\n\
+         # TYPE kop_bridge_workers gauge\nkop_bridge_workers {}\n\
+         # HELP kop_bridge_busy_workers Bridge workers running a call.\n\
+         # TYPE kop_bridge_busy_workers gauge\nkop_bridge_busy_workers {}\n\
+         # HELP kop_bridge_calls_total Calls the bridge workers finished.\n\
+         # TYPE kop_bridge_calls_total counter\nkop_bridge_calls_total {}\n",
+        s.queued, s.workers, s.busy, s.done
+    )
 }
 
 #[pyfunction]

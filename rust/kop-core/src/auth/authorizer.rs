@@ -169,6 +169,8 @@ pub struct Authorizer {
     default_ttl: Duration,
     /// How many times the hook was asked (one per batch), for tests and metrics.
     pub hook_calls: std::sync::atomic::AtomicU64,
+    /// Calls, latency and cache hits, for metrics.
+    pub hook_stats: crate::metrics::hooks::HookStats,
 }
 
 impl Authorizer {
@@ -188,6 +190,7 @@ impl Authorizer {
             hook_timeout,
             default_ttl,
             hook_calls: Default::default(),
+            hook_stats: Default::default(),
         }
     }
 
@@ -301,6 +304,7 @@ impl Authorizer {
                 };
                 match cache.get(&key) {
                     Some(Slot::Ready { allowed, until }) if *until > now => {
+                        self.hook_stats.cache_hit(1);
                         out[i] = Some(*allowed);
                         continue;
                     }
@@ -325,8 +329,11 @@ impl Authorizer {
                 .iter()
                 .map(|(_, k)| (k.op, k.rtype, k.name.clone()))
                 .collect();
+            let asked_at = Instant::now();
             let answer =
                 tokio::time::timeout(self.hook_timeout, hooks.authorize(ctx.clone(), asked)).await;
+            let answered = matches!(&answer, Ok(Ok(Ok(d))) if d.len() == misses.len());
+            self.hook_stats.called(asked_at.elapsed(), answered);
             let decisions = match answer {
                 Ok(Ok(Ok(d))) if d.len() == misses.len() => Ok(d),
                 Ok(Ok(Ok(d))) => Err(format!(

@@ -24,6 +24,8 @@ pub struct ScramCredentialCache {
     default_ttl: Duration,
     /// How many times the hook was asked, for tests and metrics.
     pub hook_calls: AtomicU64,
+    /// Calls, latency and cache hits, for metrics.
+    pub hook_stats: crate::metrics::hooks::HookStats,
 }
 
 impl ScramCredentialCache {
@@ -32,6 +34,7 @@ impl ScramCredentialCache {
             entries: Mutex::new(HashMap::new()),
             default_ttl,
             hook_calls: AtomicU64::new(0),
+            hook_stats: Default::default(),
         }
     }
 
@@ -52,13 +55,17 @@ impl ScramCredentialCache {
         let key = (alg, user.to_string());
         if let Some((cred, until)) = self.entries.lock().get(&key) {
             if *until > Instant::now() {
+                self.hook_stats.cache_hit(1);
                 return Ok(Some(cred.clone()));
             }
         }
         self.hook_calls.fetch_add(1, Ordering::Relaxed);
+        let asked_at = Instant::now();
         let answer =
             tokio::time::timeout(timeout, hooks.scram_credential(alg, user.to_string(), conn))
                 .await;
+        self.hook_stats
+            .called(asked_at.elapsed(), matches!(answer, Ok(Ok(Ok(_)))));
         let answer = match answer {
             Ok(Ok(Ok(a))) => a,
             Ok(Ok(Err(e))) => return Err(e),

@@ -135,6 +135,8 @@ pub async fn cluster_sync(
         })
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e)));
+        // For /ready: the remote storage answers, or why not.
+        *broker.metrics.remote_error.lock() = synced.as_ref().err().map(|e| e.to_string());
         match synced {
             Ok(()) => {
                 if last_error.take().is_some() {

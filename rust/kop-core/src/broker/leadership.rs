@@ -269,6 +269,7 @@ impl Partition {
             current
         });
         if stepped {
+            crate::metrics::events::count(&crate::metrics::events::STEP_DOWNS);
             tracing::warn!(partition = self.index, reason = %why, "storage append failed: stepping down");
             inner.stepped_down = Some(why);
         }

@@ -40,6 +40,8 @@ pub struct Topic {
     pub id: Uuid,
     configs: RwLock<BTreeMap<String, String>>,
     partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Bytes and messages in and out (metrics; recorded by produce and fetch).
+    pub traffic: crate::metrics::topics::TopicTraffic,
 }
 
 impl Topic {
@@ -113,6 +115,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// Calls to the other kop instances (transaction markers and verification).
     pub peers: peers::Peers,
+    /// What the request path records for Prometheus (`metrics/`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -210,6 +214,7 @@ impl Broker {
             cluster,
             metadata_version: AtomicU64::new(0),
             fetch_sessions: FetchSessions::default(),
+            metrics: Default::default(),
         };
         for meta in broker.storage.metadata.topics()? {
             let topic = broker.open_topic(&meta)?;
@@ -254,6 +259,7 @@ impl Broker {
             id: meta.id,
             configs: RwLock::new(meta.configs.clone()),
             partitions: RwLock::new(partitions),
+            traffic: Default::default(),
         }))
     }
 

@@ -420,10 +420,15 @@ impl Partition {
         too_large: Arc<AtomicBool>,
     ) {
         let partition = self.clone();
+        // Called right after the append: the receipts' latency counts from here.
+        let sent = Instant::now();
         let task = async move {
             for (receipt, end) in receipts {
                 let failure = match receipt.await {
-                    Ok(Ok(())) => None,
+                    Ok(Ok(())) => {
+                        crate::metrics::events::send_latency(sent.elapsed());
+                        None
+                    }
                     Ok(Err(AppendFailure::TooLarge(why))) => {
                         too_large.store(true, Ordering::Release);
                         Some(format!(

@@ -41,6 +41,8 @@ struct Wanted {
     key: PartitionKey,
     position: Position,
     partition: Result<Arc<Partition>, KafkaError>,
+    /// Its topic, whose traffic counters the answer adds to (metrics).
+    topic: Option<Arc<crate::broker::Topic>>,
 }
 
 fn topic_key(version: i16, name: &TopicName, id: uuid::Uuid) -> TopicKey {
@@ -113,7 +115,7 @@ fn resolve(
                     .topic(name)
                     .ok_or(KafkaError::UnknownTopicOrPartition),
             };
-            let partition = topic.and_then(|t| {
+            let partition = topic.as_ref().map_err(|e| *e).and_then(|t| {
                 t.partition(key.partition)
                     .ok_or(KafkaError::UnknownTopicOrPartition)
             });
@@ -121,6 +123,7 @@ fn resolve(
                 key,
                 position,
                 partition,
+                topic: topic.ok(),
             }
         })
         .collect()
@@ -325,6 +328,16 @@ pub async fn handle(
             _ = shutdown.wait() => {}
         }
     };
+    // Counted once, on the answer (not on each pass of a waiting fetch).
+    for (w, data) in wanted.iter().zip(&answers) {
+        if let (Some(t), Some(records)) = (&w.topic, &data.records) {
+            t.traffic.fetched(records);
+        }
+        ctx.broker
+            .metrics
+            .requests
+            .error(ApiKey::Fetch, data.error_code);
+    }
     let answered = wanted.into_iter().map(|w| (w.key, w.position)).zip(answers);
     match plan {
         SessionPlan::None => FetchResponse::default()

@@ -226,6 +226,7 @@ pub fn served_range(key: ApiKey) -> Option<(i16, i16)> {
 
 /// Handles one request frame.
 pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
+    let started = std::time::Instant::now();
     let key = frame.api_key;
     let version = frame.header.request_api_version;
     let Some((min, max)) = served_range(key) else {
@@ -237,10 +238,50 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
         }
         return Outcome::Close(format!("{key:?} v{version} is not served (v{min}-v{max})"));
     }
-    match dispatch_served(ctx, frame).await {
+    let outcome = match dispatch_served(ctx, frame).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Close(format!("{key:?} v{version}: {e}")),
+    };
+    timed(&ctx.broker, key, version, started, outcome)
+}
+
+/// Records a handled request: at once for an answer that is ready, when the wait ends for
+/// a produce that waits for the storage (`Outcome::Later`, counted as waiting meanwhile).
+fn timed(
+    broker: &Arc<Broker>,
+    key: ApiKey,
+    version: i16,
+    started: std::time::Instant,
+    outcome: Outcome,
+) -> Outcome {
+    let Outcome::Later(wait) = outcome else {
+        broker
+            .metrics
+            .requests
+            .record(key, version, started.elapsed());
+        return outcome;
+    };
+    /// Ends the wait however the future ends (answered, or dropped with the connection).
+    struct Waiting(Arc<Broker>, ApiKey, i16, std::time::Instant);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            let r = &self.0.metrics.requests;
+            r.produce_waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            r.record(self.1, self.2, self.3.elapsed());
+        }
     }
+    broker
+        .metrics
+        .requests
+        .produce_waiting
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let waiting = Waiting(broker.clone(), key, version, started);
+    Outcome::Later(Box::pin(async move {
+        let outcome = wait.await;
+        drop(waiting);
+        outcome
+    }))
 }
 
 /// `StrBytes` from a `String`.

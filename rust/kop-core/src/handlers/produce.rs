@@ -184,6 +184,7 @@ pub async fn handle(
                             zstd_allowed: version >= 7,
                             txn_verified: verified.as_ref().ok().copied().flatten(),
                         };
+                        let traffic = (records.len(), crate::metrics::topics::records_in(&records));
                         let appended = verified.and_then(|_| {
                             p.append(records, &produced).map_err(|e| match e.error {
                                 KafkaError::ConcurrentTransactions => {
@@ -192,8 +193,9 @@ pub async fn handle(
                                 _ => e,
                             })
                         });
-                        if appended.is_err() {
-                            log_start_offset = p.log_start_offset();
+                        match &appended {
+                            Ok(_) => t.traffic.produced(traffic.0, traffic.1),
+                            Err(_) => log_start_offset = p.log_start_offset(),
                         }
                         appended
                     }
@@ -212,7 +214,9 @@ pub async fn handle(
                 }
                 Err(e) => {
                     tracing::debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
-                    refused(pd.index, e, log_start_offset)
+                    let answer = refused(pd.index, e, log_start_offset);
+                    broker.metrics.requests.error(ApiKey::Produce, answer.error_code);
+                    answer
                 }
             });
         }

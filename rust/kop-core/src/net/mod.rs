@@ -1,6 +1,8 @@
 //! Listeners and the server lifecycle: start, serve, stop gracefully.
 
 mod connection;
+pub mod metrics_http;
+mod metrics_scrape;
 mod sasl;
 
 use std::io;
@@ -44,6 +46,9 @@ pub struct RunningServer {
     serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
     broker: Arc<Broker>,
     security: Arc<Security>,
+    /// What the metrics listener serves (`metrics/http.rs`), and where it listens.
+    exposed: Arc<metrics_http::Exposed>,
+    metrics_address: Option<SocketAddr>,
 }
 
 /// Connections the kernel queues per listener before kop accepts them.
@@ -137,6 +142,18 @@ impl RunningServer {
             .build()?;
         let specs = config.listener_specs();
         let sockets = specs.iter().map(bind).collect::<io::Result<Vec<_>>>()?;
+        // The metrics listener answers from the start: /health at once, /ready once the
+        // storage is open and the Kafka listeners accept connections.
+        let exposed = Arc::new(metrics_http::Exposed::default());
+        let mut metrics_address = None;
+        if let Some(spec) = &config.metrics_listener {
+            let std_listener = metrics_http::bind(spec)?;
+            metrics_address = Some(std_listener.local_addr()?);
+            let _guard = runtime.enter();
+            let listener = TcpListener::from_std(std_listener)?;
+            runtime.spawn(metrics_http::serve(listener, exposed.clone()));
+            tracing::info!(address = %spec, port = metrics_address.map_or(0, |a| a.port()), "metrics listener: /metrics, /health, /ready");
+        }
         let mut bound = Vec::new();
         let mut infos = Vec::new();
         for (spec, l) in specs.iter().zip(&sockets) {
@@ -171,6 +188,7 @@ impl RunningServer {
             Security::new(&config, Some(broker.metadata()), hooks)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
+        exposed.opened(broker.clone(), security.clone());
         // Storage is open: only now do the ports accept connections.
         let mut listeners = Vec::new();
         for (socket, info) in sockets.into_iter().zip(infos) {
@@ -188,6 +206,7 @@ impl RunningServer {
         for l in &bound {
             tracing::info!(listener = %l.name, host = %l.host, port = l.port, "listening");
         }
+        exposed.listening();
         Ok(RunningServer {
             runtime: Mutex::new(Some(runtime)),
             shutdown_tx,
@@ -196,7 +215,19 @@ impl RunningServer {
             serving: Mutex::new(Some(serving)),
             broker,
             security,
+            exposed,
+            metrics_address,
         })
+    }
+
+    /// Every metric, in Prometheus' text format (what the metrics listener serves).
+    pub fn metrics_text(&self) -> String {
+        metrics_scrape::render(&self.broker, Some(&self.security))
+    }
+
+    /// Where the metrics listener listens (None when `metrics_listener` is not set).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     pub fn listeners(&self) -> &[BoundListener] {
@@ -222,6 +253,7 @@ impl RunningServer {
             return;
         };
         tracing::info!("stopping");
+        self.exposed.stopping();
         self.shutdown_tx.send_replace(true);
         if let Some(serving) = self.serving.lock().take() {
             let finished = runtime.block_on(async { tokio::time::timeout(timeout, serving).await });
@@ -323,6 +355,7 @@ async fn accept_loop(
 ) {
     let mut connections = JoinSet::new();
     let protocol = security.protocol(&info.name);
+    let counted = broker.metrics.connections.listener(&info.name);
     let tls = protocol
         .is_tls()
         .then(|| security.tls.clone().map(tokio_rustls::TlsAcceptor::from))
@@ -347,6 +380,7 @@ async fn accept_loop(
                         None
                     };
                     let _ = stream.set_nodelay(true);
+                    let open = counted.accepted();
                     let ctx = RequestContext {
                         broker: broker.clone(),
                         listener: info.clone(),
@@ -358,10 +392,12 @@ async fn accept_loop(
                     };
                     match &tls {
                         None => {
-                            connections.spawn(connection::serve(stream, ctx, slot));
+                            let serve = connection::serve(stream, ctx, slot);
+                            connections.spawn(async move { serve.await; drop(open) });
                         }
                         Some(acceptor) => {
-                            connections.spawn(serve_tls(acceptor.clone(), stream, ctx, slot));
+                            let serve = serve_tls(acceptor.clone(), stream, ctx, slot);
+                            connections.spawn(async move { serve.await; drop(open) });
                         }
                     }
                 }

@@ -36,7 +36,11 @@ impl LogStore for RemoteLogs {
             self.backend.create_topic(topic, partition + 1)?;
             self.backend
                 .open_partition(topic, partition, self.tail_bytes)
+        })
+        .inspect_err(|_| {
+            crate::metrics::events::count(&crate::metrics::events::TAKEOVER_FAILURES)
         })?;
+        crate::metrics::events::count(&crate::metrics::events::TAKEOVERS);
         // Headers (or whole marker batches) in offset order; one batch may be named twice
         // (as a producer's recent batch and as its transaction's first).
         let mut last = None;
