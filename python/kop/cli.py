@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from kop import __version__
+import kop
 from kop.config import (
     FSYNC_POLICIES,
     LOG_FORMATS,
@@ -104,7 +104,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kop", description="A Kafka wire-protocol server.")
-    parser.add_argument("--version", action="version", version=f"kop {__version__}")
+    parser.add_argument("--version", action="version", version=f"kop {kop.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
@@ -162,7 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
         except ConfigError as err:
             return _fail(_describe(err), EXIT_USAGE)
         configure_cli_logging(config.log_format, config.log_level)
-        log.info("kop %s starting, storage %s", __version__, config.storage)
+        log.info("kop %s starting, storage %s", kop.__version__, config.storage)
 
         server = Server(config)
         try:

@@ -8,7 +8,6 @@ field list below, so a new option is added in one place.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import os
@@ -16,13 +15,10 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the conditional `tomli` dependency in pyproject.toml
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "config_reference_markdown", "env_var", "flag"]
 
@@ -297,6 +293,8 @@ class Config:
         """
         layers: list[Iterable[_Setting]] = []
         if config_file is not None:
+            from pathlib import Path  # with a config file only, like the TOML parser
+
             layers.append(_read_toml(Path(config_file)))
         layers.append(_read_env(os.environ if environ is None else environ))
         if overrides:
@@ -400,6 +398,11 @@ class _Setting:
 
 
 def _read_toml(path: Path) -> Iterator[_Setting]:
+    # Imported here: `kop serve` without a config file does not pay for the TOML parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the conditional `tomli` dependency in pyproject.toml
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -426,6 +429,8 @@ def _read_env(environ: Mapping[str, str]) -> Iterator[_Setting]:
     known = {env_var(name) for name in _FIELDS}
     for var in environ:
         if var.startswith(ENV_PREFIX) and var not in known:
+            import difflib  # only for an unknown KOP_* name
+
             close = difflib.get_close_matches(var, known, n=1, cutoff=0.85)
             if close:
                 log.warning("ignoring environment variable %s (did you mean %s?)", var, close[0])
@@ -471,6 +476,8 @@ def _coerce(name: str, value: Any, label: str, source: str) -> Any:
 
 
 def _suggest(name: str) -> str:
+    import difflib  # only for a mistake
+
     close = difflib.get_close_matches(name, list(_FIELDS), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import importlib
 import logging
@@ -12,18 +11,12 @@ from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kop.config import Config, check_token_validation
-from kop.hooks import (
-    AuthenticatorAdapter,
-    AuthorizerAdapter,
-    OAuthBearerValidatorAdapter,
-    ScramCredentialsAdapter,
-    load_hook,
-)
 from kop.lifecycle import StartCancelled, StopSignals
 from kop.logs import flush_native_logging, start_native_logging
 
 if TYPE_CHECKING:
     from kop._native import NativeServer
+    from kop.hooks import AuthorizerAdapter
     from kop.pulsar.backend import PulsarBackend
 
 __all__ = ["Server"]
@@ -86,6 +79,15 @@ def _adapter(adapter: Any, hook: Any) -> Any:
     return adapter(hook) if hook is not None else None
 
 
+def _hook_spec(config: Config, name: str) -> str | None:
+    """The ``module:callable`` a config names for hook ``name``, if any (the authorizer's
+    other values are built-in authorizers; ``python`` means a hook given in code)."""
+    spec: str | None = getattr(config, name)
+    if spec is None or spec == "python" or (name == "authorizer" and ":" not in spec):
+        return None
+    return spec
+
+
 class Server:
     """A kop server in this process.
 
@@ -104,30 +106,38 @@ class Server:
     ) -> None:
         config = config if config is not None else Config()
         # Hooks given here win; else `module:callable` from the config (CLI, env, TOML).
-        if authorizer is None and ":" in config.authorizer:
-            authorizer = load_hook(config.authorizer)
         given = {
+            "authorizer": authorizer,
             "authenticator": authenticator,
             "scram_credentials": scram_credentials,
             "oauthbearer_validator": oauthbearer_validator,
         }
-        for name, hook in given.items():
-            spec = getattr(config, name)
-            if hook is None and spec not in (None, "python"):
-                given[name] = load_hook(spec)
+        self._authorizer: AuthorizerAdapter | None = None
+        self._authenticator: Any = None
+        self._scram_credentials: Any = None
+        self._oauthbearer_validator: Any = None
+        if any(h is not None or _hook_spec(config, n) for n, h in given.items()):
+            # Imported only for a server with hooks: kop.hooks pulls in asyncio, which costs
+            # `kop serve` without hooks ~15-40 ms of start-up.
+            from kop import hooks
+
+            for name, hook in given.items():
+                spec = _hook_spec(config, name)
+                if hook is None and spec is not None:
+                    given[name] = hooks.load_hook(spec)
+            self._authorizer = _adapter(hooks.AuthorizerAdapter, given["authorizer"])
+            self._authenticator = _adapter(hooks.AuthenticatorAdapter, given["authenticator"])
+            self._scram_credentials = _adapter(
+                hooks.ScramCredentialsAdapter, given["scram_credentials"]
+            )
+            self._oauthbearer_validator = _adapter(
+                hooks.OAuthBearerValidatorAdapter, given["oauthbearer_validator"]
+            )
         check_token_validation(config, given["oauthbearer_validator"] is not None)
         native_overrides: dict[str, Any] = {
             name: "python" for name, hook in given.items() if hook is not None
         }
-        if authorizer is not None:
-            native_overrides["authorizer"] = "python"
         self._native_config = dataclasses.replace(config, **native_overrides)
-        self._authorizer = AuthorizerAdapter(authorizer) if authorizer is not None else None
-        self._authenticator = _adapter(AuthenticatorAdapter, given["authenticator"])
-        self._scram_credentials = _adapter(ScramCredentialsAdapter, given["scram_credentials"])
-        self._oauthbearer_validator = _adapter(
-            OAuthBearerValidatorAdapter, given["oauthbearer_validator"]
-        )
         self._config = config
         self._lock = threading.Lock()  # guards _native across start/stop from any thread
         self._native: NativeServer | None = None
@@ -246,6 +256,8 @@ class Server:
     async def serve_async(self, stop_timeout: float = 30.0) -> None:
         """Start (if needed) and wait without blocking the event loop until the server stops.
         On cancellation the server is stopped (in a thread) and CancelledError re-raised."""
+        import asyncio  # only here: it costs `kop serve` ~15-40 ms of start-up
+
         loop = asyncio.get_running_loop()
         for runner in self._runners():  # async hooks run on the application's loop
             runner.use_loop(loop)
