@@ -20,6 +20,7 @@ import os
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,9 +54,11 @@ TESTS = (
 
 # run sizes: records per unthrottled produce, seconds per fixed-rate latency run, e2e round trips
 MODES = {
+    # --quick: fewer workloads and tests (QUICK_*), runs long enough (~1-3 s for the fastest
+    # system) to rank the systems, 2 interleaved repeats for a median; under 10 minutes
     "quick": {
-        "records": {"1KB": 20_000, "100B": 100_000},
-        "latency_s": 3,
+        "records": {"1KB": 100_000, "100B": 500_000},
+        "latency_s": 4,
         "e2e": 500,
         "warmup": 30_000,
     },
@@ -66,6 +69,13 @@ MODES = {
         "warmup": 200_000,
     },
 }
+
+
+# what --quick runs unless --workloads / --tests say otherwise: one partition with acks=all
+# (bound by the round trip of each batch) and eight with acks=1 (bound by throughput)
+QUICK_WORKLOADS = "1KB-1p-acksall,1KB-8p-acks1"
+QUICK_TESTS = "java-produce,rdkafka-produce,java-consume,rdkafka-consume,rdkafka-latency"
+QUICK_REPEATS = 2
 
 
 def all_workloads() -> list[str]:
@@ -179,7 +189,8 @@ def start_and_probe(
             info["startup_s"] = round(delivered["at"] - started, 3)
             if port_open_at is not None:
                 info["port_open_s"] = round(port_open_at - started, 3)
-        info["cpu_to_ready_s"] = procmon.cpu_seconds(pid)
+        roots = [pid, *sysobj.storage_pids(launch)]
+        info["cpu_to_ready_s"] = round(procmon.tree_cpu_seconds(roots), 3)
     # let a launcher that does its own readiness check finish before loading the server
     while launch.proc.poll() is None and isinstance(sysobj, systems.ScriptSystem):
         if time.monotonic() > deadline + 60:
@@ -249,7 +260,7 @@ def run_test(
             row["target_rate"] = rate
         a = javaload.producer_args(bootstrap, topic, num, size, acks, rate)
         row["cmd"] = javaload.command_line(javaload.PRODUCER_CLASS, a)
-        rc, out, err = javaload.run_class(javaload.PRODUCER_CLASS, a, tmo, lg)
+        rc, out, err = javaload.run_class(javaload.PRODUCER_CLASS, a, tmo, lg, state["java_tools"])
         try:
             row.update(javaload.parse_producer(out, size))
         except ValueError as e:
@@ -279,7 +290,7 @@ def run_test(
             return {"error": "nothing was produced to consume"}
         a = javaload.consumer_args(bootstrap, topic, n, f"bench-{uuid.uuid4().hex[:8]}", 30000)
         row["cmd"] = javaload.command_line(javaload.CONSUMER_CLASS, a)
-        rc, out, err = javaload.run_class(javaload.CONSUMER_CLASS, a, tmo, lg)
+        rc, out, err = javaload.run_class(javaload.CONSUMER_CLASS, a, tmo, lg, state["java_tools"])
         try:
             row.update(javaload.parse_consumer(out))
             if int(row["records"]) < n:
@@ -300,7 +311,7 @@ def run_test(
         n = ctx.mode["e2e"]
         a = javaload.e2e_args(bootstrap, topic, n, acks, size)
         row["cmd"] = javaload.command_line(javaload.E2E_CLASS, a)
-        rc, out, err = javaload.run_class(javaload.E2E_CLASS, a, tmo, lg)
+        rc, out, err = javaload.run_class(javaload.E2E_CLASS, a, tmo, lg, state["java_tools"])
         try:
             row.update(javaload.parse_e2e(out, n))
         except ValueError as e:
@@ -320,7 +331,11 @@ def latency_rate(ctx: Ctx, rep: int, wl: str, driver: str, state: dict[str, Any]
     system) when --latency-basis=kafka and Kafka ran, else this system's own maximum."""
     base = None
     if ctx.args.latency_basis == "kafka":
-        base = ctx.kafka_max.get((rep, wl, driver))
+        # this repeat's, else the latest earlier one's (systems take turns going first)
+        for r in range(rep, -1, -1):
+            base = ctx.kafka_max.get((r, wl, driver))
+            if base is not None:
+                break
     if base is None:
         base = state["max_rate"].get(driver)
     return round(0.5 * base) if base else 0.0
@@ -407,9 +422,12 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
             ctx.summary["starts"].append(start_row)
             ctx.save()
             return
-        mon = procmon.ProcMonitor(pid).start()
-        rss = procmon.status_kib(pid, "VmRSS")
+        also = sysobj.storage_pids(launch)  # kop-pulsar: its Pulsar counts as its storage
+        mon = procmon.ProcMonitor(pid, also=also).start()
+        rss = procmon.rss_kib([pid, *also])
         start_row["rss_ready_mib"] = round(rss / 1024, 1) if rss else None
+        if also:
+            start_row["storage_pids_counted"] = len(also)
         up_s, rss_mib = info.get("startup_s"), start_row["rss_ready_mib"]
         log(f"  up: {up_s} s to first produce, RSS {rss_mib} MiB")
         warm_up(ctx, bootstrap, rep, name)
@@ -417,7 +435,12 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
             _size, parts, _acks = parse_workload(wl)
             topic = f"bench-{wl}-r{rep}-{uuid.uuid4().hex[:6]}".replace("KB", "kb").lower()
             err = create_topic(bootstrap, topic, parts)
-            state: dict[str, Any] = {"system": name, "produced": 0, "max_rate": {}}
+            state: dict[str, Any] = {
+                "system": name,
+                "produced": 0,
+                "max_rate": {},
+                "java_tools": sysobj.java_tools_version,
+            }
             for test in ctx.args.tests:
                 if test == "e2e-latency" and parts != 1:
                     continue
@@ -461,6 +484,73 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
         ctx.save()
 
 
+# ---------------------------------------------------------------- order, pinning, summary
+
+
+def run_order(chosen: list[systems.System], rep: int, order: str) -> list[systems.System]:
+    """Systems in the order of repeat ``rep``: Kafka first in the first repeat (its maximum
+    rates set the load of the latency tests), then each repeat starts one system later."""
+    if order == "fixed" or not chosen:
+        return chosen
+    k = rep % len(chosen)
+    return chosen[k:] + chosen[:k]
+
+
+def _cpu_list(text: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def parse_pin(ap: argparse.ArgumentParser, spec: str | None) -> tuple[set[int], set[int]] | None:
+    if not spec:
+        return None
+    try:
+        server, client = (_cpu_list(x) for x in spec.split(":"))
+    except ValueError:
+        ap.error(f"--pin {spec!r}: want SERVER_CPUS:CLIENT_CPUS, e.g. 0:1 or 0-1:2-3")
+    usable = os.sched_getaffinity(0)
+    if not server or not client or not (server | client) <= usable:
+        ap.error(f"--pin {spec!r}: CPUs must be among {sorted(usable)}, both sides non-empty")
+    if server & client:
+        ap.error(f"--pin {spec!r}: the server and the client CPUs overlap")
+    return server, client
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return format(med, fmt)
+    return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def print_medians(summary: dict[str, Any]) -> None:
+    """Per workload and test: each system's median (min-max) over the repeats."""
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for r in summary["results"]:
+        if not r.get("error"):
+            by_sys = groups.setdefault((r["workload"], r["test"]), {})
+            by_sys.setdefault(r["system"], []).append(r)
+    if not groups:
+        return
+    log("medians (min-max) over repeats:")
+    for (wl, test), by_sys in groups.items():
+        for name, rows in by_sys.items():
+            rate = _spread([float(x["rec_per_s"]) for x in rows if "rec_per_s" in x], ",.0f")
+            p99 = _spread([float(x["lat_p99_ms"]) for x in rows if "lat_p99_ms" in x], ".1f")
+            log(f"  {wl:<16} {test:<16} {name:<11} rec/s {rate}  p99 ms {p99}  n={len(rows)}")
+    starts: dict[str, list[float]] = {}
+    for st in summary["starts"]:
+        if "startup_s" in st:
+            starts.setdefault(st["system"], []).append(float(st["startup_s"]))
+    for name, vals in starts.items():
+        log(f"  start to first produce  {name:<11} s {_spread(vals, '.3f')}")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -468,7 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--quick", action="store_true", help="small runs, --repeat 1 (~5 min)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"the quick profile (< 10 min for all systems): workloads {QUICK_WORKLOADS}, "
+        f"tests {QUICK_TESTS}, {QUICK_REPEATS} repeats, shorter runs",
+    )
     ap.add_argument(
         "--systems",
         default="kafka,kop,kop-pulsar,koP",
@@ -476,12 +571,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--workloads",
-        default="*",
+        default=None,
         help="comma list of workload names or globs, e.g. '1KB-*,100B-8p-acksall'; "
-        "all: " + ", ".join(all_workloads()),
+        "all: " + ", ".join(all_workloads()) + " (default: all; --quick: " + QUICK_WORKLOADS + ")",
     )
-    ap.add_argument("--tests", default=",".join(TESTS), help="comma list from: " + ", ".join(TESTS))
-    ap.add_argument("--repeat", type=int, default=None, help="repeats (default 3, quick 1)")
+    ap.add_argument(
+        "--tests", default=None, help="comma list from: " + ", ".join(TESTS) + " (default: all)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=None, help=f"repeats (default 3, quick {QUICK_REPEATS})"
+    )
     ap.add_argument("--records-1kb", type=int, help="records per unthrottled 1 KB produce")
     ap.add_argument("--records-100b", type=int, help="records per unthrottled 100 B produce")
     ap.add_argument("--latency-seconds", type=float, help="length of each fixed-rate run")
@@ -492,6 +591,20 @@ def main(argv: list[str] | None = None) -> int:
         choices=["kafka", "self"],
         default="kafka",
         help="fixed rate = half of Kafka's max (same load for all, default) or of each system's",
+    )
+    ap.add_argument(
+        "--pin",
+        metavar="SERVER_CPUS:CLIENT_CPUS",
+        help="pin the server (and everything its launcher starts) and the load generators to "
+        "separate CPUs, e.g. 0:1 or 0-1:2-3 (taskset lists)",
+    )
+    ap.add_argument(
+        "--order",
+        choices=["rotate", "fixed"],
+        default="rotate",
+        help="rotate: each repeat starts with the next system (Kafka first in the first repeat), "
+        "so slow drifts of the machine's load do not always hit the same system; fixed: "
+        "always --systems order with Kafka first",
     )
     ap.add_argument("--start-timeout", type=float, default=180.0)
     ap.add_argument("--tool-timeout", type=float, default=600.0)
@@ -524,7 +637,12 @@ def main(argv: list[str] | None = None) -> int:
         mode["e2e"] = args.e2e_records
     if args.warmup_records is not None:
         mode["warmup"] = args.warmup_records
-    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    repeat = args.repeat if args.repeat is not None else (QUICK_REPEATS if args.quick else 3)
+    if args.workloads is None:
+        args.workloads = QUICK_WORKLOADS if args.quick else "*"
+    if args.tests is None:
+        args.tests = QUICK_TESTS if args.quick else ",".join(TESTS)
+    pin = parse_pin(ap, args.pin)
 
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     for n in names:
@@ -555,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": mode,
         "repeat": repeat,
         "latency_basis": args.latency_basis,
+        "pin": {"server": sorted(pin[0]), "client": sorted(pin[1])} if pin else None,
+        "order": args.order,
         "workloads": workloads,
         "tests": args.tests,
         "machine": machine.describe(),
@@ -572,8 +692,13 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Ctx(args, mode, out_dir, logs, summary)
 
     chosen: list[systems.System] = []
+    if pin:
+        # this process and every load generator it starts run on the client CPUs
+        os.sched_setaffinity(0, pin[1])
     for n in names:
         s = systems.ALL[n]()
+        if pin:
+            s.cpus = pin[0]
         why = s.unavailable()
         summary["systems"][n] = {"label": s.label, "available": why is None, "reason": why}
         if why is None:
@@ -585,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         for rep in range(repeat):
-            for s in chosen:
+            for s in run_order(chosen, rep, args.order):
                 run_system(ctx, s, rep, workloads)
     except KeyboardInterrupt:
         log("interrupted; servers were stopped, partial results kept")
@@ -596,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["machine"]["loadavg_at_end"] = " ".join(map(str, machine.loadavg()))
         ctx.save()
         shutil.rmtree(work_root, ignore_errors=True)
+    print_medians(summary)
     errs = [r for r in summary["results"] if r.get("error")]
     log(
         f"done in {summary['elapsed_s']:.0f}s: {len(summary['results'])} results, "

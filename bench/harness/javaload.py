@@ -23,9 +23,15 @@ CONSUMER_CLASS = "org.apache.kafka.tools.ConsumerPerformance"
 E2E_CLASS = "org.apache.kafka.tools.EndToEndLatency"
 
 
-def run_class(cls: str, args: list[str], timeout: float, log: Path | None) -> tuple[int, str, str]:
+def run_class(
+    cls: str, args: list[str], timeout: float, log: Path | None, kafka_version: str | None = None
+) -> tuple[int, str, str]:
+    """``kafka_version``: the tools of another Kafka release (kafka.sh's KAFKA_VERSION), for a
+    server that newer clients cannot talk to."""
     env = dict(os.environ)
     env.update(TOOL_ENV)
+    if kafka_version:
+        env["KAFKA_VERSION"] = kafka_version
     cmd = [str(KAFKA_SH), "run-class", cls, *args]
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -74,9 +74,10 @@ def children_map() -> dict[int, list[int]]:
     return kids
 
 
-def tree(pid: int) -> list[int]:
+def tree(pid: int, *more: int) -> list[int]:
+    """``pid`` and the other roots given, with all their descendants."""
     kids = children_map()
-    out, todo = [], [pid]
+    out, todo = [], [pid, *more]
     while todo:
         p = todo.pop()
         out.append(p)
@@ -102,11 +103,24 @@ class Window:
     wall_s: float
 
 
+def rss_kib(pids: list[int]) -> int:
+    """The RSS of ``pids`` and all their descendants."""
+    return tree_rss_kib(tree(*pids)) if pids else 0
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of ``pids`` and all their descendants."""
+    return sum(c for p in tree(*pids) if (c := cpu_seconds(p)) is not None) if pids else 0.0
+
+
 @dataclass
 class ProcMonitor:
-    """Samples a process tree every ``interval`` seconds until stopped."""
+    """Samples a process tree every ``interval`` seconds until stopped. ``also``: more roots
+    whose trees count as part of the server (e.g. the Pulsar that kop-pulsar stores in, which
+    its launcher started detached, so it is not among kop's descendants)."""
 
     pid: int
+    also: list[int] = field(default_factory=list)
     interval: float = 0.1
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -129,7 +143,7 @@ class ProcMonitor:
             n += 1
 
     def _sample(self, refresh_tree: bool = True) -> None:
-        pids = tree(self.pid) if refresh_tree or not self._pids else self._pids
+        pids = tree(self.pid, *self.also) if refresh_tree or not self._pids else self._pids
         rss = tree_rss_kib(pids)
         cpu = {}
         for p in pids:
@@ -166,9 +180,11 @@ class ProcMonitor:
         )
 
     def lifetime(self) -> dict[str, float | None]:
-        """Lifetime peak: VmHWM of the main process and the sampled peak of the tree."""
+        """Lifetime peak: VmHWM of the main process (summed over the roots: ``also``) and the
+        sampled peak of the tree."""
         self._sample()
-        hwm = status_kib(self.pid, "VmHWM")
+        hwms = [status_kib(p, "VmHWM") for p in (self.pid, *self.also)]
+        hwm = None if None in hwms else sum(h for h in hwms if h is not None)
         with self._lock:
             life = self._life_peak_kib
         return {

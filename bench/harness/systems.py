@@ -34,6 +34,10 @@ class Launch:
 class System:
     name = ""
     label = ""
+    # CPUs the server runs on (``bench/run.py --pin``); None: wherever the scheduler likes
+    cpus: set[int] | None = None
+    # Kafka release of the Java tools that drive it; None: scripts/kafka.sh's default
+    java_tools_version: str | None = None
 
     def unavailable(self) -> str | None:
         """None when the system can be run here, else the reason (shown in the report)."""
@@ -48,6 +52,7 @@ class System:
     def launch(self, data_dir: Path, port: int) -> Launch:
         data_dir.mkdir(parents=True, exist_ok=True)
         log = data_dir / "launcher.log"
+        cpus = self.cpus
         with open(log, "wb") as f:
             proc = subprocess.Popen(
                 self.command(str(data_dir), port),
@@ -56,12 +61,19 @@ class System:
                 stdin=subprocess.DEVNULL,
                 cwd=REPO,
                 start_new_session=True,
+                # inherited by everything the launcher starts (JVMs, a Pulsar of its own)
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             )
         return Launch(proc, data_dir, port, log)
 
     def server_pid(self, launch: Launch) -> int | None:
         """pid of the server process (may appear some time after launch)."""
         return launch.proc.pid if launch.proc.poll() is None else None
+
+    def storage_pids(self, launch: Launch) -> list[int]:
+        """Processes outside the server's own tree that are part of the system (its storage),
+        counted in its RSS and CPU."""
+        return []
 
     def launcher_failed(self, launch: Launch) -> str | None:
         """An error text once the launcher has given up, else None."""
@@ -210,9 +222,9 @@ class Kop(System):
 class KopOnPulsar(Kop):
     """kop with Apache Pulsar storage: a Pulsar standalone of its own (``scripts/pulsar.sh``,
     started by the launcher, so time-to-first-produce includes Pulsar's start), then
-    ``kop serve --storage pulsar://``. The process monitor sees the Pulsar JVM in the launcher's
-    process tree, so RSS and CPU are kop's plus its Pulsar's (the whole storage system, as for
-    Kafka)."""
+    ``kop serve --storage pulsar://``. pulsar.sh starts the Pulsar JVM detached (it is not
+    among kop's descendants), so ``storage_pids`` names it: RSS and CPU are kop's plus its
+    Pulsar's (the whole storage system, as for Kafka)."""
 
     name = "kop-pulsar"
 
@@ -244,6 +256,13 @@ class KopOnPulsar(Kop):
         )
         return ["bash", "-c", script]
 
+    def storage_pids(self, launch: Launch) -> list[int]:
+        try:
+            pid = int((launch.data_dir / "pulsar" / "pulsar.pid").read_text().strip())
+        except (OSError, ValueError):
+            return []
+        return [pid] if Path(f"/proc/{pid}").exists() else []
+
     def stop(self, launch: Launch) -> None:
         stop_process(launch.proc)
         subprocess.run(
@@ -260,6 +279,8 @@ class StreamNativeKoP(ScriptSystem):
     name = "koP"
     script = REPO / "bench" / "systems" / "kop_pulsar_plugin.sh"
     pidfile = "pulsar.pid"
+    # KoP 3.1.1.1 closes the connection of Kafka Java clients >= 3.9 (ApiVersions v4+)
+    java_tools_version = os.environ.get("KOP_JAVA_TOOLS_VERSION", "3.8.1")
 
     def __init__(self) -> None:
         self.label = f"KoP {self.version().split()[0]} (StreamNative)"
@@ -270,6 +291,16 @@ class StreamNativeKoP(ScriptSystem):
         )
         if cp.returncode != 0:
             return f"could not be resolved: {cp.stderr.strip()[-1500:]}"
+        tools = subprocess.run(
+            [str(Kafka.script), "fetch"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+            env={**os.environ, "KAFKA_VERSION": str(self.java_tools_version)},
+        )
+        if tools.returncode != 0:
+            return f"Kafka {self.java_tools_version} Java tools: {tools.stderr.strip()[-800:]}"
         return None
 
     def version(self) -> str:

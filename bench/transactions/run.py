@@ -194,7 +194,7 @@ def run_system(
             start.setdefault("error", "server pid unknown")
             log(f"  {name} did not start: {start['error'][:300]}")
             return
-        mon = procmon.ProcMonitor(pid).start()
+        mon = procmon.ProcMonitor(pid, also=sysobj.storage_pids(launch)).start()
         warm_up(a, bootstrap, out / "logs", f"r{rep}-{name}")
         topic = f"bench-txn-r{rep}-{uuid.uuid4().hex[:6]}"
         err = create_topic(bootstrap, topic, a.partitions)
