@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Run kop, Apache Kafka and KoP side by side on loopback and record the numbers.
 
-    .venv/bin/python bench/run.py --quick                  # ~5 min smoke run of everything
+    .venv/bin/python bench/run.py --quick                  # ranks the systems in < 10 min
     .venv/bin/python bench/run.py                          # full run (see bench/README.md)
     .venv/bin/python bench/run.py --systems kafka,kop --workloads '1KB-*' --repeat 5
     .venv/bin/python bench/report.py                       # -> docs/benchmarks.md + plots
 
-Each repeat starts every selected system in turn (Kafka first), measures its start-up, drives
-every selected workload against it, stops it and deletes its data. Results go to
+Each repeat starts every selected system in turn (Kafka first in the first repeat, then the
+order rotates), measures its start-up, drives every selected workload against it, stops it and
+deletes its data; at the end it prints each system's median (min-max) over the repeats. Results go to
 bench/results/<run-id>/summary.json (tool logs in logs/, not committed).
 """
 

@@ -22,6 +22,7 @@ samples.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -148,6 +149,26 @@ def produce(conn: Conn, topic: str, batch: bytes) -> int:
 # ---------------------------------------------------------------- one start
 
 
+def sched_times(pid: int, label: str) -> dict[str, float]:
+    """CPU time of the process so far and its time spent waiting for a CPU (run queue), summed
+    over its live threads, from /proc/PID/task/*/schedstat (ns). On a loaded machine the wait
+    says how much of the wall time other work took."""
+    cpu = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run_ns, wait_ns, _ = f.read().split()
+        except (OSError, ValueError):
+            continue
+        cpu += int(run_ns)
+        wait += int(wait_ns)
+    return {f"{label}_cpu_s": cpu / 1e9, f"{label}_runq_s": wait / 1e9}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,6 +204,8 @@ def probe(port: int, t0: float, timeout: float, proc: subprocess.Popen[bytes]) -
             api_versions(conn)
             out.setdefault("port_s", accepted)
             out.setdefault("ready_s", time.perf_counter() - t0)
+            if "ready_cpu_s" not in out:
+                out.update(sched_times(proc.pid, "ready"))
             metadata(conn, topic)
             while (err := produce(conn, topic, batch)) != 0:
                 if time.perf_counter() > deadline:
@@ -218,6 +241,10 @@ def one_start(
         return probe(port, t0, timeout, proc)
     finally:
         if kop_cmd is None:
+            # kafka.sh's own readiness check (a ListTopics by a JVM tool) finishes first: it
+            # would retry for a minute against a stopped broker
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=180)
             subprocess.run([str(KAFKA_SH), "stop", str(data)], capture_output=True, check=False)
             proc.wait(timeout=60)
         else:
@@ -283,10 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         ("ready_s", "ApiVersions answered"),
         ("produce_s", "first produce acked"),
     )
+    process = (
+        ("ready_cpu_s", "CPU time to ready"),
+        ("ready_runq_s", "waiting for a CPU"),
+    )
     for system, rows in samples.items():
         print(f"{system} ({len(rows)} starts): median (min-max) from spawn")
         for key, text in phases:
             print(f"  {text:<22} {spread([r[key] for r in rows])}")
+        for key, text in process:  # the spawned process itself (kop; Kafka's is a script)
+            if commands[system] is not None and all(key in r for r in rows):
+                print(f"  {text:<22} {spread([r[key] for r in rows])}")
     for name in samples:
         if name == "kafka" or "kafka" not in samples:
             continue
