@@ -8,8 +8,8 @@
 
 Each repeat starts every selected system in turn (Kafka first in the first repeat, then the
 order rotates), measures its start-up, drives every selected workload against it, stops it and
-deletes its data; at the end it prints each system's median (min-max) over the repeats. Results go to
-bench/results/<run-id>/summary.json (tool logs in logs/, not committed).
+deletes its data; at the end it prints each system's median (min-max) over the repeats.
+Results go to bench/results/<run-id>/summary.json (tool logs in logs/, not committed).
 """
 
 from __future__ import annotations
