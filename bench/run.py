@@ -260,7 +260,7 @@ def run_test(
             num = max(1000, int(rate * ctx.mode["latency_s"]))
             row["target_rate"] = rate
         a = javaload.producer_args(bootstrap, topic, num, size, acks, rate)
-        row["cmd"] = javaload.command_line(javaload.PRODUCER_CLASS, a)
+        row["cmd"] = javaload.command_line(javaload.PRODUCER_CLASS, a, state["java_tools"])
         rc, out, err = javaload.run_class(javaload.PRODUCER_CLASS, a, tmo, lg, state["java_tools"])
         try:
             row.update(javaload.parse_producer(out, size))
@@ -290,7 +290,7 @@ def run_test(
         if n <= 0:
             return {"error": "nothing was produced to consume"}
         a = javaload.consumer_args(bootstrap, topic, n, f"bench-{uuid.uuid4().hex[:8]}", 30000)
-        row["cmd"] = javaload.command_line(javaload.CONSUMER_CLASS, a)
+        row["cmd"] = javaload.command_line(javaload.CONSUMER_CLASS, a, state["java_tools"])
         rc, out, err = javaload.run_class(javaload.CONSUMER_CLASS, a, tmo, lg, state["java_tools"])
         try:
             row.update(javaload.parse_consumer(out))
@@ -311,7 +311,7 @@ def run_test(
     elif test == "e2e-latency":
         n = ctx.mode["e2e"]
         a = javaload.e2e_args(bootstrap, topic, n, acks, size)
-        row["cmd"] = javaload.command_line(javaload.E2E_CLASS, a)
+        row["cmd"] = javaload.command_line(javaload.E2E_CLASS, a, state["java_tools"])
         rc, out, err = javaload.run_class(javaload.E2E_CLASS, a, tmo, lg, state["java_tools"])
         try:
             row.update(javaload.parse_e2e(out, n))

@@ -47,8 +47,9 @@ def run_class(
     return rc, out, err
 
 
-def command_line(cls: str, args: list[str]) -> str:
-    return " ".join(["scripts/kafka.sh run-class", cls, *args])
+def command_line(cls: str, args: list[str], kafka_version: str | None = None) -> str:
+    prefix = [f"KAFKA_VERSION={kafka_version}"] if kafka_version else []
+    return " ".join([*prefix, "scripts/kafka.sh run-class", cls, *args])
 
 
 _PP_FINAL = re.compile(
