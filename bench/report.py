@@ -229,8 +229,9 @@ def plot_ratios(d: Data, path: Path) -> bool:
             else:
                 g = statistics.geometric_mean(meds_wl)
                 meds.append(g)
-                lo.append(g - min(meds_wl))
-                hi.append(max(meds_wl) - g)
+                # max(0, ...): the geometric mean of one value can differ from it by a rounding
+                lo.append(max(0.0, g - min(meds_wl)))
+                hi.append(max(0.0, max(meds_wl) - g))
             labels.append(text)
         for key, text in (("startup_s", "start to first produce"), ("vmhwm_mib", "peak RSS")):
             r = d.start_ratio(sysname, key)
@@ -598,22 +599,30 @@ def section_noise(d: Data) -> str:
     )
 
 
+def order_text(summary: dict[str, Any]) -> str:
+    """How the run ordered and placed the systems (runs before --order/--pin: Kafka first)."""
+    text = (
+        "Kafka first in the first repeat, then the order rotates"
+        if summary.get("order") == "rotate"
+        else "Kafka first"
+    )
+    pin = summary.get("pin")
+    if pin:
+        text += (
+            f"; servers pinned to CPU(s) {','.join(map(str, pin['server']))}, load generators to "
+            f"{','.join(map(str, pin['client']))}"
+        )
+    return text
+
+
 def kop_plugin_note(d: Data) -> str:
     if "koP" not in d.systems or "koP" in d.measured:
         return ""
     return (
-        "**About KoP (StreamNative).** The harness resolves the protocol-handler NAR "
-        "`io.streamnative.pulsar.handlers:pulsar-protocol-handler-kafka:<x.y.z.m>:nar` and runs "
-        "it in `org.apache.pulsar:pulsar-broker:<x.y.z>` (KoP `x.y.z.m` is built for Pulsar "
-        "`x.y.z`), configured per KoP's docs (`bench/systems/kop_pulsar_plugin.sh`). The Maven "
-        "Central reachable from this machine does not serve that artifact: there is no "
-        "`maven-metadata.xml` for it, and versions `4.0.6.5` (the newest listed with dependencies, "
-        "built on `io.streamnative:pulsar-broker:4.0.6.5` and kafka-clients 3.9.1), `2.10.1.7` and "
-        "`2.9.1.5` (the releases whose sibling artifacts `kafka-payload-processor` / "
-        '`pulsar-protocol-handler-kafka-parent` *are* served) all answer "Could not find '
-        'artifact". KoP shipped its NARs as GitHub release assets, which this machine cannot '
-        "reach. Given a NAR, `KOP_NAR=/path/x.nar KOP_VERSION=x.y.z.m bench/run.py --systems "
-        "kafka,koP` runs it; that start path has not been exercised yet.\n"
+        "**About KoP (StreamNative).** KoP's NARs are not on Maven Central; "
+        "`bench/systems/kop_pulsar_plugin.sh fetch` builds KoP 3.1.1.1 from source (set "
+        "`KOP_GIT` to a clone or mirror of streamnative/kop, or `KOP_NAR` to a NAR) and runs it in "
+        "the `io.streamnative` Pulsar 3.1.1.1 standalone it was built for; see bench/README.md.\n"
     )
 
 
@@ -667,10 +676,10 @@ def render(
         kop_plugin_note(d),
         "Every system is started by the harness on a free loopback port with an empty data "
         "directory, driven, stopped, and its data deleted; within a repeat the systems run one "
-        "after another (Kafka first). Settings: Apache Kafka as `scripts/kafka.sh` starts it "
-        "(KRaft combined node, heap 1 GiB, no fsync per write — Kafka's default); kop with "
-        "`kop serve --storage file://DIR` and its defaults (`--fsync interval`: a background "
-        "fsync every 1 s, not on the ack path; tokio threads = CPUs); KoP in a Pulsar "
+        f"after another ({order_text(summary)}). Settings: Apache Kafka as `scripts/kafka.sh` "
+        "starts it (KRaft combined node, heap 1 GiB, no fsync per write — Kafka's default); "
+        "kop with `kop serve --storage file://DIR` and its defaults (`--fsync interval`: a "
+        "background fsync every 1 s, not on the ack path; tokio threads = CPUs); KoP in a Pulsar "
         "standalone broker (heap 1 GiB, "
         "`entryFormat=kafka`, bookie journal with its default fsync).",
         "",
