@@ -56,7 +56,7 @@ TESTS = (
 # run sizes: records per unthrottled produce, seconds per fixed-rate latency run, e2e round trips
 MODES = {
     # --quick: fewer workloads and tests (QUICK_*), runs long enough (~0.2-6 s per run here)
-    # system) to rank the systems, 2 interleaved repeats for a median; under 10 minutes
+    # to rank the systems, 2 interleaved repeats for a median; ~10 minutes for all four here
     "quick": {
         "records": {"1KB": 60_000, "100B": 300_000},
         "latency_s": 3,
