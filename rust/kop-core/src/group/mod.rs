@@ -439,6 +439,18 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848).
+    /// The SubscribedTopicRegex a consumer group member subscribed with, if any.
+    pub fn member_regex(&self, group_id: &str, member_id: &str) -> Option<String> {
+        let groups = self.shard_for(group_id).lock_active()?;
+        let member = groups
+            .get(group_id)?
+            .modern
+            .as_ref()?
+            .members
+            .get(member_id)?;
+        member.regex.clone()
+    }
+
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,

@@ -367,6 +367,8 @@ fn consumer_group_survives_reopen_and_static_member_takes_over() {
         rack_id: None,
         rebalance_timeout_ms: 30_000,
         subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+        regex: None,
+        regex_matched: None,
         assignor: None,
         owned: None,
         client_id: "c".into(),
