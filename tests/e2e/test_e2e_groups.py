@@ -640,6 +640,11 @@ def test_consumer_groups_tool(gserver, kafka_tools):
     rows = describe_offsets(bootstrap, group)
     assert rows.get(1) == ("25", "50", "25") and rows.get(0, ("-",))[0] == "-", rows
 
+    # Without its last offset the group stays, Empty (as on Kafka, until offsets expire).
+    tool(bootstrap, "--delete-offsets", "--group", group, "--topic", f"{topic}:1")
+    state = tool(bootstrap, "--describe", "--group", group, "--state")
+    assert [ln for ln in state.splitlines() if ln.split()[:1] == [group] and "Empty" in ln], state
+
     out = tool(bootstrap, "--delete", "--group", group)
     assert re.search(r"[Dd]elet", out), out
     assert group not in tool(bootstrap, "--list").split()

@@ -34,6 +34,8 @@ pub enum KafkaError {
     UnacceptableCredential,
     #[error("the requested offset is out of range")]
     OffsetOutOfRange,
+    #[error("the request parameters do not satisfy the configured policy")]
+    PolicyViolation,
     #[error("the record batch failed its CRC check or is malformed")]
     CorruptMessage,
     #[error("this server does not host this topic-partition")]
@@ -181,6 +183,7 @@ impl KafkaError {
             KafkaError::DuplicateResource => 92,
             KafkaError::UnacceptableCredential => 93,
             KafkaError::OffsetOutOfRange => 1,
+            KafkaError::PolicyViolation => 44,
             KafkaError::CorruptMessage => 2,
             KafkaError::UnknownTopicOrPartition => 3,
             KafkaError::MessageTooLarge => 10,

@@ -564,6 +564,29 @@ impl Partition {
         Ok(self.inner.write().log.flush()?)
     }
 
+    /// DeleteRecords (Kafka's `Partition.deleteRecordsOnLeader`): moves the log start up to
+    /// `offset` (-1: the high watermark), durably, and returns the log start after it (the
+    /// low watermark). Past the high watermark: OFFSET_OUT_OF_RANGE; a topic whose
+    /// `cleanup.policy` lacks `delete`: POLICY_VIOLATION.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, KafkaError> {
+        let mut inner = self.inner.write();
+        if !inner.opened {
+            return Err(KafkaError::NotLeaderOrFollower);
+        }
+        if !inner.config.log.delete_retention {
+            return Err(KafkaError::PolicyViolation);
+        }
+        let high_watermark = self.high_watermark();
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(KafkaError::OffsetOutOfRange);
+        }
+        inner.log.advance_log_start(target)?;
+        let start = inner.log.log_start_offset();
+        inner.producers.aborted.trim(start);
+        Ok(start)
+    }
+
     /// Applies retention; the aborted transactions it leaves wholly before the log start go.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, KafkaError> {
         let mut inner = self.inner.write();

@@ -28,6 +28,10 @@ pub struct ModernMember {
     pub previous_epoch: i32,
     pub rebalance_timeout: Duration,
     pub subscribed: Vec<String>,
+    /// SubscribedTopicRegex (RE2/J syntax, matched against whole names), and the topics it
+    /// matched at the member's last heartbeat: topics created later join then.
+    pub regex: Option<String>,
+    pub regex_matched: Vec<String>,
     pub assignor: Option<String>,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
@@ -57,6 +61,10 @@ pub struct HeartbeatParams {
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Option<Vec<String>>,
+    /// SubscribedTopicRegex as sent (None: unchanged; empty: none).
+    pub regex: Option<String>,
+    /// The topics the member's regex matches now (resolved by the caller; None: no regex).
+    pub regex_matched: Option<Vec<String>>,
     pub assignor: Option<String>,
     pub owned: Option<Assignment>,
     pub client_id: String,
@@ -71,6 +79,19 @@ pub struct HeartbeatOut {
 
 /// Resolves a topic name to (topic id, partition count).
 pub type Topics<'a> = &'a dyn Fn(&str) -> Option<(Uuid, i32)>;
+
+/// A SubscribedTopicRegex compiled as RE2/J uses it: the whole topic name must match. The
+/// `regex` crate's syntax is RE2's.
+pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+impl ModernMember {
+    /// Every topic the member subscribes to: by name and by its regex.
+    pub fn topics(&self) -> impl Iterator<Item = &String> {
+        self.subscribed.iter().chain(&self.regex_matched)
+    }
+}
 
 fn intersects(a: &Assignment, b: &Assignment) -> bool {
     a.iter()
@@ -141,6 +162,8 @@ impl ModernGroup {
                     previous_epoch: m.previous_epoch,
                     rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i64,
                     subscribed: m.subscribed.clone(),
+                    regex: m.regex.clone(),
+                    regex_matched: m.regex_matched.clone(),
                     assignor: m.assignor.clone(),
                     assigned: to_snapshot(&m.assigned),
                     pending_revocation: to_snapshot(&m.pending_revocation),
@@ -175,6 +198,8 @@ impl ModernGroup {
                     previous_epoch: m.previous_epoch,
                     rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
                     subscribed: m.subscribed,
+                    regex: m.regex,
+                    regex_matched: m.regex_matched,
                     assignor: m.assignor,
                     assigned: from_snapshot(&m.assigned),
                     pending_revocation: from_snapshot(&m.pending_revocation),
@@ -258,7 +283,7 @@ impl ModernGroup {
 
     /// Bumps the epoch if a subscribed topic appeared, vanished or grew.
     fn refresh_topics(&mut self, topics: Topics<'_>) {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed).collect();
+        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.topics()).collect();
         let seen: BTreeMap<String, (Uuid, i32)> = names
             .into_iter()
             .filter_map(|n| topics(n).map(|t| (n.clone(), t)))
@@ -287,8 +312,7 @@ impl ModernGroup {
             .map(|m| AssignorMember {
                 id: &m.id,
                 topics: m
-                    .subscribed
-                    .iter()
+                    .topics()
                     .filter_map(|t| self.topics_seen.get(t).copied())
                     .collect(),
                 previous: self.target.get(&m.id),
@@ -406,6 +430,24 @@ impl ModernGroup {
                     changed = true;
                 }
             }
+            if let Some(regex) = &p.regex {
+                let regex = (!regex.is_empty()).then(|| regex.clone());
+                if regex != m.regex {
+                    m.regex = regex;
+                    changed = true;
+                }
+            }
+            let matched = if m.regex.is_some() {
+                p.regex_matched
+                    .clone()
+                    .unwrap_or_else(|| m.regex_matched.clone())
+            } else {
+                Vec::new()
+            };
+            if matched != m.regex_matched {
+                m.regex_matched = matched;
+                changed = true;
+            }
             if p.assignor.is_some() && p.assignor != m.assignor {
                 m.assignor = p.assignor.clone();
                 changed = true;
@@ -429,10 +471,10 @@ impl ModernGroup {
     }
 
     fn join(&mut self, p: &HeartbeatParams, now: Instant) -> Result<(), (KafkaError, String)> {
-        if p.subscribed.is_none() {
+        if p.subscribed.is_none() && p.regex.is_none() {
             return Err((
                 KafkaError::InvalidRequest,
-                "SubscribedTopicNames must be set in the first request".into(),
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.".into(),
             ));
         }
         if let Some(inst) = &p.instance_id {
@@ -484,6 +526,8 @@ impl ModernGroup {
                 previous_epoch: -1,
                 rebalance_timeout: Duration::from_millis(p.rebalance_timeout_ms.max(0) as u64),
                 subscribed: Vec::new(),
+                regex: None,
+                regex_matched: Vec::new(),
                 assignor: None,
                 assigned: Assignment::new(),
                 pending_revocation: Assignment::new(),
@@ -565,7 +609,7 @@ impl ModernGroup {
         let mut all: Vec<String> = self
             .members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| m.topics().cloned())
             .collect();
         all.sort();
         all.dedup();
@@ -585,6 +629,8 @@ mod tests {
             rack_id: None,
             rebalance_timeout_ms: 30_000,
             subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+            regex: None,
+            regex_matched: None,
             assignor: None,
             owned,
             client_id: "c".into(),
@@ -631,5 +677,42 @@ mod tests {
         assert_eq!((a3.epoch, total(a3.assignment.as_ref().unwrap())), (3, 4));
         assert_eq!(g.validate_commit("a", 3), Ok(()));
         assert_eq!(g.validate_commit("a", 2), Err(KafkaError::StaleMemberEpoch));
+    }
+
+    #[test]
+    fn a_regex_subscription_follows_the_topics_it_matches() {
+        let ids = |n: &str| match n {
+            "orders-1" => Some((Uuid::from_u128(1), 2)),
+            "orders-2" => Some((Uuid::from_u128(2), 2)),
+            _ => None,
+        };
+        let re = compile_regex("orders-.*").unwrap();
+        assert!(re.is_match("orders-1") && !re.is_match("x-orders-1"));
+        assert!(compile_regex("(unclosed").is_err());
+        let now = Instant::now();
+        let mut g = ModernGroup::default();
+        let by_regex = |epoch: i32, matched: &[&str]| HeartbeatParams {
+            subscribed: None,
+            regex: (epoch == 0).then(|| "orders-.*".to_string()),
+            regex_matched: Some(matched.iter().map(|t| t.to_string()).collect()),
+            ..hb("a", epoch, None)
+        };
+        let a = g.heartbeat(by_regex(0, &["orders-1"]), now, &ids).unwrap();
+        assert_eq!((a.epoch, total(a.assignment.as_ref().unwrap())), (1, 2));
+        // A topic created later matches at the next heartbeat: a new epoch assigns it.
+        let a = g
+            .heartbeat(by_regex(1, &["orders-1", "orders-2"]), now, &ids)
+            .unwrap();
+        assert_eq!((a.epoch, total(a.assignment.as_ref().unwrap())), (2, 4));
+        assert_eq!(g.subscribed_topics(), ["orders-1", "orders-2"]);
+        // Neither names nor a regex in the first request: refused.
+        let none = HeartbeatParams {
+            subscribed: None,
+            ..hb("b", 0, None)
+        };
+        assert_eq!(
+            g.heartbeat(none, now, &ids).err().unwrap().0,
+            KafkaError::InvalidRequest
+        );
     }
 }

@@ -228,6 +228,19 @@ impl GroupCoordinator {
         create: bool,
         f: impl FnOnce(&mut Group) -> T,
     ) -> Result<T, KafkaError> {
+        self.with_group_then(id, create, true, f)
+    }
+
+    /// `with_group`; with `drop_unused`, a group left without members, offsets or generation
+    /// (e.g. created by a request that failed) is dropped at once. Without it (OffsetDelete, as
+    /// Kafka) it stays Empty until the next `expire`.
+    fn with_group_then<T>(
+        &self,
+        id: &str,
+        create: bool,
+        drop_unused: bool,
+        f: impl FnOnce(&mut Group) -> T,
+    ) -> Result<T, KafkaError> {
         let shard = self.shard_of(id);
         let s = &self.shards[shard];
         let (out, ticket) = {
@@ -241,7 +254,7 @@ impl GroupCoordinator {
             let group = groups.get_mut(id).ok_or(KafkaError::GroupIdNotFound)?;
             let out = f(group);
             let writes = std::mem::take(&mut group.writes);
-            if group.is_disposable() && group.generation == 0 {
+            if drop_unused && group.is_disposable() && group.generation == 0 {
                 groups.remove(id);
             }
             (out, s.enqueue(writes))
@@ -426,6 +439,18 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848).
+    /// The SubscribedTopicRegex a consumer group member subscribed with, if any.
+    pub fn member_regex(&self, group_id: &str, member_id: &str) -> Option<String> {
+        let groups = self.shard_for(group_id).lock_active()?;
+        let member = groups
+            .get(group_id)?
+            .modern
+            .as_ref()?
+            .members
+            .get(member_id)?;
+        member.regex.clone()
+    }
+
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
@@ -580,7 +605,7 @@ impl GroupCoordinator {
         topics: &[(String, Vec<i32>)],
     ) -> Result<Vec<Vec<Result<(), KafkaError>>>, KafkaError> {
         self.admit(group_id)?;
-        self.with_group(group_id, false, |g| g.delete_offsets(topics))?
+        self.with_group_then(group_id, false, false, |g| g.delete_offsets(topics))?
     }
 
     /// A topic was deleted: forget its offsets in every group.

@@ -133,6 +133,11 @@ pub struct ConsumerMemberSnapshot {
     pub previous_epoch: i32,
     pub rebalance_timeout_ms: i64,
     pub subscribed: Vec<String>,
+    /// Absent in records written before regex subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regex_matched: Vec<String>,
     pub assignor: Option<String>,
     pub assigned: AssignmentSnapshot,
     pub pending_revocation: AssignmentSnapshot,

@@ -262,6 +262,37 @@ fn offsets_expire_only_after_the_group_is_empty_for_the_retention() {
 }
 
 #[test]
+fn an_empty_group_stays_after_its_last_offset_is_deleted_until_expiry() {
+    let store = Arc::new(LogGroupStore::new(Arc::new(crate::storage::MemoryGroupLog)));
+    let co = GroupCoordinator::open(store, cfg(0)).unwrap();
+    let r = co.commit("g", "", None, -1, vec![("t".into(), 0, Ok(entry_at(1)))]);
+    assert_eq!(r.unwrap()[0].2, Ok(()));
+    let deleted = co.delete_offsets("g", &[("t".into(), vec![0])]).unwrap();
+    assert_eq!(deleted, [[Ok(())]]);
+    // As Kafka: still there, Empty, and deletable.
+    let d = co.describe("g").unwrap().unwrap();
+    assert_eq!(d.state, GroupState::Empty);
+    assert!(co.fetch("g", None).is_empty());
+    co.delete_offsets("g", &[("t".into(), vec![0])]).unwrap();
+    co.expire(crate::now_ms());
+    assert_eq!(co.describe("g").unwrap().map(|d| d.state), None);
+    let r = co.commit("h", "", None, -1, vec![("t".into(), 0, Ok(entry_at(1)))]);
+    assert_eq!(r.unwrap()[0].2, Ok(()));
+    co.delete_offsets("h", &[("t".into(), vec![0])]).unwrap();
+    assert_eq!(co.delete_group("h"), Ok(()));
+    assert_eq!(co.delete_group("h"), Err(KafkaError::GroupIdNotFound));
+}
+
+fn entry_at(offset: i64) -> OffsetEntry {
+    OffsetEntry {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_ms: crate::now_ms(),
+    }
+}
+
+#[test]
 fn coordinator_state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let open = || {
@@ -336,6 +367,8 @@ fn consumer_group_survives_reopen_and_static_member_takes_over() {
         rack_id: None,
         rebalance_timeout_ms: 30_000,
         subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+        regex: None,
+        regex_matched: None,
         assignor: None,
         owned: None,
         client_id: "c".into(),

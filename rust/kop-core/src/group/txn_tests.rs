@@ -384,6 +384,8 @@ fn generation_checks_of_transactional_commits() {
                 rack_id: None,
                 rebalance_timeout_ms: 30_000,
                 subscribed: Some(vec!["t".into()]),
+                regex: None,
+                regex_matched: None,
                 assignor: None,
                 owned: None,
                 client_id: "c".into(),

@@ -10,7 +10,44 @@ use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
 use crate::error::KafkaError;
 use crate::group::assignor::Assignment;
-use crate::group::consumer::{HeartbeatParams, HEARTBEAT_INTERVAL_MS};
+use crate::group::consumer::{compile_regex, HeartbeatParams, HEARTBEAT_INTERVAL_MS};
+
+/// Kafka's internal topics, which a regex never matches (`Topic.isInternal`).
+const INTERNAL_TOPICS: [&str; 3] = [
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// The topics `pattern` matches now that the member may DESCRIBE, sorted (Kafka resolves a
+/// regex against the topics the member is authorized to describe).
+async fn regex_topics(ctx: &RequestContext, pattern: &str) -> Vec<String> {
+    let Ok(re) = compile_regex(pattern) else {
+        return Vec::new();
+    };
+    let matched: Vec<String> = ctx
+        .broker
+        .topics()
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|n| re.is_match(n) && !INTERNAL_TOPICS.contains(&n.as_str()))
+        .collect();
+    if authz::allow_all(ctx) {
+        return matched;
+    }
+    let denied = authz::denied(
+        ctx,
+        "ConsumerGroupHeartbeat",
+        Operation::Describe,
+        ResourceType::Topic,
+        matched.iter().map(String::as_str),
+    )
+    .await;
+    matched
+        .into_iter()
+        .filter(|n| !denied.contains(n))
+        .collect()
+}
 
 pub async fn heartbeat(
     ctx: &RequestContext,
@@ -62,15 +99,14 @@ pub async fn heartbeat(
             );
         }
     }
-    if req
-        .subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|r| !r.is_empty())
-    {
-        return fail(
-            KafkaError::InvalidRequest,
-            "regular expression subscriptions are not supported by kop".into(),
-        );
+    let sent_regex = req.subscribed_topic_regex.as_ref().map(|r| r.to_string());
+    if let Some(r) = sent_regex.as_deref().filter(|r| !r.is_empty()) {
+        if let Err(e) = compile_regex(r) {
+            return fail(
+                KafkaError::InvalidRegularExpression,
+                format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"),
+            );
+        }
     }
     let member_id = if req.member_id.is_empty() && req.member_epoch == 0 {
         Uuid::new_v4().to_string()
@@ -80,6 +116,16 @@ pub async fn heartbeat(
     if member_id.is_empty() {
         return fail(KafkaError::InvalidRequest, "MemberId can't be empty".into());
     }
+    // Resolved at every heartbeat of the member (the regex sent, else the one it has), so
+    // topics created later join its subscription.
+    let regex = match &sent_regex {
+        Some(r) => (!r.is_empty()).then(|| r.clone()),
+        None => ctx.broker.groups.member_regex(&req.group_id, &member_id),
+    };
+    let regex_matched = match regex {
+        Some(r) => Some(regex_topics(ctx, &r).await),
+        None => None,
+    };
     let owned = req.topic_partitions.map(|tps| {
         let mut a = Assignment::new();
         for tp in tps {
@@ -99,6 +145,8 @@ pub async fn heartbeat(
         subscribed: req
             .subscribed_topic_names
             .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        regex: sent_regex,
+        regex_matched,
         assignor: req.server_assignor.map(|s| s.to_string()),
         owned,
         client_id: header
@@ -191,6 +239,7 @@ pub async fn describe(
                             .with_subscribed_topic_names(
                                 m.subscribed.iter().map(|t| TopicName(sb(t))).collect(),
                             )
+                            .with_subscribed_topic_regex(m.regex.clone().map(sb))
                             .with_assignment(describe_assignment(ctx, &m.assigned))
                             .with_target_assignment(describe_assignment(ctx, &target));
                         if version >= 1 {

@@ -9,6 +9,7 @@ pub mod authz;
 mod client_quotas;
 mod configs;
 mod consumer_groups;
+mod delete_records;
 mod describe_producers;
 mod fetch;
 mod groups;
@@ -177,6 +178,7 @@ served! {
     DescribeClientQuotas [0 ..= 1] DescribeClientQuotasRequest => client_quotas::describe;
     Fetch [4 ..= 17] FetchRequest => fetch::handle;
     ListOffsets [1 ..= 10] ListOffsetsRequest => list_offsets::handle;
+    DeleteRecords [0 ..= 2] DeleteRecordsRequest => delete_records::handle;
     Metadata [0 ..= 13] MetadataRequest => metadata::handle;
     ApiVersions [0 ..= 4] ApiVersionsRequest => api_versions::handle;
     CreateTopics [2 ..= 7] CreateTopicsRequest => admin_topics::create_topics;

@@ -88,6 +88,7 @@ impl LogStore for MemoryLogs {
             Arc::new(MemorySegments),
             crate::now_ms(),
             0,
+            0,
             on_batch,
         )?;
         Ok(Box::new(log))

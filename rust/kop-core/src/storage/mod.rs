@@ -14,6 +14,8 @@ pub mod compaction;
 pub mod documents;
 mod file;
 pub mod group_log;
+#[cfg(test)]
+mod log_start_tests;
 pub mod members;
 mod memory;
 pub mod metadata;

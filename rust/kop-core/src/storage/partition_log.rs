@@ -112,6 +112,16 @@ pub trait PartitionLog: Send + Sync {
     fn set_settings(&mut self, settings: LogSettings);
     /// Applies retention; returns the number of segments deleted.
     fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;
+    /// Moves the log start up to `offset` (DeleteRecords; the broker checked it is at most
+    /// the high watermark), durably when this returns: a restart or a takeover keeps it, and
+    /// reads below it are out of range from now on. Data wholly below it may go at once
+    /// (local segments) or later (Pulsar trims whole ledgers by its retention).
+    fn advance_log_start(&mut self, _offset: i64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this log cannot move its start",
+        ))
+    }
     /// Log compaction, step 1 (under the partition lock): the clean worth doing now, if any
     /// (storage/compaction/). Logs that are not compacted locally answer None.
     fn begin_clean(&mut self, _req: &CleanRequest) -> io::Result<Option<CleanJob>> {

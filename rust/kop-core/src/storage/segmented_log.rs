@@ -35,6 +35,11 @@ pub trait SegmentFiles: Send + Sync {
     fn save_cleaner_offset(&self, _offset: i64) -> io::Result<()> {
         Ok(())
     }
+    /// Remembers the log start a DeleteRecords set, durably when it returns (Kafka's
+    /// log-start-offset-checkpoint): it may be inside the first segment.
+    fn save_log_start(&self, _offset: i64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 pub struct SegmentedLog {
@@ -50,13 +55,16 @@ pub struct SegmentedLog {
 impl SegmentedLog {
     /// Builds a log from existing segment stores (oldest first), recovering each one.
     /// Only the newest segment has its CRCs checked: older ones were complete when rolled.
-    /// `cleaner_offset`: where the last clean ended (0 when unknown).
+    /// `cleaner_offset`: where the last clean ended (0 when unknown); `saved_log_start`: the
+    /// last log start `save_log_start` kept (0 when none).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         existing: Vec<(i64, Box<dyn SegmentStore>)>,
         settings: LogSettings,
         files: Arc<dyn SegmentFiles>,
         now_ms: i64,
         cleaner_offset: i64,
+        saved_log_start: i64,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<SegmentedLog> {
         let mut segments = BTreeMap::new();
@@ -92,6 +100,11 @@ impl SegmentedLog {
         if log.segments.is_empty() {
             log.roll(0, now_ms)?;
         }
+        // A DeleteRecords start inside the first segment (never past the end: a log whose
+        // newest data was lost starts no later than its end).
+        log.log_start_offset = log
+            .log_start_offset
+            .max(saved_log_start.min(log.next_offset()));
         Ok(log)
     }
 
@@ -248,9 +261,30 @@ impl PartitionLog for SegmentedLog {
             deleted += 1;
         }
         if deleted > 0 {
-            self.log_start_offset = *self.segments.keys().next().expect("active remains");
+            let first = *self.segments.keys().next().expect("active remains");
+            self.log_start_offset = self.log_start_offset.max(first);
         }
         Ok(deleted)
+    }
+
+    fn advance_log_start(&mut self, offset: i64) -> io::Result<()> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        // Saved before any segment goes: a crash in between leaves the new start in force.
+        self.files.save_log_start(offset)?;
+        self.log_start_offset = offset;
+        // Segments wholly below the new start go (Kafka: the next segment starts at or
+        // before it); the active segment stays.
+        while self.segments.len() > 1 {
+            let mut bases = self.segments.keys();
+            let (first, next) = (*bases.next().expect("two"), *bases.next().expect("two"));
+            if next > offset {
+                break;
+            }
+            self.segments.remove(&first).expect("present").remove()?;
+        }
+        Ok(())
     }
 
     fn begin_clean(&mut self, req: &CleanRequest) -> io::Result<Option<CleanJob>> {

@@ -4,7 +4,8 @@
 //! - `<base>.<end>.swap`    a cleaned copy that replaces the segments with base offsets in
 //!   `[base, end)`: renaming the `.cleaned` file to this is the clean's commit point; a
 //!   recovery finishes the swap (deletes those segments, renames it to `<base>.log`);
-//! - `cleaner-offset`       where the next clean starts.
+//! - `cleaner-offset`       where the next clean starts;
+//! - `log-start-offset`     the log start a DeleteRecords set (may be inside the first segment).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -48,6 +49,15 @@ fn swap_path(dir: &Path, base: i64, end: i64) -> PathBuf {
 }
 
 const CLEANER_OFFSET: &str = "cleaner-offset";
+const LOG_START_OFFSET: &str = "log-start-offset";
+
+/// An offset kept in a small file of the partition's directory (0 when absent or unreadable).
+fn read_offset_file(dir: &Path, name: &str) -> i64 {
+    fs::read_to_string(dir.join(name))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0)
+}
 
 /// Base offsets of the `.log` segments in `dir`, sorted.
 fn segment_bases(dir: &Path) -> io::Result<Vec<i64>> {
@@ -148,6 +158,13 @@ impl SegmentFiles for FileSegments {
             offset.to_string().as_bytes(),
         )
     }
+
+    fn save_log_start(&self, offset: i64) -> io::Result<()> {
+        write_atomically(
+            &self.dir.join(LOG_START_OFFSET),
+            offset.to_string().as_bytes(),
+        )
+    }
 }
 
 impl LogStore for FileLogs {
@@ -165,10 +182,8 @@ impl LogStore for FileLogs {
         for base in segment_bases(&dir)? {
             existing.push((base, Box::new(FileSegment::open(segment_path(&dir, base))?)));
         }
-        let cleaner_offset = fs::read_to_string(dir.join(CLEANER_OFFSET))
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+        let cleaner_offset = read_offset_file(&dir, CLEANER_OFFSET);
+        let saved_log_start = read_offset_file(&dir, LOG_START_OFFSET);
         let files = Arc::new(FileSegments { dir });
         let log = SegmentedLog::open(
             existing,
@@ -176,6 +191,7 @@ impl LogStore for FileLogs {
             files,
             crate::now_ms(),
             cleaner_offset,
+            saved_log_start,
             on_batch,
         )?;
         Ok(Box::new(log))

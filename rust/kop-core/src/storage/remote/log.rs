@@ -13,6 +13,20 @@ use crate::records::batch::BatchHeader;
 use crate::records::control::{parse_marker, Marker};
 use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog, Receipt, RemoteReads};
 
+/// The document holding a partition's DeleteRecords log start. A document, not the index
+/// checkpoint: a checkpoint is a hint a takeover may ignore, a document is durable when saved
+/// and read by every instance's takeover (docs/pulsar-storage.md, "Deleting records").
+fn log_start_doc(topic: &str, partition: i32) -> String {
+    format!("log-start/{topic}/{partition}")
+}
+
+fn saved_log_start(backend: &dyn RemoteBackend, topic: &str, partition: i32) -> io::Result<i64> {
+    let doc = blocking(|| backend.load_doc(&log_start_doc(topic, partition)))?;
+    Ok(doc
+        .and_then(|d| std::str::from_utf8(&d).ok()?.trim().parse::<i64>().ok())
+        .unwrap_or(0))
+}
+
 pub struct RemoteLogs {
     pub(super) backend: Arc<dyn RemoteBackend>,
     /// Bytes of newest batches each partition keeps in memory.
@@ -31,7 +45,7 @@ impl LogStore for RemoteLogs {
         settings: LogSettings,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>> {
-        let opened = blocking(|| {
+        let mut opened = blocking(|| {
             // A new topic's partitions must exist before they can be taken over.
             self.backend.create_topic(topic, partition + 1)?;
             self.backend
@@ -41,6 +55,9 @@ impl LogStore for RemoteLogs {
             crate::metrics::events::count(&crate::metrics::events::TAKEOVER_FAILURES)
         })?;
         crate::metrics::events::count(&crate::metrics::events::TAKEOVERS);
+        // Records a DeleteRecords removed may still be stored until Pulsar trims their ledger.
+        let deleted_before = saved_log_start(&*self.backend, topic, partition)?;
+        opened.log_start = opened.log_start.max(deleted_before.min(opened.next_offset));
         // Headers (or whole marker batches) in offset order; one batch may be named twice
         // (as a producer's recent batch and as its transaction's first).
         let mut last = None;
@@ -82,7 +99,11 @@ impl LogStore for RemoteLogs {
         }
     }
 
-    fn delete(&self, topic: &str, _partitions: i32) -> io::Result<()> {
+    fn delete(&self, topic: &str, partitions: i32) -> io::Result<()> {
+        // The log starts go first: a topic created again under this name starts at 0.
+        for p in 0..partitions {
+            blocking(|| self.backend.save_doc(&log_start_doc(topic, p), None))?;
+        }
         blocking(|| self.backend.delete_topic(topic))
     }
 }
@@ -213,6 +234,18 @@ impl PartitionLog for RemoteLog {
         self.log_start = start;
         self.tail.drop_before(start);
         Ok(1)
+    }
+
+    fn advance_log_start(&mut self, offset: i64) -> io::Result<()> {
+        if offset <= self.log_start {
+            return Ok(());
+        }
+        let doc = log_start_doc(&self.topic, self.partition);
+        let value = offset.to_string();
+        blocking(|| self.backend.save_doc(&doc, Some(value.as_bytes())))?;
+        self.log_start = offset;
+        self.tail.drop_before(offset);
+        Ok(())
     }
 }
 
