@@ -135,7 +135,7 @@ mod tests {
             now_ms: crate::now_ms(),
             sync: false,
             zstd_allowed: true,
-            txn_verified: false,
+            txn_verified: None,
         };
         p.append(BytesMut::from(&batch[..]), &produced).unwrap();
     }
