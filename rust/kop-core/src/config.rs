@@ -132,6 +132,11 @@ pub struct ServerConfig {
     pub max_unauthenticated_connections: i64,
     /// Lines about bad input from one peer address: the first, then one per interval.
     pub bad_input_log_interval_ms: i64,
+    // -- client quotas (quotas/) --
+    /// Samples client rates are measured over (Kafka's `quota.window.num`).
+    pub quota_window_num: i64,
+    /// Length of one sample (Kafka's `quota.window.size.seconds`).
+    pub quota_window_size_seconds: i64,
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_segment_bytes: i64,
@@ -213,6 +218,8 @@ impl Default for ServerConfig {
             unauthenticated_request_memory_bytes: 16_777_216,
             max_unauthenticated_connections: 1000,
             bad_input_log_interval_ms: 10_000,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             log_retention_ms: 604_800_000,
             log_retention_bytes: -1,
             log_segment_bytes: 1_073_741_824,
@@ -393,6 +400,8 @@ impl ServerConfig {
                 self.max_unauthenticated_connections,
             ),
             ("log_segment_bytes", self.log_segment_bytes),
+            ("quota_window_num", self.quota_window_num),
+            ("quota_window_size_seconds", self.quota_window_size_seconds),
             (
                 "log_retention_check_interval_ms",
                 self.log_retention_check_interval_ms,

@@ -86,6 +86,8 @@ pub enum KafkaError {
     BrokerNotAvailable,
     #[error("the storage failed to complete the operation")]
     KafkaStorageError,
+    #[error("the client's controller mutation quota is exceeded")]
+    ThrottlingQuotaExceeded,
     #[error("topic deletion is disabled or failed")]
     TopicDeletionDisabled,
     #[error("the coordinator is not available")]
@@ -206,6 +208,7 @@ impl KafkaError {
             KafkaError::DuplicateSequenceNumber => 46,
             KafkaError::InvalidProducerEpoch => 47,
             KafkaError::KafkaStorageError => 56,
+            KafkaError::ThrottlingQuotaExceeded => 89,
             KafkaError::UnknownProducerId => 59,
             KafkaError::TopicDeletionDisabled => 73,
             KafkaError::InvalidRecord => 87,

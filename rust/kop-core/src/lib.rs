@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod limits;
 pub mod metrics;
 pub mod net;
+pub mod quotas;
 pub mod records;
 pub mod shutdown;
 pub mod storage;

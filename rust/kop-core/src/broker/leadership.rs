@@ -121,7 +121,8 @@ fn weight(node_id: i32, topic: &str, partition: i32) -> u64 {
 impl Broker {
     /// Catches up with the other kop instances sharing the storage: the live members (and so
     /// who leads which partition and the groups), and topics created, changed or deleted by
-    /// them. True when stored metadata changed (the caller then reloads security). Blocks.
+    /// them, and their client quotas. True when stored metadata changed (the caller then reloads
+    /// security). Blocks.
     pub fn sync_cluster(&self) -> io::Result<bool> {
         let Some(state) = self.storage.members.cluster_state()? else {
             return Ok(false);
@@ -136,6 +137,7 @@ impl Broker {
             != state.metadata_version;
         if changed {
             self.reload_topics()?;
+            self.quotas.reload()?;
         }
         self.apply_leadership();
         Ok(changed)

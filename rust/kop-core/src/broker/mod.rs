@@ -117,6 +117,8 @@ pub struct Broker {
     pub peers: peers::Peers,
     /// What the request path records for Prometheus (`metrics/`).
     pub metrics: crate::metrics::Metrics,
+    /// Client quotas: those in force and the clients' rates.
+    pub quotas: crate::quotas::QuotaManager,
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -201,8 +203,14 @@ impl Broker {
                 transactions.activate(shard)?;
             }
         }
+        let windows = crate::quotas::rate::Windows::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+        );
+        let quotas = crate::quotas::QuotaManager::load(windows, Some(storage.metadata.clone()))?;
         let broker = Broker {
             peers: peers::Peers::new(&config),
+            quotas,
             groups,
             transactions,
             config,

@@ -1,10 +1,8 @@
-//! DescribeClientQuotas. kop enforces no client quotas, so there are none to describe: the
-//! answer is Kafka's for a cluster without quotas, no entries. The filter is still checked as
-//! Kafka 4.1 checks it (`ClientQuotasImage.describe`), with the same errors.
-//!
-//! AlterClientQuotas is not served (nor advertised): a quota kop would not enforce must not be
-//! accepted. `kafka-configs --alter --add-config producer_byte_rate=...` fails in the client
-//! with "The broker does not support ALTER_CLIENT_QUOTAS".
+//! DescribeClientQuotas and AlterClientQuotas (KIP-546), as Kafka's controller answers them:
+//! the same entity and value checks and errors (`ClientQuotaControlManager`, and for the
+//! describe filter `ClientQuotasImage.describe`). The quotas are kept and enforced by
+//! `quotas/`; they are stored with the data, so every kop instance sharing it applies them.
+//! Kafka asks for ALTER_CONFIGS / DESCRIBE_CONFIGS on the cluster.
 
 use std::collections::HashSet;
 
@@ -13,6 +11,8 @@ use kafka_protocol::messages::*;
 use super::{authz, sb, RequestContext};
 use crate::auth::acl::Operation;
 use crate::error::KafkaError;
+use crate::quotas::entity::{Entity, Match};
+use crate::quotas::Alteration;
 
 /// Kafka's quota entity types.
 const ENTITY_TYPES: [&str; 3] = ["user", "client-id", "ip"];
@@ -91,10 +91,149 @@ pub async fn describe(
         let err = KafkaError::ClusterAuthorizationFailed;
         return error(err, err.to_string());
     }
-    match check_filter(&req) {
-        Err((err, message)) => error(err, message),
-        Ok(()) => DescribeClientQuotasResponse::default().with_entries(Some(Vec::new())),
+    if let Err((err, message)) = check_filter(&req) {
+        return error(err, message);
     }
+    let filter: Vec<(&str, Match<'_>)> = req
+        .components
+        .iter()
+        .map(|c| {
+            let m = match (c.match_type, &c._match) {
+                (MATCH_EXACT, Some(name)) => Match::Exact(name.as_str()),
+                (MATCH_DEFAULT, _) => Match::Default,
+                _ => Match::Any,
+            };
+            (c.entity_type.as_str(), m)
+        })
+        .collect();
+    let configs = ctx.broker.quotas.configs();
+    let entries = configs
+        .describe(&filter, req.strict)
+        .into_iter()
+        .map(|(entity, values)| {
+            use kafka_protocol::messages::describe_client_quotas_response::{
+                EntityData, EntryData, ValueData,
+            };
+            EntryData::default()
+                .with_entity(
+                    entity
+                        .components()
+                        .into_iter()
+                        .map(|(t, name)| {
+                            EntityData::default()
+                                .with_entity_type(sb(t))
+                                .with_entity_name(name.map(sb))
+                        })
+                        .collect(),
+                )
+                .with_values(
+                    values
+                        .iter()
+                        .map(|(k, v)| ValueData::default().with_key(sb(k.as_str())).with_value(*v))
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeClientQuotasResponse::default().with_entries(Some(entries))
+}
+
+/// One entry of AlterClientQuotas checked: what to change, or Kafka's error.
+fn check_entry(
+    entry: &alter_client_quotas_request::EntryData,
+) -> Result<Alteration, (KafkaError, String)> {
+    let invalid = |m: String| (KafkaError::InvalidRequest, m);
+    let entity = Entity::parse(
+        entry
+            .entity
+            .iter()
+            .map(|e| (e.entity_type.as_str(), e.entity_name.as_deref())),
+    )
+    .map_err(invalid)?;
+    let mut ops: Vec<(String, Option<f64>)> = Vec::new();
+    for op in &entry.ops {
+        let key = op.key.to_string();
+        if ops.iter().any(|(k, _)| *k == key) {
+            return Err(invalid(format!(
+                "Duplicate quota key {key} not updating quota for this entity"
+            )));
+        }
+        if op.remove {
+            ops.push((key, None));
+        } else {
+            entity.check_value(&key, op.value).map_err(invalid)?;
+            ops.push((key, Some(op.value)));
+        }
+    }
+    Ok((entity, ops))
+}
+
+pub async fn alter(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: AlterClientQuotasRequest,
+) -> AlterClientQuotasResponse {
+    use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+    let allowed = authz::cluster_allowed(ctx, "AlterClientQuotas", Operation::AlterConfigs).await;
+    let mut results: Vec<Result<(), (KafkaError, String)>> = Vec::new();
+    let mut alterations: Vec<Alteration> = Vec::new();
+    let mut seen: HashSet<Entity> = HashSet::new();
+    for entry in &req.entries {
+        let result = if !allowed {
+            let err = KafkaError::ClusterAuthorizationFailed;
+            Err((err, err.to_string()))
+        } else {
+            check_entry(entry).and_then(|(entity, ops)| {
+                if !seen.insert(entity.clone()) {
+                    return Err((
+                        KafkaError::InvalidRequest,
+                        "Ignoring duplicate entity".to_string(),
+                    ));
+                }
+                alterations.push((entity, ops));
+                Ok(())
+            })
+        };
+        results.push(result);
+    }
+    if !req.validate_only && !alterations.is_empty() {
+        if let Err(e) = ctx.broker.quotas.alter(&alterations) {
+            tracing::warn!(error = %e, "storing client quotas failed");
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err((
+                    KafkaError::UnknownServerError,
+                    format!("cannot store the quotas: {e}"),
+                ));
+            }
+        } else {
+            tracing::info!(principal = %ctx.principal, entities = alterations.len(), "client quotas altered");
+        }
+    }
+    let entries = req
+        .entries
+        .iter()
+        .zip(results)
+        .map(|(entry, result)| {
+            let (code, message) = match result {
+                Ok(()) => (0, None),
+                Err((err, message)) => (err.code(), Some(sb(message))),
+            };
+            EntryData::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_entity(
+                    entry
+                        .entity
+                        .iter()
+                        .map(|e| {
+                            EntityData::default()
+                                .with_entity_type(e.entity_type.clone())
+                                .with_entity_name(e.entity_name.clone())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    AlterClientQuotasResponse::default().with_entries(entries)
 }
 
 #[cfg(test)]

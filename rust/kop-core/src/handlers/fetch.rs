@@ -299,7 +299,13 @@ pub async fn handle(
         .iter()
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
         .collect();
-    let max_bytes = req.max_bytes.min(FETCH_MAX_BYTES);
+    // A consumer with a byte rate quota gets at most what its quota allows over its window.
+    let client = ctx.quota_client(header);
+    let quota_max = ctx.broker.quotas.fetch_max_bytes(&client);
+    let max_bytes = req
+        .max_bytes
+        .min(FETCH_MAX_BYTES)
+        .min(quota_max.map_or(i32::MAX, |b| b.min(i32::MAX as usize) as i32));
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted
     } else {
@@ -337,6 +343,23 @@ pub async fn handle(
             .metrics
             .requests
             .error(ApiKey::Fetch, data.error_code);
+    }
+    // Kafka: a fetch that takes the consumer over its quota is answered empty (its bytes are
+    // not counted) and the connection muted for the throttle time.
+    let bytes: usize = answers
+        .iter()
+        .map(|a| a.records.as_ref().map_or(0, Bytes::len))
+        .sum();
+    let now = crate::now_ms() as u64;
+    let throttle = ctx.broker.quotas.record_fetch(&client, bytes, now);
+    if throttle > 0 {
+        ctx.broker.quotas.unrecord_fetch(&client, bytes, now);
+        ctx.mute.at_least(throttle);
+        let resp = FetchResponse::default().with_throttle_time_ms(throttle as i32);
+        return match plan {
+            SessionPlan::Incremental(id) => resp.with_session_id(id),
+            _ => resp,
+        };
     }
     let answered = wanted.into_iter().map(|w| (w.key, w.position)).zip(answers);
     match plan {

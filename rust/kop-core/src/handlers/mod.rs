@@ -68,6 +68,19 @@ pub struct RequestContext {
     pub security: Arc<crate::auth::Security>,
     /// Who is on the other end: `User:ANONYMOUS` until SASL or a client certificate says.
     pub principal: crate::auth::Principal,
+    /// Set by a request that earned a quota throttle: the connection reads nothing more for
+    /// that long (`quotas/`, `net/connection.rs`).
+    pub mute: crate::quotas::Mute,
+}
+
+impl RequestContext {
+    /// The client of a request, as quotas see it.
+    pub fn quota_client<'a>(&'a self, header: &'a RequestHeader) -> crate::quotas::Client<'a> {
+        crate::quotas::Client {
+            user: &self.principal.name,
+            client_id: header.client_id.as_deref().unwrap_or(""),
+        }
+    }
 }
 
 /// The result of handling one request.
@@ -152,9 +165,12 @@ macro_rules! served {
                     let req = ProduceRequest::decode(&mut body, version)?;
                     drop(body);
                     let mut header = frame.header;
+                    let client = ctx.quota_client(&header);
+                    let throttle = ctx.broker.quotas.record_produce(&client, whole.len(), crate::now_ms() as u64);
+                    ctx.mute.at_least(throttle);
                     header.client_id = None;
                     header.unknown_tagged_fields.clear();
-                    Ok(produce::handle(ctx, &header, req, whole).await)
+                    Ok(produce::handle(ctx, &header, req, whole, throttle as i32).await)
                 }
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;
@@ -176,6 +192,7 @@ served! {
     DescribeUserScramCredentials [0 ..= 0] DescribeUserScramCredentialsRequest => scram_admin::describe;
     AlterUserScramCredentials [0 ..= 0] AlterUserScramCredentialsRequest => scram_admin::alter;
     DescribeClientQuotas [0 ..= 1] DescribeClientQuotasRequest => client_quotas::describe;
+    AlterClientQuotas [0 ..= 1] AlterClientQuotasRequest => client_quotas::alter;
     Fetch [4 ..= 17] FetchRequest => fetch::handle;
     ListOffsets [1 ..= 10] ListOffsetsRequest => list_offsets::handle;
     DeleteRecords [0 ..= 2] DeleteRecordsRequest => delete_records::handle;
@@ -240,10 +257,23 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
         }
         return Outcome::Close(format!("{key:?} v{version} is not served (v{min}-v{max})"));
     }
+    let quota_client_id = request_time_counts(key).then(|| frame.header.client_id.clone());
     let outcome = match dispatch_served(ctx, frame).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Close(format!("{key:?} v{version}: {e}")),
     };
+    if let Some(client_id) = quota_client_id {
+        let client = crate::quotas::Client {
+            user: &ctx.principal.name,
+            client_id: client_id.as_deref().unwrap_or(""),
+        };
+        let nanos = started.elapsed().as_nanos() as u64;
+        let throttle =
+            ctx.broker
+                .quotas
+                .record_request_time(&client, nanos, crate::now_ms() as u64);
+        ctx.mute.at_least(throttle);
+    }
     timed(&ctx.broker, key, version, started, outcome)
 }
 
@@ -284,6 +314,16 @@ fn timed(
         drop(waiting);
         outcome
     }))
+}
+
+/// Whether a request's handling time counts against `request_percentage`. Kafka exempts the
+/// requests a client needs to connect and authenticate; Fetch is left out here because its
+/// time is mostly the long poll, which takes no thread in Kafka (kop cannot tell the two apart).
+fn request_time_counts(key: ApiKey) -> bool {
+    !matches!(
+        key,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate | ApiKey::Fetch
+    )
 }
 
 /// `StrBytes` from a `String`.

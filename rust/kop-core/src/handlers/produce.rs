@@ -86,6 +86,7 @@ pub async fn handle(
     header: &RequestHeader,
     mut req: ProduceRequest,
     body: Bytes,
+    throttle_ms: i32,
 ) -> Outcome {
     let version = header.request_api_version;
     let broker = &ctx.broker;
@@ -252,11 +253,11 @@ pub async fn handle(
                     *part = partition_error(part.index, e);
                 }
             }
-            respond(version, correlation_id, responses)
+            respond(version, correlation_id, responses, throttle_ms)
         }));
     }
     if req.acks != 0 {
-        return respond(version, header.correlation_id, responses);
+        return respond(version, header.correlation_id, responses, throttle_ms);
     }
     let failed = responses
         .iter()
@@ -332,8 +333,16 @@ fn take_records(body: Bytes, req: &mut ProduceRequest) -> Vec<Vec<Option<BytesMu
         .collect()
 }
 
-fn respond(version: i16, correlation_id: i32, responses: Vec<TopicProduceResponse>) -> Outcome {
-    let resp = ProduceResponse::default().with_responses(responses);
+/// `throttle_ms`: the quota throttle the request earned (`quotas/`).
+fn respond(
+    version: i16,
+    correlation_id: i32,
+    responses: Vec<TopicProduceResponse>,
+    throttle_ms: i32,
+) -> Outcome {
+    let resp = ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_ms);
     match encode_response(ApiKey::Produce, version, correlation_id, &resp) {
         Ok(bytes) => Outcome::Respond(bytes),
         Err(e) => Outcome::Close(format!("Produce v{version}: {e}")),

@@ -110,6 +110,7 @@ impl ContextBuilder {
                 shutdown,
                 security,
                 principal: self.principal,
+                mute: Default::default(),
             },
             _shutdown: shutdown_tx,
         }

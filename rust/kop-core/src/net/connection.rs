@@ -17,6 +17,8 @@
 //!   connection after the responses queued before it are written.
 //! - When `IN_FLIGHT` replies are queued the reader stops reading: further requests wait in the
 //!   socket buffer (backpressure), so a connection's in-flight work stays bounded.
+//! - A request that earned a client quota throttle mutes the connection: the reader reads
+//!   nothing more for the throttle time (its response is written meanwhile).
 //!
 //! The frame reader is not cancel-safe: it is only ever raced against events that end the
 //! connection (shutdown, the writer gone). The writer flushes when no reply is ready.
@@ -86,6 +88,16 @@ pub async fn serve<S>(
         let mut queued = 0u64;
         let mut last_later = 0u64;
         loop {
+            // Muted while a quota throttle the last request earned lasts (`quotas/`); its
+            // response is already on its way (KIP-219).
+            let mute_ms = ctx.mute.take();
+            if mute_ms > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(mute_ms)) => {}
+                    _ = shutdown.wait() => break,
+                    _ = tx.closed() => break,
+                }
+            }
             let authenticated = sasl
                 .as_ref()
                 .is_none_or(|s| matches!(s.state, super::sasl::State::Authenticated { .. }));

@@ -364,6 +364,12 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Kafka closes a connection over its IP's connection_creation_rate at once.
+                    if !broker.quotas.admit_connection(peer.ip(), crate::now_ms() as u64) {
+                        crate::warn_bad_input!(limits.bad_input_log, peer,
+                            "closing connection: over the connection_creation_rate quota of its IP");
+                        continue;
+                    }
                     // Until it authenticates, a SASL connection holds one of a limited number
                     // of places; without one it is closed at once.
                     let slot = if protocol.is_sasl() {
@@ -389,6 +395,7 @@ async fn accept_loop(
                         limits: limits.clone(),
                         security: security.clone(),
                         principal: Principal::anonymous(),
+                        mute: Default::default(),
                     };
                     match &tls {
                         None => {

@@ -7,6 +7,7 @@
 //! - `security`      the auth module's state, opaque here
 //! - `producer-ids`  the next producer id not yet reserved, decimal
 //! - `topic/<name>`  a topic's `TopicMeta`, JSON
+//! - `quotas`        the client quotas (`quotas::entity::QuotaConfigs`), JSON
 
 use std::collections::BTreeMap;
 use std::io;
@@ -21,6 +22,7 @@ const CLUSTER_ID: &str = "cluster-id";
 const SECURITY: &str = "security";
 const PRODUCER_IDS: &str = "producer-ids";
 const TOPIC_PREFIX: &str = "topic/";
+const QUOTAS: &str = "quotas";
 
 /// What is stored about a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,17 @@ impl Metadata {
     /// Replaces the security state durably.
     pub fn save_security(&self, data: &[u8]) -> io::Result<()> {
         self.docs.put(SECURITY, Some(data))
+    }
+
+    /// The client quotas as the quota module stored them; None before the first alteration.
+    pub fn quotas(&self) -> io::Result<Option<Vec<u8>>> {
+        self.docs.get(QUOTAS)
+    }
+
+    /// Replaces the client quotas if they are still `expected` (None: none stored); false if
+    /// another kop instance changed them first.
+    pub fn save_quotas(&self, data: &[u8], expected: Option<&[u8]>) -> io::Result<bool> {
+        self.docs.put_if(QUOTAS, Some(data), expected)
     }
 
     pub fn topics(&self) -> io::Result<Vec<TopicMeta>> {
