@@ -10,6 +10,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
 
 use super::configs::topic_entries;
+use super::mutation_quota::MutationQuota;
 use super::{authz, sb, RequestContext};
 use crate::error::KafkaError;
 
@@ -158,6 +159,7 @@ pub async fn create_topics(
         .map(|((_, _, n), _)| n.to_string())
         .collect();
     let duplicated = duplicates(req.topics.iter().map(|t| t.name.as_str()));
+    let quota = MutationQuota::new(ctx, header, 6);
     let failed = |name: TopicName, e: KafkaError, msg: String| {
         CreatableTopicResult::default()
             .with_name(name)
@@ -217,9 +219,12 @@ pub async fn create_topics(
                             .check_new_topic(&t.name, partitions, &configs)
                             .map(|()| uuid::Uuid::nil())
                     } else {
-                        broker
-                            .create_topic(&t.name, partitions, configs.clone())
-                            .map(|topic| topic.id)
+                        quota.check().and_then(|()| {
+                            let topic =
+                                broker.create_topic(&t.name, partitions, configs.clone())?;
+                            quota.record(partitions);
+                            Ok(topic.id)
+                        })
                     };
                     id.map(|id| (id, partitions))
                 });
@@ -250,7 +255,9 @@ pub async fn create_topics(
             }
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    CreateTopicsResponse::default()
+        .with_topics(topics)
+        .with_throttle_time_ms(quota.finish())
 }
 
 pub async fn delete_topics(
@@ -333,6 +340,14 @@ pub async fn delete_topics(
             .map(|(n, _)| n.to_string())
             .collect()
     };
+    let quota = MutationQuota::new(ctx, header, 5);
+    let delete = |n: &TopicName| -> Result<uuid::Uuid, KafkaError> {
+        quota.check().map_err(|(e, _)| e)?;
+        let partitions = broker.topic(n).map_or(0, |t| t.partition_count());
+        let id = broker.delete_topic(n)?;
+        quota.record(partitions);
+        Ok(id)
+    };
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
@@ -360,7 +375,7 @@ pub async fn delete_topics(
                     Ok(n)
                 }
             });
-            match resolved.and_then(|n| broker.delete_topic(&n).map(|id| (n, id))) {
+            match resolved.and_then(|n| delete(&n).map(|id| (n, id))) {
                 Ok((n, id)) => DeletableTopicResult::default()
                     .with_name(Some(n))
                     .with_topic_id(id),
@@ -378,15 +393,18 @@ pub async fn delete_topics(
             }
         })
         .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(quota.finish())
 }
 
 pub async fn create_partitions(
     ctx: &RequestContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let broker = &ctx.broker;
+    let quota = MutationQuota::new(ctx, header, 3);
     let denied = authz::denied(
         ctx,
         "CreatePartitions",
@@ -433,7 +451,11 @@ pub async fn create_partitions(
                         if req.validate_only {
                             Ok(())
                         } else {
-                            broker.add_partitions(&t.name, t.count)
+                            quota.check()?;
+                            let before = topic.partition_count();
+                            broker.add_partitions(&t.name, t.count)?;
+                            quota.record(t.count - before);
+                            Ok(())
                         }
                     })
                 }
@@ -447,7 +469,9 @@ pub async fn create_partitions(
             }
         })
         .collect();
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(quota.finish())
 }
 
 /// The assignments of a CreatePartitions topic, if given: one per new partition, each on

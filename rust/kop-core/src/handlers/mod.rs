@@ -17,6 +17,7 @@ mod leader_epochs;
 mod list_offsets;
 mod log_dirs;
 mod metadata;
+mod mutation_quota;
 mod offsets;
 mod produce;
 mod produce_legacy;
