@@ -55,6 +55,8 @@ _KAFKA_PROPS = {
     "offsets_retention_minutes": "offsets.retention.minutes",
     "transaction_max_timeout_ms": "transaction.max.timeout.ms",
     "transactional_id_expiration_ms": "transactional.id.expiration.ms",
+    "quota_window_num": "quota.window.num",
+    "quota_window_size_seconds": "quota.window.size.seconds",
 }
 
 

@@ -1,0 +1,241 @@
+"""Client quotas: `kafka-configs` alter/describe of user, client-id, user+client-id, IP and
+default quotas; AlterClientQuotas validation as Kafka's; a producer and a consumer held to
+about their byte rate (librdkafka reports the throttle time) while an unthrottled client on
+the same server keeps its speed; quotas surviving a restart."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import threading
+import time
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from helpers import ck, java, wire
+
+RATE = 100 * 1024  # bytes per second
+# Kafka lets a new client send up to (quota.window.num - 1) windows' worth at once, and again
+# when that first sample leaves the window (a sawtooth around the rate). With 2 samples of 1 s
+# that is 1 s worth, so 12 s of measuring come within a few percent of the rate.
+WINDOWS = 2
+MEASURE_S = 12.0
+VALUE = b"x" * 1024
+
+API_ALTER_CLIENT_QUOTAS = 49
+
+
+def _configs(srv: Any, *args: str, check: bool = True) -> Any:
+    return java.run_class(
+        java.CONFIG_COMMAND, ["--bootstrap-server", srv.bootstrap, *args], check=check
+    )
+
+
+def _described(srv: Any, *entity: str) -> dict[str, float]:
+    """kafka-configs --describe of one entity: its quota values."""
+    out = _configs(srv, "--describe", *entity).stdout
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.E+-]+)", out)}
+
+
+def _alter_raw(
+    srv: Any,
+    entity: list[tuple[str, str | None]],
+    ops: list[tuple[str, float, bool]],
+    validate_only: bool = False,
+) -> tuple[int, str | None]:
+    """AlterClientQuotas v0 with one entry: (error code, message)."""
+    body = wire.i32(1) + wire.i32(len(entity))
+    for entity_type, name in entity:
+        body += wire.string(entity_type) + wire.string(name)
+    body += wire.i32(len(ops))
+    for key, value, remove in ops:
+        body += wire.string(key) + struct.pack(">d", value) + wire.i8(int(remove))
+    body += wire.i8(int(validate_only))
+    with wire.connect(srv.host, srv.port) as sock:
+        wire.send_all(sock, wire.request(API_ALTER_CLIENT_QUOTAS, 0, 9, body))
+        r = wire._Reader(wire.read_frame(sock))
+        assert r.i32() == 9
+        r.i32()  # throttle
+        assert r.i32() == 1
+        return r.i16(), r.string()
+
+
+@pytest.mark.java
+@pytest.mark.timeout(300)
+def test_kafka_configs_alter_describe_and_restart(target, server_factory, kafka_tools):
+    srv = server_factory(target)
+    alice = ("--entity-type", "users", "--entity-name", "alice")
+    app = ("--entity-type", "clients", "--entity-name", "app")
+    _configs(
+        srv, "--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=2048", *alice
+    )
+    _configs(srv, "--alter", "--add-config", "request_percentage=50", *app)
+    _configs(
+        srv,
+        "--alter",
+        "--add-config",
+        "producer_byte_rate=4096",
+        "--entity-type",
+        "users",
+        "--entity-default",
+    )
+    _configs(srv, "--alter", "--add-config", "controller_mutation_rate=10", *alice, *app)
+    _configs(
+        srv,
+        "--alter",
+        "--add-config",
+        "consumer_byte_rate=8192",
+        "--entity-type",
+        "clients",
+        "--entity-default",
+    )
+    ip = ("--entity-type", "ips", "--entity-name", "10.1.2.3")
+    _configs(srv, "--alter", "--add-config", "connection_creation_rate=100", *ip)
+
+    def check() -> None:
+        assert _described(srv, *alice) == {"producer_byte_rate": 1024, "consumer_byte_rate": 2048}
+        assert _described(srv, *app) == {"request_percentage": 50}
+        assert _described(srv, *alice, *app) == {"controller_mutation_rate": 10}
+        assert _described(srv, "--entity-type", "users", "--entity-default") == {
+            "producer_byte_rate": 4096
+        }
+        assert _described(srv, "--entity-type", "clients", "--entity-default") == {
+            "consumer_byte_rate": 8192
+        }
+        assert _described(srv, *ip) == {"connection_creation_rate": 100}
+        every_user = _configs(srv, "--describe", "--entity-type", "users").stdout
+        assert "'alice'" in every_user and "default user-principal" in every_user, every_user
+
+    check()
+    # Deleting a key leaves the others; deleting the last one removes the entity.
+    _configs(srv, "--alter", "--delete-config", "consumer_byte_rate", *alice)
+    assert _described(srv, *alice) == {"producer_byte_rate": 1024}
+    _configs(srv, "--alter", "--delete-config", "producer_byte_rate", *alice)
+    assert _described(srv, *alice) == {}
+    _configs(
+        srv, "--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=2048", *alice
+    )
+    srv.restart()
+    check()
+
+
+def test_alter_client_quotas_is_validated_as_kafka_does(server):
+    user = [("user", "val-" + ck.unique("u"))]
+    assert _alter_raw(server, user, [("bogus_rate", 1.0, False)])[0] == 42
+    code, msg = _alter_raw(server, user, [("producer_byte_rate", 1.5, False)])
+    assert code == 42 and msg and "Long" in msg
+    rate = [("producer_byte_rate", 1.0, False)]
+    assert _alter_raw(server, [("ip", "10.0.0.1"), ("user", "a")], rate)[0] == 42
+    assert _alter_raw(server, [("ip", None)], rate)[0] == 42  # not an IP quota key
+    assert _alter_raw(server, [], rate)[0] == 42
+    assert _alter_raw(server, [("user", "")], rate)[0] == 42
+    assert _alter_raw(server, user, rate, validate_only=True) == (0, None)
+    assert _alter_raw(server, user, [("request_percentage", 12.5, False)]) == (0, None)
+    assert _alter_raw(server, user, [("request_percentage", 0, True)]) == (0, None)
+
+
+class _Stats:
+    """librdkafka statistics: the largest broker throttle time seen (ms)."""
+
+    def __init__(self) -> None:
+        self.max_throttle = 0
+
+    def __call__(self, raw: str) -> None:
+        for b in json.loads(raw).get("brokers", {}).values():
+            self.max_throttle = max(self.max_throttle, int(b.get("throttle", {}).get("max", 0)))
+
+
+def _produce_for(bootstrap: str, topic: str, client_id: str, seconds: float) -> tuple[float, int]:
+    """Produces as fast as the server lets it for `seconds`: (bytes/s acked, max throttle)."""
+    stats = _Stats()
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "linger.ms": 5,
+            "batch.size": 64 * 1024,
+            "queue.buffering.max.kbytes": 1024,
+            "statistics.interval.ms": 500,
+            "stats_cb": stats,
+        }
+    )
+    acked = [0]
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is None:
+            acked[0] += len(msg.value())
+
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        try:
+            p.produce(topic, VALUE, partition=0, on_delivery=delivered)
+        except BufferError:
+            p.poll(0.05)
+        p.poll(0)
+    rate = acked[0] / (time.monotonic() - start)
+    p.purge()
+    p.flush(30)
+    return rate, stats.max_throttle
+
+
+@pytest.mark.java
+@pytest.mark.timeout(300)
+def test_producer_and_consumer_converge_to_their_byte_rates(target, server_factory, kafka_tools):
+    server = server_factory(target, quota_window_num=WINDOWS)
+    bs = server.bootstrap
+    slow, fast, slowc = ck.unique("slow"), ck.unique("fast"), ck.unique("slowc")
+    for key, client in (("producer_byte_rate", slow), ("consumer_byte_rate", slowc)):
+        add = ("--alter", "--add-config", f"{key}={RATE}")
+        _configs(server, *add, "--entity-type", "clients", "--entity-name", client)
+    topic = ck.unique("quota")
+    ck.create_topic(bs, topic, 1)
+    other = ck.unique("quota-free")
+    ck.create_topic(bs, other, 1)
+
+    results: dict[str, tuple[float, int]] = {}
+    fast_thread = threading.Thread(
+        target=lambda: results.__setitem__("fast", _produce_for(bs, other, fast, 4.0))
+    )
+    fast_thread.start()
+    results["slow"] = _produce_for(bs, topic, slow, MEASURE_S)
+    fast_thread.join()
+    slow_rate, slow_throttle = results["slow"]
+    fast_rate, fast_throttle = results["fast"]
+    print(f"producer: throttled {slow_rate / 1024:.0f} KiB/s (max throttle {slow_throttle} ms), "
+          f"unthrottled {fast_rate / 1024:.0f} KiB/s")  # fmt: skip
+    assert 0.7 * RATE <= slow_rate <= 1.3 * RATE, slow_rate
+    assert slow_throttle > 0
+    assert fast_rate > 5 * RATE and fast_throttle == 0, results
+
+    # The consumer reads what the unthrottled producer wrote (far more than MEASURE_S at RATE).
+    stats = _Stats()
+    c = Consumer(
+        {
+            "bootstrap.servers": bs,
+            "group.id": ck.unique("quota"),
+            "client.id": slowc,
+            "enable.auto.commit": False,
+            "statistics.interval.ms": 500,
+            "stats_cb": stats,
+            "max.partition.fetch.bytes": 64 * 1024,
+            "fetch.max.bytes": 64 * 1024,
+            "message.max.bytes": 64 * 1024,
+        }
+    )
+    c.assign([TopicPartition(other, 0, 0)])
+    consumed = 0
+    start = None  # measured from the first record, not from connecting
+    while start is None or time.monotonic() - start < MEASURE_S:
+        msg = c.poll(0.2)
+        if msg is not None and msg.error() is None:
+            start = start or time.monotonic()
+            consumed += len(msg.value())
+    consume_rate = consumed / (time.monotonic() - start)
+    c.close()
+    throttle = stats.max_throttle
+    print(f"consumer: throttled {consume_rate / 1024:.0f} KiB/s (max throttle {throttle} ms)")
+    assert 0.7 * RATE <= consume_rate <= 1.3 * RATE, consume_rate
+    assert stats.max_throttle > 0
