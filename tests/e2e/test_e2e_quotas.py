@@ -126,7 +126,9 @@ def test_alter_client_quotas_is_validated_as_kafka_does(server):
     user = [("user", "val-" + ck.unique("u"))]
     assert _alter_raw(server, user, [("bogus_rate", 1.0, False)])[0] == 42
     code, msg = _alter_raw(server, user, [("producer_byte_rate", 1.5, False)])
-    assert code == 42 and msg and "Long" in msg
+    assert (code, msg) == (42, "producer_byte_rate cannot be a fractional value.")
+    code, msg = _alter_raw(server, user, [("consumer_byte_rate", -5.0, False)])
+    assert (code, msg) == (42, "Quota consumer_byte_rate must be greater than 0")
     rate = [("producer_byte_rate", 1.0, False)]
     assert _alter_raw(server, [("ip", "10.0.0.1"), ("user", "a")], rate)[0] == 42
     assert _alter_raw(server, [("ip", None)], rate)[0] == 42  # not an IP quota key

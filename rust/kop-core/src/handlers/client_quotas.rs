@@ -137,6 +137,16 @@ pub async fn describe(
     DescribeClientQuotasResponse::default().with_entries(Some(entries))
 }
 
+/// An entity as Kafka's messages show it (`ClientQuotaEntity(entries={user=alice})`).
+fn entity_text(entity: &Entity) -> String {
+    let parts: Vec<String> = entity
+        .components()
+        .into_iter()
+        .map(|(t, n)| format!("{t}={}", n.unwrap_or("null")))
+        .collect();
+    format!("ClientQuotaEntity(entries={{{}}})", parts.join(", "))
+}
+
 /// One entry of AlterClientQuotas checked: what to change, or Kafka's error.
 fn check_entry(
     entry: &alter_client_quotas_request::EntryData,
@@ -154,7 +164,8 @@ fn check_entry(
         let key = op.key.to_string();
         if ops.iter().any(|(k, _)| *k == key) {
             return Err(invalid(format!(
-                "Duplicate quota key {key} not updating quota for this entity"
+                "Duplicate quota key {key} not updating quota for this entity {}",
+                entity_text(&entity)
             )));
         }
         if op.remove {
@@ -186,7 +197,7 @@ pub async fn alter(
                 if !seen.insert(entity.clone()) {
                     return Err((
                         KafkaError::InvalidRequest,
-                        "Ignoring duplicate entity".to_string(),
+                        format!("Ignoring duplicate entity {}", entity_text(&entity)),
                     ));
                 }
                 alterations.push((entity, ops));

@@ -17,15 +17,23 @@ pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
-/// The keys of user and client-id entities, and whether their values are whole numbers.
-const CLIENT_KEYS: [(&str, bool); 4] = [
-    (PRODUCER_BYTE_RATE, true),
-    (CONSUMER_BYTE_RATE, true),
-    (REQUEST_PERCENTAGE, false),
-    (CONTROLLER_MUTATION_RATE, false),
+/// The Java type Kafka gives a quota key's value (its checks depend on it).
+#[derive(Clone, Copy)]
+enum ValueType {
+    Double,
+    Long,
+    Int,
+}
+
+/// The keys of user and client-id entities.
+const CLIENT_KEYS: [(&str, ValueType); 4] = [
+    (PRODUCER_BYTE_RATE, ValueType::Long),
+    (CONSUMER_BYTE_RATE, ValueType::Long),
+    (REQUEST_PERCENTAGE, ValueType::Double),
+    (CONTROLLER_MUTATION_RATE, ValueType::Double),
 ];
 /// The keys of IP entities.
-const IP_KEYS: [(&str, bool); 1] = [(CONNECTION_CREATION_RATE, true)];
+const IP_KEYS: [(&str, ValueType); 1] = [(CONNECTION_CREATION_RATE, ValueType::Int)];
 
 /// One entity. For each type: absent (None), the default (Some(None)) or named.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,7 +76,7 @@ impl Entity {
             };
             if slot.is_some() {
                 return Err(format!(
-                    "Invalid empty client quota entity, duplicate entity entry {entity_type}"
+                    "Invalid client quota entity, duplicate entity entry {entity_type}"
                 ));
             }
             if name == Some("") {
@@ -88,12 +96,15 @@ impl Entity {
                     }
                 }
             }
-            _ => return Err("Invalid empty client quota entity".into()),
+            // Kafka's message, its missing space included.
+            _ => {
+                return Err("Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId".into())
+            }
         }
         Ok(e)
     }
 
-    fn keys(&self) -> &'static [(&'static str, bool)] {
+    fn keys(&self) -> &'static [(&'static str, ValueType)] {
         if self.ip.is_some() {
             &IP_KEYS
         } else {
@@ -103,14 +114,25 @@ impl Entity {
 
     /// Kafka's check of one quota value for this entity.
     pub fn check_value(&self, key: &str, value: f64) -> Result<(), String> {
-        let Some(&(_, whole)) = self.keys().iter().find(|(k, _)| *k == key) else {
+        let Some(&(_, value_type)) = self.keys().iter().find(|(k, _)| *k == key) else {
             return Err(format!("Invalid configuration key {key}"));
         };
-        if !value.is_finite() {
-            return Err(format!("Configuration {key} must be a number"));
+        if value.is_nan() || value <= 0.0 {
+            return Err(format!("Quota {key} must be greater than 0"));
         }
-        if whole && (value - value.round()).abs() > 1e-6 {
-            return Err(format!("Configuration {key} must be a Long value"));
+        let too_large = match value_type {
+            ValueType::Double => return Ok(()),
+            ValueType::Long if value > i64::MAX as f64 => "a LONG",
+            ValueType::Int if value > f64::from(i32::MAX) => "an INT",
+            ValueType::Long | ValueType::Int => "",
+        };
+        if !too_large.is_empty() {
+            return Err(format!(
+                "Proposed value for {key} is too large for {too_large}."
+            ));
+        }
+        if (value % 1.0).abs() > 1e-6 {
+            return Err(format!("{key} cannot be a fractional value."));
         }
         Ok(())
     }
@@ -370,13 +392,21 @@ mod tests {
         assert!(user.check_value(REQUEST_PERCENTAGE, 12.5).is_ok());
         assert_eq!(
             user.check_value(PRODUCER_BYTE_RATE, 1.5).unwrap_err(),
-            "Configuration producer_byte_rate must be a Long value"
+            "producer_byte_rate cannot be a fractional value."
+        );
+        assert_eq!(
+            user.check_value(REQUEST_PERCENTAGE, 0.0).unwrap_err(),
+            "Quota request_percentage must be greater than 0"
         );
         assert!(user.check_value(CONNECTION_CREATION_RATE, 1.0).is_err());
         assert!(user.check_value("bogus", 1.0).is_err());
         let ip = ok(&[("ip", None)]).unwrap();
         assert!(ip.check_value(CONNECTION_CREATION_RATE, 5.0).is_ok());
         assert!(ip.check_value(PRODUCER_BYTE_RATE, 5.0).is_err());
+        assert_eq!(
+            ip.check_value(CONNECTION_CREATION_RATE, 3e9).unwrap_err(),
+            "Proposed value for connection_creation_rate is too large for an INT."
+        );
     }
 
     #[test]
