@@ -467,8 +467,7 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
             "carol",
         ],
     )
-    # --describe asks DescribeUserScramCredentials and DescribeClientQuotas (none: kop
-    # enforces no quotas)
+    # --describe asks DescribeUserScramCredentials and DescribeClientQuotas (none set yet)
     for entity in (["--entity-name", "carol"], []):
         described_users = java.run_class(
             java.CONFIG_COMMAND,
@@ -488,8 +487,8 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
             in described_users.stdout
         ), described_users.stdout
         assert "Quota configs" not in described_users.stdout
-    # quotas cannot be set: AlterClientQuotas is not served, and the tool says so
-    quota = java.run_class(
+    # a quota for the same user (AlterClientQuotas, ALTER_CONFIGS on the cluster)
+    java.run_class(
         java.CONFIG_COMMAND,
         [
             "--bootstrap-server",
@@ -498,16 +497,31 @@ def test_kafka_acls_and_kafka_configs_tools_survive_restart(
             str(props),
             "--alter",
             "--add-config",
-            "producer_byte_rate=1024",
+            "producer_byte_rate=1048576",
             "--entity-type",
             "users",
             "--entity-name",
             "carol",
         ],
-        check=False,
     )
-    assert quota.returncode != 0
-    assert "ALTER_CLIENT_QUOTAS" in quota.stdout + quota.stderr, quota.stdout + quota.stderr
+    described_users = java.run_class(
+        java.CONFIG_COMMAND,
+        [
+            "--bootstrap-server",
+            bootstrap,
+            "--command-config",
+            str(props),
+            "--describe",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ],
+    )
+    assert (
+        "Quota configs for user-principal 'carol' are producer_byte_rate=1048576.0"
+        in described_users.stdout
+    ), described_users.stdout
     admin = _admin(acl_kop)
     described = admin.describe_user_scram_credentials(["carol"])["carol"].result(30)
     infos = [(i.mechanism.name, i.iterations) for i in described.scram_credential_infos]
