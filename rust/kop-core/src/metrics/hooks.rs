@@ -35,41 +35,29 @@ impl HookStats {
 
 /// The families of every hook in `hooks` (name, stats).
 pub fn render(t: &mut Text, hooks: &[(&str, &HookStats)]) {
-    t.family(
-        "kop_hook_calls_total",
-        "counter",
-        "Calls into a Python hook, by hook.",
-    );
-    for (name, s) in hooks {
-        t.sample(
+    type Counter = fn(&HookStats) -> &AtomicU64;
+    let counters: [(&str, &str, Counter); 3] = [
+        (
             "kop_hook_calls_total",
-            &[("hook", name)],
-            s.calls.load(Relaxed) as f64,
-        );
-    }
-    t.family(
-        "kop_hook_failures_total",
-        "counter",
-        "Hook calls that raised, timed out or answered nonsense, by hook.",
-    );
-    for (name, s) in hooks {
-        t.sample(
+            "Calls into a Python hook, by hook.",
+            |s| &s.calls,
+        ),
+        (
             "kop_hook_failures_total",
-            &[("hook", name)],
-            s.failures.load(Relaxed) as f64,
-        );
-    }
-    t.family(
-        "kop_hook_cache_hits_total",
-        "counter",
-        "Hook answers served from kop's cache instead of calling the hook, by hook.",
-    );
-    for (name, s) in hooks {
-        t.sample(
+            "Hook calls that raised, timed out or answered nonsense, by hook.",
+            |s| &s.failures,
+        ),
+        (
             "kop_hook_cache_hits_total",
-            &[("hook", name)],
-            s.cache_hits.load(Relaxed) as f64,
-        );
+            "Hook answers served from kop's cache instead of calling the hook, by hook.",
+            |s| &s.cache_hits,
+        ),
+    ];
+    for (family, help, counter) in counters {
+        t.family(family, "counter", help);
+        for (name, s) in hooks {
+            t.sample(family, &[("hook", name)], counter(s).load(Relaxed) as f64);
+        }
     }
     t.family(
         "kop_hook_duration_seconds",
