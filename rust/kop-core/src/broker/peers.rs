@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
@@ -34,6 +34,8 @@ use crate::storage::Endpoint;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A marker on Pulsar waits for its receipt; anything slower than this is a stuck peer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A peer that stays down is logged about this often (every failure at debug level).
+const WARN_EVERY: Duration = Duration::from_secs(30);
 /// The largest response a peer may send (kop's own requests have small answers).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
@@ -57,6 +59,8 @@ pub struct Peers {
     /// On a TLS listener: how to reach peers, or why it cannot.
     tls: Option<Result<TlsConnector, String>>,
     links: Mutex<HashMap<i32, Arc<Link>>>,
+    /// When a failed call to each peer was last logged as a warning.
+    warned: Mutex<HashMap<i32, Instant>>,
 }
 
 /// One connection to a peer: callers write under the writer lock and wait on their reply; one
@@ -98,6 +102,7 @@ impl Peers {
             credentials,
             tls,
             links: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,8 +112,9 @@ impl Peers {
     }
 
     /// Sends `req` to the peer `node` at `endpoint` and returns its response. A peer that
-    /// cannot be reached or answers garbage is COORDINATOR_NOT_AVAILABLE / NOT_LEADER for the
-    /// caller to retry; the reason is logged.
+    /// cannot be reached or answers garbage is COORDINATOR_NOT_AVAILABLE for the caller to
+    /// retry; the reason is logged (at most every `WARN_EVERY` per peer: callers retry often
+    /// while a peer is down).
     pub async fn call<R: Request>(
         &self,
         node: i32,
@@ -123,13 +129,17 @@ impl Peers {
             match called.await {
                 Ok(r) => r,
                 Err(_) => {
-                    link.broken.store(true, Ordering::Release);
+                    link.close();
                     Err(format!("no answer in {CALL_TIMEOUT:?}"))
                 }
             }
         }
         .await;
         result.map_err(|reason| {
+            if !self.should_warn(node) {
+                tracing::debug!(node, %reason, "call to a peer kop instance failed");
+                return KafkaError::CoordinatorNotAvailable;
+            }
             tracing::warn!(
                 node,
                 host = %endpoint.host,
@@ -142,14 +152,30 @@ impl Peers {
         })
     }
 
+    /// Whether a failed call to `node` is logged as a warning now.
+    fn should_warn(&self, node: i32) -> bool {
+        let now = Instant::now();
+        let mut warned = self.warned.lock();
+        let due = warned
+            .get(&node)
+            .is_none_or(|at| now.duration_since(*at) >= WARN_EVERY);
+        if due {
+            warned.insert(node, now);
+        }
+        due
+    }
+
     async fn link(&self, node: i32, endpoint: &Endpoint) -> Result<Arc<Link>, String> {
         if let Some(link) = self.links.lock().get(&node) {
             if !link.broken.load(Ordering::Acquire) && link.endpoint == *endpoint {
                 return Ok(link.clone());
             }
+            link.close();
         }
         let link = self.connect(endpoint).await?;
-        self.links.lock().insert(node, link.clone());
+        if let Some(old) = self.links.lock().insert(node, link.clone()) {
+            old.close();
+        }
         Ok(link)
     }
 
@@ -241,6 +267,18 @@ impl Peers {
 }
 
 impl Link {
+    /// Stops using the connection and closes it (its reader task then ends, failing the calls
+    /// still waiting).
+    fn close(self: &Arc<Self>) {
+        if self.broken.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let link = self.clone();
+        tokio::spawn(async move {
+            let _ = link.writer.lock().await.shutdown().await;
+        });
+    }
+
     async fn call<R: Request>(
         &self,
         client_id: &str,
