@@ -7,6 +7,7 @@ and reading kop's topics with a plain ``pulsar-client``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import socket
@@ -348,12 +349,13 @@ def _leaders(bootstrap: str, topic: str) -> tuple[set[int], dict[int, int]]:
 
 def _wait_for(what: str, check: Any, timeout: float = 30) -> Any:
     """Poll ``check`` until it returns something true; a Kafka error (e.g. NOT_COORDINATOR while
-    a coordinator moves) counts as not yet."""
+    a coordinator moves) or an admin call that got no answer in its own timeout counts as not
+    yet."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             got = check()
-        except ck_kafka.KafkaException:
+        except (ck_kafka.KafkaException, concurrent.futures.TimeoutError):
             got = None
         if got:
             return got
