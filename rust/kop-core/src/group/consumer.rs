@@ -18,7 +18,7 @@ pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
-pub struct ModernMember {
+pub struct ConsumerMember {
     pub id: String,
     pub instance_id: Option<String>,
     pub rack_id: Option<String>,
@@ -40,15 +40,18 @@ pub struct ModernMember {
 }
 
 #[derive(Default)]
-pub struct ModernGroup {
+pub struct ConsumerGroup {
     pub epoch: i32,
     pub assignment_epoch: i32,
     pub target: BTreeMap<String, Assignment>,
-    pub members: BTreeMap<String, ModernMember>,
+    pub members: BTreeMap<String, ConsumerMember>,
     pub statics: HashMap<String, String>,
     pub assignor: String,
     /// Subscribed topics as last seen: a change (new topic, more partitions) bumps the epoch.
     pub topics_seen: BTreeMap<String, (Uuid, i32)>,
+    /// Wall-clock time the group last became empty or was created (offsets of an empty group
+    /// expire from it).
+    pub state_since_ms: i64,
     /// The epoch was already bumped by the operation under way (one bump per operation).
     bumped: bool,
 }
@@ -86,7 +89,7 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
-impl ModernMember {
+impl ConsumerMember {
     /// Every topic the member subscribes to: by name and by its regex.
     pub fn topics(&self) -> impl Iterator<Item = &String> {
         self.subscribed.iter().chain(&self.regex_matched)
@@ -136,7 +139,15 @@ fn from_snapshot(a: &AssignmentSnapshot) -> Assignment {
         .collect()
 }
 
-impl ModernGroup {
+impl ConsumerGroup {
+    /// A new, empty consumer group (`state_since_ms`: when it came to be).
+    pub fn new(state_since_ms: i64) -> ConsumerGroup {
+        ConsumerGroup {
+            state_since_ms,
+            ..ConsumerGroup::default()
+        }
+    }
+
     /// The durable form of the group.
     pub fn snapshot(&self, group: &str) -> ConsumerSnapshot {
         ConsumerSnapshot {
@@ -174,12 +185,13 @@ impl ModernGroup {
     }
 
     /// Rebuilds a group from its snapshot; members get a fresh session to come back.
-    pub fn restore(s: ConsumerSnapshot, now: Instant) -> ModernGroup {
-        let mut g = ModernGroup {
+    pub fn restore(s: ConsumerSnapshot, now: Instant, state_since_ms: i64) -> ConsumerGroup {
+        let mut g = ConsumerGroup {
+            state_since_ms,
             epoch: s.epoch,
             assignment_epoch: s.assignment_epoch,
             assignor: s.assignor,
-            ..ModernGroup::default()
+            ..ConsumerGroup::default()
         };
         for m in s.members {
             g.target.insert(m.id.clone(), from_snapshot(&m.target));
@@ -188,7 +200,7 @@ impl ModernGroup {
             }
             g.members.insert(
                 m.id.clone(),
-                ModernMember {
+                ConsumerMember {
                     id: m.id,
                     instance_id: m.instance_id,
                     rack_id: m.rack_id,
@@ -516,7 +528,7 @@ impl ModernGroup {
         }
         self.members.insert(
             p.member_id.clone(),
-            ModernMember {
+            ConsumerMember {
                 id: p.member_id.clone(),
                 instance_id: p.instance_id.clone(),
                 rack_id: p.rack_id.clone(),
@@ -647,7 +659,7 @@ mod tests {
         let tid = Uuid::from_u128(7);
         let topics = |n: &str| (n == "t").then_some((tid, 4));
         let now = Instant::now();
-        let mut g = ModernGroup::default();
+        let mut g = ConsumerGroup::default();
         let a = g.heartbeat(hb("a", 0, None), now, &topics).unwrap();
         assert_eq!((a.epoch, total(a.assignment.as_ref().unwrap())), (1, 4));
         let b = g.heartbeat(hb("b", 0, None), now, &topics).unwrap();
@@ -690,7 +702,7 @@ mod tests {
         assert!(re.is_match("orders-1") && !re.is_match("x-orders-1"));
         assert!(compile_regex("(unclosed").is_err());
         let now = Instant::now();
-        let mut g = ModernGroup::default();
+        let mut g = ConsumerGroup::default();
         let by_regex = |epoch: i32, matched: &[&str]| HeartbeatParams {
             subscribed: None,
             regex: (epoch == 0).then(|| "orders-.*".to_string()),

@@ -49,15 +49,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use classic::{GroupState, JoinOutcome, SyncOutcome};
 pub use classic::{JoinParams, SyncParams};
-pub use state::{GroupConfig, GroupState, JoinOutcome, Now, OffsetEntry, Reply, SyncOutcome};
+pub use state::{GroupConfig, Now, OffsetEntry, Reply};
 pub use store::{GroupRecord, GroupStore, LogGroupStore};
 pub use transactions::TxnCommitter;
 
 use crate::config::ServerConfig;
 use crate::error::KafkaError;
 use shard::Shard;
-use state::Group;
+use state::{Group, GroupKind};
 use write_queue::Ticket;
 
 /// Compact the store once this many bytes were appended since the last compaction.
@@ -254,7 +255,7 @@ impl GroupCoordinator {
             let group = groups.get_mut(id).ok_or(KafkaError::GroupIdNotFound)?;
             let out = f(group);
             let writes = std::mem::take(&mut group.writes);
-            if drop_unused && group.is_disposable() && group.generation == 0 {
+            if drop_unused && group.is_unused() {
                 groups.remove(id);
             }
             (out, s.enqueue(writes))
@@ -342,7 +343,7 @@ impl GroupCoordinator {
             .shard_for(group_id)
             .lock_active()
             .ok_or(KafkaError::NotCoordinator)?;
-        let Some(g) = groups.get(group_id).filter(|g| g.modern.is_none()) else {
+        let Some(g) = groups.get(group_id).and_then(Group::classic) else {
             return Ok(None);
         };
         let stable = g.state == GroupState::Stable;
@@ -442,12 +443,7 @@ impl GroupCoordinator {
     /// The SubscribedTopicRegex a consumer group member subscribed with, if any.
     pub fn member_regex(&self, group_id: &str, member_id: &str) -> Option<String> {
         let groups = self.shard_for(group_id).lock_active()?;
-        let member = groups
-            .get(group_id)?
-            .modern
-            .as_ref()?
-            .members
-            .get(member_id)?;
+        let member = groups.get(group_id)?.consumer()?.members.get(member_id)?;
         member.regex.clone()
     }
 
@@ -465,29 +461,27 @@ impl GroupCoordinator {
             return Err((e, why.into()));
         }
         self.with_group(group_id, p.member_epoch == 0, |g| {
-            if g.modern.is_none() {
+            if g.consumer().is_none() {
                 if !g.is_empty() {
                     return Err((
                         KafkaError::GroupIdNotFound,
                         format!("group {group_id} is not a consumer group"),
                     ));
                 }
-                g.modern = Some(consumer::ModernGroup::default());
+                let since = g.state_since_ms();
+                g.kind = GroupKind::Consumer(consumer::ConsumerGroup::new(since));
             }
-            let m = g
-                .modern
-                .as_mut()
-                .ok_or((KafkaError::UnknownServerError, String::new()))?;
+            let GroupKind::Consumer(m) = &mut g.kind else {
+                return Err((KafkaError::UnknownServerError, String::new()));
+            };
             let before = m.fingerprint();
             let now = Now::current();
             let out = m.heartbeat(p, now.at, topics);
             if m.fingerprint() != before {
-                let snap = m.snapshot(group_id);
-                let empty = m.members.is_empty();
-                g.writes.push(GroupRecord::Consumer(snap));
-                if empty {
-                    g.state_since_ms = now.ms;
+                if m.members.is_empty() {
+                    m.state_since_ms = now.ms;
                 }
+                g.writes.push(GroupRecord::Consumer(m.snapshot(group_id)));
             }
             out
         })
@@ -504,7 +498,7 @@ impl GroupCoordinator {
     pub fn with_consumer_group<T>(
         &self,
         group_id: &str,
-        f: impl FnOnce(&consumer::ModernGroup) -> T,
+        f: impl FnOnce(&consumer::ConsumerGroup) -> T,
     ) -> Result<T, KafkaError> {
         self.admit(group_id)?;
         let groups = self
@@ -513,7 +507,7 @@ impl GroupCoordinator {
             .ok_or(KafkaError::NotCoordinator)?;
         let m = groups
             .get(group_id)
-            .and_then(|g| g.modern.as_ref())
+            .and_then(Group::consumer)
             .ok_or(KafkaError::GroupIdNotFound)?;
         Ok(f(m))
     }
@@ -530,7 +524,7 @@ impl GroupCoordinator {
             .shard_for(group_id)
             .lock_active()
             .ok_or(KafkaError::NotCoordinator)?;
-        match groups.get(group_id).and_then(|g| g.modern.as_ref()) {
+        match groups.get(group_id).and_then(Group::consumer) {
             Some(m) => {
                 let member = m
                     .members
@@ -612,7 +606,7 @@ impl GroupCoordinator {
     pub fn remove_topic(&self, topic: &str) {
         self.for_each_group(|g| {
             g.remove_topic(topic);
-            !(g.is_disposable() && g.generation == 0)
+            !g.is_unused()
         });
     }
 

@@ -1,6 +1,7 @@
 //! Committed offsets of a group: commit validation, fetch, delete and retention (KIP-211).
 
-use super::state::{Group, GroupState, OffsetEntry};
+use super::classic::GroupState;
+use super::state::{Group, GroupKind, OffsetEntry};
 use super::store::{GroupRecord, OffsetRecord};
 use crate::error::KafkaError;
 
@@ -15,21 +16,22 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), KafkaError> {
-        if let Some(m) = &self.modern {
-            return m.validate_commit(member_id, generation);
-        }
-        if self.state == GroupState::Dead {
+        let c = match &self.kind {
+            GroupKind::Consumer(m) => return m.validate_commit(member_id, generation),
+            GroupKind::Classic(c) => c,
+        };
+        if c.state == GroupState::Dead {
             return Err(KafkaError::CoordinatorNotAvailable);
         }
-        if generation < 0 && self.state == GroupState::Empty {
+        if generation < 0 && c.state == GroupState::Empty {
             // Admin tools and assign()-only consumers.
             return Ok(());
         }
-        self.validate_member(member_id, instance_id)?;
-        if generation != self.generation {
+        c.validate_member(member_id, instance_id)?;
+        if generation != c.generation {
             return Err(KafkaError::IllegalGeneration);
         }
-        if self.state == GroupState::CompletingRebalance {
+        if c.state == GroupState::CompletingRebalance {
             return Err(KafkaError::RebalanceInProgress);
         }
         Ok(())
@@ -87,7 +89,7 @@ impl Group {
         &mut self,
         topics: &[(String, Vec<i32>)],
     ) -> Result<Vec<Vec<Result<(), KafkaError>>>, KafkaError> {
-        if self.state == GroupState::Dead {
+        if self.is_dead() {
             return Err(KafkaError::GroupIdNotFound);
         }
         let subscribed = if self.is_empty() {
@@ -144,9 +146,8 @@ impl Group {
         let Some(subscribed) = subscribed else {
             return 0;
         };
-        let empty_consumer_group =
-            self.is_empty() && (self.protocol_type.is_some() || self.modern.is_some());
-        let state_since = self.state_since_ms;
+        let empty_consumer_group = self.is_empty() && self.is_consumer_protocol();
+        let state_since = self.state_since_ms();
         let doomed: Vec<(String, i32)> = self
             .offsets
             .iter()

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
-use super::consumer;
-use super::state::{Group, GroupState, Member, OffsetEntry};
-use super::store::{self, from_hex, GroupRecord, GroupStore};
+use super::classic::ClassicGroup;
+use super::consumer::ConsumerGroup;
+use super::state::{Group, GroupKind, OffsetEntry};
+use super::store::{GroupRecord, GroupStore};
 use super::write_queue::{Ticket, Write, WriteQueue};
 pub(super) use crate::storage::remote::blocking as off_the_runtime;
 
@@ -124,10 +124,12 @@ impl Shard {
 fn live_records<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<GroupRecord> {
     let mut live = Vec::new();
     for g in groups {
-        if let Some(m) = &g.modern {
-            live.push(GroupRecord::Consumer(m.snapshot(&g.id)));
-        } else if g.generation > 0 || !g.members.is_empty() {
-            live.push(GroupRecord::Group(g.snapshot()));
+        match &g.kind {
+            GroupKind::Consumer(m) => live.push(GroupRecord::Consumer(m.snapshot(&g.id))),
+            GroupKind::Classic(c) if c.has_membership() => {
+                live.push(GroupRecord::Group(c.snapshot()))
+            }
+            GroupKind::Classic(_) => {}
         }
         live.extend(g.offset_records());
     }
@@ -190,18 +192,19 @@ fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<Strin
             }
             GroupRecord::Group(s) => {
                 let g = group_at(&mut groups, &s.group, seq, now_ms);
-                restore(g, s, now);
+                g.kind = GroupKind::Classic(ClassicGroup::restore(s, now));
             }
             GroupRecord::Consumer(c) => {
                 let g = group_at(&mut groups, &c.group, seq, now_ms);
-                g.modern = Some(consumer::ModernGroup::restore(c, now));
+                let since = g.state_since_ms();
+                g.kind = GroupKind::Consumer(ConsumerGroup::restore(c, now, since));
             }
             GroupRecord::GroupRemoved { group } => {
                 groups.remove(&group);
             }
         }
     }
-    groups.retain(|_, g| !(g.is_disposable() && g.generation == 0));
+    groups.retain(|_, g| !g.is_unused());
     groups
 }
 
@@ -217,45 +220,4 @@ fn group_at<'a>(
         .or_insert_with(|| Group::new(id, now_ms));
     g.txn.next_seq = seq;
     g
-}
-
-/// Rebuilds a group's membership from its last snapshot; members get a fresh session to come
-/// back (as after a Kafka coordinator failover).
-fn restore(g: &mut Group, s: store::GroupSnapshot, now: Instant) {
-    g.modern = None;
-    g.generation = s.generation;
-    g.protocol_type = s.protocol_type;
-    g.protocol = s.protocol.clone();
-    g.leader = s.leader;
-    g.state_since_ms = s.state_since_ms;
-    g.members.clear();
-    g.static_members.clear();
-    let protocol = s.protocol.unwrap_or_default();
-    for m in s.members {
-        if let Some(inst) = &m.instance_id {
-            g.static_members.insert(inst.clone(), m.id.clone());
-        }
-        let member = Member {
-            id: m.id.clone(),
-            instance_id: m.instance_id,
-            client_id: m.client_id,
-            client_host: m.client_host,
-            session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
-            rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
-            protocols: vec![(
-                protocol.clone(),
-                Bytes::from(from_hex(&m.metadata).unwrap_or_default()),
-            )],
-            assignment: Bytes::from(from_hex(&m.assignment).unwrap_or_default()),
-            last_heartbeat: now,
-            join_waiter: None,
-            sync_waiter: None,
-        };
-        g.members.insert(m.id, member);
-    }
-    g.state = if g.members.is_empty() {
-        GroupState::Empty
-    } else {
-        GroupState::Stable
-    };
 }

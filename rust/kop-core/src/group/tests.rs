@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::state::{
-    Group, GroupConfig, GroupState, JoinOutcome, Now, Reply, SyncOutcome, MIN_INITIAL_JOIN_PHASE,
-};
+use super::classic::{ClassicGroup, GroupState, JoinOutcome, SyncOutcome};
+use super::state::{Group, GroupConfig, Now, Reply, MIN_INITIAL_JOIN_PHASE};
 use super::{GroupCoordinator, JoinParams, LogGroupStore, OffsetEntry, SyncParams};
 use crate::error::KafkaError;
 use crate::storage::FileGroupLog;
+
+/// The classic group a test drives through `Group`.
+fn classic(g: &Group) -> &ClassicGroup {
+    g.classic().expect("a classic group")
+}
 
 fn cfg(delay_ms: u64) -> GroupConfig {
     GroupConfig {
@@ -100,10 +104,10 @@ fn two_members_rebalance_and_sync() {
     assert_eq!(s, KafkaError::IllegalGeneration, "wrong generation");
     let mut rx = waiting(sync(&mut g, &a, 1, &[(&a, b"A1")]));
     assert_eq!(rx.try_recv().unwrap().unwrap().2, Bytes::from_static(b"A1"));
-    assert_eq!(g.state, GroupState::Stable);
+    assert_eq!(classic(&g).state, GroupState::Stable);
 
     let (b, mut rx_b) = join_new(&mut g, now, &c);
-    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert_eq!(classic(&g).state, GroupState::PreparingRebalance);
     assert!(rx_b.try_recv().is_err(), "waits for the other member");
     assert_eq!(
         g.heartbeat(&a, None, 1, now),
@@ -130,7 +134,7 @@ fn two_members_rebalance_and_sync() {
 
     // B leaves: A must rejoin; the group rebalances to generation 3 with A alone.
     assert_eq!(g.leave(&[(b.clone(), None)], now, &c), vec![Ok(())]);
-    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert_eq!(classic(&g).state, GroupState::PreparingRebalance);
     let mut rx_a = waiting(g.join(params(&a, None, b"m"), now, &c));
     assert_eq!(rx_a.try_recv().unwrap().generation, 3);
     assert_eq!(
@@ -152,13 +156,13 @@ fn session_expiry_removes_a_silent_member() {
     let _ = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
     let _ = sync(&mut g, &b, 2, &[]);
     let _ = sync(&mut g, &a, 2, &[(&a, b"a"), (&b, b"b")]);
-    assert_eq!(g.state, GroupState::Stable);
+    assert_eq!(classic(&g).state, GroupState::Stable);
     // A keeps heartbeating, B goes silent past its 10 s session.
     let t1 = t0 + Duration::from_secs(8);
     assert_eq!(g.heartbeat(&a, None, 2, t1), Ok(()));
     g.tick(t0 + Duration::from_secs(11), &c);
-    assert!(!g.members.contains_key(&b));
-    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert!(!classic(&g).members.contains_key(&b));
+    assert_eq!(classic(&g).state, GroupState::PreparingRebalance);
     let mut rx_a = waiting(g.join(params(&a, None, b"m"), t1, &c));
     assert_eq!(rx_a.try_recv().unwrap().generation, 3);
 }
@@ -189,12 +193,12 @@ fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
     let j = rx.try_recv().unwrap();
     let old = j.member_id.clone();
     let _ = sync(&mut g, &old, 1, &[(&old, b"P")]);
-    assert_eq!(g.state, GroupState::Stable);
+    assert_eq!(classic(&g).state, GroupState::Stable);
     // Restarted: same instance id, no member id.
     let j2 = now_value(g.join(params("", Some("i1"), b"m"), now, &c));
     assert_eq!((j2.error, j2.generation), (None, 1), "no new generation");
     assert_ne!(j2.member_id, old);
-    assert_eq!(g.state, GroupState::Stable);
+    assert_eq!(classic(&g).state, GroupState::Stable);
     let got = now_value(sync(&mut g, &j2.member_id, 1, &[])).unwrap();
     assert_eq!(got.2, Bytes::from_static(b"P"), "keeps its assignment");
     assert_eq!(
@@ -447,7 +451,7 @@ fn members_joining_together_share_the_first_generation_without_delay() {
     assert!(rx_a.try_recv().is_err(), "within the first join phase");
     // The timer ends the phase before B is back with its id: B is waited for.
     g.tick(t0 + MIN_INITIAL_JOIN_PHASE, &c);
-    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert_eq!(classic(&g).state, GroupState::PreparingRebalance);
     assert!(
         rx_a.try_recv().is_err(),
         "a member handed its id is waited for"
@@ -468,7 +472,10 @@ fn members_joining_together_share_the_first_generation_without_delay() {
         assert_eq!(g.heartbeat(&a, None, 1, t0 + ms(t)), Ok(()));
         assert_eq!(g.heartbeat(&b, None, 1, t0 + ms(t)), Ok(()));
     }
-    assert_eq!((g.state, g.generation), (GroupState::Stable, 1));
+    assert_eq!(
+        (classic(&g).state, classic(&g).generation),
+        (GroupState::Stable, 1)
+    );
 }
 
 #[test]
@@ -483,7 +490,7 @@ fn first_join_phase_ends_from_the_timer_and_a_silent_pending_member_expires() {
     let ja = rx_a.try_recv().unwrap();
     assert_eq!((ja.generation, ja.members.len()), (1, 1), "a lone member");
     assert_eq!(g.leave(&[(a, None)], t0 + ms(200), &c), vec![Ok(())]);
-    assert_eq!(g.state, GroupState::Empty);
+    assert_eq!(classic(&g).state, GroupState::Empty);
 
     // Empty again: the next join is a first join phase again. A member that is handed an id
     // and never comes back holds it only until that id expires (its session timeout, 10 s).

@@ -19,7 +19,7 @@ pub struct TxnCommitter<'a> {
 
 /// A group created by this very request: nothing is kept in it yet.
 fn is_new(g: &Group) -> bool {
-    g.is_disposable() && g.generation == 0
+    g.is_unused()
 }
 
 impl GroupCoordinator {

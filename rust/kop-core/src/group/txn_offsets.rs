@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::state::{Group, GroupState, OffsetEntry};
+use super::classic::GroupState;
+use super::state::{Group, GroupKind, OffsetEntry};
 use super::store::{GroupRecord, OffsetRecord, TxnOffsetRecord};
 use crate::error::KafkaError;
 
@@ -77,30 +78,33 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), KafkaError> {
-        if let Some(m) = &self.modern {
-            if generation < 0 && m.members.is_empty() {
-                return Ok(());
+        let c = match &self.kind {
+            GroupKind::Consumer(m) => {
+                if generation < 0 && m.members.is_empty() {
+                    return Ok(());
+                }
+                let member = m
+                    .members
+                    .get(member_id)
+                    .ok_or(KafkaError::UnknownMemberId)?;
+                return if member.epoch == generation {
+                    Ok(())
+                } else {
+                    Err(KafkaError::IllegalGeneration)
+                };
             }
-            let member = m
-                .members
-                .get(member_id)
-                .ok_or(KafkaError::UnknownMemberId)?;
-            return if member.epoch == generation {
-                Ok(())
-            } else {
-                Err(KafkaError::IllegalGeneration)
-            };
-        }
-        if self.state == GroupState::Dead {
+            GroupKind::Classic(c) => c,
+        };
+        if c.state == GroupState::Dead {
             return Err(KafkaError::CoordinatorNotAvailable);
         }
-        if generation < 0 && self.state == GroupState::Empty {
+        if generation < 0 && c.state == GroupState::Empty {
             return Ok(());
         }
         // Before v3 there is no member: such commits are accepted in any state.
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            self.validate_member(member_id, instance_id)?;
-            if generation != self.generation {
+            c.validate_member(member_id, instance_id)?;
+            if generation != c.generation {
                 return Err(KafkaError::IllegalGeneration);
             }
         }

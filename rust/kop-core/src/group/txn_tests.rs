@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::classic::{GroupState, Member};
 use super::consumer::HeartbeatParams;
-use super::state::{Group, GroupState, Member};
+use super::state::Group;
 use super::store::GroupRecord;
 use super::{GroupConfig, GroupCoordinator, GroupStore, LogGroupStore, OffsetEntry, TxnCommitter};
 use crate::error::KafkaError;
@@ -325,10 +326,11 @@ fn generation_checks_of_transactional_commits() {
     // A classic group at generation 3 with a static member (its state is not checked).
     let mut g = Group::new("g", 0);
     assert_eq!(g.validate_txn_commit("", None, -1), Ok(()), "simple group");
-    g.generation = 3;
-    g.state = GroupState::CompletingRebalance;
-    g.static_members.insert("i".into(), "m".into());
-    g.members.insert(
+    let c = g.classic_mut().unwrap();
+    c.generation = 3;
+    c.state = GroupState::CompletingRebalance;
+    c.static_members.insert("i".into(), "m".into());
+    c.members.insert(
         "m".into(),
         Member {
             id: "m".into(),
@@ -366,7 +368,7 @@ fn generation_checks_of_transactional_commits() {
         Ok(()),
         "no member (v0-2): accepted in a non-empty group"
     );
-    g.state = GroupState::Dead;
+    g.classic_mut().unwrap().state = GroupState::Dead;
     assert_eq!(
         g.validate_txn_commit("m", Some("i"), 3),
         Err(KafkaError::CoordinatorNotAvailable)

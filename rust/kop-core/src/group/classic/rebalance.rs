@@ -6,8 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::state::{Group, GroupConfig, GroupState, JoinOutcome, Member, Now, Reply, SyncOutcome};
+use super::{ClassicGroup, GroupState, JoinOutcome, Member, SyncOutcome};
 use crate::error::KafkaError;
+use crate::group::state::{GroupConfig, Now, Reply};
 
 /// A JoinGroup request, decoded.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ fn now_join<T>(v: T) -> Reply<T> {
     Reply::Now(v)
 }
 
-impl Group {
+impl ClassicGroup {
     /// The answer to a join that finds the member already in the current generation.
     fn current_join_outcome(&self, member_id: &str, skip: bool) -> JoinOutcome {
         let leader = self.leader.clone().unwrap_or_default();
@@ -73,37 +74,7 @@ impl Group {
             .collect()
     }
 
-    /// Checks `member_id` / `instance_id` against the membership (Kafka's `validateMember`).
-    pub fn validate_member(
-        &self,
-        member_id: &str,
-        instance_id: Option<&str>,
-    ) -> Result<(), KafkaError> {
-        if let Some(inst) = instance_id {
-            match self.static_members.get(inst) {
-                Some(id) if id != member_id => return Err(KafkaError::FencedInstanceId),
-                Some(_) => {}
-                None => return Err(KafkaError::UnknownMemberId),
-            }
-        }
-        if self.members.contains_key(member_id) {
-            Ok(())
-        } else {
-            Err(KafkaError::UnknownMemberId)
-        }
-    }
-
     pub fn join(&mut self, p: JoinParams, now: Now, cfg: &GroupConfig) -> Reply<JoinOutcome> {
-        if let Some(m) = &self.modern {
-            if !m.members.is_empty() {
-                return now_join(JoinOutcome::error(
-                    KafkaError::InconsistentGroupProtocol,
-                    &p.member_id,
-                ));
-            }
-            // An empty consumer group becomes a classic group again (offsets stay).
-            self.modern = None;
-        }
         if self.state == GroupState::Dead {
             return now_join(JoinOutcome::error(
                 KafkaError::CoordinatorNotAvailable,
@@ -458,9 +429,6 @@ impl Group {
     }
 
     pub fn sync(&mut self, p: SyncParams<'_>, now: Now, cfg: &GroupConfig) -> Reply<SyncOutcome> {
-        if self.modern.is_some() {
-            return Reply::Now(Err(KafkaError::UnknownMemberId));
-        }
         let SyncParams {
             member_id,
             instance_id,
@@ -483,7 +451,7 @@ impl Group {
         {
             return Reply::Now(Err(KafkaError::InconsistentGroupProtocol));
         }
-        let answer = |g: &Group, a: Bytes| -> SyncOutcome {
+        let answer = |g: &ClassicGroup, a: Bytes| -> SyncOutcome {
             Ok((g.protocol_type.clone(), g.protocol.clone(), a))
         };
         match self.state {
@@ -548,9 +516,6 @@ impl Group {
         if self.state == GroupState::Dead {
             return Err(KafkaError::CoordinatorNotAvailable);
         }
-        if self.modern.is_some() {
-            return Err(KafkaError::UnknownMemberId);
-        }
         self.validate_member(member_id, instance_id)?;
         if generation != self.generation {
             return Err(KafkaError::IllegalGeneration);
@@ -609,20 +574,6 @@ impl Group {
 
     /// Timers: join/sync deadlines, session expiry, expired pending member ids.
     pub fn tick(&mut self, now: Now, cfg: &GroupConfig) {
-        if let Some(m) = &mut self.modern {
-            let expired = m.tick(now.at);
-            for id in &expired {
-                tracing::info!(group = %self.id, member = %id, "consumer group member expired");
-            }
-            if !expired.is_empty() {
-                let snap = m.snapshot(&self.id);
-                if m.members.is_empty() {
-                    self.state_since_ms = now.ms;
-                }
-                self.writes.push(super::store::GroupRecord::Consumer(snap));
-            }
-            return;
-        }
         self.pending.retain(|_, deadline| *deadline > now.at);
         let expired: Vec<String> = self
             .members
