@@ -12,7 +12,7 @@
 //! go when its store write fails and loaded again the same way (`group` module documentation).
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,10 @@ use super::Broker;
 use crate::records::batch::BatchHeader;
 use crate::storage::Member;
 use crate::storage::{LogSettings, PartitionLog, Receipt};
+
+/// Group shards loaded at once by a takeover: as many as the Pulsar bridge runs blocking calls
+/// at once.
+const SHARD_LOADERS: usize = 4;
 
 /// A group shard (`group::shard_of`) is led like partition `shard` of this topic: its leader
 /// coordinates the shard's groups, as in Kafka.
@@ -165,31 +169,49 @@ impl Broker {
 
     /// Loads the group and transaction shards this instance leads but does not coordinate yet
     /// (after a membership change, or after a failed store write let a shard go). Blocks.
+    ///
+    /// Shards load in parallel: each load waits on its store (a Pulsar read), and a survivor
+    /// that takes over half of the shards one after the other keeps their groups waiting for
+    /// seconds under load.
     pub fn take_over_group_shards(&self) {
-        for shard in 0..self.groups.shard_count() {
-            if !self.cluster.leads_group_shard(shard) {
-                continue;
+        let due: Vec<usize> = (0..self.groups.shard_count())
+            .filter(|&shard| {
+                self.cluster.leads_group_shard(shard)
+                    && !(self.groups.is_active(shard) && self.transactions.is_active(shard))
+            })
+            .collect();
+        let next = AtomicUsize::new(0);
+        let take_next = || {
+            while let Some(&shard) = due.get(next.fetch_add(1, Ordering::Relaxed)) {
+                self.take_over_group_shard(shard);
             }
-            if !self.groups.is_active(shard) {
-                match self.groups.activate(shard) {
-                    Ok(()) => tracing::info!(shard, "now the coordinator of this group shard"),
-                    Err(e) => {
-                        tracing::error!(shard, error = %e, "loading a group shard failed; retrying")
-                    }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..SHARD_LOADERS.min(due.len()) {
+                scope.spawn(take_next);
+            }
+            take_next();
+        });
+    }
+
+    fn take_over_group_shard(&self, shard: usize) {
+        if !self.groups.is_active(shard) {
+            match self.groups.activate(shard) {
+                Ok(()) => tracing::info!(shard, "now the coordinator of this group shard"),
+                Err(e) => {
+                    tracing::error!(shard, error = %e, "loading a group shard failed; retrying")
                 }
             }
-            // After the groups: completing a loaded transaction may commit offsets there.
-            if !self.transactions.is_active(shard) {
-                match self.transactions.activate(shard) {
-                    Ok(()) => {
-                        tracing::info!(shard, "now the coordinator of this transaction shard")
-                    }
-                    Err(e) => tracing::error!(
-                        shard,
-                        error = %e,
-                        "loading a transaction shard failed; retrying"
-                    ),
-                }
+        }
+        // After the groups: completing a loaded transaction may commit offsets there.
+        if !self.transactions.is_active(shard) {
+            match self.transactions.activate(shard) {
+                Ok(()) => tracing::info!(shard, "now the coordinator of this transaction shard"),
+                Err(e) => tracing::error!(
+                    shard,
+                    error = %e,
+                    "loading a transaction shard failed; retrying"
+                ),
             }
         }
     }
