@@ -76,6 +76,9 @@ _METAVARS = {
     "metrics_listener": "HOST:PORT",
     "num_partitions": "N",
     "max_unauthenticated_connections": "N",
+    "max_connections": "N",
+    "max_connections_per_ip": "N",
+    "max_connections_per_ip_overrides": "IP:N[,IP:N...]",
 }
 _UNIT_METAVARS = {"_ms": "MS", "_bytes": "BYTES", "_minutes": "MINUTES"}
 _KIND_METAVARS = {"int": "N"}

@@ -8,6 +8,7 @@ field list below, so a new option is added in one place.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -191,6 +192,21 @@ class Config:
     )
     max_unauthenticated_connections: int = _opt(
         1000, "connections on SASL listeners not yet authenticated; more are closed at once"
+    )
+    max_connections: int = _opt(
+        _INT32_MAX,
+        "open connections at most (Kafka's max.connections); at the limit kop accepts no more "
+        "until one closes; a listener named by inter_instance_listener is not counted",
+    )
+    max_connections_per_ip: int = _opt(
+        _INT32_MAX,
+        "open connections from one IP address at most (Kafka's max.connections.per.ip); "
+        "more are closed at once",
+    )
+    max_connections_per_ip_overrides: str = _opt(
+        "",
+        "IP:N,... exceptions to max_connections_per_ip "
+        "(Kafka's max.connections.per.ip.overrides, IP addresses only)",
     )
     bad_input_log_interval_ms: int = _opt(
         10000,
@@ -546,6 +562,9 @@ def _validate(cfg: Config) -> None:
     _check_range(
         "max_unauthenticated_connections", cfg.max_unauthenticated_connections, 1, _INT32_MAX
     )
+    _check_range("max_connections", cfg.max_connections, 1, _INT32_MAX)
+    _check_range("max_connections_per_ip", cfg.max_connections_per_ip, 0, _INT32_MAX)
+    _check_connection_overrides(cfg.max_connections_per_ip_overrides)
     _check_range("bad_input_log_interval_ms", cfg.bad_input_log_interval_ms, 0, _INT64_MAX)
     _check_range("quota_window_num", cfg.quota_window_num, 1, _INT32_MAX)
     _check_range("quota_window_size_seconds", cfg.quota_window_size_seconds, 1, _INT32_MAX)
@@ -696,6 +715,21 @@ def _check_storage(storage: str) -> None:
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_connection_overrides(spec: str) -> None:
+    """``IP:N,...`` as the Rust side parses it (an IPv6 address may be bracketed)."""
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        host, sep, count = item.rpartition(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            valid = bool(sep) and count.isdigit()
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigError(
+                "max_connections_per_ip_overrides", f"{item!r} is not IP:N (an IP address)"
+            )
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

@@ -130,6 +130,15 @@ pub struct ServerConfig {
     pub unauthenticated_request_memory_bytes: i64,
     /// Connections on SASL listeners that have not authenticated yet, at most.
     pub max_unauthenticated_connections: i64,
+    /// Open connections at most (Kafka's `max.connections`); at the limit a listener accepts
+    /// no more until one closes. A listener named by `inter_instance_listener` is not counted.
+    pub max_connections: i64,
+    /// Open connections from one IP address at most (Kafka's `max.connections.per.ip`); more
+    /// are closed at once.
+    pub max_connections_per_ip: i64,
+    /// `IP:N,...`: per-address exceptions to `max_connections_per_ip` (Kafka's
+    /// `max.connections.per.ip.overrides`, with IP addresses).
+    pub max_connections_per_ip_overrides: String,
     /// Lines about bad input from one peer address: the first, then one per interval.
     pub bad_input_log_interval_ms: i64,
     // -- client quotas (quotas/) --
@@ -217,6 +226,9 @@ impl Default for ServerConfig {
             frame_stall_timeout_ms: 30_000,
             unauthenticated_request_memory_bytes: 16_777_216,
             max_unauthenticated_connections: 1000,
+            max_connections: i64::from(i32::MAX),
+            max_connections_per_ip: i64::from(i32::MAX),
+            max_connections_per_ip_overrides: String::new(),
             bad_input_log_interval_ms: 10_000,
             quota_window_num: 11,
             quota_window_size_seconds: 1,
@@ -381,6 +393,11 @@ impl ServerConfig {
                 ));
             }
         }
+        if self.max_connections_per_ip < 0 {
+            return Err("max_connections_per_ip must be >= 0".into());
+        }
+        crate::limits::connections::parse_overrides(&self.max_connections_per_ip_overrides)
+            .map_err(|e| format!("max_connections_per_ip_overrides: {e}"))?;
         let mechanism = self.inter_instance_sasl_mechanism.as_str();
         if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism) {
             return Err(format!(
@@ -399,6 +416,7 @@ impl ServerConfig {
                 "max_unauthenticated_connections",
                 self.max_unauthenticated_connections,
             ),
+            ("max_connections", self.max_connections),
             ("log_segment_bytes", self.log_segment_bytes),
             ("quota_window_num", self.quota_window_num),
             ("quota_window_size_seconds", self.quota_window_size_seconds),

@@ -304,3 +304,59 @@ fn raw_sasl_tokens_are_bounded_like_frames() {
     assert!(c.read_raw().is_none());
     assert!(t.elapsed() < Duration::from_millis(900));
 }
+
+/// ApiVersions v3 on `c`: whether it was answered with no error.
+fn api_versions_ok(c: &mut Client) -> bool {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kop-test"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    c.call(&req, 3).error_code == 0
+}
+
+#[test]
+fn connections_over_max_connections_per_ip_are_closed_and_places_come_back() {
+    let server = start_with(&["PLAINTEXT"], r#", "max_connections_per_ip": 3"#);
+    let port = port_of(&server, "PLAINTEXT");
+    let mut served: Vec<Client> = (0..3).map(|_| Client::connect(port)).collect();
+    for c in &mut served {
+        assert!(api_versions_ok(c));
+    }
+    let over = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(
+        closed_within(&over, Duration::from_secs(2)),
+        "a fourth from 127.0.0.1"
+    );
+    served.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = Client::connect(port);
+    assert!(
+        api_versions_ok(&mut again),
+        "a closed connection gave its place back"
+    );
+    assert!(
+        api_versions_ok(&mut served[0]),
+        "the others are served throughout"
+    );
+}
+
+#[test]
+fn at_max_connections_a_new_connection_waits_until_one_closes() {
+    let server = start_with(&["PLAINTEXT"], r#", "max_connections": 2"#);
+    let port = port_of(&server, "PLAINTEXT");
+    let mut first = Client::connect(port);
+    let mut second = Client::connect(port);
+    assert!(api_versions_ok(&mut first) && api_versions_ok(&mut second));
+
+    // The kernel completes the handshake, but kop does not serve the third yet.
+    let mut third = Client::connect(port);
+    third.set_read_timeout(Duration::from_millis(700));
+    let req = ApiVersionsRequest::default();
+    third.send(&req, 0);
+    assert!(third.read_raw().is_none(), "answered over max_connections");
+
+    drop(first);
+    third.set_read_timeout(Duration::from_secs(5));
+    let answer = third.read_raw();
+    assert!(answer.is_some(), "not served after a connection closed");
+    assert!(api_versions_ok(&mut second));
+}

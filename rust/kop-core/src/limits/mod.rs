@@ -1,6 +1,7 @@
 //! What one client may take from the server as a whole: request memory, a place among the
 //! unauthenticated connections, log lines. Shared by every connection of a server.
 
+pub mod connections;
 pub mod log_limit;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::codec::frame::FrameRules;
 use crate::codec::memory::{MemoryPool, WhenExhausted};
 use crate::config::ServerConfig;
+use connections::ConnectionCounts;
 use log_limit::LogLimiter;
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame accepted before a SASL
@@ -31,6 +33,8 @@ pub struct ConnectionLimits {
     pub unauthenticated_memory: MemoryPool,
     unauthenticated: Arc<Semaphore>,
     pub max_unauthenticated: usize,
+    /// `max_connections` and `max_connections_per_ip`.
+    pub connections: ConnectionCounts,
     pub bad_input_log: LogLimiter,
     idle: Duration,
     stall: Duration,
@@ -55,6 +59,7 @@ impl ConnectionLimits {
             ),
             unauthenticated: Arc::new(Semaphore::new(max_unauthenticated)),
             max_unauthenticated,
+            connections: ConnectionCounts::new(config),
             bad_input_log: LogLimiter::new(Duration::from_millis(
                 config.bad_input_log_interval_ms.max(0) as u64,
             )),

@@ -360,6 +360,9 @@ async fn accept_loop(
         .is_tls()
         .then(|| security.tls.clone().map(tokio_rustls::TlsAcceptor::from))
         .flatten();
+    // As Kafka's inter-broker listener, a listener named for the instances to call each other
+    // on is not held to max_connections.
+    let exempt = broker.config.inter_instance_listener.as_deref() == Some(info.name.as_str());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -370,6 +373,23 @@ async fn accept_loop(
                             "closing connection: over the connection_creation_rate quota of its IP");
                         continue;
                     }
+                    // At max_connections the listener waits for a place (as Kafka's acceptor);
+                    // the waiting client sees no answer until then.
+                    if !exempt && limits.connections.at_limit() {
+                        crate::warn_bad_input!(limits.bad_input_log, peer,
+                            limit = limits.connections.max_total,
+                            "max_connections reached: waiting for a connection to close");
+                    }
+                    let place = tokio::select! {
+                        place = limits.connections.wait_for_place(exempt) => place,
+                        _ = shutdown.wait() => break,
+                    };
+                    let Some(counted_ip) = limits.connections.admit(peer.ip(), place) else {
+                        crate::warn_bad_input!(limits.bad_input_log, peer,
+                            limit = limits.connections.limit_for(peer.ip()),
+                            "closing connection: over max_connections_per_ip");
+                        continue;
+                    };
                     // Until it authenticates, a SASL connection holds one of a limited number
                     // of places; without one it is closed at once.
                     let slot = if protocol.is_sasl() {
@@ -400,11 +420,11 @@ async fn accept_loop(
                     match &tls {
                         None => {
                             let serve = connection::serve(stream, ctx, slot);
-                            connections.spawn(async move { serve.await; drop(open) });
+                            connections.spawn(async move { serve.await; drop((open, counted_ip)) });
                         }
                         Some(acceptor) => {
                             let serve = serve_tls(acceptor.clone(), stream, ctx, slot);
-                            connections.spawn(async move { serve.await; drop(open) });
+                            connections.spawn(async move { serve.await; drop((open, counted_ip)) });
                         }
                     }
                 }
