@@ -6,6 +6,8 @@
 #   scripts/kafka.sh classpath                  print the classpath ("DIR/lib/*")
 #   scripts/kafka.sh fetch-streams              also resolve the Kafka Streams jar (DIR/streams)
 #   scripts/kafka.sh streams-classpath          print the classpath with Kafka Streams on it
+#   scripts/kafka.sh fetch-connect-file         also resolve the FileStream connectors; prints a Kafka
+#                                               Connect plugin.path (DIR/connect-plugins; bench/connect_run.py)
 #   scripts/kafka.sh version                    print the Kafka version used
 #   scripts/kafka.sh start DATA_DIR [PORT]      start a broker on 127.0.0.1:PORT (default 9092)
 #   scripts/kafka.sh stop DATA_DIR              stop it (SIGTERM, then SIGKILL after a timeout)
@@ -64,6 +66,38 @@ cmd_fetch_streams() {
   touch "$tmp/.complete"
   rm -rf "$KDIR/streams"
   mv "$tmp" "$KDIR/streams"
+}
+
+# The FileStream source/sink connectors, as a Kafka Connect plugin: DIR/connect-plugins is a
+# worker's plugin.path, DIR/connect-plugins/filestream the plugin (the Connect runtime itself
+# is in lib/). Maven Central has no connect-file 4.4.0, so 4.3.1 is used with a one-class shim
+# (scripts/kafka/connect-file-shim) for the AppInfoParser that 4.4 moved. Prints the path.
+cmd_fetch_connect_file() {
+  cmd_fetch
+  local plugins="$KDIR/connect-plugins"
+  if [[ -f "$plugins/filestream/.complete" ]]; then
+    echo "$plugins"
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch the connect-file jar)"
+  command -v javac >/dev/null || die "javac not found (needed once to build the connect-file shim)"
+  local tmp="$plugins/filestream.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/classes"
+  echo "kafka.sh: fetching connect-file into $plugins/filestream" >&2
+  if ! mvn -q -B -Dstyle.color=never -f "$HERE/kafka/connect-file-pom.xml" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+    rm -rf "$tmp"
+    die "mvn could not resolve org.apache.kafka:connect-file (scripts/kafka/connect-file-pom.xml)"
+  fi
+  javac -d "$tmp/classes" -cp "$KDIR/lib/*" \
+    "$HERE/kafka/connect-file-shim/org/apache/kafka/common/utils/AppInfoParser.java" >&2 ||
+    die "building the connect-file shim failed"
+  jar cf "$tmp/connect-file-shim.jar" -C "$tmp/classes" . && rm -rf "$tmp/classes"
+  touch "$tmp/.complete"
+  rm -rf "$plugins/filestream"
+  mv "$tmp" "$plugins/filestream"
+  echo "$plugins"
 }
 
 cmd_streams_classpath() {
@@ -259,11 +293,12 @@ case "$sub" in
   classpath) cmd_classpath ;;
   fetch-streams) cmd_fetch_streams ;;
   streams-classpath) cmd_streams_classpath ;;
+  fetch-connect-file) cmd_fetch_connect_file ;;
   version) echo "$KAFKA_VERSION" ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
   run-class) cmd_run_class "$@" ;;
   -h | --help | help) usage ;;
-  *) die "unknown command '$sub' (fetch, fetch-streams, classpath, streams-classpath, version, start, stop, status, run-class)" ;;
+  *) die "unknown command '$sub' (fetch, fetch-streams, fetch-connect-file, classpath, streams-classpath, version, start, stop, status, run-class)" ;;
 esac

@@ -237,6 +237,11 @@ class Config:
     log_cleaner_dedupe_buffer_size: int = _opt(
         134217728, "bytes of keys one clean may map (log.cleaner.dedupe.buffer.size)"
     )
+    max_incremental_fetch_session_cache_slots: int = _opt(
+        1000,
+        "incremental fetch sessions kept at most (max.incremental.fetch.session.cache.slots); "
+        "0 = no sessions, every fetch is a full one",
+    )
     fsync: str = _opt("interval", "always (before acking), interval, or never (leave it to the OS)")
     fsync_interval_ms: int = _opt(1000, "fsync period when fsync = interval")
     io_threads: int = _opt(0, "tokio worker threads; 0 = number of CPUs")
@@ -583,6 +588,12 @@ def _validate(cfg: Config) -> None:
     _check_range("log_cleaner_backoff_ms", cfg.log_cleaner_backoff_ms, 1, _INT64_MAX)
     _check_range(
         "log_cleaner_dedupe_buffer_size", cfg.log_cleaner_dedupe_buffer_size, 1, _INT64_MAX
+    )
+    _check_range(
+        "max_incremental_fetch_session_cache_slots",
+        cfg.max_incremental_fetch_session_cache_slots,
+        0,
+        2147483647,
     )
     _check_range("fsync_interval_ms", cfg.fsync_interval_ms, 1, _INT64_MAX)
     _check_range("io_threads", cfg.io_threads, 0, 4096)

@@ -2,8 +2,8 @@
 workload with tombstones on a compacted topic ends up, read from the beginning, as exactly the
 latest value of every live key at the offset it was written at, and no deleted key once
 delete.retention.ms has passed since its tombstone was first cleaned. librdkafka and
-kafka-python read across the gaps compaction leaves. (Pulsar compaction is designed, not
-built: docs/compaction.md.)"""
+kafka-python read across the gaps compaction leaves; an aborted transaction's records are
+cleaned away as on Kafka. (Pulsar compaction is designed, not built: docs/compaction.md.)"""
 
 from __future__ import annotations
 
@@ -122,3 +122,43 @@ def test_latest_value_per_key_and_deleted_keys_gone(cserver: ServerHandle) -> No
         c.close()
     py_seen = {r.key: (r.value, r.offset) for r in records if not r.key.startswith(b"filler")}
     assert py_seen == expected
+
+
+def test_aborted_transactions_are_cleaned_away(cserver: ServerHandle) -> None:
+    """Kafka's cleaner removes an aborted transaction's records once its ABORT marker is below
+    the cleaned range: read_uncommitted then no longer sees them; committed transactional
+    records are compacted like any others."""
+    bs = cserver.bootstrap
+    topic = ck.create_topic(bs, ck.unique("compact-txn"), 1, TOPIC_CONFIG)
+    tp = ck.producer(bs, **{"transactional.id": ck.unique("compact-txn"), "linger.ms": 5})
+    tp.init_transactions(30)
+    tp.begin_transaction()
+    for k in range(50):
+        tp.produce(topic, key=b"txn-%d" % k, value=b"aborted", partition=0)
+    tp.abort_transaction(30)
+    tp.begin_transaction()
+    for k in range(0, 50, 2):
+        tp.produce(topic, key=b"txn-%d" % k, value=b"old", partition=0)
+        tp.produce(topic, key=b"txn-%d" % k, value=b"committed", partition=0)
+    tp.commit_transaction(30)
+    expected = {b"txn-%d" % k: b"committed" for k in range(0, 50, 2)}
+
+    p = ck.producer(bs, **{"linger.ms": 5})
+    deadline = time.monotonic() + 45
+    filler = 0
+    while True:
+        time.sleep(0.3)
+        _produce(p, topic, [(b"filler-%d" % (filler % 10), b"x")])
+        filler += 1
+        got = ck.consume_all(bs, topic, (0,), timeout=30, isolation_level="read_uncommitted")[0]
+        txn = [(r.key, r.value) for r in got if r.key.startswith(b"txn-")]
+        if sorted(txn) == sorted(expected.items()):
+            break
+        if time.monotonic() > deadline:
+            aborted = sum(1 for _, v in txn if v == b"aborted")
+            raise AssertionError(
+                f"not cleaned after 45 s: {aborted} aborted and {len(txn)} transactional "
+                f"records seen by read_uncommitted, {len(expected)} expected"
+            )
+    committed = ck.consume_all(bs, topic, (0,), timeout=30, isolation_level="read_committed")[0]
+    assert {r.key: r.value for r in committed if r.key.startswith(b"txn-")} == expected

@@ -49,6 +49,7 @@ _KAFKA_PROPS = {
     "log_retention_ms": "log.retention.ms",
     "log_segment_bytes": "log.segment.bytes",
     "log_cleaner_backoff_ms": "log.cleaner.backoff.ms",
+    "max_incremental_fetch_session_cache_slots": "max.incremental.fetch.session.cache.slots",
     "group_initial_rebalance_delay_ms": "group.initial.rebalance.delay.ms",
     "group_min_session_timeout_ms": "group.min.session.timeout.ms",
     "group_max_session_timeout_ms": "group.max.session.timeout.ms",

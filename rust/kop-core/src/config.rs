@@ -159,6 +159,9 @@ pub struct ServerConfig {
     pub log_cleaner_backoff_ms: i64,
     /// Memory for the keys of one clean (Kafka's `log.cleaner.dedupe.buffer.size`).
     pub log_cleaner_dedupe_buffer_size: i64,
+    /// Incremental fetch sessions the broker keeps at most (Kafka's
+    /// `max.incremental.fetch.session.cache.slots`); 0 turns sessions off.
+    pub max_incremental_fetch_session_cache_slots: i64,
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: i64,
     pub io_threads: usize,
@@ -240,6 +243,7 @@ impl Default for ServerConfig {
             log_cleaner_io_max_bytes_per_second: 33_554_432.0,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_dedupe_buffer_size: 134_217_728,
+            max_incremental_fetch_session_cache_slots: 1000,
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,
             io_threads: 0,
@@ -372,6 +376,10 @@ impl ServerConfig {
                 self.unauthenticated_request_memory_bytes,
             ),
             ("bad_input_log_interval_ms", self.bad_input_log_interval_ms),
+            (
+                "max_incremental_fetch_session_cache_slots",
+                self.max_incremental_fetch_session_cache_slots,
+            ),
         ] {
             if v < 0 {
                 return Err(format!("{name} must be >= 0, got {v}"));

@@ -4,8 +4,8 @@
 //! error, or a moved high watermark, last stable offset or log start offset. The session
 //! remembers, per partition, where the consumer fetches and what it was last told.
 //!
-//! Bounds: at most `MAX_SESSIONS` sessions (Kafka's `max.incremental.fetch.session.cache.slots`)
-//! and `MAX_CACHED_PARTITIONS` partitions over all of them. A full cache makes room by evicting
+//! Bounds: at most `max_incremental_fetch_session_cache_slots` sessions (Kafka's
+//! `max.incremental.fetch.session.cache.slots`, default `MAX_SESSIONS`; 0: no sessions) and `MAX_CACHED_PARTITIONS` partitions over all of them. A full cache makes room by evicting
 //! the least recently used session idle for `EVICTABLE_AFTER` (Kafka's
 //! `min.incremental.fetch.session.eviction.ms`); otherwise the consumer is answered without a
 //! session and keeps sending full fetches, as Kafka does. A session belongs to the principal
@@ -84,15 +84,20 @@ impl Session {
     }
 }
 
-#[derive(Default)]
 struct Cache {
     sessions: HashMap<i32, Session>,
     cached_partitions: usize,
+    max_sessions: usize,
 }
 
-#[derive(Default)]
 pub struct FetchSessions {
     cache: Mutex<Cache>,
+}
+
+impl Default for FetchSessions {
+    fn default() -> Self {
+        Self::with_slots(MAX_SESSIONS)
+    }
 }
 
 /// Kafka's epoch sequence: 1, 2, ..., i32::MAX, 1, ...
@@ -139,7 +144,10 @@ impl Cache {
     }
 
     fn has_room(&mut self, partitions: usize, now: Instant) -> bool {
-        while self.sessions.len() >= MAX_SESSIONS
+        if self.max_sessions == 0 {
+            return false;
+        }
+        while self.sessions.len() >= self.max_sessions
             || self.cached_partitions + partitions > MAX_CACHED_PARTITIONS
         {
             if !self.evict_one(now) {
@@ -151,6 +159,18 @@ impl Cache {
 }
 
 impl FetchSessions {
+    /// A cache of at most `slots` sessions (0: sessions off, every fetch is answered as a
+    /// full fetch without a session id, as Kafka does).
+    pub fn with_slots(slots: usize) -> Self {
+        FetchSessions {
+            cache: Mutex::new(Cache {
+                sessions: HashMap::new(),
+                cached_partitions: 0,
+                max_sessions: slots,
+            }),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.cache.lock().sessions.len()
     }
@@ -388,6 +408,34 @@ mod tests {
         );
         s.close(id);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn zero_slots_means_no_sessions_and_a_small_cache_fills() {
+        let off = FetchSessions::with_slots(0);
+        let now = Instant::now();
+        assert!(off
+            .open("User:a", vec![(key(0), pos(0), told(false, 0))], now)
+            .is_none());
+        assert!(off.is_empty());
+        let two = FetchSessions::with_slots(2);
+        for _ in 0..2 {
+            assert!(two
+                .open("User:a", vec![(key(0), pos(0), told(false, 0))], now)
+                .is_some());
+        }
+        // Full, and nobody idle long enough: the third consumer goes without a session.
+        assert!(two
+            .open("User:a", vec![(key(0), pos(0), told(false, 0))], now)
+            .is_none());
+        assert!(two
+            .open(
+                "User:a",
+                vec![(key(0), pos(0), told(false, 0))],
+                now + EVICTABLE_AFTER
+            )
+            .is_some());
+        assert_eq!(two.len(), 2);
     }
 
     #[test]

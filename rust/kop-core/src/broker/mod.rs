@@ -208,6 +208,8 @@ impl Broker {
             config.quota_window_size_seconds,
         );
         let quotas = crate::quotas::QuotaManager::load(windows, Some(storage.metadata.clone()))?;
+        let session_slots =
+            usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0);
         let broker = Broker {
             peers: peers::Peers::new(&config),
             quotas,
@@ -221,7 +223,7 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             cluster,
             metadata_version: AtomicU64::new(0),
-            fetch_sessions: FetchSessions::default(),
+            fetch_sessions: FetchSessions::with_slots(session_slots),
             metrics: Default::default(),
         };
         for meta in broker.storage.metadata.topics()? {

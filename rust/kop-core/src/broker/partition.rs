@@ -619,7 +619,17 @@ impl Partition {
                 // written until its marker decides it (the log never cleans its active segment).
                 upper_bound: Self::stable_offset(&inner, self.high_watermark()),
                 producer_last_offsets: inner.producers.last_offsets(),
-                aborted: Vec::new(),
+                producer_marker_epochs: inner.producers.marker_epochs(),
+                aborted: inner
+                    .producers
+                    .aborted
+                    .iter()
+                    .map(|a| crate::storage::compaction::AbortedTxn {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                        last_offset: a.last_offset,
+                    })
+                    .collect(),
                 map_budget_bytes,
             };
             inner.log.begin_clean(&req)?

@@ -277,6 +277,16 @@ impl ProducerStates {
         all
     }
 
+    /// The producers with no data batch at their current epoch (their last batch is a marker),
+    /// with that epoch: the log cleaner keeps that marker (Kafka keeps it for fencing).
+    pub fn marker_epochs(&self) -> std::collections::HashMap<i64, i16> {
+        self.producers
+            .iter()
+            .filter(|(_, e)| e.batches.is_empty())
+            .map(|(&pid, e)| (pid, e.epoch))
+            .collect()
+    }
+
     /// The last offset of every producer id's last batch: the log cleaner keeps that batch
     /// (even emptied) so producer state rebuilt from the log stays right.
     pub fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {

@@ -332,6 +332,7 @@ impl PartitionLog for SegmentedLog {
             segment_bytes: self.settings.segment_bytes.max(1) as u64,
             now_ms: req.now_ms,
             producer_last_offsets: req.producer_last_offsets.clone(),
+            producer_marker_epochs: req.producer_marker_epochs.clone(),
             aborted: req.aborted.clone(),
             map_budget_bytes: req.map_budget_bytes,
             files: self.files.clone(),

@@ -11,23 +11,16 @@
 //! without records is dropped, unless it is the last batch of its producer id: then its
 //! header is kept as an empty batch (Kafka's `RETAIN_EMPTY`).
 //!
-//! Transactions (not built yet; this is where they go): Kafka's cleaner also
-//! - drops every record of an aborted transaction (a transactional batch whose producer id has
-//!   an aborted range holding the batch, `CleanRequest::aborted`) and keeps such records out of
-//!   the key map;
-//! - keeps a COMMIT/ABORT marker (control batch) while any data of its transaction is left
-//!   below it, then sets its delete horizon, and drops it once the horizon has passed — unless
-//!   it is its producer's last batch;
-//! - filters committed transactional records like any others.
-//!
-//! Until the aborted-transaction index exists, control batches and transactional batches are
-//! kept whole and their records stay out of the key map (`Rule::KeepWhole`): a committed
-//! value is then never removed, and never removes an older value of its key, which is safe
-//! (more is kept than on Kafka, nothing visible is lost).
+//! Transactions (`txn_rules` says which rule applies, as Kafka's cleaner does): an aborted
+//! transaction's batch loses every record (kept empty only as its producer's last batch); a
+//! marker whose transaction has no batch left before it gets a delete horizon, and goes once
+//! that has passed — unless it is its producer's last batch (its epoch is needed for fencing);
+//! committed transactional records are filtered by key like any others.
 
 use std::collections::HashMap;
 
 use super::offset_map::OffsetMap;
+use super::txn_rules::Rule;
 use crate::error::KafkaError;
 use crate::records::batch::{self, BatchHeader};
 use crate::records::decode::for_each_raw_record;
@@ -42,25 +35,6 @@ pub struct AbortedTxn {
     pub last_offset: i64,
 }
 
-/// How a batch's records are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Records filtered by key.
-    ByKey,
-    /// The batch stays as it is (control and transactional batches, for now).
-    KeepWhole,
-}
-
-/// The rule for a batch. The aborted-transaction handling described above plugs in here
-/// (an `Abort` rule for aborted data, a horizon rule for markers).
-pub fn rule_for(header: &BatchHeader, _aborted: &[AbortedTxn]) -> Rule {
-    if header.is_control() || header.is_transactional() {
-        Rule::KeepWhole
-    } else {
-        Rule::ByKey
-    }
-}
-
 pub struct FilterContext<'a> {
     pub map: &'a OffsetMap,
     /// The last offset the map covers; later records are all kept.
@@ -68,7 +42,9 @@ pub struct FilterContext<'a> {
     pub now_ms: i64,
     pub delete_retention_ms: i64,
     pub producer_last_offsets: &'a HashMap<i64, i64>,
-    pub aborted: &'a [AbortedTxn],
+    /// Producers whose last batch is a marker (no data batch since their epoch began), with
+    /// that epoch: such a marker is kept (Kafka keeps it for fencing).
+    pub producer_marker_epochs: &'a HashMap<i64, i16>,
 }
 
 /// The batch to write in place of the original.
@@ -85,17 +61,79 @@ pub struct Counts {
     pub removed: u64,
 }
 
-/// Applies the rules to one stored batch.
+/// Applies `rule` (from `txn_rules`) to one stored batch.
 pub fn filter_batch(
+    bytes: &[u8],
+    header: &BatchHeader,
+    rule: Rule,
+    ctx: &FilterContext<'_>,
+    counts: &mut Counts,
+) -> Result<Filtered, KafkaError> {
+    let records = header.records_count.max(0) as u64;
+    // Past the key map's range nothing is decided by this clean.
+    let rule = if header.base_offset > ctx.map_last_offset && rule != Rule::ByKey {
+        Rule::KeepWhole
+    } else {
+        rule
+    };
+    match rule {
+        Rule::ByKey => filter_by_key(bytes, header, ctx, counts, false),
+        Rule::KeepWhole | Rule::Marker { discardable: false } => {
+            counts.kept += records;
+            Ok(Filtered::Keep)
+        }
+        Rule::Aborted => {
+            counts.removed += records;
+            Ok(emptied(bytes, header, ctx))
+        }
+        Rule::Marker { discardable: true } => {
+            let last_of_producer =
+                ctx.producer_marker_epochs.get(&header.producer_id) == Some(&header.producer_epoch);
+            match header.delete_horizon_ms() {
+                Some(h) if ctx.now_ms >= h && !last_of_producer => {
+                    counts.removed += records;
+                    Ok(Filtered::Drop)
+                }
+                Some(_) => {
+                    counts.kept += records;
+                    Ok(Filtered::Keep)
+                }
+                // Kept whole with a delete horizon, as for a batch holding a tombstone.
+                None => filter_by_key(bytes, header, ctx, counts, true),
+            }
+        }
+    }
+}
+
+/// A batch left without records: dropped, unless it is its producer's last batch (then its
+/// header is kept, Kafka's `RETAIN_EMPTY`).
+fn emptied(bytes: &[u8], header: &BatchHeader, ctx: &FilterContext<'_>) -> Filtered {
+    let last_of_producer = header.has_producer_id()
+        && ctx.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
+    if !last_of_producer {
+        return Filtered::Drop;
+    }
+    // Kafka's empty header: uncompressed, no first timestamp, the original max timestamp.
+    let attributes = header.attributes & !(batch::COMPRESSION_MASK | batch::DELETE_HORIZON);
+    Filtered::Rewritten(rebuild_batch(
+        bytes,
+        attributes,
+        -1,
+        header.max_timestamp,
+        0,
+        &[],
+    ))
+}
+
+/// Keeps the latest record of each key (every record when `marker`: a marker kept whole that
+/// needs its delete horizon).
+fn filter_by_key(
     bytes: &[u8],
     header: &BatchHeader,
     ctx: &FilterContext<'_>,
     counts: &mut Counts,
+    marker: bool,
 ) -> Result<Filtered, KafkaError> {
-    if rule_for(header, ctx.aborted) == Rule::KeepWhole {
-        counts.kept += header.records_count.max(0) as u64;
-        return Ok(Filtered::Keep);
-    }
     let horizon = header.delete_horizon_ms();
     let tombstones_expired = horizon.is_some_and(|h| ctx.now_ms >= h);
     // Kept records: timestamp, offset and their bytes from the key on (in `arena`).
@@ -106,7 +144,8 @@ pub fn filter_batch(
     for_each_raw_record(bytes, |r| {
         total += 1;
         let offset = r.point.offset;
-        let keep = offset > ctx.map_last_offset
+        let keep = marker
+            || offset > ctx.map_last_offset
             || r.key.is_some_and(|key| {
                 let latest = ctx.map.get(key).is_none_or(|o| offset >= o);
                 latest && (r.has_value || !tombstones_expired)
@@ -120,26 +159,12 @@ pub fn filter_batch(
     })?;
     counts.kept += kept.len() as u64;
     counts.removed += total - kept.len() as u64;
-    let needs_horizon = has_tombstone && horizon.is_none();
+    let needs_horizon = (has_tombstone || marker) && horizon.is_none();
     if kept.len() as u64 == total && !needs_horizon {
         return Ok(Filtered::Keep);
     }
     if kept.is_empty() {
-        let last_of_producer = header.has_producer_id()
-            && ctx.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
-        if !last_of_producer {
-            return Ok(Filtered::Drop);
-        }
-        // Kafka's empty header: uncompressed, no first timestamp, the original max timestamp.
-        let attributes = header.attributes & !(batch::COMPRESSION_MASK | batch::DELETE_HORIZON);
-        return Ok(Filtered::Rewritten(rebuild_batch(
-            bytes,
-            attributes,
-            -1,
-            header.max_timestamp,
-            0,
-            &[],
-        )));
+        return Ok(emptied(bytes, header, ctx));
     }
     let log_append = header.attributes & batch::TIMESTAMP_TYPE_LOG_APPEND != 0;
     let new_horizon = if needs_horizon {

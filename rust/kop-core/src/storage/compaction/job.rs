@@ -6,10 +6,9 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::batch_filter::{
-    filter_batch, rule_for, AbortedTxn, Counts, FilterContext, Filtered, Rule,
-};
+use super::batch_filter::{filter_batch, AbortedTxn, Counts, FilterContext, Filtered};
 use super::offset_map::OffsetMap;
+use super::txn_rules::{Rule, TxnTracker};
 use super::{CleanRequest, CleanStats, CompactionSettings, Throttle};
 use crate::records::batch::{BatchHeader, HEADER_LEN};
 use crate::records::decode::for_each_raw_record;
@@ -138,6 +137,7 @@ pub struct CleanJob {
     pub(crate) segment_bytes: u64,
     pub(crate) now_ms: i64,
     pub(crate) producer_last_offsets: HashMap<i64, i64>,
+    pub(crate) producer_marker_epochs: HashMap<i64, i16>,
     pub(crate) aborted: Vec<AbortedTxn>,
     pub(crate) map_budget_bytes: usize,
     pub(crate) files: Arc<dyn SegmentFiles>,
@@ -193,12 +193,22 @@ impl CleanJob {
             now_ms: self.now_ms,
             delete_retention_ms: self.settings.delete_retention_ms,
             producer_last_offsets: &self.producer_last_offsets,
-            aborted: &self.aborted,
+            producer_marker_epochs: &self.producer_marker_epochs,
         };
         let mut groups = Vec::new();
         let mut counts = Counts::default();
+        // One transaction state for the whole pass (from the log start, in offset order).
+        let mut txns = TxnTracker::new(&self.aborted);
         for group in self.groups(mapped_to) {
-            match self.clean_group(group, &ctx, throttle, stop, &mut counts, &mut stats) {
+            let cleaned = self.clean_group(
+                group,
+                (&ctx, &mut txns),
+                throttle,
+                stop,
+                &mut counts,
+                &mut stats,
+            );
+            match cleaned {
                 Ok(Some(cleaned)) => groups.push(cleaned),
                 Ok(None) => {}
                 Err(e) => {
@@ -231,6 +241,8 @@ impl CleanJob {
         let mut map = OffsetMap::new(self.map_budget_bytes);
         let mut mapped_to = first_dirty;
         let mut keys: Vec<(Vec<u8>, i64)> = Vec::new();
+        // Only whether a batch is aborted matters here (aborted records stay out of the map).
+        let mut txns = TxnTracker::new(&self.aborted);
         for view in &self.views {
             if view.summary.next_base <= first_dirty {
                 continue;
@@ -251,7 +263,7 @@ impl CleanJob {
                 if header.base_offset >= upto {
                     return Ok((map, mapped_to));
                 }
-                if rule_for(&header, &self.aborted) == Rule::ByKey {
+                if txns.rule(&header, &bytes).map_err(corrupt)? == Rule::ByKey {
                     keys.clear();
                     for_each_raw_record(&bytes, |r| {
                         if let Some(key) = r.key {
@@ -300,7 +312,7 @@ impl CleanJob {
     fn clean_group(
         &self,
         group: &[SegmentView],
-        ctx: &FilterContext<'_>,
+        (ctx, txns): (&FilterContext<'_>, &mut TxnTracker),
         throttle: &Throttle,
         stop: &AtomicBool,
         counts: &mut Counts,
@@ -323,8 +335,9 @@ impl CleanJob {
                     }
                     stats.bytes_read += header.size as u64;
                     // Charged as read plus written.
+                    let rule = txns.rule(&header, &bytes).map_err(corrupt)?;
                     let written =
-                        match filter_batch(&bytes, &header, ctx, counts).map_err(corrupt)? {
+                        match filter_batch(&bytes, &header, rule, ctx, counts).map_err(corrupt)? {
                             Filtered::Keep => {
                                 segment.append(&header, &bytes)?;
                                 bytes.len()

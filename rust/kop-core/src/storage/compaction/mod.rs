@@ -11,8 +11,9 @@
 //! - batches are rewritten as Kafka's `MemoryRecords.filterTo` does: same base offset, last
 //!   offset, producer id/epoch/base sequence, leader epoch and codec; an idempotent
 //!   producer's last batch is kept even when no record of it is left (an empty batch), so
-//!   producer state rebuilt from the log stays right; control batches and transactional
-//!   batches are kept whole until the aborted-transaction index exists (`batch_filter`).
+//!   producer state rebuilt from the log stays right;
+//! - aborted transactions' records are removed, and COMMIT/ABORT markers once no batch of
+//!   their transaction is left, after `delete.retention.ms` (`txn_rules`, `batch_filter`).
 //!
 //! Cleaning a partition has three steps so the partition lock is held only briefly:
 //! `PartitionLog::begin_clean` (lock held: picks the range, snapshots readers of rolled
@@ -24,6 +25,7 @@ mod batch_filter;
 mod job;
 mod offset_map;
 mod throttle;
+mod txn_rules;
 
 #[cfg(test)]
 mod tests;
@@ -62,15 +64,16 @@ impl Default for CompactionSettings {
 #[derive(Debug, Clone, Default)]
 pub struct CleanRequest {
     pub now_ms: i64,
-    /// Nothing at or past this offset is cleaned: the high watermark today; with
-    /// transactions the partition passes its last stable offset (never past the active
-    /// segment either way).
+    /// Nothing at or past this offset is cleaned: the partition's last stable offset (so
+    /// every transaction below it is decided), never past the active segment either.
     pub upper_bound: i64,
     /// The last offset of the last batch of every producer id known to the partition
     /// (Kafka's producer state): that batch is kept, even empty.
     pub producer_last_offsets: HashMap<i64, i64>,
-    /// Aborted transactions overlapping the log (from the aborted-transaction index, once
-    /// transactions exist; empty until then). See `batch_filter`.
+    /// Producers whose last batch is a marker, with their epoch: that marker is kept.
+    pub producer_marker_epochs: HashMap<i64, i16>,
+    /// The aborted transactions of the log (the partition's aborted-transaction index).
+    /// See `txn_rules`.
     pub aborted: Vec<AbortedTxn>,
     /// Bytes the key map of one clean may take (`log_cleaner_dedupe_buffer_size`).
     pub map_budget_bytes: usize,

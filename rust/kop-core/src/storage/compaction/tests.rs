@@ -5,9 +5,10 @@ use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
 
-use super::{CleanRequest, CleanStats, CompactionSettings, Throttle};
+use super::{AbortedTxn, CleanRequest, CleanStats, CompactionSettings, Throttle};
 use crate::records::batch::{self, split_batches, BatchHeader};
 use crate::records::compression;
+use crate::records::control::{encode_marker, ControlKind, MarkerSpec};
 use crate::records::decode::{decode_records, DecodedRecord};
 use crate::records::encode::{encode_batch, BatchSpec, NewRecord};
 use crate::storage::{LogSettings, PartitionLog};
@@ -71,6 +72,7 @@ fn clean_with(
         now_ms,
         upper_bound: log.next_offset(),
         producer_last_offsets: producers,
+        producer_marker_epochs: HashMap::new(),
         aborted: Vec::new(),
         map_budget_bytes: 1 << 20,
     };
@@ -359,31 +361,142 @@ fn compressed_batches_are_rewritten_with_their_codec() {
     }
 }
 
-#[test]
-fn control_and_transactional_batches_are_kept_whole() {
-    let mut log = memory_log(settings(1));
-    let txn = BatchSpec {
-        producer_id: 9,
+fn append_marker(log: &mut dyn PartitionLog, producer_id: i64, kind: ControlKind) -> i64 {
+    let spec = MarkerSpec {
+        producer_id,
+        producer_epoch: 0,
+        kind,
+        coordinator_epoch: 0,
+        timestamp: START,
+    };
+    let offset = log.next_offset();
+    let raw = encode_marker(&spec, offset, 0);
+    let header = BatchHeader::parse(&raw).unwrap();
+    log.append(&header, Bytes::from(raw), START).unwrap();
+    offset
+}
+
+fn txn_spec(producer_id: i64) -> BatchSpec {
+    BatchSpec {
+        producer_id,
         producer_epoch: 0,
         base_sequence: 0,
         transactional: true,
         ..BatchSpec::plain(START, compression::NONE)
-    };
-    let t = append_spec(log.as_mut(), &[("a", Some("t")), ("a", Some("t2"))], txn);
-    for i in 0..6 {
-        append(log.as_mut(), &[("a", Some("plain"))], START + i);
     }
-    clean(log.as_mut(), START + 10).expect("due");
-    let (headers, records) = read_all(log.as_ref());
-    let kept = headers.iter().find(|h| h.producer_id == 9).unwrap();
-    assert_eq!((kept.records_count, kept.crc), (2, t.crc), "untouched");
-    assert_eq!(
-        records
-            .iter()
-            .filter(|r| r.value.as_deref() == Some(b"t"))
-            .count(),
-        1
+}
+
+fn clean_txn(
+    log: &mut dyn PartitionLog,
+    now_ms: i64,
+    aborted: &[AbortedTxn],
+    marker_epochs: HashMap<i64, i16>,
+) -> CleanStats {
+    let req = CleanRequest {
+        now_ms,
+        upper_bound: log.next_offset(),
+        producer_marker_epochs: marker_epochs,
+        aborted: aborted.to_vec(),
+        map_budget_bytes: 1 << 20,
+        ..Default::default()
+    };
+    let job = log.begin_clean(&req).unwrap().expect("due");
+    let cleaned = job
+        .run(&Throttle::new(0.0), &AtomicBool::new(false))
+        .unwrap();
+    log.finish_clean(cleaned).unwrap()
+}
+
+/// (producer id, is control) of every batch, and the values of the data records.
+fn txn_view(log: &dyn PartitionLog) -> (Vec<(i64, bool)>, Vec<String>) {
+    let (headers, records) = read_all(log);
+    let control: Vec<i64> = headers
+        .iter()
+        .filter(|h| h.is_control())
+        .map(|h| h.base_offset)
+        .collect();
+    let values = records
+        .into_iter()
+        .filter(|r| !control.contains(&r.offset))
+        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+        .collect();
+    let batches = headers
+        .iter()
+        .filter(|h| h.has_producer_id())
+        .map(|h| (h.producer_id, h.is_control()))
+        .collect();
+    (batches, values)
+}
+
+#[test]
+fn aborted_data_goes_at_once_and_markers_after_delete_retention() {
+    let mut log = memory_log(settings(1));
+    let filler = |log: &mut dyn PartitionLog, n: i64| {
+        for i in 0..3 {
+            append(log, &[(&format!("x{n}-{i}"), Some("f"))], START);
+        }
+    };
+    // Producer 9 aborts (a, b); producer 8 commits a = c1.
+    append_spec(
+        log.as_mut(),
+        &[("a", Some("t1")), ("b", Some("t1"))],
+        txn_spec(9),
     );
+    let abort = append_marker(log.as_mut(), 9, ControlKind::Abort);
+    append_spec(log.as_mut(), &[("a", Some("c1"))], txn_spec(8));
+    append_marker(log.as_mut(), 8, ControlKind::Commit);
+    filler(log.as_mut(), 0);
+    let aborted = [AbortedTxn {
+        producer_id: 9,
+        first_offset: 0,
+        last_offset: abort,
+    }];
+    let stats = clean_txn(log.as_mut(), START + 10, &aborted, HashMap::new());
+    let (batches, values) = txn_view(log.as_ref());
+    assert!(!values.contains(&"t1".to_string()), "{values:?}");
+    assert!(values.contains(&"c1".to_string()), "committed data stays");
+    assert!(stats.records_removed >= 2);
+    // Both markers stay: this pass still read a batch of their transactions.
+    assert_eq!(batches, vec![(9, true), (8, false), (8, true)]);
+
+    // a is overwritten: the committed batch goes, its marker stays one more pass; nothing of
+    // the aborted transaction is left, so its marker gets a delete horizon.
+    append(log.as_mut(), &[("a", Some("plain"))], START);
+    filler(log.as_mut(), 1);
+    clean_txn(log.as_mut(), START + 20, &aborted, HashMap::new());
+    let (batches, values) = txn_view(log.as_ref());
+    assert!(!values.contains(&"c1".to_string()));
+    assert_eq!(batches, vec![(9, true), (8, true)]);
+    let horizons = |log: &dyn PartitionLog| -> Vec<Option<i64>> {
+        let (headers, _) = read_all(log);
+        headers
+            .iter()
+            .filter(|h| h.is_control())
+            .map(|h| h.delete_horizon_ms())
+            .collect()
+    };
+    assert_eq!(horizons(log.as_ref()), vec![Some(START + 1_020), None]);
+
+    // Nothing of the committed transaction is left either: its marker gets one too.
+    filler(log.as_mut(), 2);
+    clean_txn(log.as_mut(), START + 30, &aborted, HashMap::new());
+    assert_eq!(txn_view(log.as_ref()).0, vec![(9, true), (8, true)]);
+    assert_eq!(
+        horizons(log.as_ref()),
+        vec![Some(START + 1_020), Some(START + 1_030)]
+    );
+    // ... and go once it has passed, except the marker that is its producer's last batch.
+    filler(log.as_mut(), 3);
+    clean_txn(
+        log.as_mut(),
+        START + 1_030,
+        &aborted,
+        HashMap::from([(9, 0)]),
+    );
+    assert_eq!(txn_view(log.as_ref()).0, vec![(9, true)]);
+    // Every offset still reads in order (gaps only).
+    let (_, records) = read_all(log.as_ref());
+    assert!(records.windows(2).all(|w| w[0].offset < w[1].offset));
 }
 
 #[test]
