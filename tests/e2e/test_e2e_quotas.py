@@ -5,7 +5,6 @@ the same server keeps its speed; quotas surviving a restart."""
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 import threading
@@ -13,9 +12,10 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from helpers import ck, java, wire
+from helpers.quotas import ThrottleStats, produce_for
 
 RATE = 100 * 1024  # bytes per second
 # Kafka lets a new client send up to (quota.window.num - 1) windows' worth at once, and again
@@ -23,7 +23,6 @@ RATE = 100 * 1024  # bytes per second
 # that is 1 s worth, so 12 s of measuring come within a few percent of the rate.
 WINDOWS = 2
 MEASURE_S = 12.0
-VALUE = b"x" * 1024
 
 API_ALTER_CLIENT_QUOTAS = 49
 
@@ -139,50 +138,6 @@ def test_alter_client_quotas_is_validated_as_kafka_does(server):
     assert _alter_raw(server, user, [("request_percentage", 0, True)]) == (0, None)
 
 
-class _Stats:
-    """librdkafka statistics: the largest broker throttle time seen (ms)."""
-
-    def __init__(self) -> None:
-        self.max_throttle = 0
-
-    def __call__(self, raw: str) -> None:
-        for b in json.loads(raw).get("brokers", {}).values():
-            self.max_throttle = max(self.max_throttle, int(b.get("throttle", {}).get("max", 0)))
-
-
-def _produce_for(bootstrap: str, topic: str, client_id: str, seconds: float) -> tuple[float, int]:
-    """Produces as fast as the server lets it for `seconds`: (bytes/s acked, max throttle)."""
-    stats = _Stats()
-    p = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "client.id": client_id,
-            "linger.ms": 5,
-            "batch.size": 64 * 1024,
-            "queue.buffering.max.kbytes": 1024,
-            "statistics.interval.ms": 500,
-            "stats_cb": stats,
-        }
-    )
-    acked = [0]
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is None:
-            acked[0] += len(msg.value())
-
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        try:
-            p.produce(topic, VALUE, partition=0, on_delivery=delivered)
-        except BufferError:
-            p.poll(0.05)
-        p.poll(0)
-    rate = acked[0] / (time.monotonic() - start)
-    p.purge()
-    p.flush(30)
-    return rate, stats.max_throttle
-
-
 @pytest.mark.java
 @pytest.mark.timeout(300)
 def test_producer_and_consumer_converge_to_their_byte_rates(target, server_factory, kafka_tools):
@@ -199,10 +154,10 @@ def test_producer_and_consumer_converge_to_their_byte_rates(target, server_facto
 
     results: dict[str, tuple[float, int]] = {}
     fast_thread = threading.Thread(
-        target=lambda: results.__setitem__("fast", _produce_for(bs, other, fast, 4.0))
+        target=lambda: results.__setitem__("fast", produce_for(bs, other, fast, 4.0))
     )
     fast_thread.start()
-    results["slow"] = _produce_for(bs, topic, slow, MEASURE_S)
+    results["slow"] = produce_for(bs, topic, slow, MEASURE_S)
     fast_thread.join()
     slow_rate, slow_throttle = results["slow"]
     fast_rate, fast_throttle = results["fast"]
@@ -213,7 +168,7 @@ def test_producer_and_consumer_converge_to_their_byte_rates(target, server_facto
     assert fast_rate > 5 * RATE and fast_throttle == 0, results
 
     # The consumer reads what the unthrottled producer wrote (far more than MEASURE_S at RATE).
-    stats = _Stats()
+    stats = ThrottleStats()
     c = Consumer(
         {
             "bootstrap.servers": bs,

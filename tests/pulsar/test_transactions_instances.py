@@ -8,83 +8,25 @@ instance mid-transaction leaves the output exactly once."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import Producer, TopicPartition
 
 from helpers import ck, txn
 from helpers.certs import make_pki
+from helpers.instances import Pair, wait_for
 from helpers.pulsar import PulsarService
-from helpers.servers import KopPulsar, make_server, start_server
 
 pytestmark = [pytest.mark.pulsar, pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
 
 PARTITIONS = 6
 
 
-def _wait_for(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = check()
-        except Exception:  # a Kafka error while the cluster settles: not yet
-            got = None
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.5)
-
-
-def _leaders(bootstrap: str, topic: str) -> dict[int, int]:
-    md = ck.admin(bootstrap).list_topics(topic, timeout=10)
-    return {p: m.leader for p, m in md.topics[topic].partitions.items()}
-
-
-class Pair:
-    """Two started kop instances (node ids 1 and 2) on one namespace; ``bootstrap`` names
-    both."""
-
-    def __init__(self, tmp_path: Path, **config: Any) -> None:
-        self.one = start_server("kop-pulsar", tmp_path / "one", node_id=1, **config)
-        assert isinstance(self.one, KopPulsar)
-        self.two = make_server(
-            "kop-pulsar", tmp_path / "two", namespace=self.one.namespace, node_id=2, **config
-        )
-        self.two.start()
-        self.bootstrap = f"{self.one.bootstrap},{self.two.bootstrap}"
-
-    def topic(self, stem: str) -> str:
-        """A new topic whose partitions both instances lead, once both agree on it (leaders
-        follow the topic's name: a name whose partitions all land on one instance is set
-        aside)."""
-        for _ in range(8):
-            topic = ck.create_topic(self.one.bootstrap, ck.unique(stem), PARTITIONS)
-            leaders = _wait_for(
-                "both instances agree on the leaders",
-                lambda t=topic: (
-                    (v := [_leaders(b, t) for b in (self.one.bootstrap, self.two.bootstrap)])
-                    and v[0] == v[1]
-                    and len(v[0]) == PARTITIONS
-                    and -1 not in v[0].values()
-                    and v[0]
-                ),
-            )
-            if set(leaders.values()) == {1, 2}:
-                return topic
-        raise AssertionError("8 topics in a row were led by one instance")
-
-    def stop(self) -> None:
-        self.two.kill()
-        self.one.kill()
-
-
 @pytest.fixture
 def pair(pulsar_service: PulsarService, tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
+    p = Pair(tmp_path, partitions=PARTITIONS)
     yield p
     p.stop()
 
@@ -171,7 +113,7 @@ def test_java_and_librdkafka_transactions_span_both_instances(
                     p.commit_transaction(60)
                 else:
                     p.abort_transaction(60)
-            _wait_for(
+            wait_for(
                 f"group {group} has the committed transaction's offsets",
                 lambda g=group: _committed(pair.bootstrap, g, group_topic) == [3] * PARTITIONS,
             )
