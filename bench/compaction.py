@@ -34,15 +34,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from harness.net import free_port
 
 HERE = Path(__file__).resolve().parent
 VENV_KOP = HERE.parent / ".venv" / "bin" / "kop"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dir_bytes(path: Path) -> int:

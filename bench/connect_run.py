@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,30 +35,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from harness.net import free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV_KOP = ROOT / ".venv" / "bin" / "kop"
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 INTERNAL = ("connect-configs", "connect-offsets", "connect-status")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def rest(port: int, path: str, body: dict[str, Any] | None = None) -> Any:

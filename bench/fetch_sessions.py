@@ -25,7 +25,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -43,29 +42,12 @@ from kafka import KafkaConsumer, TopicPartition
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from harness.net import free_port, wait_port  # noqa: E402
 from harness.procmon import cpu_seconds  # noqa: E402
 
 VENV_KOP = ROOT / ".venv" / "bin" / "kop"
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 FETCH = 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 class CountingProxy:

@@ -33,8 +33,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-
 from harness import javaload, machine, procmon, systems  # noqa: E402
+from harness.net import free_port  # noqa: E402
 
 REPO = HERE.parent
 PY = sys.executable
@@ -86,12 +86,6 @@ def all_workloads() -> list[str]:
 def parse_workload(w: str) -> tuple[str, int, str]:
     size, parts, acks = w.split("-")
     return size, int(parts.rstrip("p")), acks.removeprefix("acks")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

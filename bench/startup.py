@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.net import free_port
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
@@ -167,12 +169,6 @@ def sched_times(pid: int, label: str) -> dict[str, float]:
         cpu += int(run_ns)
         wait += int(wait_ns)
     return {f"{label}_cpu_s": cpu / 1e9, f"{label}_runq_s": wait / 1e9}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def connect_when_open(port: int, t0: float, deadline: float) -> tuple[socket.socket, float]:
