@@ -2,3 +2,4 @@
 
 pub mod frame;
 pub mod memory;
+pub mod segments;

@@ -225,6 +225,18 @@ fn by_topic(
     topics.into_iter().map(|(_, t)| t).collect()
 }
 
+/// The records fields of a response large enough to be written without a copy, in the order
+/// the response encodes them.
+pub fn large_records(resp: &FetchResponse) -> Vec<Bytes> {
+    resp.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_ref())
+        .filter(|r| r.len() >= crate::codec::segments::MIN_SHARED_BYTES)
+        .cloned()
+        .collect()
+}
+
 /// The longest prefix of `records` made of whole batches and at most `limit` bytes long.
 fn whole_batches_within(records: Bytes, limit: usize) -> Bytes {
     if records.len() <= limit {

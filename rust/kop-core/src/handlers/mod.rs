@@ -41,12 +41,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 #[cfg(test)]
 use kafka_protocol::protocol::{Message, Request, VersionRange};
 
 use crate::broker::Broker;
 use crate::codec::frame::{encode_response, RequestFrame};
+use crate::codec::segments::encode_response_segments;
 
 /// How the client reaches this broker through the listener it connected to.
 #[derive(Debug, Clone)]
@@ -87,6 +88,9 @@ impl RequestContext {
 /// The result of handling one request.
 pub enum Outcome {
     Respond(Bytes),
+    /// A response in segments, written in order: large record batches are not copied into
+    /// it (`codec/segments.rs`).
+    RespondSegments(Vec<Bytes>),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
     /// The request cannot be answered under the protocol: close the connection.
@@ -141,7 +145,6 @@ macro_rules! served {
         /// The encoding of a default (empty) request body, for the fuzz targets' seeds.
         #[cfg(feature = "fuzzing")]
         pub fn default_body(api_key: ApiKey, version: i16) -> anyhow::Result<Bytes> {
-            use kafka_protocol::protocol::Encodable;
             let mut out = bytes::BytesMut::new();
             match api_key {
                 ApiKey::Produce => ProduceRequest::default().encode(&mut out, version)?,
@@ -176,7 +179,7 @@ macro_rules! served {
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;
                     let resp = $handler(ctx, &frame.header, req).await;
-                    Ok(Outcome::Respond(encode_response(ApiKey::$key, version, correlation_id, &resp)?))
+                    respond(ApiKey::$key, version, correlation_id, &resp)
                 })*
                 other => Ok(Outcome::Close(format!("API {other:?} is not served"))),
             }
@@ -234,6 +237,29 @@ served! {
     ListTransactions [0 ..= 2] ListTransactionsRequest => transaction_admin::list;
     DescribeProducers [0 ..= 0] DescribeProducersRequest => describe_producers::handle;
     WriteTxnMarkers [1 ..= 1] WriteTxnMarkersRequest => write_txn_markers::handle;
+}
+
+/// Encodes a handler's response; a Fetch response's large record batches are left in place
+/// (segments) rather than copied into the response.
+fn respond<R: Encodable + 'static>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    resp: &R,
+) -> anyhow::Result<Outcome> {
+    if let Some(fetched) = (resp as &dyn std::any::Any).downcast_ref::<FetchResponse>() {
+        let shared = fetch::large_records(fetched);
+        if !shared.is_empty() {
+            let segments = encode_response_segments(key, version, correlation_id, resp, shared)?;
+            return Ok(Outcome::RespondSegments(segments));
+        }
+    }
+    Ok(Outcome::Respond(encode_response(
+        key,
+        version,
+        correlation_id,
+        resp,
+    )?))
 }
 
 /// The versions kop serves of an API, if it serves it.

@@ -206,7 +206,7 @@ pub async fn serve<S>(
                 Outcome::NoResponse => continue,
                 Outcome::Later(_) => (true, false),
                 Outcome::Close(_) => (false, true),
-                Outcome::Respond(_) => (false, false),
+                Outcome::Respond(_) | Outcome::RespondSegments(_) => (false, false),
             };
             if tx.send(outcome).await.is_err() {
                 break;
@@ -274,6 +274,15 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 if let Err(e) = wr.write_all(&bytes).await {
                     tracing::debug!(%peer, error = %e, "write failed");
                     break;
+                }
+            }
+            // A segment at least as large as the write buffer goes to the socket directly.
+            Outcome::RespondSegments(segments) => {
+                for bytes in segments {
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        tracing::debug!(%peer, error = %e, "write failed");
+                        break 'replies;
+                    }
                 }
             }
             Outcome::NoResponse | Outcome::Later(_) => {}
