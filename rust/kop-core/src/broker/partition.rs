@@ -278,6 +278,11 @@ impl Partition {
         self.mark.subscribe()
     }
 
+    /// The topic config in force (tests, and what a dynamic broker config changed).
+    pub fn effective_config(&self) -> EffectiveTopicConfig {
+        self.inner.read().config
+    }
+
     pub fn set_config(&self, config: EffectiveTopicConfig) {
         let mut inner = self.inner.write();
         inner.log.set_settings(config.log);
