@@ -81,9 +81,9 @@ def test_log_dirs_report_partitions_and_sizes(server, kafka_tools):
     assert set(first) == {f"{name}-0", f"{name}-1"}
     if server.target == "kop-pulsar":
         # Pulsar's topic stats (storageSize), cached 10 s: the stored bytes include Pulsar's
-        # own framing, and a partition without data stores nothing.
+        # framing, and a partition without records holds only kop's own small markers.
         assert first[f"{name}-0"] > 20 * 1000, first
-        assert first[f"{name}-1"] in (0, -1), first
+        assert 0 <= first[f"{name}-1"] < 1000, first
     else:
         assert first[f"{name}-0"] > 20 * 1000
         assert first[f"{name}-1"] == 0

@@ -230,7 +230,7 @@ fn valid_duration(s: &str) -> bool {
     let days_ok = days.is_empty() || days.strip_suffix(['D', 'd']).is_some_and(|n| num(n, false));
     let time_ok = match time {
         None => !days.is_empty(),
-        Some(t) if t.is_empty() => false,
+        Some("") => false,
         Some(t) => {
             let mut rest = t;
             for (unit, decimal) in [(['H', 'h'], false), (['M', 'm'], false), (['S', 's'], true)] {
@@ -245,6 +245,17 @@ fn valid_duration(s: &str) -> bool {
         }
     };
     days_ok && time_ok
+}
+
+/// `earliest`, `latest` or `by_duration:<ISO-8601 duration>` (Kafka's `ShareGroupAutoOffsetReset`).
+fn valid_reset(v: &str) -> bool {
+    if matches!(v.to_ascii_lowercase().as_str(), "earliest" | "latest") {
+        return true;
+    }
+    match (v.get(..12), v.get(12..)) {
+        (Some(p), Some(d)) if p.eq_ignore_ascii_case("by_duration:") => valid_duration(d.trim()),
+        _ => false,
+    }
 }
 
 fn type_error(def: &Def, value: &str) -> Option<String> {
@@ -278,14 +289,7 @@ fn type_error(def: &Def, value: &str) -> Option<String> {
         "share.isolation.level" if !["read_committed", "read_uncommitted"].contains(&v) => {
             bad("String must be one of: read_committed, read_uncommitted")
         }
-        "share.auto.offset.reset"
-            if !matches!(v.to_ascii_lowercase().as_str(), "earliest" | "latest")
-                && !v
-                    .get(..12)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("by_duration:"))
-                    .then(|| valid_duration(v[12..].trim()))
-                    .unwrap_or(false) =>
-        {
+        "share.auto.offset.reset" if !valid_reset(v) => {
             bad(&format!(
                 "Invalid value `{value}` for configuration share.auto.offset.reset. The value must be either 'earliest', 'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'."
             ))
