@@ -24,7 +24,7 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
 fi
 cargo --version; python3 --version; java -version 2>&1 | head -1
 
-step "client tools: kcat and prometheus (Debian) and Go (franz-go from the Go module proxy)"
+step "client tools: kcat and prometheus (Debian), Go (franz-go from the Go module proxy), kafkajs (npm)"
 command -v go >/dev/null || { echo "missing go: see README (Requirements)" >&2; exit 1; }
 if ! command -v kcat >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
@@ -39,6 +39,13 @@ if ! command -v prometheus >/dev/null; then
   else
     echo "missing prometheus (tests/e2e/test_e2e_metrics.py): apt-get install prometheus" >&2; exit 1
   fi
+fi
+
+# kafkajs (tests/e2e/test_e2e_kafkajs.py) from npm into the cache, as tests/conftest.py does.
+command -v node >/dev/null && command -v npm >/dev/null || { echo "missing node/npm: see README (Requirements)" >&2; exit 1; }
+kafkajs_version=$(sed -n 's/^KAFKAJS_VERSION = "\(.*\)"/\1/p' tests/conftest.py)
+if [ ! -f "$KOP_CACHE/kafkajs-$kafkajs_version/node_modules/kafkajs/package.json" ]; then
+  npm install --no-audit --no-fund --no-save --prefix "$KOP_CACHE/kafkajs-$kafkajs_version" "kafkajs@$kafkajs_version"
 fi
 
 step "python venv"

@@ -75,6 +75,39 @@ def go_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
+KAFKAJS_VERSION = "2.2.4"
+
+
+@pytest.fixture(scope="session")
+def kafkajs() -> Path:
+    """kafkajs from npm, installed once into the cache (as scripts/test.sh does): the
+    node_modules directory to put on NODE_PATH."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node and npm are required for the kafkajs tests (see README)")
+    cache = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop"))
+    prefix = cache / f"kafkajs-{KAFKAJS_VERSION}"
+    modules = prefix / "node_modules"
+    if not (modules / "kafkajs" / "package.json").exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+                str(prefix),
+                f"kafkajs@{KAFKAJS_VERSION}",
+            ],
+            check=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+    return modules
+
+
 @pytest.fixture(scope="module", params=TARGETS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -106,6 +106,9 @@ class MemoryBridge:
     def batch_with_max_timestamp(self, topic: str, partition: int) -> bytes | None:
         return None
 
+    def storage_size(self, topic: str, partition: int) -> int:
+        return -1
+
     def load_group_records(self, shard: int) -> list[bytes]:
         return []
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from helpers import ck
+from helpers import ck, java
 from helpers.pulsar import PULSAR_SH, PulsarService, _free_port
 from helpers.servers import KopPulsar, make_server, start_server
 
@@ -416,6 +416,34 @@ def test_two_live_instances_share_partitions_and_one_takes_over_on_kill(
         one.stop()
 
 
+def _configs_are_shared(first: str, second: str, group: str, topic: str) -> None:
+    """A group config and a dynamic broker default set through `first` are in force on
+    `second` once its cluster sync reloads the stored documents."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    for entity, config in [
+        (["--entity-type", "groups", "--entity-name", group], "consumer.session.timeout.ms=50000"),
+        (["--entity-type", "brokers", "--entity-default"], "log.retention.ms=7200000"),
+    ]:
+        java.run_class(
+            java.CONFIG_COMMAND,
+            ["--bootstrap-server", first, "--alter", *entity, "--add-config", config],
+        )
+    admin = ck_kafka.admin.AdminClient({"bootstrap.servers": second})
+
+    def value(rtype: ResourceType, name: str, key: str) -> str:
+        res = ConfigResource(rtype, name)
+        return str(admin.describe_configs([res])[res].result(timeout=20)[key].value)
+
+    _wait_for(
+        "the other instance sees both",
+        lambda: (
+            value(ResourceType.GROUP, group, "consumer.session.timeout.ms") == "50000"
+            and value(ResourceType.TOPIC, topic, "retention.ms") == "7200000"
+        ),
+    )
+
+
 def test_group_coordinators_spread_and_move_when_an_instance_leaves(
     pulsar_service: PulsarService, tmp_path: Path
 ) -> None:
@@ -443,6 +471,7 @@ def test_group_coordinators_spread_and_move_when_an_instance_leaves(
             "both instances name the same coordinator",
             lambda: coordinator(one.bootstrap) == coordinator(two.bootstrap),
         )
+        _configs_are_shared(one.bootstrap, two.bootstrap, group, topic)
         admin = ck_kafka.admin.AdminClient({"bootstrap.servers": both})
         names = [f"spread-{i}" for i in range(12)]
         described = admin.describe_consumer_groups(names)

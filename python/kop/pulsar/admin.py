@@ -119,6 +119,16 @@ class PulsarAdmin:
             )
         return size
 
+    def storage_size(self, tenant: str, namespace: str, topic: str) -> int | None:
+        """The bytes Pulsar stores of a (non-partitioned) topic, from its stats
+        (``storageSize``); None when the topic or the figure is missing."""
+        status, body = self._call("GET", self._topic_path(tenant, namespace, topic) + "/stats")
+        if status == 404:
+            return None
+        self._check(status, body, "GET", topic, ok=(200,))
+        value = body.get("storageSize") if isinstance(body, dict) else None
+        return int(value) if isinstance(value, int) and value >= 0 else None
+
     def delete_partitioned_topic(self, tenant: str, namespace: str, topic: str) -> None:
         """Force-delete (producers and readers are disconnected); a missing topic is fine."""
         path = self._topic_path(tenant, namespace, topic) + "/partitions?force=true"

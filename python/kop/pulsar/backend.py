@@ -264,6 +264,13 @@ class PulsarBackend:
             self._retention[topic] = policy
         return self._readable(topic, partition).trim_to_stored()
 
+    def storage_size(self, topic: str, partition: int) -> int:
+        """The bytes Pulsar stores of a partition (DescribeLogDirs); -1 when it cannot tell.
+        Called off kop's request path."""
+        name = partition_topic(self.tenant, self.namespace, topic, partition).rsplit("/", 1)[-1]
+        size = self._admin.storage_size(self.tenant, self.namespace, name)
+        return -1 if size is None else size
+
     def close_partition(self, topic: str, partition: int) -> None:
         with self._lock:
             p = self._partitions.pop((topic, partition), None)

@@ -73,6 +73,8 @@ class LogSeam(Protocol):
 
     def batch_with_max_timestamp(self, topic: str, partition: int) -> bytes | None: ...
 
+    def storage_size(self, topic: str, partition: int) -> int: ...
+
 
 class GroupLogSeam(Protocol):
     """Opaque consumer-group records per group shard (the encoding is Rust's)."""

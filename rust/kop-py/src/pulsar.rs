@@ -384,6 +384,11 @@ impl RemoteBackend for PyRemoteBackend {
         Ok(batch.map(Bytes::from))
     }
 
+    fn storage_size(&self, topic: &str, partition: i32) -> io::Result<Option<u64>> {
+        let size: i64 = self.invoke("storage_size", (topic.to_string(), partition))?;
+        Ok(u64::try_from(size).ok())
+    }
+
     fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>> {
         self.invoke("load_group_records", (shard,))
     }

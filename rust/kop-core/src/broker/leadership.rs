@@ -142,6 +142,10 @@ impl Broker {
         if changed {
             self.reload_topics()?;
             self.quotas.reload()?;
+            self.groups.group_configs.reload()?;
+            if self.dynamic_configs.reload()? {
+                self.apply_dynamic_configs();
+            }
         }
         self.apply_leadership();
         Ok(changed)

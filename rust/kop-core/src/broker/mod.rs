@@ -2,6 +2,7 @@
 
 pub mod aborted_txns;
 pub mod cluster;
+pub mod dynamic_config;
 pub mod fetch_sessions;
 pub mod housekeeping;
 pub mod leadership;
@@ -119,6 +120,11 @@ pub struct Broker {
     pub metrics: crate::metrics::Metrics,
     /// Client quotas: those in force and the clients' rates.
     pub quotas: crate::quotas::QuotaManager,
+    /// Dynamic broker configs (cluster default and per node), applied as topic defaults.
+    pub dynamic_configs: dynamic_config::DynamicBrokerConfigs,
+    /// Whether `__consumer_offsets` / `__transaction_state` exist in Kafka's terms (Kafka
+    /// creates them at the first coordinator lookup): all-topics Metadata lists them then.
+    pub internal_topics_used: [std::sync::atomic::AtomicBool; 2],
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -194,7 +200,14 @@ impl Broker {
             .iter()
             .map(|log| Arc::new(LogGroupStore::new(log.clone())) as Arc<dyn GroupStore>)
             .collect();
-        let groups = GroupCoordinator::inactive(group_stores, GroupConfig::from_server(&config));
+        let groups = GroupCoordinator::inactive(group_stores, GroupConfig::from_server(&config))
+            .with_group_configs(crate::group::configs::GroupConfigs::load(Some(
+                storage.metadata.clone(),
+            ))?);
+        let dynamic_configs = dynamic_config::DynamicBrokerConfigs::load(
+            Some(storage.metadata.clone()),
+            config.node_id,
+        )?;
         let transactions =
             TransactionCoordinator::inactive(&storage.txn_logs, TxnConfig::from_server(&config));
         for shard in 0..groups.shard_count() {
@@ -213,6 +226,8 @@ impl Broker {
         let broker = Broker {
             peers: peers::Peers::new(&config),
             quotas,
+            dynamic_configs,
+            internal_topics_used: Default::default(),
             groups,
             transactions,
             config,
@@ -241,7 +256,7 @@ impl Broker {
 
     /// The partition, opened if this instance leads it.
     fn open_partition(&self, meta: &TopicMeta, index: i32) -> io::Result<Arc<Partition>> {
-        let config = topic_config::effective(&meta.configs, &self.config);
+        let config = topic_config::effective(&meta.configs, &self.topic_defaults());
         let opener: Arc<dyn LogOpener> = Arc::new(StorageLog {
             logs: self.storage.logs.clone(),
             topic: meta.name.clone(),
@@ -298,6 +313,14 @@ impl Broker {
             return Err((
                 KafkaError::InvalidTopic,
                 format!("topic name {name:?} is illegal"),
+            ));
+        }
+        // The internal topics exist in Kafka's terms (their data is the group and
+        // transaction shards): never created as data topics.
+        if is_internal(name) {
+            return Err((
+                KafkaError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
             ));
         }
         if let Some(why) = self.reserved_by_storage(name) {
@@ -371,6 +394,10 @@ impl Broker {
     pub fn auto_create(&self, name: &str) -> Result<Arc<Topic>, KafkaError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
+        }
+        // Never a data topic under an internal topic's name (kop keeps their data elsewhere).
+        if is_internal(name) {
+            return Err(KafkaError::UnknownTopicOrPartition);
         }
         if !self.config.auto_create_topics {
             return Err(KafkaError::UnknownTopicOrPartition);
@@ -446,7 +473,7 @@ impl Broker {
             tracing::warn!(topic = %topic.name, "{CHANGED_ELSEWHERE}");
             return Err(KafkaError::KafkaStorageError);
         }
-        let effective = topic_config::effective(&configs, &self.config);
+        let effective = topic_config::effective(&configs, &self.topic_defaults());
         *topic.configs.write() = configs;
         for p in topic.partitions() {
             p.set_config(effective);
@@ -467,6 +494,23 @@ impl Broker {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// The broker settings topic defaults come from: the static ones with the dynamic broker
+    /// configs in force applied.
+    pub fn topic_defaults(&self) -> ServerConfig {
+        self.dynamic_configs.apply(&self.config)
+    }
+
+    /// Applies changed dynamic broker configs to every topic (their defaults changed).
+    pub fn apply_dynamic_configs(&self) {
+        let defaults = self.topic_defaults();
+        for topic in self.topics() {
+            let effective = topic_config::effective(&topic.configs.read(), &defaults);
+            for p in topic.partitions() {
+                p.set_config(effective);
+            }
+        }
     }
 
     /// Whether other kop instances may share this broker's storage (Pulsar).
@@ -512,7 +556,7 @@ impl Broker {
             topic.partitions.write().extend(new);
         }
         if *topic.configs.read() != meta.configs {
-            let effective = topic_config::effective(&meta.configs, &self.config);
+            let effective = topic_config::effective(&meta.configs, &self.topic_defaults());
             *topic.configs.write() = meta.configs.clone();
             for p in topic.partitions() {
                 p.set_config(effective);

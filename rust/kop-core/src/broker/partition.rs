@@ -273,9 +273,25 @@ impl Partition {
         inner.opened.then(|| inner.log.size_bytes())
     }
 
+    /// The bytes the storage keeps of the partition (on Pulsar: its topic stats, cached and
+    /// asked for in the background); None unless served here or not known yet.
+    pub fn stored_size(&self) -> Option<u64> {
+        let inner = self.inner.read();
+        if inner.opened {
+            inner.log.stored_size()
+        } else {
+            None
+        }
+    }
+
     /// A receiver that changes whenever the high watermark moves (for waiting fetches).
     pub fn subscribe(&self) -> watch::Receiver<LogMark> {
         self.mark.subscribe()
+    }
+
+    /// The topic config in force (tests, and what a dynamic broker config changed).
+    pub fn effective_config(&self) -> EffectiveTopicConfig {
+        self.inner.read().config
     }
 
     pub fn set_config(&self, config: EffectiveTopicConfig) {

@@ -11,9 +11,8 @@ use super::assignor::{self, Assignment, AssignorMember};
 use super::store::{AssignmentSnapshot, ConsumerMemberSnapshot, ConsumerSnapshot};
 use crate::error::KafkaError;
 
-/// Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`.
+/// Kafka's `group.consumer.session.timeout.ms` (a group's own: `configs.rs`).
 pub const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
-pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
 
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
@@ -52,6 +51,9 @@ pub struct ConsumerGroup {
     /// Wall-clock time the group last became empty or was created (offsets of an empty group
     /// expire from it).
     pub state_since_ms: i64,
+    /// The group's `consumer.session.timeout.ms` as of its last heartbeat (None: Kafka's
+    /// default, `SESSION_TIMEOUT`).
+    pub session_timeout: Option<Duration>,
     /// The epoch was already bumped by the operation under way (one bump per operation).
     bumped: bool,
 }
@@ -587,11 +589,12 @@ impl ConsumerGroup {
     /// Session expiry and revocation timeouts. Returns the members removed.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {
         self.bumped = false;
+        let session = self.session_timeout.unwrap_or(SESSION_TIMEOUT);
         let doomed: Vec<String> = self
             .members
             .values()
             .filter(|m| {
-                now.saturating_duration_since(m.last_heartbeat) > SESSION_TIMEOUT
+                now.saturating_duration_since(m.last_heartbeat) > session
                     || m.revocation_deadline.is_some_and(|d| now > d)
             })
             .map(|m| m.id.clone())
@@ -652,6 +655,19 @@ mod tests {
 
     fn total(a: &Assignment) -> usize {
         a.values().map(BTreeSet::len).sum()
+    }
+
+    #[test]
+    fn members_expire_after_the_groups_own_session_timeout() {
+        let topics = |n: &str| (n == "t").then_some((Uuid::from_u128(7), 1));
+        let now = Instant::now();
+        let mut g = ConsumerGroup {
+            session_timeout: Some(Duration::from_secs(50)),
+            ..ConsumerGroup::default()
+        };
+        g.heartbeat(hb("a", 0, None), now, &topics).unwrap();
+        assert!(g.tick(now + Duration::from_secs(46)).is_empty());
+        assert_eq!(g.tick(now + Duration::from_secs(51)), ["a"]);
     }
 
     #[test]

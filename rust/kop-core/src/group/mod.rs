@@ -30,6 +30,7 @@ pub mod assignor;
 pub mod classic;
 #[cfg(test)]
 mod concurrency_tests;
+pub mod configs;
 pub mod consumer;
 pub mod offsets;
 mod shard;
@@ -85,6 +86,8 @@ pub struct GroupSummary {
 pub struct GroupCoordinator {
     shards: Vec<Shard>,
     pub config: GroupConfig,
+    /// The GROUP config resource: per-group overrides (`configs.rs`).
+    pub group_configs: configs::GroupConfigs,
 }
 
 /// The topic whose partitions the group shards are, in Kafka's terms (transaction markers and
@@ -143,7 +146,14 @@ impl GroupCoordinator {
         GroupCoordinator {
             shards: stores.into_iter().map(Shard::new).collect(),
             config,
+            group_configs: configs::GroupConfigs::in_memory(),
         }
+    }
+
+    /// With the group configs stored with the data.
+    pub fn with_group_configs(mut self, c: configs::GroupConfigs) -> GroupCoordinator {
+        self.group_configs = c;
+        self
     }
 
     pub fn shard_count(&self) -> usize {
@@ -460,6 +470,10 @@ impl GroupCoordinator {
             };
             return Err((e, why.into()));
         }
+        let session = self
+            .group_configs
+            .effective(group_id)
+            .consumer_session_timeout_ms;
         self.with_group(group_id, p.member_epoch == 0, |g| {
             if g.consumer().is_none() {
                 if !g.is_empty() {
@@ -474,6 +488,7 @@ impl GroupCoordinator {
             let GroupKind::Consumer(m) = &mut g.kind else {
                 return Err((KafkaError::UnknownServerError, String::new()));
             };
+            m.session_timeout = Some(Duration::from_millis(session.max(1) as u64));
             let before = m.fingerprint();
             let now = Now::current();
             let out = m.heartbeat(p, now.at, topics);

@@ -237,7 +237,7 @@ pub async fn create_topics(
                         .with_replication_factor(1);
                     if version >= 5 {
                         r.configs = Some(
-                            topic_entries(&configs, &broker.config)
+                            topic_entries(&configs, broker)
                                 .into_iter()
                                 .map(|e| {
                                     CreatableTopicConfigs::default()

@@ -1,5 +1,5 @@
-//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs (replace-all) for topics
-//! and the broker.
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs (replace-all) for
+//! topics, the broker (`broker_configs.rs`) and groups (`group_configs.rs`).
 
 use std::collections::BTreeMap;
 
@@ -10,13 +10,14 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{authz, sb, RequestContext};
+use super::{authz, broker_configs, group_configs, sb, RequestContext};
 use crate::broker::topic_config::{self, ConfigType, TOPIC_CONFIGS};
-use crate::config::{FsyncPolicy, ServerConfig};
+use crate::config::ServerConfig;
 use crate::error::KafkaError;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Kafka's `ConfigSource` values.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -28,7 +29,8 @@ pub struct ConfigEntry {
     pub name: String,
     pub value: String,
     pub source: i8,
-    pub kind: ConfigType,
+    /// Kafka's `ConfigType` code.
+    pub kind: i8,
     pub doc: &'static str,
     pub read_only: bool,
     pub synonyms: Vec<(String, String, i8)>,
@@ -37,15 +39,22 @@ pub struct ConfigEntry {
 /// Every topic config with its effective value and where it comes from.
 pub fn topic_entries(
     overrides: &BTreeMap<String, String>,
-    broker: &ServerConfig,
+    broker: &crate::broker::Broker,
 ) -> Vec<ConfigEntry> {
+    let defaults = broker.topic_defaults();
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let default = def.default_value(broker);
+            let default = def.default_value(&defaults);
             // kop's defaults are Kafka's: a broker-derived default only counts as a static
-            // broker setting when the operator changed it (as Kafka reports it).
-            let default_source = if def.broker_synonym().is_some()
+            // broker setting when the operator changed it (as Kafka reports it), or as a
+            // dynamic one when set so.
+            let dynamic = def
+                .broker_synonym()
+                .and_then(|n| broker.dynamic_configs.dynamic_value(n));
+            let default_source = if let Some((_, source)) = dynamic {
+                source
+            } else if def.broker_synonym().is_some()
                 && default != def.default_value(&ServerConfig::default())
             {
                 SOURCE_STATIC_BROKER
@@ -67,170 +76,11 @@ pub fn topic_entries(
                 name: def.name.to_string(),
                 value,
                 source,
-                kind: def.kind,
+                kind: def.kind as i8,
                 doc: def.doc,
                 read_only: false,
                 synonyms,
             }
-        })
-        .collect()
-}
-
-/// The broker settings kop has, under their Kafka names. All static (set at start).
-fn broker_entries(ctx: &RequestContext) -> Vec<ConfigEntry> {
-    let c = &ctx.broker.config;
-    let advertised = format!(
-        "{}://{}:{}",
-        ctx.listener.name, ctx.listener.advertised_host, ctx.listener.advertised_port
-    );
-    let flush_ms = match c.fsync {
-        FsyncPolicy::Always => "0".to_string(),
-        FsyncPolicy::Interval => c.fsync_interval_ms.to_string(),
-        FsyncPolicy::Never => i64::MAX.to_string(),
-    };
-    let rows: Vec<(&str, String, ConfigType, &'static str)> = vec![
-        (
-            "advertised.listeners",
-            advertised,
-            ConfigType::List,
-            "listener the client connected through",
-        ),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics.to_string(),
-            ConfigType::Boolean,
-            "auto-create unknown topics",
-        ),
-        (
-            "broker.id",
-            c.node_id.to_string(),
-            ConfigType::Int,
-            "this broker's id",
-        ),
-        (
-            "compression.type",
-            "producer".into(),
-            ConfigType::String,
-            "batches are stored as produced",
-        ),
-        (
-            "connections.max.idle.ms",
-            c.connections_max_idle_ms.to_string(),
-            ConfigType::Long,
-            "idle connection timeout",
-        ),
-        (
-            "default.replication.factor",
-            "1".into(),
-            ConfigType::Int,
-            "kop keeps one replica",
-        ),
-        (
-            "delete.topic.enable",
-            "true".into(),
-            ConfigType::Boolean,
-            "topics can be deleted",
-        ),
-        (
-            "listeners",
-            c.listeners.join(","),
-            ConfigType::List,
-            "listeners",
-        ),
-        (
-            "log.cleanup.policy",
-            "delete".into(),
-            ConfigType::List,
-            "default cleanup policy",
-        ),
-        (
-            "log.dirs",
-            c.storage.clone(),
-            ConfigType::String,
-            "kop storage URL",
-        ),
-        (
-            "log.flush.interval.ms",
-            flush_ms,
-            ConfigType::Long,
-            "fsync period (kop fsync setting)",
-        ),
-        (
-            "log.message.timestamp.type",
-            "CreateTime".into(),
-            ConfigType::String,
-            "default timestamp type",
-        ),
-        (
-            "log.retention.bytes",
-            c.log_retention_bytes.to_string(),
-            ConfigType::Long,
-            "default retention.bytes",
-        ),
-        (
-            "log.retention.check.interval.ms",
-            c.log_retention_check_interval_ms.to_string(),
-            ConfigType::Long,
-            "retention period",
-        ),
-        (
-            "log.retention.ms",
-            c.log_retention_ms.to_string(),
-            ConfigType::Long,
-            "default retention.ms",
-        ),
-        (
-            "log.segment.bytes",
-            c.log_segment_bytes.to_string(),
-            ConfigType::Int,
-            "default segment.bytes",
-        ),
-        (
-            "message.max.bytes",
-            c.message_max_bytes.to_string(),
-            ConfigType::Int,
-            "default max.message.bytes",
-        ),
-        (
-            "min.insync.replicas",
-            "1".into(),
-            ConfigType::Int,
-            "kop keeps one replica",
-        ),
-        (
-            "node.id",
-            c.node_id.to_string(),
-            ConfigType::Int,
-            "this broker's id",
-        ),
-        (
-            "num.partitions",
-            c.num_partitions.to_string(),
-            ConfigType::Int,
-            "partitions of auto-created topics",
-        ),
-        (
-            "offsets.topic.replication.factor",
-            "1".into(),
-            ConfigType::Short,
-            "kop keeps one replica",
-        ),
-        (
-            "socket.request.max.bytes",
-            c.max_request_bytes.to_string(),
-            ConfigType::Int,
-            "largest request accepted",
-        ),
-    ];
-    rows.into_iter()
-        .map(|(name, value, kind, doc)| ConfigEntry {
-            synonyms: vec![(name.to_string(), value.clone(), SOURCE_STATIC_BROKER)],
-            name: name.to_string(),
-            value,
-            source: SOURCE_STATIC_BROKER,
-            kind,
-            doc,
-            read_only: true,
         })
         .collect()
 }
@@ -245,15 +95,18 @@ fn describe_one(
                 KafkaError::UnknownTopicOrPartition,
                 format!("topic {} does not exist", res.resource_name.as_str()),
             ))?;
-            Ok(topic_entries(&topic.config_overrides(), &ctx.broker.config))
+            Ok(topic_entries(&topic.config_overrides(), &ctx.broker))
         }
         RESOURCE_BROKER => {
             let name = res.resource_name.as_str();
-            if !name.is_empty() && name != ctx.broker.config.node_id.to_string() {
-                return Err((KafkaError::InvalidRequest, format!("unknown broker {name}")));
-            }
-            Ok(broker_entries(ctx))
+            broker_configs::check_name(ctx, name)?;
+            Ok(if name.is_empty() {
+                broker_configs::default_entries(ctx)
+            } else {
+                broker_configs::node_entries(ctx)
+            })
         }
+        RESOURCE_GROUP => Ok(group_configs::describe(ctx, &res.resource_name)),
         other => Err((
             KafkaError::InvalidRequest,
             format!("resource type {other} is not supported"),
@@ -261,7 +114,8 @@ fn describe_one(
     }
 }
 
-/// `op` on each config resource: topics → the topic, the broker → the cluster.
+/// `op` on each config resource: topics → the topic, groups → the group, the broker → the
+/// cluster.
 async fn authorize_resources<'a>(
     ctx: &RequestContext,
     api: &str,
@@ -273,6 +127,7 @@ async fn authorize_resources<'a>(
         .iter()
         .map(|&(rt, name)| match rt {
             RESOURCE_TOPIC => (op, authz::ResourceType::Topic, name),
+            RESOURCE_GROUP => (op, authz::ResourceType::Group, name),
             _ => (op, authz::ResourceType::Cluster, authz::CLUSTER_NAME),
         })
         .collect();
@@ -284,10 +139,10 @@ async fn authorize_resources<'a>(
             if ok {
                 Ok(())
             } else {
-                let e = if rt == RESOURCE_TOPIC {
-                    KafkaError::TopicAuthorizationFailed
-                } else {
-                    KafkaError::ClusterAuthorizationFailed
+                let e = match rt {
+                    RESOURCE_TOPIC => KafkaError::TopicAuthorizationFailed,
+                    RESOURCE_GROUP => KafkaError::GroupAuthorizationFailed,
+                    _ => KafkaError::ClusterAuthorizationFailed,
                 };
                 Err((e, e.to_string()))
             }
@@ -344,7 +199,7 @@ pub async fn describe_configs(
                                     .collect();
                             }
                             if version >= 3 {
-                                r.config_type = e.kind as i8;
+                                r.config_type = e.kind;
                                 if req.include_documentation {
                                     r.documentation = Some(sb(e.doc));
                                 }
@@ -363,10 +218,10 @@ pub async fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
-const OP_APPEND: i8 = 2;
-const OP_SUBTRACT: i8 = 3;
+pub const OP_SET: i8 = 0;
+pub const OP_DELETE: i8 = 1;
+pub const OP_APPEND: i8 = 2;
+pub const OP_SUBTRACT: i8 = 3;
 
 /// Edits a topic's config overrides with `edit` and stores them once they are valid.
 fn alter_topic(
@@ -465,14 +320,6 @@ fn replace_all(
     Ok(())
 }
 
-/// Dynamic broker configs are not served: kop's are set at start.
-fn broker_configs_refused() -> Result<(), (KafkaError, String)> {
-    Err((
-        KafkaError::InvalidRequest,
-        "broker configs are set when kop starts (flags, KOP_* variables, kop.toml)".to_string(),
-    ))
-}
-
 fn unsupported_resource(resource_type: i8) -> Result<(), (KafkaError, String)> {
     Err((
         KafkaError::InvalidRequest,
@@ -548,7 +395,18 @@ pub async fn incremental_alter_configs(
                                 apply_incremental(ctx, c, &res.configs)
                             })
                         }
-                        RESOURCE_BROKER => broker_configs_refused(),
+                        RESOURCE_BROKER => broker_configs::alter_incremental(
+                            ctx,
+                            &res.resource_name,
+                            req.validate_only,
+                            &res.configs,
+                        ),
+                        RESOURCE_GROUP => group_configs::alter_incremental(
+                            ctx,
+                            &res.resource_name,
+                            req.validate_only,
+                            &res.configs,
+                        ),
                         other => unsupported_resource(other),
                     });
             let (code, message) = error_fields(result);
@@ -586,7 +444,18 @@ pub async fn alter_configs(
                 RESOURCE_TOPIC => alter_topic(ctx, &res.resource_name, req.validate_only, |c| {
                     replace_all(c, &res.configs)
                 }),
-                RESOURCE_BROKER => broker_configs_refused(),
+                RESOURCE_BROKER => broker_configs::alter_replace(
+                    ctx,
+                    &res.resource_name,
+                    req.validate_only,
+                    &res.configs,
+                ),
+                RESOURCE_GROUP => group_configs::alter_replace(
+                    ctx,
+                    &res.resource_name,
+                    req.validate_only,
+                    &res.configs,
+                ),
                 other => unsupported_resource(other),
             };
             let (code, message) = error_fields(result);
@@ -603,3 +472,7 @@ pub async fn alter_configs(
 #[cfg(test)]
 #[path = "configs_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "config_resources_tests.rs"]
+mod resource_tests;

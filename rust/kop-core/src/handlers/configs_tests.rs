@@ -9,14 +9,14 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use super::*;
 use crate::handlers::test_context::TestContext;
 
-fn resource(rtype: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {
+pub(super) fn resource(rtype: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {
     DescribeConfigsResource::default()
         .with_resource_type(rtype)
         .with_resource_name(sb(name))
         .with_configuration_keys(keys.map(|k| k.iter().map(|k| sb(*k)).collect()))
 }
 
-async fn describe(
+pub(super) async fn describe(
     ctx: &TestContext,
     version: i16,
     req: DescribeConfigsRequest,
@@ -25,7 +25,7 @@ async fn describe(
 }
 
 /// (name, value, source) of one described resource.
-fn values(r: &DescribeConfigsResult) -> Vec<(String, String, i8)> {
+pub(super) fn values(r: &DescribeConfigsResult) -> Vec<(String, String, i8)> {
     r.configs
         .iter()
         .map(|c| {
@@ -38,7 +38,7 @@ fn values(r: &DescribeConfigsResult) -> Vec<(String, String, i8)> {
         .collect()
 }
 
-fn code(e: KafkaError) -> i16 {
+pub(super) fn code(e: KafkaError) -> i16 {
     e.code()
 }
 
@@ -152,14 +152,18 @@ async fn describe_configs_needs_describe_configs() {
     );
 }
 
-fn change(name: &str, op: i8, value: Option<&str>) -> AlterableConfig {
+pub(super) fn change(name: &str, op: i8, value: Option<&str>) -> AlterableConfig {
     AlterableConfig::default()
         .with_name(sb(name))
         .with_config_operation(op)
         .with_value(value.map(sb))
 }
 
-fn alter_resource(rtype: i8, name: &str, configs: Vec<AlterableConfig>) -> AlterConfigsResource {
+pub(super) fn alter_resource(
+    rtype: i8,
+    name: &str,
+    configs: Vec<AlterableConfig>,
+) -> AlterConfigsResource {
     AlterConfigsResource::default()
         .with_resource_type(rtype)
         .with_resource_name(sb(name))
@@ -167,7 +171,7 @@ fn alter_resource(rtype: i8, name: &str, configs: Vec<AlterableConfig>) -> Alter
 }
 
 /// (resource name, error code) of each answer.
-async fn alter(
+pub(super) async fn alter(
     ctx: &TestContext,
     resources: Vec<AlterConfigsResource>,
     validate_only: bool,
@@ -293,13 +297,13 @@ async fn bad_changes_are_refused_and_change_nothing() {
     .await;
     let invalid = ("t".to_string(), code(KafkaError::InvalidRequest));
     assert_eq!(twice, [invalid.clone(), invalid]);
-    // Broker configs are kop's start-up settings.
+    // Only the dynamic broker configs kop applies can change at run time.
     let broker = alter(
         &ctx,
         vec![alter_resource(
             RESOURCE_BROKER,
             "",
-            vec![change("log.retention.ms", OP_SET, Some("1"))],
+            vec![change("broker.id", OP_SET, Some("1"))],
         )],
         false,
     )

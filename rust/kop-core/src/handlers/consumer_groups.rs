@@ -10,7 +10,7 @@ use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
 use crate::error::KafkaError;
 use crate::group::assignor::Assignment;
-use crate::group::consumer::{compile_regex, HeartbeatParams, HEARTBEAT_INTERVAL_MS};
+use crate::group::consumer::{compile_regex, HeartbeatParams};
 
 /// Kafka's internal topics, which a regex never matches (`Topic.isInternal`).
 const INTERNAL_TOPICS: [&str; 3] = [
@@ -158,6 +158,12 @@ pub async fn heartbeat(
     };
     let broker = &ctx.broker;
     let topics = |name: &str| broker.topic(name).map(|t| (t.id, t.partition_count()));
+    // The group's consumer.heartbeat.interval.ms (GROUP config, else Kafka's default).
+    let interval = broker
+        .groups
+        .group_configs
+        .effective(&req.group_id)
+        .consumer_heartbeat_interval_ms;
     match broker
         .groups
         .consumer_heartbeat(&req.group_id, params, &topics)
@@ -166,7 +172,7 @@ pub async fn heartbeat(
         Ok(out) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(sb(out.member_id)))
             .with_member_epoch(out.epoch)
-            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
+            .with_heartbeat_interval_ms(interval)
             .with_assignment(out.assignment.map(|a| {
                 cgh::Assignment::default().with_topic_partitions(
                     a.into_iter()

@@ -85,7 +85,16 @@ pub async fn find_coordinator(
         Ok((BrokerId(node), sb(&e.host), e.port))
     };
     let answer = |i: usize, key: &str| match allowed.get(i) {
-        Some(true) => coordinator_of(key),
+        Some(true) => {
+            // Kafka creates its internal topic at the first coordinator lookup.
+            let internal = if req.key_type == 0 {
+                crate::group::GROUPS_TOPIC
+            } else {
+                "__transaction_state"
+            };
+            super::metadata::mark_internal_used(ctx, internal);
+            coordinator_of(key)
+        }
         _ => Err(denied_error),
     };
     if version >= 4 {

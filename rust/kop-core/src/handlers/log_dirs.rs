@@ -52,6 +52,9 @@ fn disk_space(_path: &std::path::Path) -> (i64, i64) {
     (-1, -1)
 }
 
+/// How long DescribeLogDirs waits for Pulsar's partition sizes not cached yet.
+const STORED_SIZE_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 pub async fn handle(
     ctx: &RequestContext,
     _header: &RequestHeader,
@@ -74,7 +77,8 @@ pub async fn handle(
         wanted
     });
     let remote = matches!(broker.config.storage_spec(), StorageSpec::Pulsar(_));
-    let mut topics = Vec::new();
+    // The partitions served here, by topic.
+    let mut served = Vec::new();
     for topic in broker.topics() {
         let asked = match &wanted {
             None => None,
@@ -83,27 +87,47 @@ pub async fn handle(
                 None => continue,
             },
         };
-        let partitions: Vec<DescribeLogDirsPartition> = topic
+        let partitions: Vec<_> = topic
             .partitions()
-            .iter()
+            .into_iter()
             .filter(|p| asked.is_none_or(|indexes| indexes.contains(&p.index)))
-            .filter_map(|p| {
-                let size = p.size_bytes()?;
-                Some(
-                    DescribeLogDirsPartition::default()
-                        .with_partition_index(p.index)
-                        .with_partition_size(if remote { -1 } else { size as i64 }),
-                )
-            })
+            .filter(|p| p.size_bytes().is_some())
             .collect();
         if !partitions.is_empty() {
-            topics.push(
-                DescribeLogDirsTopic::default()
-                    .with_name(TopicName(sb(&topic.name)))
-                    .with_partitions(partitions),
-            );
+            served.push((topic.name.clone(), partitions));
         }
     }
+    // On Pulsar the sizes are asked for in the background; a first answer waits for them a
+    // little (without holding a thread), then reports what is still unknown as -1.
+    if remote {
+        let deadline = tokio::time::Instant::now() + STORED_SIZE_WAIT;
+        while served
+            .iter()
+            .flat_map(|(_, ps)| ps)
+            .any(|p| p.stored_size().is_none())
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+    let topics = served
+        .into_iter()
+        .map(|(name, partitions)| {
+            DescribeLogDirsTopic::default()
+                .with_name(TopicName(sb(&name)))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            let size = p.stored_size().map_or(-1, |n| n as i64);
+                            DescribeLogDirsPartition::default()
+                                .with_partition_index(p.index)
+                                .with_partition_size(size)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     let (dir, total, usable) = log_dir(ctx);
     DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
         .with_log_dir(sb(dir))

@@ -41,6 +41,63 @@ fn describe_topic(
     t
 }
 
+/// Kafka's internal topics (`offsets.topic.num.partitions`,
+/// `transaction.state.log.num.partitions`: 50 each), flagged in `Broker::internal_topics_used`
+/// in this order.
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+const INTERNAL_PARTITIONS: i32 = 50;
+
+/// The internal topic is used (a coordinator of its kind was looked up).
+pub fn mark_internal_used(ctx: &RequestContext, name: &str) {
+    if let Some(i) = INTERNAL_TOPICS.iter().position(|t| *t == name) {
+        ctx.broker.internal_topics_used[i].store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn internal_used(ctx: &RequestContext, i: usize) -> bool {
+    ctx.broker.internal_topics_used[i].load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A stable id for an internal topic of this cluster (FNV-1a of cluster id and name).
+fn internal_topic_id(cluster_id: &str, name: &str) -> uuid::Uuid {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in cluster_id.bytes().chain([0]).chain(name.bytes()) {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    uuid::Uuid::from_u128(h)
+}
+
+/// An internal topic as Kafka shows it: its partitions are the group (and transaction)
+/// coordinator shards, each led by the instance coordinating it.
+fn describe_internal(
+    ctx: &RequestContext,
+    name: &str,
+    operations: Option<i32>,
+) -> MetadataResponseTopic {
+    let shards = ctx.broker.groups.shard_count().max(1);
+    let partitions = (0..INTERNAL_PARTITIONS)
+        .map(|p| {
+            let node = ctx.broker.cluster.group_coordinator(p as usize % shards);
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+        })
+        .collect();
+    let mut t = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(sb(name))))
+        .with_topic_id(internal_topic_id(&ctx.broker.cluster_id, name))
+        .with_is_internal(true)
+        .with_partitions(partitions);
+    if let Some(bits) = operations {
+        t.topic_authorized_operations = bits;
+    }
+    t
+}
+
 fn topic_error(name: Option<&str>, id: uuid::Uuid, err: KafkaError) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(err.code())
@@ -68,6 +125,16 @@ pub async fn handle(
     // include_*_authorized_operations, every operation of each topic (and of the cluster) is
     // probed in the same batch.
     let listed = if all { broker.topics() } else { Vec::new() };
+    // Internal topics in an all-topics listing once used, as on Kafka (unless a data topic of
+    // that name was stored by an older kop).
+    let internal_listed: Vec<&str> = if all {
+        (0..INTERNAL_TOPICS.len())
+            .filter(|&i| internal_used(ctx, i) && broker.topic(INTERNAL_TOPICS[i]).is_none())
+            .map(|i| INTERNAL_TOPICS[i])
+            .collect()
+    } else {
+        Vec::new()
+    };
     let with_cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     let mut actions = authz::Actions::default();
     if !authz::allow_all(ctx) {
@@ -90,6 +157,9 @@ pub async fn handle(
         for t in &listed {
             ask_topic(&mut actions, &t.name);
         }
+        for name in &internal_listed {
+            ask_topic(&mut actions, name);
+        }
         let mut any_missing = false;
         for wanted in req.topics.iter().flatten() {
             let name = match (&wanted.name, wanted.topic_id) {
@@ -99,7 +169,7 @@ pub async fn handle(
                     None => continue,
                 },
             };
-            if auto_create && broker.topic(&name).is_none() {
+            if auto_create && broker.topic(&name).is_none() && !is_internal(&name) {
                 any_missing = true;
                 actions.require(authz::Operation::Create, authz::ResourceType::Topic, &name);
             }
@@ -137,10 +207,15 @@ pub async fn handle(
         })
     };
     let topics = if all {
+        let internal = internal_listed
+            .iter()
+            .filter(|n| may_describe(n))
+            .map(|n| describe_internal(ctx, n, topic_ops(n)));
         listed
             .iter()
             .filter(|t| may_describe(&t.name))
             .map(|t| describe_topic(ctx, t, topic_ops(&t.name)))
+            .chain(internal)
             .collect()
     } else {
         req.topics
@@ -165,6 +240,10 @@ pub async fn handle(
                     }
                     let found = match broker.topic(name) {
                         Some(t) => Ok(t),
+                        None if is_internal(name) => {
+                            mark_internal_used(ctx, name);
+                            return describe_internal(ctx, name, topic_ops(name));
+                        }
                         None if auto_create && !may_create(name) => {
                             Err(KafkaError::TopicAuthorizationFailed)
                         }

@@ -152,11 +152,33 @@ async fn topics_by_id_from_v12() {
 }
 
 #[tokio::test]
-async fn kafkas_internal_topic_names_are_marked_internal() {
+async fn internal_topics_are_the_coordinator_shards_and_never_auto_created() {
     let ctx = RequestContext::builder().build();
-    ctx.topic("__consumer_offsets", 1);
-    let resp = metadata(&ctx, 12, MetadataRequest::default().with_topics(None)).await;
-    assert!(resp.topics[0].is_internal);
+    let all = || metadata(&ctx, 12, MetadataRequest::default().with_topics(None));
+    assert!(
+        all().await.topics.is_empty(),
+        "listed once used, as on Kafka"
+    );
+    let req = MetadataRequest::default()
+        .with_topics(named(&["__consumer_offsets"]))
+        .with_allow_auto_topic_creation(true);
+    let resp = metadata(&ctx, 12, req).await;
+    let t = &resp.topics[0];
+    assert_eq!(t.error_code, 0);
+    assert!(t.is_internal);
+    assert_eq!(t.partitions.len(), 50);
+    assert!(t
+        .partitions
+        .iter()
+        .all(|p| p.leader_id.0 == ctx.broker.cluster.node_id()));
+    assert!(ctx.broker.topic("__consumer_offsets").is_none());
+    let listed = all().await;
+    assert_eq!(listed.topics.len(), 1);
+    assert_eq!(listed.topics[0].topic_id, t.topic_id);
+    let made = ctx
+        .broker
+        .create_topic("__transaction_state", 1, Default::default());
+    assert_eq!(made.err().unwrap().0, KafkaError::TopicAlreadyExists);
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@
 //! - `producer-ids`  the next producer id not yet reserved, decimal
 //! - `topic/<name>`  a topic's `TopicMeta`, JSON
 //! - `quotas`        the client quotas (`quotas::entity::QuotaConfigs`), JSON
+//! - `group-configs` the GROUP config overrides (`group::configs`), JSON
+//! - `broker-configs` the dynamic broker configs (`broker::dynamic_config`), JSON
 
 use std::collections::BTreeMap;
 use std::io;
@@ -23,6 +25,8 @@ const SECURITY: &str = "security";
 const PRODUCER_IDS: &str = "producer-ids";
 const TOPIC_PREFIX: &str = "topic/";
 const QUOTAS: &str = "quotas";
+pub const GROUP_CONFIGS: &str = "group-configs";
+pub const BROKER_CONFIGS: &str = "broker-configs";
 
 /// What is stored about a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +95,23 @@ impl Metadata {
     /// another kop instance changed them first.
     pub fn save_quotas(&self, data: &[u8], expected: Option<&[u8]>) -> io::Result<bool> {
         self.docs.put_if(QUOTAS, Some(data), expected)
+    }
+
+    /// A small document replaced whole (`GROUP_CONFIGS`, `BROKER_CONFIGS`); None before the
+    /// first save.
+    pub fn document(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.docs.get(name)
+    }
+
+    /// Replaces such a document if it is still `expected` (None: absent); false if another
+    /// kop instance changed it first.
+    pub fn save_document(
+        &self,
+        name: &str,
+        data: &[u8],
+        expected: Option<&[u8]>,
+    ) -> io::Result<bool> {
+        self.docs.put_if(name, Some(data), expected)
     }
 
     pub fn topics(&self) -> io::Result<Vec<TopicMeta>> {

@@ -19,6 +19,7 @@ mod log_start_tests;
 pub mod members;
 mod memory;
 pub mod metadata;
+pub mod overrides;
 pub mod partition_log;
 pub mod remote;
 mod segment;

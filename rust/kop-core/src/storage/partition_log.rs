@@ -80,6 +80,11 @@ pub trait PartitionLog: Send + Sync {
     /// The offset the next batch gets (the log end offset).
     fn next_offset(&self) -> i64;
     fn size_bytes(&self) -> u64;
+    /// The bytes the storage keeps of the partition (DescribeLogDirs); None while not known
+    /// yet (a remote log asks its backend in the background and answers from a cache).
+    fn stored_size(&self) -> Option<u64> {
+        Some(self.size_bytes())
+    }
     /// Appends one patched batch. A local log has written it when this returns (`flush` makes
     /// it durable) and returns None; a remote log returns the receipt of the backend's store.
     fn append(

@@ -102,6 +102,11 @@ pub trait RemoteBackend: Send + Sync {
         timestamp: i64,
     ) -> io::Result<Option<Bytes>>;
     fn batch_with_max_timestamp(&self, topic: &str, partition: i32) -> io::Result<Option<Bytes>>;
+    /// The bytes the backend stores of a partition (Pulsar's topic stats `storageSize`); None
+    /// if it cannot tell.
+    fn storage_size(&self, _topic: &str, _partition: i32) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
 
     // Group logs (`storage::group_log`).
     /// The group records of one shard (`group::shard_of`); from now on only this process can

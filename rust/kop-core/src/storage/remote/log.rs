@@ -3,7 +3,11 @@
 //! newest batches; older data is read through `RemoteReads`, outside the partition lock.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use bytes::{Bytes, BytesMut};
 
@@ -108,7 +112,21 @@ impl LogStore for RemoteLogs {
     }
 }
 
+/// How long a partition's stored size from the backend is used before it is asked again.
+const STORED_SIZE_TTL: Duration = Duration::from_secs(10);
+
+/// The backend's size of a partition, asked for off the request path (one thread at a time
+/// per partition) and answered from here.
+#[derive(Default)]
+struct StoredSize {
+    /// Bytes; -1 while unknown.
+    bytes: AtomicI64,
+    asking: AtomicBool,
+    asked_at: Mutex<Option<Instant>>,
+}
+
 pub struct RemoteLog {
+    stored_size: Arc<StoredSize>,
     backend: Arc<dyn RemoteBackend>,
     topic: Arc<str>,
     partition: i32,
@@ -131,6 +149,10 @@ impl RemoteLog {
     ) -> io::Result<RemoteLog> {
         let topic: Arc<str> = topic.into();
         let mut log = RemoteLog {
+            stored_size: Arc::new(StoredSize {
+                bytes: AtomicI64::new(-1),
+                ..StoredSize::default()
+            }),
             reads: Arc::new(PartitionReads {
                 backend: backend.clone(),
                 topic: topic.clone(),
@@ -165,6 +187,36 @@ impl PartitionLog for RemoteLog {
     /// Only what is cached: the backend's sizes are its own business (its retention applies).
     fn size_bytes(&self) -> u64 {
         self.tail.size() as u64
+    }
+
+    /// Pulsar's size of the partition, from a cache refreshed in the background.
+    fn stored_size(&self) -> Option<u64> {
+        let s = &self.stored_size;
+        let stale = s
+            .asked_at
+            .lock()
+            .is_none_or(|at| at.elapsed() >= STORED_SIZE_TTL);
+        if stale && !s.asking.swap(true, Ordering::AcqRel) {
+            *s.asked_at.lock() = Some(Instant::now());
+            let (size, backend) = (s.clone(), self.backend.clone());
+            let (topic, partition) = (self.topic.clone(), self.partition);
+            let spawned = std::thread::Builder::new()
+                .name("kop-stored-size".into())
+                .spawn(move || {
+                    match backend.storage_size(&topic, partition) {
+                        Ok(Some(n)) => size.bytes.store(n as i64, Ordering::Release),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!(%topic, partition, error = %e, "stored size unknown")
+                        }
+                    }
+                    size.asking.store(false, Ordering::Release);
+                });
+            if spawned.is_err() {
+                s.asking.store(false, Ordering::Release);
+            }
+        }
+        u64::try_from(s.bytes.load(Ordering::Acquire)).ok()
     }
 
     fn append(
