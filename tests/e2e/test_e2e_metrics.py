@@ -292,4 +292,16 @@ def test_prometheus_sees_what_the_clients_did(
     if srv.target != "kop-pulsar":
         missing = [m for m in missing if not m.startswith("kop_pulsar_")]
     assert not missing, missing
+    # Quota throttles and connection limits are counted even when none happened (0).
+    for name in (
+        "kop_quota_throttled_responses_total",
+        "kop_quota_throttle_time_ms_total",
+        "kop_connections_refused_total",
+        "kop_connections_limit_waits_total",
+        "kop_connections_limit_wait_seconds_total",
+    ):
+        assert name in stored, name
+    assert prom.value('sum(kop_quota_throttled_responses_total{quota="produce"})') == 0
+    assert prom.value('sum(kop_hook_calls_total{hook="authenticator"})') == 0
+    assert prom.value('sum(kop_hook_calls_total{hook="oauthbearer_validator"})') == 0
     assert http_get(f"http://{address}/ready") == (200, "ready\n")

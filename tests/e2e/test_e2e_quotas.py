@@ -1,7 +1,8 @@
 """Client quotas: `kafka-configs` alter/describe of user, client-id, user+client-id, IP and
 default quotas; AlterClientQuotas validation as Kafka's; a producer and a consumer held to
 about their byte rate (librdkafka reports the throttle time) while an unthrottled client on
-the same server keeps its speed; quotas surviving a restart."""
+the same server keeps its speed (and kop counts the throttles in its metrics); quotas surviving
+a restart."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import struct
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from helpers import ck, java, wire
 from helpers.quotas import ThrottleStats, produce_for
+from helpers.servers import HOST, free_port
 
 RATE = 100 * 1024  # bytes per second
 # Kafka lets a new client send up to (quota.window.num - 1) windows' worth at once, and again
@@ -25,6 +28,15 @@ WINDOWS = 2
 MEASURE_S = 12.0
 
 API_ALTER_CLIENT_QUOTAS = 49
+
+
+def _scraped(address: str, sample: str) -> float:
+    """The value of one sample (name with its labels, as kop writes it) in a kop scrape."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(sample + " ")]
+    assert len(values) == 1, (sample, values)
+    return float(values[0])
 
 
 def _configs(srv: Any, *args: str, check: bool = True) -> Any:
@@ -141,7 +153,9 @@ def test_alter_client_quotas_is_validated_as_kafka_does(server):
 @pytest.mark.java
 @pytest.mark.timeout(300)
 def test_producer_and_consumer_converge_to_their_byte_rates(target, server_factory, kafka_tools):
-    server = server_factory(target, quota_window_num=WINDOWS)
+    metrics = None if target == "kafka" else f"{HOST}:{free_port()}"
+    extra = {} if metrics is None else {"metrics_listener": metrics}
+    server = server_factory(target, quota_window_num=WINDOWS, **extra)
     bs = server.bootstrap
     slow, fast, slowc = ck.unique("slow"), ck.unique("fast"), ck.unique("slowc")
     for key, client in (("producer_byte_rate", slow), ("consumer_byte_rate", slowc)):
@@ -196,3 +210,12 @@ def test_producer_and_consumer_converge_to_their_byte_rates(target, server_facto
     print(f"consumer: throttled {consume_rate / 1024:.0f} KiB/s (max throttle {throttle} ms)")
     assert 0.7 * RATE <= consume_rate <= 1.3 * RATE, consume_rate
     assert stats.max_throttle > 0
+    if metrics is not None:
+        # The throttles the clients saw are counted per quota type.
+        for quota in ("produce", "fetch"):
+            label = f'{{quota="{quota}"}}'
+            throttled = _scraped(metrics, f"kop_quota_throttled_responses_total{label}")
+            time_ms = _scraped(metrics, f"kop_quota_throttle_time_ms_total{label}")
+            print(f"{quota}: {throttled:.0f} throttled responses, {time_ms:.0f} ms in total")
+            assert throttled >= 1 and time_ms >= throttled, (quota, throttled, time_ms)
+        assert _scraped(metrics, 'kop_quota_throttled_responses_total{quota="request"}') == 0

@@ -81,6 +81,14 @@ async def async_authenticator(username: str, password: str, conn: Any) -> Any:
     return False
 
 
+def hook_metric(srv: Any, family: str, hook: str) -> float:
+    """One hook's sample of `family` in the server's metrics text."""
+    prefix = f'{family}{{hook="{hook}"}} '
+    lines = [line for line in srv.server.metrics().splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, (prefix, lines)
+    return float(lines[0][len(prefix) :])
+
+
 @pytest.mark.timeout(120)
 def test_hooks_cache_fail_closed_and_time_out(pki: Pki, tmp_path: Path) -> None:
     hook = CountingAuthorizer()
@@ -126,6 +134,10 @@ def test_hooks_cache_fail_closed_and_time_out(pki: Pki, tmp_path: Path) -> None:
             bad = srv.ck_conf("SASL_PLAINTEXT", user, password=pw)
             errors = produce(bad, ck.unique("authn"), n=1, timeout=5)
             assert errors and errors[0] is not None
+        # every login asked the authenticator; the raising one counts as a failure
+        assert hook_metric(srv, "kop_hook_calls_total", "authenticator") >= 4
+        assert hook_metric(srv, "kop_hook_failures_total", "authenticator") >= 1
+        assert hook_metric(srv, "kop_hook_duration_seconds_count", "authenticator") >= 4
         # sasl_users still work without asking the authenticator
         assert produce(srv.ck_conf("SASL_PLAINTEXT", "alice"), ck.unique("cfg-user"), n=1) == [None]
     finally:
@@ -268,6 +280,9 @@ def test_scram_and_oauthbearer_hooks_and_authorized_operations(pki: Pki, tmp_pat
         for bad_token in ("forged", "raise"):
             errors = produce(oauth(bad_token), ck.unique("frank-t"), n=1, timeout=3)
             assert errors and errors[0] is not None, bad_token
+        # a forged token is rejected (an answer), a raising validator is a failure
+        assert hook_metric(srv, "kop_hook_calls_total", "oauthbearer_validator") >= 3
+        assert hook_metric(srv, "kop_hook_failures_total", "oauthbearer_validator") >= 1
 
         # authorized operations, per principal, from the hook
         group = ck.unique("frank-g")

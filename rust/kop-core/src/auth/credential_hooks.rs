@@ -101,9 +101,13 @@ pub async fn validate_oauthbearer(
     timeout: Duration,
     token: &str,
     conn: LoginConnection,
+    stats: &crate::metrics::hooks::HookStats,
 ) -> Result<Principal, String> {
+    let asked_at = Instant::now();
     let answer =
         tokio::time::timeout(timeout, hooks.validate_oauthbearer(token.into(), conn)).await;
+    // A rejected token is an answer; only a raise, a lost bridge or a timeout is a failure.
+    stats.called(asked_at.elapsed(), matches!(answer, Ok(Ok(Ok(_)))));
     match answer {
         Ok(Ok(Ok(Some(principal)))) => Ok(principal),
         Ok(Ok(Ok(None))) => Err("rejected by the validator".into()),

@@ -112,6 +112,10 @@ pub struct Security {
     pub plain_token_auth: bool,
     /// Credentials from the SCRAM credential hook.
     pub scram_hook_cache: ScramCredentialCache,
+    /// Calls into the PLAIN authenticator hook (`net/sasl.rs`), for metrics.
+    pub authenticator_hook_stats: crate::metrics::hooks::HookStats,
+    /// Calls into the OAUTHBEARER validator hook, for metrics.
+    pub oauthbearer_hook_stats: crate::metrics::hooks::HookStats,
     /// Derives the salts unknown SCRAM users get (random per server start).
     unknown_user_secret: [u8; 32],
 }
@@ -252,6 +256,8 @@ impl Security {
             jwt,
             plain_token_auth: config.plain_token_auth,
             scram_hook_cache: ScramCredentialCache::new(hook_cache_ttl),
+            authenticator_hook_stats: Default::default(),
+            oauthbearer_hook_stats: Default::default(),
             unknown_user_secret: [scram::random_bytes(), scram::random_bytes()]
                 .concat()
                 .try_into()
@@ -342,6 +348,7 @@ impl Security {
                     self.hook_timeout,
                     token,
                     conn,
+                    &self.oauthbearer_hook_stats,
                 )
                 .await
             }

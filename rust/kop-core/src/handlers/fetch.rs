@@ -366,7 +366,7 @@ pub async fn handle(
     let throttle = ctx.broker.quotas.record_fetch(&client, bytes, now);
     if throttle > 0 {
         ctx.broker.quotas.unrecord_fetch(&client, bytes, now);
-        ctx.mute.at_least(throttle);
+        ctx.throttle(crate::metrics::throttles::Quota::Fetch, throttle);
         let resp = FetchResponse::default().with_throttle_time_ms(throttle as i32);
         return match plan {
             SessionPlan::Incremental(id) => resp.with_session_id(id),

@@ -85,6 +85,13 @@ impl RequestContext {
             client_id: header.client_id.as_deref().unwrap_or(""),
         }
     }
+
+    /// A response throttled `ms` by `quota`: the connection is muted for that long after it,
+    /// and the throttle is counted (0: not throttled).
+    pub fn throttle(&self, quota: crate::metrics::throttles::Quota, ms: u64) {
+        self.mute.at_least(ms);
+        self.broker.metrics.throttles.throttled(quota, ms);
+    }
 }
 
 /// The result of handling one request.
@@ -173,7 +180,7 @@ macro_rules! served {
                     let mut header = frame.header;
                     let client = ctx.quota_client(&header);
                     let throttle = ctx.broker.quotas.record_produce(&client, whole.len(), crate::now_ms() as u64);
-                    ctx.mute.at_least(throttle);
+                    ctx.throttle(crate::metrics::throttles::Quota::Produce, throttle);
                     header.client_id = None;
                     header.unknown_tagged_fields.clear();
                     Ok(produce::handle(ctx, &header, req, whole, throttle as i32).await)
@@ -301,7 +308,7 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
             ctx.broker
                 .quotas
                 .record_request_time(&client, nanos, crate::now_ms() as u64);
-        ctx.mute.at_least(throttle);
+        ctx.throttle(crate::metrics::throttles::Quota::Request, throttle);
     }
     timed(&ctx.broker, key, version, started, outcome)
 }

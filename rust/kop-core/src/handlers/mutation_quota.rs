@@ -56,7 +56,8 @@ impl<'a> MutationQuota<'a> {
     /// The response's throttle_time_ms; the connection is muted for as long.
     pub fn finish(&self) -> i32 {
         let ms = self.throttle();
-        self.ctx.mute.at_least(ms);
+        self.ctx
+            .throttle(crate::metrics::throttles::Quota::ControllerMutation, ms);
         ms.min(i32::MAX as u64) as i32
     }
 }

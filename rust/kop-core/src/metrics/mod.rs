@@ -10,6 +10,7 @@ pub mod histogram;
 pub mod hooks;
 pub mod requests;
 pub mod text;
+pub mod throttles;
 pub mod topics;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub type Collector = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct Metrics {
     pub requests: requests::RequestStats,
     pub connections: connections::ConnectionStats,
+    pub throttles: throttles::ThrottleStats,
     /// Why the remote storage (Pulsar) is not answering, as of the last cluster check;
     /// None while it answers.
     pub remote_error: Mutex<Option<String>>,

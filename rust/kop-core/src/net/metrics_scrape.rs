@@ -14,6 +14,7 @@ pub fn render(broker: &Broker, security: Option<&Security>) -> String {
     let m = &broker.metrics;
     m.requests.render(&mut t);
     m.connections.render(&mut t);
+    m.throttles.render(&mut t);
     topics(broker, &mut t);
     groups(broker, &mut t);
     t.family(
@@ -32,6 +33,8 @@ pub fn render(broker: &Broker, security: Option<&Security>) -> String {
             &[
                 ("authorizer", &s.authorizer.hook_stats),
                 ("scram_credential", &s.scram_hook_cache.hook_stats),
+                ("authenticator", &s.authenticator_hook_stats),
+                ("oauthbearer_validator", &s.oauthbearer_hook_stats),
             ],
         );
     }

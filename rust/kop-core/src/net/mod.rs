@@ -21,6 +21,7 @@ use crate::broker::{housekeeping, Broker};
 use crate::config::{ListenerSpec, ServerConfig};
 use crate::handlers::{ListenerInfo, RequestContext};
 use crate::limits;
+use crate::metrics::connections::Refusal;
 use crate::shutdown::ShutdownSignal;
 use crate::storage::{Endpoint, Member};
 
@@ -371,23 +372,29 @@ async fn accept_loop(
                     if !broker.quotas.admit_connection(peer.ip(), crate::now_ms() as u64) {
                         crate::warn_bad_input!(limits.bad_input_log, peer,
                             "closing connection: over the connection_creation_rate quota of its IP");
+                        counted.refused(Refusal::CreationRate);
                         continue;
                     }
                     // At max_connections the listener waits for a place (as Kafka's acceptor);
                     // the waiting client sees no answer until then.
-                    if !exempt && limits.connections.at_limit() {
+                    let waiting = (!exempt && limits.connections.at_limit()).then(|| {
                         crate::warn_bad_input!(limits.bad_input_log, peer,
                             limit = limits.connections.max_total,
                             "max_connections reached: waiting for a connection to close");
-                    }
+                        std::time::Instant::now()
+                    });
                     let place = tokio::select! {
                         place = limits.connections.wait_for_place(exempt) => place,
                         _ = shutdown.wait() => break,
                     };
+                    if let Some(since) = waiting {
+                        counted.waited_at_limit(since.elapsed());
+                    }
                     let Some(counted_ip) = limits.connections.admit(peer.ip(), place) else {
                         crate::warn_bad_input!(limits.bad_input_log, peer,
                             limit = limits.connections.limit_for(peer.ip()),
                             "closing connection: over max_connections_per_ip");
+                        counted.refused(Refusal::PerIp);
                         continue;
                     };
                     // Until it authenticates, a SASL connection holds one of a limited number
@@ -399,6 +406,7 @@ async fn accept_loop(
                                 crate::warn_bad_input!(limits.bad_input_log, peer,
                                     listener = %info.name, limit = limits.max_unauthenticated,
                                     "closing connection: too many unauthenticated connections");
+                                counted.refused(Refusal::Unauthenticated);
                                 continue;
                             }
                         }

@@ -108,9 +108,14 @@ impl Mechanism {
                         client_host: conn.peer.ip(),
                         client_port: conn.peer.port(),
                     };
+                    let asked_at = std::time::Instant::now();
                     let answer =
                         tokio::time::timeout(security.hook_timeout, hooks.authenticate(login))
                             .await;
+                    // A denial is an answer; a raise, a lost bridge or a timeout a failure.
+                    security
+                        .authenticator_hook_stats
+                        .called(asked_at.elapsed(), matches!(answer, Ok(Ok(Ok(_)))));
                     match answer {
                         Ok(Ok(Ok(Some(principal)))) => Step::Done(principal, Vec::new()),
                         Ok(Ok(Ok(None))) => Step::Failed(invalid.into()),
