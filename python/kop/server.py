@@ -329,6 +329,25 @@ class Server:
         native = self._native
         return native.metrics_address() if native is not None else None
 
+    @property
+    def schema_registry_address(self) -> tuple[str, int] | None:
+        """(host, port) the schema registry is bound to (None when
+        ``schema_registry_listener`` is not set or the server is not started)."""
+        native = self._native
+        return native.schema_registry_address() if native is not None else None
+
+    @property
+    def schema_registry_url(self) -> str | None:
+        """``http://HOST:PORT`` of the schema registry, for Confluent's
+        ``SchemaRegistryClient({"url": ...})`` (None when it is off or not started)."""
+        address = self.schema_registry_address
+        if address is None:
+            return None
+        host, port = address
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
     # -- introspection -------------------------------------------------------------------
 
     @property

@@ -8,6 +8,7 @@
 //! - `producer-ids`  the next producer id not yet reserved, decimal
 //! - `topic/<name>`  a topic's `TopicMeta`, JSON
 //! - `quotas`        the client quotas (`quotas::entity::QuotaConfigs`), JSON
+//! - `schema-registry/...` the schema registry's (`registry/store.rs`)
 
 use std::collections::BTreeMap;
 use std::io;
@@ -55,6 +56,12 @@ impl Metadata {
             docs,
             producer_ids: Mutex::new(()),
         }
+    }
+
+    /// The documents underneath, for the stores that keep documents of their own (the schema
+    /// registry, `registry/store.rs`).
+    pub fn documents(&self) -> Arc<dyn DocumentStore> {
+        self.docs.clone()
     }
 
     pub fn cluster_id(&self) -> io::Result<Option<String>> {
