@@ -271,7 +271,7 @@ def _register_many(client: SchemaRegistryClient, prefix: str, n: int) -> dict[st
     for i in range(n):
         subject = f"{prefix}-{i}-value"
         ids[subject] = client.register_schema(
-            subject, Schema(_record(f"R{i}", [{"name": f"f{i}", "type": "long"}]), "AVRO")
+            subject, Schema(_record(f"R{i}", [{"name": f"{prefix}_{i}", "type": "long"}]), "AVRO")
         )
     return ids
 

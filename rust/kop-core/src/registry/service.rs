@@ -422,20 +422,19 @@ impl Registry {
             if !s.exists(true) {
                 return Err(RegistryError::subject_not_found(subject));
             }
-            let versions: Vec<i32>;
-            if permanent {
+            let versions: Vec<i32> = if permanent {
                 if s.live().next().is_some() {
                     return Err(RegistryError::subject_not_soft_deleted(subject));
                 }
-                versions = s.versions.iter().map(|v| v.version).collect();
-                s.versions.clear();
+                s.versions.drain(..).map(|v| v.version).collect()
             } else {
                 if s.live().next().is_none() {
                     return Err(RegistryError::subject_soft_deleted(subject));
                 }
-                versions = s.live().map(|v| v.version).collect();
+                let live = s.live().map(|v| v.version).collect();
                 s.versions.iter_mut().for_each(|v| v.deleted = true);
-            }
+                live
+            };
             Ok(json!(versions))
         })
     }

@@ -348,4 +348,26 @@ mod tests {
             "schema-registry/subjects/a_2eb_5fc-d_2f_c3_a9"
         );
     }
+
+    #[test]
+    fn stores_sharing_documents_never_hand_out_an_id_twice() {
+        let docs: Arc<dyn DocumentStore> = Arc::new(MemoryDocuments::default());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = Store::new(docs.clone());
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| store.id_for(&avro(&format!("\"t{t}-{i}\"")), None).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<i64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
+    }
 }
