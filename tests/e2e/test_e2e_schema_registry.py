@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 import urllib.error
@@ -24,6 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import TARGETS
 from helpers import ck
+from helpers.certs import make_pki
 from helpers.servers import HOST, ServerHandle, free_port, make_server, start_server
 
 
@@ -264,6 +266,47 @@ def test_basic_auth_with_sasl_users_and_acls(target: str, server_factory: Any) -
     assert (err.http_status_code, err.error_code) == (403, 40301)
     assert bob.get_subjects() == []  # bob may DESCRIBE no topic: he sees no subject
     assert admin.get_subjects() == ["orders-value"]
+
+
+def test_https_and_client_certificates_with_tls_listeners(
+    target: str, server_factory: Any, tmp_path: Any
+) -> None:
+    """When the Kafka listeners use TLS the registry serves HTTPS with their certificate, and a
+    verified client certificate is the principal (mTLS) as on an SSL listener."""
+    if target != "kop-embedded":
+        pytest.skip("TLS does not depend on how kop runs or stores")
+    pki = make_pki(tmp_path / "pki")
+    srv = server_factory(
+        target,
+        **_with_registry(
+            extra_listeners=[f"SSL://{HOST}:0"],
+            ssl_certfile=str(pki.server_cert),
+            ssl_keyfile=str(pki.server_key),
+            ssl_cafile=str(pki.ca),
+            ssl_client_auth="requested",
+            ssl_principal_mapping_rules=r"RULE:^CN=([^,]*),OU=clients.*$/$1/L,DEFAULT",
+            authorizer="acl",
+            super_users=["User:alice"],
+        ),
+    )
+    url = "https://" + str(srv.config["schema_registry_listener"])
+    assert srv.server.schema_registry_url == url
+
+    def get(cert: bool) -> int:
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+        ctx.check_hostname = False  # the certificate names localhost, the URL 127.0.0.1
+        if cert:
+            ctx.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        try:
+            with urllib.request.urlopen(f"{url}/config", timeout=10, context=ctx) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    assert get(cert=True) == 200  # User:alice, a super user
+    assert get(cert=False) == 403  # User:ANONYMOUS may not DESCRIBE_CONFIGS the cluster
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(f"http://{srv.config['schema_registry_listener']}/", timeout=5)
 
 
 def _register_many(client: SchemaRegistryClient, prefix: str, n: int) -> dict[str, int]:

@@ -1,6 +1,7 @@
 //! The schema registry's HTTP/1.1 listener: a small hand-written responder like the metrics
 //! listener's (kop has no HTTP framework; the registry needs only Content-Length bodies and
-//! keep-alive). Authentication and authorization are the Kafka listeners': HTTP basic against
+//! keep-alive). Authentication and authorization are the Kafka listeners': HTTPS with their
+//! certificate when they use TLS (a client certificate is a principal), HTTP basic against
 //! the SASL PLAIN/SCRAM users and the PLAIN authenticator hook, then kop's authorizer.
 
 use std::io;
@@ -36,12 +37,29 @@ pub struct Served {
     pub require_auth: bool,
 }
 
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the listener until the runtime stops: HTTPS when the Kafka listeners use TLS (their
+/// certificate and `ssl_client_auth`), else plain HTTP.
 pub async fn serve(listener: TcpListener, served: Arc<Served>) {
+    let acceptor = served
+        .security
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, served.clone()));
+                match &acceptor {
+                    Some(a) => {
+                        tokio::spawn(tls_connection(a.clone(), stream, peer, served.clone()));
+                    }
+                    None => {
+                        tokio::spawn(connection(stream, peer, served.clone(), None));
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "schema registry listener: accept failed");
@@ -51,7 +69,43 @@ pub async fn serve(listener: TcpListener, served: Arc<Served>) {
     }
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, served: Arc<Served>) {
+/// The TLS handshake; a verified client certificate names the principal (mTLS, through
+/// `ssl_principal_mapping_rules`) unless the request brings basic credentials.
+async fn tls_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    served: Arc<Served>,
+) {
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "schema registry: TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let leaf = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first().cloned());
+    let principal = match leaf {
+        Some(leaf) => match served.security.tls_principal.principal(&leaf) {
+            Some(p) => Some(p),
+            None => return,
+        },
+        None => None,
+    };
+    connection(stream, peer, served, principal).await;
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    served: Arc<Served>,
+    certificate: Option<Principal>,
+) {
     let mut buffered = Vec::new();
     loop {
         let read =
@@ -64,7 +118,9 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, served: Arc<Served>
             }
             _ => return,
         };
-        let reply = served.answer(req, &headers, peer).await;
+        let reply = served
+            .answer(req, &headers, peer, certificate.as_ref())
+            .await;
         if write_reply(&mut stream, reply, keep_alive).await.is_err() || !keep_alive {
             let _ = stream.shutdown().await;
             return;
@@ -253,15 +309,22 @@ pub fn basic_credentials(value: &str) -> Option<(String, String)> {
 
 impl Served {
     fn protocol(&self) -> &'static str {
-        if self.require_auth {
-            "SASL_PLAINTEXT"
-        } else {
-            "PLAINTEXT"
+        match (self.require_auth, self.security.tls.is_some()) {
+            (true, true) => "SASL_SSL",
+            (true, false) => "SASL_PLAINTEXT",
+            (false, true) => "SSL",
+            (false, false) => "PLAINTEXT",
         }
     }
 
-    async fn answer(&self, req: Request, headers: &Headers, peer: SocketAddr) -> Result<Reply> {
-        let principal = self.authenticate(headers, peer).await?;
+    async fn answer(
+        &self,
+        req: Request,
+        headers: &Headers,
+        peer: SocketAddr,
+        certificate: Option<&Principal>,
+    ) -> Result<Reply> {
+        let principal = self.authenticate(headers, peer, certificate).await?;
         let (action, access) = routes::route(&req)?;
         let ctx = HookContext {
             principal,
@@ -339,10 +402,18 @@ impl Served {
         ))
     }
 
-    /// The client's principal: from HTTP basic credentials (required when a Kafka listener
-    /// uses SASL), else ANONYMOUS.
-    async fn authenticate(&self, headers: &Headers, peer: SocketAddr) -> Result<Principal> {
+    /// The client's principal: from HTTP basic credentials, else the verified client
+    /// certificate, else ANONYMOUS (refused when a Kafka listener uses SASL).
+    async fn authenticate(
+        &self,
+        headers: &Headers,
+        peer: SocketAddr,
+        certificate: Option<&Principal>,
+    ) -> Result<Principal> {
         let Some(value) = header(headers, "authorization") else {
+            if let Some(p) = certificate {
+                return Ok(p.clone());
+            }
             return if self.require_auth {
                 Err(RegistryError::unauthorized())
             } else {
