@@ -74,6 +74,7 @@ _METAVARS = {
     "fsync": "{" + ",".join(FSYNC_POLICIES) + "}",
     "io_threads": "N",
     "metrics_listener": "HOST:PORT",
+    "schema_registry_listener": "HOST:PORT",
     "num_partitions": "N",
     "max_unauthenticated_connections": "N",
     "max_connections": "N",

@@ -273,6 +273,11 @@ class Config:
         "HOST:PORT of the HTTP listener serving Prometheus /metrics, /health and /ready "
         "(docs/metrics.md); unset = off",
     )
+    schema_registry_listener: str | None = _opt(
+        None,
+        "HOST:PORT of the HTTP listener serving the Confluent-compatible schema registry "
+        "(docs/schema-registry.md); unset = off",
+    )
 
     def __post_init__(self) -> None:
         # Frozen, so normalising goes through object.__setattr__; lists become tuples so a
@@ -528,10 +533,12 @@ def _validate(cfg: Config) -> None:
     if not names:
         raise ConfigError("listeners", "must name at least one listener")
     advertised = _check_listeners("advertised_listeners", cfg.advertised_listeners, min_port=1)
-    if cfg.metrics_listener is not None:
-        host, sep, port = cfg.metrics_listener.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ConfigError("metrics_listener", f"{cfg.metrics_listener!r} is not HOST:PORT")
+    for http_option in ("metrics_listener", "schema_registry_listener"):
+        spec = getattr(cfg, http_option)
+        if spec is not None:
+            host, sep, port = spec.rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ConfigError(http_option, f"{spec!r} is not HOST:PORT")
     for name in advertised:
         if name not in names:
             raise ConfigError(

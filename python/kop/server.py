@@ -329,6 +329,27 @@ class Server:
         native = self._native
         return native.metrics_address() if native is not None else None
 
+    @property
+    def schema_registry_address(self) -> tuple[str, int] | None:
+        """(host, port) the schema registry is bound to (None when
+        ``schema_registry_listener`` is not set or the server is not started)."""
+        native = self._native
+        return native.schema_registry_address() if native is not None else None
+
+    @property
+    def schema_registry_url(self) -> str | None:
+        """``http(s)://HOST:PORT`` of the schema registry, for Confluent's
+        ``SchemaRegistryClient({"url": ...})`` (None when it is off or not started)."""
+        address = self.schema_registry_address
+        if address is None:
+            return None
+        host, port = address
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        host = f"[{host}]" if ":" in host else host
+        # HTTPS when the Kafka listeners use TLS (docs/schema-registry.md).
+        scheme = "https" if _uses_tls(self._config) else "http"
+        return f"{scheme}://{host}:{port}"
+
     # -- introspection -------------------------------------------------------------------
 
     @property
@@ -373,3 +394,13 @@ class Server:
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
         return f"<kop.Server {state} listeners={list(self._config.listeners)}>"
+
+
+def _uses_tls(cfg: Config) -> bool:
+    """Whether a listener is SSL or SASL_SSL (then the schema registry serves HTTPS)."""
+    mapped = {}
+    for entry in cfg.listener_security_protocol_map:
+        name, _, proto = entry.partition(":")
+        mapped[name.upper()] = proto.upper()
+    names = [listener.split("://", 1)[0].upper() for listener in cfg.listeners]
+    return any(mapped.get(n, n) in ("SSL", "SASL_SSL") for n in names)

@@ -176,6 +176,8 @@ pub struct ServerConfig {
     pub transactional_id_expiration_ms: i64,
     /// `HOST:PORT` of the Prometheus/health HTTP listener (`metrics/http.rs`); None: off.
     pub metrics_listener: Option<String>,
+    /// `HOST:PORT` of the schema registry's HTTP listener (`registry/`); None: off.
+    pub schema_registry_listener: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -254,6 +256,7 @@ impl Default for ServerConfig {
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             metrics_listener: None,
+            schema_registry_listener: None,
         }
     }
 }
@@ -357,6 +360,9 @@ impl ServerConfig {
         StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
         if let Some(m) = &self.metrics_listener {
             parse_host_port(m).map_err(|e| format!("metrics_listener: {e}"))?;
+        }
+        if let Some(m) = &self.schema_registry_listener {
+            parse_host_port(m).map_err(|e| format!("schema_registry_listener: {e}"))?;
         }
         let io_max = self.log_cleaner_io_max_bytes_per_second;
         if !(io_max >= 0.0 && io_max.is_finite()) {

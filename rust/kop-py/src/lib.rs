@@ -201,6 +201,12 @@ impl NativeServer {
         Some((a.ip().to_string(), a.port()))
     }
 
+    /// (host, port) of the schema registry, when `schema_registry_listener` is set.
+    fn schema_registry_address(&self) -> Option<(String, u16)> {
+        let a = self.server()?.registry_address()?;
+        Some((a.ip().to_string(), a.port()))
+    }
+
     /// The worker pool that runs the hooks and the Pulsar bridge: `queued` (jobs waiting for a
     /// worker), `workers` (threads started), `busy` (running a job), `done` (jobs finished).
     fn bridge_stats(&self) -> BTreeMap<&'static str, u64> {

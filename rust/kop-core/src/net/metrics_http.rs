@@ -66,16 +66,14 @@ impl Exposed {
     }
 }
 
-/// Binds the metrics listener (so a taken port fails the start) and returns it.
-pub fn bind(spec: &str) -> io::Result<std::net::TcpListener> {
+/// Binds an HTTP listener — the metrics one, the schema registry's — (so a taken port fails
+/// the start) and returns it; `what` names it in errors.
+pub fn bind(spec: &str, what: &str) -> io::Result<std::net::TcpListener> {
     let (host, port) =
         parse_host_port(spec).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let addrs: Vec<SocketAddr> = (host.as_str(), port).to_socket_addrs()?.collect();
     let listener = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen for metrics on {spec}: {e}"),
-        )
+        io::Error::new(e.kind(), format!("cannot listen for {what} on {spec}: {e}"))
     })?;
     listener.set_nonblocking(true)?;
     Ok(listener)

@@ -50,6 +50,8 @@ pub struct RunningServer {
     /// What the metrics listener serves (`metrics/http.rs`), and where it listens.
     exposed: Arc<metrics_http::Exposed>,
     metrics_address: Option<SocketAddr>,
+    /// Where the schema registry listens (None when `schema_registry_listener` is not set).
+    registry_address: Option<SocketAddr>,
 }
 
 /// Connections the kernel queues per listener before kop accepts them.
@@ -148,13 +150,22 @@ impl RunningServer {
         let exposed = Arc::new(metrics_http::Exposed::default());
         let mut metrics_address = None;
         if let Some(spec) = &config.metrics_listener {
-            let std_listener = metrics_http::bind(spec)?;
+            let std_listener = metrics_http::bind(spec, "metrics")?;
             metrics_address = Some(std_listener.local_addr()?);
             let _guard = runtime.enter();
             let listener = TcpListener::from_std(std_listener)?;
             runtime.spawn(metrics_http::serve(listener, exposed.clone()));
             tracing::info!(address = %spec, port = metrics_address.map_or(0, |a| a.port()), "metrics listener: /metrics, /health, /ready");
         }
+        // Bound now (a taken port fails the start), served once storage is open.
+        let registry_listener = match &config.schema_registry_listener {
+            Some(spec) => Some(metrics_http::bind(spec, "the schema registry")?),
+            None => None,
+        };
+        let registry_address = registry_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let mut bound = Vec::new();
         let mut infos = Vec::new();
         for (spec, l) in specs.iter().zip(&sockets) {
@@ -190,6 +201,17 @@ impl RunningServer {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
         exposed.opened(broker.clone(), security.clone());
+        if let Some(std_listener) = registry_listener {
+            let served =
+                crate::registry::served(&config, broker.metadata().documents(), security.clone());
+            let _guard = runtime.enter();
+            let listener = TcpListener::from_std(std_listener)?;
+            runtime.spawn(crate::registry::http::serve(listener, Arc::new(served)));
+            tracing::info!(
+                port = registry_address.map_or(0, |a| a.port()),
+                "schema registry listening"
+            );
+        }
         // Storage is open: only now do the ports accept connections.
         let mut listeners = Vec::new();
         for (socket, info) in sockets.into_iter().zip(infos) {
@@ -218,6 +240,7 @@ impl RunningServer {
             security,
             exposed,
             metrics_address,
+            registry_address,
         })
     }
 
@@ -229,6 +252,11 @@ impl RunningServer {
     /// Where the metrics listener listens (None when `metrics_listener` is not set).
     pub fn metrics_address(&self) -> Option<SocketAddr> {
         self.metrics_address
+    }
+
+    /// Where the schema registry listens (None when `schema_registry_listener` is not set).
+    pub fn registry_address(&self) -> Option<SocketAddr> {
+        self.registry_address
     }
 
     pub fn listeners(&self) -> &[BoundListener] {

@@ -10,6 +10,7 @@
 //! - `quotas`        the client quotas (`quotas::entity::QuotaConfigs`), JSON
 //! - `group-configs` the GROUP config overrides (`group::configs`), JSON
 //! - `broker-configs` the dynamic broker configs (`broker::dynamic_config`), JSON
+//! - `schema-registry/...` the schema registry's (`registry/store.rs`)
 
 use std::collections::BTreeMap;
 use std::io;
@@ -59,6 +60,12 @@ impl Metadata {
             docs,
             producer_ids: Mutex::new(()),
         }
+    }
+
+    /// The documents underneath, for the stores that keep documents of their own (the schema
+    /// registry, `registry/store.rs`).
+    pub fn documents(&self) -> Arc<dyn DocumentStore> {
+        self.docs.clone()
     }
 
     pub fn cluster_id(&self) -> io::Result<Option<String>> {

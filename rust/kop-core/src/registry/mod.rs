@@ -1,0 +1,49 @@
+//! A Confluent-compatible schema registry served by kop (docs/schema-registry.md): the REST
+//! API Confluent's serializers use, on its own HTTP listener (`schema_registry_listener`),
+//! with the Kafka listeners' authentication and authorization, stored through the document
+//! seam (so on Pulsar every kop instance shares it).
+//!
+//! - `http.rs`    the listener: requests, HTTP basic, authorization
+//! - `routes.rs`  paths to actions and the access each needs
+//! - `service.rs` the actions (Confluent's semantics)
+//! - `compat.rs`  schema types and compatibility levels (the `apache-avro` crate checks AVRO)
+//! - `store.rs`   documents, ids and versions with compare-and-set
+//! - `error.rs`   Confluent's error codes
+
+pub mod compat;
+pub mod error;
+pub mod http;
+pub mod routes;
+pub mod service;
+pub mod store;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::auth::Security;
+use crate::config::{SecurityProtocol, ServerConfig};
+use crate::storage::DocumentStore;
+
+/// What the registry listener serves, over `docs` (the storage's documents).
+pub fn served(
+    config: &ServerConfig,
+    docs: Arc<dyn DocumentStore>,
+    security: Arc<Security>,
+) -> http::Served {
+    let require_auth = config.security_protocols().is_ok_and(|m| {
+        m.values().any(|p| {
+            matches!(
+                p,
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+            )
+        })
+    });
+    http::Served {
+        registry: service::Registry {
+            store: store::Store::new(docs),
+        },
+        security,
+        require_auth,
+    }
+}
