@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod net;
 pub mod quotas;
 pub mod records;
+pub mod share;
 pub mod shutdown;
 pub mod storage;
 pub mod txn;

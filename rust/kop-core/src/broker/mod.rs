@@ -119,6 +119,8 @@ pub struct Broker {
     pub metrics: crate::metrics::Metrics,
     /// Client quotas: those in force and the clients' rates.
     pub quotas: crate::quotas::QuotaManager,
+    /// Share groups (KIP-932): membership, share sessions, share-partition state.
+    pub share: crate::share::ShareCoordinator,
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -210,7 +212,9 @@ impl Broker {
         let quotas = crate::quotas::QuotaManager::load(windows, Some(storage.metadata.clone()))?;
         let session_slots =
             usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0);
+        let share = crate::share::ShareCoordinator::new(storage.metadata.clone(), &config);
         let broker = Broker {
+            share,
             peers: peers::Peers::new(&config),
             quotas,
             groups,

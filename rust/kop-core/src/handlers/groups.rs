@@ -388,10 +388,16 @@ pub async fn list_groups(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    let listed: Vec<_> = ctx
-        .broker
-        .groups
-        .list()
+    let mut all = ctx.broker.groups.list();
+    all.extend(
+        ctx.broker
+            .share
+            .groups
+            .list()
+            .into_iter()
+            .map(|(id, state)| (id, "share".to_string(), state, "share")),
+    );
+    let listed: Vec<_> = all
         .into_iter()
         .filter(|(_, _, state, kind)| {
             (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
