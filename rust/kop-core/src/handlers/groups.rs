@@ -140,6 +140,13 @@ pub async fn join_group(
             JoinOutcome::error(KafkaError::GroupAuthorizationFailed, &req.member_id),
         );
     }
+    // A group id has one type: a share group's id is not a classic group's.
+    if ctx.broker.share.groups.contains(&req.group_id) {
+        return join_response(
+            version,
+            JoinOutcome::error(KafkaError::InconsistentGroupProtocol, &req.member_id),
+        );
+    }
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         instance_id: opt_string(&req.group_instance_id),

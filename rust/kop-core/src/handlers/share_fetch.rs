@@ -48,7 +48,10 @@ struct Answer {
     acquired: Vec<Acquired>,
 }
 
-fn partition_of(ctx: &RequestContext, (topic_id, index): SessionPartition) -> Result<std::sync::Arc<Partition>, KafkaError> {
+fn partition_of(
+    ctx: &RequestContext,
+    (topic_id, index): SessionPartition,
+) -> Result<std::sync::Arc<Partition>, KafkaError> {
     let topic = ctx
         .broker
         .topic_by_id(&topic_id)
@@ -287,10 +290,16 @@ pub async fn fetch(
     let listed: Vec<SessionPartition> = req
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition_index)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic_id, p.partition_index))
+        })
         .collect();
     let acks = ack_batches(
-        req.topics.iter().map(|t| (t.topic_id, t.partitions.as_slice())),
+        req.topics
+            .iter()
+            .map(|t| (t.topic_id, t.partitions.as_slice())),
         |p| {
             let bs = p
                 .acknowledgement_batches
@@ -320,9 +329,14 @@ pub async fn fetch(
                 Err(KafkaError::ShareSessionNotFound)
             }
         }
-        _ => share
-            .sessions
-            .advance(&group, &member, epoch, listed.iter().copied(), &forgotten, now),
+        _ => share.sessions.advance(
+            &group,
+            &member,
+            epoch,
+            listed.iter().copied(),
+            &forgotten,
+            now,
+        ),
     };
     let partitions = match session {
         Ok(p) => p,
@@ -346,15 +360,24 @@ pub async fn fetch(
     }
     if epoch == FINAL_EPOCH {
         share.member_gone(&group, &member);
-        return respond(ctx, answers, share.states.settings_for(&group).limits.lock_ms);
+        return respond(
+            ctx,
+            answers,
+            share.states.settings_for(&group).limits.lock_ms,
+        );
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut watchers: Vec<watch::Receiver<LogMark>> = partitions
         .iter()
         .filter_map(|&sp| partition_of(ctx, sp).ok().map(|p| p.subscribe()))
         .collect();
     let mut shutdown = ctx.shutdown.clone();
-    let max_records = if req.max_records > 0 { req.max_records as usize } else { 500 };
+    let max_records = if req.max_records > 0 {
+        req.max_records as usize
+    } else {
+        500
+    };
     let max_bytes = (req.max_bytes.max(1) as usize).min(FETCH_MAX_BYTES);
     loop {
         for w in watchers.iter_mut() {
@@ -383,7 +406,11 @@ pub async fn fetch(
                 }
             }
         }
-        if any || watchers.is_empty() || tokio::time::Instant::now() >= deadline || shutdown.is_set() {
+        if any
+            || watchers.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || shutdown.is_set()
+        {
             break;
         }
         // Wake on an append, on the soonest lock expiry, or at the deadline.
@@ -401,7 +428,11 @@ pub async fn fetch(
             _ = shutdown.wait() => {}
         }
     }
-    respond(ctx, answers, share.states.settings_for(&group).limits.lock_ms)
+    respond(
+        ctx,
+        answers,
+        share.states.settings_for(&group).limits.lock_ms,
+    )
 }
 
 fn respond(
@@ -479,7 +510,9 @@ pub async fn acknowledge_request(
         return fail(e);
     }
     let acks = ack_batches(
-        req.topics.iter().map(|t| (t.topic_id, t.partitions.as_slice())),
+        req.topics
+            .iter()
+            .map(|t| (t.topic_id, t.partitions.as_slice())),
         |p| {
             let bs = p
                 .acknowledgement_batches

@@ -122,7 +122,10 @@ pub async fn heartbeat(
         return fail(e, e.to_string());
     }
     if req.member_id.is_empty() {
-        return fail(KafkaError::InvalidRequest, "MemberId can't be empty.".into());
+        return fail(
+            KafkaError::InvalidRequest,
+            "MemberId can't be empty.".into(),
+        );
     }
     if !ctx.broker.share.groups.contains(&req.group_id) && other_type(ctx, &req.group_id) {
         return fail(
@@ -296,8 +299,7 @@ pub async fn describe_offsets(
                 .map(|t| (t.topic_name.to_string(), t.partitions))
                 .collect(),
             None => {
-                let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> =
-                    Default::default();
+                let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
                 for (topic_id, p, _) in &stored {
                     if let Some(t) = ctx.broker.topic_by_id(topic_id) {
                         by_topic.entry(t.name.clone()).or_default().push(*p);

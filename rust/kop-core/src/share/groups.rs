@@ -87,9 +87,14 @@ pub struct ShareGroups {
 /// Kafka's simple assignor over homogeneous subscriptions, per topic: with at least as many
 /// partitions as members, partitions go round-robin to the members; with more members than
 /// partitions, each member gets one partition (round-robin), so several share each.
-fn assign(members: &BTreeMap<String, ShareMember>, topics: &BTreeMap<String, (Uuid, i32)>) -> HashMap<String, Assignment> {
-    let mut out: HashMap<String, Assignment> =
-        members.keys().map(|m| (m.clone(), Assignment::new())).collect();
+fn assign(
+    members: &BTreeMap<String, ShareMember>,
+    topics: &BTreeMap<String, (Uuid, i32)>,
+) -> HashMap<String, Assignment> {
+    let mut out: HashMap<String, Assignment> = members
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
     for (name, &(id, count)) in topics {
         let subscribers: Vec<&String> = members
             .values()
@@ -135,7 +140,10 @@ impl ShareGroups {
         if !joining && !groups.contains_key(group_id) {
             return Err((
                 KafkaError::UnknownMemberId,
-                format!("Member {} is not a member of group {group_id}.", hb.member_id),
+                format!(
+                    "Member {} is not a member of group {group_id}.",
+                    hb.member_id
+                ),
             ));
         }
         let group = groups.entry(group_id.to_string()).or_default();
@@ -157,7 +165,10 @@ impl ShareGroups {
             None if !joining => {
                 return Err((
                     KafkaError::UnknownMemberId,
-                    format!("Member {} is not a member of group {group_id}.", hb.member_id),
+                    format!(
+                        "Member {} is not a member of group {group_id}.",
+                        hb.member_id
+                    ),
                 ))
             }
             None => {
@@ -368,35 +379,57 @@ mod tests {
         let g = ShareGroups::default();
         let now = Instant::now();
         let mut gone = Vec::new();
-        let a = g.heartbeat("g", hb("a", 0, Some(&["t"])), &one, now, &mut gone).unwrap();
+        let a = g
+            .heartbeat("g", hb("a", 0, Some(&["t"])), &one, now, &mut gone)
+            .unwrap();
         assert_eq!(a.epoch, 1);
         assert_eq!(a.new_partitions, vec![(t, 0)]);
-        let b = g.heartbeat("g", hb("b", 0, Some(&["t"])), &one, now, &mut gone).unwrap();
+        let b = g
+            .heartbeat("g", hb("b", 0, Some(&["t"])), &one, now, &mut gone)
+            .unwrap();
         assert_eq!(b.epoch, 2);
         assert_eq!(b.assignment.unwrap()[&t], BTreeSet::from([0]));
         // a is behind the group epoch: it gets the (same) assignment at epoch 2.
-        let a = g.heartbeat("g", hb("a", 1, None), &one, now, &mut gone).unwrap();
+        let a = g
+            .heartbeat("g", hb("a", 1, None), &one, now, &mut gone)
+            .unwrap();
         assert_eq!((a.epoch, a.assignment.unwrap()[&t].len()), (2, 1));
         assert_eq!(
-            g.heartbeat("g", hb("a", 1, None), &one, now, &mut gone).unwrap_err().0,
+            g.heartbeat("g", hb("a", 1, None), &one, now, &mut gone)
+                .unwrap_err()
+                .0,
             KafkaError::FencedMemberEpoch
         );
         // Four partitions: two each.
         let four = |n: &str| (n == "t").then_some((t, 4));
-        let a = g.heartbeat("g", hb("a", 2, None), &four, now, &mut gone).unwrap();
+        let a = g
+            .heartbeat("g", hb("a", 2, None), &four, now, &mut gone)
+            .unwrap();
         assert_eq!(a.assignment.unwrap()[&t], BTreeSet::from([0, 2]));
         // b times out: a gets everything.
         let later = now + SESSION_TIMEOUT;
-        g.heartbeat("g", hb("a", 3, None), &four, later - Duration::from_secs(1), &mut gone)
+        g.heartbeat(
+            "g",
+            hb("a", 3, None),
+            &four,
+            later - Duration::from_secs(1),
+            &mut gone,
+        )
+        .unwrap();
+        let a = g
+            .heartbeat("g", hb("a", 3, None), &four, later, &mut gone)
             .unwrap();
-        let a = g.heartbeat("g", hb("a", 3, None), &four, later, &mut gone).unwrap();
         assert_eq!(gone, vec!["b".to_string()]);
         assert_eq!(a.assignment.unwrap()[&t].len(), 4);
         assert_eq!(
-            g.heartbeat("g", hb("z", 5, None), &four, later, &mut gone).unwrap_err().0,
+            g.heartbeat("g", hb("z", 5, None), &four, later, &mut gone)
+                .unwrap_err()
+                .0,
             KafkaError::UnknownMemberId
         );
-        let left = g.heartbeat("g", hb("a", LEAVE_EPOCH, None), &four, later, &mut gone).unwrap();
+        let left = g
+            .heartbeat("g", hb("a", LEAVE_EPOCH, None), &four, later, &mut gone)
+            .unwrap();
         assert_eq!(left.epoch, LEAVE_EPOCH);
         assert_eq!(g.list(), vec![("g".to_string(), "Empty")]);
     }

@@ -246,7 +246,8 @@ impl SharePartition {
                     }
                     // A gap before this batch: offsets that hold no record.
                     while self.end < offset {
-                        self.records.insert(self.end, done(RecordState::Archived, 0));
+                        self.records
+                            .insert(self.end, done(RecordState::Archived, 0));
                         self.end += 1;
                     }
                     let state = if holds_records {
@@ -309,9 +310,10 @@ impl SharePartition {
         if first < self.start || last >= self.end {
             return Err(KafkaError::InvalidRecordState);
         }
-        let held = self.records.range(first..=last).all(|(_, r)| {
-            r.state == RecordState::Acquired && r.owner.as_deref() == Some(member)
-        });
+        let held = self
+            .records
+            .range(first..=last)
+            .all(|(_, r)| r.state == RecordState::Acquired && r.owner.as_deref() == Some(member));
         if !held {
             return Err(KafkaError::InvalidRecordState);
         }

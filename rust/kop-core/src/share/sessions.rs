@@ -147,7 +147,10 @@ mod tests {
             Err(KafkaError::InvalidShareSessionEpoch)
         );
         assert_eq!(s.advance("g", "m", 1, [(t, 1)], &[], now).unwrap().len(), 2);
-        assert_eq!(s.advance("g", "m", 2, [], &[(t, 0)], now).unwrap(), vec![(t, 1)]);
+        assert_eq!(
+            s.advance("g", "m", 2, [], &[(t, 0)], now).unwrap(),
+            vec![(t, 1)]
+        );
         assert_eq!(
             s.advance("g", "x", 1, [], &[], now),
             Err(KafkaError::ShareSessionNotFound)
@@ -158,9 +161,7 @@ mod tests {
             Err(KafkaError::ShareSessionLimitReached)
         );
         // Idle sessions make room.
-        assert!(s
-            .open("g", "m3", [], now + Duration::from_secs(61))
-            .is_ok());
+        assert!(s.open("g", "m3", [], now + Duration::from_secs(61)).is_ok());
         assert_eq!(s.close("g", "m3").len(), 0);
         assert_eq!(next(i32::MAX), 1);
     }
