@@ -449,7 +449,7 @@ fn respond(
             .with_acknowledge_error_code(a.ack_error.map_or(0, KafkaError::code))
             .with_current_leader(
                 LeaderIdAndEpoch::default()
-                    .with_leader_id(leader_id.into())
+                    .with_leader_id(leader_id)
                     .with_leader_epoch(leader_epoch),
             )
             .with_records(Some(a.records))
@@ -536,7 +536,7 @@ pub async fn acknowledge_request(
             .with_error_code(error.map_or(0, KafkaError::code))
             .with_current_leader(
                 sar::LeaderIdAndEpoch::default()
-                    .with_leader_id(leader_id.into())
+                    .with_leader_id(leader_id)
                     .with_leader_epoch(leader_epoch),
             );
         match topics.last_mut() {

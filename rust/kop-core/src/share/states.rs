@@ -281,3 +281,63 @@ impl ShareStates {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryDocuments;
+
+    fn key() -> ShareKey {
+        ShareKey {
+            group: "g/with slash".into(),
+            topic_id: Uuid::from_u128(9),
+            partition: 0,
+        }
+    }
+
+    /// Two instances over one storage, as on Pulsar: the partition moves from `a` to `b`
+    /// (a takeover bumps the log generation); `b` continues from what `a` saved, and `a`,
+    /// which has not noticed, cannot overwrite `b`'s state.
+    #[test]
+    fn the_new_leader_continues_from_the_saved_state_and_fences_the_old_one() {
+        let meta = Arc::new(Metadata::new(Arc::new(MemoryDocuments::default())));
+        let settings = ShareSettings::default();
+        let limits = settings.limits;
+        let a = ShareStates::new(meta.clone(), settings);
+        let b = ShareStates::new(meta.clone(), settings);
+        let batches: Vec<(i64, i64, bool)> = (0..4).map(|o| (o, o, true)).collect();
+        // a starts the share partition at the log end (latest): 0 here.
+        let la = a.load(&key(), 1, (0, 0)).unwrap();
+        la.guard().sp().acquire("m1", &batches, 10, 0, &limits);
+        la.guard()
+            .sp()
+            .acknowledge("m1", 0, 1, &[1], &limits)
+            .unwrap();
+        a.save(&key(), &la).unwrap();
+        // b takes over: 0-1 accepted, 2-3 were acquired at a and are available again.
+        let lb = b.load(&key(), 7, (0, 4)).unwrap();
+        let got = lb.guard().sp().acquire("m2", &batches, 10, 0, &limits);
+        assert_eq!(
+            (got[0].first, got[0].last, got[0].delivery_count),
+            (2, 3, 2)
+        );
+        lb.guard()
+            .sp()
+            .acknowledge("m2", 2, 3, &[1], &limits)
+            .unwrap();
+        b.save(&key(), &lb).unwrap();
+        // a still holds its copy: its save is refused and it forgets the copy.
+        la.guard()
+            .sp()
+            .acknowledge("m1", 2, 3, &[3], &limits)
+            .unwrap();
+        assert_eq!(a.save(&key(), &la), Err(KafkaError::NotLeaderOrFollower));
+        assert!(la.guard().state.is_none());
+        let again = a.load(&key(), 1, (0, 4)).unwrap();
+        assert_eq!(again.guard().sp().start(), 4);
+        assert_eq!(
+            a.start_offsets("g/with slash").unwrap(),
+            vec![(key().topic_id, 0, 4)]
+        );
+    }
+}
