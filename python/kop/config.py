@@ -634,9 +634,7 @@ def _validate(cfg: Config) -> None:
         1,
         _INT64_MAX,
     )
-    _check_range(
-        "group_share_delivery_count_limit", cfg.group_share_delivery_count_limit, 1, 32767
-    )
+    _check_range("group_share_delivery_count_limit", cfg.group_share_delivery_count_limit, 1, 32767)
     _check_range(
         "group_share_partition_max_record_locks",
         cfg.group_share_partition_max_record_locks,

@@ -139,8 +139,8 @@ def jvm(classpath: str, main: str, args: Sequence[str]) -> list[str]:
 
 
 class JavaClasses:
-    """tests/clients/java compiled into ``out``: ``classpath`` runs TxnClient and ShareClient, and once
-    ``with_streams()`` has been called, ``streams_classpath`` runs WordCount."""
+    """tests/clients/java compiled into ``out``: ``classpath`` runs TxnClient and ShareClient,
+    and once ``with_streams()`` has been called, ``streams_classpath`` runs WordCount."""
 
     def __init__(self, out: Path) -> None:
         self.out = out

@@ -8,8 +8,8 @@ and skips a conditional save whose expectation no longer holds, so all instances
 of two racing saves won — a compare-and-set ordered by the topic.
 
 A tail thread follows the topic, so documents written by other instances show up here within
-moments, and ``version`` counts the changes applied (share-partition states excepted). A save returns once the tail has applied
-its own message: a later ``get`` sees it (read your writes).
+moments, and ``version`` counts the changes applied (share-partition states excepted). A save
+returns once the tail has applied its own message: a later ``get`` sees it (read your writes).
 """
 
 from __future__ import annotations
