@@ -180,6 +180,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
+# Share-group tests use lock durations of a few seconds (Kafka's floor is 15 s by default).
+group.share.min.record.lock.duration.ms=1000
 EOF
   # Extra broker settings, one key=value per line (e.g. "message.max.bytes=2000000").
   if [[ -n "${KAFKA_EXTRA_PROPS:-}" ]]; then
@@ -197,6 +199,7 @@ EOF
     if ! "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -Dlog4j2.configurationFile="$HERE/kafka/tools-log4j2.properties" \
         -cp "$KDIR/lib/*" kafka.tools.StorageTool format -t "$cid" -c "$props" --standalone \
+        --feature share.version=1 \
         >"$data/format.log" 2>&1; then
       cat "$data/format.log" >&2
       die "formatting $data/logs failed"

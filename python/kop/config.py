@@ -267,6 +267,27 @@ class Config:
         604800000,
         "how long an idle transactional id is remembered (Kafka transactional.id.expiration.ms)",
     )
+    # -- share groups (KIP-932) --
+    group_share_record_lock_duration_ms: int = _opt(
+        30000,
+        "how long a share consumer holds a delivered record "
+        "(Kafka group.share.record.lock.duration.ms)",
+    )
+    group_share_delivery_count_limit: int = _opt(
+        5, "deliveries of a record before it is archived (Kafka group.share.delivery.count.limit)"
+    )
+    group_share_partition_max_record_locks: int = _opt(
+        2000,
+        "records in flight per share partition (Kafka group.share.partition.max.record.locks)",
+    )
+    group_share_max_share_sessions: int = _opt(
+        2000, "share sessions open at once (Kafka group.share.max.share.sessions)"
+    )
+    share_auto_offset_reset: str = _opt(
+        "latest",
+        "where a share partition with no state starts: latest or earliest "
+        "(default of the share.auto.offset.reset group config)",
+    )
 
     metrics_listener: str | None = _opt(
         None,
@@ -614,6 +635,27 @@ def _validate(cfg: Config) -> None:
     _check_range(
         "transactional_id_expiration_ms", cfg.transactional_id_expiration_ms, 1, _INT64_MAX
     )
+    _check_range(
+        "group_share_record_lock_duration_ms",
+        cfg.group_share_record_lock_duration_ms,
+        1,
+        _INT64_MAX,
+    )
+    _check_range("group_share_delivery_count_limit", cfg.group_share_delivery_count_limit, 1, 32767)
+    _check_range(
+        "group_share_partition_max_record_locks",
+        cfg.group_share_partition_max_record_locks,
+        1,
+        _INT64_MAX,
+    )
+    _check_range(
+        "group_share_max_share_sessions", cfg.group_share_max_share_sessions, 1, _INT64_MAX
+    )
+    if cfg.share_auto_offset_reset not in ("latest", "earliest"):
+        raise ConfigError(
+            "share_auto_offset_reset",
+            f"expected latest or earliest, got {cfg.share_auto_offset_reset!r}",
+        )
 
 
 def _check_security(cfg: Config, names: list[str]) -> None:

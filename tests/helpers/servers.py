@@ -56,6 +56,8 @@ _KAFKA_PROPS = {
     "offsets_retention_minutes": "offsets.retention.minutes",
     "transaction_max_timeout_ms": "transaction.max.timeout.ms",
     "transactional_id_expiration_ms": "transactional.id.expiration.ms",
+    "group_share_record_lock_duration_ms": "group.share.record.lock.duration.ms",
+    "group_share_delivery_count_limit": "group.share.delivery.count.limit",
     "quota_window_num": "quota.window.num",
     "quota_window_size_seconds": "quota.window.size.seconds",
 }

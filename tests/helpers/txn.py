@@ -139,13 +139,13 @@ def jvm(classpath: str, main: str, args: Sequence[str]) -> list[str]:
 
 
 class JavaClasses:
-    """tests/clients/java compiled into ``out``: ``classpath`` runs TxnClient, and once
-    ``with_streams()`` has been called, ``streams_classpath`` runs WordCount."""
+    """tests/clients/java compiled into ``out``: ``classpath`` runs TxnClient and ShareClient,
+    and once ``with_streams()`` has been called, ``streams_classpath`` runs WordCount."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
         self.kafka_cp = _kafka_sh("classpath")
-        self._compile(["TxnClient.java"], self.kafka_cp)
+        self._compile(["TxnClient.java", "ShareClient.java"], self.kafka_cp)
         self.classpath = f"{out}:{self.kafka_cp}"
         self.streams_classpath = ""
 

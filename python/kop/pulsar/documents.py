@@ -8,8 +8,8 @@ and skips a conditional save whose expectation no longer holds, so all instances
 of two racing saves won — a compare-and-set ordered by the topic.
 
 A tail thread follows the topic, so documents written by other instances show up here within
-moments, and ``version`` counts the changes applied. A save returns once the tail has applied
-its own message: a later ``get`` sees it (read your writes).
+moments, and ``version`` counts the changes applied (share-partition states excepted). A save
+returns once the tail has applied its own message: a later ``get`` sees it (read your writes).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from kop.pulsar.format import PROP_DELETED, PROP_EXPECT, PROP_TYPE, TYPE_DOC
 log = logging.getLogger("kop.pulsar")
 
 _ABSENT = "absent"
+# Documents nobody reloads on a version change (share-partition state, written at every
+# acknowledgement): saving one leaves ``version`` alone so instances don't resync metadata.
+_UNVERSIONED_PREFIX = "share/"
 _TAIL_POLL_MS = 200
 _OUTCOMES_KEPT = 10_000
 
@@ -129,7 +132,8 @@ class DocumentStore:
                         self._docs.pop(name, None)
                     else:
                         self._docs[name] = msg.data()
-                    self._version += 1
+                    if not name.startswith(_UNVERSIONED_PREFIX):
+                        self._version += 1
                     applied = True
             self._outcomes[key] = applied
             while len(self._outcomes) > _OUTCOMES_KEPT:

@@ -174,6 +174,18 @@ pub struct ServerConfig {
     pub transaction_max_timeout_ms: i32,
     /// How long an idle transactional id is remembered (Kafka transactional.id.expiration.ms).
     pub transactional_id_expiration_ms: i64,
+    /// Share groups (KIP-932, `share/`): how long a delivered record stays locked to its
+    /// consumer (Kafka group.share.record.lock.duration.ms).
+    pub group_share_record_lock_duration_ms: i64,
+    /// Deliveries of a record before it is archived (group.share.delivery.count.limit).
+    pub group_share_delivery_count_limit: i64,
+    /// Records in flight per share partition (group.share.partition.max.record.locks).
+    pub group_share_partition_max_record_locks: i64,
+    /// Share sessions open at once (group.share.max.share.sessions).
+    pub group_share_max_share_sessions: i64,
+    /// Where a share partition with no state starts: `latest` or `earliest` (the default of
+    /// the share.auto.offset.reset group config).
+    pub share_auto_offset_reset: String,
     /// `HOST:PORT` of the Prometheus/health HTTP listener (`metrics/http.rs`); None: off.
     pub metrics_listener: Option<String>,
     /// `HOST:PORT` of the schema registry's HTTP listener (`registry/`); None: off.
@@ -255,6 +267,11 @@ impl Default for ServerConfig {
             offsets_retention_minutes: 10_080,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
+            group_share_record_lock_duration_ms: 30_000,
+            group_share_delivery_count_limit: 5,
+            group_share_partition_max_record_locks: 2_000,
+            group_share_max_share_sessions: 2_000,
+            share_auto_offset_reset: "latest".into(),
             metrics_listener: None,
             schema_registry_listener: None,
         }
@@ -461,7 +478,29 @@ impl ServerConfig {
                 "transactional_id_expiration_ms",
                 self.transactional_id_expiration_ms,
             ),
+            (
+                "group_share_record_lock_duration_ms",
+                self.group_share_record_lock_duration_ms,
+            ),
+            (
+                "group_share_delivery_count_limit",
+                self.group_share_delivery_count_limit,
+            ),
+            (
+                "group_share_partition_max_record_locks",
+                self.group_share_partition_max_record_locks,
+            ),
+            (
+                "group_share_max_share_sessions",
+                self.group_share_max_share_sessions,
+            ),
         ];
+        if !["latest", "earliest"].contains(&self.share_auto_offset_reset.as_str()) {
+            return Err(format!(
+                "share_auto_offset_reset must be latest or earliest, got {:?}",
+                self.share_auto_offset_reset
+            ));
+        }
         for (name, v) in positive {
             if v < 1 {
                 return Err(format!("{name} must be >= 1, got {v}"));

@@ -166,6 +166,14 @@ pub enum KafkaError {
     UnstableOffsetCommit,
     #[error("the regular expression is not valid")]
     InvalidRegularExpression,
+    #[error("the record state is invalid; the acknowledgement of delivery could not be completed")]
+    InvalidRecordState,
+    #[error("the share session was not found")]
+    ShareSessionNotFound,
+    #[error("the share session epoch is invalid")]
+    InvalidShareSessionEpoch,
+    #[error("the limit of share sessions has been reached")]
+    ShareSessionLimitReached,
 }
 
 impl KafkaError {
@@ -250,6 +258,10 @@ impl KafkaError {
             KafkaError::TransactionAbortable => 120,
             KafkaError::UnstableOffsetCommit => 88,
             KafkaError::InvalidRegularExpression => 128,
+            KafkaError::InvalidRecordState => 121,
+            KafkaError::ShareSessionNotFound => 122,
+            KafkaError::InvalidShareSessionEpoch => 123,
+            KafkaError::ShareSessionLimitReached => 133,
         }
     }
 }
@@ -336,6 +348,10 @@ impl KafkaError {
             120 => KafkaError::TransactionAbortable,
             88 => KafkaError::UnstableOffsetCommit,
             128 => KafkaError::InvalidRegularExpression,
+            121 => KafkaError::InvalidRecordState,
+            122 => KafkaError::ShareSessionNotFound,
+            123 => KafkaError::InvalidShareSessionEpoch,
+            133 => KafkaError::ShareSessionLimitReached,
             _ => KafkaError::UnknownServerError,
         })
     }

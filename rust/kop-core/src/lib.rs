@@ -14,6 +14,7 @@ pub mod net;
 pub mod quotas;
 pub mod records;
 pub mod registry;
+pub mod share;
 pub mod shutdown;
 pub mod storage;
 pub mod txn;

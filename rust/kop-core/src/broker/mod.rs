@@ -125,6 +125,8 @@ pub struct Broker {
     /// Whether `__consumer_offsets` / `__transaction_state` exist in Kafka's terms (Kafka
     /// creates them at the first coordinator lookup): all-topics Metadata lists them then.
     pub internal_topics_used: [std::sync::atomic::AtomicBool; 2],
+    /// Share groups (KIP-932): membership, share sessions, share-partition state.
+    pub share: crate::share::ShareCoordinator,
 }
 
 /// Opens one partition's log from the storage (and lets go of it).
@@ -223,7 +225,9 @@ impl Broker {
         let quotas = crate::quotas::QuotaManager::load(windows, Some(storage.metadata.clone()))?;
         let session_slots =
             usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0);
+        let share = crate::share::ShareCoordinator::new(storage.metadata.clone(), &config);
         let broker = Broker {
+            share,
             peers: peers::Peers::new(&config),
             quotas,
             dynamic_configs,

@@ -13,12 +13,13 @@ use crate::error::KafkaError;
 /// 0 means the feature is off; Kafka then leaves it out of the finalized list. kop serves the
 /// KIP-848 consumer group protocol (`group.version` 1) and transactions with KIP-890's
 /// server-side defence (`transaction.version` 2, as Kafka 4.x clusters run; producers of
-/// older clients use version 1), and neither share groups (`share.version`) nor streams groups
-/// (`streams.version`) yet. `metadata.version` and `kraft.version` describe a KRaft quorum,
+/// older clients use version 1), KIP-932 share groups (`share.version` 1: ShareGroupHeartbeat,
+/// ShareGroupDescribe, ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets), and no
+/// streams groups (`streams.version`) yet. `metadata.version` and `kraft.version` describe a KRaft quorum,
 /// which kop does not have.
 pub const FEATURES: [(&str, i16, i16); 4] = [
     ("group.version", 1, 1),
-    ("share.version", 0, 0),
+    ("share.version", 1, 1),
     ("streams.version", 0, 0),
     ("transaction.version", 2, 2),
 ];

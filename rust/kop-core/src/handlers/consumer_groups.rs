@@ -99,6 +99,13 @@ pub async fn heartbeat(
             );
         }
     }
+    // A group id has one type (Kafka: "Group g is not a consumer group.").
+    if ctx.broker.share.groups.contains(&req.group_id) {
+        return fail(
+            KafkaError::GroupIdNotFound,
+            format!("Group {} is not a consumer group.", &*req.group_id),
+        );
+    }
     let sent_regex = req.subscribed_topic_regex.as_ref().map(|r| r.to_string());
     if let Some(r) = sent_regex.as_deref().filter(|r| !r.is_empty()) {
         if let Err(e) = compile_regex(r) {

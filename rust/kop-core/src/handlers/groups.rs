@@ -149,6 +149,13 @@ pub async fn join_group(
             JoinOutcome::error(KafkaError::GroupAuthorizationFailed, &req.member_id),
         );
     }
+    // A group id has one type: a share group's id is not a classic group's.
+    if ctx.broker.share.groups.contains(&req.group_id) {
+        return join_response(
+            version,
+            JoinOutcome::error(KafkaError::InconsistentGroupProtocol, &req.member_id),
+        );
+    }
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         instance_id: opt_string(&req.group_instance_id),
@@ -397,10 +404,16 @@ pub async fn list_groups(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    let listed: Vec<_> = ctx
-        .broker
-        .groups
-        .list()
+    let mut all = ctx.broker.groups.list();
+    all.extend(
+        ctx.broker
+            .share
+            .groups
+            .list()
+            .into_iter()
+            .map(|(id, state)| (id, "share".to_string(), state, "share")),
+    );
+    let listed: Vec<_> = all
         .into_iter()
         .filter(|(_, _, state, kind)| {
             (states.is_empty() || states.contains(&state.to_ascii_lowercase()))

@@ -28,6 +28,8 @@ mod producer_id;
 mod replicas;
 mod sasl;
 mod scram_admin;
+mod share_fetch;
+mod share_groups;
 #[cfg(test)]
 pub(crate) mod test_context;
 mod topic_partitions;
@@ -233,6 +235,11 @@ served! {
     TxnOffsetCommit [0 ..= 5] TxnOffsetCommitRequest => txn_offsets::handle;
     ConsumerGroupHeartbeat [0 ..= 1] ConsumerGroupHeartbeatRequest => consumer_groups::heartbeat;
     ConsumerGroupDescribe [0 ..= 1] ConsumerGroupDescribeRequest => consumer_groups::describe;
+    ShareGroupHeartbeat [1 ..= 1] ShareGroupHeartbeatRequest => share_groups::heartbeat;
+    ShareGroupDescribe [1 ..= 1] ShareGroupDescribeRequest => share_groups::describe;
+    ShareFetch [1 ..= 1] ShareFetchRequest => share_fetch::fetch;
+    ShareAcknowledge [1 ..= 1] ShareAcknowledgeRequest => share_fetch::acknowledge_request;
+    DescribeShareGroupOffsets [0 ..= 0] DescribeShareGroupOffsetsRequest => share_groups::describe_offsets;
     DescribeTopicPartitions [0 ..= 0] DescribeTopicPartitionsRequest => topic_partitions::handle;
     OffsetForLeaderEpoch [2 ..= 4] OffsetForLeaderEpochRequest => leader_epochs::handle;
     DescribeLogDirs [1 ..= 4] DescribeLogDirsRequest => log_dirs::handle;

@@ -11,6 +11,8 @@
 //! - `group-configs` the GROUP config overrides (`group::configs`), JSON
 //! - `broker-configs` the dynamic broker configs (`broker::dynamic_config`), JSON
 //! - `schema-registry/...` the schema registry's (`registry/store.rs`)
+//! - `share/<group as hex>/<topic id>/<partition>`  a share partition's delivery state
+//!   (`share::state_doc`), JSON; written by the partition's leader, compare-and-set
 
 use std::collections::BTreeMap;
 use std::io;
@@ -28,6 +30,7 @@ const TOPIC_PREFIX: &str = "topic/";
 const QUOTAS: &str = "quotas";
 pub const GROUP_CONFIGS: &str = "group-configs";
 pub const BROKER_CONFIGS: &str = "broker-configs";
+const SHARE_PREFIX: &str = "share/";
 
 /// What is stored about a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +156,55 @@ impl Metadata {
 
     pub fn delete_topic(&self, name: &str) -> io::Result<()> {
         self.docs.put(&topic_doc(name), None)
+    }
+
+    /// The document name prefix of a share group's partitions (group ids may hold any
+    /// character; document names only `[A-Za-z0-9._-]` between slashes).
+    pub fn share_group_prefix(group: &str) -> String {
+        let hex: String = group.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{SHARE_PREFIX}g{hex}/")
+    }
+
+    fn share_doc(group: &str, topic_id: uuid::Uuid, partition: i32) -> String {
+        format!("{}{topic_id}/{partition}", Self::share_group_prefix(group))
+    }
+
+    /// A share partition's stored state (opaque here), None before its first save.
+    pub fn share_state(
+        &self,
+        group: &str,
+        topic_id: uuid::Uuid,
+        partition: i32,
+    ) -> io::Result<Option<Vec<u8>>> {
+        self.docs.get(&Self::share_doc(group, topic_id, partition))
+    }
+
+    /// Replaces a share partition's state (None deletes it) if it still holds `expected` (the
+    /// leader's fence against an instance that led the partition before).
+    pub fn save_share_state(
+        &self,
+        group: &str,
+        topic_id: uuid::Uuid,
+        partition: i32,
+        data: Option<&[u8]>,
+        expected: Option<&[u8]>,
+    ) -> io::Result<bool> {
+        let name = Self::share_doc(group, topic_id, partition);
+        self.docs.put_if(&name, data, expected)
+    }
+
+    /// The (topic id, partition) share states stored for a group.
+    pub fn share_states(&self, group: &str) -> io::Result<Vec<(uuid::Uuid, i32)>> {
+        let prefix = Self::share_group_prefix(group);
+        Ok(self
+            .docs
+            .names(&prefix)?
+            .iter()
+            .filter_map(|n| {
+                let (topic, partition) = n.strip_prefix(&prefix)?.split_once('/')?;
+                Some((topic.parse().ok()?, partition.parse().ok()?))
+            })
+            .collect())
     }
 
     /// Reserves `count` producer ids durably and returns the first one.

@@ -1,0 +1,555 @@
+//! KIP-932: ShareFetch and ShareAcknowledge, served by the leader of each partition.
+//!
+//! A request belongs to a share session (`share::sessions`). Its acknowledgements are applied
+//! first (and saved before the answer: an accepted record is never delivered again); then, for
+//! ShareFetch, each partition of the session acquires for the member what is available —
+//! whole batches are read from the log and the answer names the acquired offsets
+//! (AcquiredRecords), which the client alone delivers. With nothing acquired the request waits
+//! for an append, an expiring lock, or MaxWaitMs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::share_acknowledge_response::{
+    self as sar, ShareAcknowledgeTopicResponse,
+};
+use kafka_protocol::messages::share_fetch_response::{
+    AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
+};
+use kafka_protocol::messages::*;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::authz::{self, Operation, ResourceType};
+use super::{sb, RequestContext};
+use crate::broker::partition::{Isolation, LogMark, Partition, LEADER_EPOCH};
+use crate::error::KafkaError;
+use crate::records::batch::{BatchHeader, LOG_OVERHEAD};
+use crate::share::partition::Acquired;
+use crate::share::sessions::{SessionPartition, FINAL_EPOCH, INITIAL_EPOCH};
+use crate::share::ShareKey;
+
+/// Cap on one answer whatever the client asks (as Fetch).
+const FETCH_MAX_BYTES: usize = 57_671_680;
+
+/// One acknowledgement batch: (first, last, types).
+type AckBatch = (i64, i64, Vec<i8>);
+
+/// What a partition's answer carries.
+#[derive(Default)]
+struct Answer {
+    error: Option<KafkaError>,
+    ack_error: Option<KafkaError>,
+    /// Set when the partition had acknowledgements (their result is always answered).
+    acked: bool,
+    records: Bytes,
+    acquired: Vec<Acquired>,
+}
+
+fn partition_of(
+    ctx: &RequestContext,
+    (topic_id, index): SessionPartition,
+) -> Result<std::sync::Arc<Partition>, KafkaError> {
+    let topic = ctx
+        .broker
+        .topic_by_id(&topic_id)
+        .ok_or(KafkaError::UnknownTopicId)?;
+    let p = topic
+        .partition(index)
+        .ok_or(KafkaError::UnknownTopicOrPartition)?;
+    p.ensure_served()?;
+    Ok(p)
+}
+
+fn key(group: &str, (topic_id, partition): SessionPartition) -> ShareKey {
+    ShareKey {
+        group: group.to_string(),
+        topic_id,
+        partition,
+    }
+}
+
+/// Loads (or starts) the share partition under the partition's current log generation.
+fn load(
+    ctx: &RequestContext,
+    group: &str,
+    sp: SessionPartition,
+) -> Result<(std::sync::Arc<Partition>, crate::share::states::Locked), KafkaError> {
+    let p = partition_of(ctx, sp)?;
+    let generation = p.subscribe().borrow().generation;
+    let bounds = (p.log_start_offset(), p.high_watermark());
+    let locked = ctx
+        .broker
+        .share
+        .states
+        .load(&key(group, sp), generation, bounds)?;
+    Ok((p, locked))
+}
+
+/// Applies a partition's acknowledgement batches, all or until the first that fails, and saves
+/// the outcome before answering.
+fn acknowledge(
+    ctx: &RequestContext,
+    group: &str,
+    member: &str,
+    sp: SessionPartition,
+    batches: &[AckBatch],
+) -> Result<(), KafkaError> {
+    let (_, locked) = load(ctx, group, sp)?;
+    let limits = ctx.broker.share.states.settings_for(group).limits;
+    let result = {
+        let mut g = locked.guard();
+        let state = g.sp();
+        let mut result = Ok(());
+        for (first, last, types) in batches {
+            if let Err(e) = state.acknowledge(member, *first, *last, types, &limits) {
+                result = Err(e);
+            }
+        }
+        result
+    };
+    ctx.broker.share.states.save(&key(group, sp), &locked)?;
+    result
+}
+
+/// (first offset, last offset, holds records) of each whole batch in `records`.
+fn batch_ranges(records: &[u8]) -> Vec<(i64, i64, bool)> {
+    let mut out = Vec::new();
+    let mut rest = records;
+    while let Ok(h) = BatchHeader::parse(rest) {
+        out.push((h.base_offset, h.last_offset(), !h.is_control()));
+        let Some(next) = rest.get(h.size.max(LOG_OVERHEAD)..) else {
+            break;
+        };
+        rest = next;
+    }
+    out
+}
+
+/// The prefix of `records` up to the batch holding `last`.
+fn through(records: Bytes, last: i64) -> Bytes {
+    let mut end = 0usize;
+    let mut rest = &records[..];
+    while let Ok(h) = BatchHeader::parse(rest) {
+        if h.base_offset > last {
+            break;
+        }
+        end += h.size.max(LOG_OVERHEAD);
+        let Some(next) = rest.get(h.size.max(LOG_OVERHEAD)..) else {
+            break;
+        };
+        rest = next;
+    }
+    records.slice(..end.min(records.len()))
+}
+
+/// Acquires records of one share partition for the member. Saves when locks expired (their
+/// delivery counts, or archiving, must survive a restart).
+fn acquire(
+    ctx: &RequestContext,
+    group: &str,
+    member: &str,
+    sp: SessionPartition,
+    max_records: &mut usize,
+    max_bytes: &mut usize,
+) -> Result<(Bytes, Vec<Acquired>), KafkaError> {
+    let (p, locked) = load(ctx, group, sp)?;
+    let states = &ctx.broker.share.states;
+    let limits = states.settings_for(group).limits;
+    let now = crate::now_ms();
+    let log_start = p.log_start_offset();
+    let (changed, out) = {
+        let mut g = locked.guard();
+        let state = g.sp();
+        let mut changed = state.expire_locks(now, &limits);
+        if state.start() < log_start {
+            // Retention or DeleteRecords removed records never delivered: they are gone.
+            state.move_start(log_start);
+            changed = true;
+        }
+        let from = state.next_fetch_offset(&limits);
+        let out = match from {
+            Some(from) if *max_records > 0 && *max_bytes > 0 && from < p.high_watermark() => {
+                let read = p.read(from, *max_bytes, Isolation::ReadUncommitted)?;
+                let batches = batch_ranges(&read.records);
+                let acquired = state.acquire(member, &batches, *max_records, now, &limits);
+                match acquired.last() {
+                    Some(last) => {
+                        let bytes = through(read.records, last.last);
+                        let n: i64 = acquired.iter().map(|a| a.last - a.first + 1).sum();
+                        *max_records = max_records.saturating_sub(n as usize);
+                        *max_bytes = max_bytes.saturating_sub(bytes.len());
+                        (bytes, acquired)
+                    }
+                    None => (Bytes::new(), Vec::new()),
+                }
+            }
+            _ => (Bytes::new(), Vec::new()),
+        };
+        (changed, out)
+    };
+    if changed {
+        states.save(&key(group, sp), &locked)?;
+    }
+    Ok(out)
+}
+
+/// The soonest lock expiry among the session's partitions held here (a waiting fetch wakes then).
+fn next_expiry(ctx: &RequestContext, group: &str, partitions: &[SessionPartition]) -> Option<i64> {
+    partitions
+        .iter()
+        .filter_map(|&sp| load(ctx, group, sp).ok())
+        .filter_map(|(_, locked)| locked.guard().sp().next_lock_expiry())
+        .min()
+}
+
+/// Acknowledgement batches per partition, as listed in a request.
+fn ack_batches<'a, P>(
+    topics: impl Iterator<Item = (Uuid, &'a [P])>,
+    batches_of: impl Fn(&'a P) -> (i32, Vec<AckBatch>),
+) -> BTreeMap<SessionPartition, Vec<AckBatch>>
+where
+    P: 'a,
+{
+    let mut out: BTreeMap<SessionPartition, Vec<AckBatch>> = BTreeMap::new();
+    for (topic_id, partitions) in topics {
+        for p in partitions {
+            let (index, bs) = batches_of(p);
+            if !bs.is_empty() {
+                out.entry((topic_id, index)).or_default().extend(bs);
+            }
+        }
+    }
+    out
+}
+
+/// The topics among `partitions` the principal may not READ (by id).
+async fn denied_topics(
+    ctx: &RequestContext,
+    api: &str,
+    partitions: impl Iterator<Item = Uuid>,
+) -> std::collections::HashSet<Uuid> {
+    if authz::allow_all(ctx) {
+        return Default::default();
+    }
+    let mut ids: Vec<Uuid> = partitions.collect();
+    ids.sort();
+    ids.dedup();
+    let named: Vec<(Uuid, String)> = ids
+        .into_iter()
+        .filter_map(|id| ctx.broker.topic_by_id(&id).map(|t| (id, t.name.clone())))
+        .collect();
+    let denied = authz::denied(
+        ctx,
+        api,
+        Operation::Read,
+        ResourceType::Topic,
+        named.iter().map(|(_, n)| n.as_str()),
+    )
+    .await;
+    named
+        .into_iter()
+        .filter(|(_, n)| denied.contains(n))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+fn leader(ctx: &RequestContext, sp: SessionPartition, error: Option<KafkaError>) -> (i32, i32) {
+    if error == Some(KafkaError::NotLeaderOrFollower) {
+        if let Some(t) = ctx.broker.topic_by_id(&sp.0) {
+            return (ctx.broker.cluster.leader(&t.name, sp.1), LEADER_EPOCH);
+        }
+        return (-1, -1);
+    }
+    (ctx.broker.config.node_id, LEADER_EPOCH)
+}
+
+pub async fn fetch(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: ShareFetchRequest,
+) -> ShareFetchResponse {
+    let fail = |e: KafkaError| {
+        ShareFetchResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(sb(e.to_string())))
+    };
+    let (Some(group), Some(member)) = (req.group_id.as_ref(), req.member_id.as_ref()) else {
+        return fail(KafkaError::InvalidRequest);
+    };
+    let (group, member) = (group.to_string(), member.to_string());
+    if member.is_empty() {
+        return fail(KafkaError::InvalidRequest);
+    }
+    if !authz::group_allowed(ctx, "ShareFetch", Operation::Read, &group).await {
+        return fail(KafkaError::GroupAuthorizationFailed);
+    }
+    let share = &ctx.broker.share;
+    let listed: Vec<SessionPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic_id, p.partition_index))
+        })
+        .collect();
+    let acks = ack_batches(
+        req.topics
+            .iter()
+            .map(|t| (t.topic_id, t.partitions.as_slice())),
+        |p| {
+            let bs = p
+                .acknowledgement_batches
+                .iter()
+                .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                .collect();
+            (p.partition_index, bs)
+        },
+    );
+    let forgotten: Vec<SessionPartition> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |&p| (t.topic_id, p)))
+        .collect();
+    let now = Instant::now();
+    let epoch = req.share_session_epoch;
+    let session = match epoch {
+        INITIAL_EPOCH if !acks.is_empty() => return fail(KafkaError::InvalidRequest),
+        INITIAL_EPOCH => share
+            .sessions
+            .open(&group, &member, listed.iter().copied(), now)
+            .map(|_| listed.clone()),
+        FINAL_EPOCH => {
+            if share.sessions.exists(&group, &member) {
+                Ok(Vec::new())
+            } else {
+                Err(KafkaError::ShareSessionNotFound)
+            }
+        }
+        _ => share.sessions.advance(
+            &group,
+            &member,
+            epoch,
+            listed.iter().copied(),
+            &forgotten,
+            now,
+        ),
+    };
+    let partitions = match session {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let denied = denied_topics(
+        ctx,
+        "ShareFetch",
+        partitions.iter().chain(acks.keys()).map(|(t, _)| *t),
+    )
+    .await;
+    let mut answers: BTreeMap<SessionPartition, Answer> = BTreeMap::new();
+    for (sp, batches) in &acks {
+        let a = answers.entry(*sp).or_default();
+        a.acked = true;
+        a.ack_error = if denied.contains(&sp.0) {
+            Some(KafkaError::TopicAuthorizationFailed)
+        } else {
+            acknowledge(ctx, &group, &member, *sp, batches).err()
+        };
+    }
+    if epoch == FINAL_EPOCH {
+        share.member_gone(&group, &member);
+        return respond(
+            ctx,
+            answers,
+            share.states.settings_for(&group).limits.lock_ms,
+        );
+    }
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let mut watchers: Vec<watch::Receiver<LogMark>> = partitions
+        .iter()
+        .filter_map(|&sp| partition_of(ctx, sp).ok().map(|p| p.subscribe()))
+        .collect();
+    let mut shutdown = ctx.shutdown.clone();
+    let max_records = if req.max_records > 0 {
+        req.max_records as usize
+    } else {
+        500
+    };
+    let max_bytes = (req.max_bytes.max(1) as usize).min(FETCH_MAX_BYTES);
+    loop {
+        for w in watchers.iter_mut() {
+            w.borrow_and_update();
+        }
+        let mut records_left = max_records;
+        let mut bytes_left = max_bytes;
+        let mut any = false;
+        for &sp in &partitions {
+            if denied.contains(&sp.0) {
+                answers.entry(sp).or_default().error = Some(KafkaError::TopicAuthorizationFailed);
+                any = true;
+                continue;
+            }
+            match acquire(ctx, &group, &member, sp, &mut records_left, &mut bytes_left) {
+                Ok((records, acquired)) if !acquired.is_empty() => {
+                    let a = answers.entry(sp).or_default();
+                    a.records = records;
+                    a.acquired = acquired;
+                    any = true;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    answers.entry(sp).or_default().error = Some(e);
+                    any = true;
+                }
+            }
+        }
+        if any
+            || watchers.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || shutdown.is_set()
+        {
+            break;
+        }
+        // Wake on an append, on the soonest lock expiry, or at the deadline.
+        let wake = match next_expiry(ctx, &group, &partitions) {
+            Some(at) => {
+                let wait = (at - crate::now_ms()).max(1) as u64;
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(wait))
+            }
+            None => deadline,
+        };
+        let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+    respond(
+        ctx,
+        answers,
+        share.states.settings_for(&group).limits.lock_ms,
+    )
+}
+
+fn respond(
+    ctx: &RequestContext,
+    answers: BTreeMap<SessionPartition, Answer>,
+    lock_ms: i64,
+) -> ShareFetchResponse {
+    let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
+    for (sp, a) in answers {
+        let (leader_id, leader_epoch) = leader(ctx, sp, a.error);
+        let data = PartitionData::default()
+            .with_partition_index(sp.1)
+            .with_error_code(a.error.map_or(0, KafkaError::code))
+            .with_acknowledge_error_code(a.ack_error.map_or(0, KafkaError::code))
+            .with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(leader_id)
+                    .with_leader_epoch(leader_epoch),
+            )
+            .with_records(Some(a.records))
+            .with_acquired_records(
+                a.acquired
+                    .iter()
+                    .map(|r| {
+                        AcquiredRecords::default()
+                            .with_first_offset(r.first)
+                            .with_last_offset(r.last)
+                            .with_delivery_count(r.delivery_count)
+                    })
+                    .collect(),
+            );
+        match topics.last_mut() {
+            Some(t) if t.topic_id == sp.0 => t.partitions.push(data),
+            _ => topics.push(
+                ShareFetchableTopicResponse::default()
+                    .with_topic_id(sp.0)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    ShareFetchResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_ms.clamp(0, i32::MAX as i64) as i32)
+        .with_responses(topics)
+}
+
+pub async fn acknowledge_request(
+    ctx: &RequestContext,
+    _header: &RequestHeader,
+    req: ShareAcknowledgeRequest,
+) -> ShareAcknowledgeResponse {
+    let fail = |e: KafkaError| {
+        ShareAcknowledgeResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(sb(e.to_string())))
+    };
+    let (Some(group), Some(member)) = (req.group_id.as_ref(), req.member_id.as_ref()) else {
+        return fail(KafkaError::InvalidRequest);
+    };
+    let (group, member) = (group.to_string(), member.to_string());
+    if !authz::group_allowed(ctx, "ShareAcknowledge", Operation::Read, &group).await {
+        return fail(KafkaError::GroupAuthorizationFailed);
+    }
+    let share = &ctx.broker.share;
+    let epoch = req.share_session_epoch;
+    let session = match epoch {
+        INITIAL_EPOCH => Err(KafkaError::InvalidShareSessionEpoch),
+        FINAL_EPOCH if share.sessions.exists(&group, &member) => Ok(()),
+        FINAL_EPOCH => Err(KafkaError::ShareSessionNotFound),
+        _ => share
+            .sessions
+            .advance(&group, &member, epoch, [], &[], Instant::now())
+            .map(drop),
+    };
+    if let Err(e) = session {
+        return fail(e);
+    }
+    let acks = ack_batches(
+        req.topics
+            .iter()
+            .map(|t| (t.topic_id, t.partitions.as_slice())),
+        |p| {
+            let bs = p
+                .acknowledgement_batches
+                .iter()
+                .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                .collect();
+            (p.partition_index, bs)
+        },
+    );
+    let denied = denied_topics(ctx, "ShareAcknowledge", acks.keys().map(|(t, _)| *t)).await;
+    let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
+    for (sp, batches) in &acks {
+        let error = if denied.contains(&sp.0) {
+            Some(KafkaError::TopicAuthorizationFailed)
+        } else {
+            acknowledge(ctx, &group, &member, *sp, batches).err()
+        };
+        let (leader_id, leader_epoch) = leader(ctx, *sp, error);
+        let data = sar::PartitionData::default()
+            .with_partition_index(sp.1)
+            .with_error_code(error.map_or(0, KafkaError::code))
+            .with_current_leader(
+                sar::LeaderIdAndEpoch::default()
+                    .with_leader_id(leader_id)
+                    .with_leader_epoch(leader_epoch),
+            );
+        match topics.last_mut() {
+            Some(t) if t.topic_id == sp.0 => t.partitions.push(data),
+            _ => topics.push(
+                ShareAcknowledgeTopicResponse::default()
+                    .with_topic_id(sp.0)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    if epoch == FINAL_EPOCH {
+        share.member_gone(&group, &member);
+    }
+    ShareAcknowledgeResponse::default().with_responses(topics)
+}

@@ -1,0 +1,276 @@
+// KafkaShareConsumer (KIP-932) scenarios for tests/e2e/test_e2e_share_groups.py.
+//
+//   ShareClient serve BOOTSTRAP          one command per stdin line, one JSON answer per stdout line
+//   ShareClient hold BOOTSTRAP GROUP TOPIC N
+//                                        acquire records (one poll's), acknowledge nothing, print them, then
+//                                        wait to be killed (a consumer that dies holding records)
+//
+// Commands of `serve` (space-separated):
+//   earliest GROUP                   share.auto.offset.reset=earliest for GROUP (a group config;
+//                                    servers without group configs: ignored)
+//   split GROUP TOPIC N              two consumers (implicit acknowledgement) share TOPIC until
+//                                    N distinct values arrived: per-consumer counts, duplicates
+//   release GROUP TOPIC              explicit acknowledgement: release the first record, accept
+//                                    the rest, then wait for it again: its delivery counts
+//   drain GROUP TOPIC N TIMEOUT_MS   one consumer accepts until N distinct values or the
+//                                    timeout: each value with the delivery count it came with
+//   bench GROUP TOPIC N CONSUMERS    CONSUMERS consumers accept N records: records/s
+//   quit
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.consumer.AcknowledgeType;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaShareConsumer;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.serialization.StringDeserializer;
+
+public final class ShareClient {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final long WAIT_MS = 60_000;
+
+    private final String bootstrap;
+
+    private ShareClient(String bootstrap) {
+        this.bootstrap = bootstrap;
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length == 2 && args[0].equals("serve")) {
+            new ShareClient(args[1]).serve();
+        } else if (args.length == 5 && args[0].equals("hold")) {
+            new ShareClient(args[1]).hold(args[2], args[3], Integer.parseInt(args[4]));
+        } else {
+            System.err.println("usage: ShareClient serve BOOTSTRAP | hold BOOTSTRAP GROUP TOPIC N");
+            System.exit(2);
+        }
+    }
+
+    private void serve() throws Exception {
+        BufferedReader in =
+                new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        answer(Map.of("ready", true));
+        String line;
+        while ((line = in.readLine()) != null) {
+            String[] w = line.trim().split(" ");
+            Object out;
+            try {
+                switch (w[0]) {
+                    case "quit":
+                        return;
+                    case "earliest":
+                        out = earliest(w[1]);
+                        break;
+                    case "split":
+                        out = split(w[1], w[2], Integer.parseInt(w[3]));
+                        break;
+                    case "release":
+                        out = release(w[1], w[2]);
+                        break;
+                    case "drain":
+                        out = drain(w[1], w[2], Integer.parseInt(w[3]), Long.parseLong(w[4]));
+                        break;
+                    case "bench":
+                        out = bench(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]));
+                        break;
+                    default:
+                        out = Map.of("error", "unknown command " + w[0]);
+                }
+            } catch (Exception e) {
+                out = Map.of("error", e.toString());
+            }
+            answer(out);
+        }
+    }
+
+    private static void answer(Object out) throws Exception {
+        System.out.println(JSON.writeValueAsString(out));
+        System.out.flush();
+    }
+
+    private KafkaShareConsumer<String, String> consumer(String group, String mode) {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("group.id", group);
+        p.put("share.acknowledgement.mode", mode);
+        p.put("key.deserializer", StringDeserializer.class.getName());
+        p.put("value.deserializer", StringDeserializer.class.getName());
+        return new KafkaShareConsumer<>(p);
+    }
+
+    private Object earliest(String group) {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(p)) {
+            ConfigResource r = new ConfigResource(ConfigResource.Type.GROUP, group);
+            AlterConfigOp op = new AlterConfigOp(
+                    new ConfigEntry("share.auto.offset.reset", "earliest"),
+                    AlterConfigOp.OpType.SET);
+            admin.incrementalAlterConfigs(Map.of(r, List.of(op))).all().get();
+            return Map.of("set", true);
+        } catch (Exception e) {
+            return Map.of("set", false, "why", e.toString());
+        }
+    }
+
+    /** Two consumers, each in its own thread, accept until n distinct values arrived. */
+    private Object split(String group, String topic, int n) throws Exception {
+        Map<String, Integer> seen = new ConcurrentHashMap<>();
+        AtomicInteger dups = new AtomicInteger();
+        int[] counts = new int[2];
+        long deadline = System.currentTimeMillis() + WAIT_MS;
+        List<Thread> threads = new ArrayList<>();
+        List<Throwable> errors = Collections.synchronizedList(new ArrayList<>());
+        for (int i = 0; i < 2; i++) {
+            final int me = i;
+            Thread t = new Thread(() -> {
+                try (KafkaShareConsumer<String, String> c = consumer(group, "implicit")) {
+                    c.subscribe(List.of(topic));
+                    while (seen.size() < n && System.currentTimeMillis() < deadline) {
+                        for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                            counts[me]++;
+                            if (seen.merge(r.value(), 1, Integer::sum) > 1) {
+                                dups.incrementAndGet();
+                            }
+                            // A slow consumer: the other one gets records meanwhile.
+                            Thread.sleep(1);
+                        }
+                    }
+                    c.commitSync();
+                } catch (Throwable e) {
+                    errors.add(e);
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("a", counts[0]);
+        out.put("b", counts[1]);
+        out.put("distinct", seen.size());
+        out.put("duplicates", dups.get());
+        out.put("errors", errors.stream().map(Throwable::toString).toList());
+        return out;
+    }
+
+    /** Releases the first record it gets and waits for it to come back. */
+    private Object release(String group, String topic) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + WAIT_MS;
+            String released = null;
+            List<Integer> counts = new ArrayList<>();
+            while (System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : recs) {
+                    int dc = r.deliveryCount().map(Short::intValue).orElse(-1);
+                    if (released == null) {
+                        released = r.value();
+                        counts.add(dc);
+                        c.acknowledge(r, AcknowledgeType.RELEASE);
+                    } else if (r.value().equals(released)) {
+                        counts.add(dc);
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    } else {
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    }
+                }
+                if (!recs.isEmpty()) {
+                    c.commitSync();
+                }
+                if (counts.size() >= 2) {
+                    break;
+                }
+            }
+            out.put("value", released);
+            out.put("counts", counts);
+        }
+        return out;
+    }
+
+    /** Accepts until n distinct values or the timeout; value -> delivery counts seen. */
+    private Object drain(String group, String topic, int n, long timeoutMs) {
+        Map<String, List<Integer>> got = new LinkedHashMap<>();
+        try (KafkaShareConsumer<String, String> c = consumer(group, "implicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            while (got.size() < n && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    got.computeIfAbsent(r.value(), k -> new ArrayList<>())
+                            .add(r.deliveryCount().map(Short::intValue).orElse(-1));
+                }
+            }
+            c.commitSync();
+        }
+        return Map.of("got", got);
+    }
+
+    /** Consumers accept n records between them: records per second. */
+    private Object bench(String group, String topic, int n, int consumers) throws Exception {
+        AtomicInteger total = new AtomicInteger();
+        List<Thread> threads = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + 120_000;
+        long[] firstAt = {Long.MAX_VALUE};
+        for (int i = 0; i < consumers; i++) {
+            Thread t = new Thread(() -> {
+                try (KafkaShareConsumer<String, String> c = consumer(group, "implicit")) {
+                    c.subscribe(List.of(topic));
+                    while (total.get() < n && System.currentTimeMillis() < deadline) {
+                        int got = c.poll(Duration.ofMillis(100)).count();
+                        if (got > 0) {
+                            synchronized (firstAt) {
+                                firstAt[0] = Math.min(firstAt[0], System.nanoTime());
+                            }
+                            total.addAndGet(got);
+                        }
+                    }
+                    c.commitSync();
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        double secs = (System.nanoTime() - firstAt[0]) / 1e9;
+        return Map.of("records", total.get(), "seconds", secs, "per_second", total.get() / secs);
+    }
+
+    /** Acquires n records, acknowledges none, prints them, then waits to be killed. */
+    private void hold(String group, String topic, int n) throws Exception {
+        KafkaShareConsumer<String, String> c = consumer(group, "explicit");
+        c.subscribe(List.of(topic));
+        List<String> held = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + WAIT_MS;
+        // One poll that returns records (explicit mode: another poll would need them
+        // acknowledged first).
+        while (held.isEmpty() && System.currentTimeMillis() < deadline) {
+            for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                held.add(r.value());
+            }
+        }
+        answer(Map.of("held", held));
+        Thread.sleep(Long.MAX_VALUE);
+    }
+}
