@@ -80,6 +80,7 @@ _METAVARS = {
     "max_connections": "N",
     "max_connections_per_ip": "N",
     "max_connections_per_ip_overrides": "IP:N[,IP:N...]",
+    "share_auto_offset_reset": "{latest,earliest}",
 }
 _UNIT_METAVARS = {"_ms": "MS", "_bytes": "BYTES", "_minutes": "MINUTES"}
 _KIND_METAVARS = {"int": "N"}
