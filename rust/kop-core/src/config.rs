@@ -1,5 +1,8 @@
 //! Server configuration as handed over by Python (JSON object; keys in docs/native-api.md).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use serde::Deserialize;
 
 /// SASL mechanisms kop implements.
@@ -278,6 +281,26 @@ impl Default for ServerConfig {
     }
 }
 
+/// Parses `max_connections_per_ip_overrides`: `IP:N,IP:N` (IPv6 addresses as `[::1]:N` or
+/// `::1:N`: the count follows the last colon). Empty means none.
+pub fn parse_connection_overrides(spec: &str) -> Result<HashMap<IpAddr, usize>, String> {
+    let mut out = HashMap::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, count) = item
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{item:?} is not IP:N"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = host
+            .parse()
+            .map_err(|_| format!("{host:?} is not an IP address"))?;
+        let count: usize = count
+            .parse()
+            .map_err(|_| format!("{count:?} is not a connection count"))?;
+        out.insert(ip, count);
+    }
+    Ok(out)
+}
+
 /// `HOST:PORT` (`[v6]:PORT` too), e.g. `metrics_listener`.
 pub fn parse_host_port(spec: &str) -> Result<(String, u16), String> {
     let (host, port) = spec
@@ -427,7 +450,7 @@ impl ServerConfig {
         if self.max_connections_per_ip < 0 {
             return Err("max_connections_per_ip must be >= 0".into());
         }
-        crate::limits::connections::parse_overrides(&self.max_connections_per_ip_overrides)
+        parse_connection_overrides(&self.max_connections_per_ip_overrides)
             .map_err(|e| format!("max_connections_per_ip_overrides: {e}"))?;
         let mechanism = self.inter_instance_sasl_mechanism.as_str();
         if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism) {

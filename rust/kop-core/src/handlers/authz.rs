@@ -121,6 +121,49 @@ pub async fn group_allowed(ctx: &RequestContext, api: &str, op: Operation, group
     allowed(ctx, api, op, ResourceType::Group, group).await
 }
 
+/// A group heartbeat of the KIP-848 protocols (consumer and share groups): READ on the group
+/// and DESCRIBE on every subscribed topic, in one decision, answered as Kafka does
+/// (GROUP_AUTHORIZATION_FAILED, or TOPIC_AUTHORIZATION_FAILED naming the topics).
+pub async fn group_heartbeat_allowed<'a>(
+    ctx: &RequestContext,
+    api: &str,
+    group: &str,
+    topics: impl IntoIterator<Item = &'a str>,
+) -> Result<(), (crate::error::KafkaError, String)> {
+    use crate::error::KafkaError;
+    if allow_all(ctx) {
+        return Ok(());
+    }
+    let mut topics: Vec<&str> = topics.into_iter().collect();
+    topics.sort_unstable();
+    topics.dedup();
+    let mut actions = vec![(Operation::Read, ResourceType::Group, group)];
+    actions.extend(
+        topics
+            .iter()
+            .map(|t| (Operation::Describe, ResourceType::Topic, *t)),
+    );
+    let decisions = authorize(ctx, api, &actions).await;
+    if !decisions.first().copied().unwrap_or(false) {
+        let e = KafkaError::GroupAuthorizationFailed;
+        return Err((e, e.to_string()));
+    }
+    let denied: Vec<&str> = topics
+        .iter()
+        .zip(decisions.iter().skip(1))
+        .filter(|(_, ok)| !**ok)
+        .map(|(t, _)| *t)
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let names = denied.join(", ");
+    Err((
+        KafkaError::TopicAuthorizationFailed,
+        format!("The following topics cannot be described: [{names}]"),
+    ))
+}
+
 /// The operations Kafka reports in `*_authorized_operations`, per resource type: Kafka 4.1's
 /// `AclEntry.supportedOperations` (with no authorizer, all of them).
 pub const TOPIC_OPERATIONS: [Operation; 8] = [

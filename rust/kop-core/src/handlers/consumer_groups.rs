@@ -62,42 +62,15 @@ pub async fn heartbeat(
             .with_error_code(e.code())
             .with_error_message(Some(sb(msg)))
     };
-    // READ on the group and DESCRIBE on every subscribed topic, in one decision.
-    if !authz::allow_all(ctx) {
-        let mut topics: Vec<&str> = req
-            .subscribed_topic_names
-            .iter()
-            .flatten()
-            .map(|t| t.as_str())
-            .collect();
-        topics.sort_unstable();
-        topics.dedup();
-        let mut actions = vec![(Operation::Read, ResourceType::Group, req.group_id.as_str())];
-        actions.extend(
-            topics
-                .iter()
-                .map(|t| (Operation::Describe, ResourceType::Topic, *t)),
-        );
-        let decisions = authz::authorize(ctx, "ConsumerGroupHeartbeat", &actions).await;
-        if !decisions.first().copied().unwrap_or(false) {
-            let e = KafkaError::GroupAuthorizationFailed;
-            return fail(e, e.to_string());
-        }
-        let denied: Vec<&str> = topics
-            .iter()
-            .zip(decisions.iter().skip(1))
-            .filter(|(_, ok)| !**ok)
-            .map(|(t, _)| *t)
-            .collect();
-        if !denied.is_empty() {
-            return fail(
-                KafkaError::TopicAuthorizationFailed,
-                format!(
-                    "The following topics cannot be described: [{}]",
-                    denied.join(", ")
-                ),
-            );
-        }
+    let topics = req
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .map(|t| t.as_str());
+    if let Err((e, msg)) =
+        authz::group_heartbeat_allowed(ctx, "ConsumerGroupHeartbeat", &req.group_id, topics).await
+    {
+        return fail(e, msg);
     }
     // A group id has one type (Kafka: "Group g is not a consumer group.").
     if ctx.broker.share.groups.contains(&req.group_id) {

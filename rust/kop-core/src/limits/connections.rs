@@ -9,27 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::ServerConfig;
-
-/// Parses `IP:N,IP:N` (IPv6 addresses as `[::1]:N` or `::1:N`: the count follows the last
-/// colon). Empty means none.
-pub fn parse_overrides(spec: &str) -> Result<HashMap<IpAddr, usize>, String> {
-    let mut out = HashMap::new();
-    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (host, count) = item
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{item:?} is not IP:N"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let ip: IpAddr = host
-            .parse()
-            .map_err(|_| format!("{host:?} is not an IP address"))?;
-        let count: usize = count
-            .parse()
-            .map_err(|_| format!("{count:?} is not a connection count"))?;
-        out.insert(ip, count);
-    }
-    Ok(out)
-}
+use crate::config::{parse_connection_overrides, ServerConfig};
 
 /// The open connections, in total and per client address.
 pub struct ConnectionCounts {
@@ -70,7 +50,7 @@ impl ConnectionCounts {
             per_ip: Arc::default(),
             max_per_ip: usize::try_from(config.max_connections_per_ip).unwrap_or(usize::MAX),
             // Validated with the configuration.
-            overrides: parse_overrides(&config.max_connections_per_ip_overrides)
+            overrides: parse_connection_overrides(&config.max_connections_per_ip_overrides)
                 .unwrap_or_default(),
         }
     }
@@ -127,6 +107,7 @@ mod tests {
 
     #[test]
     fn overrides_parse_ipv4_and_ipv6_and_refuse_the_rest() {
+        let parse_overrides = parse_connection_overrides;
         let o = parse_overrides(" 127.0.0.1:5, [::1]:0,::2:7 ").unwrap();
         assert_eq!(o[&"127.0.0.1".parse::<IpAddr>().unwrap()], 5);
         assert_eq!(o[&"::1".parse::<IpAddr>().unwrap()], 0);
