@@ -9,7 +9,6 @@ scenarios; the server runs with 3 s acquisition locks."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,42 +27,17 @@ LOCK_MS = 3000
 SHARE_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 
 
-class ShareServe:
-    """A running ``ShareClient serve``: ``call("split", group, topic, n)`` -> its JSON answer."""
+class ShareServe(txn.TxnServe):
+    """A running ``ShareClient serve``: ``call("split", group, topic, n)`` -> its JSON answer,
+    which must not be an error."""
 
     def __init__(self, classes: txn.JavaClasses, bootstrap: str, log: Path) -> None:
-        self.log = log
-        self.proc = txn.start_java(
-            classes.classpath, "ShareClient", ["serve", bootstrap], log, stdin=True
-        )
-        assert self._answer() == {"ready": True}
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"ShareClient exited {self.proc.wait()}:\n{tail}")
-        out: dict[str, Any] = json.loads(line)
-        return out
+        super().__init__(classes, bootstrap, log, main="ShareClient")
 
     def call(self, *words: object) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
-        self.proc.stdin.flush()
-        out = self._answer()
+        out = super().call(*words)
         assert "error" not in out, out
         return out
-
-    def close(self) -> None:
-        if self.proc.poll() is None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                pass
-        txn.kill_group(self.proc)
 
 
 @pytest.fixture(scope="module", params=TARGETS)

@@ -207,21 +207,23 @@ def kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
 
 
 class TxnServe:
-    """A running ``TxnClient serve``: ``call("cac", topic, ...)`` sends one command and returns
-    its JSON answer."""
+    """A running ``<main> serve`` of the Java test clients (``TxnClient`` by default,
+    ``ShareClient``): ``call("cac", topic, ...)`` sends one command and returns its JSON
+    answer."""
 
-    def __init__(self, classes: JavaClasses, bootstrap: str, log: Path) -> None:
+    def __init__(
+        self, classes: JavaClasses, bootstrap: str, log: Path, main: str = "TxnClient"
+    ) -> None:
         self.log = log
-        self.proc = start_java(
-            classes.classpath, "TxnClient", ["serve", bootstrap], log, stdin=True
-        )
+        self.main = main
+        self.proc = start_java(classes.classpath, main, ["serve", bootstrap], log, stdin=True)
         assert self._answer() == {"ready": True}
 
     def _answer(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise AssertionError(f"TxnClient exited {self.proc.wait()}:\n{self.stderr_tail()}")
+            raise AssertionError(f"{self.main} exited {self.proc.wait()}:\n{self.stderr_tail()}")
         out: dict[str, Any] = json.loads(line)
         return out
 
