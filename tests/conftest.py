@@ -112,11 +112,13 @@ def kafkajs() -> Path:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerHandle]:
-    """One server per module and target, shared by the module's tests (use unique topics)."""
+    """One server per module and target, shared by the module's tests (use unique topics).
+    A module's ``SERVER_OPTIONS`` dict, if any, configures it (kop option names)."""
     target = request.param
     if target == "kafka":
         java.fetch()
-    srv = start_server(target, tmp_path_factory.mktemp(f"{target}-data"))
+    options = getattr(request.module, "SERVER_OPTIONS", {})
+    srv = start_server(target, tmp_path_factory.mktemp(f"{target}-data"), **options)
     yield srv
     _stop(srv)
 

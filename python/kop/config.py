@@ -255,6 +255,14 @@ class Config:
     group_max_session_timeout_ms: int = _opt(
         1800000, "largest session timeout a group member may ask for"
     )
+    group_max_size: int = _opt(
+        2147483647,
+        "members of a classic group at most; more get GROUP_MAX_SIZE_REACHED (Kafka group.max.size)",
+    )
+    group_consumer_max_size: int = _opt(
+        2147483647,
+        "members of a KIP-848 consumer group at most (Kafka group.consumer.max.size)",
+    )
     offsets_retention_minutes: int = _opt(
         10080,
         "how long committed offsets of an empty group are kept (Kafka offsets.retention.minutes)",
@@ -630,6 +638,8 @@ def _validate(cfg: Config) -> None:
     )
     _check_range("group_min_session_timeout_ms", cfg.group_min_session_timeout_ms, 1, _INT64_MAX)
     _check_range("group_max_session_timeout_ms", cfg.group_max_session_timeout_ms, 1, _INT64_MAX)
+    _check_range("group_max_size", cfg.group_max_size, 1, _INT32_MAX)
+    _check_range("group_consumer_max_size", cfg.group_consumer_max_size, 1, _INT32_MAX)
     _check_range("offsets_retention_minutes", cfg.offsets_retention_minutes, 1, _INT64_MAX)
     _check_range("transaction_max_timeout_ms", cfg.transaction_max_timeout_ms, 1, _INT32_MAX)
     _check_range(

@@ -1,19 +1,31 @@
-"""Group configs (resource type 32), dynamic broker configs and Kafka's internal topics, with
-the Kafka 4.4 tools (`kafka-configs`), confluent-kafka and raw KIP-848 heartbeats: kop answers as
-Apache Kafka 4.4 does (the `kafka` target is the reference)."""
+"""Group configs (resource type 32), dynamic broker configs, group size limits and Kafka's
+internal topics, with the Kafka 4.4 tools (`kafka-configs`), confluent-kafka, kafka-python and raw
+KIP-848 heartbeats: kop answers as Apache Kafka 4.4 does (the `kafka` target is the reference)."""
 
 from __future__ import annotations
 
 import re
 import struct
+import threading
 import time
 
+import kafka
+import kafka.admin as kadmin
+import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+from kafka.errors import GroupMaxSizeReachedError
 
 from helpers import ck, java, wire
 
 API_CONSUMER_GROUP_HEARTBEAT = 68
+GROUP_MAX_SIZE_REACHED = 81
+# Small group limits to reach them; no first-rebalance delay, so classic groups form at once.
+SERVER_OPTIONS = {
+    "group_max_size": 2,
+    "group_consumer_max_size": 2,
+    "group_initial_rebalance_delay_ms": 0,
+}
 
 
 def _configs(bootstrap: str, *args: str, check: bool = True):
@@ -24,6 +36,16 @@ def _configs(bootstrap: str, *args: str, check: bool = True):
 
 def _node_id(bootstrap: str) -> int:
     return next(iter(ck.admin(bootstrap).list_topics(timeout=20).brokers))
+
+
+def _joined_heartbeat(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """A raw joining heartbeat, retried while the coordinator is loading or moving."""
+    deadline = time.monotonic() + 30
+    while True:
+        error, interval = _heartbeat(bootstrap, group, topic)
+        if error not in (14, 15, 16) or time.monotonic() > deadline:
+            return error, interval
+        time.sleep(0.5)
 
 
 def _heartbeat_interval(bootstrap: str, group: str, topic: str) -> int:
@@ -37,13 +59,9 @@ def _heartbeat_interval(bootstrap: str, group: str, topic: str) -> int:
             c.poll(0.5)
     finally:
         c.close()
-    deadline = time.monotonic() + 30
-    while True:
-        error, interval = _heartbeat(bootstrap, group, topic)
-        if error not in (14, 15, 16) or time.monotonic() > deadline:
-            assert error == 0, error
-            return interval
-        time.sleep(0.5)
+    error, interval = _joined_heartbeat(bootstrap, group, topic)
+    assert error == 0, error
+    return interval
 
 
 def _heartbeat(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
@@ -213,3 +231,126 @@ def test_consumer_offsets_is_an_internal_topic(server):
     assert err is not None and err.args[0].name() == "TOPIC_ALREADY_EXISTS", err
     again = admin.list_topics(topic="__consumer_offsets", timeout=20)
     assert len(again.topics["__consumer_offsets"].partitions) == 50
+
+
+def _kp_consumer(bootstrap: str, group: str, topic: str) -> kafka.KafkaConsumer:
+    return kafka.KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=1000,
+        consumer_timeout_ms=1000,
+    )
+
+
+def test_group_size_limits(server):
+    """group.max.size (classic JoinGroup, seen by kafka-python) and group.consumer.max.size
+    (KIP-848 heartbeats): the group's own members stay, a newcomer gets GROUP_MAX_SIZE_REACHED."""
+    bs = server.bootstrap
+    topic = ck.create_topic(bs, ck.unique("gmax"), 2)
+    group = ck.unique("gmax-classic")
+    members = [_kp_consumer(bs, group, topic) for _ in range(2)]
+    try:
+        # Both poll at once so that each rejoins the rebalance the other starts.
+        done = threading.Event()
+
+        def poll(c: kafka.KafkaConsumer) -> None:
+            while not done.is_set():
+                c.poll(200)
+
+        threads = [threading.Thread(target=poll, args=(c,), daemon=True) for c in members]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 45
+        while sum(len(c.assignment()) for c in members) != 2 or any(
+            not c.assignment() for c in members
+        ):
+            assert time.monotonic() < deadline, [c.assignment() for c in members]
+            time.sleep(0.2)
+        third = _kp_consumer(bs, group, topic)
+        try:
+            with pytest.raises(GroupMaxSizeReachedError):
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    third.poll(500)
+            assert not third.assignment()
+        finally:
+            third.close()
+        # The two members were not disturbed: they keep one partition each.
+        assert sorted(len(c.assignment()) for c in members) == [1, 1]
+        done.set()
+        for t in threads:
+            t.join(10)
+    finally:
+        done.set()
+        for c in members:
+            c.close()
+
+    group = ck.unique("gmax-consumer")
+    assert _joined_heartbeat(bs, group, topic)[0] == 0
+    assert _heartbeat(bs, group, topic)[0] == 0
+    assert _heartbeat(bs, group, topic)[0] == GROUP_MAX_SIZE_REACHED
+
+
+def test_configs_with_kafka_python(server):
+    """The same config resources through kafka-python's admin client: group configs with
+    IncrementalAlterConfigs and legacy AlterConfigs, the broker's static limits, and
+    `__consumer_offsets` described as the internal topic it is."""
+    bs = server.bootstrap
+    admin = kadmin.KafkaAdminClient(bootstrap_servers=bs)
+    try:
+        group = ck.unique("kp-gcfg")
+        res = kadmin.ConfigResource(kadmin.ConfigResourceType.GROUP, group)
+
+        def group_configs() -> dict[str, str]:
+            described = admin.describe_configs([res], config_filter="all")
+            return {k: v["value"] for k, v in described["group"][group].items()}
+
+        admin.alter_configs(
+            [
+                kadmin.ConfigResource(
+                    kadmin.ConfigResourceType.GROUP,
+                    group,
+                    {"consumer.heartbeat.interval.ms": "7000"},
+                )
+            ]
+        )
+        assert group_configs()["consumer.heartbeat.interval.ms"] == "7000"
+        # Legacy AlterConfigs replaces the whole set; kafka-python sends the other modified
+        # keys along (read first), so both are kept.
+        admin.alter_configs(
+            [
+                kadmin.ConfigResource(
+                    kadmin.ConfigResourceType.GROUP,
+                    group,
+                    {"consumer.session.timeout.ms": "50000"},
+                )
+            ],
+            incremental=False,
+        )
+        configs = group_configs()
+        assert configs["consumer.session.timeout.ms"] == "50000"
+        assert configs["consumer.heartbeat.interval.ms"] == "7000"
+
+        node = str(next(iter(admin.describe_cluster()["brokers"]))["broker_id"])
+        broker = admin.describe_configs(
+            [kadmin.ConfigResource(kadmin.ConfigResourceType.BROKER, node)],
+            config_filter="all",
+        )["broker"][node]
+        assert broker["group.max.size"]["value"] == "2"
+        assert broker["group.consumer.max.size"]["value"] == "2"
+
+        # A committed offset makes the coordinator (and so `__consumer_offsets`) exist.
+        c = _kp_consumer(bs, ck.unique("kp-internal"), ck.create_topic(bs, ck.unique("kpi"), 1))
+        try:
+            c.poll(1000)
+            c.commit({tp: kafka.OffsetAndMetadata(0, "", -1) for tp in c.assignment()} or None)
+        finally:
+            c.close()
+        (internal,) = admin.describe_topics(["__consumer_offsets"])
+        assert internal["error_code"] == 0, internal
+        assert internal["is_internal"] is True
+        assert len(internal["partitions"]) == 50
+    finally:
+        admin.close()

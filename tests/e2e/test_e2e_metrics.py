@@ -285,6 +285,24 @@ def test_prometheus_sees_what_the_clients_did(
             >= 1
         ),
     )
+    # Every API's errors are counted, not only Produce's and Fetch's: a topic that is not there
+    # cannot be deleted.
+    admin = ck.admin(srv.bootstrap)
+    deleted = admin.delete_topics([ck.unique("no-such-topic")])
+    assert next(iter(deleted.values())).exception(20) is not None
+    wait_for(
+        "the DeleteTopics error counted",
+        lambda: (
+            (
+                prom.value(
+                    'sum(kop_request_errors_total{api="DeleteTopics",'
+                    'error="UnknownTopicOrPartition",code="3"})'
+                )
+                or 0
+            )
+            >= 1
+        ),
+    )
 
     # Every metric the dashboard queries is in the scrape Prometheus stored.
     stored = prom.metric_names()

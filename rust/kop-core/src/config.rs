@@ -171,6 +171,11 @@ pub struct ServerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i64,
     pub group_max_session_timeout_ms: i64,
+    /// Members a classic group takes at most (Kafka group.max.size); more get
+    /// GROUP_MAX_SIZE_REACHED on JoinGroup.
+    pub group_max_size: i64,
+    /// Members a KIP-848 consumer group takes at most (Kafka group.consumer.max.size).
+    pub group_consumer_max_size: i64,
     pub offsets_retention_minutes: i64,
     /// The largest `transaction.timeout.ms` a producer may ask for (Kafka
     /// transaction.max.timeout.ms).
@@ -267,6 +272,8 @@ impl Default for ServerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i64::from(i32::MAX),
+            group_consumer_max_size: i64::from(i32::MAX),
             offsets_retention_minutes: 10_080,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -492,6 +499,8 @@ impl ServerConfig {
                 "group_max_session_timeout_ms",
                 self.group_max_session_timeout_ms,
             ),
+            ("group_max_size", self.group_max_size),
+            ("group_consumer_max_size", self.group_consumer_max_size),
             ("offsets_retention_minutes", self.offsets_retention_minutes),
             (
                 "transaction_max_timeout_ms",

@@ -484,6 +484,20 @@ impl ConsumerGroup {
         })
     }
 
+    /// Kafka's `group.consumer.max.size`: a full group takes no new member (its members'
+    /// heartbeats and leaves still go through).
+    pub fn admits(&self, member_id: &str, max_size: usize) -> Result<(), (KafkaError, String)> {
+        if self.members.len() >= max_size && !self.members.contains_key(member_id) {
+            return Err((
+                KafkaError::GroupMaxSizeReached,
+                format!(
+                    "The consumer group has reached its maximum capacity of {max_size} members."
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn join(&mut self, p: &HeartbeatParams, now: Instant) -> Result<(), (KafkaError, String)> {
         if p.subscribed.is_none() && p.regex.is_none() {
             return Err((
@@ -668,6 +682,20 @@ mod tests {
         g.heartbeat(hb("a", 0, None), now, &topics).unwrap();
         assert!(g.tick(now + Duration::from_secs(46)).is_empty());
         assert_eq!(g.tick(now + Duration::from_secs(51)), ["a"]);
+    }
+
+    #[test]
+    fn a_full_group_takes_no_new_member_but_keeps_its_own() {
+        let topics = |n: &str| (n == "t").then_some((Uuid::from_u128(7), 2));
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        g.heartbeat(hb("a", 0, None), now, &topics).unwrap();
+        g.heartbeat(hb("b", 0, None), now, &topics).unwrap();
+        let e = g.admits("c", 2).unwrap_err();
+        assert_eq!(e.0, KafkaError::GroupMaxSizeReached);
+        assert!(e.1.contains("maximum capacity of 2 members"), "{}", e.1);
+        assert_eq!(g.admits("a", 2), Ok(()));
+        assert_eq!(g.admits("c", 3), Ok(()));
     }
 
     #[test]

@@ -113,6 +113,8 @@ impl GroupConfig {
             max_session_timeout_ms: c.group_max_session_timeout_ms,
             offsets_retention_ms: c.offsets_retention_minutes.saturating_mul(60_000),
             max_record_bytes: usize::try_from(c.message_max_bytes).unwrap_or(1_048_588),
+            max_size: usize::try_from(c.group_max_size).unwrap_or(usize::MAX),
+            consumer_max_size: usize::try_from(c.group_consumer_max_size).unwrap_or(usize::MAX),
         }
     }
 }
@@ -474,6 +476,7 @@ impl GroupCoordinator {
             .group_configs
             .effective(group_id)
             .consumer_session_timeout_ms;
+        let max_size = self.config.consumer_max_size;
         self.with_group(group_id, p.member_epoch == 0, |g| {
             if g.consumer().is_none() {
                 if !g.is_empty() {
@@ -489,6 +492,9 @@ impl GroupCoordinator {
                 return Err((KafkaError::UnknownServerError, String::new()));
             };
             m.session_timeout = Some(Duration::from_millis(session.max(1) as u64));
+            if p.member_epoch >= 0 {
+                m.admits(&p.member_id, max_size)?;
+            }
             let before = m.fingerprint();
             let now = Now::current();
             let out = m.heartbeat(p, now.at, topics);

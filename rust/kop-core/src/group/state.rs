@@ -26,6 +26,10 @@ pub struct GroupConfig {
     /// Largest group metadata record the store takes (Kafka: the offsets topic's message size
     /// limit); a bigger assignment fails SyncGroup with UNKNOWN_SERVER_ERROR, as in Kafka.
     pub max_record_bytes: usize,
+    /// Members of a classic group at most (Kafka group.max.size).
+    pub max_size: usize,
+    /// Members of a KIP-848 consumer group at most (Kafka group.consumer.max.size).
+    pub consumer_max_size: usize,
 }
 
 /// The shortest first join phase of an empty group: one period of the coordinator's timer
@@ -50,6 +54,8 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             max_record_bytes: 1_048_588,
+            max_size: i32::MAX as usize,
+            consumer_max_size: i32::MAX as usize,
         }
     }
 }

@@ -144,6 +144,32 @@ fn two_members_rebalance_and_sync() {
 }
 
 #[test]
+fn a_full_classic_group_refuses_new_members() {
+    let c = GroupConfig {
+        max_size: 1,
+        ..cfg(0)
+    };
+    let now = Now::current();
+    let mut g = Group::new("g", 0);
+    let (a, mut rx_a) = join_new(&mut g, now, &c);
+    // While the first rebalance is prepared, the one waiting member fills the group.
+    let refused = now_value(g.join(params("", None, b"m"), now, &c));
+    assert_eq!(refused.error, Some(KafkaError::GroupMaxSizeReached));
+    assert_eq!(refused.member_id, "");
+    end_first_join_phase(&mut g, now, &c);
+    assert_eq!(rx_a.try_recv().unwrap().error, None);
+    let _ = waiting(sync(&mut g, &a, 1, &[(&a, b"A1")]));
+    assert_eq!(classic(&g).state, GroupState::Stable);
+    // Stable and full: a newcomer is refused; the member itself still rejoins (the leader's
+    // rejoin is a rebalance of its own, done at once).
+    let refused = now_value(g.join(params("", None, b"m"), now, &c));
+    assert_eq!(refused.error, Some(KafkaError::GroupMaxSizeReached));
+    let mut rejoined = waiting(g.join(params(&a, None, b"m"), now, &c));
+    let rejoined = rejoined.try_recv().unwrap();
+    assert_eq!((rejoined.error, rejoined.generation), (None, 2));
+}
+
+#[test]
 fn session_expiry_removes_a_silent_member() {
     let c = cfg(0);
     let t0 = Now::current();

@@ -80,6 +80,12 @@ fn rows(c: &ServerConfig, advertised: String) -> Vec<Row> {
             "largest consumer.session.timeout.ms of a group",
         ),
         (
+            "group.consumer.max.size",
+            s(&c.group_consumer_max_size),
+            Int,
+            "members of a consumer group at most",
+        ),
+        (
             "group.consumer.min.heartbeat.interval.ms",
             "5000".into(),
             Int,
@@ -114,6 +120,12 @@ fn rows(c: &ServerConfig, advertised: String) -> Vec<Row> {
             s(&c.group_max_session_timeout_ms),
             Int,
             "largest session timeout of a classic group member",
+        ),
+        (
+            "group.max.size",
+            s(&c.group_max_size),
+            Int,
+            "members of a classic group at most",
         ),
         (
             "group.min.session.timeout.ms",

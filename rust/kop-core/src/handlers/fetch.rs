@@ -351,10 +351,6 @@ pub async fn handle(
         if let (Some(t), Some(records)) = (&w.topic, &data.records) {
             t.traffic.fetched(records);
         }
-        ctx.broker
-            .metrics
-            .requests
-            .error(ApiKey::Fetch, data.error_code);
     }
     // Kafka: a fetch that takes the consumer over its quota is answered empty (its bytes are
     // not counted) and the connection muted for the throttle time.

@@ -26,6 +26,7 @@ mod produce_legacy;
 mod produce_txn;
 mod producer_id;
 mod replicas;
+mod response_errors;
 mod sasl;
 mod scram_admin;
 mod share_fetch;
@@ -190,6 +191,7 @@ macro_rules! served {
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;
                     let resp = $handler(ctx, &frame.header, req).await;
+                    response_errors::count(&ctx.broker.metrics.requests, ApiKey::$key, &resp);
                     respond(ApiKey::$key, version, correlation_id, &resp)
                 })*
                 other => Ok(Outcome::Close(format!("API {other:?} is not served"))),

@@ -115,7 +115,7 @@ impl RequestStats {
         t.family(
             "kop_request_errors_total",
             "counter",
-            "Error codes answered, by API and Kafka error (per partition for Produce and Fetch).",
+            "Error codes answered, by API and Kafka error (each error code of an answer: top level, per group, topic and partition).",
         );
         for (name, s) in named() {
             for (c, n) in s.errors.iter().enumerate() {

@@ -75,6 +75,13 @@ impl ClassicGroup {
     }
 
     pub fn join(&mut self, p: JoinParams, now: Now, cfg: &GroupConfig) -> Reply<JoinOutcome> {
+        if !self.accepts_joining_member(&p.member_id, cfg.max_size) {
+            if self.members.contains_key(&p.member_id) {
+                self.remove_member(&p.member_id, KafkaError::GroupMaxSizeReached);
+                self.members_left(now, cfg);
+            }
+            return now_join(JoinOutcome::error(KafkaError::GroupMaxSizeReached, ""));
+        }
         if self.state == GroupState::Dead {
             return now_join(JoinOutcome::error(
                 KafkaError::CoordinatorNotAvailable,
@@ -119,6 +126,24 @@ impl ClassicGroup {
                 KafkaError::UnknownMemberId,
                 &p.member_id,
             )),
+        }
+    }
+
+    /// Kafka's admission under `group.max.size`: an empty group takes anyone; while a
+    /// rebalance is prepared the members already waiting to join are counted (so when the limit
+    /// was lowered, the last to rejoin are left out); otherwise the members.
+    fn accepts_joining_member(&self, member_id: &str, max_size: usize) -> bool {
+        match self.state {
+            GroupState::Empty | GroupState::Dead => true,
+            GroupState::PreparingRebalance => {
+                self.members
+                    .get(member_id)
+                    .is_some_and(Member::awaiting_join)
+                    || self.members.values().filter(|m| m.awaiting_join()).count() < max_size
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                self.members.contains_key(member_id) || self.members.len() < max_size
+            }
         }
     }
 
