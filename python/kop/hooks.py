@@ -259,6 +259,9 @@ class AuthorizerAdapter(_Runner):
         if not callable(fn):
             raise TypeError("authorizer must be callable or have an authorize() method")
         super().__init__(fn)
+        # An object may decide a request's actions together (one look-up for all of them).
+        batch = getattr(hook, "authorize_batch", None)
+        self._batch: Callable[..., Any] | None = batch if callable(batch) else None
 
     def submit(
         self, context: tuple[Any, ...], actions: list[tuple[int, int, str]], reply: Any
@@ -270,10 +273,14 @@ class AuthorizerAdapter(_Runner):
 
         def run() -> None:
             try:
-                out = []
-                for op, rtype, name in actions:
-                    value = self._call(ctx, Operation(op), Resource(ResourceType(rtype), name))
-                    out.append(_decision(value))
+                asked = [
+                    (Operation(op), Resource(ResourceType(rtype), name))
+                    for op, rtype, name in actions
+                ]
+                if self._batch is not None:
+                    out = [_decision(v) for v in self._batch(ctx, asked)]
+                else:
+                    out = [_decision(self._call(ctx, op, res)) for op, res in asked]
             except BaseException as err:  # fail closed, whatever the hook did
                 log.warning("authorizer hook raised %s: %s; denying", type(err).__name__, err)
                 reply.err(f"{type(err).__name__}: {err}")
