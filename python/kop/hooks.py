@@ -6,7 +6,10 @@ An **authorizer** is a callable ``authorizer(ctx, operation, resource)`` (or an 
 a :class:`Decision` (which may carry a cache TTL). kop caches decisions in Rust per
 (principal, listener, client host, operation, resource) for ``hook_cache_ttl_ms`` unless the
 decision says otherwise, asks at most once per Kafka request (all cache misses together), and
-denies when the hook raises or takes longer than ``hook_timeout_ms``.
+denies when the hook raises or takes longer than ``hook_timeout_ms``. An object may instead
+offer ``authorize_batch(ctx, [(operation, resource), ...])`` returning one answer per action: it
+is then called once per request with all of them (``authorizer = "pulsar"`` does, to read the
+permissions once).
 
 An **authenticator** is a callable ``authenticator(username, password, conn)`` (or an object
 with an ``authenticate`` method) for SASL/PLAIN logins that are not in ``sasl_users``. It
