@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import tempfile
 import time
 import urllib.error
@@ -68,6 +69,8 @@ class AuthPulsar:
         stopped = _run_script("stop", str(self.data_dir), env=self.env, timeout=120)
         if stopped.returncode != 0:
             print(f"scripts/pulsar.sh stop failed:\n{stopped.stdout}\n{stopped.stderr}")
+            return
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def start_auth_pulsar() -> AuthPulsar:
