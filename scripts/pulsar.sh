@@ -9,7 +9,8 @@
 #   scripts/pulsar.sh env DATA_DIR       print KOP_PULSAR_URL=... / KOP_PULSAR_ADMIN_URL=... lines
 #
 # Environment: KOP_CACHE, KOP_PULSAR_VERSION, PULSAR_BROKER_PORT, PULSAR_WEB_PORT, PULSAR_JAVA,
-# PULSAR_MEM, PULSAR_START_TIMEOUT, PULSAR_STOP_TIMEOUT, PULSAR_KEEP_DATA, PULSAR_EXTRA_CONF.
+# PULSAR_MEM, PULSAR_START_TIMEOUT, PULSAR_STOP_TIMEOUT, PULSAR_KEEP_DATA, PULSAR_EXTRA_CONF,
+# PULSAR_ADMIN_TOKEN (the readiness check's token, for a standalone with authentication).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -131,9 +132,11 @@ rss_mib() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/de
 # True once the standalone has created public/default and the broker's own health check
 # (a produce + consume round trip on a system topic) passes.
 admin_ready() {
-    local admin="$1"
-    curl -sf --max-time 5 "$admin/admin/v2/namespaces/public" 2>/dev/null | grep -q 'public/default' &&
-        [[ "$(curl -sf --max-time 20 "$admin/admin/v2/brokers/health" 2>/dev/null)" == ok ]]
+    local admin="$1" auth=()
+    # A standalone with authentication answers the admin API to a super user's token only.
+    [[ -n "${PULSAR_ADMIN_TOKEN:-}" ]] && auth=(-H "Authorization: Bearer $PULSAR_ADMIN_TOKEN")
+    curl -sf --max-time 5 "${auth[@]}" "$admin/admin/v2/namespaces/public" 2>/dev/null | grep -q 'public/default' &&
+        [[ "$(curl -sf --max-time 20 "${auth[@]}" "$admin/admin/v2/brokers/health" 2>/dev/null)" == ok ]]
 }
 
 log_tail() {

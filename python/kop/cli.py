@@ -55,7 +55,7 @@ _METAVARS = {
     "inter_instance_sasl_mechanism": "{PLAIN,SCRAM-SHA-256,SCRAM-SHA-512}",
     "inter_instance_sasl_user": "USER",
     "inter_instance_sasl_password": "PASSWORD",
-    "authorizer": "{allow-all,deny-all,acl,MODULE:CALLABLE}",
+    "authorizer": "{allow-all,deny-all,acl,pulsar,MODULE:CALLABLE}",
     "authenticator": "MODULE:CALLABLE",
     "scram_credentials": "MODULE:CALLABLE",
     "oauthbearer_validator": "MODULE:CALLABLE",

@@ -117,7 +117,9 @@ class Config:
     )
     inter_instance_sasl_password: str | None = _opt(None, "that user's password")
     authorizer: str = _opt(
-        "allow-all", "allow-all, deny-all, acl (Kafka ACLs), or module:callable (a Python hook)"
+        "allow-all",
+        "allow-all, deny-all, acl (Kafka ACLs), pulsar (the role's Pulsar permissions), or "
+        "module:callable (a Python hook)",
     )
     authenticator: str | None = _opt(
         None, "module:callable: a Python hook that checks SASL/PLAIN user names and passwords"
@@ -704,13 +706,14 @@ def _check_security(cfg: Config, names: list[str]) -> None:
     _check_choice("ssl_client_auth", cfg.ssl_client_auth, SSL_CLIENT_AUTH)
     if cfg.ssl_client_auth != "none" and not cfg.ssl_cafile:
         raise ConfigError("ssl_cafile", "required when ssl_client_auth is requested or required")
-    if cfg.authorizer not in ("allow-all", "deny-all", "acl", "python") and not _HOOK_RE.fullmatch(
-        cfg.authorizer
-    ):
+    builtin = ("allow-all", "deny-all", "acl", "pulsar", "python")
+    if cfg.authorizer not in builtin and not _HOOK_RE.fullmatch(cfg.authorizer):
         raise ConfigError(
             "authorizer",
-            f"must be allow-all, deny-all, acl or module:callable, got {cfg.authorizer!r}",
+            f"must be allow-all, deny-all, acl, pulsar or module:callable, got {cfg.authorizer!r}",
         )
+    if cfg.authorizer == "pulsar" and not cfg.storage.startswith(("pulsar://", "pulsar+ssl://")):
+        raise ConfigError("authorizer", "pulsar needs pulsar:// storage")
     for name in ("authenticator", "scram_credentials", "oauthbearer_validator"):
         spec = getattr(cfg, name)
         if spec not in (None, "python") and not _HOOK_RE.fullmatch(spec):

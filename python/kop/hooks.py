@@ -6,7 +6,10 @@ An **authorizer** is a callable ``authorizer(ctx, operation, resource)`` (or an 
 a :class:`Decision` (which may carry a cache TTL). kop caches decisions in Rust per
 (principal, listener, client host, operation, resource) for ``hook_cache_ttl_ms`` unless the
 decision says otherwise, asks at most once per Kafka request (all cache misses together), and
-denies when the hook raises or takes longer than ``hook_timeout_ms``.
+denies when the hook raises or takes longer than ``hook_timeout_ms``. An object may instead
+offer ``authorize_batch(ctx, [(operation, resource), ...])`` returning one answer per action: it
+is then called once per request with all of them (``authorizer = "pulsar"`` does, to read the
+permissions once).
 
 An **authenticator** is a callable ``authenticator(username, password, conn)`` (or an object
 with an ``authenticate`` method) for SASL/PLAIN logins that are not in ``sasl_users``. It
@@ -259,6 +262,9 @@ class AuthorizerAdapter(_Runner):
         if not callable(fn):
             raise TypeError("authorizer must be callable or have an authorize() method")
         super().__init__(fn)
+        # An object may decide a request's actions together (one look-up for all of them).
+        batch = getattr(hook, "authorize_batch", None)
+        self._batch: Callable[..., Any] | None = batch if callable(batch) else None
 
     def submit(
         self, context: tuple[Any, ...], actions: list[tuple[int, int, str]], reply: Any
@@ -270,10 +276,14 @@ class AuthorizerAdapter(_Runner):
 
         def run() -> None:
             try:
-                out = []
-                for op, rtype, name in actions:
-                    value = self._call(ctx, Operation(op), Resource(ResourceType(rtype), name))
-                    out.append(_decision(value))
+                asked = [
+                    (Operation(op), Resource(ResourceType(rtype), name))
+                    for op, rtype, name in actions
+                ]
+                if self._batch is not None:
+                    out = [_decision(v) for v in self._batch(ctx, asked)]
+                else:
+                    out = [_decision(self._call(ctx, op, res)) for op, res in asked]
             except BaseException as err:  # fail closed, whatever the hook did
                 log.warning("authorizer hook raised %s: %s; denying", type(err).__name__, err)
                 reply.err(f"{type(err).__name__}: {err}")

@@ -133,6 +133,12 @@ class Server:
             self._oauthbearer_validator = _adapter(
                 hooks.OAuthBearerValidatorAdapter, given["oauthbearer_validator"]
             )
+        if given["authorizer"] is None and config.authorizer == "pulsar":
+            from kop import hooks
+            from kop.pulsar.permissions import pulsar_authorizer
+
+            given["authorizer"] = pulsar_authorizer(config, _admin_url(config))
+            self._authorizer = hooks.AuthorizerAdapter(given["authorizer"])
         check_token_validation(config, given["oauthbearer_validator"] is not None)
         native_overrides: dict[str, Any] = {
             name: "python" for name, hook in given.items() if hook is not None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     out = os.environ.get("KOP_PULSAR_TIMINGS")
     if out:
         Path(out).write_text(json.dumps(_TIMINGS, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.fixture(scope="session")
+def auth_pulsar() -> Iterator[Any]:
+    """A second standalone, with token authentication and authorization on (shared by the tests
+    of ``authorizer = "pulsar"`` and of tenants; tests/helpers/pulsar_auth.py)."""
+    from helpers.pulsar_auth import start_auth_pulsar
+
+    t0 = time.monotonic()
+    try:
+        service = start_auth_pulsar()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    record_timing("pulsar.sh start with auth [s]", time.monotonic() - t0)
+    yield service
+    service.stop()

@@ -134,6 +134,22 @@ class PulsarAdmin:
         path = self._topic_path(tenant, namespace, topic) + "/partitions?force=true"
         self._expect("DELETE", path, None, ok=(200, 204, 404))
 
+    # -- permissions (authorizer = "pulsar") -----------------------------------------------------
+
+    def tenant_info(self, tenant: str) -> Any:
+        """``GET /admin/v2/tenants/T``: admin roles and allowed clusters."""
+        return self._expect("GET", f"/admin/v2/tenants/{_q(tenant)}", None, ok=(200,))
+
+    def namespace_policies(self, tenant: str, namespace: str) -> Any:
+        """``GET /admin/v2/namespaces/T/NS``: every policy, including ``auth_policies``."""
+        return self._expect(
+            "GET", f"/admin/v2/namespaces/{_q(tenant)}/{_q(namespace)}", None, ok=(200,)
+        )
+
+    def runtime_configuration(self) -> tuple[int, Any]:
+        """(status, body) of the broker's runtime configuration (super users only)."""
+        return self._call("GET", "/admin/v2/brokers/configuration/runtime")
+
     # -- plumbing --------------------------------------------------------------------------------
 
     @staticmethod
