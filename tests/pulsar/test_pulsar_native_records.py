@@ -5,8 +5,11 @@ would add a JVM start per test)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pulsar
 import pytest
@@ -20,6 +23,8 @@ from helpers.pulsar import PulsarService
 pytestmark = [pytest.mark.pulsar]
 
 PARTITIONS = 2
+JAVA_READER = Path(__file__).parent / "java" / "PulsarRecords.java"
+PULSAR_SH = Path(__file__).resolve().parents[2] / "scripts" / "pulsar.sh"
 BASE_TS = 1_700_000_000_000
 
 
@@ -174,6 +179,21 @@ def _pulsar_read(service: PulsarService, topic: str, count: int) -> list[pulsar.
     return out
 
 
+def _java_read(service: PulsarService, topic: str, count: int) -> list[dict]:
+    """What Pulsar's Java client (a Consumer) reads: the first ``count`` record messages."""
+    lib = subprocess.run(
+        [str(PULSAR_SH), "lib"], check=True, capture_output=True, text=True, timeout=600
+    ).stdout.strip()
+    proc = subprocess.run(
+        ["java", "-cp", f"{lib}/*", str(JAVA_READER), service.url, topic, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
 def _kafka_produce(bootstrap: str, topic: str, partition: int, count: int) -> list[dict]:
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
     sent = []
@@ -223,6 +243,14 @@ def test_pulsar_consumers_read_kafka_records_one_per_message(
             props = m.properties()
             if msg["headers"]:
                 assert props["h-a"] == msg["headers"][0][1].decode()  # UTF-8 headers as is
+    # Pulsar's Java client sees the same.
+    java = _java_read(
+        pulsar_service, f"persistent://public/{pair.one.namespace}/{name}-partition-0", 9
+    )
+    assert [(j["key"], j["value"], j["eventTime"]) for j in java] == [
+        (m["key"].decode(), m["value"].decode(), m["ts"]) for m in sent[0]
+    ]
+    assert java[1]["properties"]["h-a"] == "a1"
     # Kafka consumers read the same records back, byte for byte (check.crcs on).
     got = ck.consume_all(pair.bootstrap, name, partitions=range(PARTITIONS), timeout=60)
     for p in range(PARTITIONS):
