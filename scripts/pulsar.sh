@@ -7,6 +7,8 @@
 #   scripts/pulsar.sh stop DATA_DIR      SIGTERM, wait, SIGKILL after PULSAR_STOP_TIMEOUT
 #   scripts/pulsar.sh status DATA_DIR    exit 0 when running and healthy
 #   scripts/pulsar.sh env DATA_DIR       print KOP_PULSAR_URL=... / KOP_PULSAR_ADMIN_URL=... lines
+#   scripts/pulsar.sh lib                print the jar directory (fetching first), e.g. for the
+#                                        Pulsar Java client: java -cp "$(scripts/pulsar.sh lib)/*"
 #
 # Environment: KOP_CACHE, KOP_PULSAR_VERSION, PULSAR_BROKER_PORT, PULSAR_WEB_PORT, PULSAR_JAVA,
 # PULSAR_MEM, PULSAR_START_TIMEOUT, PULSAR_STOP_TIMEOUT, PULSAR_KEEP_DATA, PULSAR_EXTRA_CONF,
@@ -283,5 +285,6 @@ case "$command" in
     stop) cmd_stop "$@" ;;
     status) cmd_status "$@" ;;
     env) cmd_env "$@" ;;
+    lib) cmd_fetch && printf '%s\n' "$LIB" ;;
     *) usage ;;
 esac

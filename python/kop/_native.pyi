@@ -14,6 +14,7 @@ __all__ = [
     "AuthorizeReply",
     "NativeServer",
     "ScramCredentialReply",
+    "batch_crc",
     "decode_batch",
     "init_logging",
     "log_record_counts",
@@ -72,6 +73,7 @@ class ScramCredentialReply:
 class AppendDone:
     def __call__(self, error: str | None = None, too_large: bool = False) -> None: ...
 
+def batch_crc(batch: bytes) -> int: ...
 def decode_batch(
     data: bytes,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]: ...

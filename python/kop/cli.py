@@ -67,6 +67,7 @@ _METAVARS = {
     "pulsar_tenant": "TENANT",
     "pulsar_namespace": "NAMESPACE",
     "pulsar_token": "JWT",
+    "pulsar_entry_format": "{kafka,pulsar}",
     "node_id": "ID",
     "cluster_id": "ID",
     "log_level": "{" + ",".join(LOG_LEVELS) + "}",

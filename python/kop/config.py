@@ -161,6 +161,12 @@ class Config:
         "pulsar:// storage: how long start-up waits for Pulsar to answer (retrying, one log "
         "line per attempt) before it gives up; 0 = one attempt",
     )
+    pulsar_entry_format: str = _opt(
+        "kafka",
+        "pulsar:// storage: how Kafka batches are stored: kafka (one Pulsar message per batch) or "
+        "pulsar (one message per record, which Pulsar consumers and Functions read; "
+        "docs/pulsar-native-records.md)",
+    )
     tail_cache_bytes: int = _opt(
         8388608, "pulsar:// storage: bytes of newest batches kept in memory per partition"
     )
@@ -585,6 +591,7 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(name, f"is not a valid Pulsar name: {getattr(cfg, name)!r}")
     if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
         raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
+    _check_choice("pulsar_entry_format", cfg.pulsar_entry_format, ("kafka", "pulsar"))
     _check_choice("log_level", cfg.log_level, LOG_LEVELS)
     _check_choice("log_format", cfg.log_format, LOG_FORMATS)
     _check_choice("fsync", cfg.fsync, FSYNC_POLICIES)

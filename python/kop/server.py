@@ -51,6 +51,7 @@ def _open_pulsar_backend(config: Config, cancelled: Callable[[], bool]) -> Pulsa
         standby=config.pulsar_standby,
         node_id=config.node_id,
         cancelled=cancelled,
+        entry_format=config.pulsar_entry_format,
     )
     if config.pulsar_standby:
         log.info(

@@ -32,6 +32,7 @@ from kop.pulsar.format import (
 )
 from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.members import Members
+from kop.pulsar.native import NativePartition, first_message_is_native
 from kop.pulsar.partition import Partition
 from kop.pulsar.retention import retention_policy
 from kop.pulsar.seams import OpenedPartition
@@ -65,6 +66,7 @@ class PulsarBackend:
         standby: bool = False,
         node_id: int = 1,
         cancelled: Callable[[], bool] = lambda: False,
+        entry_format: str = "kafka",
     ) -> None:
         self.service_url = service_url
         self.admin_url = admin_url
@@ -76,6 +78,9 @@ class PulsarBackend:
         self._log_path = log_path
         self.standby = standby
         self.node_id = node_id
+        # "pulsar": Kafka batches are stored one Pulsar message per record
+        # (docs/pulsar-native-records.md)
+        self.entry_format = entry_format
         self._cancelled = cancelled  # start-up stops waiting (standby) once this is true
         self._max_message_size = DEFAULT_MAX_MESSAGE_SIZE
         self._admin = PulsarAdmin(admin_url, token=token, timeout_s=operation_timeout_s)
@@ -86,7 +91,8 @@ class PulsarBackend:
         self._groups: dict[int, GroupRecordStore] = {}
         self._members: Members | None = None
         self._instance: Any = None  # the exclusive producer of instance_topic(node_id)
-        self._partitions: dict[tuple[str, int], Partition] = {}
+        # Pulsar-format partitions (written by Pulsar applications) are NativePartitions.
+        self._partitions: dict[tuple[str, int], Partition | NativePartition] = {}
         self._checkpoints: CheckpointStore | None = None  # __kop_index, opened on first use
         self._retention: dict[str, dict[str, int]] = {}  # topic -> retention policy set
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
@@ -224,7 +230,10 @@ class PulsarBackend:
             previous.close("taken over again")
         name = partition_topic(self.tenant, self.namespace, topic, partition)
         checkpoints = self._checkpoint_store()
-        won = take_over(io, name, tail_bytes, load_checkpoint(checkpoints, name))
+        checkpoint = load_checkpoint(checkpoints, name)
+        if checkpoint is None and first_message_is_native(io, name):
+            return self._open_native(key, io, name)
+        won = take_over(io, name, tail_bytes, checkpoint, self.entry_format == "pulsar")
         scan = won.scan
         opened = Partition(
             io,
@@ -235,6 +244,7 @@ class PulsarBackend:
             producers=scan.producers,
             checkpoints=checkpoints,
             tail_bytes=tail_bytes,
+            entry_format=self.entry_format,
         )
         opened.opened_by(scan)
         with self._lock:
@@ -253,16 +263,39 @@ class PulsarBackend:
         )
         return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
 
+    def _open_native(self, key: tuple[str, int], io: PulsarIO, name: str) -> OpenedPartition:
+        """A Pulsar-format partition (docs/pulsar-native-records.md): indexed, not taken over
+        (no producer, no marker: Pulsar applications keep writing it)."""
+        native = NativePartition(io, name).scan()
+        with self._lock:
+            raced = self._partitions.pop(key, None)
+            self._partitions[key] = native
+        if raced is not None:
+            raced.close("replaced")
+        log.info(
+            "%s: Pulsar-format partition (written by Pulsar producers), offsets %d..%d, "
+            "read-only for Kafka clients",
+            name,
+            native.log_start,
+            native.next_offset,
+        )
+        return (native.epoch, native.log_start, native.next_offset, [], [])
+
     def apply_retention(
         self, topic: str, partition: int, retention_ms: int, retention_bytes: int
     ) -> int:
         """Set the topic's Pulsar retention (when it changed) and return the partition's log
         start offset after what Pulsar deleted (-1: no batch left)."""
+        readable = self._readable(topic, partition)
+        if isinstance(readable, NativePartition):
+            # The Pulsar application's retention governs its topic; offsets count from the
+            # earliest stored message (docs/pulsar-native-records.md).
+            return readable.trim_to_stored()
         policy = retention_policy(retention_ms, retention_bytes)
         if self._retention.get(topic) != policy:
             self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
             self._retention[topic] = policy
-        return self._readable(topic, partition).trim_to_stored()
+        return readable.trim_to_stored()
 
     def storage_size(self, topic: str, partition: int) -> int:
         """The bytes Pulsar stores of a partition (DescribeLogDirs); -1 when it cannot tell.
@@ -309,7 +342,9 @@ class PulsarBackend:
     def batch_with_max_timestamp(self, topic: str, partition: int) -> bytes | None:
         return self._readable(topic, partition).batch_with_max_timestamp()
 
-    def _readable(self, topic: str, partition: int, offset: int | None = None) -> Partition:
+    def _readable(
+        self, topic: str, partition: int, offset: int | None = None
+    ) -> Partition | NativePartition:
         """The partition's index. One this instance does not own is scanned (again, when asked
         for an offset beyond what the last scan saw)."""
         key = (topic, partition)
@@ -317,11 +352,18 @@ class PulsarBackend:
             p = self._partitions.get(key)
         if p is not None and (p.owned or (offset is not None and p.covers(offset))):
             return p
+        if isinstance(p, NativePartition) and offset is None:
+            return p  # time look-ups answer from what the last scan saw
         io = self._client()
         name = partition_topic(self.tenant, self.namespace, topic, partition)
-        scan = scan_partition(io, name, load_checkpoint(self._checkpoint_store(), name))
-        scanned = Partition(io, name, scan.index)
-        scanned.opened_by(scan)
+        checkpoint = load_checkpoint(self._checkpoint_store(), name)
+        scanned: Partition | NativePartition
+        if checkpoint is None and first_message_is_native(io, name):
+            scanned = NativePartition(io, name).scan()
+        else:
+            scan = scan_partition(io, name, checkpoint)
+            scanned = Partition(io, name, scan.index)
+            scanned.opened_by(scan)
         with self._lock:
             current = self._partitions.get(key)
             if current is p:

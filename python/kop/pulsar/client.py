@@ -106,7 +106,7 @@ class PulsarIO:
 
     # -- producers -------------------------------------------------------------------------------
 
-    def owner_producer(self, topic: str) -> Any:
+    def owner_producer(self, topic: str, batching: bool = False) -> Any:
         """Take ``topic`` over as its single writer: acquire with ExclusiveWithFencing (the topic
         epoch moves, the previous writer is fenced), close that producer and hold the topic with
         a plain Exclusive one, whose stale reconnects cannot evict a later owner
@@ -116,13 +116,16 @@ class PulsarIO:
         topic for a moment: the fenced writer's one reconnect attempt ("existing exclusive
         producer") or a producer it is still removing ("existing shared producers"). Seen on 4.2.4
         in about 1 of 5 takeovers while the previous writer kept sending.
-        Both are gone within milliseconds, so the hand-off is retried a few times."""
+        Both are gone within milliseconds, so the hand-off is retried a few times.
+
+        ``batching``: Pulsar batching on, for the ``pulsar`` entry format (a Kafka batch's records
+        are one Pulsar batch entry: the writer flushes after each Kafka batch)."""
         mode = pulsar.ProducerAccessMode
         for attempt in range(_HANDOFF_ATTEMPTS):
             with self.errors("acquire the producer (ExclusiveWithFencing)", topic):
                 self._producer(topic, mode.ExclusiveWithFencing).close()
             try:
-                return self._producer(topic, mode.Exclusive)
+                return self._producer(topic, mode.Exclusive, batching)
             except (pulsar.ProducerFenced, pulsar.ProducerBusy) as err:
                 if attempt + 1 == _HANDOFF_ATTEMPTS:
                     what = f"hold the producer (Exclusive, {_HANDOFF_ATTEMPTS} attempts)"
@@ -159,15 +162,27 @@ class PulsarIO:
         with self.errors("create a producer", topic):
             return self._producer(topic, pulsar.ProducerAccessMode.Shared)
 
-    def _producer(self, topic: str, access_mode: Any) -> Any:
+    def _producer(self, topic: str, access_mode: Any, batching: bool = False) -> Any:
+        # Batching: only the writer's flush after each Kafka batch ends a Pulsar batch.
+        batch_limits = (
+            {
+                "batching_max_messages": 1_000_000,
+                "batching_max_allowed_size_in_bytes": 1 << 30,
+                "batching_max_publish_delay_ms": 60_000,
+            }
+            if batching
+            else {}
+        )
         return self.client.create_producer(
             topic,
             access_mode=access_mode,
-            batching_enabled=False,  # one Kafka batch = one Pulsar message, ids per batch
+            batching_enabled=batching,  # else one Kafka batch = one Pulsar message
+            **batch_limits,
             send_timeout_millis=self.send_timeout_ms,
             # Rust bounds what is in flight; the client's default of 1000 would turn a burst into
             # ProducerQueueIsFull, which reads as a lost partition.
-            max_pending_messages=100_000,
+            # (one message per record with batching: more of them)
+            max_pending_messages=1_000_000 if batching else 100_000,
             block_if_queue_full=False,  # append must never block
         )
 

@@ -30,6 +30,7 @@ from kop.pulsar.format import (
     parse_partition_message,
 )
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.records import is_record, is_records_batch, join, split, storable_as_records
 from kop.pulsar.retention import earliest_key, first_live_batch
 from kop.pulsar.takeover import PartitionScan
 from kop.pulsar.transactions import batch_head
@@ -64,8 +65,11 @@ class Partition:
         producers: ProducerTails | None = None,
         checkpoints: CheckpointStore | None = None,
         tail_bytes: int = 0,
+        entry_format: str = "kafka",
     ) -> None:
         self.io = io
+        # "pulsar": batches are written one message per record (docs/pulsar-native-records.md)
+        self.entry_format = entry_format
         self.topic = topic  # the Pulsar topic
         self.index = index
         self.epoch = epoch
@@ -119,6 +123,11 @@ class Partition:
             )
 
         try:
+            if self.entry_format == "pulsar" and storable_as_records(payload):
+                self._send_records(
+                    producer, payload, epoch, base_offset, record_count, max_timestamp, on_receipt
+                )
+                return
             producer.send_async(
                 payload,
                 on_receipt,
@@ -130,6 +139,39 @@ class Partition:
                 self._fail(f"send_async raised {type(err).__name__}: {err}")
                 failure = self._failure
             _report(done, self._failure_message(failure))
+
+    @staticmethod
+    def _send_records(
+        producer: Any,
+        payload: bytes,
+        epoch: int,
+        base_offset: int,
+        record_count: int,
+        max_timestamp: int,
+        on_receipt: Callable[[Any, Any], None],
+    ) -> None:
+        """Send the batch one message per record (Pulsar batching on), then flush, so that the
+        records form one Pulsar batch entry; ``on_receipt`` once every record has its receipt,
+        with the first record's message id (the batch's position) and the first failure."""
+        messages = split(payload, epoch, base_offset, record_count, max_timestamp)
+        got: list[tuple[Any, Any]] = []
+
+        def record_receipt(res: Any, msg_id: Any) -> None:
+            got.append((res, msg_id))  # receipts of one producer come in order, one thread
+            if len(got) == len(messages):
+                failed = [r for r, _ in got if not result_ok(r)]
+                on_receipt(failed[0] if failed else res, got[0][1])
+
+        for m in messages:
+            producer.send_async(
+                m.value,
+                record_receipt,
+                properties=m.properties,
+                partition_key=m.partition_key,
+                event_timestamp=m.event_timestamp,
+            )
+        # pulsar.Producer has flush() only, which blocks; its _pulsar.Producer flushes async.
+        producer._producer.flush_async(lambda _res: None)
 
     def _on_receipt(
         self,
@@ -385,23 +427,50 @@ class _Cursor:
         self.last_key: MessageKey = (-1, -1)  # the last message read
         self.next_offset = -1  # the offset a read continuing here asks for
         self._pending: tuple[BatchInfo, bytes] | None = None
+        self._pushed_back: Any = None  # a message read ahead, to be read again
+
+    def _next(self) -> Any:
+        msg, self._pushed_back = self._pushed_back, None
+        if msg is None:
+            msg = self.io.read_next(self.reader, self.topic)
+            self.last_key = message_key(msg.message_id())
+        return msg
 
     def peek(self) -> tuple[BatchInfo, bytes] | None:
         while self._pending is None:
-            if self.last_key >= self.end_key:
+            if self._pushed_back is None and self.last_key >= self.end_key:
                 return None
-            msg = self.io.read_next(self.reader, self.topic)
-            self.last_key = message_key(msg.message_id())
+            msg = self._next()
+            props = msg.properties()
+            if is_record(props):
+                continue  # of a batch that is not live
             try:
-                info = parse_partition_message(msg.properties())
+                info = parse_partition_message(props)
             except FormatError:
                 continue
             if isinstance(info, MarkerInfo):
                 self.highest_epoch = max(self.highest_epoch, info.epoch)
             elif info.epoch >= self.highest_epoch:
                 self.highest_epoch = info.epoch
-                self._pending = (info, msg.data())
+                if is_records_batch(props):
+                    data = self._records(info, msg)
+                    if data is not None:
+                        self._pending = (info, data)
+                else:
+                    self._pending = (info, msg.data())
         return self._pending
+
+    def _records(self, info: BatchInfo, first: Any) -> bytes | None:
+        """The batch stored one message per record from ``first`` on (entry format
+        ``pulsar``); None when it was cut short (the next message is then read again)."""
+        msgs = [first]
+        while len(msgs) < info.record_count:
+            msg = self._next()
+            if not is_record(msg.properties()):
+                self._pushed_back = msg
+                return None
+            msgs.append(msg)
+        return join(info.base_offset, msgs)
 
     def pop(self) -> None:
         self._pending = None

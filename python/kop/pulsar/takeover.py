@@ -10,12 +10,13 @@ full scan, and a checkpoint whose resume point is not the batch it names is igno
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from kop.pulsar.checkpoint import Checkpoint
-from kop.pulsar.client import PulsarIO, message_key
+from kop.pulsar.client import PulsarIO, message_key, result_ok
 from kop.pulsar.format import (
     BatchInfo,
     FormatError,
@@ -24,6 +25,7 @@ from kop.pulsar.format import (
     parse_partition_message,
 )
 from kop.pulsar.index import BatchIndex, IndexEntry, ProducerTails
+from kop.pulsar.records import is_record, is_records_batch, join
 from kop.pulsar.retention import earliest_key, first_live_batch
 from kop.pulsar.transactions import batch_head
 
@@ -45,6 +47,9 @@ class PartitionScan:
     skipped_foreign: int = 0
     messages_read: int = 0  # messages this scan read from the partition topic
     checkpoint: Checkpoint | None = None  # the one it started from
+    # A batch stored one message per record (entry format ``pulsar``) whose records are still
+    # coming: its info and messages so far.
+    pending: tuple[BatchInfo, list[Any]] | None = None
 
     @staticmethod
     def from_checkpoint(
@@ -70,8 +75,17 @@ class PartitionScan:
 
     def feed(self, msg: Any) -> None:
         self.messages_read += 1
+        props = msg.properties()
+        if self.pending is not None:
+            if is_record(props):
+                self._more_records(msg)
+                return
+            # Cut short (its writer was fenced mid-batch): not part of the log.
+            self.pending = None
+        if is_record(props):
+            return  # a record of a batch that is not live
         try:
-            info = parse_partition_message(msg.properties())
+            info = parse_partition_message(props)
         except FormatError as err:
             # Not written by kop (nobody else can write while kop owns the partition, but a
             # Pulsar application may have before): not part of the Kafka log.
@@ -86,10 +100,21 @@ class PartitionScan:
         if info.epoch < self.highest_epoch:
             return  # a stale writer's batch (belt and braces: fencing keeps them out)
         self.highest_epoch = info.epoch
-        self._add_live(info, msg)
+        if is_records_batch(props):
+            self.pending = (info, [])
+            self._more_records(msg)
+            return
+        self._add_live(info, msg, msg.data())
 
-    def _add_live(self, info: BatchInfo, msg: Any) -> None:
-        payload: bytes = msg.data()
+    def _more_records(self, msg: Any) -> None:
+        assert self.pending is not None
+        info, msgs = self.pending
+        msgs.append(msg)
+        if len(msgs) == info.record_count:
+            self.pending = None
+            self._add_live(info, msgs[0], join(info.base_offset, msgs))
+
+    def _add_live(self, info: BatchInfo, msg: Any, payload: bytes) -> None:
         entry = IndexEntry(
             base_offset=info.base_offset,
             last_offset=info.last_offset,
@@ -200,6 +225,26 @@ def scan_partition(io: PulsarIO, topic: str, checkpoint: Checkpoint | None = Non
     return scan
 
 
+def _send_now(producer: Any, properties: dict[str, str]) -> Any:
+    """Send an empty message and wait for its id; with Pulsar batching on (entry format
+    ``pulsar``) a plain ``send`` would wait for the batch delay, so flush it out."""
+    got: list[Any] = []
+    receipt = threading.Event()
+
+    def on_receipt(res: Any, msg_id: Any) -> None:
+        got.append((res, msg_id))
+        receipt.set()
+
+    producer.send_async(b"", on_receipt, properties=properties)
+    producer.flush()
+    if not receipt.wait(30):
+        raise RuntimeError("no receipt within 30 s of the flush")
+    res, msg_id = got[0]
+    if not result_ok(res):
+        raise RuntimeError(f"send failed: {res}")
+    return msg_id
+
+
 @dataclass
 class Takeover:
     producer: Any  # the Exclusive producer now held
@@ -208,9 +253,13 @@ class Takeover:
 
 
 def take_over(
-    io: PulsarIO, topic: str, tail_bytes: int, checkpoint: Checkpoint | None = None
+    io: PulsarIO,
+    topic: str,
+    tail_bytes: int,
+    checkpoint: Checkpoint | None = None,
+    batching: bool = False,
 ) -> Takeover:
-    producer = io.owner_producer(topic)
+    producer = io.owner_producer(topic, batching)
     reader = None
     try:
         scan, reader = _start(io, topic, max(0, tail_bytes), checkpoint)
@@ -220,7 +269,7 @@ def take_over(
         while True:
             next_offset = scan.next_offset
             with io.errors("write the epoch marker", topic):
-                marker_id = producer.send(b"", properties=marker_properties(epoch, next_offset))
+                marker_id = _send_now(producer, marker_properties(epoch, next_offset))
             # The scan stopped at the last message the broker had confirmed when it asked. A
             # write of the fenced owner that was still being stored can land after that, but
             # before our marker: read up to the marker so it counts. Rare; if it adds batches,

@@ -111,6 +111,7 @@ pub struct ServerConfig {
     pub pulsar_token: Option<String>,
     pub pulsar_standby: bool,
     pub pulsar_startup_timeout_ms: u64,
+    pub pulsar_entry_format: String,
     /// Bytes of newest batches kept in memory per partition on remote storage.
     pub tail_cache_bytes: u64,
     pub node_id: i32,
@@ -237,6 +238,7 @@ impl Default for ServerConfig {
             pulsar_token: None,
             pulsar_standby: false,
             pulsar_startup_timeout_ms: 120_000,
+            pulsar_entry_format: "kafka".into(),
             tail_cache_bytes: 8 << 20,
             node_id: 1,
             cluster_id: None,

@@ -260,6 +260,16 @@ fn decode_batch(data: &[u8]) -> PyResult<Vec<PyRecord>> {
         .collect())
 }
 
+/// The CRC-32C a Kafka v2 record batch stores (of its bytes from the attributes on), for the
+/// batches kop.pulsar.records encodes.
+#[pyfunction]
+fn batch_crc(batch: &[u8]) -> PyResult<u32> {
+    if batch.len() < 61 {
+        return Err(PyValueError::new_err("a record batch header is 61 bytes"));
+    }
+    Ok(kop_core::records::batch::compute_crc(batch))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeServer>()?;
@@ -271,6 +281,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log_bridge::log_record_counts, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(decode_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_crc, m)?)?;
     m.add_class::<pulsar::AppendDone>()?;
     Ok(())
 }

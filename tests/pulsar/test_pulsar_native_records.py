@@ -1,0 +1,281 @@
+"""Pulsar applications and Kafka clients on the same topics (docs/pulsar-native-records.md), with
+two kop instances on the namespace. The Pulsar side is the Python ``pulsar-client`` (the same
+C++ client library the Java client's wire protocol talks to; a Java client from Maven Central
+would add a JVM start per test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pulsar
+import pytest
+from confluent_kafka import KafkaError, Producer, TopicPartition
+
+from helpers import ck
+from helpers.data import Got
+from helpers.instances import Pair, leaders, wait_for
+from helpers.pulsar import PulsarService
+
+pytestmark = [pytest.mark.pulsar]
+
+PARTITIONS = 2
+JAVA_READER = Path(__file__).parent / "java" / "PulsarRecords.java"
+PULSAR_SH = Path(__file__).resolve().parents[2] / "scripts" / "pulsar.sh"
+BASE_TS = 1_700_000_000_000
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    # Entry format "pulsar" for what Kafka producers write; what Pulsar producers write is
+    # detected per partition whatever the option says.
+    p = Pair(tmp_path_factory.mktemp("native"), partitions=PARTITIONS, pulsar_entry_format="pulsar")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def _create(pair: Pair, name: str, partitions: int) -> str:
+    """Create the Kafka topic (adopting a partitioned Pulsar topic of that name, if any) and
+    wait until both instances know its leaders."""
+    ck.create_topic(pair.one.bootstrap, name, partitions)
+    wait_for(
+        "both instances agree on the leaders",
+        lambda: (
+            (v := [leaders(b, name) for b in (pair.one.bootstrap, pair.two.bootstrap)])
+            and v[0] == v[1]
+            and len(v[0]) == partitions
+            and -1 not in v[0].values()
+        ),
+    )
+    wait_for(
+        "both answer ListOffsets", lambda: ck.watermarks(pair.bootstrap, name, range(partitions))
+    )
+    return name
+
+
+def _pulsar_write(service: PulsarService, namespace: str, name: str) -> dict[int, list[dict]]:
+    """Pulsar producers (batching on, as by default) write both partitions of a partitioned
+    topic ``name``; what each partition holds, in order."""
+    service.admin("PUT", f"/admin/v2/persistent/public/{namespace}/{name}/partitions", PARTITIONS)
+    client = pulsar.Client(service.url, operation_timeout_seconds=10)
+    written: dict[int, list[dict]] = {p: [] for p in range(PARTITIONS)}
+    try:
+        for p, count in ((0, 30), (1, 12)):
+            producer = client.create_producer(
+                f"persistent://public/{namespace}/{name}-partition-{p}",
+                batching_enabled=True,
+                batching_max_publish_delay_ms=5,
+            )
+            for i in range(count):
+                msg = {
+                    "key": f"k{p}-{i}" if i % 3 else None,
+                    "ordering": f"o{i}" if i % 3 == 0 else None,
+                    "value": f"v{p}-{i}".encode(),
+                    "props": {"source": "pulsar", "n": str(i)},
+                    "ts": BASE_TS + i * 1000,
+                }
+                kwargs = {"properties": msg["props"], "event_timestamp": msg["ts"]}
+                if msg["key"] is not None:
+                    kwargs["partition_key"] = msg["key"]
+                if msg["ordering"] is not None:
+                    kwargs["ordering_key"] = msg["ordering"]
+                producer.send_async(msg["value"], None, **kwargs)
+                written[p].append(msg)
+            producer.flush()
+            producer.close()
+    finally:
+        client.close()
+    return written
+
+
+def test_kafka_consumers_read_a_topic_pulsar_producers_wrote(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    name = ck.unique("from-pulsar")
+    written = _pulsar_write(pulsar_service, pair.one.namespace, name)
+    # The Kafka topic adopts the partitioned Pulsar topic (same partition count).
+    _create(pair, name, PARTITIONS)
+
+    # From earliest, through both instances (each leads or scans its partitions).
+    got = ck.consume_all(pair.bootstrap, name, partitions=range(PARTITIONS), timeout=60)
+    for p, msgs in written.items():
+        assert [g.offset for g in got[p]] == list(range(len(msgs)))
+        for g, msg in zip(got[p], msgs, strict=True):
+            key = msg["key"] if msg["key"] is not None else msg["ordering"]
+            assert g.key == key.encode()
+            assert g.value == msg["value"]
+            assert dict(g.headers) == {k: v.encode() for k, v in msg["props"].items()}
+            assert g.timestamp == msg["ts"]
+
+    # By timestamp (ListOffsets), on each instance.
+    for bootstrap in (pair.one.bootstrap, pair.two.bootstrap):
+        c = ck.consumer(bootstrap)
+        try:
+            found = c.offsets_for_times(
+                [
+                    TopicPartition(name, 0, BASE_TS + 10_500),
+                    TopicPartition(name, 1, BASE_TS + 99_000_000),
+                ],
+                timeout=20,
+            )
+        finally:
+            c.close()
+        assert [tp.offset for tp in found] == [11, -1]
+
+    # Through a consumer group, committing; the committed offsets are the ends.
+    group = ck.unique("native-group")
+    c = ck.consumer(
+        pair.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_partition_eof=False,
+        enable_auto_offset_store=True,
+    )
+    try:
+        c.subscribe([name])
+        seen = 0
+        deadline = time.monotonic() + 40
+        while seen < 42 and time.monotonic() < deadline:
+            for m in c.consume(num_messages=100, timeout=1.0):
+                assert m.error() is None, m.error()
+                seen += 1
+        assert seen == 42
+        c.commit(asynchronous=False)
+        committed = c.committed([TopicPartition(name, p) for p in range(PARTITIONS)], timeout=20)
+        assert sorted((tp.partition, tp.offset) for tp in committed) == [(0, 30), (1, 12)]
+    finally:
+        c.close()
+
+    # A Kafka producer is refused (the partition is the Pulsar applications').
+    errors: list[KafkaError] = []
+    producer = Producer(
+        {"bootstrap.servers": pair.bootstrap, "message.timeout.ms": 3000, "retries": 2}
+    )
+    producer.produce(
+        name, b"from kafka", partition=0, on_delivery=lambda err, _m: errors.append(err)
+    )
+    producer.flush(15)
+    assert len(errors) == 1 and errors[0] is not None
+
+
+def _pulsar_read(service: PulsarService, topic: str, count: int) -> list[pulsar.Message]:
+    """The first ``count`` record messages of ``topic`` (kop's markers, empty messages with
+    ``kop.type=marker``, skipped), as a plain Pulsar reader sees them."""
+    client = pulsar.Client(service.url, operation_timeout_seconds=10)
+    out: list[pulsar.Message] = []
+    try:
+        reader = client.create_reader(topic, pulsar.MessageId.earliest)
+        while len(out) < count:
+            msg = reader.read_next(timeout_millis=10_000)
+            if msg.properties().get("kop.type") != "marker":
+                out.append(msg)
+    finally:
+        client.close()
+    return out
+
+
+def _java_read(service: PulsarService, topic: str, count: int) -> list[dict]:
+    """What Pulsar's Java client (a Consumer) reads: the first ``count`` record messages."""
+    lib = subprocess.run(
+        [str(PULSAR_SH), "lib"], check=True, capture_output=True, text=True, timeout=600
+    ).stdout.strip()
+    proc = subprocess.run(
+        ["java", "-cp", f"{lib}/*", str(JAVA_READER), service.url, topic, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def _kafka_produce(bootstrap: str, topic: str, partition: int, count: int) -> list[dict]:
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    sent = []
+    for i in range(count):
+        msg = {
+            "key": f"key-{i}".encode(),
+            "value": f"value {i}".encode(),
+            "headers": [("h-a", f"a{i}".encode()), ("h-b", b"\xff\x00")] if i % 2 else [],
+            "ts": BASE_TS + i,
+        }
+        p.produce(
+            topic,
+            msg["value"],
+            msg["key"],
+            partition=partition,
+            headers=msg["headers"],
+            timestamp=msg["ts"],
+        )
+        sent.append(msg)
+    assert p.flush(30) == 0
+    return sent
+
+
+def _same(got: list[Got], sent: list[dict]) -> None:
+    assert [g.offset for g in got] == list(range(len(sent)))
+    for g, msg in zip(got, sent, strict=True):
+        assert (g.key, g.value, list(g.headers), g.timestamp) == (
+            msg["key"],
+            msg["value"],
+            msg["headers"],
+            msg["ts"],
+        )
+
+
+def test_pulsar_consumers_read_kafka_records_one_per_message(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    name = _create(pair, ck.unique("to-pulsar"), PARTITIONS)
+    sent = {p: _kafka_produce(pair.bootstrap, name, p, 9) for p in range(PARTITIONS)}
+    for p in range(PARTITIONS):
+        topic = f"persistent://public/{pair.one.namespace}/{name}-partition-{p}"
+        msgs = _pulsar_read(pulsar_service, topic, len(sent[p]))
+        for m, msg in zip(msgs, sent[p], strict=True):
+            assert m.partition_key() == msg["key"].decode()
+            assert m.data() == msg["value"]
+            assert m.event_timestamp() == msg["ts"]
+            props = m.properties()
+            if msg["headers"]:
+                assert props["h-a"] == msg["headers"][0][1].decode()  # UTF-8 headers as is
+    # Pulsar's Java client sees the same.
+    java = _java_read(
+        pulsar_service, f"persistent://public/{pair.one.namespace}/{name}-partition-0", 9
+    )
+    assert [(j["key"], j["value"], j["eventTime"]) for j in java] == [
+        (m["key"].decode(), m["value"].decode(), m["ts"]) for m in sent[0]
+    ]
+    assert java[1]["properties"]["h-a"] == "a1"
+    # Kafka consumers read the same records back, byte for byte (check.crcs on).
+    got = ck.consume_all(pair.bootstrap, name, partitions=range(PARTITIONS), timeout=60)
+    for p in range(PARTITIONS):
+        _same(got[p], sent[p])
+
+
+def test_a_pulsar_application_between_two_kafka_topics(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    """What an uppercasing Pulsar Function does, with the Python client: read the records a
+    Kafka producer wrote, write them uppercased with a Pulsar producer; a Kafka consumer reads
+    the output."""
+    ns = pair.one.namespace
+    source = _create(pair, ck.unique("fn-in"), 1)
+    sent = _kafka_produce(pair.bootstrap, source, 0, 6)
+    sink = ck.unique("fn-out")
+    pulsar_service.admin("PUT", f"/admin/v2/persistent/public/{ns}/{sink}/partitions", 1)
+    client = pulsar.Client(pulsar_service.url, operation_timeout_seconds=10)
+    try:
+        out = client.create_producer(f"persistent://public/{ns}/{sink}-partition-0")
+        for m in _pulsar_read(pulsar_service, f"persistent://public/{ns}/{source}-partition-0", 6):
+            out.send(m.data().upper(), partition_key=m.partition_key())
+        out.close()
+    finally:
+        client.close()
+    _create(pair, sink, 1)
+    got = ck.consume_all(pair.bootstrap, sink, partitions=[0], timeout=60)[0]
+    assert [(g.key, g.value) for g in got] == [(m["key"], m["value"].upper()) for m in sent]
