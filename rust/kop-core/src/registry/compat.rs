@@ -1,15 +1,17 @@
 //! Schema types and compatibility levels. AVRO is parsed and checked by the `apache-avro`
 //! crate (Apache Avro's Rust implementation: its `SchemaCompatibility` is the reader/writer
-//! resolution check that Confluent's Avro rules are defined by). Other types are refused
-//! (42201) rather than stored unchecked: see docs/schema-registry.md.
+//! resolution check that Confluent's Avro rules are defined by), PROTOBUF by `protobuf.rs`
+//! (protox + prost-reflect) and JSON by `json_schema.rs`: see docs/schema-registry.md.
 
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::Schema;
 
 use super::error::{RegistryError, Result};
+use super::json_schema::{self, JsonSchema};
+use super::protobuf::{self, ProtoSchema};
 
-/// The schema types this registry parses and checks.
-pub const SUPPORTED_TYPES: &[&str] = &["AVRO"];
+/// The schema types this registry parses and checks (`GET /schemas/types`, Confluent's order).
+pub const SUPPORTED_TYPES: &[&str] = &["JSON", "PROTOBUF", "AVRO"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -81,7 +83,7 @@ pub fn schema_type(requested: Option<&str>) -> Result<String> {
         Ok(t)
     } else {
         Err(RegistryError::invalid_schema(format!(
-            "schemaType {t} is not supported by kop's schema registry (it checks {} schemas only)",
+            "schemaType {t} is not supported by kop's schema registry (it checks {} schemas)",
             SUPPORTED_TYPES.join(", ")
         )))
     }
@@ -89,29 +91,80 @@ pub fn schema_type(requested: Option<&str>) -> Result<String> {
 
 /// A schema parsed for compatibility checks.
 #[derive(Debug)]
-pub struct Parsed(Schema);
+pub enum Parsed {
+    Avro(Schema),
+    Protobuf(ProtoSchema),
+    Json(JsonSchema),
+}
 
-/// Parses a schema with the texts of the schemas it references (dependencies first) and
-/// returns it with its stored form: compact JSON, so that whitespace does not make two equal
-/// schemas different.
-pub fn parse(schema_type: &str, text: &str, referenced: &[String]) -> Result<(Parsed, String)> {
-    if schema_type != "AVRO" {
-        return Err(schema_type_error(schema_type));
+impl Parsed {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Parsed::Avro(_) => "AVRO",
+            Parsed::Protobuf(_) => "PROTOBUF",
+            Parsed::Json(_) => "JSON",
+        }
     }
+
+    /// The schema in Confluent's `format=serialized` form, where its type has one (PROTOBUF:
+    /// a base64 `FileDescriptorProto`).
+    pub fn serialized(&self) -> Option<String> {
+        match self {
+            Parsed::Protobuf(p) => Some(p.serialized()),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a schema with the schemas it references ((reference name, text), dependencies
+/// first) and returns it with its stored form: compact JSON for AVRO and JSON (so whitespace
+/// does not make two equal schemas different), the trimmed text for PROTOBUF.
+pub fn parse(
+    schema_type: &str,
+    text: &str,
+    referenced: &[(String, String)],
+) -> Result<(Parsed, String)> {
+    match schema_type {
+        "AVRO" => parse_avro(text, referenced),
+        "PROTOBUF" => {
+            protobuf::parse(text, referenced).map(|(p, stored)| (Parsed::Protobuf(p), stored))
+        }
+        "JSON" => json_schema::parse(text, referenced).map(|(j, stored)| (Parsed::Json(j), stored)),
+        other => Err(RegistryError::invalid_schema(format!(
+            "schemaType {other} is not supported"
+        ))),
+    }
+}
+
+fn parse_avro(text: &str, referenced: &[(String, String)]) -> Result<(Parsed, String)> {
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(RegistryError::invalid_schema)?;
     let schema = if referenced.is_empty() {
         Schema::parse(&json).map_err(RegistryError::invalid_schema)?
     } else {
-        Schema::parse_str_with_list(text, referenced)
+        let texts: Vec<String> = referenced.iter().map(|(_, t)| t.clone()).collect();
+        Schema::parse_str_with_list(text, &texts)
             .map_err(RegistryError::invalid_schema)?
             .0
     };
-    Ok((Parsed(schema), json.to_string()))
+    Ok((Parsed::Avro(schema), json.to_string()))
 }
 
-fn schema_type_error(t: &str) -> RegistryError {
-    RegistryError::invalid_schema(format!("schemaType {t} is not supported"))
+/// Why data written with `writer` may not be read with `reader`.
+fn incompatibilities(writer: &Parsed, reader: &Parsed) -> Vec<String> {
+    match (writer, reader) {
+        (Parsed::Avro(w), Parsed::Avro(r)) => match SchemaCompatibility::can_read(w, r) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        },
+        (Parsed::Protobuf(w), Parsed::Protobuf(r)) => protobuf::incompatibilities(w, r),
+        (Parsed::Json(w), Parsed::Json(r)) => json_schema::incompatibilities(w, r),
+        (w, r) => vec![format!(
+            "Incompatible because of different schema type: {} and {}",
+            w.type_name(),
+            r.type_name()
+        )],
+    }
 }
 
 /// Why `new` may not follow `earlier` (oldest first) under `level`; empty when it may.
@@ -124,7 +177,7 @@ pub fn check(level: Level, new: &Parsed, earlier: &[(i32, Parsed)]) -> Vec<Strin
     let mut problems = Vec::new();
     for (version, old) in against.iter().rev() {
         if level.backward() {
-            if let Err(e) = SchemaCompatibility::can_read(&old.0, &new.0) {
+            for e in incompatibilities(old, new) {
                 problems.push(format!(
                     "{{oldSchemaVersion: {version}, compatibility: '{}', description: 'The new schema cannot read data written with version {version}: {e}'}}",
                     level.name()
@@ -132,7 +185,7 @@ pub fn check(level: Level, new: &Parsed, earlier: &[(i32, Parsed)]) -> Vec<Strin
             }
         }
         if level.forward() {
-            if let Err(e) = SchemaCompatibility::can_read(&new.0, &old.0) {
+            for e in incompatibilities(new, old) {
                 problems.push(format!(
                     "{{oldSchemaVersion: {version}, compatibility: '{}', description: 'Version {version} cannot read data written with the new schema: {e}'}}",
                     level.name()
@@ -212,7 +265,8 @@ mod tests {
         assert_eq!(Level::parse("full_transitive"), Some(Level::FullTransitive));
         assert_eq!(Level::parse("SIDEWAYS"), None);
         assert_eq!(schema_type(None).unwrap(), "AVRO");
-        assert_eq!(schema_type(Some("PROTOBUF")).unwrap_err().code, 42201);
+        assert_eq!(schema_type(Some("protobuf")).unwrap(), "PROTOBUF");
+        assert_eq!(schema_type(Some("XML")).unwrap_err().code, 42201);
         assert_eq!(parse("AVRO", "{not json", &[]).unwrap_err().code, 42201);
         assert_eq!(
             parse("AVRO", r#"{"type":"nope"}"#, &[]).unwrap_err().code,

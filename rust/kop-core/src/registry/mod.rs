@@ -7,12 +7,16 @@
 //! - `routes.rs`  paths to actions and the access each needs
 //! - `service.rs` the actions (Confluent's semantics)
 //! - `compat.rs`  schema types and compatibility levels (the `apache-avro` crate checks AVRO)
+//! - `protobuf.rs` PROTOBUF schemas (protox, prost-reflect) and Confluent's Protobuf rules
+//! - `json_schema.rs` JSON schemas and Confluent's JSON Schema rules
 //! - `store.rs`   documents, ids and versions with compare-and-set
 //! - `error.rs`   Confluent's error codes
 
 pub mod compat;
 pub mod error;
 pub mod http;
+pub mod json_schema;
+pub mod protobuf;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -50,7 +50,8 @@ pub enum Access {
 pub enum Action {
     Root,
     Types,
-    SchemaById(i64),
+    /// With the `format` asked for.
+    SchemaById(i64, Option<String>),
     SchemaTextById(i64),
     VersionsOfId(i64),
     SubjectsOfId(i64),
@@ -70,6 +71,7 @@ pub enum Action {
         subject: String,
         version: VersionRef,
         deleted: bool,
+        format: Option<String>,
     },
     VersionSchema {
         subject: String,
@@ -177,7 +179,10 @@ pub fn route(req: &Request) -> Result<(Action, Access)> {
     Ok(match (m, segs.as_slice()) {
         ("GET", []) => (Action::Root, Access::Anyone),
         ("GET", ["schemas", "types"]) => (Action::Types, Access::Anyone),
-        ("GET", ["schemas", "ids", i]) => (Action::SchemaById(id(i)?), Access::SchemaId(id(i)?)),
+        ("GET", ["schemas", "ids", i]) => (
+            Action::SchemaById(id(i)?, req.param("format").map(String::from)),
+            Access::SchemaId(id(i)?),
+        ),
         ("GET", ["schemas", "ids", i, "schema"]) => {
             (Action::SchemaTextById(id(i)?), Access::SchemaId(id(i)?))
         }
@@ -213,6 +218,7 @@ pub fn route(req: &Request) -> Result<(Action, Access)> {
                 subject: s.to_string(),
                 version: VersionRef::parse(v)?,
                 deleted,
+                format: req.param("format").map(String::from),
             },
             subj(s, Describe),
         ),
@@ -327,15 +333,15 @@ pub fn execute(reg: &Registry, action: Action) -> Result<Reply> {
     match action {
         Action::Root => Ok(Reply::Json(json!({}))),
         Action::Types => Ok(Reply::Json(json!(SUPPORTED_TYPES))),
-        Action::SchemaById(id) => j(reg.schema_by_id(id)),
+        Action::SchemaById(id, format) => j(reg.schema_by_id(id, format.as_deref())),
         Action::SchemaTextById(id) => {
-            let v = reg.schema_by_id(id)?;
+            let v = reg.schema_by_id(id, None)?;
             Ok(Reply::Text(
                 v["schema"].as_str().unwrap_or_default().to_string(),
             ))
         }
         Action::VersionsOfId(id) => {
-            reg.schema_by_id(id)?;
+            reg.schema_by_id(id, None)?;
             let uses = reg.uses_of(id, false)?;
             let list: Vec<Value> = uses
                 .into_iter()
@@ -344,7 +350,7 @@ pub fn execute(reg: &Registry, action: Action) -> Result<Reply> {
             Ok(Reply::Json(json!(list)))
         }
         Action::SubjectsOfId(id) => {
-            reg.schema_by_id(id)?;
+            reg.schema_by_id(id, None)?;
             let mut subjects: Vec<String> = reg
                 .uses_of(id, false)?
                 .into_iter()
@@ -362,7 +368,8 @@ pub fn execute(reg: &Registry, action: Action) -> Result<Reply> {
             subject,
             version,
             deleted,
-        } => j(reg.version(&subject, version, deleted)),
+            format,
+        } => j(reg.version(&subject, version, deleted, format.as_deref())),
         Action::VersionSchema {
             subject,
             version,

@@ -112,14 +112,20 @@ impl Registry {
         Ok(json!(versions))
     }
 
-    pub fn version(&self, subject: &str, version: VersionRef, deleted: bool) -> Result<Value> {
+    pub fn version(
+        &self,
+        subject: &str,
+        version: VersionRef,
+        deleted: bool,
+        format: Option<&str>,
+    ) -> Result<Value> {
         let doc = self.existing(subject, deleted)?;
         let entry = Self::entry(&doc, version, deleted)?;
-        self.describe(subject, entry)
+        self.describe(subject, entry, format)
     }
 
-    fn describe(&self, subject: &str, entry: VersionEntry) -> Result<Value> {
-        let schema = self.schema_doc(entry.id)?;
+    fn describe(&self, subject: &str, entry: VersionEntry, format: Option<&str>) -> Result<Value> {
+        let schema = self.formatted(entry.id, format)?;
         let mut out = serde_json::Map::new();
         out.insert("subject".into(), json!(subject));
         out.insert("version".into(), json!(entry.version));
@@ -141,18 +147,36 @@ impl Registry {
         Ok(self.schema_doc(entry.id)?.schema)
     }
 
-    pub fn schema_by_id(&self, id: i64) -> Result<Value> {
-        let schema = self.schema_doc(id)?;
+    /// Schema `id`, in the `format` asked for: `serialized` answers a PROTOBUF schema as a base64
+    /// `FileDescriptorProto` (what confluent-kafka's Protobuf deserializer asks for).
+    fn formatted(&self, id: i64, format: Option<&str>) -> Result<SchemaDoc> {
+        let mut schema = self.schema_doc(id)?;
+        if format == Some("serialized") {
+            if let Some(serialized) = self.parse_doc(&schema)?.0.serialized() {
+                schema.schema = serialized;
+            }
+        }
+        Ok(schema)
+    }
+
+    /// `GET /schemas/ids/{id}`; `format=serialized` answers a PROTOBUF schema as a base64
+    /// `FileDescriptorProto` (what confluent-kafka's deserializers ask for).
+    pub fn schema_by_id(&self, id: i64, format: Option<&str>) -> Result<Value> {
+        let schema = self.formatted(id, format)?;
         let mut out = serde_json::Map::new();
         out.insert("schema".into(), json!(schema.schema));
         schema_fields(&mut out, &schema);
         Ok(Value::Object(out))
     }
 
-    /// (subject, version) of every version holding schema `id`.
+    /// (subject, version) of every version holding schema `id`, by subject (the id index names
+    /// the subjects to read).
     pub fn uses_of(&self, id: i64, deleted: bool) -> Result<Vec<(String, i32)>> {
+        let mut subjects = self.store.subjects_using(id)?;
+        subjects.sort();
         let mut out = Vec::new();
-        for s in self.store.subjects()? {
+        for subject in subjects {
+            let s = self.store.subject(&subject)?;
             for v in &s.versions {
                 if v.id == id && (deleted || !v.deleted) {
                     out.push((s.subject.clone(), v.version));
@@ -166,8 +190,10 @@ impl Registry {
     pub fn referenced_by(&self, subject: &str, version: VersionRef) -> Result<Vec<i64>> {
         let doc = self.existing(subject, false)?;
         let entry = Self::entry(&doc, version, false)?;
+        let mut ids = self.store.referrers(subject)?;
+        ids.sort_unstable();
         let mut out = Vec::new();
-        for id in self.store.schema_ids()? {
+        for id in ids {
             let Some(s) = self.store.schema(id)? else {
                 continue;
             };
@@ -185,11 +211,11 @@ impl Registry {
 
     // -- schemas and compatibility ------------------------------------------------------------
 
-    /// The texts of the schemas `refs` name, transitively, dependencies first.
+    /// The (reference name, text) of the schemas `refs` name, transitively, dependencies first.
     fn referenced_texts(
         &self,
         refs: &[Reference],
-        out: &mut Vec<String>,
+        out: &mut Vec<(String, String)>,
         depth: usize,
     ) -> Result<()> {
         if depth > 32 {
@@ -210,8 +236,8 @@ impl Registry {
             })?;
             let schema = self.schema_doc(entry.id)?;
             self.referenced_texts(&schema.references, out, depth + 1)?;
-            if !out.contains(&schema.schema) {
-                out.push(schema.schema);
+            if !out.iter().any(|(name, _)| name == &r.name) {
+                out.push((r.name.clone(), schema.schema));
             }
         }
         Ok(())
@@ -281,10 +307,7 @@ impl Registry {
         };
         for e in entries {
             let doc = self.schema_doc(e.id)?;
-            // Only a schema of the same type can be compared (Confluent does the same).
-            if Some(doc.schema_type.as_str()) == compat::SUPPORTED_TYPES.first().copied() {
-                earlier.push((e.version, self.parse_doc(&doc)?.0));
-            }
+            earlier.push((e.version, self.parse_doc(&doc)?.0));
         }
         Ok(compat::check(level, new, &earlier))
     }
@@ -331,6 +354,8 @@ impl Registry {
                     id
                 }
             };
+            // Indexed before the version is stored, so the index never misses it.
+            self.store.add_use(id, subject)?;
             let next = s.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
             let version = match body.version.filter(|&v| v >= 1 && importing) {
                 Some(v) if s.versions.iter().any(|e| e.version == v) => {
@@ -360,7 +385,7 @@ impl Registry {
             .find(|v| v.id == id && (deleted || !v.deleted))
             .copied()
             .ok_or_else(RegistryError::schema_not_found)?;
-        self.describe(subject, entry)
+        self.describe(subject, entry, None)
     }
 
     /// `POST /compatibility/subjects/{s}/versions[/{v}]`.

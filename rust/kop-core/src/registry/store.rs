@@ -8,8 +8,16 @@
 //! - `schema-registry/fingerprints/<hex>` the id of a schema (SHA-256 of type, text, references)
 //! - `schema-registry/subjects/<enc>`     a subject's versions and settings (`SubjectDoc`)
 //! - `schema-registry/config`             the global compatibility level and mode
+//! - `schema-registry/uses/<id>`          the subjects that hold (or held) schema <id>
+//! - `schema-registry/referrers/<enc>`    the ids of the schemas referencing a subject
+//! - `schema-registry/indexed`            present once the two indexes above cover every schema
+//!
+//! The indexes let id and reference lookups read a few documents instead of every subject.
+//! Writers add to them before the document they index (a subject's version, a schema), so an
+//! index is a superset of the truth on every instance; readers confirm against the documents.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -24,6 +32,9 @@ const IDS: &str = "schema-registry/ids/";
 const FINGERPRINTS: &str = "schema-registry/fingerprints/";
 const SUBJECTS: &str = "schema-registry/subjects/";
 const CONFIG: &str = "schema-registry/config";
+const USES: &str = "schema-registry/uses/";
+const REFERRERS: &str = "schema-registry/referrers/";
+const INDEXED: &str = "schema-registry/indexed";
 
 /// A reference from a schema to another subject's version (Confluent's `references`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +111,11 @@ pub struct GlobalConfig {
 /// Subject names may hold any character; document names only `[A-Za-z0-9._-]` per part:
 /// letters, digits and `-` stay, every other byte becomes `_xx`.
 fn subject_doc(subject: &str) -> String {
-    let mut name = String::from(SUBJECTS);
+    subject_name(SUBJECTS, subject)
+}
+
+fn subject_name(prefix: &str, subject: &str) -> String {
+    let mut name = String::from(prefix);
     for b in subject.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' {
             name.push(b as char);
@@ -128,11 +143,89 @@ fn parse_counter(data: &[u8]) -> Result<i64> {
 
 pub struct Store {
     docs: Arc<dyn DocumentStore>,
+    /// Whether `INDEXED` was seen (it is never removed).
+    indexed: AtomicBool,
 }
 
 impl Store {
     pub fn new(docs: Arc<dyn DocumentStore>) -> Store {
-        Store { docs }
+        Store {
+            docs,
+            indexed: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `item` to the JSON list in document `name` (compare-and-set).
+    fn add_to_list<T>(&self, name: &str, item: T) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned + PartialEq + Clone,
+    {
+        loop {
+            let raw = self.docs.get(name)?;
+            let mut list: Vec<T> = match &raw {
+                Some(d) => parse(name, d)?,
+                None => Vec::new(),
+            };
+            if list.contains(&item) {
+                return Ok(());
+            }
+            list.push(item.clone());
+            if self
+                .docs
+                .put_if(name, Some(&to_json(&list)), raw.as_deref())?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn list<T: DeserializeOwned>(&self, name: &str) -> Result<Vec<T>> {
+        match self.docs.get(name)? {
+            Some(d) => parse(name, &d),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Records that `subject` holds schema `id` (before its version is stored).
+    pub fn add_use(&self, id: i64, subject: &str) -> Result<()> {
+        self.add_to_list(&format!("{USES}{id}"), subject.to_string())
+    }
+
+    /// The subjects that may hold schema `id` (a superset: check their documents).
+    pub fn subjects_using(&self, id: i64) -> Result<Vec<String>> {
+        self.ensure_indexed()?;
+        self.list(&format!("{USES}{id}"))
+    }
+
+    /// The ids of schemas that may reference `subject` (a superset: check the schemas).
+    pub fn referrers(&self, subject: &str) -> Result<Vec<i64>> {
+        self.ensure_indexed()?;
+        self.list(&subject_name(REFERRERS, subject))
+    }
+
+    /// Builds the indexes from every document once, for schemas stored before they existed
+    /// (any instance may do it: adding to the lists is idempotent).
+    fn ensure_indexed(&self) -> Result<()> {
+        if self.indexed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.docs.get(INDEXED)?.is_none() {
+            for s in self.subjects()? {
+                for v in &s.versions {
+                    self.add_use(v.id, &s.subject)?;
+                }
+            }
+            for id in self.schema_ids()? {
+                if let Some(schema) = self.schema(id)? {
+                    for r in &schema.references {
+                        self.add_to_list(&subject_name(REFERRERS, &r.subject), id)?;
+                    }
+                }
+            }
+            self.docs.put_if(INDEXED, Some(b"1"), None)?;
+        }
+        self.indexed.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn schema(&self, id: i64) -> Result<Option<SchemaDoc>> {
@@ -173,6 +266,9 @@ impl Store {
             }
             None => self.take_next_id()?,
         };
+        for r in &schema.references {
+            self.add_to_list(&subject_name(REFERRERS, &r.subject), id)?;
+        }
         let doc = to_json(schema);
         let name = format!("{IDS}{id}");
         if !self.docs.put_if(&name, Some(&doc), None)? && self.schema(id)?.as_ref() != Some(schema)

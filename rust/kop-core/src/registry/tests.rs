@@ -163,14 +163,23 @@ fn register_read_lookup_and_ids() {
     );
     assert_eq!(
         call(&reg, "GET", "/schemas/types", Value::Null).unwrap(),
-        json!(["AVRO"])
+        json!(["JSON", "PROTOBUF", "AVRO"])
     );
     assert_eq!(
         call(
             &reg,
             "POST",
             "/subjects/p/versions",
-            json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})
+            json!({"schema": "syntax = \"proto3\"; message {", "schemaType": "PROTOBUF"})
+        ),
+        Err(42201)
+    );
+    assert_eq!(
+        call(
+            &reg,
+            "POST",
+            "/subjects/p/versions",
+            json!({"schema": "{\"type\": 3}", "schemaType": "JSON"})
         ),
         Err(42201)
     );
@@ -488,4 +497,148 @@ fn routing_access_and_http_details() {
     assert_eq!(topic_of("orders-key"), "orders");
     assert_eq!(topic_of("com.acme.Order"), "com.acme.Order");
     assert_eq!(topic_of("-value"), "-value");
+}
+
+#[test]
+fn protobuf_and_json_schemas_register_resolve_and_check() {
+    const V1: &str = "kop.m.Money total = 1; google.protobuf.Timestamp at = 2;";
+    let reg = registry();
+    let post = |path: &str, body: Value| call(&reg, "POST", path, body);
+    let money = "syntax = \"proto3\";\npackage kop.m;\nmessage Money { int64 cents = 1; }\n";
+    post(
+        "/subjects/money-proto/versions",
+        json!({"schema": money, "schemaType": "PROTOBUF"}),
+    )
+    .unwrap();
+    let order = |fields: &str| {
+        format!(
+            "syntax = \"proto3\";\npackage kop.o;\nimport \"money.proto\";\n\
+             import \"google/protobuf/timestamp.proto\";\n\
+             message Order {{ {fields} }}\n"
+        )
+    };
+    let refs = json!([{"name": "money.proto", "subject": "money-proto", "version": 1}]);
+    let body = |text: String| json!({"schema": text, "schemaType": "PROTOBUF", "references": refs});
+    assert_eq!(
+        post(
+            "/subjects/orders/versions",
+            json!({"schema": order(V1), "schemaType": "PROTOBUF"})
+        ),
+        Err(42201),
+        "an import no reference names"
+    );
+    let id = post("/subjects/orders/versions", body(order(V1))).unwrap()["id"].clone();
+    let by_id = call(&reg, "GET", &format!("/schemas/ids/{id}"), Value::Null).unwrap();
+    assert_eq!(by_id["schemaType"], "PROTOBUF");
+    assert_eq!(by_id["references"], refs);
+    let serialized = call(
+        &reg,
+        "GET",
+        &format!("/schemas/ids/{id}?format=serialized"),
+        Value::Null,
+    )
+    .unwrap();
+    assert_ne!(serialized["schema"], by_id["schema"]);
+    // The base64 descriptor form is a schema too, and answers the same checks.
+    let v = post(
+        "/compatibility/subjects/orders/versions/latest",
+        json!({"schema": serialized["schema"], "schemaType": "PROTOBUF", "references": refs}),
+    )
+    .unwrap();
+    assert_eq!(v["is_compatible"], true);
+    let compatible = |fields: &str| {
+        post(
+            "/compatibility/subjects/orders/versions/latest",
+            body(order(fields)),
+        )
+        .unwrap()["is_compatible"]
+            .clone()
+    };
+    assert_eq!(compatible(&format!("{V1} string note = 3;")), true);
+    assert_eq!(
+        compatible("string total = 1; google.protobuf.Timestamp at = 2;"),
+        false
+    );
+    assert_eq!(
+        post("/subjects/orders/versions", body(order("int32 total = 1;"))),
+        Err(409)
+    );
+    // A schema of another type does not follow a PROTOBUF one.
+    assert_eq!(
+        post(
+            "/compatibility/subjects/orders/versions/latest",
+            json!({"schema": "{\"type\":\"string\"}", "schemaType": "JSON"})
+        )
+        .unwrap()["is_compatible"],
+        false
+    );
+    // The id index answers where an id is used, and which schemas reference a subject.
+    assert_eq!(
+        call(
+            &reg,
+            "GET",
+            &format!("/schemas/ids/{id}/versions"),
+            Value::Null
+        )
+        .unwrap(),
+        json!([{"subject": "orders", "version": 1}])
+    );
+    assert_eq!(
+        call(
+            &reg,
+            "GET",
+            "/subjects/money-proto/versions/1/referencedby",
+            Value::Null
+        )
+        .unwrap(),
+        json!([id])
+    );
+
+    let person =
+        r#"{"type":"object","properties":{"name":{"type":"string"}},"additionalProperties":false}"#;
+    let json_body = |s: &str| json!({"schema": s, "schemaType": "JSON"});
+    post("/subjects/people/versions", json_body(person)).unwrap();
+    let added = r#"{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"additionalProperties":false}"#;
+    assert_eq!(
+        post("/subjects/people/versions", json_body(added)).unwrap()["version"],
+        2
+    );
+    let removed =
+        r#"{"type":"object","properties":{"age":{"type":"integer"}},"additionalProperties":false}"#;
+    assert_eq!(
+        post("/subjects/people/versions", json_body(removed)),
+        Err(409)
+    );
+    let v = call(&reg, "GET", "/subjects/people/versions/2", Value::Null).unwrap();
+    assert_eq!(v["schemaType"], "JSON");
+}
+
+#[test]
+fn the_id_index_is_built_for_schemas_stored_before_it() {
+    let docs = Arc::new(MemoryDocuments::default());
+    let reg = Registry {
+        store: Store::new(docs.clone()),
+    };
+    call(
+        &reg,
+        "POST",
+        "/subjects/a/versions",
+        json!({"schema": record(ID)}),
+    )
+    .unwrap();
+    // As stored before the index existed: the schema and subject documents only.
+    use crate::storage::DocumentStore;
+    for name in docs.names("schema-registry/").unwrap() {
+        if name.starts_with("schema-registry/uses/") || name == "schema-registry/indexed" {
+            docs.put_if(&name, None, docs.get(&name).unwrap().as_deref())
+                .unwrap();
+        }
+    }
+    let fresh = Registry {
+        store: Store::new(docs),
+    };
+    assert_eq!(
+        call(&fresh, "GET", "/schemas/ids/1/subjects", Value::Null).unwrap(),
+        json!(["a"])
+    );
 }
