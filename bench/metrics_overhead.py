@@ -18,6 +18,13 @@ Modes, interleaved in every repeat because the machine is shared and its load dr
   `git archive <base> | tar -x -C /tmp/base && cd /tmp/base && maturin build --release -o w`
   and the wheel's `kop/` unpacked into DIR (`DIR/kop/__init__.py`, `DIR/kop/_native.abi3.so`).
 
+Besides each mode's median and range, it prints `scraped / recorded` per repeat (the two ran
+back to back, so the same drift of the load hits both) with its median, quartiles and range:
+the overhead of being scraped, with the noise of the comparison. `--json-out FILE` keeps every
+run's numbers. In `scraped` runs, after the load, 50 scrapes back to back measure the kop-io
+CPU one scrape costs (with the benchmark's topic and group in place), next to the kop-io CPU a
+second of producing takes.
+
 Not a test: nothing here asserts a speed.
 """
 
@@ -34,6 +41,7 @@ import time
 import urllib.request
 
 HOST = "127.0.0.1"
+SCRAPES_TIMED = 50
 
 
 def server_cpu_ns() -> int:
@@ -122,12 +130,23 @@ def child(mode: str, records: int, to_consume: int) -> dict[str, float]:
         consume_cpu = (server_cpu_ns() - cpu) / seen
         c.close()
         stop.set()
+        scrape_cpu, scrape_bytes = 0.0, 0
+        if mode == "scraped":
+            # What one scrape costs kop's threads, measured alone (no load): little noise.
+            time.sleep(1.5)  # the scrape thread's last wait ends
+            cpu = server_cpu_ns()
+            for _ in range(SCRAPES_TIMED):
+                with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+                    scrape_bytes = len(r.read())
+            scrape_cpu = (server_cpu_ns() - cpu) / SCRAPES_TIMED
     return {
         "produce": produce_rate,
         "consume": consume_rate,
         "produce_cpu_ns": produce_cpu,
         "consume_cpu_ns": consume_cpu,
         "scrapes": scrapes[0],
+        "scrape_cpu_ns": scrape_cpu,
+        "scrape_bytes": scrape_bytes,
     }
 
 
@@ -164,12 +183,27 @@ def summary(name: str, values: list[float], base: float, unit: str) -> str:
     )
 
 
+def paired_ratios(
+    metric: str, scraped: list[dict[str, float]], recorded: list[dict[str, float]]
+) -> str:
+    """scraped / recorded per repeat: the two ran back to back, so they saw about the same
+    load; the spread of these ratios is what the machine's noise does to the comparison."""
+    ratios = sorted(s[metric] / r[metric] for s, r in zip(scraped, recorded, strict=True))
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else ratios * 3
+    return (
+        f"scraped/recorded per repeat: median {statistics.median(ratios):.3f}"
+        f"  quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}"
+        f"  min {ratios[0]:.3f}  max {ratios[-1]:.3f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--consume", type=int, default=500_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--baseline-path")
+    ap.add_argument("--json-out", help="write every run's numbers here")
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
@@ -193,6 +227,21 @@ def main() -> None:
         base = statistics.median(r[metric] for r in results[modes[0]])
         for mode in modes:
             print(summary(mode, [r[metric] for r in results[mode]], base, unit))
+        print(paired_ratios(metric, results["scraped"], results["recorded"]))
+    scraped = results["scraped"]
+    per_scrape = statistics.median(r["scrape_cpu_ns"] for r in scraped)
+    # kop-io CPU per second at full speed: what one scrape a second adds to.
+    busy = statistics.median(r["produce_cpu_ns"] * r["produce"] for r in scraped)
+    print(
+        f"\none scrape ({scraped[0]['scrape_bytes']:,.0f} bytes): kop-io CPU median"
+        f" {per_scrape / 1e6:.3f} ms (min {min(r['scrape_cpu_ns'] for r in scraped) / 1e6:.3f},"
+        f" max {max(r['scrape_cpu_ns'] for r in scraped) / 1e6:.3f}); kop-io CPU per second while"
+        f" producing: {busy / 1e6:.1f} ms; one scrape a second adds"
+        f" {100 * per_scrape / busy:.2f}% to it"
+    )
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":
