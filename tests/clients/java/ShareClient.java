@@ -17,7 +17,7 @@
 //                                    timeout: each value with the delivery count it came with
 //   bench GROUP TOPIC N CONSUMERS    CONSUMERS consumers accept N records: records/s
 //   limit GROUP TOPIC IDLE_MS        explicit acknowledgement: release every record, until none
-//                                    came for IDLE_MS: each value with its delivery counts
+//                                    came for IDLE_MS after the first: each value with its delivery counts
 //   lock GROUP TOPIC                 the acquisition lock timeout of the first records' ShareFetch
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -227,7 +227,9 @@ public final class ShareClient {
             c.subscribe(List.of(topic));
             long start = System.currentTimeMillis();
             long last = start;
-            while (System.currentTimeMillis() - last < idleMs && System.currentTimeMillis() - start < WAIT_MS) {
+            // The idle time counts from the last records (joining the group may take a while).
+            while ((got.isEmpty() || System.currentTimeMillis() - last < idleMs)
+                    && System.currentTimeMillis() - start < WAIT_MS) {
                 ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(200));
                 for (ConsumerRecord<String, String> r : recs) {
                     got.computeIfAbsent(r.value(), k -> new ArrayList<>())
