@@ -7,6 +7,7 @@ use kafka_protocol::messages::alter_share_group_offsets_request::{
 use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
 
 use super::*;
+use crate::error::KafkaError;
 use crate::share::groups::ShareHeartbeat;
 use crate::share::ShareKey;
 
@@ -57,12 +58,8 @@ async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
         partition: 0,
     };
     states.initialize(&key, 0).unwrap();
-    let resp = share_offsets::alter_offsets(
-        &ctx,
-        &header,
-        alter_req("g", "t", &[(0, 3), (5, 0)]),
-    )
-    .await;
+    let resp =
+        share_offsets::alter_offsets(&ctx, &header, alter_req("g", "t", &[(0, 3), (5, 0)])).await;
     assert_eq!(resp.error_code, 0);
     let parts = &resp.responses[0].partitions;
     assert_eq!(resp.responses[0].topic_id, topic.id);
@@ -159,8 +156,5 @@ fn group_configs_override_the_broker_share_settings() {
     assert_eq!((s.limits.lock_ms, s.limits.delivery_limit), (20_000, 2));
     assert_eq!(s.auto_offset_reset, AutoOffsetReset::Earliest);
     assert!(s.read_committed);
-    assert_eq!(
-        defaults.with_overrides(&Default::default()),
-        defaults
-    );
+    assert_eq!(defaults.with_overrides(&Default::default()), defaults);
 }
