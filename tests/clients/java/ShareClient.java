@@ -19,6 +19,8 @@
 //   limit GROUP TOPIC IDLE_MS        explicit acknowledgement: release every record, until none
 //                                    came for IDLE_MS after the first: each value with its delivery counts
 //   lock GROUP TOPIC                 the acquisition lock timeout of the first records' ShareFetch
+//   ackeach GROUP TOPIC N            accepts N records one ShareAcknowledge each (bench/: the
+//                                    share-state documents they write)
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -92,6 +94,9 @@ public final class ShareClient {
                         break;
                     case "lock":
                         out = lock(w[1], w[2]);
+                        break;
+                    case "ackeach":
+                        out = ackEach(w[1], w[2], Integer.parseInt(w[3]));
                         break;
                     case "release":
                         out = release(w[1], w[2]);
@@ -243,6 +248,24 @@ public final class ShareClient {
             }
         }
         return Map.of("got", got);
+    }
+
+    /** Accepts n records, committing each acknowledgement on its own: seconds taken. */
+    private Object ackEach(String group, String topic, int n) {
+        int done = 0;
+        long start = System.nanoTime();
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 10 * WAIT_MS;
+            while (done < n && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    c.commitSync();
+                    done++;
+                }
+            }
+        }
+        return Map.of("acked", done, "seconds", (System.nanoTime() - start) / 1e9);
     }
 
     /** Polls until records come: the acquisition lock timeout the broker gave them. */
