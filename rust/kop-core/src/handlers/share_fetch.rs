@@ -571,3 +571,47 @@ pub async fn acknowledge_request(
     }
     ShareAcknowledgeResponse::default().with_responses(topics)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::encode::{encode_batch, BatchSpec, NewRecord};
+
+    fn batch_at(offset: i64, producer_id: i64, transactional: bool) -> Vec<u8> {
+        let spec = BatchSpec {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional,
+            ..BatchSpec::plain(0, 0)
+        };
+        let record = NewRecord {
+            timestamp_delta: 0,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        };
+        let mut b = encode_batch(&spec, &[record.clone(), record]);
+        b[..8].copy_from_slice(&offset.to_be_bytes());
+        b
+    }
+
+    /// read_committed: the batches of an aborted transaction hold nothing to deliver (they
+    /// are archived); another producer's transactional batch and plain batches do.
+    #[test]
+    fn batches_of_aborted_transactions_hold_no_records() {
+        let mut records = batch_at(0, 7, true);
+        records.extend(batch_at(2, 8, true));
+        records.extend(batch_at(4, -1, false));
+        let aborted = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 0,
+            last_offset: 6,
+        }];
+        assert_eq!(
+            batch_ranges(&records, &aborted),
+            vec![(0, 1, false), (2, 3, true), (4, 5, true)]
+        );
+        assert_eq!(batch_ranges(&records, &[])[0], (0, 1, true));
+    }
+}
