@@ -8,13 +8,19 @@
 // Commands of `serve` (space-separated):
 //   earliest GROUP                   share.auto.offset.reset=earliest for GROUP (a group config;
 //                                    servers without group configs: ignored)
-//   split GROUP TOPIC N              two consumers (implicit acknowledgement) share TOPIC until
-//                                    N distinct values arrived: per-consumer counts, duplicates
+//   config GROUP NAME VALUE          sets a group config of GROUP
+//   split GROUP TOPIC N CONSUMERS    CONSUMERS consumers (implicit acknowledgement) share TOPIC
+//                                    until N distinct values arrived: per-consumer counts, duplicates
 //   release GROUP TOPIC              explicit acknowledgement: release the first record, accept
 //                                    the rest, then wait for it again: its delivery counts
 //   drain GROUP TOPIC N TIMEOUT_MS   one consumer accepts until N distinct values or the
 //                                    timeout: each value with the delivery count it came with
 //   bench GROUP TOPIC N CONSUMERS    CONSUMERS consumers accept N records: records/s
+//   limit GROUP TOPIC IDLE_MS        explicit acknowledgement: release every record, until none
+//                                    came for IDLE_MS after the first: each value with its delivery counts
+//   lock GROUP TOPIC                 the acquisition lock timeout of the first records' ShareFetch
+//   ackeach GROUP TOPIC N            accepts N records one ShareAcknowledge each (bench/: the
+//                                    share-state documents they write)
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -75,10 +81,22 @@ public final class ShareClient {
                     case "quit":
                         return;
                     case "earliest":
-                        out = earliest(w[1]);
+                        out = config(w[1], "share.auto.offset.reset", "earliest");
+                        break;
+                    case "config":
+                        out = config(w[1], w[2], w[3]);
                         break;
                     case "split":
-                        out = split(w[1], w[2], Integer.parseInt(w[3]));
+                        out = split(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]));
+                        break;
+                    case "limit":
+                        out = limit(w[1], w[2], Long.parseLong(w[3]));
+                        break;
+                    case "lock":
+                        out = lock(w[1], w[2]);
+                        break;
+                    case "ackeach":
+                        out = ackEach(w[1], w[2], Integer.parseInt(w[3]));
                         break;
                     case "release":
                         out = release(w[1], w[2]);
@@ -114,13 +132,13 @@ public final class ShareClient {
         return new KafkaShareConsumer<>(p);
     }
 
-    private Object earliest(String group) {
+    private Object config(String group, String name, String value) {
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
         try (Admin admin = Admin.create(p)) {
             ConfigResource r = new ConfigResource(ConfigResource.Type.GROUP, group);
             AlterConfigOp op = new AlterConfigOp(
-                    new ConfigEntry("share.auto.offset.reset", "earliest"),
+                    new ConfigEntry(name, value),
                     AlterConfigOp.OpType.SET);
             admin.incrementalAlterConfigs(Map.of(r, List.of(op))).all().get();
             return Map.of("set", true);
@@ -129,15 +147,15 @@ public final class ShareClient {
         }
     }
 
-    /** Two consumers, each in its own thread, accept until n distinct values arrived. */
-    private Object split(String group, String topic, int n) throws Exception {
+    /** Consumers, each in its own thread, accept until n distinct values arrived. */
+    private Object split(String group, String topic, int n, int consumers) throws Exception {
         Map<String, Integer> seen = new ConcurrentHashMap<>();
         AtomicInteger dups = new AtomicInteger();
-        int[] counts = new int[2];
+        int[] counts = new int[consumers];
         long deadline = System.currentTimeMillis() + WAIT_MS;
         List<Thread> threads = new ArrayList<>();
         List<Throwable> errors = Collections.synchronizedList(new ArrayList<>());
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < consumers; i++) {
             final int me = i;
             Thread t = new Thread(() -> {
                 try (KafkaShareConsumer<String, String> c = consumer(group, "implicit")) {
@@ -164,8 +182,7 @@ public final class ShareClient {
             t.join();
         }
         Map<String, Object> out = new LinkedHashMap<>();
-        out.put("a", counts[0]);
-        out.put("b", counts[1]);
+        out.put("counts", java.util.Arrays.stream(counts).boxed().toList());
         out.put("distinct", seen.size());
         out.put("duplicates", dups.get());
         out.put("errors", errors.stream().map(Throwable::toString).toList());
@@ -206,6 +223,64 @@ public final class ShareClient {
             out.put("counts", counts);
         }
         return out;
+    }
+
+    /** Releases every record it gets until none came for idleMs; value -> delivery counts. */
+    private Object limit(String group, String topic, long idleMs) {
+        Map<String, List<Integer>> got = new LinkedHashMap<>();
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit")) {
+            c.subscribe(List.of(topic));
+            long start = System.currentTimeMillis();
+            long last = start;
+            // The idle time counts from the last records (joining the group may take a while).
+            while ((got.isEmpty() || System.currentTimeMillis() - last < idleMs)
+                    && System.currentTimeMillis() - start < WAIT_MS) {
+                ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : recs) {
+                    got.computeIfAbsent(r.value(), k -> new ArrayList<>())
+                            .add(r.deliveryCount().map(Short::intValue).orElse(-1));
+                    c.acknowledge(r, AcknowledgeType.RELEASE);
+                }
+                if (!recs.isEmpty()) {
+                    c.commitSync();
+                    last = System.currentTimeMillis();
+                }
+            }
+        }
+        return Map.of("got", got);
+    }
+
+    /** Accepts n records, committing each acknowledgement on its own: seconds taken. */
+    private Object ackEach(String group, String topic, int n) {
+        int done = 0;
+        long start = System.nanoTime();
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 10 * WAIT_MS;
+            while (done < n && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    c.commitSync();
+                    done++;
+                }
+            }
+        }
+        return Map.of("acked", done, "seconds", (System.nanoTime() - start) / 1e9);
+    }
+
+    /** Polls until records come: the acquisition lock timeout the broker gave them. */
+    private Object lock(String group, String topic) {
+        try (KafkaShareConsumer<String, String> c = consumer(group, "implicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + WAIT_MS;
+            while (System.currentTimeMillis() < deadline) {
+                if (!c.poll(Duration.ofMillis(200)).isEmpty()) {
+                    c.commitSync();
+                    return Map.of("lock_ms", c.acquisitionLockTimeoutMs().orElse(-1));
+                }
+            }
+        }
+        return Map.of("lock_ms", -2);
     }
 
     /** Accepts until n distinct values or the timeout; value -> delivery counts seen. */

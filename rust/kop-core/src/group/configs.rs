@@ -404,6 +404,12 @@ impl GroupConfigs {
         GroupSettings::from(&self.stored.get(group_id))
     }
 
+    /// Only the configs set for `group_id` (a share group's unset ones fall back to the
+    /// broker's `group.share.*` settings, not to this table's defaults).
+    pub fn overrides(&self, group_id: &str) -> crate::storage::overrides::Configs {
+        self.stored.get(group_id)
+    }
+
     /// Every listed config of a group, with its value, source and synonyms (as Kafka 4.4).
     pub fn describe(&self, group_id: &str) -> Vec<DescribedConfig> {
         let overrides = self.stored.get(group_id);

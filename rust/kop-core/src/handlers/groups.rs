@@ -484,6 +484,8 @@ pub async fn delete_groups(
         .map(|id| {
             let r = if denied.contains(id.as_str()) {
                 Err(KafkaError::GroupAuthorizationFailed)
+            } else if ctx.broker.share.is_share_group(&id) {
+                ctx.broker.share.delete_group(&id)
             } else {
                 ctx.broker.groups.delete_group(&id)
             };

@@ -31,6 +31,9 @@ mod sasl;
 mod scram_admin;
 mod share_fetch;
 mod share_groups;
+mod share_offsets;
+#[cfg(test)]
+mod share_offsets_tests;
 #[cfg(test)]
 pub(crate) mod test_context;
 mod topic_partitions;
@@ -242,6 +245,8 @@ served! {
     ShareFetch [1 ..= 1] ShareFetchRequest => share_fetch::fetch;
     ShareAcknowledge [1 ..= 1] ShareAcknowledgeRequest => share_fetch::acknowledge_request;
     DescribeShareGroupOffsets [0 ..= 0] DescribeShareGroupOffsetsRequest => share_groups::describe_offsets;
+    AlterShareGroupOffsets [0 ..= 0] AlterShareGroupOffsetsRequest => share_offsets::alter_offsets;
+    DeleteShareGroupOffsets [0 ..= 0] DeleteShareGroupOffsetsRequest => share_offsets::delete_offsets;
     DescribeTopicPartitions [0 ..= 0] DescribeTopicPartitionsRequest => topic_partitions::handle;
     OffsetForLeaderEpoch [2 ..= 4] OffsetForLeaderEpochRequest => leader_epochs::handle;
     DescribeLogDirs [1 ..= 4] DescribeLogDirsRequest => log_dirs::handle;

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
+use crate::broker::aborted_txns::AbortedTxn;
 use crate::broker::partition::{Isolation, LogMark, Partition, LEADER_EPOCH};
 use crate::error::KafkaError;
 use crate::records::batch::{BatchHeader, LOG_OVERHEAD};
@@ -71,6 +72,13 @@ fn key(group: &str, (topic_id, partition): SessionPartition) -> ShareKey {
     }
 }
 
+/// What the group runs with now (its GROUP configs over the broker's defaults).
+fn settings(ctx: &RequestContext, group: &str) -> crate::share::ShareSettings {
+    ctx.broker
+        .share
+        .settings(&ctx.broker.groups.group_configs, group)
+}
+
 /// Loads (or starts) the share partition under the partition's current log generation.
 fn load(
     ctx: &RequestContext,
@@ -80,11 +88,12 @@ fn load(
     let p = partition_of(ctx, sp)?;
     let generation = p.subscribe().borrow().generation;
     let bounds = (p.log_start_offset(), p.high_watermark());
-    let locked = ctx
-        .broker
-        .share
-        .states
-        .load(&key(group, sp), generation, bounds)?;
+    let locked = ctx.broker.share.states.load(
+        &key(group, sp),
+        generation,
+        bounds,
+        settings(ctx, group).auto_offset_reset,
+    )?;
     Ok((p, locked))
 }
 
@@ -98,7 +107,7 @@ fn acknowledge(
     batches: &[AckBatch],
 ) -> Result<(), KafkaError> {
     let (_, locked) = load(ctx, group, sp)?;
-    let limits = ctx.broker.share.states.settings_for(group).limits;
+    let limits = settings(ctx, group).limits;
     let result = {
         let mut g = locked.guard();
         let state = g.sp();
@@ -114,12 +123,23 @@ fn acknowledge(
     result
 }
 
-/// (first offset, last offset, holds records) of each whole batch in `records`.
-fn batch_ranges(records: &[u8]) -> Vec<(i64, i64, bool)> {
+/// (first offset, last offset, holds records) of each whole batch in `records`. Batches of
+/// `aborted` transactions (read_committed) hold no records to deliver: they are archived.
+fn batch_ranges(records: &[u8], aborted: &[AbortedTxn]) -> Vec<(i64, i64, bool)> {
     let mut out = Vec::new();
     let mut rest = records;
     while let Ok(h) = BatchHeader::parse(rest) {
-        out.push((h.base_offset, h.last_offset(), !h.is_control()));
+        let was_aborted = h.is_transactional()
+            && aborted.iter().any(|a| {
+                a.producer_id == h.producer_id
+                    && a.first_offset <= h.base_offset
+                    && h.base_offset <= a.last_offset
+            });
+        out.push((
+            h.base_offset,
+            h.last_offset(),
+            !h.is_control() && !was_aborted,
+        ));
         let Some(next) = rest.get(h.size.max(LOG_OVERHEAD)..) else {
             break;
         };
@@ -157,7 +177,8 @@ fn acquire(
 ) -> Result<(Bytes, Vec<Acquired>), KafkaError> {
     let (p, locked) = load(ctx, group, sp)?;
     let states = &ctx.broker.share.states;
-    let limits = states.settings_for(group).limits;
+    let settings = settings(ctx, group);
+    let limits = settings.limits;
     let now = crate::now_ms();
     let log_start = p.log_start_offset();
     let (changed, out) = {
@@ -172,8 +193,13 @@ fn acquire(
         let from = state.next_fetch_offset(&limits);
         let out = match from {
             Some(from) if *max_records > 0 && *max_bytes > 0 && from < p.high_watermark() => {
-                let read = p.read(from, *max_bytes, Isolation::ReadUncommitted)?;
-                let batches = batch_ranges(&read.records);
+                let isolation = if settings.read_committed {
+                    Isolation::ReadCommitted
+                } else {
+                    Isolation::ReadUncommitted
+                };
+                let read = p.read(from, *max_bytes, isolation)?;
+                let batches = batch_ranges(&read.records, &read.aborted);
                 let acquired = state.acquire(member, &batches, *max_records, now, &limits);
                 match acquired.last() {
                     Some(last) => {
@@ -359,12 +385,8 @@ pub async fn fetch(
         };
     }
     if epoch == FINAL_EPOCH {
-        share.member_gone(&group, &member);
-        return respond(
-            ctx,
-            answers,
-            share.states.settings_for(&group).limits.lock_ms,
-        );
+        share.member_gone(&ctx.broker.groups.group_configs, &group, &member);
+        return respond(ctx, answers, settings(ctx, &group).limits.lock_ms);
     }
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
@@ -428,11 +450,7 @@ pub async fn fetch(
             _ = shutdown.wait() => {}
         }
     }
-    respond(
-        ctx,
-        answers,
-        share.states.settings_for(&group).limits.lock_ms,
-    )
+    respond(ctx, answers, settings(ctx, &group).limits.lock_ms)
 }
 
 fn respond(
@@ -549,7 +567,51 @@ pub async fn acknowledge_request(
         }
     }
     if epoch == FINAL_EPOCH {
-        share.member_gone(&group, &member);
+        share.member_gone(&ctx.broker.groups.group_configs, &group, &member);
     }
     ShareAcknowledgeResponse::default().with_responses(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::encode::{encode_batch, BatchSpec, NewRecord};
+
+    fn batch_at(offset: i64, producer_id: i64, transactional: bool) -> Vec<u8> {
+        let spec = BatchSpec {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional,
+            ..BatchSpec::plain(0, 0)
+        };
+        let record = NewRecord {
+            timestamp_delta: 0,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        };
+        let mut b = encode_batch(&spec, &[record.clone(), record]);
+        b[..8].copy_from_slice(&offset.to_be_bytes());
+        b
+    }
+
+    /// read_committed: the batches of an aborted transaction hold nothing to deliver (they
+    /// are archived); another producer's transactional batch and plain batches do.
+    #[test]
+    fn batches_of_aborted_transactions_hold_no_records() {
+        let mut records = batch_at(0, 7, true);
+        records.extend(batch_at(2, 8, true));
+        records.extend(batch_at(4, -1, false));
+        let aborted = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 0,
+            last_offset: 6,
+        }];
+        assert_eq!(
+            batch_ranges(&records, &aborted),
+            vec![(0, 1, false), (2, 3, true), (4, 5, true)]
+        );
+        assert_eq!(batch_ranges(&records, &[])[0], (0, 1, true));
+    }
 }

@@ -1,4 +1,5 @@
-//! KIP-932 share groups: ShareGroupHeartbeat, ShareGroupDescribe and DescribeShareGroupOffsets.
+//! KIP-932 share groups: ShareGroupHeartbeat, ShareGroupDescribe and DescribeShareGroupOffsets
+//! (Alter/DeleteShareGroupOffsets are in `share_offsets.rs`).
 //! Membership rules live in `crate::share::groups`, delivery state in `crate::share::states`.
 
 use std::time::Instant;
@@ -32,7 +33,11 @@ fn other_type(ctx: &RequestContext, group_id: &str) -> bool {
 /// produced between the assignment and the first ShareFetch is delivered).
 fn initialize(ctx: &RequestContext, group: &str, partitions: &[(uuid::Uuid, i32)]) {
     let states = &ctx.broker.share.states;
-    let reset = states.settings_for(group).auto_offset_reset;
+    let reset = ctx
+        .broker
+        .share
+        .settings(&ctx.broker.groups.group_configs, group)
+        .auto_offset_reset;
     for &(topic_id, index) in partitions {
         let Some(p) = ctx
             .broker
@@ -128,7 +133,9 @@ pub async fn heartbeat(
         .groups
         .heartbeat(&req.group_id, hb, &topics, Instant::now(), &mut gone);
     for member in gone {
-        broker.share.member_gone(&req.group_id, &member);
+        broker
+            .share
+            .member_gone(&broker.groups.group_configs, &req.group_id, &member);
     }
     match out {
         Err((e, msg)) => fail(e, msg),

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::ServerConfig;
+use crate::error::KafkaError;
+use crate::group::configs::GroupConfigs;
+use crate::storage::overrides::Configs;
 use crate::storage::Metadata;
 pub use partition::ShareLimits;
 pub use states::{AutoOffsetReset, ShareKey, ShareSettings, ShareStates};
@@ -35,11 +38,43 @@ impl ShareSettings {
                 delivery_limit: c.group_share_delivery_count_limit.clamp(1, i16::MAX as i64) as i16,
                 max_in_flight: c.group_share_partition_max_record_locks,
             },
-            auto_offset_reset: if c.share_auto_offset_reset == "earliest" {
-                AutoOffsetReset::Earliest
-            } else {
-                AutoOffsetReset::Latest
-            },
+            auto_offset_reset: AutoOffsetReset::parse(&c.share_auto_offset_reset),
+            read_committed: false,
+        }
+    }
+
+    /// A group's settings: its GROUP configs (`kafka-configs --entity-type groups`) over the
+    /// broker's `group.share.*` defaults (`self`).
+    pub fn with_overrides(self, overrides: &Configs) -> ShareSettings {
+        let mut s = self;
+        let int = |name: &str| overrides.get(name).and_then(|v| v.parse::<i64>().ok());
+        if let Some(v) = int("share.record.lock.duration.ms") {
+            s.limits.lock_ms = v;
+        }
+        if let Some(v) = int("share.delivery.count.limit") {
+            s.limits.delivery_limit = v.clamp(1, i16::MAX as i64) as i16;
+        }
+        if let Some(v) = int("share.partition.max.record.locks") {
+            s.limits.max_in_flight = v;
+        }
+        if let Some(v) = overrides.get("share.auto.offset.reset") {
+            s.auto_offset_reset = AutoOffsetReset::parse(v);
+        }
+        if let Some(v) = overrides.get("share.isolation.level") {
+            s.read_committed = v == "read_committed";
+        }
+        s
+    }
+}
+
+impl AutoOffsetReset {
+    /// `earliest`, `latest` or `by_duration:<ISO-8601 duration>`; a duration starts at the
+    /// log's start (kop keeps no time index to start by timestamp).
+    fn parse(v: &str) -> AutoOffsetReset {
+        if v == "latest" {
+            AutoOffsetReset::Latest
+        } else {
+            AutoOffsetReset::Earliest
         }
     }
 }
@@ -56,11 +91,36 @@ impl ShareCoordinator {
         }
     }
 
+    /// What `group` runs with now.
+    pub fn settings(&self, configs: &GroupConfigs, group: &str) -> ShareSettings {
+        self.states
+            .defaults()
+            .with_overrides(&configs.overrides(group))
+    }
+
+    /// Whether `group` is a share group: one with members here or a stored share-partition
+    /// state (membership is not durable: after a restart the state is what remains).
+    pub fn is_share_group(&self, group: &str) -> bool {
+        self.groups.contains(group) || self.states.stored(group).is_ok_and(|s| !s.is_empty())
+    }
+
+    /// DeleteGroups of a share group: NON_EMPTY_GROUP while it has members, else its
+    /// membership and its share partitions' states go.
+    pub fn delete_group(&self, group: &str) -> Result<(), KafkaError> {
+        if self.groups.has_members(group) {
+            return Err(KafkaError::NonEmptyGroup);
+        }
+        self.states.delete_group(group)?;
+        self.groups.delete(group)?;
+        Ok(())
+    }
+
     /// A member is gone (left, timed out, or its session closed): its share session ends and
     /// the records it holds become available again.
-    pub fn member_gone(&self, group: &str, member: &str) {
+    pub fn member_gone(&self, configs: &GroupConfigs, group: &str, member: &str) {
         self.sessions.close(group, member);
-        self.states.release_member(group, member);
+        let limits = self.settings(configs, group).limits;
+        self.states.release_member(group, member, &limits);
     }
 }
 

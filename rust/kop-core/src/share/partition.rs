@@ -61,7 +61,7 @@ impl AckType {
 }
 
 /// The settings a share partition runs with (broker defaults, or the group's overrides:
-/// `share::settings_for`).
+/// `ShareCoordinator::settings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareLimits {
     /// `group.share.record.lock.duration.ms`.

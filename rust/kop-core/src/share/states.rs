@@ -39,6 +39,9 @@ pub enum AutoOffsetReset {
 pub struct ShareSettings {
     pub limits: ShareLimits,
     pub auto_offset_reset: AutoOffsetReset,
+    /// `share.isolation.level=read_committed`: deliver up to the last stable offset, archive
+    /// the records of aborted transactions.
+    pub read_committed: bool,
 }
 
 impl Default for ShareSettings {
@@ -46,6 +49,7 @@ impl Default for ShareSettings {
         ShareSettings {
             limits: ShareLimits::default(),
             auto_offset_reset: AutoOffsetReset::Latest,
+            read_committed: false,
         }
     }
 }
@@ -103,10 +107,9 @@ impl ShareStates {
         }
     }
 
-    /// The settings of a share group: the broker's defaults. Per-group configs
-    /// (`share.record.lock.duration.ms`, `share.delivery.count.limit`,
-    /// `share.auto.offset.reset`, ...) plug in here.
-    pub fn settings_for(&self, _group: &str) -> ShareSettings {
+    /// The broker's defaults for share groups (a group's own configs apply over them:
+    /// `ShareCoordinator::settings`).
+    pub fn defaults(&self) -> ShareSettings {
         self.defaults
     }
 
@@ -131,6 +134,7 @@ impl ShareStates {
         key: &ShareKey,
         generation: u64,
         bounds: LogBounds,
+        reset: AutoOffsetReset,
     ) -> Result<Locked, KafkaError> {
         let slot = self.slot(key);
         {
@@ -146,7 +150,7 @@ impl ShareStates {
                         KafkaError::UnknownServerError
                     })?,
                     None => {
-                        let start = match self.settings_for(&key.group).auto_offset_reset {
+                        let start = match reset {
                             AutoOffsetReset::Latest => bounds.1,
                             AutoOffsetReset::Earliest => bounds.0,
                         };
@@ -230,15 +234,14 @@ impl ShareStates {
 
     /// Releases the records `member` holds in the group's share partitions held here (its
     /// session closed or it left the group) and saves what changed.
-    pub fn release_member(&self, group: &str, member: &str) {
-        let limits = self.settings_for(group).limits;
+    pub fn release_member(&self, group: &str, member: &str, limits: &ShareLimits) {
         for key in self.held(group) {
             let slot = self.slot(&key);
             let mut s = slot.lock();
             let released = s
                 .state
                 .as_mut()
-                .is_some_and(|sp| sp.release_member(member, &limits));
+                .is_some_and(|sp| sp.release_member(member, limits));
             if released {
                 let _ = self.save_slot(&key, &mut s);
             }
@@ -280,6 +283,25 @@ impl ShareStates {
         }
         Ok(())
     }
+
+    /// The share partitions a group has a stored state for: (topic id, partition).
+    pub fn stored(&self, group: &str) -> Result<Vec<(Uuid, i32)>, KafkaError> {
+        Ok(self.metadata.share_states(group)?)
+    }
+
+    /// Deletes every stored share-partition state of a group (DeleteGroups).
+    pub fn delete_group(&self, group: &str) -> Result<(), KafkaError> {
+        for (topic_id, partition) in self.stored(group)? {
+            let key = ShareKey {
+                group: group.to_string(),
+                topic_id,
+                partition,
+            };
+            self.reset(&key, None)?;
+        }
+        self.slots.lock().retain(|k, _| k.group != group);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -307,7 +329,7 @@ mod tests {
         let b = ShareStates::new(meta.clone(), settings);
         let batches: Vec<(i64, i64, bool)> = (0..4).map(|o| (o, o, true)).collect();
         // a starts the share partition at the log end (latest): 0 here.
-        let la = a.load(&key(), 1, (0, 0)).unwrap();
+        let la = a.load(&key(), 1, (0, 0), AutoOffsetReset::Latest).unwrap();
         la.guard().sp().acquire("m1", &batches, 10, 0, &limits);
         la.guard()
             .sp()
@@ -315,7 +337,7 @@ mod tests {
             .unwrap();
         a.save(&key(), &la).unwrap();
         // b takes over: 0-1 accepted, 2-3 were acquired at a and are available again.
-        let lb = b.load(&key(), 7, (0, 4)).unwrap();
+        let lb = b.load(&key(), 7, (0, 4), AutoOffsetReset::Latest).unwrap();
         let got = lb.guard().sp().acquire("m2", &batches, 10, 0, &limits);
         assert_eq!(
             (got[0].first, got[0].last, got[0].delivery_count),
@@ -333,7 +355,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.save(&key(), &la), Err(KafkaError::NotLeaderOrFollower));
         assert!(la.guard().state.is_none());
-        let again = a.load(&key(), 1, (0, 4)).unwrap();
+        let again = a.load(&key(), 1, (0, 4), AutoOffsetReset::Latest).unwrap();
         assert_eq!(again.guard().sp().start(), 4);
         assert_eq!(
             a.start_offsets("g/with slash").unwrap(),

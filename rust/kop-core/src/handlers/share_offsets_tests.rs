@@ -1,0 +1,160 @@
+//! AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups of share groups, with the
+//! errors Kafka 4.4 answers.
+
+use kafka_protocol::messages::alter_share_group_offsets_request::{
+    AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+};
+use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+
+use super::*;
+use crate::error::KafkaError;
+use crate::share::groups::ShareHeartbeat;
+use crate::share::ShareKey;
+
+fn alter_req(group: &str, topic: &str, partitions: &[(i32, i64)]) -> AlterShareGroupOffsetsRequest {
+    AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(TopicName(sb(topic)))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(p, o)| {
+                        AlterShareGroupOffsetsRequestPartition::default()
+                            .with_partition_index(p)
+                            .with_start_offset(o)
+                    })
+                    .collect(),
+            )])
+}
+
+fn delete_req(group: &str, topics: &[&str]) -> DeleteShareGroupOffsetsRequest {
+    DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    DeleteShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(TopicName(sb(*t)))
+                })
+                .collect(),
+        )
+}
+
+#[tokio::test]
+async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
+    let ctx = RequestContext::builder().build();
+    let header = ctx.header(ApiKey::AlterShareGroupOffsets, 0);
+    let topic = ctx.topic("t", 1);
+    let states = &ctx.broker.share.states;
+    // No such group.
+    let resp = share_offsets::alter_offsets(&ctx, &header, alter_req("g", "t", &[(0, 3)])).await;
+    assert_eq!(resp.error_code, KafkaError::GroupIdNotFound.code());
+    // A group with a stored share partition (its members gone with a restart).
+    let key = ShareKey {
+        group: "g".into(),
+        topic_id: topic.id,
+        partition: 0,
+    };
+    states.initialize(&key, 0).unwrap();
+    let resp =
+        share_offsets::alter_offsets(&ctx, &header, alter_req("g", "t", &[(0, 3), (5, 0)])).await;
+    assert_eq!(resp.error_code, 0);
+    let parts = &resp.responses[0].partitions;
+    assert_eq!(resp.responses[0].topic_id, topic.id);
+    assert_eq!((parts[0].error_code, parts[1].error_code), (0, 3));
+    assert_eq!(states.start_offsets("g").unwrap(), vec![(topic.id, 0, 3)]);
+    let resp = share_offsets::alter_offsets(&ctx, &header, alter_req("g", "nope", &[(0, 1)])).await;
+    assert_eq!(resp.responses[0].partitions[0].error_code, 3);
+
+    // A member joins: the group is not empty.
+    let t = |n: &str| (n == "t").then_some((topic.id, 1));
+    ctx.broker
+        .share
+        .groups
+        .heartbeat(
+            "g",
+            ShareHeartbeat {
+                member_id: "m".into(),
+                member_epoch: 0,
+                rack_id: None,
+                subscribed: Some(vec!["t".into()]),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+            },
+            &t,
+            std::time::Instant::now(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+    let resp = share_offsets::alter_offsets(&ctx, &header, alter_req("g", "t", &[(0, 0)])).await;
+    assert_eq!(resp.error_code, KafkaError::NonEmptyGroup.code());
+    let del_header = ctx.header(ApiKey::DeleteShareGroupOffsets, 0);
+    let resp = share_offsets::delete_offsets(&ctx, &del_header, delete_req("g", &["t"])).await;
+    assert_eq!(resp.error_code, KafkaError::NonEmptyGroup.code());
+    let groups_header = ctx.header(ApiKey::DeleteGroups, 2);
+    let del_group = |ctx| {
+        groups::delete_groups(
+            ctx,
+            &groups_header,
+            DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("g"))]),
+        )
+    };
+    assert_eq!(
+        del_group(&ctx).await.results[0].error_code,
+        KafkaError::NonEmptyGroup.code()
+    );
+
+    // It leaves: offsets are deleted (a topic without state is UNKNOWN_TOPIC_OR_PARTITION),
+    // then the group.
+    ctx.broker
+        .share
+        .groups
+        .heartbeat(
+            "g",
+            ShareHeartbeat {
+                member_id: "m".into(),
+                member_epoch: -1,
+                rack_id: None,
+                subscribed: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+            },
+            &t,
+            std::time::Instant::now(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+    ctx.topic("u", 1);
+    let resp = share_offsets::delete_offsets(&ctx, &del_header, delete_req("g", &["t", "u"])).await;
+    assert_eq!(resp.error_code, 0);
+    assert_eq!(
+        (resp.responses[0].error_code, resp.responses[0].topic_id),
+        (0, topic.id)
+    );
+    assert_eq!(resp.responses[1].error_code, 3);
+    assert!(states.start_offsets("g").unwrap().is_empty());
+    assert_eq!(del_group(&ctx).await.results[0].error_code, 0);
+    assert!(!ctx.broker.share.is_share_group("g"));
+}
+
+#[test]
+fn group_configs_override_the_broker_share_settings() {
+    use crate::share::{AutoOffsetReset, ShareSettings};
+    let defaults = ShareSettings::default();
+    let overrides = [
+        ("share.record.lock.duration.ms", "20000"),
+        ("share.delivery.count.limit", "2"),
+        ("share.auto.offset.reset", "earliest"),
+        ("share.isolation.level", "read_committed"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let s = defaults.with_overrides(&overrides);
+    assert_eq!((s.limits.lock_ms, s.limits.delivery_limit), (20_000, 2));
+    assert_eq!(s.auto_offset_reset, AutoOffsetReset::Earliest);
+    assert!(s.read_committed);
+    assert_eq!(defaults.with_overrides(&Default::default()), defaults);
+}
