@@ -117,7 +117,8 @@ def test_streams_word_count_tasks_move_to_the_survivor(
         _wait("all counted", lambda: _last_counts(bootstrap, sink) == dict(want), 45)
         assert apps[0].running()
     except AssertionError as e:
-        raise AssertionError(f"{e}\n--- app0 ---\n{apps[0].tail()}\n--- app1 ---\n{apps[1].tail()}")
+        logs = f"--- app0 ---\n{apps[0].tail()}\n--- app1 ---\n{apps[1].tail()}"
+        raise AssertionError(f"{e}\n{logs}") from e
     finally:
         for a in apps:
             txn.kill_group(a.proc)

@@ -179,3 +179,42 @@ fn the_group_state_survives_a_snapshot() {
     assert_eq!(back.topology, g.topology);
     assert_eq!(back.epoch, g.epoch);
 }
+
+#[test]
+fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
+    use std::sync::Arc;
+
+    use crate::group::state::GroupConfig;
+    use crate::group::{GroupCoordinator, LogGroupStore};
+    use crate::storage::FileGroupLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(LogGroupStore::new(Arc::new(
+            FileGroupLog::open(dir.path(), false).unwrap(),
+        )));
+        GroupCoordinator::open(store, GroupConfig::default()).unwrap()
+    };
+    let params = |epoch: i32| HeartbeatParams {
+        member_id: "m1".into(),
+        member_epoch: epoch,
+        topology: (epoch == 0).then(topology),
+        process_id: Some("p1".into()),
+        rebalance_timeout_ms: 30_000,
+        ..HeartbeatParams::default()
+    };
+    let (epoch, tasks) = {
+        let co = open();
+        let out = co.streams_heartbeat("app", params(0), 0, &ready).unwrap();
+        assert_eq!(n(&out.tasks.active), 4);
+        (out.epoch, out.tasks)
+    };
+    let co = open();
+    let out = co
+        .streams_heartbeat("app", params(epoch), 0, &ready)
+        .unwrap();
+    assert_eq!(out.epoch, epoch, "same epoch after a restart, no rebalance");
+    assert_eq!(out.tasks, tasks);
+    let state = co.with_streams_group("app", |g| g.state_name()).unwrap();
+    assert_eq!(state, "Stable");
+}
