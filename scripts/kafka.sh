@@ -199,7 +199,7 @@ EOF
     if ! "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -Dlog4j2.configurationFile="$HERE/kafka/tools-log4j2.properties" \
         -cp "$KDIR/lib/*" kafka.tools.StorageTool format -t "$cid" -c "$props" --standalone \
-        --feature share.version=1 \
+        --feature share.version=1 --feature streams.version=1 \
         >"$data/format.log" 2>&1; then
       cat "$data/format.log" >&2
       die "formatting $data/logs failed"

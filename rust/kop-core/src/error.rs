@@ -174,6 +174,12 @@ pub enum KafkaError {
     InvalidShareSessionEpoch,
     #[error("the limit of share sessions has been reached")]
     ShareSessionLimitReached,
+    #[error("the supplied topology is invalid")]
+    StreamsInvalidTopology,
+    #[error("the supplied topology epoch is invalid")]
+    StreamsInvalidTopologyEpoch,
+    #[error("the supplied topology epoch is outdated")]
+    StreamsTopologyFenced,
 }
 
 impl KafkaError {
@@ -262,6 +268,9 @@ impl KafkaError {
             KafkaError::ShareSessionNotFound => 122,
             KafkaError::InvalidShareSessionEpoch => 123,
             KafkaError::ShareSessionLimitReached => 133,
+            KafkaError::StreamsInvalidTopology => 130,
+            KafkaError::StreamsInvalidTopologyEpoch => 131,
+            KafkaError::StreamsTopologyFenced => 132,
         }
     }
 }
@@ -352,6 +361,9 @@ impl KafkaError {
             122 => KafkaError::ShareSessionNotFound,
             123 => KafkaError::InvalidShareSessionEpoch,
             133 => KafkaError::ShareSessionLimitReached,
+            130 => KafkaError::StreamsInvalidTopology,
+            131 => KafkaError::StreamsInvalidTopologyEpoch,
+            132 => KafkaError::StreamsTopologyFenced,
             _ => KafkaError::UnknownServerError,
         })
     }

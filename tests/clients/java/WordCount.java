@@ -1,7 +1,9 @@
 // Kafka Streams word count with processing.guarantee=exactly_once_v2, for
-// tests/e2e/test_e2e_transactions_streams.py.
+// tests/e2e/test_e2e_transactions_streams.py; with a sixth argument `streams`, at_least_once
+// under the KIP-1071 Streams rebalance protocol (group.protocol=streams), for
+// tests/e2e/test_e2e_streams_groups.py.
 //
-//   WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR
+//   WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [streams]
 //
 // Lines of INPUT are split on spaces; every word's running count goes to OUTPUT (key: the word,
 // value: the count as a decimal string), one update per input word (no record cache), so a
@@ -24,23 +26,30 @@ import org.apache.kafka.streams.state.Stores;
 
 public final class WordCount {
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR");
+        boolean streamsProtocol = args.length == 6 && args[5].equals("streams");
+        if (args.length != 5 && !streamsProtocol) {
+            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [streams]");
             System.exit(2);
         }
         Properties p = new Properties();
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
         p.put(StreamsConfig.STATE_DIR_CONFIG, args[4]);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
-        // the server is killed mid-run: fail over quickly instead of after 45 s / 5 min
-        p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), 6000);
-        p.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), 1000);
-        p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), 10000);
+        if (streamsProtocol) {
+            // session and heartbeat timing are the group coordinator's under this protocol
+            p.put(StreamsConfig.GROUP_PROTOCOL_CONFIG, "streams");
+            p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        } else {
+            p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
+            // the server is killed mid-run: fail over quickly instead of after 45 s / 5 min
+            p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), 6000);
+            p.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), 1000);
+            p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), 10000);
+        }
 
         StreamsBuilder b = new StreamsBuilder();
         b.stream(args[2], Consumed.with(Serdes.String(), Serdes.String()))

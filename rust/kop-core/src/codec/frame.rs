@@ -166,7 +166,11 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(
 
 /// A decoded request header and the body bytes that follow it.
 pub struct RequestFrame {
+    /// For an API the `kafka-protocol` crate has no key for (`extra_api`), its flexible
+    /// KIP-848 sibling, which has the same header versions.
     pub api_key: ApiKey,
+    /// The wire key of such an API (None for the rest).
+    pub extra_key: Option<i16>,
     pub header: RequestHeader,
     pub body: Bytes,
 }
@@ -179,7 +183,11 @@ pub fn decode_header(
 ) -> Result<RequestFrame, FrameError> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey(raw_key))?;
+    let extra_key = extra_api(raw_key).map(|_| raw_key);
+    let api_key = match extra_api(raw_key) {
+        Some(sibling) => sibling,
+        None => ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey(raw_key))?,
+    };
     // For versions above what we serve, parse the header as our highest version would have it.
     let known = api_key.valid_versions();
     let header_of = version.clamp(
@@ -191,9 +199,21 @@ pub fn decode_header(
         .map_err(|e| FrameError::BadHeader(e.to_string()))?;
     Ok(RequestFrame {
         api_key,
+        extra_key,
         header,
         body: frame,
     })
+}
+
+/// The APIs kop serves that the `kafka-protocol` crate does not know (KIP-1071's
+/// StreamsGroupHeartbeat 88 and StreamsGroupDescribe 89), with the crate's API whose request
+/// and response headers they share (both flexible from v0).
+pub fn extra_api(raw_key: i16) -> Option<ApiKey> {
+    match raw_key {
+        88 => Some(ApiKey::ConsumerGroupHeartbeat),
+        89 => Some(ApiKey::ConsumerGroupDescribe),
+        _ => None,
+    }
 }
 
 /// Encodes a response frame: size, response header, body.

@@ -36,6 +36,7 @@ pub mod offsets;
 mod shard;
 pub mod state;
 pub mod store;
+pub mod streams;
 #[cfg(test)]
 mod tests;
 mod transactions;

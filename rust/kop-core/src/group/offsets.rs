@@ -18,6 +18,7 @@ impl Group {
     ) -> Result<(), KafkaError> {
         let c = match &self.kind {
             GroupKind::Consumer(m) => return m.validate_commit(member_id, generation),
+            GroupKind::Streams(s) => return s.validate_commit(member_id, generation),
             GroupKind::Classic(c) => c,
         };
         if c.state == GroupState::Dead {

@@ -126,6 +126,10 @@ fn live_records<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<GroupRecord>
     for g in groups {
         match &g.kind {
             GroupKind::Consumer(m) => live.push(GroupRecord::Consumer(m.snapshot(&g.id))),
+            GroupKind::Streams(s) => live.push(GroupRecord::Streams {
+                group: g.id.clone(),
+                state: Box::new(s.clone()),
+            }),
             GroupKind::Classic(c) if c.has_membership() => {
                 live.push(GroupRecord::Group(c.snapshot()))
             }
@@ -198,6 +202,10 @@ fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<Strin
                 let g = group_at(&mut groups, &c.group, seq, now_ms);
                 let since = g.state_since_ms();
                 g.kind = GroupKind::Consumer(ConsumerGroup::restore(c, now, since));
+            }
+            GroupRecord::Streams { group, state } => {
+                let g = group_at(&mut groups, &group, seq, now_ms);
+                g.kind = GroupKind::Streams(*state);
             }
             GroupRecord::GroupRemoved { group } => {
                 groups.remove(&group);

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::classic::{ClassicGroup, GroupState, JoinOutcome, JoinParams, SyncOutcome, SyncParams};
 use super::consumer::ConsumerGroup;
 use super::store::GroupRecord;
+use super::streams::StreamsGroup;
 use super::txn_offsets::TxnOffsets;
 use crate::error::KafkaError;
 
@@ -109,6 +110,8 @@ pub struct OffsetEntry {
 pub enum GroupKind {
     Classic(ClassicGroup),
     Consumer(ConsumerGroup),
+    /// KIP-1071 (`streams/`).
+    Streams(StreamsGroup),
 }
 
 pub struct Group {
@@ -137,21 +140,28 @@ impl Group {
     pub fn classic(&self) -> Option<&ClassicGroup> {
         match &self.kind {
             GroupKind::Classic(c) => Some(c),
-            GroupKind::Consumer(_) => None,
+            _ => None,
         }
     }
 
     pub fn classic_mut(&mut self) -> Option<&mut ClassicGroup> {
         match &mut self.kind {
             GroupKind::Classic(c) => Some(c),
-            GroupKind::Consumer(_) => None,
+            _ => None,
         }
     }
 
     pub fn consumer(&self) -> Option<&ConsumerGroup> {
         match &self.kind {
             GroupKind::Consumer(c) => Some(c),
-            GroupKind::Classic(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn streams(&self) -> Option<&StreamsGroup> {
+        match &self.kind {
+            GroupKind::Streams(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -161,6 +171,7 @@ impl Group {
         match &self.kind {
             GroupKind::Classic(c) => c.state_since_ms,
             GroupKind::Consumer(c) => c.state_since_ms,
+            GroupKind::Streams(s) => s.state_since_ms,
         }
     }
 
@@ -174,6 +185,7 @@ impl Group {
         match &self.kind {
             GroupKind::Classic(c) => c.state == GroupState::Empty,
             GroupKind::Consumer(c) => c.members.is_empty(),
+            GroupKind::Streams(s) => s.members.is_empty(),
         }
     }
 
@@ -186,6 +198,7 @@ impl Group {
                 "classic",
             ),
             GroupKind::Consumer(c) => (c.state_name(), "consumer".into(), "consumer"),
+            GroupKind::Streams(s) => (s.state_name(), "streams".into(), "streams"),
         }
     }
 
@@ -195,6 +208,7 @@ impl Group {
         let no_members = match &self.kind {
             GroupKind::Classic(c) => c.state == GroupState::Empty && c.has_no_members(),
             GroupKind::Consumer(c) => c.members.is_empty(),
+            GroupKind::Streams(s) => s.members.is_empty(),
         };
         no_members && self.offsets.is_empty() && self.txn.pending.is_empty()
     }
@@ -211,6 +225,7 @@ impl Group {
         match &self.kind {
             GroupKind::Classic(c) => c.subscribed_topics(),
             GroupKind::Consumer(c) => Some(c.subscribed_topics()),
+            GroupKind::Streams(s) => Some(s.subscribed_topics()),
         }
     }
 
@@ -219,7 +234,7 @@ impl Group {
     pub fn is_consumer_protocol(&self) -> bool {
         match &self.kind {
             GroupKind::Classic(c) => c.protocol_type.is_some(),
-            GroupKind::Consumer(_) => true,
+            GroupKind::Consumer(_) | GroupKind::Streams(_) => true,
         }
     }
 
@@ -245,6 +260,13 @@ impl Group {
                 return Reply::Now(JoinOutcome::error(e, &p.member_id));
             }
             self.kind = GroupKind::Classic(ClassicGroup::new(&self.id, c.state_since_ms));
+        }
+        if let GroupKind::Streams(s) = &self.kind {
+            if !s.members.is_empty() {
+                let e = KafkaError::InconsistentGroupProtocol;
+                return Reply::Now(JoinOutcome::error(e, &p.member_id));
+            }
+            self.kind = GroupKind::Classic(ClassicGroup::new(&self.id, s.state_since_ms));
         }
         let other = Reply::Now(JoinOutcome::error(
             KafkaError::UnknownServerError,
@@ -295,6 +317,22 @@ impl Group {
                 }
                 self.writes
                     .push(GroupRecord::Consumer(m.snapshot(&self.id)));
+            }
+            return;
+        }
+        if let GroupKind::Streams(s) = &mut self.kind {
+            let expired = s.tick(now.at);
+            for id in &expired {
+                tracing::info!(group = %self.id, member = %id, "streams group member expired");
+            }
+            if !expired.is_empty() {
+                if s.members.is_empty() {
+                    s.state_since_ms = now.ms;
+                }
+                self.writes.push(GroupRecord::Streams {
+                    group: self.id.clone(),
+                    state: Box::new(s.clone()),
+                });
             }
             return;
         }

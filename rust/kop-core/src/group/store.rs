@@ -27,6 +27,11 @@ pub enum GroupRecord {
     Group(GroupSnapshot),
     /// A KIP-848 consumer group's membership and assignments.
     Consumer(ConsumerSnapshot),
+    /// A KIP-1071 Streams group: topology, members, assignments.
+    Streams {
+        group: String,
+        state: Box<super::streams::StreamsGroup>,
+    },
     GroupRemoved {
         group: String,
     },
@@ -49,6 +54,7 @@ impl GroupRecord {
             GroupRecord::Offset(o) => &o.group,
             GroupRecord::OffsetRemoved { group, .. }
             | GroupRecord::GroupRemoved { group }
+            | GroupRecord::Streams { group, .. }
             | GroupRecord::TxnEnd { group, .. } => group,
             GroupRecord::TxnOffset(t) => &t.group,
             GroupRecord::Group(g) => &g.group,

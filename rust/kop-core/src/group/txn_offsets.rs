@@ -93,6 +93,20 @@ impl Group {
                     Err(KafkaError::IllegalGeneration)
                 };
             }
+            GroupKind::Streams(s) => {
+                if generation < 0 && s.members.is_empty() {
+                    return Ok(());
+                }
+                let member = s
+                    .members
+                    .get(member_id)
+                    .ok_or(KafkaError::UnknownMemberId)?;
+                return if member.epoch == generation {
+                    Ok(())
+                } else {
+                    Err(KafkaError::IllegalGeneration)
+                };
+            }
             GroupKind::Classic(c) => c,
         };
         if c.state == GroupState::Dead {

@@ -14,13 +14,13 @@ use crate::error::KafkaError;
 /// KIP-848 consumer group protocol (`group.version` 1) and transactions with KIP-890's
 /// server-side defence (`transaction.version` 2, as Kafka 4.x clusters run; producers of
 /// older clients use version 1), KIP-932 share groups (`share.version` 1: ShareGroupHeartbeat,
-/// ShareGroupDescribe, ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets), and no
-/// streams groups (`streams.version`) yet. `metadata.version` and `kraft.version` describe a KRaft quorum,
+/// ShareGroupDescribe, ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets) and KIP-1071
+/// Streams groups (`streams.version` 1: StreamsGroupHeartbeat, StreamsGroupDescribe). `metadata.version` and `kraft.version` describe a KRaft quorum,
 /// which kop does not have.
 pub const FEATURES: [(&str, i16, i16); 4] = [
     ("group.version", 1, 1),
     ("share.version", 1, 1),
-    ("streams.version", 0, 0),
+    ("streams.version", 1, 1),
     ("transaction.version", 2, 2),
 ];
 
@@ -28,11 +28,14 @@ pub const FEATURES: [(&str, i16, i16); 4] = [
 const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 fn api_keys() -> Vec<ApiVersion> {
+    let extra = super::streams_groups::SERVED_EXTRA;
     SERVED
         .iter()
-        .map(|&(key, min, max)| {
+        .map(|&(key, min, max)| (key as i16, min, max))
+        .chain(extra.iter().copied())
+        .map(|(key, min, max)| {
             ApiVersion::default()
-                .with_api_key(key as i16)
+                .with_api_key(key)
                 .with_min_version(min)
                 .with_max_version(max)
         })

@@ -34,6 +34,8 @@ mod share_groups;
 mod share_offsets;
 #[cfg(test)]
 mod share_offsets_tests;
+mod streams_groups;
+mod streams_wire;
 #[cfg(test)]
 pub(crate) mod test_context;
 mod topic_partitions;
@@ -298,6 +300,11 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
     let started = std::time::Instant::now();
     let key = frame.api_key;
     let version = frame.header.request_api_version;
+    if let Some(raw) = frame.extra_key {
+        // Counted under the sibling key the frame carries (metrics know no key 88/89).
+        let outcome = streams_groups::dispatch(ctx, raw, frame).await;
+        return timed(&ctx.broker, key, version, started, outcome);
+    }
     let Some((min, max)) = served_range(key) else {
         return Outcome::Close(format!("API {key:?} is not served"));
     };

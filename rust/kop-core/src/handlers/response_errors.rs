@@ -229,6 +229,20 @@ error_codes! {
             out(a.error_code);
         }
     };
+    AlterShareGroupOffsetsResponse => |r, out| {
+        out(r.error_code);
+        for a in &r.responses {
+            for b in &a.partitions {
+                out(b.error_code);
+            }
+        }
+    };
+    DeleteShareGroupOffsetsResponse => |r, out| {
+        out(r.error_code);
+        for a in &r.responses {
+            out(a.error_code);
+        }
+    };
     DescribeTopicPartitionsResponse => |r, out| {
         for a in &r.topics {
             out(a.error_code);

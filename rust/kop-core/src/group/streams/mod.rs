@@ -1,0 +1,426 @@
+//! KIP-1071 Streams groups: StreamsGroupHeartbeat with the topology held by the coordinator,
+//! server-side task assignment (`assignor.rs`) and incremental reconciliation as Kafka's
+//! `GroupMetadataManager.streamsGroupHeartbeat` does it: a member first gives up the tasks
+//! its new target no longer has (it keeps its epoch until it reports them gone), and gets a
+//! task only once the previous owner has given it up.
+
+pub mod assignor;
+mod coordinator;
+pub mod topology;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use self::assignor::{AssignorMember, MemberTasks, TaskSet};
+use self::topology::{Configured, Topology, SHUTDOWN_APPLICATION, STALE_TOPOLOGY};
+use crate::error::KafkaError;
+
+/// Kafka's `group.streams.session.timeout.ms` default.
+pub const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
+/// Kafka's `group.streams.heartbeat.interval.ms` default.
+pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
+
+pub const LEAVE_EPOCH: i32 = -1;
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+fn now_instant() -> Instant {
+    Instant::now()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamsMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub process_id: String,
+    pub user_endpoint: Option<(String, u16)>,
+    pub client_tags: Vec<(String, String)>,
+    pub topology_epoch: i32,
+    pub epoch: i32,
+    pub rebalance_timeout_ms: i32,
+    pub assigned: MemberTasks,
+    /// Active tasks given up in the new target that the member has not yet reported gone.
+    pub pending_revocation: TaskSet,
+    #[serde(skip, default = "now_instant")]
+    pub last_heartbeat: Instant,
+    #[serde(skip)]
+    pub revocation_deadline: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamsGroup {
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub topology: Option<Topology>,
+    /// Subtopology → number of tasks the last assignment was computed for.
+    pub tasks: BTreeMap<String, i32>,
+    pub members: BTreeMap<String, StreamsMember>,
+    pub target: BTreeMap<String, MemberTasks>,
+    /// `group.streams.num.standby.replicas` the target was computed with.
+    pub num_standby: usize,
+    pub state_since_ms: i64,
+    /// A member asked for the whole application to shut down (status SHUTDOWN_APPLICATION
+    /// to every member until the group is empty).
+    pub shutdown_requested: bool,
+    #[serde(skip)]
+    pub session_timeout: Option<Duration>,
+}
+
+/// A StreamsGroupHeartbeat request, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatParams {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub topology: Option<Topology>,
+    pub owned_active: Option<TaskSet>,
+    pub owned_standby: Option<TaskSet>,
+    pub process_id: Option<String>,
+    pub user_endpoint: Option<(String, u16)>,
+    pub client_tags: Option<Vec<(String, String)>>,
+    pub shutdown_application: bool,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatOut {
+    pub member_id: String,
+    pub epoch: i32,
+    pub tasks: MemberTasks,
+    pub statuses: Vec<(i8, String)>,
+}
+
+fn minus(a: &TaskSet, b: &TaskSet) -> TaskSet {
+    filter(a, |s, p| !assignor::contains(b, s, p))
+}
+
+fn filter(a: &TaskSet, keep: impl Fn(&str, i32) -> bool) -> TaskSet {
+    let mut out = TaskSet::new();
+    for (s, ps) in a {
+        let kept: std::collections::BTreeSet<i32> =
+            ps.iter().copied().filter(|&p| keep(s, p)).collect();
+        if !kept.is_empty() {
+            out.insert(s.clone(), kept);
+        }
+    }
+    out
+}
+
+fn is_empty(a: &TaskSet) -> bool {
+    a.values().all(|ps| ps.is_empty())
+}
+
+impl StreamsGroup {
+    pub fn new(state_since_ms: i64) -> StreamsGroup {
+        StreamsGroup {
+            state_since_ms,
+            ..StreamsGroup::default()
+        }
+    }
+
+    /// Kafka's `StreamsGroupState` names.
+    pub fn state_name(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.tasks.is_empty() {
+            "NotReady"
+        } else if self.epoch > self.assignment_epoch {
+            "Assigning"
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || !is_empty(&m.pending_revocation))
+        {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    fn bump(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// One heartbeat. `configure` resolves a topology against the topics there are now.
+    pub fn heartbeat(
+        &mut self,
+        p: HeartbeatParams,
+        now: Instant,
+        num_standby: usize,
+        configure: &dyn Fn(&Topology) -> Configured,
+    ) -> Result<HeartbeatOut, (KafkaError, String)> {
+        if p.member_epoch == LEAVE_EPOCH || p.member_epoch == STATIC_LEAVE_EPOCH {
+            if self.members.remove(&p.member_id).is_some() {
+                self.target.remove(&p.member_id);
+                self.bump();
+            }
+            return Ok(HeartbeatOut {
+                member_id: p.member_id,
+                epoch: p.member_epoch,
+                ..HeartbeatOut::default()
+            });
+        }
+        let mut statuses = Vec::new();
+        if p.member_epoch == 0 {
+            let Some(topology) = p.topology.clone() else {
+                return Err((
+                    KafkaError::InvalidRequest,
+                    "Topology must be non-null when joining the group.".into(),
+                ));
+            };
+            match &self.topology {
+                Some(t) if t.epoch > topology.epoch => statuses.push((
+                    STALE_TOPOLOGY,
+                    format!(
+                        "The member's topology epoch {} is behind the group's {}.",
+                        topology.epoch, t.epoch
+                    ),
+                )),
+                Some(t) if t.epoch == topology.epoch && *t != topology => {
+                    return Err((
+                        KafkaError::StreamsInvalidTopologyEpoch,
+                        "Topology updated but topology epoch not incremented.".into(),
+                    ))
+                }
+                Some(t) if *t == topology => {}
+                _ => {
+                    self.topology = Some(topology.clone());
+                    self.bump();
+                }
+            }
+            let topology_epoch = topology.epoch;
+            match self.members.get_mut(&p.member_id) {
+                // A rejoin of a known member (after a fencing the client did not see).
+                Some(m) => {
+                    m.epoch = 0;
+                    m.topology_epoch = topology_epoch;
+                }
+                None => {
+                    self.members.insert(
+                        p.member_id.clone(),
+                        StreamsMember {
+                            id: p.member_id.clone(),
+                            instance_id: p.instance_id.clone(),
+                            rack_id: p.rack_id.clone(),
+                            client_id: p.client_id.clone(),
+                            client_host: p.client_host.clone(),
+                            process_id: p.process_id.clone().unwrap_or_default(),
+                            user_endpoint: p.user_endpoint.clone(),
+                            client_tags: p.client_tags.clone().unwrap_or_default(),
+                            topology_epoch,
+                            epoch: 0,
+                            rebalance_timeout_ms: p.rebalance_timeout_ms,
+                            assigned: MemberTasks::default(),
+                            pending_revocation: TaskSet::new(),
+                            last_heartbeat: now,
+                            revocation_deadline: None,
+                        },
+                    );
+                    self.bump();
+                }
+            }
+        } else {
+            let m = self.members.get(&p.member_id).ok_or_else(|| {
+                (
+                    KafkaError::UnknownMemberId,
+                    format!("Member {} is not a member of the group.", p.member_id),
+                )
+            })?;
+            // The previous epoch is fine while the member still reconciles to the new one.
+            if p.member_epoch != m.epoch {
+                return Err((
+                    KafkaError::FencedMemberEpoch,
+                    format!(
+                        "The streams group member has a smaller member epoch ({}) than the one known by the group coordinator ({}). The member must abandon all its tasks and rejoin.",
+                        p.member_epoch, m.epoch
+                    ),
+                ));
+            }
+        }
+        if p.shutdown_application {
+            self.shutdown_requested = true;
+        }
+        {
+            let m = self.members.get_mut(&p.member_id).expect("member joined");
+            m.last_heartbeat = now;
+            if let Some(r) = p.rack_id {
+                m.rack_id = Some(r);
+            }
+            if p.rebalance_timeout_ms > 0 {
+                m.rebalance_timeout_ms = p.rebalance_timeout_ms;
+            }
+            if let Some(pid) = p.process_id {
+                m.process_id = pid;
+            }
+            if p.user_endpoint.is_some() {
+                m.user_endpoint = p.user_endpoint;
+            }
+            if let Some(tags) = p.client_tags {
+                m.client_tags = tags;
+            }
+            // The member reports what it owns: revoked tasks it no longer has are released.
+            if let Some(owned) = &p.owned_active {
+                let still = filter(&m.pending_revocation, |s, q| {
+                    assignor::contains(owned, s, q)
+                });
+                m.pending_revocation = still;
+                if is_empty(&m.pending_revocation) {
+                    m.revocation_deadline = None;
+                }
+            }
+        }
+        // The topology against the topics there are now; a change of task counts is a new
+        // group epoch.
+        let configured = match &self.topology {
+            Some(t) => configure(t),
+            None => Configured::default(),
+        };
+        statuses.extend(configured.statuses.iter().cloned());
+        if configured.tasks != self.tasks {
+            self.tasks = configured.tasks.clone();
+            self.bump();
+        }
+        if self.epoch > self.assignment_epoch || num_standby != self.num_standby {
+            self.compute_target(num_standby);
+        }
+        self.reconcile(&p.member_id, now);
+        if self.shutdown_requested {
+            statuses.push((
+                SHUTDOWN_APPLICATION,
+                "A KafkaStreams instance encountered a fatal error and requested a shutdown for the entire application.".into(),
+            ));
+        }
+        let m = &self.members[&p.member_id];
+        Ok(HeartbeatOut {
+            member_id: m.id.clone(),
+            epoch: m.epoch,
+            tasks: m.assigned.clone(),
+            statuses,
+        })
+    }
+
+    fn compute_target(&mut self, num_standby: usize) {
+        let empty = MemberTasks::default();
+        let members: Vec<AssignorMember> = self
+            .members
+            .values()
+            .map(|m| AssignorMember {
+                id: &m.id,
+                process_id: if m.process_id.is_empty() {
+                    &m.id
+                } else {
+                    &m.process_id
+                },
+                previous: self.target.get(&m.id).unwrap_or(&empty),
+            })
+            .collect();
+        self.target = assignor::assign(&members, &self.tasks, num_standby);
+        self.num_standby = num_standby;
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Whether another member holds `task` as an active task (or has yet to give it up).
+    fn owned_elsewhere(&self, member: &str, s: &str, p: i32) -> bool {
+        self.members.values().any(|o| {
+            o.id != member
+                && (assignor::contains(&o.assigned.active, s, p)
+                    || assignor::contains(&o.pending_revocation, s, p))
+        })
+    }
+
+    /// Moves a member towards its target (Kafka's `CurrentAssignmentBuilder` for Streams).
+    fn reconcile(&mut self, member_id: &str, now: Instant) {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let epoch = self.assignment_epoch;
+        let m = &self.members[member_id];
+        if !is_empty(&m.pending_revocation) {
+            return; // still revoking: nothing new until the member reports them gone
+        }
+        if m.epoch == epoch && m.assigned == target {
+            return;
+        }
+        let revoke = minus(&m.assigned.active, &target.active);
+        if !is_empty(&revoke) {
+            let m = self.members.get_mut(member_id).expect("member");
+            m.assigned.active = minus(&m.assigned.active, &revoke);
+            m.assigned.standby = filter(&m.assigned.standby, |s, p| {
+                assignor::contains(&target.standby, s, p)
+            });
+            m.pending_revocation = revoke;
+            m.revocation_deadline =
+                Some(now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+            return;
+        }
+        // Take the tasks of the target nobody else holds any more.
+        let free = filter(&target.active, |s, p| {
+            !self.owned_elsewhere(member_id, s, p)
+        });
+        let m = self.members.get_mut(member_id).expect("member");
+        m.assigned.active = free;
+        m.assigned.standby = target.standby.clone();
+        m.epoch = epoch;
+    }
+
+    /// Session expiry and revocation deadlines; the members removed.
+    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+        let session = self.session_timeout.unwrap_or(SESSION_TIMEOUT);
+        let doomed: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                now.saturating_duration_since(m.last_heartbeat) > session
+                    || m.revocation_deadline.is_some_and(|d| now > d)
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &doomed {
+            self.members.remove(id);
+            self.target.remove(id);
+        }
+        if !doomed.is_empty() {
+            self.bump();
+        }
+        if self.members.is_empty() {
+            self.shutdown_requested = false;
+        }
+        doomed
+    }
+
+    /// OffsetCommit by a member at an epoch (Kafka's `StreamsGroup.validateOffsetCommit`).
+    pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), KafkaError> {
+        if epoch < 0 && member_id.is_empty() && self.members.is_empty() {
+            return Ok(());
+        }
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(KafkaError::UnknownMemberId)?;
+        if epoch != m.epoch {
+            return Err(KafkaError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    /// The source topics of the topology (for offset fetches and describes).
+    pub fn subscribed_topics(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .topology
+            .iter()
+            .flat_map(|t| &t.subtopologies)
+            .flat_map(|s| s.source_topics.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests;

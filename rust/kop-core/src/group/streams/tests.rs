@@ -1,0 +1,220 @@
+//! The Streams group member state machine: joins, revocation before reassignment, leaving,
+//! fencing and session expiry.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::assignor::TaskSet;
+use super::topology::{Configured, Subtopology, Topology, MISSING_SOURCE_TOPICS};
+use super::*;
+
+fn topology() -> Topology {
+    Topology {
+        epoch: 0,
+        subtopologies: vec![Subtopology {
+            id: "0".into(),
+            source_topics: vec!["in".into()],
+            ..Subtopology::default()
+        }],
+    }
+}
+
+/// Four tasks of subtopology 0.
+fn ready(_: &Topology) -> Configured {
+    Configured {
+        tasks: BTreeMap::from([("0".to_string(), 4)]),
+        ..Configured::default()
+    }
+}
+
+fn join(g: &mut StreamsGroup, id: &str, now: Instant) -> HeartbeatOut {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: 0,
+        topology: Some(topology()),
+        process_id: Some(format!("process-{id}")),
+        rebalance_timeout_ms: 60_000,
+        owned_active: Some(TaskSet::new()),
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, now, 0, &ready).unwrap()
+}
+
+fn beat(g: &mut StreamsGroup, id: &str, epoch: i32, owned: Option<TaskSet>) -> HeartbeatOut {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: epoch,
+        owned_active: owned,
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, Instant::now(), 0, &ready).unwrap()
+}
+
+fn n(t: &TaskSet) -> usize {
+    t.values().map(|p| p.len()).sum()
+}
+
+#[test]
+fn first_member_gets_every_task_at_the_group_epoch() {
+    let mut g = StreamsGroup::new(0);
+    let out = join(&mut g, "a", Instant::now());
+    assert_eq!(n(&out.tasks.active), 4);
+    assert_eq!(out.epoch, g.epoch);
+    assert_eq!(g.state_name(), "Stable");
+}
+
+#[test]
+fn a_task_moves_only_after_its_owner_revoked_it() {
+    let mut g = StreamsGroup::new(0);
+    let a = join(&mut g, "a", Instant::now());
+    let b = join(&mut g, "b", Instant::now());
+    // b's target has two tasks, all still held by a.
+    assert_eq!(n(&b.tasks.active), 0);
+    assert_eq!(g.state_name(), "Reconciling");
+    // a is told to keep two: the other two are pending revocation, a keeps its epoch.
+    let a2 = beat(&mut g, "a", a.epoch, None);
+    assert_eq!(n(&a2.tasks.active), 2);
+    assert_eq!(a2.epoch, a.epoch);
+    // Until a reports them gone, b gets nothing.
+    let b2 = beat(&mut g, "b", b.epoch, None);
+    assert_eq!(n(&b2.tasks.active), 0);
+    let a3 = beat(&mut g, "a", a2.epoch, Some(a2.tasks.active.clone()));
+    assert_eq!(a3.epoch, g.assignment_epoch);
+    let b3 = beat(&mut g, "b", b2.epoch, None);
+    assert_eq!(n(&b3.tasks.active), 2);
+    assert_eq!(g.state_name(), "Stable");
+    for (s, ps) in &b3.tasks.active {
+        for p in ps {
+            assert!(!assignor::contains(&a3.tasks.active, s, *p));
+        }
+    }
+}
+
+#[test]
+fn tasks_of_a_member_that_leaves_go_to_the_survivor() {
+    let mut g = StreamsGroup::new(0);
+    let a = join(&mut g, "a", Instant::now());
+    let b = join(&mut g, "b", Instant::now());
+    let a2 = beat(&mut g, "a", a.epoch, None);
+    beat(&mut g, "a", a2.epoch, Some(a2.tasks.active.clone()));
+    let b2 = beat(&mut g, "b", b.epoch, None);
+    assert_eq!(n(&b2.tasks.active), 2);
+    let left = beat(&mut g, "b", LEAVE_EPOCH, None);
+    assert_eq!(left.epoch, LEAVE_EPOCH);
+    let epoch = g.members["a"].epoch;
+    let a4 = beat(&mut g, "a", epoch, None);
+    assert_eq!(n(&a4.tasks.active), 4);
+}
+
+#[test]
+fn a_stale_epoch_is_fenced_and_an_unknown_member_refused() {
+    let mut g = StreamsGroup::new(0);
+    let a = join(&mut g, "a", Instant::now());
+    let p = HeartbeatParams {
+        member_id: "a".into(),
+        member_epoch: a.epoch + 5,
+        ..HeartbeatParams::default()
+    };
+    let e = g.heartbeat(p, Instant::now(), 0, &ready).unwrap_err();
+    assert_eq!(e.0, KafkaError::FencedMemberEpoch);
+    let p = HeartbeatParams {
+        member_id: "zz".into(),
+        member_epoch: 3,
+        ..HeartbeatParams::default()
+    };
+    let e = g.heartbeat(p, Instant::now(), 0, &ready).unwrap_err();
+    assert_eq!(e.0, KafkaError::UnknownMemberId);
+}
+
+#[test]
+fn a_join_without_topology_is_invalid() {
+    let mut g = StreamsGroup::new(0);
+    let p = HeartbeatParams {
+        member_id: "a".into(),
+        ..HeartbeatParams::default()
+    };
+    let e = g.heartbeat(p, Instant::now(), 0, &ready).unwrap_err();
+    assert_eq!(e.0, KafkaError::InvalidRequest);
+}
+
+#[test]
+fn a_silent_member_expires_and_its_tasks_are_reassigned() {
+    let mut g = StreamsGroup::new(0);
+    let t0 = Instant::now();
+    join(&mut g, "a", t0);
+    let gone = g.tick(t0 + SESSION_TIMEOUT + Duration::from_millis(1));
+    assert_eq!(gone, vec!["a".to_string()]);
+    assert!(g.members.is_empty());
+    assert_eq!(g.state_name(), "Empty");
+}
+
+#[test]
+fn without_source_topics_the_group_is_not_ready_and_says_why() {
+    let mut g = StreamsGroup::new(0);
+    let missing = |_: &Topology| Configured {
+        statuses: vec![(
+            MISSING_SOURCE_TOPICS,
+            "Source topics in are missing.".into(),
+        )],
+        ..Configured::default()
+    };
+    let p = HeartbeatParams {
+        member_id: "a".into(),
+        topology: Some(topology()),
+        ..HeartbeatParams::default()
+    };
+    let out = g.heartbeat(p, Instant::now(), 0, &missing).unwrap();
+    assert_eq!(out.statuses[0].0, MISSING_SOURCE_TOPICS);
+    assert!(out.tasks.active.is_empty());
+    assert_eq!(g.state_name(), "NotReady");
+}
+
+#[test]
+fn the_group_state_survives_a_snapshot() {
+    let mut g = StreamsGroup::new(0);
+    join(&mut g, "a", Instant::now());
+    let json = serde_json::to_string(&g).unwrap();
+    let back: StreamsGroup = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.members["a"].assigned, g.members["a"].assigned);
+    assert_eq!(back.topology, g.topology);
+    assert_eq!(back.epoch, g.epoch);
+}
+
+#[test]
+fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
+    use std::sync::Arc;
+
+    use crate::group::state::GroupConfig;
+    use crate::group::{GroupCoordinator, LogGroupStore};
+    use crate::storage::FileGroupLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(LogGroupStore::new(Arc::new(
+            FileGroupLog::open(dir.path(), false).unwrap(),
+        )));
+        GroupCoordinator::open(store, GroupConfig::default()).unwrap()
+    };
+    let params = |epoch: i32| HeartbeatParams {
+        member_id: "m1".into(),
+        member_epoch: epoch,
+        topology: (epoch == 0).then(topology),
+        process_id: Some("p1".into()),
+        rebalance_timeout_ms: 30_000,
+        ..HeartbeatParams::default()
+    };
+    let (epoch, tasks) = {
+        let co = open();
+        let out = co.streams_heartbeat("app", params(0), 0, &ready).unwrap();
+        assert_eq!(n(&out.tasks.active), 4);
+        (out.epoch, out.tasks)
+    };
+    let co = open();
+    let out = co
+        .streams_heartbeat("app", params(epoch), 0, &ready)
+        .unwrap();
+    assert_eq!(out.epoch, epoch, "same epoch after a restart, no rebalance");
+    assert_eq!(out.tasks, tasks);
+    let state = co.with_streams_group("app", |g| g.state_name()).unwrap();
+    assert_eq!(state, "Stable");
+}

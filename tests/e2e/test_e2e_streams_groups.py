@@ -1,0 +1,124 @@
+"""KIP-1071 Streams groups with real clients: a Kafka Streams 4.4 word count
+(tests/clients/java/WordCount.java with ``group.protocol=streams``) runs as two application
+instances; the coordinator assigns the tasks and creates the internal topics. One instance is
+stopped mid-run: its tasks move to the survivor and the final counts are exact.
+``kafka-streams-groups --describe`` shows the group while both run. One JVM pair per target."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import ck, java, txn
+from helpers.data import Rec
+from helpers.servers import ServerHandle
+
+pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
+
+STREAMS_GROUP_COMMAND = "org.apache.kafka.tools.streams.StreamsGroupCommand"
+WORDS = [f"w{i:02d}" for i in range(10)]
+LINES = 200  # per half
+
+
+class _App:
+    """A WordCount instance; a thread collects its state changes."""
+
+    def __init__(self, classes: txn.JavaClasses, args: list[str], log: Path) -> None:
+        self.log = log
+        self.proc = txn.start_java(classes.streams_classpath, "WordCount", args, log)
+        self.states: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.states.append(json.loads(line)["state"])
+
+    def running(self) -> bool:
+        assert self.proc.poll() is None, f"WordCount exited {self.proc.returncode}: {self.tail()}"
+        return bool(self.states) and self.states[-1] == "RUNNING"
+
+    def tail(self, n: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
+        time.sleep(0.3)
+
+
+def _recs(lines: list[str]) -> list[Rec]:
+    return [Rec(i % 2, None, line.encode()) for i, line in enumerate(lines)]
+
+
+def _last_counts(bootstrap: str, topic: str) -> dict[str, int]:
+    """Each word's latest count in the output (at-least-once: the last update per key)."""
+    last: dict[str, int] = {}
+    for recs in txn.read_records(bootstrap, topic, 2, "read_uncommitted").values():
+        for key, value in recs:
+            assert key is not None
+            last[key] = int(value)
+    return last
+
+
+@pytest.mark.timeout(150)
+def test_streams_word_count_tasks_move_to_the_survivor(
+    server: ServerHandle, java_classes: txn.JavaClasses, tmp_path: Path
+) -> None:
+    bootstrap = server.bootstrap
+    source = ck.create_topic(bootstrap, ck.unique("sg-in"), 2)
+    sink = ck.create_topic(bootstrap, ck.unique("sg-out"), 2)
+    app_id = ck.unique("sg-app")
+    rng = random.Random(7)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(2 * LINES)]
+    classes = java_classes.with_streams()
+    apps = [
+        _App(
+            classes,
+            [bootstrap, app_id, source, sink, str(tmp_path / f"state{i}"), "streams"],
+            tmp_path / f"app{i}.log",
+        )
+        for i in range(2)
+    ]
+    try:
+        _wait("both instances RUNNING", lambda: all(a.running() for a in apps), 60)
+        first = Counter(w for line in lines[:LINES] for w in line.split())
+        ck.produce(bootstrap, source, _recs(lines[:LINES]))
+        _wait("first half counted", lambda: _last_counts(bootstrap, sink) == dict(first), 45)
+
+        described = java.run_class(
+            STREAMS_GROUP_COMMAND,
+            ["--bootstrap-server", bootstrap, "--describe", "--members", "--group", app_id],
+            timeout=60,
+        ).stdout
+        assert app_id in described, described
+        members = [ln for ln in described.splitlines() if ln.startswith(app_id)]
+        assert len(members) == 2, described
+        listed = java.run_class(
+            STREAMS_GROUP_COMMAND, ["--bootstrap-server", bootstrap, "--list"], timeout=60
+        ).stdout
+        assert app_id in listed.split(), listed
+
+        # A graceful stop: the instance leaves the group and its tasks move to the survivor.
+        apps[1].proc.terminate()
+        apps[1].proc.wait(timeout=30)
+        ck.produce(bootstrap, source, _recs(lines[LINES:]))
+        want = Counter(w for line in lines for w in line.split())
+        _wait("all counted", lambda: _last_counts(bootstrap, sink) == dict(want), 45)
+        assert apps[0].running()
+    except AssertionError as e:
+        logs = f"--- app0 ---\n{apps[0].tail()}\n--- app1 ---\n{apps[1].tail()}"
+        raise AssertionError(f"{e}\n{logs}") from e
+    finally:
+        for a in apps:
+            txn.kill_group(a.proc)
