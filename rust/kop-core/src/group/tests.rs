@@ -158,7 +158,8 @@ fn a_full_classic_group_refuses_new_members() {
     assert_eq!(refused.member_id, "");
     end_first_join_phase(&mut g, now, &c);
     assert_eq!(rx_a.try_recv().unwrap().error, None);
-    let _ = waiting(sync(&mut g, &a, 1, &[(&a, b"A1")]));
+    let mut synced = waiting(sync(&mut g, &a, 1, &[(&a, b"A1")]));
+    assert!(synced.try_recv().unwrap().is_ok());
     assert_eq!(classic(&g).state, GroupState::Stable);
     // Stable and full: a newcomer is refused; the member itself still rejoins (the leader's
     // rejoin is a rebalance of its own, done at once).
