@@ -265,7 +265,7 @@ class Config:
     )
     group_max_size: int = _opt(
         2147483647,
-        "members of a classic group at most; more get GROUP_MAX_SIZE_REACHED (Kafka group.max.size)",
+        "classic group members at most; more get GROUP_MAX_SIZE_REACHED (Kafka group.max.size)",
     )
     group_consumer_max_size: int = _opt(
         2147483647,
