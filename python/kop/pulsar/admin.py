@@ -149,6 +149,47 @@ class PulsarAdmin:
     def runtime_configuration(self) -> tuple[int, Any]:
         """(status, body) of the broker's runtime configuration (super users only)."""
         return self._call("GET", "/admin/v2/brokers/configuration/runtime")
+    # -- compaction (docs/compaction.md, "Pulsar") -------------------------------------------------
+
+    def ensure_subscription(self, tenant: str, namespace: str, topic: str, name: str) -> None:
+        """Create the durable subscription ``name`` at the earliest message (of every partition,
+        for a partitioned topic); an existing one stays where it is."""
+        path = self._topic_path(tenant, namespace, topic) + "/subscription/" + _q(name)
+        earliest = {"ledgerId": -1, "entryId": -1, "partitionIndex": -1}
+        self._expect("PUT", path, earliest, ok=(200, 204, 409))
+
+    def reset_cursor(
+        self, tenant: str, namespace: str, topic: str, name: str, position: tuple[int, int]
+    ) -> None:
+        """Move subscription ``name`` of a (non-partitioned) topic to ``position`` (ledger id,
+        entry id): the messages before it count as acknowledged."""
+        path = self._topic_path(tenant, namespace, topic) + f"/subscription/{_q(name)}/resetcursor"
+        ledger_id, entry_id = position
+        body = {
+            "ledgerId": ledger_id,
+            "entryId": entry_id,
+            "partitionIndex": -1,
+            "isExcluded": False,
+        }
+        self._expect("POST", path, body, ok=(200, 204))
+
+    def trim_topic(self, tenant: str, namespace: str, topic: str) -> None:
+        """Ask Pulsar to delete the ledgers its retention lets go now (not the current one)."""
+        self._expect(
+            "POST", self._topic_path(tenant, namespace, topic) + "/trim", None, ok=(200, 204)
+        )
+
+    def delete_topic(self, tenant: str, namespace: str, topic: str) -> None:
+        """Force-delete a non-partitioned topic; a missing one is fine."""
+        path = self._topic_path(tenant, namespace, topic) + "?force=true"
+        self._expect("DELETE", path, None, ok=(200, 204, 404))
+
+    def topics(self, tenant: str, namespace: str) -> list[str]:
+        """The full names of the namespace's persistent (non-partitioned or partition) topics."""
+        answer = self._expect(
+            "GET", f"/admin/v2/persistent/{_q(tenant)}/{_q(namespace)}", None, ok=(200,)
+        )
+        return [str(t) for t in answer] if isinstance(answer, list) else []
 
     # -- plumbing --------------------------------------------------------------------------------
 

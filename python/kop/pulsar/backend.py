@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kop.pulsar.admin import PulsarAdmin
 from kop.pulsar.checkpoint import CheckpointStore, load_checkpoint, open_store
 from kop.pulsar.client import PulsarIO
+from kop.pulsar.compacted import CompactedPartitions
 from kop.pulsar.documents import DocumentStore
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import (
@@ -27,6 +28,7 @@ from kop.pulsar.format import (
     TRANSACTIONS_TOPIC,
     TXN_SHARD_BASE,
     instance_topic,
+    parse_batch_header,
     partition_topic,
     pulsar_topic,
 )
@@ -96,6 +98,7 @@ class PulsarBackend:
         self._checkpoints: CheckpointStore | None = None  # __kop_index, opened on first use
         self._retention: dict[str, dict[str, int]] = {}  # topic -> retention policy set
         self._lock = threading.Lock()  # guards _partitions (the dict, not the partitions)
+        self._compacted = CompactedPartitions(self)  # docs/compaction.md, "Pulsar"
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class PulsarBackend:
             g.close()
         if self._checkpoints is not None:
             self._checkpoints.close()
+        self._compacted.close()
         PulsarIO.close_quietly(self._instance)
         if self._io is not None:
             self._io.close()
@@ -216,6 +220,7 @@ class PulsarBackend:
             self._retention.pop(topic, None)
         for p in closing:
             p.close("topic deleted", checkpoint=False)
+        self._compacted.delete_topic(topic)
         self._admin.delete_partitioned_topic(self.tenant, self.namespace, topic)
 
     # -- partitions ------------------------------------------------------------------------------
@@ -235,6 +240,7 @@ class PulsarBackend:
             return self._open_native(key, io, name)
         won = take_over(io, name, tail_bytes, checkpoint, self.entry_format == "pulsar")
         scan = won.scan
+        compacted = self._compacted.opened(topic, partition, scan)
         opened = Partition(
             io,
             name,
@@ -261,6 +267,9 @@ class PulsarBackend:
             scan.messages_read,
             "from an index checkpoint" if scan.checkpoint else "from the start",
         )
+        if compacted is not None:  # below its end the partition is its compacted generation
+            log_start, headers, tail = compacted
+            return (won.epoch, log_start, scan.next_offset, headers, tail)
         return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
 
     def _open_native(self, key: tuple[str, int], io: PulsarIO, name: str) -> OpenedPartition:
@@ -296,6 +305,13 @@ class PulsarBackend:
             self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
             self._retention[topic] = policy
         return readable.trim_to_stored()
+        policy = self._compacted.retention(topic, retention_policy(retention_ms, retention_bytes))
+        if self._retention.get(topic) != policy:
+            self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
+            self._retention[topic] = policy
+        start = self._readable(topic, partition).trim_to_stored()
+        # Compacted: the log starts in the generation, whatever Pulsar trimmed below its end.
+        return -1 if self._compacted.end(topic, partition) > 0 else start
 
     def storage_size(self, topic: str, partition: int) -> int:
         """The bytes Pulsar stores of a partition (DescribeLogDirs); -1 when it cannot tell.
@@ -334,13 +350,44 @@ class PulsarBackend:
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, upper: int
     ) -> list[bytes]:
+        view = self._compacted.view(topic, partition)
+        if view is not None and offset < view.end:
+            found = view.read(offset, max_bytes, upper)
+            if found or view.end >= upper:
+                return found
+            offset = view.end  # a gap up to the end of the generation
         return self._readable(topic, partition, offset).read(offset, max_bytes, upper)
 
     def batch_at_timestamp(self, topic: str, partition: int, ts: int) -> bytes | None:
-        return self._readable(topic, partition).batch_at_timestamp(ts)
+        view = self._compacted.view(topic, partition)
+        found = None if view is None else view.batch_at_timestamp(ts)
+        return (
+            found if found is not None else self._readable(topic, partition).batch_at_timestamp(ts)
+        )
 
     def batch_with_max_timestamp(self, topic: str, partition: int) -> bytes | None:
-        return self._readable(topic, partition).batch_with_max_timestamp()
+        view = self._compacted.view(topic, partition)
+        newer = self._readable(topic, partition).batch_with_max_timestamp()
+        older = None if view is None else view.max_timestamp_batch()
+        if older is None or (
+            newer is not None and parse_batch_header(newer).max_timestamp >= older[0]
+        ):
+            return newer
+        return older[1]
+
+    def compacted_end(self, topic: str, partition: int) -> int:
+        """Offsets below this are read from the partition's compacted generation (0: none)."""
+        return self._compacted.end(topic, partition)
+
+    def write_compacted(
+        self, topic: str, partition: int, epoch: int, end: int, batches: list[bytes]
+    ) -> bool:
+        """Store Rust's cleaned batches below ``end`` as the partition's next compacted
+        generation and switch readers to it (kop.pulsar.compacted); False when this instance
+        does not own the partition at ``epoch`` any more or another switch came first."""
+        with self._lock:
+            owner = self._partitions.get((topic, partition))
+        return self._compacted.write(topic, partition, epoch, end, batches, owner)
 
     def _readable(
         self, topic: str, partition: int, offset: int | None = None

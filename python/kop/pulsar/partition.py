@@ -314,6 +314,18 @@ class Partition:
         )
         return -1 if first is None else first.base_offset
 
+    def position_for(self, offset: int) -> MessageKey | None:
+        """The (ledger id, entry id) of an indexed batch at or before the one holding
+        ``offset``, from which everything from ``offset`` on is stored (compaction trims the
+        partition topic before it); None when the index has no such batch."""
+        with self._lock:
+            i = self.index.find(offset)
+            if i is None:
+                return None
+            if self.index.gap_before(i) and offset < self.index[i].base_offset:
+                i -= 1
+            return message_key(self.index[i].message_id)
+
     def covers(self, offset: int) -> bool:
         with self._lock:
             end = self.index.next_offset

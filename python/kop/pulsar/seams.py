@@ -75,6 +75,12 @@ class LogSeam(Protocol):
 
     def storage_size(self, topic: str, partition: int) -> int: ...
 
+    def compacted_end(self, topic: str, partition: int) -> int: ...
+
+    def write_compacted(
+        self, topic: str, partition: int, epoch: int, end: int, batches: list[bytes]
+    ) -> bool: ...
+
 
 class GroupLogSeam(Protocol):
     """Opaque consumer-group records per group shard (the encoding is Rust's)."""

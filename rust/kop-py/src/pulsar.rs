@@ -389,6 +389,23 @@ impl RemoteBackend for PyRemoteBackend {
         Ok(u64::try_from(size).ok())
     }
 
+    fn compacted_end(&self, topic: &str, partition: i32) -> io::Result<i64> {
+        self.invoke("compacted_end", (topic.to_string(), partition))
+    }
+
+    fn write_compacted(
+        &self,
+        topic: &str,
+        partition: i32,
+        epoch: i32,
+        end: i64,
+        batches: Vec<Bytes>,
+    ) -> io::Result<bool> {
+        let batches: Vec<Blob> = batches.into_iter().map(|b| Blob(b.to_vec())).collect();
+        let args = (topic.to_string(), partition, epoch, end, batches);
+        self.invoke("write_compacted", args)
+    }
+
     fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>> {
         self.invoke("load_group_records", (shard,))
     }

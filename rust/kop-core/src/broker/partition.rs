@@ -31,7 +31,7 @@ use crate::records::batch::{self, BatchHeader, LOG_OVERHEAD};
 use crate::records::compression::MAX_UNCOMPRESSED;
 use crate::records::decode::{record_points, RecordPoint};
 use crate::records::validate::{validate_batch, RecordError, Rules};
-use crate::storage::compaction::{CleanRequest, CleanStats, Throttle};
+use crate::storage::compaction::{CleanRequest, CleanStats, RemoteCleaned, Throttle};
 use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt};
 
 /// Leader epoch of every partition: one broker, never re-elected.
@@ -624,9 +624,8 @@ impl Partition {
     ) -> Result<Option<CleanStats>, KafkaError> {
         let job = {
             let mut inner = self.inner.write();
-            // Remote (Pulsar) logs are not compacted by kop yet (docs/compaction.md).
             let local = inner.log.remote_reads().is_none();
-            if !inner.opened || !local || !inner.config.log.compaction.compact {
+            if !inner.opened || !inner.config.log.compaction.compact {
                 return Ok(None);
             }
             let req = CleanRequest {
@@ -648,6 +647,19 @@ impl Partition {
                     .collect(),
                 map_budget_bytes,
             };
+            if !local {
+                // Pulsar: the backend stores the cleaned copy (docs/compaction.md, "Pulsar").
+                let Some(job) = inner.log.begin_remote_clean(req) else {
+                    return Ok(None);
+                };
+                drop(inner);
+                let outcome = job.run(throttle, stop)?;
+                self.inner.write().log.finish_remote_clean(&outcome);
+                return Ok(match outcome {
+                    RemoteCleaned::Switched { stats, .. } => Some(stats),
+                    RemoteCleaned::NotWorth { .. } | RemoteCleaned::Lost => None,
+                });
+            }
             inner.log.begin_clean(&req)?
         };
         let Some(job) = job else {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::compaction::{CleanJob, CleanRequest, CleanStats, Cleaned, CompactionSettings};
+use super::compaction::{
+    CleanJob, CleanRequest, CleanStats, Cleaned, CompactionSettings, RemoteCleanJob, RemoteCleaned,
+};
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 
@@ -132,6 +134,13 @@ pub trait PartitionLog: Send + Sync {
     fn begin_clean(&mut self, _req: &CleanRequest) -> io::Result<Option<CleanJob>> {
         Ok(None)
     }
+    /// Compaction of a remote log (storage/compaction/remote.rs), under the partition lock:
+    /// the clean to try now, if any. Local logs answer None.
+    fn begin_remote_clean(&mut self, _req: CleanRequest) -> Option<RemoteCleanJob> {
+        None
+    }
+    /// Under the lock again, after the `RemoteCleanJob` ran.
+    fn finish_remote_clean(&mut self, _outcome: &RemoteCleaned) {}
     /// Step 3 (under the lock): swaps in what `CleanJob::run` (step 2, without the lock) wrote.
     fn finish_clean(&mut self, _cleaned: Cleaned) -> io::Result<CleanStats> {
         Err(io::Error::new(

@@ -20,10 +20,14 @@
 //! segments), `CleanJob::run` (no lock: builds the key map and writes cleaned segments under
 //! temporary names, throttled), `PartitionLog::finish_clean` (lock held: swaps the cleaned
 //! segments in, crash-safe, unless retention changed those segments meanwhile).
+//!
+//! Remote (Pulsar) logs are cleaned by `remote::RemoteCleanJob` with the same record rules; the
+//! backend stores the cleaned copy and switches readers to it (docs/compaction.md, "Pulsar").
 
 mod batch_filter;
 mod job;
 mod offset_map;
+mod remote;
 mod throttle;
 mod txn_rules;
 
@@ -32,6 +36,7 @@ mod tests;
 
 pub use batch_filter::AbortedTxn;
 pub use job::{plan, CleanJob, Cleaned, CleanedGroup, Plan, SegmentSummary, SegmentView};
+pub use remote::{RemoteCleanJob, RemoteCleaned};
 pub use throttle::Throttle;
 
 use std::collections::HashMap;

@@ -108,6 +108,29 @@ pub trait RemoteBackend: Send + Sync {
         Ok(None)
     }
 
+    // Compaction (`storage::compaction::RemoteCleanJob`, docs/compaction.md "Pulsar").
+    /// The end of the partition's compacted copy: offsets below it are read from the copy;
+    /// 0 when it has none.
+    fn compacted_end(&self, _topic: &str, _partition: i32) -> io::Result<i64> {
+        Ok(0)
+    }
+    /// Stores `batches` (every batch below `end` after a clean, oldest first) as the
+    /// partition's next compacted copy and switches readers to it, unless another owner
+    /// switched since `compacted_end` was asked (false). Then trims what is below `end`.
+    fn write_compacted(
+        &self,
+        _topic: &str,
+        _partition: i32,
+        _epoch: i32,
+        _end: i64,
+        _batches: Vec<Bytes>,
+    ) -> io::Result<bool> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backend does not compact",
+        ))
+    }
+
     // Group logs (`storage::group_log`).
     /// The group records of one shard (`group::shard_of`); from now on only this process can
     /// write them.

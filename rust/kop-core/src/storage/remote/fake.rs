@@ -53,6 +53,8 @@ pub struct FakeBackend {
     /// The retention last applied: (ms, bytes).
     pub retention: Mutex<Option<(i64, i64)>>,
     pub scripted: Mutex<Scripted>,
+    /// Compacted ends per partition (`write_compacted` replaced the batches below them).
+    pub compacted: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl FakeBackend {
@@ -266,6 +268,34 @@ impl RemoteBackend for FakeBackend {
             .into_iter()
             .rev()
             .max_by_key(max_timestamp))
+    }
+
+    fn compacted_end(&self, topic: &str, partition: i32) -> io::Result<i64> {
+        let ends = self.compacted.lock();
+        Ok(ends.get(&(topic.to_string(), partition)).copied().unwrap_or(0))
+    }
+
+    /// Replaces the stored batches below `end` with `batches`, as a switch to a new generation
+    /// looks to readers.
+    fn write_compacted(
+        &self,
+        topic: &str,
+        partition: i32,
+        _epoch: i32,
+        end: i64,
+        batches: Vec<Bytes>,
+    ) -> io::Result<bool> {
+        let key = (topic.to_string(), partition);
+        let mut stored = self.batches.lock();
+        let all = stored.entry(key.clone()).or_default();
+        let rest: Vec<Bytes> = all
+            .iter()
+            .filter(|b| BatchHeader::parse(b).is_ok_and(|h| h.base_offset >= end))
+            .cloned()
+            .collect();
+        *all = batches.into_iter().chain(rest).collect();
+        self.compacted.lock().insert(key, end);
+        Ok(true)
     }
 
     fn load_group_records(&self, shard: i32) -> io::Result<Vec<Vec<u8>>> {

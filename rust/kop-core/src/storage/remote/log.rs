@@ -15,6 +15,7 @@ use super::tail_cache::TailCache;
 use super::{blocking, invalid, OpenedPartition, RemoteBackend};
 use crate::records::batch::BatchHeader;
 use crate::records::control::{parse_marker, Marker};
+use crate::storage::compaction::{CleanRequest, RemoteCleanJob, RemoteCleaned};
 use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog, Receipt, RemoteReads};
 
 /// The document holding a partition's DeleteRecords log start. A document, not the index
@@ -136,6 +137,10 @@ pub struct RemoteLog {
     tail: TailCache,
     settings: LogSettings,
     reads: Arc<PartitionReads>,
+    /// Bytes appended since opened, and the count from which the next clean is worth trying
+    /// (the last one found too few dirty bytes; 0: try at the next pass).
+    appended_bytes: u64,
+    clean_after_bytes: u64,
 }
 
 impl RemoteLog {
@@ -166,6 +171,8 @@ impl RemoteLog {
             next_offset: opened.next_offset,
             tail: TailCache::new(tail_limit),
             settings,
+            appended_bytes: 0,
+            clean_after_bytes: 0,
         };
         for bytes in opened.tail {
             let header = BatchHeader::parse(&bytes).map_err(invalid)?;
@@ -233,6 +240,7 @@ impl PartitionLog for RemoteLog {
             batch.clone(),
         );
         self.next_offset = header.last_offset() + 1;
+        self.appended_bytes += batch.len() as u64;
         self.tail.push(header, batch);
         Ok(Some(receipt))
     }
@@ -286,6 +294,40 @@ impl PartitionLog for RemoteLog {
         self.log_start = start;
         self.tail.drop_before(start);
         Ok(1)
+    }
+
+    fn begin_remote_clean(&mut self, req: CleanRequest) -> Option<RemoteCleanJob> {
+        let compaction = self.settings.compaction;
+        let no_max_lag = compaction.max_compaction_lag_ms == i64::MAX;
+        if !compaction.compact || (no_max_lag && self.appended_bytes < self.clean_after_bytes) {
+            return None;
+        }
+        Some(RemoteCleanJob {
+            backend: self.backend.clone(),
+            reads: self.reads.clone(),
+            topic: self.topic.clone(),
+            partition: self.partition,
+            epoch: self.epoch,
+            log_start: self.log_start,
+            settings: compaction,
+            segment_bytes: self.settings.segment_bytes.max(1) as u64,
+            segment_ms: self.settings.segment_ms.max(1),
+            req,
+        })
+    }
+
+    fn finish_remote_clean(&mut self, outcome: &RemoteCleaned) {
+        match outcome {
+            // Cached batches below the end are the uncleaned ones: reads go to the copy.
+            RemoteCleaned::Switched { end, .. } => {
+                self.tail.drop_before(*end);
+                self.clean_after_bytes = 0;
+            }
+            RemoteCleaned::NotWorth { needed_bytes } => {
+                self.clean_after_bytes = self.appended_bytes + needed_bytes;
+            }
+            RemoteCleaned::Lost => {}
+        }
     }
 
     fn advance_log_start(&mut self, offset: i64) -> io::Result<()> {
@@ -449,5 +491,143 @@ mod tests {
         log.set_settings(settings);
         log.enforce_retention(0).unwrap();
         assert_eq!(*backend.retention.lock(), Some((-1, -1)));
+    }
+}
+
+/// Compaction of a remote log (storage/compaction/remote.rs) against the in-memory backend.
+#[cfg(test)]
+mod compaction_tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::records::batch::split_batches;
+    use crate::records::compression;
+    use crate::records::decode::decode_records;
+    use crate::records::encode::{encode_batch, BatchSpec, NewRecord};
+    use crate::storage::compaction::{CompactionSettings, Throttle};
+    use crate::storage::remote::fake::FakeBackend;
+
+    fn compacted_log(backend: Arc<FakeBackend>, segment_bytes: i64) -> RemoteLog {
+        let settings = LogSettings {
+            segment_bytes,
+            segment_ms: 1 << 40,
+            retention_ms: -1,
+            retention_bytes: -1,
+            delete_retention: false,
+            compaction: CompactionSettings {
+                compact: true,
+                delete_retention_ms: 1_000,
+                min_cleanable_dirty_ratio: 0.0,
+                min_compaction_lag_ms: 0,
+                max_compaction_lag_ms: i64::MAX,
+            },
+        };
+        RemoteLog::new(backend, "t", 0, settings, 1 << 20, OpenedPartition::default()).unwrap()
+    }
+
+    fn append(log: &mut RemoteLog, records: &[(&str, Option<&str>)], ts: i64) {
+        let recs: Vec<NewRecord> = records
+            .iter()
+            .map(|(k, v)| NewRecord {
+                key: Some(k.as_bytes().to_vec()),
+                value: v.map(|v| v.as_bytes().to_vec()),
+                ..Default::default()
+            })
+            .collect();
+        let mut raw = encode_batch(&BatchSpec::plain(ts, compression::NONE), &recs);
+        crate::records::batch::patch_offset_and_epoch(&mut raw, log.next_offset(), 0);
+        let header = BatchHeader::parse(&raw).unwrap();
+        log.append(&header, Bytes::from(raw), ts).unwrap();
+    }
+
+    fn clean(log: &mut RemoteLog, now_ms: i64) -> Option<i64> {
+        let req = CleanRequest {
+            now_ms,
+            upper_bound: log.next_offset(),
+            producer_last_offsets: HashMap::new(),
+            producer_marker_epochs: HashMap::new(),
+            aborted: Vec::new(),
+            map_budget_bytes: 1 << 20,
+        };
+        let job = log.begin_remote_clean(req)?;
+        let outcome = job
+            .run(&Throttle::new(0.0), &AtomicBool::new(false))
+            .unwrap();
+        log.finish_remote_clean(&outcome);
+        match outcome {
+            RemoteCleaned::Switched { end, .. } => Some(end),
+            _ => None,
+        }
+    }
+
+    /// offset -> (key, value) of every record stored, read through the log.
+    fn visible(log: &RemoteLog) -> BTreeMap<i64, (String, Option<String>)> {
+        let mut out = BTreeMap::new();
+        let mut offset = 0;
+        while offset < log.next_offset() {
+            let bytes = match log.read(offset, 1 << 20, i64::MAX).unwrap() {
+                Some(b) => b,
+                None => log.reads.read(offset, 1 << 20, i64::MAX).unwrap(),
+            };
+            if bytes.is_empty() {
+                break;
+            }
+            for batch in split_batches(&bytes).unwrap() {
+                let header = BatchHeader::parse(batch).unwrap();
+                for r in decode_records(batch).unwrap() {
+                    let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8(b).unwrap());
+                    out.insert(r.offset, (text(r.key).unwrap(), text(r.value)));
+                }
+                offset = header.last_offset() + 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn keeps_the_latest_of_each_key_below_the_active_part_with_offsets() {
+        let backend = Arc::new(FakeBackend::default());
+        let mut log = compacted_log(backend.clone(), 300);
+        for round in 0..10 {
+            let v = format!("v{round}");
+            append(&mut log, &[("a", Some(&v)), ("b", Some(&v))], 1_000 + round);
+        }
+        append(&mut log, &[("b", None)], 2_000); // a tombstone
+        append(&mut log, &[("c", Some("c1"))], 2_001);
+        let before = visible(&log);
+        let end = clean(&mut log, 10_000).expect("cleaned");
+        assert!(end > 0 && end < log.next_offset(), "{end}");
+        let after = visible(&log);
+        // Below the end: the latest of each key only (b's tombstone kept, with its horizon),
+        // at the offsets they were written at; from the end on everything as it was.
+        for (offset, record) in &before {
+            let latest = !before
+                .iter()
+                .any(|(o, r)| o > offset && r.0 == record.0 && *o < end)
+                && !before.iter().any(|(o, r)| o > offset && r.0 == record.0);
+            if *offset >= end || latest {
+                assert_eq!(after.get(offset), Some(record), "offset {offset}");
+            } else {
+                assert_eq!(after.get(offset), None, "offset {offset}");
+            }
+        }
+        assert!(backend.stored("t", 0).len() < 12);
+        // Nothing new: not worth a clean, the copy stays.
+        assert_eq!(clean(&mut log, 10_000), None);
+        // After delete.retention.ms the tombstone goes with the next clean (new dirty data).
+        for round in 0..6 {
+            append(&mut log, &[("c", Some(&format!("c{round}")))], 3_000 + round);
+        }
+        clean(&mut log, 20_000).expect("cleaned again");
+        // The tombstone may have been in the active part at the first clean: the clean that
+        // first keeps it sets its horizon, a clean after that removes it.
+        for round in 0..6 {
+            append(&mut log, &[("c", Some(&format!("d{round}")))], 4_000 + round);
+        }
+        clean(&mut log, 40_000).expect("cleaned a third time");
+        let last = visible(&log);
+        assert!(!last.values().any(|r| r.0 == "b"), "{last:?}");
+        assert!(last.values().any(|r| r.0 == "a" && r.1.as_deref() == Some("v9")));
     }
 }
