@@ -48,8 +48,13 @@ pub struct RemoteCleanJob {
 /// What a remote clean did (`end`: the new compacted end, readers below it use the copy), or
 /// why it did nothing (`needed`: dirty bytes still to come before a clean is worth it).
 pub enum RemoteCleaned {
-    Switched { end: i64, stats: CleanStats },
-    NotWorth { needed_bytes: u64 },
+    Switched {
+        end: i64,
+        stats: CleanStats,
+    },
+    NotWorth {
+        needed_bytes: u64,
+    },
     /// Another writer switched first (a takeover): nothing changed here.
     Lost,
 }
@@ -133,9 +138,16 @@ impl RemoteCleanJob {
             });
         if clean_end <= compacted_end || dirty_bytes == 0 || !(worth_by_ratio || overdue) {
             // Dirty bytes that would make it worth it: d / (c + d) > r  <=>  d > r c / (1 - r).
+            // The active part becomes dirty once more batches come, so it counts as dirty
+            // here: the clean is tried again after that many new bytes.
             let wanted = (ratio * clean_bytes as f64 / (1.0 - ratio).max(0.01)) as u64;
+            let active_bytes: u64 = summaries
+                .iter()
+                .filter(|s| s.base >= clean_end)
+                .map(|s| s.size)
+                .sum();
             return Ok(RemoteCleaned::NotWorth {
-                needed_bytes: wanted.saturating_sub(dirty_bytes).max(1),
+                needed_bytes: wanted.saturating_sub(dirty_bytes + active_bytes).max(1),
             });
         }
         // Pass 2: filter every batch below the end into the new generation.

@@ -272,7 +272,10 @@ impl RemoteBackend for FakeBackend {
 
     fn compacted_end(&self, topic: &str, partition: i32) -> io::Result<i64> {
         let ends = self.compacted.lock();
-        Ok(ends.get(&(topic.to_string(), partition)).copied().unwrap_or(0))
+        Ok(ends
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(0))
     }
 
     /// Replaces the stored batches below `end` with `batches`, as a switch to a new generation

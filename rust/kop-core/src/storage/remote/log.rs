@@ -298,8 +298,10 @@ impl PartitionLog for RemoteLog {
 
     fn begin_remote_clean(&mut self, req: CleanRequest) -> Option<RemoteCleanJob> {
         let compaction = self.settings.compaction;
-        let no_max_lag = compaction.max_compaction_lag_ms == i64::MAX;
-        if !compaction.compact || (no_max_lag && self.appended_bytes < self.clean_after_bytes) {
+        // With a compaction lag, time alone can make a clean worth it.
+        let no_lag =
+            compaction.max_compaction_lag_ms == i64::MAX && compaction.min_compaction_lag_ms <= 0;
+        if !compaction.compact || (no_lag && self.appended_bytes < self.clean_after_bytes) {
             return None;
         }
         Some(RemoteCleanJob {
@@ -523,7 +525,15 @@ mod compaction_tests {
                 max_compaction_lag_ms: i64::MAX,
             },
         };
-        RemoteLog::new(backend, "t", 0, settings, 1 << 20, OpenedPartition::default()).unwrap()
+        RemoteLog::new(
+            backend,
+            "t",
+            0,
+            settings,
+            1 << 20,
+            OpenedPartition::default(),
+        )
+        .unwrap()
     }
 
     fn append(log: &mut RemoteLog, records: &[(&str, Option<&str>)], ts: i64) {
@@ -617,17 +627,27 @@ mod compaction_tests {
         assert_eq!(clean(&mut log, 10_000), None);
         // After delete.retention.ms the tombstone goes with the next clean (new dirty data).
         for round in 0..6 {
-            append(&mut log, &[("c", Some(&format!("c{round}")))], 3_000 + round);
+            append(
+                &mut log,
+                &[("c", Some(&format!("c{round}")))],
+                3_000 + round,
+            );
         }
         clean(&mut log, 20_000).expect("cleaned again");
         // The tombstone may have been in the active part at the first clean: the clean that
         // first keeps it sets its horizon, a clean after that removes it.
         for round in 0..6 {
-            append(&mut log, &[("c", Some(&format!("d{round}")))], 4_000 + round);
+            append(
+                &mut log,
+                &[("c", Some(&format!("d{round}")))],
+                4_000 + round,
+            );
         }
         clean(&mut log, 40_000).expect("cleaned a third time");
         let last = visible(&log);
         assert!(!last.values().any(|r| r.0 == "b"), "{last:?}");
-        assert!(last.values().any(|r| r.0 == "a" && r.1.as_deref() == Some("v9")));
+        assert!(last
+            .values()
+            .any(|r| r.0 == "a" && r.1.as_deref() == Some("v9")));
     }
 }
