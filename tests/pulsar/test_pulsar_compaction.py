@@ -130,7 +130,10 @@ def test_compaction_on_pulsar_across_a_takeover(pair: Pair, pulsar_service: Puls
         "instance 2 leads the partition",
         lambda: leaders(pair.two.bootstrap, topic).get(0) == 2,
     )
-    assert _settled(_visible(pair.two.bootstrap, topic), latest, deleted_gone=True)
+    wait_for(  # the leader moved; clients may still be told NOT_LEADER for a moment
+        "instance 2 serves the compacted view",
+        lambda: _settled(_visible(pair.two.bootstrap, topic), latest, deleted_gone=True),
+    )
     # ... and cleans on: a newer generation replaces the one it took over.
     more = [(f"k{i:03d}".encode(), b"third") for i in range(2, KEYS, 10)]
     for (k, v), o in zip(more, _produce(pair.two.bootstrap, topic, more), strict=True):
