@@ -149,6 +149,7 @@ class PulsarAdmin:
     def runtime_configuration(self) -> tuple[int, Any]:
         """(status, body) of the broker's runtime configuration (super users only)."""
         return self._call("GET", "/admin/v2/brokers/configuration/runtime")
+
     # -- compaction (docs/compaction.md, "Pulsar") -------------------------------------------------
 
     def ensure_subscription(self, tenant: str, namespace: str, topic: str, name: str) -> None:
