@@ -325,8 +325,10 @@ impl PartitionLog for RemoteLog {
                 self.tail.drop_before(*end);
                 self.clean_after_bytes = 0;
             }
-            RemoteCleaned::NotWorth { needed_bytes } => {
-                self.clean_after_bytes = self.appended_bytes + needed_bytes;
+            // Tried again once anything was appended (`needed_bytes` is only an estimate: the
+            // active part turns dirty when batches come after it, which it cannot foresee).
+            RemoteCleaned::NotWorth { .. } => {
+                self.clean_after_bytes = self.appended_bytes + 1;
             }
             RemoteCleaned::Lost => {}
         }
