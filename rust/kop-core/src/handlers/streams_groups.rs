@@ -21,8 +21,6 @@ pub const SERVED_EXTRA: [(i16, i16, i16); 2] = [
     (wire::DESCRIBE_KEY, wire::MIN_VERSION, wire::MAX_VERSION),
 ];
 
-/// Kafka's `group.streams.num.standby.replicas` default.
-const NUM_STANDBY_REPLICAS: usize = 0;
 /// v0's AcceptableRecoveryLag and TaskOffsetIntervalMs (Kafka's defaults; kop assigns no
 /// warm-up tasks, so neither is used).
 const ACCEPTABLE_RECOVERY_LAG: i32 = 10_000;
@@ -65,7 +63,7 @@ fn error_response(e: KafkaError, msg: String) -> Writer {
         epoch: 0,
         ..HeartbeatOut::default()
     };
-    encode_heartbeat(e.code(), Some(&msg), &out)
+    encode_heartbeat(e.code(), Some(&msg), &out, HEARTBEAT_INTERVAL_MS)
 }
 
 async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatRequest) -> Writer {
@@ -133,10 +131,16 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
         *to_create.lock().expect("not poisoned") = c.to_create.clone();
         c
     };
-    let out =
-        ctx.broker
-            .groups
-            .streams_heartbeat(&group_id, params, NUM_STANDBY_REPLICAS, &configure);
+    // The group's streams.heartbeat.interval.ms (GROUP config, else Kafka's default).
+    let interval = ctx
+        .broker
+        .groups
+        .streams_settings(&group_id)
+        .heartbeat_interval_ms;
+    let out = ctx
+        .broker
+        .groups
+        .streams_heartbeat(&group_id, params, &configure);
     let mut out = match out {
         Ok(out) => out,
         Err((e, msg)) => return error_response(e, msg),
@@ -154,7 +158,7 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
             }
         }
     }
-    encode_heartbeat(0, None, &out)
+    encode_heartbeat(0, None, &out, interval)
 }
 
 /// Creates the missing internal topics as Kafka's coordinator does: each needs CREATE on the
@@ -189,14 +193,19 @@ async fn create_internal_topics(ctx: &RequestContext, topics: &[TopicInfo]) -> V
     failures
 }
 
-fn encode_heartbeat(error: i16, message: Option<&str>, out: &HeartbeatOut) -> Writer {
+fn encode_heartbeat(
+    error: i16,
+    message: Option<&str>,
+    out: &HeartbeatOut,
+    heartbeat_interval_ms: i32,
+) -> Writer {
     let mut w = Writer::default();
     w.i32(0); // throttle
     w.i16(error);
     w.nullable_string(message);
     w.string(&out.member_id);
     w.i32(out.epoch);
-    w.i32(HEARTBEAT_INTERVAL_MS);
+    w.i32(heartbeat_interval_ms);
     w.i32(ACCEPTABLE_RECOVERY_LAG);
     w.i32(TASK_OFFSET_INTERVAL_MS);
     if error != 0 {
