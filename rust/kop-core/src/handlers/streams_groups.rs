@@ -35,7 +35,11 @@ pub async fn dispatch(ctx: &RequestContext, raw_key: i16, frame: RequestFrame) -
     let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
     let body = match raw_key {
         wire::HEARTBEAT_KEY => match HeartbeatRequest::decode(frame.body) {
-            Ok(req) => heartbeat(ctx, client_id, req).await,
+            Ok(req) => {
+                let (code, body) = heartbeat(ctx, client_id, req).await;
+                ctx.broker.metrics.requests.error(raw_key, code);
+                body
+            }
             Err(e) => return Outcome::Close(format!("StreamsGroupHeartbeat: {e}")),
         },
         _ => match DescribeRequest::decode(frame.body) {
@@ -58,15 +62,22 @@ fn topology_topics(t: &Topology) -> BTreeSet<&str> {
     all
 }
 
-fn error_response(e: KafkaError, msg: String) -> Writer {
+/// A heartbeat's answer: its error code (for the request metrics) and its body.
+type Answer = (i16, Writer);
+
+fn error_response(e: KafkaError, msg: String) -> Answer {
     let out = HeartbeatOut {
         epoch: 0,
         ..HeartbeatOut::default()
     };
-    encode_heartbeat(e.code(), Some(&msg), &out, HEARTBEAT_INTERVAL_MS)
+    let code = e.code();
+    (
+        code,
+        encode_heartbeat(code, Some(&msg), &out, HEARTBEAT_INTERVAL_MS),
+    )
 }
 
-async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatRequest) -> Writer {
+async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatRequest) -> Answer {
     let topics: Vec<&str> = req
         .topology
         .as_ref()
@@ -158,7 +169,7 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
             }
         }
     }
-    encode_heartbeat(0, None, &out, interval)
+    (0, encode_heartbeat(0, None, &out, interval))
 }
 
 /// Creates the missing internal topics as Kafka's coordinator does: each needs CREATE on the
@@ -294,7 +305,11 @@ fn encode_group(w: &mut Writer, id: &str, g: &StreamsGroup, operations: i32) {
     w.tagged();
 }
 
-fn encode_error(w: &mut Writer, id: &str, e: KafkaError, msg: &str) {
+fn encode_error(ctx: &RequestContext, w: &mut Writer, id: &str, e: KafkaError, msg: &str) {
+    ctx.broker
+        .metrics
+        .requests
+        .error(wire::DESCRIBE_KEY, e.code());
     w.i16(e.code());
     w.nullable_string(Some(msg));
     w.string(id);
@@ -323,7 +338,7 @@ async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
     w.array(&groups, |w, (id, (allowed, operations))| {
         if !allowed {
             let e = KafkaError::GroupAuthorizationFailed;
-            return encode_error(w, id, e, &e.to_string());
+            return encode_error(ctx, w, id, e, &e.to_string());
         }
         let ops = if req.include_authorized_operations {
             *operations
@@ -339,9 +354,9 @@ async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
             Ok(bytes) => w.0.extend_from_slice(&bytes),
             Err(KafkaError::GroupIdNotFound) => {
                 let msg = format!("Group {id} not found.");
-                encode_error(w, id, KafkaError::GroupIdNotFound, &msg)
+                encode_error(ctx, w, id, KafkaError::GroupIdNotFound, &msg)
             }
-            Err(e) => encode_error(w, id, e, &e.to_string()),
+            Err(e) => encode_error(ctx, w, id, e, &e.to_string()),
         }
     });
     w.tagged();
@@ -356,7 +371,8 @@ mod tests {
 
     #[test]
     fn an_error_heartbeat_response_has_null_lists() {
-        let w = error_response(KafkaError::FencedMemberEpoch, "fenced".into());
+        let (code, w) = error_response(KafkaError::FencedMemberEpoch, "fenced".into());
+        assert_eq!(code, KafkaError::FencedMemberEpoch.code());
         let r = &mut Reader::new(Bytes::from(w.0.to_vec()));
         assert_eq!(r.i32().unwrap(), 0);
         assert_eq!(r.i16().unwrap(), KafkaError::FencedMemberEpoch.code());
