@@ -271,6 +271,11 @@ class Config:
         2147483647,
         "members of a KIP-848 consumer group at most (Kafka group.consumer.max.size)",
     )
+    group_streams_num_standby_replicas: int = _opt(
+        0,
+        "standby replicas of each task of a streams group, 0-2; a group's "
+        "streams.num.standby.replicas overrides it (Kafka group.streams.num.standby.replicas)",
+    )
     offsets_retention_minutes: int = _opt(
         10080,
         "how long committed offsets of an empty group are kept (Kafka offsets.retention.minutes)",
@@ -649,6 +654,7 @@ def _validate(cfg: Config) -> None:
     _check_range("group_max_session_timeout_ms", cfg.group_max_session_timeout_ms, 1, _INT64_MAX)
     _check_range("group_max_size", cfg.group_max_size, 1, _INT32_MAX)
     _check_range("group_consumer_max_size", cfg.group_consumer_max_size, 1, _INT32_MAX)
+    _check_range("group_streams_num_standby_replicas", cfg.group_streams_num_standby_replicas, 0, 2)
     _check_range("offsets_retention_minutes", cfg.offsets_retention_minutes, 1, _INT64_MAX)
     _check_range("transaction_max_timeout_ms", cfg.transaction_max_timeout_ms, 1, _INT32_MAX)
     _check_range(

@@ -5,6 +5,10 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
+/// Kafka's `group.streams.max.standby.replicas` default: the most standby replicas a Streams
+/// group may have.
+pub const MAX_STANDBY_REPLICAS: i64 = 2;
+
 /// SASL mechanisms kop implements.
 pub const SUPPORTED_MECHANISMS: &[&str] =
     &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
@@ -177,6 +181,9 @@ pub struct ServerConfig {
     pub group_max_size: i64,
     /// Members a KIP-848 consumer group takes at most (Kafka group.consumer.max.size).
     pub group_consumer_max_size: i64,
+    /// Standby replicas of each task of a Streams group (Kafka
+    /// group.streams.num.standby.replicas); a group's streams.num.standby.replicas overrides it.
+    pub group_streams_num_standby_replicas: i64,
     pub offsets_retention_minutes: i64,
     /// The largest `transaction.timeout.ms` a producer may ask for (Kafka
     /// transaction.max.timeout.ms).
@@ -276,6 +283,7 @@ impl Default for ServerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i64::from(i32::MAX),
             group_consumer_max_size: i64::from(i32::MAX),
+            group_streams_num_standby_replicas: 0,
             offsets_retention_minutes: 10_080,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -546,6 +554,13 @@ impl ServerConfig {
                 self.group_initial_rebalance_delay_ms
             ));
         }
+        // Kafka requires it within group.streams.max.standby.replicas (2, not configurable here).
+        if !(0..=MAX_STANDBY_REPLICAS).contains(&self.group_streams_num_standby_replicas) {
+            return Err(format!(
+                "group_streams_num_standby_replicas must be between 0 and {MAX_STANDBY_REPLICAS}, got {}",
+                self.group_streams_num_standby_replicas
+            ));
+        }
         if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
             return Err(
                 "group_max_session_timeout_ms must be >= group_min_session_timeout_ms".into(),
@@ -625,6 +640,9 @@ mod tests {
         assert!(ServerConfig::from_json(r#"{"bogus": 1}"#).is_err());
         let err = ServerConfig::from_json(r#"{"num_partitions": 0}"#).unwrap_err();
         assert!(err.contains("num_partitions"), "{err}");
+        let standbys = r#"{"group_streams_num_standby_replicas": 3}"#;
+        let err = ServerConfig::from_json(standbys).unwrap_err();
+        assert!(err.contains("between 0 and 2"), "{err}");
     }
 
     #[test]

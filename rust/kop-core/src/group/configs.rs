@@ -4,7 +4,8 @@
 //!
 //! `GroupConfigs::effective(group)` is the one accessor for what a group runs with: the
 //! consumer group protocol uses its session timeout and heartbeat interval; the share.* values
-//! are there for share groups.
+//! are there for share groups; Streams groups use the streams session timeout, heartbeat
+//! interval and standby replicas.
 
 use std::io;
 use std::sync::Arc;
@@ -160,6 +161,11 @@ pub struct GroupSettings {
     pub share_isolation_level: String,
     pub share_renew_acknowledge_enable: bool,
     pub errors_deadletterqueue_topic_name: String,
+    pub streams_session_timeout_ms: i32,
+    pub streams_heartbeat_interval_ms: i32,
+    /// The group's own streams.num.standby.replicas; None: the broker's
+    /// group.streams.num.standby.replicas.
+    pub streams_num_standby_replicas: Option<i32>,
 }
 
 impl GroupSettings {
@@ -190,6 +196,11 @@ impl GroupSettings {
             share_isolation_level: get("share.isolation.level"),
             share_renew_acknowledge_enable: get("share.renew.acknowledge.enable") == "true",
             errors_deadletterqueue_topic_name: get("errors.deadletterqueue.topic.name"),
+            streams_session_timeout_ms: int("streams.session.timeout.ms"),
+            streams_heartbeat_interval_ms: int("streams.heartbeat.interval.ms"),
+            streams_num_standby_replicas: overrides
+                .get("streams.num.standby.replicas")
+                .and_then(|v| v.trim().parse().ok()),
         }
     }
 }

@@ -116,6 +116,8 @@ impl GroupConfig {
             max_record_bytes: usize::try_from(c.message_max_bytes).unwrap_or(1_048_588),
             max_size: usize::try_from(c.group_max_size).unwrap_or(usize::MAX),
             consumer_max_size: usize::try_from(c.group_consumer_max_size).unwrap_or(usize::MAX),
+            streams_num_standby_replicas: usize::try_from(c.group_streams_num_standby_replicas)
+                .unwrap_or(0),
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct GroupConfig {
     pub max_size: usize,
     /// Members of a KIP-848 consumer group at most (Kafka group.consumer.max.size).
     pub consumer_max_size: usize,
+    /// Standby replicas per task of a Streams group without its own
+    /// streams.num.standby.replicas (Kafka group.streams.num.standby.replicas).
+    pub streams_num_standby_replicas: usize,
 }
 
 /// The shortest first join phase of an empty group: one period of the coordinator's timer
@@ -57,6 +60,7 @@ impl Default for GroupConfig {
             max_record_bytes: 1_048_588,
             max_size: i32::MAX as usize,
             consumer_max_size: i32::MAX as usize,
+            streams_num_standby_replicas: 0,
         }
     }
 }

@@ -133,6 +133,18 @@ fn rows(c: &ServerConfig, advertised: String) -> Vec<Row> {
             Int,
             "smallest session timeout of a classic group member",
         ),
+        (
+            "group.streams.max.standby.replicas",
+            s(&crate::config::MAX_STANDBY_REPLICAS),
+            Int,
+            "largest streams.num.standby.replicas of a group",
+        ),
+        (
+            "group.streams.num.standby.replicas",
+            s(&c.group_streams_num_standby_replicas),
+            Int,
+            "standby replicas per task of a streams group (a group's own: GROUP configs)",
+        ),
         ("listeners", c.listeners.join(","), List, "listeners"),
         (
             "log.cleaner.backoff.ms",

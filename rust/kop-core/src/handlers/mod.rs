@@ -301,9 +301,9 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
     let key = frame.api_key;
     let version = frame.header.request_api_version;
     if let Some(raw) = frame.extra_key {
-        // Counted under the sibling key the frame carries (metrics know no key 88/89).
+        // Counted under its own wire key, not the sibling the frame's header was decoded as.
         let outcome = streams_groups::dispatch(ctx, raw, frame).await;
-        return timed(&ctx.broker, key, version, started, outcome);
+        return timed(&ctx.broker, raw, version, started, outcome);
     }
     let Some((min, max)) = served_range(key) else {
         return Outcome::Close(format!("API {key:?} is not served"));
@@ -331,14 +331,15 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
                 .record_request_time(&client, nanos, crate::now_ms() as u64);
         ctx.throttle(crate::metrics::throttles::Quota::Request, throttle);
     }
-    timed(&ctx.broker, key, version, started, outcome)
+    timed(&ctx.broker, key as i16, version, started, outcome)
 }
 
-/// Records a handled request: at once for an answer that is ready, when the wait ends for
-/// a produce that waits for the storage (`Outcome::Later`, counted as waiting meanwhile).
+/// Records a handled request of wire key `key`: at once for an answer that is ready, when the
+/// wait ends for a produce that waits for the storage (`Outcome::Later`, counted as waiting
+/// meanwhile).
 fn timed(
     broker: &Arc<Broker>,
-    key: ApiKey,
+    key: i16,
     version: i16,
     started: std::time::Instant,
     outcome: Outcome,
@@ -351,7 +352,7 @@ fn timed(
         return outcome;
     };
     /// Ends the wait however the future ends (answered, or dropped with the connection).
-    struct Waiting(Arc<Broker>, ApiKey, i16, std::time::Instant);
+    struct Waiting(Arc<Broker>, i16, i16, std::time::Instant);
     impl Drop for Waiting {
         fn drop(&mut self) {
             let r = &self.0.metrics.requests;

@@ -216,7 +216,7 @@ pub async fn handle(
                 Err(e) => {
                     tracing::debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
                     let answer = refused(pd.index, e, log_start_offset);
-                    broker.metrics.requests.error(ApiKey::Produce, answer.error_code);
+                    broker.metrics.requests.error(ApiKey::Produce as i16, answer.error_code);
                     answer
                 }
             });

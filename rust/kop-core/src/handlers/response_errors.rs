@@ -14,7 +14,7 @@ pub trait ErrorCodes {
 
 /// Counts the errors of an answer of `key`.
 pub fn count<R: ErrorCodes>(stats: &RequestStats, key: ApiKey, resp: &R) {
-    resp.error_codes(&mut |code| stats.error(key, code));
+    resp.error_codes(&mut |code| stats.error(key as i16, code));
 }
 
 macro_rules! error_codes {

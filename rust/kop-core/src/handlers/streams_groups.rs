@@ -21,8 +21,6 @@ pub const SERVED_EXTRA: [(i16, i16, i16); 2] = [
     (wire::DESCRIBE_KEY, wire::MIN_VERSION, wire::MAX_VERSION),
 ];
 
-/// Kafka's `group.streams.num.standby.replicas` default.
-const NUM_STANDBY_REPLICAS: usize = 0;
 /// v0's AcceptableRecoveryLag and TaskOffsetIntervalMs (Kafka's defaults; kop assigns no
 /// warm-up tasks, so neither is used).
 const ACCEPTABLE_RECOVERY_LAG: i32 = 10_000;
@@ -37,7 +35,11 @@ pub async fn dispatch(ctx: &RequestContext, raw_key: i16, frame: RequestFrame) -
     let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
     let body = match raw_key {
         wire::HEARTBEAT_KEY => match HeartbeatRequest::decode(frame.body) {
-            Ok(req) => heartbeat(ctx, client_id, req).await,
+            Ok(req) => {
+                let (code, body) = heartbeat(ctx, client_id, req).await;
+                ctx.broker.metrics.requests.error(raw_key, code);
+                body
+            }
             Err(e) => return Outcome::Close(format!("StreamsGroupHeartbeat: {e}")),
         },
         _ => match DescribeRequest::decode(frame.body) {
@@ -60,15 +62,22 @@ fn topology_topics(t: &Topology) -> BTreeSet<&str> {
     all
 }
 
-fn error_response(e: KafkaError, msg: String) -> Writer {
+/// A heartbeat's answer: its error code (for the request metrics) and its body.
+type Answer = (i16, Writer);
+
+fn error_response(e: KafkaError, msg: String) -> Answer {
     let out = HeartbeatOut {
         epoch: 0,
         ..HeartbeatOut::default()
     };
-    encode_heartbeat(e.code(), Some(&msg), &out)
+    let code = e.code();
+    (
+        code,
+        encode_heartbeat(code, Some(&msg), &out, HEARTBEAT_INTERVAL_MS),
+    )
 }
 
-async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatRequest) -> Writer {
+async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatRequest) -> Answer {
     let topics: Vec<&str> = req
         .topology
         .as_ref()
@@ -133,10 +142,16 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
         *to_create.lock().expect("not poisoned") = c.to_create.clone();
         c
     };
-    let out =
-        ctx.broker
-            .groups
-            .streams_heartbeat(&group_id, params, NUM_STANDBY_REPLICAS, &configure);
+    // The group's streams.heartbeat.interval.ms (GROUP config, else Kafka's default).
+    let interval = ctx
+        .broker
+        .groups
+        .streams_settings(&group_id)
+        .heartbeat_interval_ms;
+    let out = ctx
+        .broker
+        .groups
+        .streams_heartbeat(&group_id, params, &configure);
     let mut out = match out {
         Ok(out) => out,
         Err((e, msg)) => return error_response(e, msg),
@@ -154,7 +169,7 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
             }
         }
     }
-    encode_heartbeat(0, None, &out)
+    (0, encode_heartbeat(0, None, &out, interval))
 }
 
 /// Creates the missing internal topics as Kafka's coordinator does: each needs CREATE on the
@@ -189,14 +204,19 @@ async fn create_internal_topics(ctx: &RequestContext, topics: &[TopicInfo]) -> V
     failures
 }
 
-fn encode_heartbeat(error: i16, message: Option<&str>, out: &HeartbeatOut) -> Writer {
+fn encode_heartbeat(
+    error: i16,
+    message: Option<&str>,
+    out: &HeartbeatOut,
+    heartbeat_interval_ms: i32,
+) -> Writer {
     let mut w = Writer::default();
     w.i32(0); // throttle
     w.i16(error);
     w.nullable_string(message);
     w.string(&out.member_id);
     w.i32(out.epoch);
-    w.i32(HEARTBEAT_INTERVAL_MS);
+    w.i32(heartbeat_interval_ms);
     w.i32(ACCEPTABLE_RECOVERY_LAG);
     w.i32(TASK_OFFSET_INTERVAL_MS);
     if error != 0 {
@@ -285,7 +305,11 @@ fn encode_group(w: &mut Writer, id: &str, g: &StreamsGroup, operations: i32) {
     w.tagged();
 }
 
-fn encode_error(w: &mut Writer, id: &str, e: KafkaError, msg: &str) {
+fn encode_error(ctx: &RequestContext, w: &mut Writer, id: &str, e: KafkaError, msg: &str) {
+    ctx.broker
+        .metrics
+        .requests
+        .error(wire::DESCRIBE_KEY, e.code());
     w.i16(e.code());
     w.nullable_string(Some(msg));
     w.string(id);
@@ -314,7 +338,7 @@ async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
     w.array(&groups, |w, (id, (allowed, operations))| {
         if !allowed {
             let e = KafkaError::GroupAuthorizationFailed;
-            return encode_error(w, id, e, &e.to_string());
+            return encode_error(ctx, w, id, e, &e.to_string());
         }
         let ops = if req.include_authorized_operations {
             *operations
@@ -330,9 +354,9 @@ async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
             Ok(bytes) => w.0.extend_from_slice(&bytes),
             Err(KafkaError::GroupIdNotFound) => {
                 let msg = format!("Group {id} not found.");
-                encode_error(w, id, KafkaError::GroupIdNotFound, &msg)
+                encode_error(ctx, w, id, KafkaError::GroupIdNotFound, &msg)
             }
-            Err(e) => encode_error(w, id, e, &e.to_string()),
+            Err(e) => encode_error(ctx, w, id, e, &e.to_string()),
         }
     });
     w.tagged();
@@ -347,7 +371,8 @@ mod tests {
 
     #[test]
     fn an_error_heartbeat_response_has_null_lists() {
-        let w = error_response(KafkaError::FencedMemberEpoch, "fenced".into());
+        let (code, w) = error_response(KafkaError::FencedMemberEpoch, "fenced".into());
+        assert_eq!(code, KafkaError::FencedMemberEpoch.code());
         let r = &mut Reader::new(Bytes::from(w.0.to_vec()));
         assert_eq!(r.i32().unwrap(), 0);
         assert_eq!(r.i16().unwrap(), KafkaError::FencedMemberEpoch.code());

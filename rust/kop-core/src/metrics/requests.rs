@@ -1,5 +1,7 @@
 //! Per-API request counters, latency histograms and error counts: arrays indexed by API key
 //! (and version, or error code) allocated once, so recording is a few relaxed atomic adds.
+//! Keys are the wire's: the APIs the `kafka-protocol` crate has no key for (KIP-1071's 88 and
+//! 89) are named here.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -44,13 +46,22 @@ impl Default for RequestStats {
     }
 }
 
-fn slot(key: ApiKey) -> Option<usize> {
-    usize::try_from(key as i16).ok().filter(|&i| i < API_SLOTS)
+fn slot(key: i16) -> Option<usize> {
+    usize::try_from(key).ok().filter(|&i| i < API_SLOTS)
+}
+
+/// The `api` label of a wire key: Kafka's name of the API.
+fn api_name(key: i16) -> Option<String> {
+    match key {
+        88 => Some("StreamsGroupHeartbeat".into()),
+        89 => Some("StreamsGroupDescribe".into()),
+        _ => ApiKey::try_from(key).ok().map(|k| format!("{k:?}")),
+    }
 }
 
 impl RequestStats {
-    /// One request of `key` at `version`, answered after `elapsed`.
-    pub fn record(&self, key: ApiKey, version: i16, elapsed: Duration) {
+    /// One request of wire key `key` at `version`, answered after `elapsed`.
+    pub fn record(&self, key: i16, version: i16, elapsed: Duration) {
         let Some(api) = slot(key).map(|i| &self.apis[i]) else {
             return;
         };
@@ -59,8 +70,8 @@ impl RequestStats {
         api.latency.record(elapsed);
     }
 
-    /// An error code in an answer of `key` (0, no error, is not counted).
-    pub fn error(&self, key: ApiKey, code: i16) {
+    /// An error code in an answer of wire key `key` (0, no error, is not counted).
+    pub fn error(&self, key: i16, code: i16) {
         if code == 0 {
             return;
         }
@@ -75,10 +86,10 @@ impl RequestStats {
 
     pub fn render(&self, t: &mut Text) {
         let named = || {
-            self.apis.iter().enumerate().filter_map(|(i, s)| {
-                let key = ApiKey::try_from(i as i16).ok()?;
-                Some((format!("{key:?}"), s))
-            })
+            self.apis
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((api_name(i as i16)?, s)))
         };
         t.family(
             "kop_requests_total",
@@ -144,6 +155,51 @@ impl RequestStats {
             "kop_produce_waiting_requests",
             &[],
             self.produce_waiting.load(Relaxed) as f64,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_requests_are_named_by_their_own_keys() {
+        let stats = RequestStats::default();
+        stats.record(88, 0, Duration::from_millis(1));
+        stats.record(89, 0, Duration::from_millis(1));
+        stats.record(
+            ApiKey::ConsumerGroupHeartbeat as i16,
+            1,
+            Duration::from_millis(1),
+        );
+        stats.error(88, 25); // UNKNOWN_MEMBER_ID
+        let mut t = Text::default();
+        stats.render(&mut t);
+        let out = t.into_string();
+        let count = |line: &str| out.lines().filter(|l| l.starts_with(line)).count();
+        assert_eq!(
+            count(r#"kop_requests_total{api="StreamsGroupHeartbeat",version="0"} 1"#),
+            1,
+            "{out}"
+        );
+        assert_eq!(
+            count(r#"kop_requests_total{api="StreamsGroupDescribe",version="0"} 1"#),
+            1
+        );
+        assert_eq!(
+            count(r#"kop_requests_total{api="ConsumerGroupHeartbeat",version="1"} 1"#),
+            1
+        );
+        assert_eq!(
+            count(r#"kop_requests_total{api="ConsumerGroupHeartbeat",version="0"}"#),
+            0
+        );
+        assert_eq!(
+            count(
+                r#"kop_request_errors_total{api="StreamsGroupHeartbeat",error="UnknownMemberId",code="25"} 1"#
+            ),
+            1
         );
     }
 }

@@ -5,18 +5,34 @@
 use std::time::Duration;
 
 use super::topology::{Configured, Topology};
-use super::{HeartbeatOut, HeartbeatParams, StreamsGroup, SESSION_TIMEOUT};
+use super::{HeartbeatOut, HeartbeatParams, StreamsGroup, StreamsSettings};
 use crate::error::KafkaError;
 use crate::group::state::{Group, GroupKind, Now};
 use crate::group::store::GroupRecord;
 use crate::group::GroupCoordinator;
 
 impl GroupCoordinator {
+    /// The group's streams.num.standby.replicas (else the broker's), streams.session.timeout.ms
+    /// and streams.heartbeat.interval.ms.
+    pub fn streams_settings(&self, group_id: &str) -> StreamsSettings {
+        let s = self.group_configs.effective(group_id);
+        StreamsSettings {
+            num_standby: s
+                .streams_num_standby_replicas
+                .map_or(self.config.streams_num_standby_replicas, |n| {
+                    usize::try_from(n).unwrap_or(0)
+                }),
+            session_timeout: Duration::from_millis(s.streams_session_timeout_ms.max(1) as u64),
+            heartbeat_interval_ms: s.streams_heartbeat_interval_ms,
+        }
+    }
+
+    /// One StreamsGroupHeartbeat, with the group's settings now (a changed standby count
+    /// gives the group a new target assignment).
     pub fn streams_heartbeat(
         &self,
         group_id: &str,
         p: HeartbeatParams,
-        num_standby: usize,
         configure: &dyn Fn(&Topology) -> Configured,
     ) -> Result<HeartbeatOut, (KafkaError, String)> {
         if let Err(e) = self.admit(group_id) {
@@ -26,6 +42,7 @@ impl GroupCoordinator {
             };
             return Err((e, why.into()));
         }
+        let settings = self.streams_settings(group_id);
         self.with_group(group_id, p.member_epoch == 0, |g| {
             if g.streams().is_none() {
                 if !g.is_empty() {
@@ -40,10 +57,10 @@ impl GroupCoordinator {
             let GroupKind::Streams(s) = &mut g.kind else {
                 return Err((KafkaError::UnknownServerError, String::new()));
             };
-            s.session_timeout = Some(SESSION_TIMEOUT.max(Duration::from_millis(1)));
+            s.session_timeout = Some(settings.session_timeout);
             let before = s.clone();
             let now = Now::current();
-            let out = s.heartbeat(p, now.at, num_standby, configure);
+            let out = s.heartbeat(p, now.at, settings.num_standby, configure);
             if durable_part_changed(&before, s) {
                 if s.members.is_empty() {
                     s.state_since_ms = now.ms;

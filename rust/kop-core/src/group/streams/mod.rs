@@ -22,6 +22,15 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
 /// Kafka's `group.streams.heartbeat.interval.ms` default.
 pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
 
+/// What a Streams group runs with: its GROUP configs (`streams.*`) over the broker's settings
+/// (`GroupCoordinator::streams_settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamsSettings {
+    pub num_standby: usize,
+    pub session_timeout: Duration,
+    pub heartbeat_interval_ms: i32,
+}
+
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 

@@ -28,6 +28,15 @@ fn ready(_: &Topology) -> Configured {
 }
 
 fn join(g: &mut StreamsGroup, id: &str, now: Instant) -> HeartbeatOut {
+    join_with_standbys(g, id, now, 0)
+}
+
+fn join_with_standbys(
+    g: &mut StreamsGroup,
+    id: &str,
+    now: Instant,
+    standbys: usize,
+) -> HeartbeatOut {
     let p = HeartbeatParams {
         member_id: id.into(),
         member_epoch: 0,
@@ -37,17 +46,27 @@ fn join(g: &mut StreamsGroup, id: &str, now: Instant) -> HeartbeatOut {
         owned_active: Some(TaskSet::new()),
         ..HeartbeatParams::default()
     };
-    g.heartbeat(p, now, 0, &ready).unwrap()
+    g.heartbeat(p, now, standbys, &ready).unwrap()
 }
 
 fn beat(g: &mut StreamsGroup, id: &str, epoch: i32, owned: Option<TaskSet>) -> HeartbeatOut {
+    beat_with_standbys(g, id, epoch, owned, 0)
+}
+
+fn beat_with_standbys(
+    g: &mut StreamsGroup,
+    id: &str,
+    epoch: i32,
+    owned: Option<TaskSet>,
+    standbys: usize,
+) -> HeartbeatOut {
     let p = HeartbeatParams {
         member_id: id.into(),
         member_epoch: epoch,
         owned_active: owned,
         ..HeartbeatParams::default()
     };
-    g.heartbeat(p, Instant::now(), 0, &ready).unwrap()
+    g.heartbeat(p, Instant::now(), standbys, &ready).unwrap()
 }
 
 fn n(t: &TaskSet) -> usize {
@@ -88,6 +107,62 @@ fn a_task_moves_only_after_its_owner_revoked_it() {
             assert!(!assignor::contains(&a3.tasks.active, s, *p));
         }
     }
+}
+
+#[test]
+fn with_one_standby_each_active_task_has_a_copy_on_the_other_process() {
+    let mut g = StreamsGroup::new(0);
+    let a = join_with_standbys(&mut g, "a", Instant::now(), 1);
+    assert!(
+        a.tasks.standby.is_empty(),
+        "one process: nowhere for a standby"
+    );
+    let b = join_with_standbys(&mut g, "b", Instant::now(), 1);
+    let a2 = beat_with_standbys(&mut g, "a", a.epoch, None, 1);
+    let owned = Some(a2.tasks.active.clone());
+    let a3 = beat_with_standbys(&mut g, "a", a2.epoch, owned, 1);
+    let b2 = beat_with_standbys(&mut g, "b", b.epoch, None, 1);
+    assert_eq!(g.state_name(), "Stable");
+    assert_eq!((n(&a3.tasks.active), n(&b2.tasks.active)), (2, 2));
+    // Every task: active on one process, its one standby on the other.
+    assert_eq!(a3.tasks.standby, b2.tasks.active);
+    assert_eq!(b2.tasks.standby, a3.tasks.active);
+    // Back to no standbys: the next heartbeat computes a target without them.
+    let a4 = beat_with_standbys(&mut g, "a", a3.epoch, None, 0);
+    assert!(a4.tasks.standby.is_empty());
+    assert_eq!(a4.tasks.active, a3.tasks.active);
+}
+
+#[test]
+fn the_group_configs_set_standbys_and_session_over_the_broker_settings() {
+    use crate::group::state::GroupConfig;
+    use crate::group::GroupCoordinator;
+
+    let config = GroupConfig {
+        streams_num_standby_replicas: 2,
+        ..GroupConfig::default()
+    };
+    let co = GroupCoordinator::inactive(Vec::new(), config);
+    let broker = co.streams_settings("app");
+    assert_eq!(
+        broker.num_standby, 2,
+        "the broker's group.streams.num.standby.replicas"
+    );
+    assert_eq!(broker.session_timeout, SESSION_TIMEOUT);
+    assert_eq!(broker.heartbeat_interval_ms, HEARTBEAT_INTERVAL_MS);
+    co.group_configs
+        .alter("app", false, |c| {
+            c.insert("streams.num.standby.replicas".into(), "1".into());
+            c.insert("streams.session.timeout.ms".into(), "50000".into());
+            c.insert("streams.heartbeat.interval.ms".into(), "7000".into());
+            Ok(())
+        })
+        .unwrap();
+    let own = co.streams_settings("app");
+    assert_eq!(own.num_standby, 1);
+    assert_eq!(own.session_timeout, Duration::from_millis(50_000));
+    assert_eq!(own.heartbeat_interval_ms, 7_000);
+    assert_eq!(co.streams_settings("other"), broker);
 }
 
 #[test]
@@ -205,14 +280,12 @@ fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
     };
     let (epoch, tasks) = {
         let co = open();
-        let out = co.streams_heartbeat("app", params(0), 0, &ready).unwrap();
+        let out = co.streams_heartbeat("app", params(0), &ready).unwrap();
         assert_eq!(n(&out.tasks.active), 4);
         (out.epoch, out.tasks)
     };
     let co = open();
-    let out = co
-        .streams_heartbeat("app", params(epoch), 0, &ready)
-        .unwrap();
+    let out = co.streams_heartbeat("app", params(epoch), &ready).unwrap();
     assert_eq!(out.epoch, epoch, "same epoch after a restart, no rebalance");
     assert_eq!(out.tasks, tasks);
     let state = co.with_streams_group("app", |g| g.state_name()).unwrap();
