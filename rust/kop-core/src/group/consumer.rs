@@ -621,17 +621,13 @@ impl ConsumerGroup {
 
     /// OffsetCommit by a member at an epoch (Kafka's `ConsumerGroup.validateOffsetCommit`).
     pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), KafkaError> {
-        if epoch < 0 && member_id.is_empty() && self.members.is_empty() {
-            return Ok(());
-        }
-        let m = self
-            .members
-            .get(member_id)
-            .ok_or(KafkaError::UnknownMemberId)?;
-        if epoch != m.epoch {
-            return Err(KafkaError::StaleMemberEpoch);
-        }
-        Ok(())
+        let member_epoch = self.members.get(member_id).map(|m| m.epoch);
+        super::offsets::validate_member_epoch(
+            member_epoch,
+            self.members.is_empty(),
+            member_id,
+            epoch,
+        )
     }
 
     pub fn subscribed_topics(&self) -> Vec<String> {

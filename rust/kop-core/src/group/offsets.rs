@@ -8,6 +8,25 @@ use crate::error::KafkaError;
 /// Kafka's `offset.metadata.max.bytes`.
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
+/// Kafka's `validateOffsetCommit` of the member-epoch kinds (consumer and streams groups): a
+/// commit with no member id and a negative epoch (admin tools, assign()-only consumers) to a
+/// group without members is taken; otherwise the member must be in the group at that epoch.
+pub fn validate_member_epoch(
+    member_epoch: Option<i32>,
+    group_is_empty: bool,
+    member_id: &str,
+    epoch: i32,
+) -> Result<(), KafkaError> {
+    if epoch < 0 && member_id.is_empty() && group_is_empty {
+        return Ok(());
+    }
+    match member_epoch {
+        None => Err(KafkaError::UnknownMemberId),
+        Some(current) if current != epoch => Err(KafkaError::StaleMemberEpoch),
+        Some(_) => Ok(()),
+    }
+}
+
 impl Group {
     /// Whether this member may commit at this generation (Kafka's `validateOffsetCommit`).
     pub fn validate_commit(

@@ -404,17 +404,13 @@ impl StreamsGroup {
 
     /// OffsetCommit by a member at an epoch (Kafka's `StreamsGroup.validateOffsetCommit`).
     pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), KafkaError> {
-        if epoch < 0 && member_id.is_empty() && self.members.is_empty() {
-            return Ok(());
-        }
-        let m = self
-            .members
-            .get(member_id)
-            .ok_or(KafkaError::UnknownMemberId)?;
-        if epoch != m.epoch {
-            return Err(KafkaError::StaleMemberEpoch);
-        }
-        Ok(())
+        let member_epoch = self.members.get(member_id).map(|m| m.epoch);
+        crate::group::offsets::validate_member_epoch(
+            member_epoch,
+            self.members.is_empty(),
+            member_id,
+            epoch,
+        )
     }
 
     /// The source topics of the topology (for offset fetches and describes).
