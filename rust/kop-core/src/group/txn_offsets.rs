@@ -80,32 +80,12 @@ impl Group {
     ) -> Result<(), KafkaError> {
         let c = match &self.kind {
             GroupKind::Consumer(m) => {
-                if generation < 0 && m.members.is_empty() {
-                    return Ok(());
-                }
-                let member = m
-                    .members
-                    .get(member_id)
-                    .ok_or(KafkaError::UnknownMemberId)?;
-                return if member.epoch == generation {
-                    Ok(())
-                } else {
-                    Err(KafkaError::IllegalGeneration)
-                };
+                let epoch = m.members.get(member_id).map(|x| x.epoch);
+                return txn_member_epoch(epoch, m.members.is_empty(), generation);
             }
             GroupKind::Streams(s) => {
-                if generation < 0 && s.members.is_empty() {
-                    return Ok(());
-                }
-                let member = s
-                    .members
-                    .get(member_id)
-                    .ok_or(KafkaError::UnknownMemberId)?;
-                return if member.epoch == generation {
-                    Ok(())
-                } else {
-                    Err(KafkaError::IllegalGeneration)
-                };
+                let epoch = s.members.get(member_id).map(|x| x.epoch);
+                return txn_member_epoch(epoch, s.members.is_empty(), generation);
             }
             GroupKind::Classic(c) => c,
         };
@@ -279,5 +259,22 @@ impl Group {
         }
         out.sort_by_key(|(seq, _)| *seq);
         out.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// TxnOffsetCommit's check for the member-epoch kinds (consumer and streams groups): Kafka
+/// answers a wrong epoch with ILLEGAL_GENERATION here (OffsetCommit says STALE_MEMBER_EPOCH).
+fn txn_member_epoch(
+    member_epoch: Option<i32>,
+    group_is_empty: bool,
+    generation: i32,
+) -> Result<(), KafkaError> {
+    if generation < 0 && group_is_empty {
+        return Ok(());
+    }
+    match member_epoch {
+        None => Err(KafkaError::UnknownMemberId),
+        Some(epoch) if epoch == generation => Ok(()),
+        Some(_) => Err(KafkaError::IllegalGeneration),
     }
 }
