@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -152,7 +153,11 @@ def metered(
         pytest.skip("metrics_listener is a kop option")
     metrics_address = f"{HOST}:{free_port()}"
     srv = server_factory(
-        target, metrics_listener=metrics_address, group_initial_rebalance_delay_ms=0
+        target,
+        metrics_listener=metrics_address,
+        group_initial_rebalance_delay_ms=0,
+        # One connection at a time from 127.0.0.2: the test's extra ones are refused.
+        max_connections_per_ip_overrides="127.0.0.2:1",
     )
     prom = Prometheus(prometheus_binary, tmp_path / "prometheus", metrics_address)
     try:
@@ -303,6 +308,30 @@ def test_prometheus_sees_what_the_clients_did(
             >= 1
         ),
     )
+
+    # A connection over its address's limit is closed at once and counted with its reason.
+    held = []
+    try:
+        for _ in range(3):
+            sock = socket.socket()
+            sock.bind(("127.0.0.2", 0))
+            sock.connect((srv.host, srv.port))
+            held.append(sock)
+        wait_for(
+            "the two refused connections counted",
+            lambda: (
+                (
+                    prom.value(
+                        'sum(kop_connections_refused_total{reason="max_connections_per_ip"})'
+                    )
+                    or 0
+                )
+                >= 2
+            ),
+        )
+    finally:
+        for sock in held:
+            sock.close()
 
     # Every metric the dashboard queries is in the scrape Prometheus stored.
     stored = prom.metric_names()
