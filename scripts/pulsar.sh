@@ -9,10 +9,14 @@
 #   scripts/pulsar.sh env DATA_DIR       print KOP_PULSAR_URL=... / KOP_PULSAR_ADMIN_URL=... lines
 #   scripts/pulsar.sh lib                print the jar directory (fetching first), e.g. for the
 #                                        Pulsar Java client: java -cp "$(scripts/pulsar.sh lib)/*"
+#   scripts/pulsar.sh offloaders         print a directory holding the filesystem offloader nar
+#                                        (fetching it once), for offloadersDirectory=...
 #
 # Environment: KOP_CACHE, KOP_PULSAR_VERSION, PULSAR_BROKER_PORT, PULSAR_WEB_PORT, PULSAR_JAVA,
 # PULSAR_MEM, PULSAR_START_TIMEOUT, PULSAR_STOP_TIMEOUT, PULSAR_KEEP_DATA, PULSAR_EXTRA_CONF,
-# PULSAR_ADMIN_TOKEN (the readiness check's token, for a standalone with authentication).
+# PULSAR_ADMIN_TOKEN (the readiness check's token, for a standalone with authentication),
+# PULSAR_FUNCTIONS_WORKER_CONF (a functions_worker.yml: run the standalone's functions worker),
+# KOP_PULSAR_OFFLOADER_VERSION (the filesystem offloader's version, see below).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,12 +34,16 @@ WEB_PORT="${PULSAR_WEB_PORT:-8080}"
 START_TIMEOUT="${PULSAR_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${PULSAR_STOP_TIMEOUT:-30}"
 MEM_OPTS="${PULSAR_MEM:--Xms256m -Xmx1g -XX:MaxDirectMemorySize=512m}"
+# Maven Central serves org.apache.pulsar:tiered-storage-file-system up to 4.0.8 in the 4.x line
+# (no 4.1.x or 4.2.x, under any packaging); its ".jar" is the offloader nar itself (classes,
+# META-INF/services/pulsar-offloader.yaml and the Hadoop jars in META-INF/bundled-dependencies).
+OFFLOADER_VERSION="${KOP_PULSAR_OFFLOADER_VERSION:-4.0.8}"
 
 log() { printf 'pulsar.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -98,6 +106,36 @@ cmd_fetch() {
     exec 9>&-
     log "Pulsar $VERSION: $(find "$LIB" -name '*.jar' | wc -l) jars, $(du -sh "$LIB" | cut -f1)," \
         "resolved in $(elapsed "$t0") s -> $LIB"
+}
+
+# The filesystem offloader, as a nar in a directory of its own (the broker loads every *.nar of
+# offloadersDirectory).
+cmd_offloaders() {
+    local dir="$CACHE/pulsar-offloaders-$OFFLOADER_VERSION"
+    local nar="$dir/tiered-storage-file-system-$OFFLOADER_VERSION.nar"
+    if [[ ! -f "$nar" ]]; then
+        command -v mvn >/dev/null || die "mvn not found (Maven is needed to download the offloader)"
+        mkdir -p "$CACHE"
+        exec 9>"$CACHE/pulsar-offloaders-$OFFLOADER_VERSION.lock"
+        flock 9
+        if [[ ! -f "$nar" ]]; then
+            local tmp="$dir.tmp.$$"
+            rm -rf "$tmp"
+            mkdir -p "$tmp"
+            log "downloading org.apache.pulsar:tiered-storage-file-system:$OFFLOADER_VERSION ..."
+            if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy \
+                -Dartifact="org.apache.pulsar:tiered-storage-file-system:$OFFLOADER_VERSION:jar" \
+                -DoutputDirectory="$tmp" >&2; then
+                rm -rf "$tmp"
+                die "maven could not resolve tiered-storage-file-system $OFFLOADER_VERSION"
+            fi
+            mkdir -p "$dir"
+            mv "$tmp/tiered-storage-file-system-$OFFLOADER_VERSION.jar" "$nar"
+            rm -rf "$tmp"
+        fi
+        exec 9>&-
+    fi
+    printf '%s\n' "$dir"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +220,12 @@ cmd_start() {
     } >"$dir/standalone.conf"
     : >"$dir/pulsar.log"
 
+    # The functions worker stays off unless a worker config is given (it costs start-up time).
+    local worker_args=(-nfw)
+    if [[ -n "${PULSAR_FUNCTIONS_WORKER_CONF:-}" ]]; then
+        cp "$PULSAR_FUNCTIONS_WORKER_CONF" "$dir/functions_worker.yml"
+        worker_args=(-fwc "$dir/functions_worker.yml")
+    fi
     local java t0
     java="$(java_bin)"
     t0="$(now)"
@@ -200,7 +244,7 @@ cmd_start() {
             --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
             --add-opens java.base/jdk.internal.platform=ALL-UNNAMED \
             -cp "$LIB/*" "$MAIN_CLASS" \
-            --config "$dir/standalone.conf" -nfw -nss -a 127.0.0.1 \
+            --config "$dir/standalone.conf" "${worker_args[@]}" -nss -a 127.0.0.1 \
             --metadata-dir "$dir/metadata" --bookkeeper-dir "$dir/bookkeeper" \
             </dev/null >>"$dir/pulsar.log" 2>&1
     ) &
@@ -286,5 +330,6 @@ case "$command" in
     status) cmd_status "$@" ;;
     env) cmd_env "$@" ;;
     lib) cmd_fetch && printf '%s\n' "$LIB" ;;
+    offloaders) cmd_offloaders ;;
     *) usage ;;
 esac

@@ -80,3 +80,20 @@ def auth_pulsar() -> Iterator[Any]:
     record_timing("pulsar.sh start with auth [s]", time.monotonic() - t0)
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def extras_pulsar() -> Iterator[Any]:
+    """A third standalone, with the functions worker and the filesystem offloader (shared by
+    tests/pulsar/test_pulsar_functions.py and test_tiered_storage.py;
+    tests/helpers/pulsar_extras.py)."""
+    from helpers.pulsar_extras import start_extras_pulsar
+
+    t0 = time.monotonic()
+    try:
+        service = start_extras_pulsar()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    record_timing("pulsar.sh start with functions worker and offloader [s]", time.monotonic() - t0)
+    yield service
+    service.stop()
