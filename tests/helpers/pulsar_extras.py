@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -62,8 +63,17 @@ class ExtrasPulsar(PulsarService):
             method="POST",
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            resp.read()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    resp.read()
+                return
+            except urllib.error.HTTPError as err:
+                # 503 while the worker is still initialising (the admin API answers first).
+                if err.code != 503 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
     def function_status(self, tenant: str, namespace: str, name: str) -> dict[str, Any]:
         status: dict[str, Any] = self.admin(

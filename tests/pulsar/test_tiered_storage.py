@@ -102,6 +102,9 @@ def test_offloaded_ledgers_are_served_to_kafka_consumers(
         assert len(offloaded) >= 3, extras_pulsar.internal_info(partition_topic)
         stored = list(extras_pulsar.offload_dir.rglob("index"))
         assert len(stored) >= len(offloaded), stored  # one MapFile per offloaded ledger
+        # Pulsar's storage size (what DescribeLogDirs reports) counts offloaded ledgers too.
+        stats = extras_pulsar.topic_stats(partition_topic)
+        assert 0 < stats["offloadedStorageSize"] <= stats["storageSize"], stats
 
         # The owner (instance 1) reads them back: its index points into offloaded ledgers.
         _check_reads(pair.one.bootstrap, topic, sent)
