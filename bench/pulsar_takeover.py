@@ -1,17 +1,22 @@
 """Takeover of one Pulsar-stored partition: from the index checkpoint vs from the start.
 
     .venv/bin/python bench/pulsar_takeover.py --service-url pulsar://127.0.0.1:6650 \\
-        --admin-url http://127.0.0.1:8080 [--batches 20000] [--repeats 3] [--tail-bytes N]
+        --admin-url http://127.0.0.1:8080 [--batches 20000] [--repeats 3] [--tail-bytes N] \\
+        [--offload]
 
 Appends N small batches through kop.pulsar.PulsarBackend (as Rust does), closes the partition
 (which writes its checkpoint), then times open_partition on a fresh backend with the checkpoint
 and with it deleted (a full scan), and prints messages read, seconds and index entries.
-Works in a namespace of its own. Not a test: nothing here asserts a speed.
+With --offload (a broker with an offloader, and ledgers small enough to have closed ones:
+managedLedgerMaxEntriesPerLedger, managedLedgerMinLedgerRolloverTimeMinutes=0), it then
+offloads every closed ledger of the partition (the admin API's `topics offload`) and times both
+takeovers again. Works in a namespace of its own. Not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import threading
@@ -19,6 +24,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kop.pulsar import PulsarBackend
 from kop.pulsar.format import partition_topic, with_base_offset
@@ -66,6 +72,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tail-bytes", type=int, default=1 << 20, help="kop's tail_cache_bytes")
+    ap.add_argument("--offload", action="store_true", help="then offload, and time again")
     args = ap.parse_args()
     ns = f"kop-bench-{uuid.uuid4().hex[:8]}"
     req = urllib.request.Request(f"{args.admin_url}/admin/v2/namespaces/public/{ns}", method="PUT")
@@ -84,14 +91,23 @@ def main() -> None:
     writer.close()
     name = partition_topic("public", ns, "t", 0)
 
+    takeovers(backend, name, args.repeats, args.tail_bytes, "")
+    if args.offload:
+        t0 = time.monotonic()
+        ledgers = offload(args.admin_url, name)
+        print(f"offloaded {ledgers} ledgers in {time.monotonic() - t0:.1f} s")
+        takeovers(backend, name, args.repeats, args.tail_bytes, ", offloaded")
+
+
+def takeovers(backend: Any, name: str, repeats: int, tail_bytes: int, label: str) -> None:
     for mode in ("checkpoint", "full scan"):
         times, reads, entries = [], 0, 0
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             b = backend()
             if mode == "full scan":
                 b._checkpoint_store().save(name, None, wait=True)
             t0 = time.monotonic()
-            b.open_partition("t", 0, args.tail_bytes)
+            b.open_partition("t", 0, tail_bytes)
             times.append(time.monotonic() - t0)
             p = b._partitions[("t", 0)]
             reads, entries = p.scan_reads, len(p.index)
@@ -99,10 +115,30 @@ def main() -> None:
                 b.close_partition("t", 0)  # leaves a checkpoint for the next round
             b.close()
         print(
-            f"{mode:>10}: takeover median {statistics.median(times) * 1000:.0f} ms "
+            f"{mode + label:>21}: takeover median {statistics.median(times) * 1000:.0f} ms "
             f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}), "
             f"{reads} messages read, {entries} index entries"
         )
+
+
+def offload(admin_url: str, name: str) -> int:
+    """Offload every closed ledger of ``name``; how many are offloaded."""
+    path = f"{admin_url}/admin/v2/{name.replace('://', '/')}"
+
+    def call(method: str, suffix: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            path + suffix, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    current = call("GET", "/internal-info")["ledgers"][-1]["ledgerId"]
+    call("PUT", "/offload", {"ledgerId": current, "entryId": 0})
+    while call("GET", "/offload")["status"] == "RUNNING":
+        time.sleep(0.2)
+    return sum(1 for lg in call("GET", "/internal-info")["ledgers"] if lg.get("isOffloaded"))
 
 
 if __name__ == "__main__":
