@@ -81,6 +81,7 @@ step "python: ruff, mypy, stubtest"
 step "java: Kafka clients/tools and Pulsar from Maven Central"
 scripts/kafka.sh fetch
 scripts/pulsar.sh fetch
+scripts/pulsar.sh offloaders > /dev/null  # the tiered-storage tests' filesystem offloader
 
 step "pytest"
 # Every end-to-end suite runs against kop on the local log (CLI and embedded) and on Pulsar.
