@@ -14,6 +14,18 @@ use crate::error::KafkaError;
 /// Kafka's `group.consumer.session.timeout.ms` (a group's own: `configs.rs`).
 pub const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
 
+/// A KIP-848-style member (consumer or streams) is removed when its session lapsed or it kept
+/// partitions or tasks past its revocation deadline.
+pub(crate) fn member_expired(
+    now: Instant,
+    last_heartbeat: Instant,
+    revocation_deadline: Option<Instant>,
+    session: Duration,
+) -> bool {
+    now.saturating_duration_since(last_heartbeat) > session
+        || revocation_deadline.is_some_and(|d| now > d)
+}
+
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
@@ -607,10 +619,7 @@ impl ConsumerGroup {
         let doomed: Vec<String> = self
             .members
             .values()
-            .filter(|m| {
-                now.saturating_duration_since(m.last_heartbeat) > session
-                    || m.revocation_deadline.is_some_and(|d| now > d)
-            })
+            .filter(|m| member_expired(now, m.last_heartbeat, m.revocation_deadline, session))
             .map(|m| m.id.clone())
             .collect();
         for id in &doomed {

@@ -384,8 +384,12 @@ impl StreamsGroup {
             .members
             .values()
             .filter(|m| {
-                now.saturating_duration_since(m.last_heartbeat) > session
-                    || m.revocation_deadline.is_some_and(|d| now > d)
+                crate::group::consumer::member_expired(
+                    now,
+                    m.last_heartbeat,
+                    m.revocation_deadline,
+                    session,
+                )
             })
             .map(|m| m.id.clone())
             .collect();

@@ -32,7 +32,7 @@ mod throttle;
 mod txn_rules;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use batch_filter::AbortedTxn;
 pub use job::{plan, CleanJob, Cleaned, CleanedGroup, Plan, SegmentSummary, SegmentView};

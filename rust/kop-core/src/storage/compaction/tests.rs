@@ -15,7 +15,9 @@ use crate::storage::{LogSettings, PartitionLog};
 
 const START: i64 = 1_000_000;
 
-fn settings(segment_bytes: i64) -> LogSettings {
+/// A compacted topic's settings that clean at once (no lag, no dirty ratio); also used by the
+/// remote log's compaction tests.
+pub(crate) fn settings(segment_bytes: i64) -> LogSettings {
     LogSettings {
         segment_bytes,
         segment_ms: 1 << 40,

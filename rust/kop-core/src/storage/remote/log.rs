@@ -509,24 +509,11 @@ mod compaction_tests {
     use crate::records::compression;
     use crate::records::decode::decode_records;
     use crate::records::encode::{encode_batch, BatchSpec, NewRecord};
-    use crate::storage::compaction::{CompactionSettings, Throttle};
+    use crate::storage::compaction::Throttle;
     use crate::storage::remote::fake::FakeBackend;
 
     fn compacted_log(backend: Arc<FakeBackend>, segment_bytes: i64) -> RemoteLog {
-        let settings = LogSettings {
-            segment_bytes,
-            segment_ms: 1 << 40,
-            retention_ms: -1,
-            retention_bytes: -1,
-            delete_retention: false,
-            compaction: CompactionSettings {
-                compact: true,
-                delete_retention_ms: 1_000,
-                min_cleanable_dirty_ratio: 0.0,
-                min_compaction_lag_ms: 0,
-                max_compaction_lag_ms: i64::MAX,
-            },
-        };
+        let settings = crate::storage::compaction::tests::settings(segment_bytes);
         RemoteLog::new(
             backend,
             "t",
