@@ -29,6 +29,7 @@ TOPIC_CONFIG = {
     "segment.ms": "100",  # Kafka's active segment: the batches after the last 100 ms pause
     "min.cleanable.dirty.ratio": "0.01",
     "delete.retention.ms": "1000",
+    "file.delete.delay.ms": "2000",  # the replaced generation's deletion
 }
 
 

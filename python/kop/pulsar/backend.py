@@ -300,16 +300,11 @@ class PulsarBackend:
             # The Pulsar application's retention governs its topic; offsets count from the
             # earliest stored message (docs/pulsar-native-records.md).
             return readable.trim_to_stored()
-        policy = retention_policy(retention_ms, retention_bytes)
-        if self._retention.get(topic) != policy:
-            self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
-            self._retention[topic] = policy
-        return readable.trim_to_stored()
         policy = self._compacted.retention(topic, retention_policy(retention_ms, retention_bytes))
         if self._retention.get(topic) != policy:
             self._admin.set_topic_policy(self.tenant, self.namespace, topic, "retention", policy)
             self._retention[topic] = policy
-        start = self._readable(topic, partition).trim_to_stored()
+        start = readable.trim_to_stored()
         # Compacted: the log starts in the generation, whatever Pulsar trimmed below its end.
         return -1 if self._compacted.end(topic, partition) > 0 else start
 
@@ -380,14 +375,23 @@ class PulsarBackend:
         return self._compacted.end(topic, partition)
 
     def write_compacted(
-        self, topic: str, partition: int, epoch: int, end: int, batches: list[bytes]
+        self,
+        topic: str,
+        partition: int,
+        epoch: int,
+        end: int,
+        batches: list[bytes],
+        delete_delay_ms: int,
     ) -> bool:
         """Store Rust's cleaned batches below ``end`` as the partition's next compacted
         generation and switch readers to it (kop.pulsar.compacted); False when this instance
-        does not own the partition at ``epoch`` any more or another switch came first."""
+        does not own the partition at ``epoch`` any more or another switch came first. The
+        previous generation is deleted ``delete_delay_ms`` later (file.delete.delay.ms)."""
         with self._lock:
             owner = self._partitions.get((topic, partition))
-        return self._compacted.write(topic, partition, epoch, end, batches, owner)
+        return self._compacted.write(
+            topic, partition, epoch, end, batches, owner, delete_delay_ms / 1000
+        )
 
     def _readable(
         self, topic: str, partition: int, offset: int | None = None

@@ -47,9 +47,6 @@ log = logging.getLogger("kop.pulsar")
 
 SUBSCRIPTION = "__kop_compaction"
 GENERATION_PREFIX = "__kop_compacted."
-# Readers of another instance may still be on the previous generation for a moment after a
-# switch (they follow the document topic): it is deleted this much later.
-PREVIOUS_GENERATION_GRACE_S = 30.0
 
 
 def doc_name(topic: str, partition: int) -> str:
@@ -307,10 +304,19 @@ class CompactedPartitions:
     # -- writing -----------------------------------------------------------------------------
 
     def write(
-        self, topic: str, partition: int, epoch: int, end: int, batches: list[bytes], owner: Any
+        self,
+        topic: str,
+        partition: int,
+        epoch: int,
+        end: int,
+        batches: list[bytes],
+        owner: Any,
+        delete_delay_s: float,
     ) -> bool:
         """Store a new generation and switch to it (module docstring); False when this instance
-        no longer owns the partition at ``epoch`` or another switch came first."""
+        no longer owns the partition at ``epoch`` or another switch came first. Readers of
+        another instance may still be on the previous generation for a moment after a switch
+        (they follow the document topic): it is deleted ``delete_delay_s`` later."""
         if owner is None or not owner.owned or owner.epoch != epoch:
             return False
         backend = self._backend
@@ -348,7 +354,7 @@ class CompactedPartitions:
             len(batches),
             end,
         )
-        self._trim(topic, partition, end, owner, keep=(gen_topic, current))
+        self._trim(topic, partition, end, owner, (gen_topic, current), delete_delay_s)
         return True
 
     def _ensure_trimmable(self, topic: str) -> None:
@@ -380,6 +386,7 @@ class CompactedPartitions:
         end: int,
         owner: Any,
         keep: tuple[str, Generation | None],
+        delete_delay_s: float,
     ) -> None:
         backend = self._backend
         admin = backend._admin
@@ -398,13 +405,17 @@ class CompactedPartitions:
             if position is not None:
                 admin.reset_cursor(backend.tenant, backend.namespace, part, SUBSCRIPTION, position)
                 admin.trim_topic(backend.tenant, backend.namespace, part)
-            self._drop_old_generations(topic, partition, keep)
+            self._drop_old_generations(topic, partition, keep, delete_delay_s)
         except PulsarStorageError as err:
             # The switch stands; the next clean trims again.
             log.warning("%s-%d: trimming after a compaction failed: %s", topic, partition, err)
 
     def _drop_old_generations(
-        self, topic: str, partition: int, keep: tuple[str, Generation | None]
+        self,
+        topic: str,
+        partition: int,
+        keep: tuple[str, Generation | None],
+        delete_delay_s: float,
     ) -> None:
         """Delete the partition's generation topics but the new one: the previous one after a
         grace period, orphans (of lost races or crashed writers) now."""
@@ -419,7 +430,7 @@ class CompactedPartitions:
             if not ours or name == new_topic:
                 continue
             if previous is not None and name == previous.topic:
-                timer = threading.Timer(PREVIOUS_GENERATION_GRACE_S, self._delete, (name, prefix))
+                timer = threading.Timer(delete_delay_s, self._delete, (name, prefix))
                 timer.daemon = True
                 timer.start()
                 self._timers.append(timer)

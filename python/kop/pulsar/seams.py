@@ -78,7 +78,13 @@ class LogSeam(Protocol):
     def compacted_end(self, topic: str, partition: int) -> int: ...
 
     def write_compacted(
-        self, topic: str, partition: int, epoch: int, end: int, batches: list[bytes]
+        self,
+        topic: str,
+        partition: int,
+        epoch: int,
+        end: int,
+        batches: list[bytes],
+        delete_delay_ms: int,
     ) -> bool: ...
 
 

@@ -400,9 +400,17 @@ impl RemoteBackend for PyRemoteBackend {
         epoch: i32,
         end: i64,
         batches: Vec<Bytes>,
+        delete_delay_ms: i64,
     ) -> io::Result<bool> {
         let batches: Vec<Blob> = batches.into_iter().map(|b| Blob(b.to_vec())).collect();
-        let args = (topic.to_string(), partition, epoch, end, batches);
+        let args = (
+            topic.to_string(),
+            partition,
+            epoch,
+            end,
+            batches,
+            delete_delay_ms,
+        );
         self.invoke("write_compacted", args)
     }
 

@@ -68,7 +68,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "file.delete.delay.ms",
         Long,
         Default::Fixed("60000"),
-        "delay before deleting a file"
+        "on Pulsar: how long a replaced compacted copy is kept (docs/compaction.md)"
     ),
     def!(
         "flush.messages",
@@ -328,6 +328,7 @@ pub fn effective(
                     .unwrap_or(0.5),
                 min_compaction_lag_ms: num("min.compaction.lag.ms"),
                 max_compaction_lag_ms: num("max.compaction.lag.ms"),
+                file_delete_delay_ms: num("file.delete.delay.ms"),
             },
         },
     }

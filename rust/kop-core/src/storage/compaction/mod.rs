@@ -50,6 +50,9 @@ pub struct CompactionSettings {
     pub min_cleanable_dirty_ratio: f64,
     pub min_compaction_lag_ms: i64,
     pub max_compaction_lag_ms: i64,
+    /// `file.delete.delay.ms`: on Pulsar, how long the previous compacted generation outlives
+    /// a switch to the next (readers of other instances may still be on it).
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for CompactionSettings {
@@ -61,6 +64,7 @@ impl Default for CompactionSettings {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            file_delete_delay_ms: 60_000,
         }
     }
 }

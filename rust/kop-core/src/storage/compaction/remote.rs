@@ -182,9 +182,14 @@ impl RemoteCleanJob {
         if stop.load(Ordering::Relaxed) {
             return Err(stopped());
         }
-        let switched = self
-            .backend
-            .write_compacted(topic, partition, self.epoch, clean_end, cleaned)?;
+        let switched = self.backend.write_compacted(
+            topic,
+            partition,
+            self.epoch,
+            clean_end,
+            cleaned,
+            self.settings.file_delete_delay_ms,
+        )?;
         Ok(if switched {
             RemoteCleaned::Switched {
                 end: clean_end,

@@ -30,6 +30,7 @@ pub(crate) fn settings(segment_bytes: i64) -> LogSettings {
             min_cleanable_dirty_ratio: 0.0,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            file_delete_delay_ms: 60_000,
         },
     }
 }

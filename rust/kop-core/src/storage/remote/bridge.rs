@@ -116,7 +116,8 @@ pub trait RemoteBackend: Send + Sync {
     }
     /// Stores `batches` (every batch below `end` after a clean, oldest first) as the
     /// partition's next compacted copy and switches readers to it, unless another owner
-    /// switched since `compacted_end` was asked (false). Then trims what is below `end`.
+    /// switched since `compacted_end` was asked (false). Then trims what is below `end`, and
+    /// deletes the previous copy `delete_delay_ms` later.
     fn write_compacted(
         &self,
         _topic: &str,
@@ -124,6 +125,7 @@ pub trait RemoteBackend: Send + Sync {
         _epoch: i32,
         _end: i64,
         _batches: Vec<Bytes>,
+        _delete_delay_ms: i64,
     ) -> io::Result<bool> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,

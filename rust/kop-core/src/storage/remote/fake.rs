@@ -287,6 +287,7 @@ impl RemoteBackend for FakeBackend {
         _epoch: i32,
         end: i64,
         batches: Vec<Bytes>,
+        _delete_delay_ms: i64,
     ) -> io::Result<bool> {
         let key = (topic.to_string(), partition);
         let mut stored = self.batches.lock();
