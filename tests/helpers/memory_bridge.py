@@ -66,6 +66,9 @@ class MemoryBridge:
         log = self.logs.get((topic, partition))
         return log[0][0] if log else -1
 
+    def follow_partition(self, topic: str, partition: int, end: Any) -> bool:
+        return False  # kop writes every partition here
+
     def close_partition(self, topic: str, partition: int) -> None:
         pass
 

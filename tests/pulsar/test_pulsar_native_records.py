@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pulsar
 import pytest
@@ -151,16 +152,32 @@ def test_kafka_consumers_read_a_topic_pulsar_producers_wrote(
     finally:
         c.close()
 
-    # A Kafka producer is refused (the partition is the Pulsar applications').
-    errors: list[KafkaError] = []
-    producer = Producer(
-        {"bootstrap.servers": pair.bootstrap, "message.timeout.ms": 3000, "retries": 2}
-    )
-    producer.produce(
-        name, b"from kafka", partition=0, on_delivery=lambda err, _m: errors.append(err)
-    )
-    producer.flush(15)
-    assert len(errors) == 1 and errors[0] is not None
+    # A Kafka producer is refused at once (the partition is the Pulsar applications'): a
+    # non-retriable INVALID_TOPIC_EXCEPTION, not retried until the delivery timeout (30 s).
+    for idempotent in (False, True):
+        errors: list[KafkaError] = []
+        producer = Producer(
+            {
+                "bootstrap.servers": pair.bootstrap,
+                "delivery.timeout.ms": 30_000,
+                "enable.idempotence": idempotent,
+            }
+        )
+        started = time.monotonic()
+        producer.produce(
+            name,
+            b"from kafka",
+            partition=0,
+            on_delivery=lambda err, _m, errors=errors: errors.append(err),
+        )
+        producer.flush(20)
+        elapsed = time.monotonic() - started
+        assert len(errors) == 1 and errors[0] is not None, errors
+        assert errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors[0]
+        assert not errors[0].retriable()
+        assert elapsed < 5, f"refused after {elapsed:.1f} s"
+    logs = pair.one.log_text() + pair.two.log_text()
+    assert "Kafka produce refused" in logs
 
 
 def _pulsar_read(service: PulsarService, topic: str, count: int) -> list[pulsar.Message]:
@@ -259,3 +276,155 @@ def test_pulsar_consumers_read_kafka_records_one_per_message(
 
 # A real Pulsar Function between two Kafka topics (run by Pulsar's functions worker):
 # tests/pulsar/test_pulsar_functions.py.
+
+
+def _partition_producer(service: PulsarService, namespace: str, name: str) -> tuple[Any, Any]:
+    """A Pulsar client and a producer (batching on) of partition 0 of the new one-partition
+    Pulsar topic ``name``."""
+    service.admin("PUT", f"/admin/v2/persistent/public/{namespace}/{name}/partitions", 1)
+    client = pulsar.Client(service.url, operation_timeout_seconds=10)
+    producer = client.create_producer(
+        f"persistent://public/{namespace}/{name}-partition-0",
+        batching_enabled=True,
+        batching_max_publish_delay_ms=5,
+    )
+    return client, producer
+
+
+def _next_record(c: Any, within: float) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for m in c.consume(num_messages=1, timeout=0.05):
+            assert m.error() is None, m.error()
+            return m
+    return None
+
+
+def test_a_consumer_at_the_end_receives_what_pulsar_producers_write_next(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    """The live tail: messages Pulsar producers write after kop opened the partition wake a
+    long-polling Fetch (fetch.wait.max.ms 5 s) and get the next offsets."""
+    name = ck.unique("tail")
+    client, producer = _partition_producer(pulsar_service, pair.one.namespace, name)
+    try:
+        for i in range(3):
+            producer.send(f"before {i}".encode())
+        _create(pair, name, 1)
+        assert ck.watermarks(pair.bootstrap, name, [0])[0] == (0, 3)
+        c = ck.consumer(pair.bootstrap, fetch_wait_max_ms=5000, enable_partition_eof=False)
+        try:
+            c.assign([TopicPartition(name, 0, 3)])
+            assert _next_record(c, 1.0) is None  # parked in a waiting fetch at the end
+            latencies = []
+            for i in range(5):
+                sent = time.monotonic()
+                producer.send(f"live {i}".encode(), partition_key=f"k{i}")
+                m = _next_record(c, 10.0)
+                latencies.append(time.monotonic() - sent)
+                assert m is not None, f"live message {i} never arrived"
+                assert (m.offset(), m.key(), m.value()) == (3 + i, f"k{i}".encode(), m.value())
+                assert m.value() == f"live {i}".encode()
+            print(f"live-tail latencies (s): {[round(x, 3) for x in latencies]}")
+            assert max(latencies) < 2.0, latencies
+        finally:
+            c.close()
+    finally:
+        client.close()
+
+
+def _drop_first_ledger(service: PulsarService, namespace: str, name: str) -> None:
+    """Close the partition's current ledger (an unload) and let Pulsar's retention delete
+    everything before the next one (retention 0 on the topic, then a trim)."""
+    path = f"/admin/v2/persistent/public/{namespace}/{name}"
+    topic = f"{path}-partition-0"
+    first = service.admin("GET", topic + "/internalStats")["ledgers"][0]["ledgerId"]
+    service.admin("PUT", topic + "/unload")
+    service.admin(
+        "POST", path + "/retention", {"retentionTimeInMinutes": 0, "retentionSizeInMB": 0}
+    )
+
+    def gone() -> bool:
+        service.admin("POST", topic + "/trim")
+        ledgers = service.admin("GET", topic + "/internalStats")["ledgers"]
+        return all(ledger["ledgerId"] != first for ledger in ledgers)
+
+    wait_for("Pulsar deletes the first ledger", gone, timeout=30)
+
+
+def test_a_group_continues_on_the_other_instance_after_a_takeover(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    """A consumer group reads through the partition's leader and commits; Pulsar's retention
+    deletes the first ledger; the leader stops, the other instance takes the partition over (a
+    fresh scan, offsets from the broker entry index), and the group continues there with the
+    same offsets, also over what Pulsar producers wrote after the takeover. Last in this file:
+    it stops one instance of the pair."""
+    name = ck.unique("tail-group")
+    ns = pair.one.namespace
+    client, producer = _partition_producer(pulsar_service, ns, name)
+    group = ck.unique("tail-group")
+    try:
+        for i in range(10):
+            producer.send(f"m{i}".encode())
+        _create(pair, name, 1)
+        leader = leaders(pair.one.bootstrap, name)[0]
+        leading, other = (pair.one, pair.two) if leader == 1 else (pair.two, pair.one)
+        other_id = 2 if leader == 1 else 1
+
+        def group_consumer(bootstrap: str) -> Any:
+            c = ck.consumer(
+                bootstrap,
+                group_id=group,
+                auto_offset_reset="earliest",
+                enable_partition_eof=False,
+                enable_auto_offset_store=True,
+            )
+            c.subscribe([name])
+            return c
+
+        def read(c: Any, count: int) -> list[tuple[int, bytes]]:
+            got: list[tuple[int, bytes]] = []
+            deadline = time.monotonic() + 40
+            while len(got) < count and time.monotonic() < deadline:
+                for m in c.consume(num_messages=100, timeout=0.5):
+                    assert m.error() is None, m.error()
+                    got.append((m.offset(), m.value()))
+            return got
+
+        c = group_consumer(pair.bootstrap)
+        try:
+            assert read(c, 10) == [(i, f"m{i}".encode()) for i in range(10)]
+            # Written while the first leader follows the partition.
+            for i in range(10, 13):
+                producer.send(f"m{i}".encode())
+            assert read(c, 3) == [(i, f"m{i}".encode()) for i in range(10, 13)]
+            c.commit(asynchronous=False)
+        finally:
+            c.close()
+        # m0..m12 go with the first ledger; m13.. are in the next one.
+        _drop_first_ledger(pulsar_service, ns, name)
+        for i in range(13, 16):
+            producer.send(f"m{i}".encode())
+
+        leading.stop()  # a clean stop: the leave is announced at once
+        wait_for(
+            "the other instance leads the partition",
+            lambda: leaders(other.bootstrap, name).get(0) == other_id,
+        )
+        # Offsets survived the retention: the log starts at m13's offset, not at 0.
+        wait_for(
+            "it serves the partition from offset 13",
+            lambda: ck.watermarks(other.bootstrap, name, [0])[0] == (13, 16),
+            timeout=30,
+        )
+        c = group_consumer(other.bootstrap)
+        try:
+            assert read(c, 3) == [(i, f"m{i}".encode()) for i in range(13, 16)]
+            for i in range(16, 19):  # after the takeover
+                producer.send(f"m{i}".encode())
+            assert read(c, 3) == [(i, f"m{i}".encode()) for i in range(16, 19)]
+        finally:
+            c.close()
+    finally:
+        client.close()

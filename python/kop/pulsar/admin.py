@@ -134,6 +134,22 @@ class PulsarAdmin:
         path = self._topic_path(tenant, namespace, topic) + "/partitions?force=true"
         self._expect("DELETE", path, None, ok=(200, 204, 404))
 
+    def entry_index(
+        self, tenant: str, namespace: str, topic: str, ledger_id: int, entry_id: int
+    ) -> tuple[int, int] | None:
+        """(broker index, messages) of one entry of a (non-partitioned) topic: the index is
+        the running count of messages (less one) up to the entry's last message, stamped by
+        the broker's ``AppendIndexMetadataInterceptor`` (docs/pulsar-native-records.md,
+        "Offsets"). None when the entry carries no index (the interceptor is off, or was when
+        the entry was written)."""
+        path = self._topic_path(tenant, namespace, topic) + f"/ledger/{ledger_id}/entry/{entry_id}"
+        status, headers, raw = self._request("GET", path)
+        self._check(status, None if status == 200 else _decode(raw), "GET", path, ok=(200,))
+        index = headers.get("X-Pulsar-Broker-Entry-METADATA-index")
+        if index is None:
+            return None
+        return int(index), int(headers.get("X-Pulsar-num-batch-message") or 1)
+
     # -- permissions (authorizer = "pulsar") -----------------------------------------------------
 
     def tenant_info(self, tenant: str) -> Any:
@@ -213,6 +229,11 @@ class PulsarAdmin:
 
     def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(HTTP status, decoded JSON body or text or None); raises only when unreachable."""
+        status, _headers, raw = self._request(method, path, body)
+        return status, _decode(raw)
+
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any, bytes]:
+        """(HTTP status, response headers, raw body); raises only when unreachable."""
         url = self.url + path
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json"}
@@ -224,13 +245,13 @@ class PulsarAdmin:
             request = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
                 with self._opener.open(request, timeout=self._timeout_s) as resp:
-                    return resp.status, _decode(resp.read())
+                    return resp.status, resp.headers, resp.read()
             except urllib.error.HTTPError as err:
                 location = err.headers.get("Location")
                 if err.code in _REDIRECTS and location:
                     url = urllib.parse.urljoin(url, location)
                     continue
-                return err.code, _decode(err.read())
+                return err.code, err.headers, err.read()
             except (urllib.error.URLError, OSError) as err:
                 reason = getattr(err, "reason", err)
                 raise PulsarStorageError(

@@ -34,7 +34,7 @@ from kop.pulsar.format import (
 )
 from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.members import Members
-from kop.pulsar.native import NativePartition, first_message_is_native
+from kop.pulsar.native import Anchor, NativePartition, first_message_is_native
 from kop.pulsar.partition import Partition
 from kop.pulsar.retention import retention_policy
 from kop.pulsar.seams import OpenedPartition
@@ -275,7 +275,7 @@ class PulsarBackend:
     def _open_native(self, key: tuple[str, int], io: PulsarIO, name: str) -> OpenedPartition:
         """A Pulsar-format partition (docs/pulsar-native-records.md): indexed, not taken over
         (no producer, no marker: Pulsar applications keep writing it)."""
-        native = NativePartition(io, name).scan()
+        native = NativePartition(io, name, self._anchor(name)).scan()
         with self._lock:
             raced = self._partitions.pop(key, None)
             self._partitions[key] = native
@@ -289,6 +289,24 @@ class PulsarBackend:
             native.next_offset,
         )
         return (native.epoch, native.log_start, native.next_offset, [], [])
+
+    def follow_partition(self, topic: str, partition: int, end: Callable[[int], object]) -> bool:
+        """Whether Pulsar producers write the partition just opened (a Pulsar-format one); if
+        so, its new messages are indexed as they come and each new end offset reported to
+        ``end`` (Rust's high watermark) until it is closed or opened again."""
+        with self._lock:
+            p = self._partitions.get((topic, partition))
+        if not isinstance(p, NativePartition):
+            return False
+        p.follow(end)
+        return True
+
+    def _anchor(self, name: str) -> Anchor:
+        """Where a Pulsar-format partition's offsets start: the broker entry index."""
+        short = name.rsplit("/", 1)[-1]
+        return lambda ledger_id, entry_id: self._admin.entry_index(
+            self.tenant, self.namespace, short, ledger_id, entry_id
+        )
 
     def apply_retention(
         self, topic: str, partition: int, retention_ms: int, retention_bytes: int
@@ -410,7 +428,7 @@ class PulsarBackend:
         checkpoint = load_checkpoint(self._checkpoint_store(), name)
         scanned: Partition | NativePartition
         if checkpoint is None and first_message_is_native(io, name):
-            scanned = NativePartition(io, name).scan()
+            scanned = NativePartition(io, name, self._anchor(name)).scan()
         else:
             scan = scan_partition(io, name, checkpoint)
             scanned = Partition(io, name, scan.index)

@@ -283,5 +283,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_batch, m)?)?;
     m.add_function(wrap_pyfunction!(batch_crc, m)?)?;
     m.add_class::<pulsar::AppendDone>()?;
+    m.add_class::<pulsar::PartitionEnd>()?;
     Ok(())
 }

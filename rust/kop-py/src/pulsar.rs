@@ -17,7 +17,7 @@ use bytes::Bytes;
 use kop_core::records::batch::BatchHeader;
 use kop_core::storage::remote::{OpenedPartition, RemoteBackend};
 use kop_core::storage::Member;
-use kop_core::storage::{AppendFailure, ClusterState, Receipt};
+use kop_core::storage::{AppendFailure, ClusterState, ExternalEnd, Receipt};
 use parking_lot::Mutex;
 use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
@@ -61,6 +61,20 @@ impl AppendDone {
         if let Some(tx) = self.tx.lock().take() {
             let _ = tx.send(result);
         }
+    }
+}
+
+/// Reports the new end offset of a partition Pulsar producers write (`follow_partition`):
+/// the bridge's follower calls it with the offset the next message will get.
+#[pyclass(module = "kop._native", frozen)]
+pub struct PartitionEnd {
+    end: Arc<ExternalEnd>,
+}
+
+#[pymethods]
+impl PartitionEnd {
+    fn __call__(&self, next_offset: i64) {
+        self.end.advance(next_offset);
     }
 }
 
@@ -302,6 +316,29 @@ impl RemoteBackend for PyRemoteBackend {
             headers: bytes_list(headers),
             tail: bytes_list(tail),
         })
+    }
+
+    fn follow_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        end: Arc<ExternalEnd>,
+    ) -> io::Result<bool> {
+        let bridge = self.bridge.clone();
+        let topic = topic.to_string();
+        self.pool
+            .call(move |py| {
+                let method = "follow_partition";
+                Py::new(py, PartitionEnd { end })
+                    .and_then(|end| {
+                        bridge
+                            .bind(py)
+                            .call_method1(method, (topic, partition, end))?
+                            .extract::<bool>()
+                    })
+                    .map_err(|e| bridge_error(py, method, e))
+            })
+            .map_err(|_| io::Error::other("the pulsar bridge has stopped"))?
     }
 
     fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()> {

@@ -340,6 +340,8 @@ impl Partition {
                     inner.opened = true;
                     inner.stepped_down = None;
                     partition.mark.send_modify(|m| m.high_watermark = end);
+                    drop(inner);
+                    partition.follow_external_end();
                     tracing::info!(
                         partition = partition.index,
                         next_offset = end,

@@ -3,6 +3,7 @@
 pub mod aborted_txns;
 pub mod cluster;
 pub mod dynamic_config;
+mod external_writers;
 pub mod fetch_sessions;
 pub mod housekeeping;
 pub mod leadership;
@@ -270,13 +271,9 @@ impl Broker {
             return Ok(Arc::new(Partition::led_elsewhere(index, config, opener)));
         }
         let (log, producers) = opener.open(config.log)?;
-        Ok(Arc::new(Partition::new(
-            index,
-            log,
-            producers,
-            config,
-            Some(opener),
-        )))
+        let partition = Arc::new(Partition::new(index, log, producers, config, Some(opener)));
+        partition.follow_external_end();
+        Ok(partition)
     }
 
     fn open_topic(&self, meta: &TopicMeta) -> io::Result<Arc<Topic>> {

@@ -309,10 +309,18 @@ impl Partition {
         mut records: BytesMut,
         produced: &Produced,
     ) -> Result<(Appended, Option<Durability>), RecordError> {
-        let (config, storage_max) = {
+        let (config, storage_max, written_elsewhere) = {
             let inner = self.inner.read();
-            (inner.config, inner.log.max_batch_bytes())
+            let external = inner.log.external_end();
+            (inner.config, inner.log.max_batch_bytes(), external)
         };
+        if let Some(end) = written_elsewhere {
+            return Err(super::external_writers::refused_produce(
+                produced.topic,
+                self.index,
+                end.first_refusal(),
+            ));
+        }
         let rules = Rules {
             topic: produced.topic,
             partition: self.index,

@@ -34,7 +34,10 @@ pub use group_log::GroupLog;
 pub use members::{ClusterState, Endpoint, Member, Membership};
 pub use memory::{MemoryDocuments, MemoryGroupLog};
 pub use metadata::{Metadata, TopicMeta};
-pub use partition_log::{AppendFailure, LogSettings, LogStore, PartitionLog, Receipt, RemoteReads};
+pub use partition_log::{
+    AppendFailure, EndListener, ExternalEnd, LogSettings, LogStore, PartitionLog, Receipt,
+    RemoteReads,
+};
 pub use remote::RemoteBackend;
 pub use segmented_log::SegmentedLog;
 

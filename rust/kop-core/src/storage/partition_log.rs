@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use super::compaction::{
     CleanJob, CleanRequest, CleanStats, Cleaned, CompactionSettings, RemoteCleanJob, RemoteCleaned,
@@ -75,6 +76,60 @@ impl std::fmt::Display for AppendFailure {
     }
 }
 
+/// Called with each new end offset of a log others append to (see `ExternalEnd`).
+pub type EndListener = Box<dyn Fn(i64) + Send + Sync>;
+
+/// The end offset of a log that other writers append to — a Pulsar topic ordinary Pulsar
+/// producers write (docs/pulsar-native-records.md), which kop serves read-only. The storage
+/// learns each new end (kop-py: the Python bridge's follower calls `advance`) and the
+/// partition listens, advancing its high watermark and waking waiting fetches. Logs kop writes
+/// have none (`PartitionLog::external_end` is None): their appends and fetches never touch it.
+#[derive(Default)]
+pub struct ExternalEnd {
+    state: Mutex<(i64, Option<EndListener>)>,
+    refusal_logged: std::sync::atomic::AtomicBool,
+}
+
+impl ExternalEnd {
+    pub fn new(next_offset: i64) -> ExternalEnd {
+        ExternalEnd {
+            state: Mutex::new((next_offset, None)),
+            ..ExternalEnd::default()
+        }
+    }
+
+    /// The offset the next record written elsewhere gets.
+    pub fn get(&self) -> i64 {
+        self.state.lock().0
+    }
+
+    /// The log now ends at `next_offset` (ignored unless it grew); the listener hears of it.
+    pub fn advance(&self, next_offset: i64) {
+        let mut state = self.state.lock();
+        if next_offset > state.0 {
+            state.0 = next_offset;
+            if let Some(listener) = &state.1 {
+                listener(next_offset);
+            }
+        }
+    }
+
+    /// Tells `listener` the current end now and every new end from now on (it replaces an
+    /// earlier listener). It runs on the storage's thread: keep it short and non-blocking.
+    pub fn listen(&self, listener: EndListener) {
+        let mut state = self.state.lock();
+        listener(state.0);
+        state.1 = Some(listener);
+    }
+
+    /// True the first time only: a refused Kafka produce is logged once per opened log.
+    pub fn first_refusal(&self) -> bool {
+        !self
+            .refusal_logged
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+}
+
 /// One partition's log. Offsets are assigned by the broker; the log stores batches whose
 /// `baseOffset` is already patched, in offset order.
 pub trait PartitionLog: Send + Sync {
@@ -108,6 +163,11 @@ pub trait PartitionLog: Send + Sync {
     /// The largest batch the storage can hold, when it is smaller than any topic may ask for
     /// (Pulsar's maximum message size); None: no limit of its own.
     fn max_batch_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// Some for a log that other writers append to (see `ExternalEnd`): the broker refuses
+    /// Kafka produces to it and follows its end. None (every log kop writes) costs nothing.
+    fn external_end(&self) -> Option<Arc<ExternalEnd>> {
         None
     }
     /// The first batch whose max timestamp is >= `timestamp`.

@@ -3,12 +3,13 @@
 //! Each method serves one seam: documents, logs, group logs or members.
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::records::batch::BatchHeader;
 use crate::storage::members::{ClusterState, Member};
-use crate::storage::partition_log::Receipt;
+use crate::storage::partition_log::{ExternalEnd, Receipt};
 
 /// What a takeover of a partition found (see the contract's `open_partition`).
 #[derive(Debug, Clone, Default)]
@@ -61,6 +62,18 @@ pub trait RemoteBackend: Send + Sync {
         partition: i32,
         tail_bytes: usize,
     ) -> io::Result<OpenedPartition>;
+    /// Whether other writers append to the partition just opened (Pulsar producers writing a
+    /// Pulsar-format topic, which kop serves read-only). If so, the backend calls
+    /// `end.advance(next_offset)` whenever the partition grows, until it is closed or opened
+    /// again. Asked once per `open_partition`, never on the append or fetch path.
+    fn follow_partition(
+        &self,
+        _topic: &str,
+        _partition: i32,
+        _end: Arc<ExternalEnd>,
+    ) -> io::Result<bool> {
+        Ok(false)
+    }
     /// Lets go of a partition another instance leads now (no-op if not open).
     fn close_partition(&self, topic: &str, partition: i32) -> io::Result<()>;
 

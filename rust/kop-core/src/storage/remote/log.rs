@@ -16,7 +16,9 @@ use super::{blocking, invalid, OpenedPartition, RemoteBackend};
 use crate::records::batch::BatchHeader;
 use crate::records::control::{parse_marker, Marker};
 use crate::storage::compaction::{CleanRequest, RemoteCleanJob, RemoteCleaned};
-use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog, Receipt, RemoteReads};
+use crate::storage::partition_log::{
+    ExternalEnd, LogSettings, LogStore, PartitionLog, Receipt, RemoteReads,
+};
 
 /// The document holding a partition's DeleteRecords log start. A document, not the index
 /// checkpoint: a checkpoint is a hint a takeover may ignore, a document is durable when saved
@@ -50,11 +52,17 @@ impl LogStore for RemoteLogs {
         settings: LogSettings,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<Box<dyn PartitionLog>> {
-        let mut opened = blocking(|| {
+        let end = Arc::new(ExternalEnd::new(0));
+        let (mut opened, followed) = blocking(|| {
             // A new topic's partitions must exist before they can be taken over.
             self.backend.create_topic(topic, partition + 1)?;
-            self.backend
-                .open_partition(topic, partition, self.tail_bytes)
+            let opened = self
+                .backend
+                .open_partition(topic, partition, self.tail_bytes)?;
+            let followed = self
+                .backend
+                .follow_partition(topic, partition, end.clone())?;
+            io::Result::Ok((opened, followed))
         })
         .inspect_err(|_| {
             crate::metrics::events::count(&crate::metrics::events::TAKEOVER_FAILURES)
@@ -88,14 +96,19 @@ impl LogStore for RemoteLogs {
             next_offset = opened.next_offset,
             "took over partition"
         );
-        Ok(Box::new(RemoteLog::new(
+        let mut log = RemoteLog::new(
             self.backend.clone(),
             topic,
             partition,
             settings,
             self.tail_bytes,
             opened,
-        )?))
+        )?;
+        if followed {
+            end.advance(log.next_offset);
+            log.external_end = Some(end);
+        }
+        Ok(Box::new(log))
     }
 
     fn close(&self, topic: &str, partition: i32) {
@@ -141,6 +154,9 @@ pub struct RemoteLog {
     /// (the last one found too few dirty bytes; 0: try at the next pass).
     appended_bytes: u64,
     clean_after_bytes: u64,
+    /// Some when Pulsar producers write the partition (kop only reads it): its end as the
+    /// backend's follower reports it.
+    external_end: Option<Arc<ExternalEnd>>,
 }
 
 impl RemoteLog {
@@ -173,6 +189,7 @@ impl RemoteLog {
             settings,
             appended_bytes: 0,
             clean_after_bytes: 0,
+            external_end: None,
         };
         for bytes in opened.tail {
             let header = BatchHeader::parse(&bytes).map_err(invalid)?;
@@ -188,7 +205,14 @@ impl PartitionLog for RemoteLog {
     }
 
     fn next_offset(&self) -> i64 {
-        self.next_offset
+        match &self.external_end {
+            Some(end) => end.get().max(self.next_offset),
+            None => self.next_offset,
+        }
+    }
+
+    fn external_end(&self) -> Option<Arc<ExternalEnd>> {
+        self.external_end.clone()
     }
 
     /// Only what is cached: the backend's sizes are its own business (its retention applies).
@@ -246,7 +270,7 @@ impl PartitionLog for RemoteLog {
     }
 
     fn read(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>> {
-        Ok(self.tail.read(offset, max_bytes, upper, self.next_offset))
+        Ok(self.tail.read(offset, max_bytes, upper, self.next_offset()))
     }
 
     fn remote_reads(&self) -> Option<Arc<dyn RemoteReads>> {
@@ -287,7 +311,7 @@ impl PartitionLog for RemoteLog {
                 .apply_retention(&self.topic, self.partition, ms, bytes)
         })?;
         // -1 (no batch stored): left alone, batches in flight may still be stored.
-        let start = start.min(self.next_offset);
+        let start = start.min(self.next_offset());
         if start <= self.log_start {
             return Ok(0);
         }
