@@ -346,7 +346,13 @@ pub async fn fetch(
         INITIAL_EPOCH if !acks.is_empty() => return fail(KafkaError::InvalidRequest),
         INITIAL_EPOCH => share
             .sessions
-            .open(&group, &member, listed.iter().copied(), now)
+            .open(
+                &group,
+                &member,
+                ctx.connection_id,
+                listed.iter().copied(),
+                now,
+            )
             .map(|_| listed.clone()),
         FINAL_EPOCH => {
             if share.sessions.exists(&group, &member) {
