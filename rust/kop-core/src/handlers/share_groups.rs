@@ -2,8 +2,6 @@
 //! (Alter/DeleteShareGroupOffsets are in `share_offsets.rs`).
 //! Membership rules live in `crate::share::groups`, delivery state in `crate::share::states`.
 
-use std::time::Instant;
-
 use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup as OffsetsGroup,
     DescribeShareGroupOffsetsResponsePartition as OffsetsPartition,
@@ -105,12 +103,6 @@ pub async fn heartbeat(
             "MemberId can't be empty.".into(),
         );
     }
-    if !ctx.broker.share.groups.contains(&req.group_id) && other_type(ctx, &req.group_id) {
-        return fail(
-            KafkaError::GroupIdNotFound,
-            format!("Group {} is not a share group.", &*req.group_id),
-        );
-    }
     let hb = ShareHeartbeat {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,
@@ -127,16 +119,9 @@ pub async fn heartbeat(
     };
     let broker = &ctx.broker;
     let topics = |name: &str| broker.topic(name).map(|t| (t.id, t.partition_count()));
-    let mut gone = Vec::new();
-    let out = broker
-        .share
-        .groups
-        .heartbeat(&req.group_id, hb, &topics, Instant::now(), &mut gone);
-    for member in gone {
-        broker
-            .share
-            .member_gone(&broker.groups.group_configs, &req.group_id, &member);
-    }
+    // As in Kafka, leaving or timing out of the group releases no records by itself: the
+    // member's share session closing (epoch -1, or its connection closing) does.
+    let out = broker.groups.share_heartbeat(&req.group_id, hb, &topics);
     match out {
         Err((e, msg)) => fail(e, msg),
         Ok(out) => {
@@ -194,7 +179,7 @@ pub async fn describe(
             if let Err(e) = ctx.broker.groups.admit(&id) {
                 return base.with_error_code(e.code());
             }
-            let described = ctx.broker.share.groups.with_group(&id, |g| {
+            let described = ctx.broker.groups.with_share_group(&id, |g| {
                 let members = g
                     .members
                     .values()

@@ -1,4 +1,5 @@
-//! Share groups (KIP-932, "Kafka queues"): membership and assignment (`groups.rs`), share
+//! Share groups (KIP-932, "Kafka queues"): membership and assignment (`groups.rs`, a kind of
+//! group of the group coordinator, stored in its log: `group/share.rs`), share
 //! sessions (`sessions.rs`), the delivery state of each share partition (`partition.rs`, pure)
 //! and its durable copy (`states.rs`, `state_doc.rs`). The handlers are
 //! `handlers/share_groups.rs` (ShareGroupHeartbeat, ShareGroupDescribe, the offset admin APIs)
@@ -18,14 +19,14 @@ use std::time::Duration;
 use crate::config::ServerConfig;
 use crate::error::KafkaError;
 use crate::group::configs::GroupConfigs;
+use crate::group::GroupCoordinator;
 use crate::storage::overrides::Configs;
 use crate::storage::Metadata;
 pub use partition::ShareLimits;
 pub use states::{AutoOffsetReset, ShareKey, ShareSettings, ShareStates};
 
-/// Everything of share groups an instance holds.
+/// Everything of share groups an instance holds besides their membership.
 pub struct ShareCoordinator {
-    pub groups: groups::ShareGroups,
     pub sessions: sessions::ShareSessions,
     pub states: ShareStates,
 }
@@ -82,7 +83,6 @@ impl AutoOffsetReset {
 impl ShareCoordinator {
     pub fn new(metadata: Arc<Metadata>, c: &ServerConfig) -> ShareCoordinator {
         ShareCoordinator {
-            groups: groups::ShareGroups::default(),
             sessions: sessions::ShareSessions::new(
                 c.group_share_max_share_sessions.max(1) as usize,
                 groups::SESSION_TIMEOUT * 2,
@@ -98,25 +98,41 @@ impl ShareCoordinator {
             .with_overrides(&configs.overrides(group))
     }
 
-    /// Whether `group` is a share group: one with members here or a stored share-partition
-    /// state (membership is not durable: after a restart the state is what remains).
-    pub fn is_share_group(&self, group: &str) -> bool {
-        self.groups.contains(group) || self.states.stored(group).is_ok_and(|s| !s.is_empty())
+    /// Whether `group` is a share group: one the coordinator holds, or one with a stored
+    /// share-partition state.
+    pub fn is_share_group(&self, coordinator: &GroupCoordinator, group: &str) -> bool {
+        coordinator.is_share_group(group) || self.states.stored(group).is_ok_and(|s| !s.is_empty())
     }
 
     /// DeleteGroups of a share group: NON_EMPTY_GROUP while it has members, else its
     /// membership and its share partitions' states go.
-    pub fn delete_group(&self, group: &str) -> Result<(), KafkaError> {
-        if self.groups.has_members(group) {
+    pub fn delete_group(
+        &self,
+        coordinator: &GroupCoordinator,
+        group: &str,
+    ) -> Result<(), KafkaError> {
+        if coordinator.share_group_has_members(group) {
             return Err(KafkaError::NonEmptyGroup);
         }
         self.states.delete_group(group)?;
-        self.groups.delete(group)?;
-        Ok(())
+        match coordinator.delete_group(group) {
+            Err(KafkaError::GroupIdNotFound) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
-    /// A member is gone (left, timed out, or its session closed): its share session ends and
-    /// the records it holds become available again.
+    /// A connection closed: the share sessions it opened end and their members' acquired
+    /// records become available again (Kafka 4.4 does this from its connection-disconnect
+    /// listener; leaving the group or timing out of it releases nothing by itself).
+    pub fn connection_closed(&self, configs: &GroupConfigs, connection: u64) {
+        for (group, member) in self.sessions.close_connection(connection) {
+            let limits = self.settings(configs, &group).limits;
+            self.states.release_member(&group, &member, &limits);
+        }
+    }
+
+    /// A member closed its share session (epoch -1): the session ends and the records it
+    /// holds become available again.
     pub fn member_gone(&self, configs: &GroupConfigs, group: &str, member: &str) {
         self.sessions.close(group, member);
         let limits = self.settings(configs, group).limits;
