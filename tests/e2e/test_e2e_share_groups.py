@@ -246,3 +246,21 @@ def test_reset_delete_offsets_and_delete_the_group(
     assert topic in out and "Error" not in out, out
     out = _share_groups(b, "--delete", "--group", group)
     assert "successful" in out, out
+
+
+@pytest.mark.timeout(120)
+def test_by_duration_reset_starts_at_the_first_recent_record(
+    sserver: ServerHandle, client: ShareServe
+) -> None:
+    """share.auto.offset.reset=by_duration:PT1H: a new share partition starts at the first
+    record at most an hour old (records stamped two hours ago are skipped)."""
+    topic = ck.create_topic(sserver.bootstrap, ck.unique("share-duration"), 1)
+    old_ms = int(time.time() * 1000) - 2 * 3_600_000
+    old = [Rec(0, None, f"old{i}".encode(), timestamp=old_ms + i) for i in range(5)]
+    new = [f"new{i}" for i in range(5)]
+    ck.produce(sserver.bootstrap, topic, [*old, *(Rec(0, None, v.encode()) for v in new)])
+    group = ck.unique("sg-duration")
+    assert client.call("config", group, "share.auto.offset.reset", "by_duration:PT1H")["set"]
+    # Starting anywhere earlier, the first five values would include old ones.
+    got = client.call("drain", group, topic, len(new), 30_000)["got"]
+    assert got == {v: [1] for v in new}, got

@@ -87,13 +87,12 @@ fn load(
 ) -> Result<(std::sync::Arc<Partition>, crate::share::states::Locked), KafkaError> {
     let p = partition_of(ctx, sp)?;
     let generation = p.subscribe().borrow().generation;
-    let bounds = (p.log_start_offset(), p.high_watermark());
-    let locked = ctx.broker.share.states.load(
-        &key(group, sp),
-        generation,
-        bounds,
-        settings(ctx, group).auto_offset_reset,
-    )?;
+    let reset = settings(ctx, group).auto_offset_reset;
+    let locked = ctx
+        .broker
+        .share
+        .states
+        .load(&key(group, sp), generation, &|| reset.start_in(&p))?;
     Ok((p, locked))
 }
 

@@ -15,7 +15,7 @@ use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
 use crate::error::KafkaError;
 use crate::share::groups::{Assignment, ShareHeartbeat, HEARTBEAT_INTERVAL_MS};
-use crate::share::{AutoOffsetReset, ShareKey};
+use crate::share::ShareKey;
 
 /// Kafka's answer when a group id names a group of another type.
 fn other_type(ctx: &RequestContext, group_id: &str) -> bool {
@@ -47,10 +47,7 @@ fn initialize(ctx: &RequestContext, group: &str, partitions: &[(uuid::Uuid, i32)
         if p.ensure_served().is_err() {
             continue;
         }
-        let start = match reset {
-            AutoOffsetReset::Latest => p.high_watermark(),
-            AutoOffsetReset::Earliest => p.log_start_offset(),
-        };
+        let start = reset.start_in(&p);
         let key = ShareKey {
             group: group.to_string(),
             topic_id,
