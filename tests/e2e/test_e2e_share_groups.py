@@ -2,8 +2,9 @@
 (tests/clients/java/ShareClient.java): three consumers share one partition's records with no
 record accepted twice, a released record comes back with a higher delivery count, records over
 the group's delivery limit are archived, the records of a consumer killed while holding them
-come back once their lock expires, accepted records stay accepted across a restart (kill -9
-where the target allows it), a group's own lock duration reaches its consumers, and
+come back as soon as its connection closes (well before their lock expires), accepted records
+stay accepted and the group's membership stays at its epochs across a restart (kill -9 where
+the target allows it), a group's own lock duration reaches its consumers, and
 `kafka-share-groups --describe / --reset-offsets / --delete-offsets / --delete` work (not on a
 group with members). One ShareClient JVM per target serves the scenarios; the server runs with
 3 s acquisition locks."""
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import TARGETS
-from helpers import ck, java, txn
+from helpers import ck, java, share_wire, txn
 from helpers.data import Rec
 from helpers.servers import ServerHandle, free_port, start_server
 
@@ -117,13 +118,16 @@ def test_released_record_is_redelivered(sserver: ServerHandle, client: ShareServ
 
 
 @pytest.mark.timeout(120)
-def test_records_of_a_killed_consumer_come_back_after_the_lock(
+def test_records_of_a_killed_consumer_come_back_when_its_connection_closes(
     sserver: ServerHandle, client: ShareServe, java_classes: txn.JavaClasses, tmp_path: Path
 ) -> None:
-    """A consumer holding records is killed (-9) without acknowledging: another member gets
-    them once their acquisition lock expired, with delivery count 2; the rest once."""
+    """A consumer holding records is killed (-9) without acknowledging: its connection closes,
+    so its share session ends and another member gets the records at once — long before their
+    30 s acquisition lock would expire — with delivery count 2; the rest once (as Kafka 4.4,
+    whose connection-disconnect listener releases them)."""
     topic, values = _topic_with(sserver.bootstrap, "share-kill", 50)
     group = _group(client, "sg-kill")
+    assert client.call("config", group, "share.record.lock.duration.ms", "30000")["set"]
     holder = txn.start_java(
         java_classes.classpath,
         "ShareClient",
@@ -135,7 +139,6 @@ def test_records_of_a_killed_consumer_come_back_after_the_lock(
         line = holder.stdout.readline()
         assert line, (tmp_path / "hold.log").read_text(errors="replace")[-3000:]
         held = json.loads(line)["held"]
-        held_at = time.monotonic()
         assert held, "the holder got no records"
         # Offsets of a group with members cannot be reset.
         reset = _share_groups(
@@ -151,14 +154,15 @@ def test_records_of_a_killed_consumer_come_back_after_the_lock(
         assert "inactive" in reset or "not empty" in reset.lower(), reset
     finally:
         txn.kill_group(holder)
+    killed_at = time.monotonic()
     got = client.call("drain", group, topic, len(values), 30_000)["got"]
+    took = time.monotonic() - killed_at
     assert sorted(got) == sorted(values), got
     assert all(got[v] == [2] for v in held), got
     assert all(got[v] == [1] for v in values if v not in held), got
-    if sserver.target != "kafka":
-        # Nothing held came back before its lock could have expired. (Kafka 4.4 releases a
-        # share session's records as soon as its connection closes.)
-        assert time.monotonic() - held_at > (LOCK_MS - 1000) / 1000
+    # The drain (a new consumer joining included) finished well inside the lock.
+    assert took < 15, f"held records came back after {took:.1f} s (lock 30 s)"
+    print(f"held {len(held)} records; all back {took:.1f} s after the kill")
 
 
 @pytest.mark.timeout(180)
@@ -174,11 +178,20 @@ def test_accepted_records_stay_accepted_across_a_restart(
     group = _group(client, "sg-restart")
     first = client.call("drain", group, topic, len(values), 30_000)["got"]
     assert sorted(first) == sorted(values)
+    # A member that stays across the restart, at its epoch.
+    member = ck.unique("member")
+    error, epoch = share_wire.heartbeat(sserver.bootstrap, group, member, 0, [topic])
+    assert error == 0 and epoch > 0, (error, epoch)
+    before = share_wire.describe(sserver.bootstrap, group)
+    assert before == (0, epoch, 1), before
     if sserver.can_kill:
         sserver.kill()
         sserver.start()
     else:
         sserver.restart()
+    # The membership is durable: same group epoch, and the member is not fenced.
+    assert share_wire.describe(sserver.bootstrap, group) == before
+    assert share_wire.heartbeat(sserver.bootstrap, group, member, epoch) == (0, epoch)
     more = [f"w{i}" for i in range(20)]
     ck.produce(sserver.bootstrap, topic, [Rec(0, None, v.encode()) for v in more], linger_ms=0)
     # A little longer than needed: a redelivered accepted record would show up meanwhile.
@@ -233,3 +246,21 @@ def test_reset_delete_offsets_and_delete_the_group(
     assert topic in out and "Error" not in out, out
     out = _share_groups(b, "--delete", "--group", group)
     assert "successful" in out, out
+
+
+@pytest.mark.timeout(120)
+def test_by_duration_reset_starts_at_the_first_recent_record(
+    sserver: ServerHandle, client: ShareServe
+) -> None:
+    """share.auto.offset.reset=by_duration:PT1H: a new share partition starts at the first
+    record at most an hour old (records stamped two hours ago are skipped)."""
+    topic = ck.create_topic(sserver.bootstrap, ck.unique("share-duration"), 1)
+    old_ms = int(time.time() * 1000) - 2 * 3_600_000
+    old = [Rec(0, None, f"old{i}".encode(), timestamp=old_ms + i) for i in range(5)]
+    new = [f"new{i}" for i in range(5)]
+    ck.produce(sserver.bootstrap, topic, [*old, *(Rec(0, None, v.encode()) for v in new)])
+    group = ck.unique("sg-duration")
+    assert client.call("config", group, "share.auto.offset.reset", "by_duration:PT1H")["set"]
+    # Starting anywhere earlier, the first five values would include old ones.
+    got = client.call("drain", group, topic, len(new), 30_000)["got"]
+    assert got == {v: [1] for v in new}, got

@@ -21,6 +21,11 @@
 //   lock GROUP TOPIC                 the acquisition lock timeout of the first records' ShareFetch
 //   ackeach GROUP TOPIC N            accepts N records one ShareAcknowledge each (bench/: the
 //                                    share-state documents they write)
+//   takeover GROUP TOPIC N CONSUMERS TIMEOUT_MS
+//                                    CONSUMERS consumers (explicit acknowledgement) accept records,
+//                                    committing each poll's, until N distinct values were
+//                                    acknowledged: each delivery (value, count, whether a
+//                                    confirmed acceptance of it preceded it) and acknowledged values
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -104,6 +109,10 @@ public final class ShareClient {
                     case "drain":
                         out = drain(w[1], w[2], Integer.parseInt(w[3]), Long.parseLong(w[4]));
                         break;
+                    case "takeover":
+                        out = takeover(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]),
+                                Long.parseLong(w[5]));
+                        break;
                     case "bench":
                         out = bench(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]));
                         break;
@@ -123,7 +132,12 @@ public final class ShareClient {
     }
 
     private KafkaShareConsumer<String, String> consumer(String group, String mode) {
+        return consumer(group, mode, 500);
+    }
+
+    private KafkaShareConsumer<String, String> consumer(String group, String mode, int maxPoll) {
         Properties p = new Properties();
+        p.put("max.poll.records", Integer.toString(maxPoll));
         p.put("bootstrap.servers", bootstrap);
         p.put("group.id", group);
         p.put("share.acknowledgement.mode", mode);
@@ -186,6 +200,60 @@ public final class ShareClient {
         out.put("distinct", seen.size());
         out.put("duplicates", dups.get());
         out.put("errors", errors.stream().map(Throwable::toString).toList());
+        return out;
+    }
+
+    /**
+     * Consumers accept what they get, committing each poll's acknowledgements, until n distinct
+     * values were acknowledged (a server may die meanwhile: errors are retried by polling on).
+     * Each delivery is recorded with its delivery count and whether the value had already been
+     * acknowledged with success when it came (which must never happen).
+     */
+    private Object takeover(String group, String topic, int n, int consumers, long timeoutMs)
+            throws Exception {
+        Set<String> acked = ConcurrentHashMap.newKeySet();
+        List<List<Object>> deliveries = Collections.synchronizedList(new ArrayList<>());
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        List<Thread> threads = new ArrayList<>();
+        List<String> errors = Collections.synchronizedList(new ArrayList<>());
+        for (int i = 0; i < consumers; i++) {
+            Thread t = new Thread(() -> {
+                try (KafkaShareConsumer<String, String> c = consumer(group, "explicit", 20)) {
+                    c.subscribe(List.of(topic));
+                    while (acked.size() < n && System.currentTimeMillis() < deadline) {
+                        List<String> polled = new ArrayList<>();
+                        try {
+                            for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                                int dc = r.deliveryCount().map(Short::intValue).orElse(-1);
+                                deliveries.add(List.of(r.value(), dc, acked.contains(r.value())));
+                                c.acknowledge(r, AcknowledgeType.ACCEPT);
+                                polled.add(r.value());
+                            }
+                            if (polled.isEmpty()) {
+                                continue;
+                            }
+                            // Slow consumers: the run lasts long enough to kill a server in it.
+                            Thread.sleep(20);
+                            var results = c.commitSync();
+                            if (results.values().stream().allMatch(java.util.Optional::isEmpty)) {
+                                acked.addAll(polled);
+                            }
+                        } catch (Exception e) {
+                            errors.add(e.toString());
+                        }
+                    }
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("acked", acked.size());
+        out.put("deliveries", deliveries);
+        out.put("errors", errors.subList(0, Math.min(errors.size(), 20)));
         return out;
     }
 

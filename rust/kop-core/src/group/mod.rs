@@ -34,6 +34,7 @@ pub mod configs;
 pub mod consumer;
 pub mod offsets;
 mod shard;
+mod share;
 pub mod state;
 pub mod store;
 pub mod streams;

@@ -38,6 +38,8 @@ impl Group {
         let c = match &self.kind {
             GroupKind::Consumer(m) => return m.validate_commit(member_id, generation),
             GroupKind::Streams(s) => return s.validate_commit(member_id, generation),
+            // A share group commits no offsets (its progress is the share partitions' state).
+            GroupKind::Share(_) => return Err(KafkaError::GroupIdNotFound),
             GroupKind::Classic(c) => c,
         };
         if c.state == GroupState::Dead {

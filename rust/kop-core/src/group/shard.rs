@@ -130,6 +130,10 @@ fn live_records<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<GroupRecord>
                 group: g.id.clone(),
                 state: Box::new(s.clone()),
             }),
+            GroupKind::Share(s) => live.push(GroupRecord::Share {
+                group: g.id.clone(),
+                state: Box::new(s.clone()),
+            }),
             GroupKind::Classic(c) if c.has_membership() => {
                 live.push(GroupRecord::Group(c.snapshot()))
             }
@@ -206,6 +210,10 @@ fn replay(records: Vec<GroupRecord>, now: Instant, now_ms: i64) -> HashMap<Strin
             GroupRecord::Streams { group, state } => {
                 let g = group_at(&mut groups, &group, seq, now_ms);
                 g.kind = GroupKind::Streams(*state);
+            }
+            GroupRecord::Share { group, state } => {
+                let g = group_at(&mut groups, &group, seq, now_ms);
+                g.kind = GroupKind::Share(*state);
             }
             GroupRecord::GroupRemoved { group } => {
                 groups.remove(&group);

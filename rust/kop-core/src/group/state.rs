@@ -1,6 +1,7 @@
 //! A group as Kafka names its kinds: what every group has (id, committed offsets, offsets
-//! pending in transactions, records to store) and its kind — a classic group (`classic/`) or a
-//! KIP-848 consumer group (`consumer.rs`).
+//! pending in transactions, records to store) and its kind — a classic group (`classic/`), a
+//! KIP-848 consumer group (`consumer.rs`), a Streams group (`streams/`) or a share group
+//! (`share.rs`).
 //!
 //! The transitions only mutate a `Group` and queue the records that must be made durable in
 //! `Group::writes`.
@@ -16,6 +17,7 @@ use super::store::GroupRecord;
 use super::streams::StreamsGroup;
 use super::txn_offsets::TxnOffsets;
 use crate::error::KafkaError;
+use crate::share::groups::ShareGroup;
 
 /// The coordinator's settings (from `ServerConfig`).
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +118,8 @@ pub enum GroupKind {
     Consumer(ConsumerGroup),
     /// KIP-1071 (`streams/`).
     Streams(StreamsGroup),
+    /// KIP-932 (`share.rs`, `crate::share::groups`).
+    Share(ShareGroup),
 }
 
 pub struct Group {
@@ -176,6 +180,7 @@ impl Group {
             GroupKind::Classic(c) => c.state_since_ms,
             GroupKind::Consumer(c) => c.state_since_ms,
             GroupKind::Streams(s) => s.state_since_ms,
+            GroupKind::Share(s) => s.state_since_ms,
         }
     }
 
@@ -190,6 +195,7 @@ impl Group {
             GroupKind::Classic(c) => c.state == GroupState::Empty,
             GroupKind::Consumer(c) => c.members.is_empty(),
             GroupKind::Streams(s) => s.members.is_empty(),
+            GroupKind::Share(s) => s.members.is_empty(),
         }
     }
 
@@ -203,6 +209,7 @@ impl Group {
             ),
             GroupKind::Consumer(c) => (c.state_name(), "consumer".into(), "consumer"),
             GroupKind::Streams(s) => (s.state_name(), "streams".into(), "streams"),
+            GroupKind::Share(s) => (s.state_name(), "share".into(), "share"),
         }
     }
 
@@ -213,6 +220,8 @@ impl Group {
             GroupKind::Classic(c) => c.state == GroupState::Empty && c.has_no_members(),
             GroupKind::Consumer(c) => c.members.is_empty(),
             GroupKind::Streams(s) => s.members.is_empty(),
+            // As in Kafka, an empty share group stays until DeleteGroups.
+            GroupKind::Share(_) => false,
         };
         no_members && self.offsets.is_empty() && self.txn.pending.is_empty()
     }
@@ -221,7 +230,10 @@ impl Group {
     /// operation leaves it so (a group that had generations is removed by retention, with a
     /// record, so that its generation is not reused).
     pub fn is_unused(&self) -> bool {
-        self.is_disposable() && self.classic().is_none_or(|c| c.generation == 0)
+        match &self.kind {
+            GroupKind::Share(s) => s.epoch == 0 && s.members.is_empty(),
+            _ => self.is_disposable() && self.classic().is_none_or(|c| c.generation == 0),
+        }
     }
 
     /// Topics the members subscribe to, if known; None means "unknown".
@@ -230,6 +242,7 @@ impl Group {
             GroupKind::Classic(c) => c.subscribed_topics(),
             GroupKind::Consumer(c) => Some(c.subscribed_topics()),
             GroupKind::Streams(s) => Some(s.subscribed_topics()),
+            GroupKind::Share(_) => Some(Vec::new()),
         }
     }
 
@@ -238,7 +251,7 @@ impl Group {
     pub fn is_consumer_protocol(&self) -> bool {
         match &self.kind {
             GroupKind::Classic(c) => c.protocol_type.is_some(),
-            GroupKind::Consumer(_) | GroupKind::Streams(_) => true,
+            GroupKind::Consumer(_) | GroupKind::Streams(_) | GroupKind::Share(_) => true,
         }
     }
 
@@ -334,6 +347,22 @@ impl Group {
                     s.state_since_ms = now.ms;
                 }
                 self.writes.push(GroupRecord::Streams {
+                    group: self.id.clone(),
+                    state: Box::new(s.clone()),
+                });
+            }
+            return;
+        }
+        if let GroupKind::Share(s) = &mut self.kind {
+            let expired = s.tick(now.at);
+            for id in &expired {
+                tracing::info!(group = %self.id, member = %id, "share group member expired");
+            }
+            if !expired.is_empty() {
+                if s.members.is_empty() {
+                    s.state_since_ms = now.ms;
+                }
+                self.writes.push(GroupRecord::Share {
                     group: self.id.clone(),
                     state: Box::new(s.clone()),
                 });

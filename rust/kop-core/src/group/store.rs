@@ -32,6 +32,11 @@ pub enum GroupRecord {
         group: String,
         state: Box<super::streams::StreamsGroup>,
     },
+    /// A KIP-932 share group: members, epochs, assignments.
+    Share {
+        group: String,
+        state: Box<crate::share::groups::ShareGroup>,
+    },
     GroupRemoved {
         group: String,
     },
@@ -55,6 +60,7 @@ impl GroupRecord {
             GroupRecord::OffsetRemoved { group, .. }
             | GroupRecord::GroupRemoved { group }
             | GroupRecord::Streams { group, .. }
+            | GroupRecord::Share { group, .. }
             | GroupRecord::TxnEnd { group, .. } => group,
             GroupRecord::TxnOffset(t) => &t.group,
             GroupRecord::Group(g) => &g.group,

@@ -538,3 +538,75 @@ fn first_join_phase_ends_from_the_timer_and_a_silent_pending_member_expires() {
     let late = now_value(g.join(params(&ghost.member_id, None, b"m"), t1 + ms(10_002), &c));
     assert_eq!(late.error, Some(KafkaError::UnknownMemberId));
 }
+
+#[test]
+fn share_group_survives_reopen_at_its_epochs() {
+    use crate::share::groups::ShareHeartbeat;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(LogGroupStore::new(Arc::new(
+            FileGroupLog::open(dir.path(), false).unwrap(),
+        )));
+        GroupCoordinator::open(store, cfg(0)).unwrap()
+    };
+    let tid = uuid::Uuid::from_u128(7);
+    let topics = |n: &str| (n == "t").then_some((tid, 2));
+    let hb = |id: &str, epoch: i32| ShareHeartbeat {
+        member_id: id.into(),
+        member_epoch: epoch,
+        rack_id: None,
+        subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+    };
+    {
+        let co = open();
+        assert_eq!(
+            co.share_heartbeat("s", hb("a", 0), &topics).unwrap().epoch,
+            1
+        );
+        assert_eq!(
+            co.share_heartbeat("s", hb("b", 0), &topics).unwrap().epoch,
+            2
+        );
+        // A group id with committed offsets is not a share group.
+        let entry = OffsetEntry {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_ms: crate::now_ms(),
+        };
+        co.commit("c", "", None, -1, vec![("t".into(), 0, Ok(entry))])
+            .unwrap();
+        let e = co.share_heartbeat("c", hb("x", 0), &topics).unwrap_err();
+        assert_eq!(e.0, KafkaError::GroupIdNotFound);
+        assert_eq!(
+            co.commit("s", "a", None, 1, vec![]),
+            Err(KafkaError::GroupIdNotFound)
+        );
+    }
+    let co = open();
+    assert_eq!(
+        co.with_share_group("s", |s| (s.epoch, s.members.len())),
+        Ok((2, 2))
+    );
+    assert!(co.share_group_has_members("s"));
+    // a is not fenced: it catches up to the group epoch with its assignment.
+    let a = co.share_heartbeat("s", hb("a", 1), &topics).unwrap();
+    assert_eq!((a.epoch, a.assignment.map(|x| x[&tid].len())), (2, Some(1)));
+    assert!(co
+        .list()
+        .contains(&("s".into(), "share".into(), "Stable", "share")));
+    co.share_heartbeat("s", hb("a", -1), &topics).unwrap();
+    co.share_heartbeat("s", hb("b", -1), &topics).unwrap();
+    drop(co);
+    let co = open();
+    // An empty share group stays, at its epoch, until deleted.
+    assert_eq!(
+        co.with_share_group("s", |s| (s.epoch, s.state_name())),
+        Ok((4, "Empty"))
+    );
+    co.delete_group("s").unwrap();
+    drop(co);
+    assert!(!open().is_share_group("s"));
+}

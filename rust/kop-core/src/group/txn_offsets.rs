@@ -87,6 +87,7 @@ impl Group {
                 let epoch = s.members.get(member_id).map(|x| x.epoch);
                 return txn_member_epoch(epoch, s.members.is_empty(), generation);
             }
+            GroupKind::Share(_) => return Err(KafkaError::GroupIdNotFound),
             GroupKind::Classic(c) => c,
         };
         if c.state == GroupState::Dead {

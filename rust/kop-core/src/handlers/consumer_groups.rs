@@ -73,7 +73,7 @@ pub async fn heartbeat(
         return fail(e, msg);
     }
     // A group id has one type (Kafka: "Group g is not a consumer group.").
-    if ctx.broker.share.groups.contains(&req.group_id) {
+    if ctx.broker.groups.is_share_group(&req.group_id) {
         return fail(
             KafkaError::GroupIdNotFound,
             format!("Group {} is not a consumer group.", &*req.group_id),

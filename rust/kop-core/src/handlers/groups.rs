@@ -150,7 +150,7 @@ pub async fn join_group(
         );
     }
     // A group id has one type: a share group's id is not a classic group's.
-    if ctx.broker.share.groups.contains(&req.group_id) {
+    if ctx.broker.groups.is_share_group(&req.group_id) {
         return join_response(
             version,
             JoinOutcome::error(KafkaError::InconsistentGroupProtocol, &req.member_id),
@@ -404,15 +404,7 @@ pub async fn list_groups(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    let mut all = ctx.broker.groups.list();
-    all.extend(
-        ctx.broker
-            .share
-            .groups
-            .list()
-            .into_iter()
-            .map(|(id, state)| (id, "share".to_string(), state, "share")),
-    );
+    let all = ctx.broker.groups.list();
     let listed: Vec<_> = all
         .into_iter()
         .filter(|(_, _, state, kind)| {
@@ -484,8 +476,8 @@ pub async fn delete_groups(
         .map(|id| {
             let r = if denied.contains(id.as_str()) {
                 Err(KafkaError::GroupAuthorizationFailed)
-            } else if ctx.broker.share.is_share_group(&id) {
-                ctx.broker.share.delete_group(&id)
+            } else if ctx.broker.share.is_share_group(&ctx.broker.groups, &id) {
+                ctx.broker.share.delete_group(&ctx.broker.groups, &id)
             } else {
                 ctx.broker.groups.delete_group(&id)
             };

@@ -72,6 +72,9 @@ pub struct RequestContext {
     pub broker: Arc<Broker>,
     pub listener: Arc<ListenerInfo>,
     pub peer: SocketAddr,
+    /// Unique per connection of this process (share sessions end with the connection that
+    /// opened them).
+    pub connection_id: u64,
     /// Set when the server is stopping: waiting fetches return at once.
     pub shutdown: crate::shutdown::ShutdownSignal,
     /// Request memory, unauthenticated connections, bad-input log lines (`limits/`).

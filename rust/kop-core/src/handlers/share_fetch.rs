@@ -87,13 +87,12 @@ fn load(
 ) -> Result<(std::sync::Arc<Partition>, crate::share::states::Locked), KafkaError> {
     let p = partition_of(ctx, sp)?;
     let generation = p.subscribe().borrow().generation;
-    let bounds = (p.log_start_offset(), p.high_watermark());
-    let locked = ctx.broker.share.states.load(
-        &key(group, sp),
-        generation,
-        bounds,
-        settings(ctx, group).auto_offset_reset,
-    )?;
+    let reset = settings(ctx, group).auto_offset_reset;
+    let locked = ctx
+        .broker
+        .share
+        .states
+        .load(&key(group, sp), generation, &|| reset.start_in(&p))?;
     Ok((p, locked))
 }
 
@@ -346,7 +345,13 @@ pub async fn fetch(
         INITIAL_EPOCH if !acks.is_empty() => return fail(KafkaError::InvalidRequest),
         INITIAL_EPOCH => share
             .sessions
-            .open(&group, &member, listed.iter().copied(), now)
+            .open(
+                &group,
+                &member,
+                ctx.connection_id,
+                listed.iter().copied(),
+                now,
+            )
             .map(|_| listed.clone()),
         FINAL_EPOCH => {
             if share.sessions.exists(&group, &member) {

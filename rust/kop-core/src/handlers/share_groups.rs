@@ -2,8 +2,6 @@
 //! (Alter/DeleteShareGroupOffsets are in `share_offsets.rs`).
 //! Membership rules live in `crate::share::groups`, delivery state in `crate::share::states`.
 
-use std::time::Instant;
-
 use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup as OffsetsGroup,
     DescribeShareGroupOffsetsResponsePartition as OffsetsPartition,
@@ -17,7 +15,7 @@ use super::authz::{self, Operation, ResourceType};
 use super::{sb, RequestContext};
 use crate::error::KafkaError;
 use crate::share::groups::{Assignment, ShareHeartbeat, HEARTBEAT_INTERVAL_MS};
-use crate::share::{AutoOffsetReset, ShareKey};
+use crate::share::ShareKey;
 
 /// Kafka's answer when a group id names a group of another type.
 fn other_type(ctx: &RequestContext, group_id: &str) -> bool {
@@ -49,10 +47,7 @@ fn initialize(ctx: &RequestContext, group: &str, partitions: &[(uuid::Uuid, i32)
         if p.ensure_served().is_err() {
             continue;
         }
-        let start = match reset {
-            AutoOffsetReset::Latest => p.high_watermark(),
-            AutoOffsetReset::Earliest => p.log_start_offset(),
-        };
+        let start = reset.start_in(&p);
         let key = ShareKey {
             group: group.to_string(),
             topic_id,
@@ -105,12 +100,6 @@ pub async fn heartbeat(
             "MemberId can't be empty.".into(),
         );
     }
-    if !ctx.broker.share.groups.contains(&req.group_id) && other_type(ctx, &req.group_id) {
-        return fail(
-            KafkaError::GroupIdNotFound,
-            format!("Group {} is not a share group.", &*req.group_id),
-        );
-    }
     let hb = ShareHeartbeat {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,
@@ -127,16 +116,9 @@ pub async fn heartbeat(
     };
     let broker = &ctx.broker;
     let topics = |name: &str| broker.topic(name).map(|t| (t.id, t.partition_count()));
-    let mut gone = Vec::new();
-    let out = broker
-        .share
-        .groups
-        .heartbeat(&req.group_id, hb, &topics, Instant::now(), &mut gone);
-    for member in gone {
-        broker
-            .share
-            .member_gone(&broker.groups.group_configs, &req.group_id, &member);
-    }
+    // As in Kafka, leaving or timing out of the group releases no records by itself: the
+    // member's share session closing (epoch -1, or its connection closing) does.
+    let out = broker.groups.share_heartbeat(&req.group_id, hb, &topics);
     match out {
         Err((e, msg)) => fail(e, msg),
         Ok(out) => {
@@ -194,7 +176,7 @@ pub async fn describe(
             if let Err(e) = ctx.broker.groups.admit(&id) {
                 return base.with_error_code(e.code());
             }
-            let described = ctx.broker.share.groups.with_group(&id, |g| {
+            let described = ctx.broker.groups.with_share_group(&id, |g| {
                 let members = g
                     .members
                     .values()

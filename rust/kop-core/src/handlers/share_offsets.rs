@@ -29,7 +29,7 @@ fn empty_share_group(ctx: &RequestContext, group: &str) -> Result<(), (KafkaErro
         .admit(group)
         .map_err(|e| (e, e.to_string()))?;
     let share = &ctx.broker.share;
-    let known = share.groups.contains(group);
+    let known = ctx.broker.groups.is_share_group(group);
     if !known {
         let other = ctx.broker.groups.list().iter().any(|(id, ..)| id == group);
         let stored = share.states.stored(group).map_err(|e| (e, e.to_string()))?;
@@ -42,7 +42,7 @@ fn empty_share_group(ctx: &RequestContext, group: &str) -> Result<(), (KafkaErro
             return Err((KafkaError::GroupIdNotFound, msg));
         }
     }
-    if share.groups.has_members(group) {
+    if ctx.broker.groups.share_group_has_members(group) {
         return Err((KafkaError::NonEmptyGroup, "The group is not empty.".into()));
     }
     Ok(())

@@ -71,9 +71,8 @@ async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
     // A member joins: the group is not empty.
     let t = |n: &str| (n == "t").then_some((topic.id, 1));
     ctx.broker
-        .share
         .groups
-        .heartbeat(
+        .share_heartbeat(
             "g",
             ShareHeartbeat {
                 member_id: "m".into(),
@@ -84,8 +83,6 @@ async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
                 client_host: "/127.0.0.1".into(),
             },
             &t,
-            std::time::Instant::now(),
-            &mut Vec::new(),
         )
         .unwrap();
     let resp = share_offsets::alter_offsets(&ctx, &header, alter_req("g", "t", &[(0, 0)])).await;
@@ -109,9 +106,8 @@ async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
     // It leaves: offsets are deleted (a topic without state is UNKNOWN_TOPIC_OR_PARTITION),
     // then the group.
     ctx.broker
-        .share
         .groups
-        .heartbeat(
+        .share_heartbeat(
             "g",
             ShareHeartbeat {
                 member_id: "m".into(),
@@ -122,8 +118,6 @@ async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
                 client_host: "/127.0.0.1".into(),
             },
             &t,
-            std::time::Instant::now(),
-            &mut Vec::new(),
         )
         .unwrap();
     ctx.topic("u", 1);
@@ -136,7 +130,7 @@ async fn offsets_of_an_empty_share_group_are_altered_and_deleted() {
     assert_eq!(resp.responses[1].error_code, 3);
     assert!(states.start_offsets("g").unwrap().is_empty());
     assert_eq!(del_group(&ctx).await.results[0].error_code, 0);
-    assert!(!ctx.broker.share.is_share_group("g"));
+    assert!(!ctx.broker.share.is_share_group(&ctx.broker.groups, "g"));
 }
 
 #[test]

@@ -88,7 +88,7 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
     {
         return error_response(e, msg);
     }
-    if ctx.broker.share.groups.contains(&req.group_id) {
+    if ctx.broker.groups.is_share_group(&req.group_id) {
         return error_response(
             KafkaError::GroupIdNotFound,
             format!("Group {} is not a streams group.", req.group_id),

@@ -107,6 +107,7 @@ impl ContextBuilder {
                     advertised_port: PORT,
                 }),
                 peer: self.peer,
+                connection_id: 1,
                 shutdown,
                 security,
                 principal: self.principal,

@@ -224,6 +224,12 @@ pub async fn serve<S>(
         drop(unauthenticated_slot);
     };
     tokio::join!(reader, writer);
+    // Kafka's ConnectionDisconnectListener: the share sessions this connection opened end and
+    // their members' acquired records are available again at once.
+    let broker = &ctx.broker;
+    broker
+        .share
+        .connection_closed(&broker.groups.group_configs, ctx.connection_id);
 }
 
 /// Writes the replies in order, awaiting each `Later` in turn; flushes whenever no further

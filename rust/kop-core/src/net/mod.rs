@@ -60,6 +60,12 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// Binds (so the port is taken, and known for port 0) without listening: until storage is
 /// open, a connection attempt is refused, so a port check never reports a server that cannot
 /// answer yet. `listen` follows once the broker is ready.
+/// A new connection's id (unique in this process).
+fn next_connection_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn bind(spec: &ListenerSpec) -> io::Result<TcpSocket> {
     let addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
@@ -447,6 +453,7 @@ async fn accept_loop(
                         broker: broker.clone(),
                         listener: info.clone(),
                         peer,
+                        connection_id: next_connection_id(),
                         shutdown: shutdown.clone(),
                         limits: limits.clone(),
                         security: security.clone(),

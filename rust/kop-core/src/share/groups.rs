@@ -4,15 +4,15 @@
 //! and each member gets at least one partition when there are enough. There is no revocation:
 //! a member moves to the group's epoch with its new assignment at its next heartbeat.
 //!
-//! Membership is in memory at the group's coordinator (as Kafka's, it is rebuilt by the
-//! members): after a restart or a coordinator move a member's heartbeat gets
-//! UNKNOWN_MEMBER_ID and it joins again; the share partitions' delivery state is durable
-//! (`states.rs`).
+//! A share group is a kind of group of the group coordinator (`GroupKind::Share`): it is stored
+//! in the group log whenever its membership changes (`group/share.rs`), so after a restart, a
+//! kill -9 or a coordinator move its members go on heartbeating at their epochs. The share
+//! partitions' delivery state is stored apart (`states.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::KafkaError;
@@ -25,6 +25,11 @@ pub const LEAVE_EPOCH: i32 = -1;
 /// topic id -> partitions.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
+fn now_instant() -> Instant {
+    Instant::now()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareMember {
     pub id: String,
     pub rack_id: Option<String>,
@@ -33,16 +38,21 @@ pub struct ShareMember {
     pub epoch: i32,
     pub subscribed: Vec<String>,
     pub assigned: Assignment,
+    /// A restored member's session starts again at the load.
+    #[serde(skip, default = "now_instant")]
     last_heartbeat: Instant,
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareGroup {
     pub epoch: i32,
     pub assignment_epoch: i32,
     pub members: BTreeMap<String, ShareMember>,
     /// Subscribed topics as last assigned: (id, partition count). A change reassigns.
     topics_seen: BTreeMap<String, (Uuid, i32)>,
+    /// Wall-clock time of the last change between empty and not.
+    #[serde(default)]
+    pub state_since_ms: i64,
 }
 
 impl ShareGroup {
@@ -79,11 +89,6 @@ pub struct ShareHeartbeatOut {
 /// Resolves a topic name to (topic id, partition count).
 pub type Topics<'a> = &'a dyn Fn(&str) -> Option<(Uuid, i32)>;
 
-#[derive(Default)]
-pub struct ShareGroups {
-    groups: Mutex<HashMap<String, ShareGroup>>,
-}
-
 /// Kafka's simple assignor over homogeneous subscriptions, per topic: with at least as many
 /// partitions as members, partitions go round-robin to the members; with more members than
 /// partitions, each member gets one partition (round-robin), so several share each.
@@ -119,38 +124,27 @@ fn assign(
     out
 }
 
-impl ShareGroups {
-    /// Whether `group` is a share group here.
-    pub fn contains(&self, group: &str) -> bool {
-        self.groups.lock().contains_key(group)
+impl ShareGroup {
+    pub fn new(state_since_ms: i64) -> ShareGroup {
+        ShareGroup {
+            state_since_ms,
+            ..ShareGroup::default()
+        }
     }
 
-    /// A heartbeat. `expired` receives the members that left or timed out meanwhile (their
-    /// records are released by the caller).
+    /// A heartbeat of `group_id`. Members that timed out meanwhile are dropped first.
     pub fn heartbeat(
-        &self,
+        &mut self,
         group_id: &str,
         hb: ShareHeartbeat,
         topics: Topics<'_>,
         now: Instant,
-        gone: &mut Vec<String>,
     ) -> Result<ShareHeartbeatOut, (KafkaError, String)> {
-        let mut groups = self.groups.lock();
+        let group = self;
         let joining = hb.member_epoch == 0;
-        if !joining && !groups.contains_key(group_id) {
-            return Err((
-                KafkaError::UnknownMemberId,
-                format!(
-                    "Member {} is not a member of group {group_id}.",
-                    hb.member_id
-                ),
-            ));
-        }
-        let group = groups.entry(group_id.to_string()).or_default();
-        expire(group, now, gone);
+        expire(group, now, &mut Vec::new());
         if hb.member_epoch == LEAVE_EPOCH {
             if group.members.remove(&hb.member_id).is_some() {
-                gone.push(hb.member_id.clone());
                 group.epoch += 1;
                 reassign(group, topics, now);
             }
@@ -245,65 +239,33 @@ impl ShareGroups {
         })
     }
 
-    /// Runs `f` over a share group (ShareGroupDescribe); GROUP_ID_NOT_FOUND if there is none.
-    pub fn with_group<T>(
-        &self,
-        group_id: &str,
-        f: impl FnOnce(&ShareGroup) -> T,
-    ) -> Result<T, KafkaError> {
-        let mut groups = self.groups.lock();
-        let g = groups
-            .get_mut(group_id)
-            .ok_or(KafkaError::GroupIdNotFound)?;
+    /// Drops the members whose session timed out; returns them.
+    pub fn tick(&mut self, now: Instant) -> Vec<String> {
         let mut gone = Vec::new();
-        expire(g, Instant::now(), &mut gone);
-        Ok(f(g))
+        expire(self, now, &mut gone);
+        gone
     }
 
-    /// (group id, state) of every share group.
-    pub fn list(&self) -> Vec<(String, &'static str)> {
-        let mut out: Vec<_> = self
-            .groups
-            .lock()
-            .iter()
-            .map(|(id, g)| (id.clone(), g.state_name()))
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// Deletes an empty share group (DeleteGroups); NON_EMPTY_GROUP if it has members.
-    pub fn delete(&self, group_id: &str) -> Result<bool, KafkaError> {
-        let mut groups = self.groups.lock();
-        match groups.get(group_id) {
-            None => Ok(false),
-            Some(g) if !g.members.is_empty() => Err(KafkaError::NonEmptyGroup),
-            Some(_) => {
-                groups.remove(group_id);
-                Ok(true)
-            }
-        }
-    }
-
-    /// Whether the group has members now (offset admin needs an empty group).
-    pub fn has_members(&self, group_id: &str) -> bool {
-        let mut groups = self.groups.lock();
-        let Some(g) = groups.get_mut(group_id) else {
-            return false;
-        };
-        expire(g, Instant::now(), &mut Vec::new());
-        !g.members.is_empty()
-    }
-
-    /// Drops members whose session timed out, in every group; returns (group, member) of each.
-    pub fn expire_all(&self, now: Instant) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (id, g) in self.groups.lock().iter_mut() {
-            let mut gone = Vec::new();
-            expire(g, now, &mut gone);
-            out.extend(gone.into_iter().map(|m| (id.clone(), m)));
-        }
-        out
+    /// Whether what is stored of the group differs (a heartbeat that only refreshed a
+    /// member's session changes nothing stored).
+    pub fn same_stored(&self, other: &ShareGroup) -> bool {
+        self.epoch == other.epoch
+            && self.assignment_epoch == other.assignment_epoch
+            && self.topics_seen == other.topics_seen
+            && self.members.len() == other.members.len()
+            && self
+                .members
+                .values()
+                .zip(other.members.values())
+                .all(|(a, b)| {
+                    a.id == b.id
+                        && a.epoch == b.epoch
+                        && a.subscribed == b.subscribed
+                        && a.assigned == b.assigned
+                        && a.rack_id == b.rack_id
+                        && a.client_id == b.client_id
+                        && a.client_host == b.client_host
+                })
     }
 }
 
@@ -376,61 +338,79 @@ mod tests {
     fn members_share_a_single_partition_and_split_several() {
         let t = Uuid::from_u128(1);
         let one = |n: &str| (n == "t").then_some((t, 1));
-        let g = ShareGroups::default();
+        let mut g = ShareGroup::new(0);
         let now = Instant::now();
-        let mut gone = Vec::new();
         let a = g
-            .heartbeat("g", hb("a", 0, Some(&["t"])), &one, now, &mut gone)
+            .heartbeat("g", hb("a", 0, Some(&["t"])), &one, now)
             .unwrap();
         assert_eq!(a.epoch, 1);
         assert_eq!(a.new_partitions, vec![(t, 0)]);
         let b = g
-            .heartbeat("g", hb("b", 0, Some(&["t"])), &one, now, &mut gone)
+            .heartbeat("g", hb("b", 0, Some(&["t"])), &one, now)
             .unwrap();
         assert_eq!(b.epoch, 2);
         assert_eq!(b.assignment.unwrap()[&t], BTreeSet::from([0]));
         // a is behind the group epoch: it gets the (same) assignment at epoch 2.
-        let a = g
-            .heartbeat("g", hb("a", 1, None), &one, now, &mut gone)
-            .unwrap();
+        let a = g.heartbeat("g", hb("a", 1, None), &one, now).unwrap();
         assert_eq!((a.epoch, a.assignment.unwrap()[&t].len()), (2, 1));
         assert_eq!(
-            g.heartbeat("g", hb("a", 1, None), &one, now, &mut gone)
-                .unwrap_err()
-                .0,
+            g.heartbeat("g", hb("a", 1, None), &one, now).unwrap_err().0,
             KafkaError::FencedMemberEpoch
         );
         // Four partitions: two each.
         let four = |n: &str| (n == "t").then_some((t, 4));
-        let a = g
-            .heartbeat("g", hb("a", 2, None), &four, now, &mut gone)
-            .unwrap();
+        let a = g.heartbeat("g", hb("a", 2, None), &four, now).unwrap();
         assert_eq!(a.assignment.unwrap()[&t], BTreeSet::from([0, 2]));
         // b times out: a gets everything.
         let later = now + SESSION_TIMEOUT;
-        g.heartbeat(
-            "g",
-            hb("a", 3, None),
-            &four,
-            later - Duration::from_secs(1),
-            &mut gone,
-        )
-        .unwrap();
-        let a = g
-            .heartbeat("g", hb("a", 3, None), &four, later, &mut gone)
+        g.heartbeat("g", hb("a", 3, None), &four, later - Duration::from_secs(1))
             .unwrap();
-        assert_eq!(gone, vec!["b".to_string()]);
+        assert!(g.tick(later - Duration::from_millis(1)).is_empty());
+        assert_eq!(g.tick(later), vec!["b".to_string()]);
+        let a = g.heartbeat("g", hb("a", 3, None), &four, later).unwrap();
         assert_eq!(a.assignment.unwrap()[&t].len(), 4);
         assert_eq!(
-            g.heartbeat("g", hb("z", 5, None), &four, later, &mut gone)
+            g.heartbeat("g", hb("z", 5, None), &four, later)
                 .unwrap_err()
                 .0,
             KafkaError::UnknownMemberId
         );
         let left = g
-            .heartbeat("g", hb("a", LEAVE_EPOCH, None), &four, later, &mut gone)
+            .heartbeat("g", hb("a", LEAVE_EPOCH, None), &four, later)
             .unwrap();
         assert_eq!(left.epoch, LEAVE_EPOCH);
-        assert_eq!(g.list(), vec![("g".to_string(), "Empty")]);
+        assert_eq!(g.state_name(), "Empty");
+    }
+
+    #[test]
+    fn a_stored_group_resumes_at_its_epochs() {
+        let t = Uuid::from_u128(1);
+        let two = |n: &str| (n == "t").then_some((t, 2));
+        let mut g = ShareGroup::new(0);
+        let now = Instant::now();
+        g.heartbeat("g", hb("a", 0, Some(&["t"])), &two, now)
+            .unwrap();
+        g.heartbeat("g", hb("b", 0, Some(&["t"])), &two, now)
+            .unwrap();
+        let before = g.clone();
+        // A heartbeat that only refreshes the session changes nothing stored.
+        g.heartbeat("g", hb("b", 2, None), &two, now + Duration::from_secs(1))
+            .unwrap();
+        assert!(g.same_stored(&before));
+        let json = serde_json::to_string(&g).unwrap();
+        let mut restored: ShareGroup = serde_json::from_str(&json).unwrap();
+        assert!(restored.same_stored(&g));
+        // The members go on at their epochs (a at 1 catches up to 2), nobody is fenced.
+        let later = Instant::now();
+        let a = restored
+            .heartbeat("g", hb("a", 1, None), &two, later)
+            .unwrap();
+        assert_eq!(a.epoch, 2);
+        assert_eq!(a.assignment.unwrap()[&t], BTreeSet::from([0]));
+        let b = restored
+            .heartbeat("g", hb("b", 2, None), &two, later)
+            .unwrap();
+        assert_eq!((b.epoch, b.assignment), (2, None));
+        assert!(restored.tick(later + SESSION_TIMEOUT / 2).is_empty());
     }
 }

@@ -3,6 +3,10 @@
 //! each later request carries the next epoch (after `i32::MAX` comes 1) and adds or forgets
 //! partitions, -1 closes it. kop keeps them in memory, as Kafka does: a session ends with the
 //! broker, and the client opens a new one on SHARE_SESSION_NOT_FOUND.
+//!
+//! A session belongs to the connection that opened it (Kafka 4.4's ShareSessionCache): when
+//! that connection closes, the session ends and the member's acquired records are released
+//! (`close_connection`). A session reopened on another connection belongs to that one.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -19,6 +23,8 @@ pub const INITIAL_EPOCH: i32 = 0;
 pub const FINAL_EPOCH: i32 = -1;
 
 struct Session {
+    /// The connection that opened the session (`RequestContext::connection_id`).
+    connection: u64,
     /// The epoch the next request must carry.
     next_epoch: i32,
     partitions: BTreeSet<SessionPartition>,
@@ -56,6 +62,7 @@ impl ShareSessions {
         &self,
         group: &str,
         member: &str,
+        connection: u64,
         partitions: impl IntoIterator<Item = SessionPartition>,
         now: Instant,
     ) -> Result<Vec<SessionPartition>, KafkaError> {
@@ -71,6 +78,7 @@ impl ShareSessions {
         let old = sessions.insert(
             key,
             Session {
+                connection,
                 next_epoch: next(INITIAL_EPOCH),
                 partitions: partitions.into_iter().collect(),
                 last_used: now,
@@ -122,6 +130,19 @@ impl ShareSessions {
             .map_or_else(Vec::new, |s| s.partitions.into_iter().collect())
     }
 
+    /// A connection closed: the sessions it opened end. Returns their (group, member).
+    pub fn close_connection(&self, connection: u64) -> Vec<(String, String)> {
+        let mut gone = Vec::new();
+        self.sessions.lock().retain(|key, s| {
+            let keep = s.connection != connection;
+            if !keep {
+                gone.push(key.clone());
+            }
+            keep
+        });
+        gone
+    }
+
     /// How many sessions are open (tests, metrics).
     pub fn len(&self) -> usize {
         self.sessions.lock().len()
@@ -141,7 +162,7 @@ mod tests {
         let s = ShareSessions::new(2, Duration::from_secs(60));
         let now = Instant::now();
         let t = Uuid::new_v4();
-        s.open("g", "m", [(t, 0)], now).unwrap();
+        s.open("g", "m", 7, [(t, 0)], now).unwrap();
         assert_eq!(
             s.advance("g", "m", 2, [], &[], now),
             Err(KafkaError::InvalidShareSessionEpoch)
@@ -155,14 +176,22 @@ mod tests {
             s.advance("g", "x", 1, [], &[], now),
             Err(KafkaError::ShareSessionNotFound)
         );
-        s.open("g", "m2", [], now).unwrap();
+        s.open("g", "m2", 8, [], now).unwrap();
         assert_eq!(
-            s.open("g", "m3", [], now),
+            s.open("g", "m3", 8, [], now),
             Err(KafkaError::ShareSessionLimitReached)
         );
         // Idle sessions make room.
-        assert!(s.open("g", "m3", [], now + Duration::from_secs(61)).is_ok());
+        assert!(s
+            .open("g", "m3", 8, [], now + Duration::from_secs(61))
+            .is_ok());
         assert_eq!(s.close("g", "m3").len(), 0);
+        // A closed connection ends the sessions it opened, only those.
+        s.open("g", "m3", 9, [], now).unwrap();
+        s.open("g", "m", 9, [(t, 0)], now).unwrap();
+        assert_eq!(s.close_connection(9).len(), 2);
+        assert_eq!(s.close_connection(9).len(), 0);
+        assert!(s.is_empty());
         assert_eq!(next(i32::MAX), 1);
     }
 }

@@ -32,6 +32,9 @@ use crate::storage::Metadata;
 pub enum AutoOffsetReset {
     Latest,
     Earliest,
+    /// `by_duration:<duration>`: the first record at most this many milliseconds old (the log
+    /// end if there is none), as Kafka's ListOffsets by timestamp finds it.
+    ByDuration(i64),
 }
 
 /// What a share group runs with.
@@ -69,10 +72,6 @@ pub struct Slot {
     /// What the document holds as far as this instance knows (the compare-and-set base).
     stored: Option<Vec<u8>>,
 }
-
-/// Where the log of a share partition's topic partition stands, for starting a share
-/// partition: (log start offset, high watermark).
-pub type LogBounds = (i64, i64);
 
 pub struct ShareStates {
     metadata: Arc<Metadata>,
@@ -127,14 +126,14 @@ impl ShareStates {
             .clone()
     }
 
-    /// The share partition, loaded (or started at the log bound `share.auto.offset.reset`
-    /// picks, and saved) if this instance did not hold it under this log generation.
+    /// The share partition, loaded (or started at `start_if_new`, where
+    /// `share.auto.offset.reset` puts it, and saved) if this instance did not hold it under
+    /// this log generation.
     pub fn load(
         &self,
         key: &ShareKey,
         generation: u64,
-        bounds: LogBounds,
-        reset: AutoOffsetReset,
+        start_if_new: &dyn Fn() -> i64,
     ) -> Result<Locked, KafkaError> {
         let slot = self.slot(key);
         {
@@ -149,13 +148,7 @@ impl ShareStates {
                         tracing::error!(group = %key.group, topic = %key.topic_id, partition = key.partition, "share state unreadable: {e}");
                         KafkaError::UnknownServerError
                     })?,
-                    None => {
-                        let start = match reset {
-                            AutoOffsetReset::Latest => bounds.1,
-                            AutoOffsetReset::Earliest => bounds.0,
-                        };
-                        SharePartition::new(start)
-                    }
+                    None => SharePartition::new(start_if_new()),
                 };
                 s.stored = stored;
                 s.generation = generation;
@@ -329,7 +322,7 @@ mod tests {
         let b = ShareStates::new(meta.clone(), settings);
         let batches: Vec<(i64, i64, bool)> = (0..4).map(|o| (o, o, true)).collect();
         // a starts the share partition at the log end (latest): 0 here.
-        let la = a.load(&key(), 1, (0, 0), AutoOffsetReset::Latest).unwrap();
+        let la = a.load(&key(), 1, &|| 0).unwrap();
         la.guard().sp().acquire("m1", &batches, 10, 0, &limits);
         la.guard()
             .sp()
@@ -337,7 +330,7 @@ mod tests {
             .unwrap();
         a.save(&key(), &la).unwrap();
         // b takes over: 0-1 accepted, 2-3 were acquired at a and are available again.
-        let lb = b.load(&key(), 7, (0, 4), AutoOffsetReset::Latest).unwrap();
+        let lb = b.load(&key(), 7, &|| 4).unwrap();
         let got = lb.guard().sp().acquire("m2", &batches, 10, 0, &limits);
         assert_eq!(
             (got[0].first, got[0].last, got[0].delivery_count),
@@ -355,7 +348,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.save(&key(), &la), Err(KafkaError::NotLeaderOrFollower));
         assert!(la.guard().state.is_none());
-        let again = a.load(&key(), 1, (0, 4), AutoOffsetReset::Latest).unwrap();
+        let again = a.load(&key(), 1, &|| 4).unwrap();
         assert_eq!(again.guard().sp().start(), 4);
         assert_eq!(
             a.start_offsets("g/with slash").unwrap(),
