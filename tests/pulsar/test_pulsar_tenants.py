@@ -105,8 +105,10 @@ def _consume(conf: dict[str, Any], topic: str, group: str, n: int, **extra: Any)
     try:
         wait_for(
             f"{n} records of {topic}",
-            lambda: (m := c.poll(1)) is not None
-            and (m.error() or got.append(m.value().decode()) or len(got) >= n),
+            lambda: (
+                (m := c.poll(1)) is not None
+                and (m.error() or got.append(m.value().decode()) or len(got) >= n)
+            ),
         )
         c.commit(asynchronous=False)
     finally:
@@ -143,6 +145,7 @@ def test_same_topic_name_in_two_tenants_is_two_topics(cluster: Cluster) -> None:
 
     # The offsets tenant A's group committed are not tenant B's: B's group of that name is new.
     tps = [TopicPartition("orders", q) for q in range(PARTITIONS)]
+
     def committed(which: str) -> list[int]:
         c = Consumer({**cluster.tenant(which), "group.id": "billing"})
         try:
@@ -168,6 +171,14 @@ def test_same_topic_name_in_two_tenants_is_two_topics(cluster: Cluster) -> None:
 
     assert retention(admin_a) == "123456"
     assert retention(admin_b) != "123456"
+
+    # Each tenant's series carry its label (docs/metrics.md).
+    scrape = cluster.servers[0].metrics()
+    for tenant in (cluster.a, cluster.b):
+        assert f'kop_topics{{tenant="{tenant}/{cluster.ns}"}}' in scrape
+        assert (
+            f'kop_topic_bytes_in_total{{tenant="{tenant}/{cluster.ns}",topic="orders"}}' in scrape
+        )
 
 
 def test_a_login_naming_no_served_tenant_fails(cluster: Cluster) -> None:

@@ -220,7 +220,7 @@ impl RunningServer {
             tenant_storage,
             &me,
         )?;
-        exposed.opened(broker.clone(), security.clone());
+        exposed.opened(broker.clone(), security.clone(), tenants.clone());
         if let Some(std_listener) = registry_listener {
             let served =
                 crate::registry::served(&config, broker.metadata().documents(), security.clone());
@@ -268,7 +268,7 @@ impl RunningServer {
 
     /// Every metric, in Prometheus' text format (what the metrics listener serves).
     pub fn metrics_text(&self) -> String {
-        metrics_scrape::render(&self.broker, Some(&self.security))
+        metrics_scrape::render(&self.broker, Some(&self.security), self.tenants.as_deref())
     }
 
     /// Where the metrics listener listens (None when `metrics_listener` is not set).
