@@ -21,10 +21,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Request heads larger than this are refused.
 const MAX_HEAD: usize = 8 * 1024;
 
+/// What a scrape reads: the instance's broker and security, and the tenants' brokers.
+type Scraped = (Arc<Broker>, Arc<Security>, Option<Arc<Tenants>>);
+
 /// What `/ready` and `/metrics` look at; filled in as the server starts.
 #[derive(Default)]
 pub struct Exposed {
-    server: OnceLock<(Arc<Broker>, Arc<Security>, Option<Arc<Tenants>>)>,
+    server: OnceLock<Scraped>,
     listening: AtomicBool,
     stopping: AtomicBool,
 }
