@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -231,3 +232,30 @@ def test_a_transaction_in_a_tenant_spans_both_instances(cluster: Cluster) -> Non
         conf, "txn-orders", "txn-reader", 2 * PARTITIONS, **{"isolation.level": "read_committed"}
     )
     assert sorted(got) == sorted([f"True-{q}" for q in range(PARTITIONS)] * 2)
+
+
+@pytest.mark.java
+@pytest.mark.usefixtures("kafka_tools")
+def test_a_quota_default_is_per_tenant(cluster: Cluster, tmp_path: Path) -> None:
+    """A user-quota default set in tenant A is A's (issue #21's per-tenant defaults): tenant B
+    describes none."""
+    from helpers import java
+
+    def configs(which: str, *args: str) -> str:
+        props = tmp_path / f"{which}.properties"
+        user, password = (cluster.a, "a-pw") if which == "a" else (cluster.b, "b-pw")
+        props.write_text(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{user}" password="{password}";\n'
+        )
+        command = ["--bootstrap-server", cluster.bootstrap, "--command-config", str(props)]
+        return str(java.run_class(java.CONFIG_COMMAND, [*command, *args]).stdout)
+
+    configs(
+        "a",
+        *("--alter", "--add-config", "producer_byte_rate=1024"),
+        *("--entity-type", "users", "--entity-default"),
+    )
+    assert "producer_byte_rate=1024" in configs("a", "--describe", "--entity-type", "users")
+    assert "producer_byte_rate" not in configs("b", "--describe", "--entity-type", "users")
