@@ -68,6 +68,8 @@ _METAVARS = {
     "pulsar_namespace": "NAMESPACE",
     "pulsar_token": "JWT",
     "pulsar_entry_format": "{kafka,pulsar}",
+    "tenants": "TENANT/NS",
+    "tenant_roles": "ROLE=TENANT/NS",
     "node_id": "ID",
     "cluster_id": "ID",
     "log_level": "{" + ",".join(LOG_LEVELS) + "}",

@@ -167,6 +167,17 @@ class Config:
         "pulsar (one message per record, which Pulsar consumers and Functions read; "
         "docs/pulsar-native-records.md)",
     )
+    tenants: Sequence[str] = _opt(
+        (),
+        "pulsar:// storage: the Pulsar namespaces (TENANT/NS) served as separate tenants, chosen "
+        "by the login (PLAIN user TENANT or TENANT/NS, else tenant_roles); empty = one namespace "
+        "(docs/tenants.md)",
+    )
+    tenant_roles: Sequence[str] = _opt(
+        (),
+        "ROLE=TENANT/NS: the tenant of a principal whose login names none (SCRAM, OAUTHBEARER, "
+        "mTLS)",
+    )
     tail_cache_bytes: int = _opt(
         8388608, "pulsar:// storage: bytes of newest batches kept in memory per partition"
     )
@@ -332,6 +343,8 @@ class Config:
             "sasl_users",
             "super_users",
             "oauthbearer_public_key_files",
+            "tenants",
+            "tenant_roles",
         ):
             object.__setattr__(self, name, _string_tuple(name, getattr(self, name)))
         for name in ("log_level", "log_format", "fsync", "ssl_client_auth"):
@@ -597,6 +610,7 @@ def _validate(cfg: Config) -> None:
     if cfg.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", cfg.cluster_id):
         raise ConfigError("cluster_id", f"must be letters, digits, - or _, got {cfg.cluster_id!r}")
     _check_choice("pulsar_entry_format", cfg.pulsar_entry_format, ("kafka", "pulsar"))
+    _check_tenants(cfg)
     _check_choice("log_level", cfg.log_level, LOG_LEVELS)
     _check_choice("log_format", cfg.log_format, LOG_FORMATS)
     _check_choice("fsync", cfg.fsync, FSYNC_POLICIES)
@@ -681,6 +695,34 @@ def _validate(cfg: Config) -> None:
             "share_auto_offset_reset",
             f"expected latest or earliest, got {cfg.share_auto_offset_reset!r}",
         )
+
+
+_PULSAR_NAME = r"[A-Za-z0-9_.=:-]+"
+
+
+def _check_tenants(cfg: Config) -> None:
+    """``tenants``: Pulsar namespaces, on Pulsar storage; ``tenant_roles`` map into them."""
+    if not cfg.tenants:
+        if cfg.tenant_roles:
+            raise ConfigError("tenant_roles", "needs tenants")
+        return
+    if not cfg.storage.startswith(("pulsar://", "pulsar+ssl://")):
+        raise ConfigError("tenants", "needs pulsar:// storage (each tenant is a Pulsar namespace)")
+    for key in cfg.tenants:
+        if not re.fullmatch(f"{_PULSAR_NAME}/{_PULSAR_NAME}", key):
+            raise ConfigError("tenants", f"expected TENANT/NAMESPACE entries, got {key!r}")
+    for entry in cfg.tenant_roles:
+        role, _, key = entry.partition("=")
+        if not role or key not in cfg.tenants:
+            raise ConfigError(
+                "tenant_roles", f"expected ROLE=TENANT/NS with TENANT/NS in tenants, got {entry!r}"
+            )
+    if cfg.authorizer == "pulsar":
+        raise ConfigError(
+            "authorizer", "pulsar is not supported with tenants yet (it reads one namespace)"
+        )
+    if cfg.pulsar_standby:
+        raise ConfigError("pulsar_standby", "is not supported with tenants")
 
 
 def _check_security(cfg: Config, names: list[str]) -> None:

@@ -37,16 +37,22 @@ def _on_pulsar(config: Config) -> bool:
     return config.storage.startswith(("pulsar://", "pulsar+ssl://"))
 
 
-def _open_pulsar_backend(config: Config, cancelled: Callable[[], bool]) -> PulsarBackend:
-    """The started Pulsar bridge for ``pulsar://`` storage. Raises PulsarStorageError (naming
-    the URL) if Pulsar cannot be reached."""
+def _open_pulsar_backend(
+    config: Config, cancelled: Callable[[], bool], namespace: str | None = None
+) -> PulsarBackend:
+    """The started Pulsar bridge for ``pulsar://`` storage (on ``namespace``, ``TENANT/NS``, if
+    given: one of the ``tenants``). Raises PulsarStorageError (naming the URL) if Pulsar
+    cannot be reached."""
     from kop.pulsar.backend import PulsarBackend  # needs the optional pulsar-client
 
+    tenant, ns = (
+        namespace.split("/", 1) if namespace else (config.pulsar_tenant, config.pulsar_namespace)
+    )
     backend = PulsarBackend(
         config.storage,
         _admin_url(config),
-        tenant=config.pulsar_tenant,
-        namespace=config.pulsar_namespace,
+        tenant=tenant,
+        namespace=ns,
         token=config.pulsar_token,
         standby=config.pulsar_standby,
         node_id=config.node_id,
@@ -149,6 +155,7 @@ class Server:
         self._lock = threading.Lock()  # guards _native across start/stop from any thread
         self._native: NativeServer | None = None
         self._storage_backend: PulsarBackend | None = None
+        self._tenant_backends: list[PulsarBackend] = []
         self._cancel_start = threading.Event()  # set by stop(): a start-up in progress gives up
 
     @property
@@ -181,7 +188,7 @@ class Server:
             if _on_pulsar(self._config):
                 from kop.pulsar.startup import wait_for_pulsar
 
-                native, backend = wait_for_pulsar(
+                native, (backend, self._tenant_backends) = wait_for_pulsar(
                     lambda: self._start_on_pulsar(native_mod, cancelled),
                     where=f"{self._config.storage} (admin {_admin_url(self._config)})",
                     timeout_ms=self._config.pulsar_startup_timeout_ms,
@@ -199,17 +206,33 @@ class Server:
 
     def _start_on_pulsar(
         self, native_mod: ModuleType, cancelled: Callable[[], bool]
-    ) -> tuple[NativeServer, PulsarBackend]:
-        """One attempt: the bridge, then the native server over it (which opens the group
-        shards and partitions it leads); what was opened is closed again if it fails."""
-        backend = _open_pulsar_backend(self._config, cancelled)
+    ) -> tuple[NativeServer, tuple[PulsarBackend, list[PulsarBackend]]]:
+        """One attempt: the bridge (and one per other namespace of ``tenants``), then the
+        native server over them (which opens the group shards and partitions it leads); what
+        was opened is closed again if it fails."""
+        own = f"{self._config.pulsar_tenant}/{self._config.pulsar_namespace}"
+        opened: list[PulsarBackend] = []
         try:
-            return self._start_native(native_mod, backend), backend
+            backend = _open_pulsar_backend(self._config, cancelled)
+            opened.append(backend)
+            tenants: dict[str, PulsarBackend] = {}
+            for key in self._config.tenants:
+                if key != own and key not in tenants:
+                    tenants[key] = _open_pulsar_backend(self._config, cancelled, key)
+                    opened.append(tenants[key])
+            native = self._start_native(native_mod, backend, tenants)
+            return native, (backend, list(tenants.values()))
         except BaseException:
-            backend.close()
+            for b in opened:
+                b.close()
             raise
 
-    def _start_native(self, native_mod: ModuleType, backend: PulsarBackend | None) -> NativeServer:
+    def _start_native(
+        self,
+        native_mod: ModuleType,
+        backend: PulsarBackend | None,
+        tenants: dict[str, PulsarBackend] | None = None,
+    ) -> NativeServer:
         native: NativeServer = native_mod.NativeServer(
             self._native_config.to_json(),
             self._authenticator,
@@ -217,6 +240,7 @@ class Server:
             scram_credentials=self._scram_credentials,
             oauthbearer_validator=self._oauthbearer_validator,
             storage_backend=backend,
+            tenant_backends=tenants or None,
         )
         native.start()
         return native
@@ -229,11 +253,14 @@ class Server:
         with self._lock:
             native, self._native = self._native, None
             backend, self._storage_backend = self._storage_backend, None
+            tenant_backends, self._tenant_backends = self._tenant_backends, []
             if native is None:
                 return
             native.stop(timeout)
             if backend is not None:
                 backend.close()
+            for b in tenant_backends:
+                b.close()
         flush_native_logging()
         log.info("kop stopped")
 

@@ -27,6 +27,7 @@ class FakeNativeServer:
         scram_credentials: Any = None,
         oauthbearer_validator: Any = None,
         storage_backend: Any = None,
+        tenant_backends: Any = None,
     ) -> None:
         self.config: dict[str, Any] = json.loads(config_json)
         self.storage_backend = storage_backend

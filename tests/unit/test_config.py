@@ -237,3 +237,21 @@ def test_unknown_override_is_rejected() -> None:
 def test_load_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOP_NUM_PARTITIONS", "7")
     assert Config.load().num_partitions == 7
+
+
+def test_tenants_need_pulsar_and_valid_entries() -> None:
+    on_pulsar = {"storage": "pulsar://127.0.0.1:6650"}
+    cfg = Config(
+        tenants=["acme/default", "globex/eu"], tenant_roles=["alice=acme/default"], **on_pulsar
+    )
+    assert cfg.tenants == ("acme/default", "globex/eu")
+    with pytest.raises(ConfigError, match="tenants: needs pulsar:// storage"):
+        Config(tenants=["acme/default"], storage="memory://")
+    with pytest.raises(ConfigError, match="TENANT/NAMESPACE"):
+        Config(tenants=["acme"], **on_pulsar)
+    with pytest.raises(ConfigError, match="tenant_roles"):
+        Config(tenants=["acme/default"], tenant_roles=["alice=globex/eu"], **on_pulsar)
+    with pytest.raises(ConfigError, match="tenant_roles: needs tenants"):
+        Config(tenant_roles=["alice=acme/default"], **on_pulsar)
+    with pytest.raises(ConfigError, match="authorizer"):
+        Config(tenants=["acme/default"], authorizer="pulsar", **on_pulsar)

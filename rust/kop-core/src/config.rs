@@ -116,6 +116,11 @@ pub struct ServerConfig {
     pub pulsar_standby: bool,
     pub pulsar_startup_timeout_ms: u64,
     pub pulsar_entry_format: String,
+    /// Pulsar namespaces (`TENANT/NS`) served as separate tenants, chosen by the principal
+    /// after authentication (`tenants.rs`); empty: one namespace, as before.
+    pub tenants: Vec<String>,
+    /// `ROLE=TENANT/NS`: the tenant of principals whose login does not name one.
+    pub tenant_roles: Vec<String>,
     /// Bytes of newest batches kept in memory per partition on remote storage.
     pub tail_cache_bytes: u64,
     pub node_id: i32,
@@ -246,6 +251,8 @@ impl Default for ServerConfig {
             pulsar_standby: false,
             pulsar_startup_timeout_ms: 120_000,
             pulsar_entry_format: "kafka".into(),
+            tenants: Vec::new(),
+            tenant_roles: Vec::new(),
             tail_cache_bytes: 8 << 20,
             node_id: 1,
             cluster_id: None,
@@ -414,7 +421,15 @@ impl ServerConfig {
         for l in self.listeners.iter().chain(&self.advertised_listeners) {
             ListenerSpec::parse(l).map_err(|e| format!("listeners: {e}"))?;
         }
-        StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
+        let spec = StorageSpec::parse(&self.storage).map_err(|e| format!("storage: {e}"))?;
+        if !self.tenants.is_empty() {
+            if !matches!(spec, StorageSpec::Pulsar(_)) {
+                return Err(
+                    "tenants: needs pulsar:// storage (each tenant is a Pulsar namespace)".into(),
+                );
+            }
+            crate::tenants::TenantMap::parse(self).map_err(|e| format!("tenants: {e}"))?;
+        }
         if let Some(m) = &self.metrics_listener {
             parse_host_port(m).map_err(|e| format!("metrics_listener: {e}"))?;
         }

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod share;
 pub mod shutdown;
 pub mod storage;
+pub mod tenants;
 pub mod txn;
 
 pub use config::ServerConfig;

@@ -33,6 +33,8 @@ struct NativeServer {
     oauthbearer_validator: Option<Py<PyAny>>,
     /// A started `kop.pulsar.PulsarBackend` for `pulsar://` storage.
     storage_backend: Option<Py<PyAny>>,
+    /// With the `tenants` option: `TENANT/NS` → the started backend on that namespace.
+    tenant_backends: Vec<(String, Py<PyAny>)>,
     /// Runs the hooks and the Pulsar bridge; its threads start on first use.
     pool: Arc<blocking::WorkerPool>,
 }
@@ -68,7 +70,8 @@ impl NativeServer {
 #[pymethods]
 impl NativeServer {
     #[new]
-    #[pyo3(signature = (config_json, authenticator=None, authorizer=None, scram_credentials=None, oauthbearer_validator=None, storage_backend=None))]
+    #[pyo3(signature = (config_json, authenticator=None, authorizer=None, scram_credentials=None, oauthbearer_validator=None, storage_backend=None, tenant_backends=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         config_json: &str,
         authenticator: Option<Py<PyAny>>,
@@ -76,6 +79,7 @@ impl NativeServer {
         scram_credentials: Option<Py<PyAny>>,
         oauthbearer_validator: Option<Py<PyAny>>,
         storage_backend: Option<Py<PyAny>>,
+        tenant_backends: Option<BTreeMap<String, Py<PyAny>>>,
     ) -> PyResult<Self> {
         let config = ServerConfig::from_json(config_json).map_err(PyValueError::new_err)?;
         Ok(NativeServer {
@@ -86,6 +90,7 @@ impl NativeServer {
             scram_credentials,
             oauthbearer_validator,
             storage_backend,
+            tenant_backends: tenant_backends.unwrap_or_default().into_iter().collect(),
             pool: Arc::new(blocking::WorkerPool::new()),
         })
     }
@@ -120,8 +125,15 @@ impl NativeServer {
             )),
             None => None,
         };
+        let mut tenant_storage: Vec<(String, Arc<dyn kop_core::storage::RemoteBackend>)> =
+            Vec::new();
+        for (key, b) in &self.tenant_backends {
+            let backend = pulsar::PyRemoteBackend::start(py, b.clone_ref(py), self.pool.clone())
+                .map_err(start_error)?;
+            tenant_storage.push((key.clone(), Arc::new(backend)));
+        }
         let server = py
-            .detach(|| RunningServer::start_embedded(config, hooks, remote))
+            .detach(|| RunningServer::start_with_tenants(config, hooks, remote, tenant_storage))
             .map_err(start_error)?;
         // The bridge's worker pool in every scrape (its queue is where hook and Pulsar calls
         // wait for Python).

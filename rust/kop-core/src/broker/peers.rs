@@ -96,7 +96,7 @@ impl Peers {
             crate::auth::tls::client_config(config).map(|c| TlsConnector::from(Arc::new(c)))
         });
         Peers {
-            client_id: format!("kop-instance-{}", config.node_id),
+            client_id: crate::tenants::instance_client_id(config),
             listener: listener.name,
             protocol,
             credentials,

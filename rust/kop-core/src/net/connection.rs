@@ -27,6 +27,7 @@
 //! state machine (`sasl.rs`), which decides the connection's principal.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
@@ -37,6 +38,7 @@ use super::sasl::{Action, ConnInfo, Sasl};
 use crate::codec::frame::{decode_header, read_frame, FrameError};
 use crate::handlers::{dispatch, max_served, Outcome, RequestContext};
 use crate::limits::ConnectionLimits;
+use crate::tenants::{Choice, Tenants};
 use crate::warn_bad_input;
 
 /// Replies a connection may have queued (handled, response not yet written). Java producers
@@ -52,15 +54,22 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Serves one connection. `unauthenticated_slot`: on SASL listeners, the connection's place
-/// among the unauthenticated ones, given back once it has authenticated.
+/// among the unauthenticated ones, given back once it has authenticated. `tenants`: with the
+/// `tenants` option, where the connection's broker is chosen once its principal is known.
 pub async fn serve<S>(
     stream: S,
     mut ctx: RequestContext,
     mut unauthenticated_slot: Option<OwnedSemaphorePermit>,
+    tenants: Option<Arc<Tenants>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let peer = ctx.peer;
+    // The instance's own broker and security: authentication, and calls from other instances
+    // that name no tenant.
+    let (instance_broker, instance_security) = (ctx.broker.clone(), ctx.security.clone());
+    // A connection from another kop instance picks the tenant per request (`tenants.rs`).
+    let mut instance_calls = false;
     let (rd, wr) = tokio::io::split(stream);
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let wr = BufWriter::with_capacity(64 * 1024, wr);
@@ -77,8 +86,23 @@ pub async fn serve<S>(
                 "SASL_PLAINTEXT"
             },
             peer,
+            tenants: tenants.clone(),
         })
     });
+    // Without SASL the principal is known now (a client certificate's, or ANONYMOUS).
+    if let (Some(t), None) = (&tenants, &sasl) {
+        match t.resolve(None, &ctx.principal, &ctx.listener.name, false) {
+            Ok(Choice::Tenant(tenant)) => {
+                ctx.broker = tenant.broker.clone();
+                ctx.security = tenant.security.clone();
+            }
+            Ok(Choice::Instance) => instance_calls = true,
+            Err(why) => {
+                warn_bad_input!(limits.bad_input_log, peer, %why, listener = %ctx.listener.name, "closing connection: no tenant");
+                return;
+            }
+        }
+    }
     let (tx, rx) = mpsc::channel::<Outcome>(IN_FLIGHT);
     // How many replies the writer has finished (written, or dropped when it stopped).
     let (done_tx, mut done_rx) = watch::channel(0u64);
@@ -164,6 +188,19 @@ pub async fn serve<S>(
             };
             let outcome = match action {
                 Action::Dispatch(request) => {
+                    if let (true, Some(t)) = (instance_calls, &tenants) {
+                        let named = request
+                            .header
+                            .client_id
+                            .as_deref()
+                            .and_then(|c| t.of_instance_call(c));
+                        let (broker, security) = match named {
+                            Some(tenant) => (&tenant.broker, &tenant.security),
+                            None => (&instance_broker, &instance_security),
+                        };
+                        ctx.broker = broker.clone();
+                        ctx.security = security.clone();
+                    }
                     match AssertUnwindSafe(dispatch(&ctx, request))
                         .catch_unwind()
                         .await
@@ -177,8 +214,21 @@ pub async fn serve<S>(
                     }
                 }
                 Action::Respond(bytes) => Outcome::Respond(bytes),
-                Action::Authenticated(bytes, principal) => {
-                    tracing::info!(%peer, %principal, listener = %ctx.listener.name, "authenticated");
+                Action::Authenticated(bytes, principal, choice) => {
+                    match choice {
+                        Some(Choice::Tenant(tenant)) => {
+                            tracing::info!(%peer, %principal, tenant = %tenant.key, listener = %ctx.listener.name, "authenticated");
+                            ctx.broker = tenant.broker.clone();
+                            ctx.security = tenant.security.clone();
+                        }
+                        Some(Choice::Instance) => {
+                            tracing::info!(%peer, %principal, listener = %ctx.listener.name, "authenticated (a kop instance)");
+                            instance_calls = true;
+                        }
+                        None => {
+                            tracing::info!(%peer, %principal, listener = %ctx.listener.name, "authenticated");
+                        }
+                    }
                     ctx.principal = principal;
                     unauthenticated_slot = None;
                     Outcome::Respond(bytes)

@@ -14,24 +14,33 @@ use crate::auth::Security;
 use crate::broker::Broker;
 use crate::config::parse_host_port;
 use crate::metrics::text::CONTENT_TYPE;
+use crate::tenants::Tenants;
 
 /// How long a client has to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Request heads larger than this are refused.
 const MAX_HEAD: usize = 8 * 1024;
 
+/// What a scrape reads: the instance's broker and security, and the tenants' brokers.
+type Scraped = (Arc<Broker>, Arc<Security>, Option<Arc<Tenants>>);
+
 /// What `/ready` and `/metrics` look at; filled in as the server starts.
 #[derive(Default)]
 pub struct Exposed {
-    server: OnceLock<(Arc<Broker>, Arc<Security>)>,
+    server: OnceLock<Scraped>,
     listening: AtomicBool,
     stopping: AtomicBool,
 }
 
 impl Exposed {
     /// Storage is open.
-    pub fn opened(&self, broker: Arc<Broker>, security: Arc<Security>) {
-        let _ = self.server.set((broker, security));
+    pub fn opened(
+        &self,
+        broker: Arc<Broker>,
+        security: Arc<Security>,
+        tenants: Option<Arc<Tenants>>,
+    ) {
+        let _ = self.server.set((broker, security, tenants));
     }
 
     /// The Kafka listeners accept connections.
@@ -48,7 +57,7 @@ impl Exposed {
         if self.stopping.load(Ordering::Acquire) {
             return Err("stopping".into());
         }
-        let Some((broker, _)) = self.server.get() else {
+        let Some((broker, _, _)) = self.server.get() else {
             return Err("storage is being opened".into());
         };
         if !self.listening.load(Ordering::Acquire) {
@@ -61,8 +70,12 @@ impl Exposed {
     }
 
     fn metrics(&self) -> Option<String> {
-        let (broker, security) = self.server.get()?;
-        Some(super::metrics_scrape::render(broker, Some(security)))
+        let (broker, security, tenants) = self.server.get()?;
+        Some(super::metrics_scrape::render(
+            broker,
+            Some(security),
+            tenants.as_deref(),
+        ))
     }
 }
 

@@ -8,25 +8,27 @@ use crate::broker::Broker;
 use crate::metrics::text::Text;
 use crate::metrics::{events, hooks};
 
-/// Every metric of the server, in the exposition format.
-pub fn render(broker: &Broker, security: Option<&Security>) -> String {
+/// Every metric of the server, in the exposition format. `tenants`: the other brokers of the
+/// `tenants` option, whose per-broker series (requests, throttles, topics, groups, fetch
+/// sessions) get a `tenant` label.
+pub fn render(
+    broker: &Broker,
+    security: Option<&Security>,
+    tenants: Option<&crate::tenants::Tenants>,
+) -> String {
     let mut t = Text::default();
     let m = &broker.metrics;
     m.requests.render(&mut t);
     m.connections.render(&mut t);
-    m.throttles.render(&mut t);
-    topics(broker, &mut t);
-    groups(broker, &mut t);
-    t.family(
-        "kop_fetch_sessions",
-        "gauge",
-        "Incremental fetch sessions (KIP-227) cached.",
-    );
-    t.sample(
-        "kop_fetch_sessions",
-        &[],
-        broker.fetch_sessions.len() as f64,
-    );
+    per_broker(broker, &mut t);
+    for tenant in tenants.iter().flat_map(|ts| ts.all()) {
+        if !std::ptr::eq(&*tenant.broker, broker) {
+            t.set_tenant(Some(&tenant.key));
+            tenant.broker.metrics.requests.render(&mut t);
+            per_broker(&tenant.broker, &mut t);
+            t.set_tenant(None);
+        }
+    }
     if let Some(s) = security {
         hooks::render(
             &mut t,
@@ -43,6 +45,23 @@ pub fn render(broker: &Broker, security: Option<&Security>) -> String {
         t.raw(&c());
     }
     t.into_string()
+}
+
+/// The series of one broker's own state: throttles, topics, groups, fetch sessions.
+fn per_broker(broker: &Broker, t: &mut Text) {
+    broker.metrics.throttles.render(t);
+    topics(broker, t);
+    groups(broker, t);
+    t.family(
+        "kop_fetch_sessions",
+        "gauge",
+        "Incremental fetch sessions (KIP-227) cached.",
+    );
+    t.sample(
+        "kop_fetch_sessions",
+        &[],
+        broker.fetch_sessions.len() as f64,
+    );
 }
 
 fn topics(broker: &Broker, t: &mut Text) {

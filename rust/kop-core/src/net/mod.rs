@@ -47,6 +47,8 @@ pub struct RunningServer {
     serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
     broker: Arc<Broker>,
     security: Arc<Security>,
+    /// The brokers of the `tenants` option (None when it is off).
+    tenants: Option<Arc<crate::tenants::Tenants>>,
     /// What the metrics listener serves (`metrics/http.rs`), and where it listens.
     exposed: Arc<metrics_http::Exposed>,
     metrics_address: Option<SocketAddr>,
@@ -135,6 +137,17 @@ impl RunningServer {
         hooks: Option<Arc<dyn crate::auth::authorizer::Hooks>>,
         remote_storage: Option<Arc<dyn crate::storage::RemoteBackend>>,
     ) -> io::Result<RunningServer> {
+        RunningServer::start_with_tenants(config, hooks, remote_storage, Vec::new())
+    }
+
+    /// `start_embedded`, plus the backend of each namespace of the `tenants` option
+    /// (`TENANT/NS` → backend; the instance's own namespace uses `remote_storage`).
+    pub fn start_with_tenants(
+        config: ServerConfig,
+        hooks: Option<Arc<dyn crate::auth::authorizer::Hooks>>,
+        remote_storage: Option<Arc<dyn crate::storage::RemoteBackend>>,
+        tenant_storage: Vec<(String, Arc<dyn crate::storage::RemoteBackend>)>,
+    ) -> io::Result<RunningServer> {
         config
             .validate()
             .and_then(|()| crate::auth::check_config(&config))
@@ -195,7 +208,7 @@ impl RunningServer {
                 .collect(),
         };
         let started = std::time::Instant::now();
-        let broker = Arc::new(Broker::open(config.clone(), remote_storage, me)?);
+        let broker = Arc::new(Broker::open(config.clone(), remote_storage, me.clone())?);
         tracing::info!(
             topics = broker.topics().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -203,10 +216,17 @@ impl RunningServer {
             "storage opened"
         );
         let security = Arc::new(
-            Security::new(&config, Some(broker.metadata()), hooks)
+            Security::new(&config, Some(broker.metadata()), hooks.clone())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
-        exposed.opened(broker.clone(), security.clone());
+        let tenants = crate::tenants::Tenants::open(
+            &config,
+            (&broker, &security),
+            hooks,
+            tenant_storage,
+            &me,
+        )?;
+        exposed.opened(broker.clone(), security.clone(), tenants.clone());
         if let Some(std_listener) = registry_listener {
             let served =
                 crate::registry::served(&config, broker.metadata().documents(), security.clone());
@@ -229,6 +249,7 @@ impl RunningServer {
         let serving = runtime.spawn(serve_all(
             broker.clone(),
             security.clone(),
+            tenants.clone(),
             listeners,
             shutdown,
         ));
@@ -244,6 +265,7 @@ impl RunningServer {
             serving: Mutex::new(Some(serving)),
             broker,
             security,
+            tenants,
             exposed,
             metrics_address,
             registry_address,
@@ -252,7 +274,7 @@ impl RunningServer {
 
     /// Every metric, in Prometheus' text format (what the metrics listener serves).
     pub fn metrics_text(&self) -> String {
-        metrics_scrape::render(&self.broker, Some(&self.security))
+        metrics_scrape::render(&self.broker, Some(&self.security), self.tenants.as_deref())
     }
 
     /// Where the metrics listener listens (None when `metrics_listener` is not set).
@@ -277,6 +299,11 @@ impl RunningServer {
         &self.security
     }
 
+    /// The brokers of the `tenants` option (None when it is off).
+    pub fn tenants(&self) -> Option<&Arc<crate::tenants::Tenants>> {
+        self.tenants.as_ref()
+    }
+
     pub fn is_running(&self) -> bool {
         !self.done.0.lock().stopped
     }
@@ -298,6 +325,9 @@ impl RunningServer {
         }
         runtime.shutdown_timeout(Duration::from_secs(1));
         self.broker.flush_all();
+        for tenant in self.tenants.iter().flat_map(|t| t.all()) {
+            tenant.broker.flush_all();
+        }
         let (state, cv) = &*self.done;
         state.lock().stopped = true;
         cv.notify_all();
@@ -338,6 +368,7 @@ impl Drop for RunningServer {
 async fn serve_all(
     broker: Arc<Broker>,
     security: Arc<Security>,
+    tenants: Option<Arc<crate::tenants::Tenants>>,
     listeners: Vec<(TcpListener, Arc<ListenerInfo>)>,
     shutdown: ShutdownSignal,
 ) {
@@ -347,12 +378,35 @@ async fn serve_all(
         tasks.spawn(accept_loop(
             broker.clone(),
             security.clone(),
+            tenants.clone(),
             listener,
             info,
             limits.clone(),
             shutdown.clone(),
         ));
     }
+    spawn_background(&mut tasks, &broker, &security, &shutdown);
+    // Each tenant's broker has its own timers, retention and cluster sync.
+    for tenant in tenants.iter().flat_map(|t| t.all()) {
+        if !Arc::ptr_eq(&tenant.broker, &broker) {
+            spawn_background(&mut tasks, &tenant.broker, &tenant.security, &shutdown);
+        }
+    }
+    while let Some(result) = tasks.join_next().await {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+}
+
+/// The periodic tasks of one broker: storage upkeep, group and transaction timers, the log
+/// cleaner, and the sync with the other instances sharing its storage.
+fn spawn_background(
+    tasks: &mut JoinSet<()>,
+    broker: &Arc<Broker>,
+    security: &Arc<Security>,
+    shutdown: &ShutdownSignal,
+) {
     tasks.spawn(housekeeping::storage_upkeep(
         broker.clone(),
         shutdown.clone(),
@@ -373,16 +427,12 @@ async fn serve_all(
             shutdown.clone(),
         ));
     }
-    while let Some(result) = tasks.join_next().await {
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server task failed");
-        }
-    }
 }
 
 async fn accept_loop(
     broker: Arc<Broker>,
     security: Arc<Security>,
+    tenants: Option<Arc<crate::tenants::Tenants>>,
     listener: TcpListener,
     info: Arc<ListenerInfo>,
     limits: Arc<limits::ConnectionLimits>,
@@ -462,11 +512,11 @@ async fn accept_loop(
                     };
                     match &tls {
                         None => {
-                            let serve = connection::serve(stream, ctx, slot);
+                            let serve = connection::serve(stream, ctx, slot, tenants.clone());
                             connections.spawn(async move { serve.await; drop((open, counted_ip)) });
                         }
                         Some(acceptor) => {
-                            let serve = serve_tls(acceptor.clone(), stream, ctx, slot);
+                            let serve = serve_tls(acceptor.clone(), stream, ctx, slot, tenants.clone());
                             connections.spawn(async move { serve.await; drop((open, counted_ip)) });
                         }
                     }
@@ -499,6 +549,7 @@ async fn serve_tls(
     stream: tokio::net::TcpStream,
     mut ctx: RequestContext,
     slot: Option<OwnedSemaphorePermit>,
+    tenants: Option<Arc<crate::tenants::Tenants>>,
 ) {
     let peer = ctx.peer;
     let mut shutdown = ctx.shutdown.clone();
@@ -538,5 +589,5 @@ async fn serve_tls(
             }
         }
     }
-    connection::serve(stream, ctx, slot).await;
+    connection::serve(stream, ctx, slot, tenants).await;
 }

@@ -10,6 +10,7 @@
 //! A failed authentication is answered after `failed_authentication_delay_ms` and the
 //! connection is closed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,10 +26,12 @@ use crate::auth::{jwt, plain, Principal, Security};
 use crate::codec::frame::{encode_response, RequestFrame};
 use crate::error::KafkaError;
 use crate::handlers::sb;
+use crate::tenants::{Choice, Tenants};
 
 /// One mechanism's server side, mid-exchange.
 pub enum Mechanism {
-    Plain,
+    /// The user name of the last PLAIN token (it may name the tenant, `tenants.rs`).
+    Plain(Option<String>),
     OAuthBearer,
     Scram(ScramServer),
 }
@@ -44,9 +47,17 @@ pub enum Step {
 }
 
 impl Mechanism {
+    /// The user name a PLAIN login gave.
+    fn plain_user(&self) -> Option<String> {
+        match self {
+            Mechanism::Plain(user) => user.clone(),
+            _ => None,
+        }
+    }
+
     fn new(name: &str) -> Option<Mechanism> {
         match name {
-            "PLAIN" => Some(Mechanism::Plain),
+            "PLAIN" => Some(Mechanism::Plain(None)),
             "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
             other => ScramAlg::from_mechanism(other).map(|a| Mechanism::Scram(ScramServer::new(a))),
         }
@@ -54,7 +65,7 @@ impl Mechanism {
 
     pub fn name(&self) -> &'static str {
         match self {
-            Mechanism::Plain => "PLAIN",
+            Mechanism::Plain(_) => "PLAIN",
             Mechanism::OAuthBearer => "OAUTHBEARER",
             Mechanism::Scram(ScramServer::Start { alg } | ScramServer::SentFirst { alg, .. }) => {
                 alg.mechanism()
@@ -77,9 +88,10 @@ impl Mechanism {
                     )),
                 }
             }
-            Mechanism::Plain => match plain::parse(token) {
+            Mechanism::Plain(seen) => match plain::parse(token) {
                 Err(e) => Step::Failed(e),
                 Ok((user, password)) => {
+                    *seen = Some(user.clone());
                     if security.check_plain(&user, &password) {
                         return Step::Done(Principal::user(user), Vec::new());
                     }
@@ -141,7 +153,12 @@ impl Mechanism {
                         Ok(u) => u,
                         Err(e) => return Step::Failed(e.0),
                     };
-                    let credential = security
+                    // With tenants, a user's credentials are in its tenant_roles tenant.
+                    let tenant_security =
+                        conn.tenants.as_ref().and_then(|t| t.login_security(&user));
+                    let credential = tenant_security
+                        .as_deref()
+                        .unwrap_or(security)
                         .scram_login_credential(alg, &user, conn.login())
                         .await;
                     match server.first(token, |_| credential) {
@@ -156,6 +173,34 @@ impl Mechanism {
             },
         }
     }
+}
+
+/// With tenants: who serves the connection a login authenticated (`tenants.rs`). A
+/// re-authentication may not move it to another tenant. Err: the login fails with this reason.
+fn choose_tenant(
+    conn: &ConnInfo,
+    current: &mut Option<Option<String>>,
+    plain_user: Option<&str>,
+    principal: &Principal,
+) -> Result<Option<Choice>, String> {
+    let Some(tenants) = &conn.tenants else {
+        return Ok(None);
+    };
+    let choice = tenants
+        .resolve(plain_user, principal, &conn.listener, true)
+        .map_err(|why| format!("Authentication failed: {why}"))?;
+    let key = match &choice {
+        Choice::Tenant(t) => Some(t.key.clone()),
+        Choice::Instance => None,
+    };
+    if let Some(before) = current.as_ref().filter(|before| **before != key) {
+        return Err(format!(
+            "Cannot change tenants during re-authentication from {}",
+            before.as_deref().unwrap_or("the instance")
+        ));
+    }
+    *current = Some(key);
+    Ok(Some(choice))
 }
 
 pub enum State {
@@ -186,8 +231,9 @@ pub enum Action {
     RespondAndClose(Bytes, String),
     /// Close without answering.
     Close(String),
-    /// Authenticated: write the bytes and switch the connection's principal.
-    Authenticated(Bytes, Principal),
+    /// Authenticated: write the bytes and switch the connection's principal (and, with
+    /// tenants, its broker).
+    Authenticated(Bytes, Principal, Option<Choice>),
 }
 
 /// Who is authenticating (for the authentication hooks).
@@ -195,6 +241,8 @@ pub struct ConnInfo {
     pub listener: String,
     pub protocol: &'static str,
     pub peer: std::net::SocketAddr,
+    /// With the `tenants` option: where a login's tenant is looked up.
+    pub tenants: Option<Arc<Tenants>>,
 }
 
 impl ConnInfo {
@@ -211,6 +259,8 @@ impl ConnInfo {
 pub struct Sasl {
     pub state: State,
     conn: ConnInfo,
+    /// The tenant of the last authentication (None: instance); a re-authentication keeps it.
+    tenant: Option<Option<String>>,
 }
 
 /// When a session authenticated now ends (KIP-368), if it does.
@@ -231,6 +281,7 @@ impl Sasl {
         Sasl {
             state: State::Handshake,
             conn,
+            tenant: None,
         }
     }
 
@@ -252,11 +303,21 @@ impl Sasl {
             Step::Challenge(c) => Action::Respond(raw_frame(&c)),
             Step::Done(principal, last) => {
                 let name = mechanism.name();
+                let plain_user = mechanism.plain_user();
+                let choice = match choose_tenant(
+                    &self.conn,
+                    &mut self.tenant,
+                    plain_user.as_deref(),
+                    &principal,
+                ) {
+                    Ok(c) => c,
+                    Err(why) => return Action::FailAndClose(Bytes::new(), why),
+                };
                 self.state = State::Authenticated {
                     mechanism: name,
                     expires: session_expiry(security),
                 };
-                Action::Authenticated(raw_frame(&last), principal)
+                Action::Authenticated(raw_frame(&last), principal, choice)
             }
             // Kafka closes the connection; a v0 client has no way to read an error.
             Step::Failed(why) => Action::FailAndClose(Bytes::new(), why),
@@ -411,6 +472,16 @@ impl Sasl {
                         ));
                     }
                 }
+                let plain_user = mechanism.plain_user();
+                let choice = match choose_tenant(
+                    &self.conn,
+                    &mut self.tenant,
+                    plain_user.as_deref(),
+                    &principal,
+                ) {
+                    Ok(c) => c,
+                    Err(why) => return fail(why),
+                };
                 let lifetime = security.session_lifetime_ms;
                 let mut resp = SaslAuthenticateResponse::default().with_auth_bytes(last.into());
                 if version >= 1 {
@@ -421,7 +492,7 @@ impl Sasl {
                     expires: session_expiry(security),
                 };
                 match encode(&resp) {
-                    Ok(b) => Action::Authenticated(b, principal),
+                    Ok(b) => Action::Authenticated(b, principal, choice),
                     Err(e) => Action::Close(e.to_string()),
                 }
             }
