@@ -2,7 +2,10 @@
 (tests/clients/java/WordCount.java with ``group.protocol=streams``) runs as two application
 instances; the coordinator assigns the tasks and creates the internal topics. One instance is
 stopped mid-run: its tasks move to the survivor and the final counts are exact.
-``kafka-streams-groups --describe`` shows the group while both run. One JVM pair per target."""
+``kafka-streams-groups --describe`` shows the group while both run. Each instance has an
+``application.server`` endpoint: through the heartbeat's PartitionsByUserEndpoint each sees both
+instances' partitions (``metadataForAllStreamsClients``) and the same host for a key
+(``queryMetadataForKey``), and after the stop only the survivor's. One JVM pair per target."""
 
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
 
 STREAMS_GROUP_COMMAND = "org.apache.kafka.tools.streams.StreamsGroupCommand"
 WORDS = [f"w{i:02d}" for i in range(10)]
+# The instances' application.server (advertised only: nothing listens there).
+ENDPOINTS = ["localhost:7101", "localhost:7102"]
 LINES = 200  # per half
 
 
@@ -34,13 +39,20 @@ class _App:
         self.log = log
         self.proc = txn.start_java(classes.streams_classpath, "WordCount", args, log)
         self.states: list[str] = []
+        # The latest IQ view: endpoint -> {"active": [...], "standby": [...]}, and w00's host.
+        self.iq: dict[str, dict[str, list[str]]] = {}
+        self.w00 = ""
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("{"):
-                self.states.append(json.loads(line)["state"])
+                event = json.loads(line)
+                if "iq" in event:
+                    self.iq, self.w00 = event["iq"], event["w00"]
+                else:
+                    self.states.append(event["state"])
 
     def running(self) -> bool:
         assert self.proc.poll() is None, f"WordCount exited {self.proc.returncode}: {self.tail()}"
@@ -71,6 +83,20 @@ def _last_counts(bootstrap: str, topic: str) -> dict[str, int]:
     return last
 
 
+def _iq_complete(app: _App, source: str, hosts: list[str]) -> bool:
+    """Whether the app's IQ view names exactly ``hosts``, each with active partitions, that
+    together hold the four input partitions (source and repartition topic) once each."""
+    active = [tp for host in app.iq.values() for tp in host["active"]]
+    topics = {tp.rsplit("-", 1)[0] for tp in active}
+    return (
+        sorted(app.iq) == hosts
+        and len(active) == len(set(active)) == 4
+        and {f"{source}-0", f"{source}-1"} <= set(active)
+        and all(t == source or t.endswith("-repartition") for t in topics)
+        and all(host["active"] for host in app.iq.values())
+    )
+
+
 @pytest.mark.timeout(150)
 def test_streams_word_count_tasks_move_to_the_survivor(
     server: ServerHandle, java_classes: txn.JavaClasses, tmp_path: Path
@@ -85,7 +111,7 @@ def test_streams_word_count_tasks_move_to_the_survivor(
     apps = [
         _App(
             classes,
-            [bootstrap, app_id, source, sink, str(tmp_path / f"state{i}"), "streams"],
+            [bootstrap, app_id, source, sink, str(tmp_path / f"state{i}"), "streams", ENDPOINTS[i]],
             tmp_path / f"app{i}.log",
         )
         for i in range(2)
@@ -109,6 +135,16 @@ def test_streams_word_count_tasks_move_to_the_survivor(
         ).stdout
         assert app_id in listed.split(), listed
 
+        # Interactive Queries: both instances see both endpoints, the four input partitions
+        # (source and repartition topic, two each) split between them, and agree on w00.
+        _wait(
+            "both endpoints known to both",
+            lambda: all(_iq_complete(a, source, ENDPOINTS) for a in apps),
+            20,
+        )
+        assert apps[0].iq == apps[1].iq, (apps[0].iq, apps[1].iq)
+        assert apps[0].w00 == apps[1].w00 and apps[0].w00 in ENDPOINTS, (apps[0].w00, apps[1].w00)
+
         # A graceful stop: the instance leaves the group and its tasks move to the survivor.
         apps[1].proc.terminate()
         apps[1].proc.wait(timeout=30)
@@ -116,8 +152,11 @@ def test_streams_word_count_tasks_move_to_the_survivor(
         want = Counter(w for line in lines for w in line.split())
         _wait("all counted", lambda: _last_counts(bootstrap, sink) == dict(want), 45)
         assert apps[0].running()
+        # The survivor's view: itself only, with every partition and w00.
+        _wait("survivor alone in IQ", lambda: _iq_complete(apps[0], source, ENDPOINTS[:1]), 20)
+        assert apps[0].w00 == ENDPOINTS[0], apps[0].w00
     except AssertionError as e:
-        logs = f"--- app0 ---\n{apps[0].tail()}\n--- app1 ---\n{apps[1].tail()}"
+        logs = "\n".join(f"--- app{i} iq={a.iq} ---\n{a.tail()}" for i, a in enumerate(apps))
         raise AssertionError(f"{e}\n{logs}") from e
     finally:
         for a in apps:

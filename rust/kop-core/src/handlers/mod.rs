@@ -36,6 +36,11 @@ mod share_offsets;
 mod share_offsets_tests;
 mod streams_groups;
 mod streams_wire;
+/// The hand-written Streams group decoders, for the fuzz target `streams_wire`.
+#[cfg(feature = "fuzzing")]
+pub use streams_wire::{
+    decode_for_fuzzing as decode_streams_body, sample_bodies as streams_sample_bodies,
+};
 #[cfg(test)]
 pub(crate) mod test_context;
 mod topic_partitions;

@@ -13,7 +13,9 @@ use crate::codec::frame::RequestFrame;
 use crate::error::KafkaError;
 use crate::group::streams::assignor::{MemberTasks, TaskSet};
 use crate::group::streams::topology::{TopicInfo, Topology, MISSING_INTERNAL_TOPICS};
-use crate::group::streams::{HeartbeatOut, HeartbeatParams, StreamsGroup, HEARTBEAT_INTERVAL_MS};
+use crate::group::streams::{
+    endpoints, HeartbeatOut, HeartbeatParams, StreamsGroup, TaskOffset, HEARTBEAT_INTERVAL_MS,
+};
 
 /// (API key, min, max) of what this file serves, for ApiVersions.
 pub const SERVED_EXTRA: [(i16, i16, i16); 2] = [
@@ -21,10 +23,17 @@ pub const SERVED_EXTRA: [(i16, i16, i16); 2] = [
     (wire::DESCRIBE_KEY, wire::MIN_VERSION, wire::MAX_VERSION),
 ];
 
-/// v0's AcceptableRecoveryLag and TaskOffsetIntervalMs (Kafka's defaults; kop assigns no
-/// warm-up tasks, so neither is used).
-const ACCEPTABLE_RECOVERY_LAG: i32 = 10_000;
+/// AcceptableRecoveryLag and TaskOffsetIntervalMs: Kafka's defaults. Kafka 4.4 assigns no
+/// warm-up tasks (its assignment refiner, the step that would, returns the assignment as
+/// is), so neither steers an assignment; clients report task offsets at that interval and
+/// StreamsGroupDescribe shows them.
+const ACCEPTABLE_RECOVERY_LAG: i64 = 10_000;
 const TASK_OFFSET_INTERVAL_MS: i32 = 60_000;
+/// The assignor Kafka 4.4 names in StreamsGroupDescribe v1 (its default, a sticky one).
+const ASSIGNOR_NAME: &str = "sticky";
+/// StreamsGroupDescribe v1 TopologyDescriptionStatus: NOT_REQUESTED, NOT_STORED.
+const TOPOLOGY_DESCRIPTION_NOT_REQUESTED: i8 = 0;
+const TOPOLOGY_DESCRIPTION_NOT_STORED: i8 = 1;
 
 pub async fn dispatch(ctx: &RequestContext, raw_key: i16, frame: RequestFrame) -> Outcome {
     let version = frame.header.request_api_version;
@@ -36,14 +45,14 @@ pub async fn dispatch(ctx: &RequestContext, raw_key: i16, frame: RequestFrame) -
     let body = match raw_key {
         wire::HEARTBEAT_KEY => match HeartbeatRequest::decode(frame.body) {
             Ok(req) => {
-                let (code, body) = heartbeat(ctx, client_id, req).await;
+                let (code, body) = heartbeat(ctx, client_id, req, version).await;
                 ctx.broker.metrics.requests.error(raw_key, code);
                 body
             }
             Err(e) => return Outcome::Close(format!("StreamsGroupHeartbeat: {e}")),
         },
-        _ => match DescribeRequest::decode(frame.body) {
-            Ok(req) => describe(ctx, req).await,
+        _ => match DescribeRequest::decode(frame.body, version) {
+            Ok(req) => describe(ctx, req, version).await,
             Err(e) => return Outcome::Close(format!("StreamsGroupDescribe: {e}")),
         },
     };
@@ -65,19 +74,27 @@ fn topology_topics(t: &Topology) -> BTreeSet<&str> {
 /// A heartbeat's answer: its error code (for the request metrics) and its body.
 type Answer = (i16, Writer);
 
-fn error_response(e: KafkaError, msg: String) -> Answer {
+fn error_response(e: KafkaError, msg: String, version: i16) -> Answer {
     let out = HeartbeatOut {
         epoch: 0,
         ..HeartbeatOut::default()
     };
     let code = e.code();
-    (
-        code,
-        encode_heartbeat(code, Some(&msg), &out, HEARTBEAT_INTERVAL_MS),
-    )
+    let head = Head {
+        error: code,
+        message: Some(&msg),
+        heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+        version,
+    };
+    (code, encode_heartbeat(&head, &out, &[]))
 }
 
-async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatRequest) -> Answer {
+async fn heartbeat(
+    ctx: &RequestContext,
+    client_id: String,
+    req: HeartbeatRequest,
+    version: i16,
+) -> Answer {
     let topics: Vec<&str> = req
         .topology
         .as_ref()
@@ -86,24 +103,27 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
     if let Err((e, msg)) =
         authz::group_heartbeat_allowed(ctx, "StreamsGroupHeartbeat", &req.group_id, topics).await
     {
-        return error_response(e, msg);
+        return error_response(e, msg, version);
     }
     if ctx.broker.groups.is_share_group(&req.group_id) {
         return error_response(
             KafkaError::GroupIdNotFound,
             format!("Group {} is not a streams group.", req.group_id),
+            version,
         );
     }
     if req.member_id.is_empty() {
         return error_response(
             KafkaError::InvalidRequest,
             "MemberId can't be empty.".into(),
+            version,
         );
     }
     if req.member_epoch == 0 && req.topology.is_none() {
         return error_response(
             KafkaError::InvalidRequest,
             "Topology must be non-null when joining the group.".into(),
+            version,
         );
     }
     let group_id = req.group_id.clone();
@@ -122,6 +142,9 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
         shutdown_application: req.shutdown_application,
         client_id,
         client_host: format!("/{}", ctx.peer.ip()),
+        endpoint_epoch: req.endpoint_information_epoch,
+        task_offsets: req.task_offsets,
+        task_end_offsets: req.task_end_offsets,
     };
     let existing: BTreeMap<String, i32> = ctx
         .broker
@@ -154,7 +177,7 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
         .streams_heartbeat(&group_id, params, &configure);
     let mut out = match out {
         Ok(out) => out,
-        Err((e, msg)) => return error_response(e, msg),
+        Err((e, msg)) => return error_response(e, msg, version),
     };
     let to_create = to_create.into_inner().expect("not poisoned");
     if !to_create.is_empty() {
@@ -169,7 +192,51 @@ async fn heartbeat(ctx: &RequestContext, client_id: String, req: HeartbeatReques
             }
         }
     }
-    (0, encode_heartbeat(0, None, &out, interval))
+    // IQ: each member's endpoint with the partitions of its tasks, now.
+    let endpoints = match &out.endpoints {
+        Some(members) => {
+            let topology = ctx
+                .broker
+                .groups
+                .with_streams_group(&group_id, |g| g.topology.clone())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            members
+                .iter()
+                .map(|e| EndpointPartitions {
+                    host: e.host.clone(),
+                    port: e.port,
+                    active: endpoints::partitions(&e.active, &topology, &existing, &regex_topics),
+                    standby: endpoints::partitions(&e.standby, &topology, &existing, &regex_topics),
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let head = Head {
+        error: 0,
+        message: None,
+        heartbeat_interval_ms: interval,
+        version,
+    };
+    (0, encode_heartbeat(&head, &out, &endpoints))
+}
+
+/// A member's IQ endpoint with its topic partitions (PartitionsByUserEndpoint).
+struct EndpointPartitions {
+    host: String,
+    port: u16,
+    active: Vec<(String, Vec<i32>)>,
+    standby: Vec<(String, Vec<i32>)>,
+}
+
+/// The top of a heartbeat response.
+struct Head<'a> {
+    error: i16,
+    message: Option<&'a str>,
+    heartbeat_interval_ms: i32,
+    version: i16,
 }
 
 /// Creates the missing internal topics as Kafka's coordinator does: each needs CREATE on the
@@ -205,21 +272,25 @@ async fn create_internal_topics(ctx: &RequestContext, topics: &[TopicInfo]) -> V
 }
 
 fn encode_heartbeat(
-    error: i16,
-    message: Option<&str>,
+    head: &Head<'_>,
     out: &HeartbeatOut,
-    heartbeat_interval_ms: i32,
+    endpoints: &[EndpointPartitions],
 ) -> Writer {
     let mut w = Writer::default();
     w.i32(0); // throttle
-    w.i16(error);
-    w.nullable_string(message);
+    w.i16(head.error);
+    w.nullable_string(head.message);
     w.string(&out.member_id);
     w.i32(out.epoch);
-    w.i32(heartbeat_interval_ms);
-    w.i32(ACCEPTABLE_RECOVERY_LAG);
+    w.i32(head.heartbeat_interval_ms);
+    if head.version == 0 {
+        w.i32(ACCEPTABLE_RECOVERY_LAG as i32);
+    }
     w.i32(TASK_OFFSET_INTERVAL_MS);
-    if error != 0 {
+    if head.version >= 1 {
+        w.i64(ACCEPTABLE_RECOVERY_LAG);
+    }
+    if head.error != 0 {
         for _ in 0..4 {
             w.nullable_array::<u8>(None, |_, _| {}); // status, active, standby, warm-up
         }
@@ -234,8 +305,28 @@ fn encode_heartbeat(
         w.task_ids(&out.tasks.standby);
         w.task_ids(&TaskSet::new());
     }
-    w.i32(0); // endpoint information epoch
-    w.nullable_array::<u8>(None, |_, _| {}); // partitions by user endpoint
+    if head.version >= 1 {
+        w.bool(false); // TopologyDescriptionRequired: no description plugin, as Kafka's default
+    }
+    w.i32(out.endpoint_epoch);
+    let topic_partitions = |w: &mut Writer, tps: &Vec<(String, Vec<i32>)>| {
+        w.array(tps, |w, (topic, ps)| {
+            w.string(topic);
+            w.array(ps, |w, p| w.i32(*p));
+            w.tagged();
+        });
+    };
+    match &out.endpoints {
+        Some(_) if head.error == 0 => w.array(endpoints, |w, e| {
+            w.string(&e.host);
+            w.u16(e.port);
+            w.tagged();
+            topic_partitions(w, &e.active);
+            topic_partitions(w, &e.standby);
+            w.tagged();
+        }),
+        _ => w.nullable_array::<u8>(None, |_, _| {}),
+    }
     w.tagged();
     w
 }
@@ -247,7 +338,24 @@ fn encode_assignment(w: &mut Writer, t: &MemberTasks) {
     w.tagged();
 }
 
-fn encode_group(w: &mut Writer, id: &str, g: &StreamsGroup, operations: i32) {
+fn encode_task_offsets(w: &mut Writer, offsets: &[TaskOffset]) {
+    w.array(offsets, |w, (s, p, o)| {
+        w.string(s);
+        w.i32(*p);
+        w.i64(*o);
+        w.tagged();
+    });
+}
+
+/// StreamsGroupDescribe v1's fields after AuthorizedOperations: no topology description
+/// (kop stores none, as Kafka without a description plugin), and the assignor.
+fn encode_v1_tail(w: &mut Writer, status: i8, assignor: Option<&str>) {
+    w.i8(-1);
+    w.i8(status);
+    w.nullable_string(assignor);
+}
+
+fn encode_group(w: &mut Writer, id: &str, g: &StreamsGroup, operations: i32, v1: Option<i8>) {
     w.i16(0);
     w.nullable_string(None);
     w.string(id);
@@ -294,18 +402,27 @@ fn encode_group(w: &mut Writer, id: &str, g: &StreamsGroup, operations: i32) {
             w.string(v);
             w.tagged();
         });
-        w.array::<u8>(&[], |_, _| {}); // task offsets: kop assigns no warm-up tasks
-        w.array::<u8>(&[], |_, _| {});
+        encode_task_offsets(w, &m.task_offsets);
+        encode_task_offsets(w, &m.task_end_offsets);
         encode_assignment(w, &m.assigned);
         encode_assignment(w, &g.target.get(&m.id).cloned().unwrap_or_default());
         w.bool(false);
         w.tagged();
     });
     w.i32(operations);
+    if let Some(status) = v1 {
+        encode_v1_tail(w, status, Some(ASSIGNOR_NAME));
+    }
     w.tagged();
 }
 
-fn encode_error(ctx: &RequestContext, w: &mut Writer, id: &str, e: KafkaError, msg: &str) {
+fn encode_error(
+    ctx: &RequestContext,
+    w: &mut Writer,
+    (id, version): (&str, i16),
+    e: KafkaError,
+    msg: &str,
+) {
     ctx.broker
         .metrics
         .requests
@@ -319,10 +436,18 @@ fn encode_error(ctx: &RequestContext, w: &mut Writer, id: &str, e: KafkaError, m
     w.i8(-1);
     w.array::<u8>(&[], |_, _| {});
     w.i32(i32::MIN);
+    if version >= 1 {
+        encode_v1_tail(w, TOPOLOGY_DESCRIPTION_NOT_REQUESTED, None);
+    }
     w.tagged();
 }
 
-async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
+async fn describe(ctx: &RequestContext, req: DescribeRequest, version: i16) -> Writer {
+    let v1 = (version >= 1).then_some(if req.include_topology_description {
+        TOPOLOGY_DESCRIPTION_NOT_STORED
+    } else {
+        TOPOLOGY_DESCRIPTION_NOT_REQUESTED
+    });
     let ids: Vec<&str> = req.group_ids.iter().map(String::as_str).collect();
     let decisions = authz::groups_with_operations(
         ctx,
@@ -338,7 +463,7 @@ async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
     w.array(&groups, |w, (id, (allowed, operations))| {
         if !allowed {
             let e = KafkaError::GroupAuthorizationFailed;
-            return encode_error(ctx, w, id, e, &e.to_string());
+            return encode_error(ctx, w, (id, version), e, &e.to_string());
         }
         let ops = if req.include_authorized_operations {
             *operations
@@ -347,16 +472,16 @@ async fn describe(ctx: &RequestContext, req: DescribeRequest) -> Writer {
         };
         let described = ctx.broker.groups.with_streams_group(id, |g| {
             let mut one = Writer::default();
-            encode_group(&mut one, id, g, ops);
+            encode_group(&mut one, id, g, ops, v1);
             one.0
         });
         match described {
             Ok(bytes) => w.0.extend_from_slice(&bytes),
             Err(KafkaError::GroupIdNotFound) => {
                 let msg = format!("Group {id} not found.");
-                encode_error(ctx, w, id, KafkaError::GroupIdNotFound, &msg)
+                encode_error(ctx, w, (id, version), KafkaError::GroupIdNotFound, &msg)
             }
-            Err(e) => encode_error(ctx, w, id, e, &e.to_string()),
+            Err(e) => encode_error(ctx, w, (id, version), e, &e.to_string()),
         }
     });
     w.tagged();
@@ -371,7 +496,7 @@ mod tests {
 
     #[test]
     fn an_error_heartbeat_response_has_null_lists() {
-        let (code, w) = error_response(KafkaError::FencedMemberEpoch, "fenced".into());
+        let (code, w) = error_response(KafkaError::FencedMemberEpoch, "fenced".into(), 0);
         assert_eq!(code, KafkaError::FencedMemberEpoch.code());
         let r = &mut Reader::new(Bytes::from(w.0.to_vec()));
         assert_eq!(r.i32().unwrap(), 0);

@@ -1,4 +1,4 @@
-//! The wire format of StreamsGroupHeartbeat (API 88) and StreamsGroupDescribe (API 89), v0,
+//! The wire format of StreamsGroupHeartbeat (API 88) and StreamsGroupDescribe (API 89), v0–v1,
 //! by hand: the `kafka-protocol` crate (0.18, its latest) has no Streams messages. Both are
 //! flexible versions: compact strings and arrays, tagged fields (read and skipped), a nullable
 //! struct is a byte (-1 null, 1 present) before it.
@@ -7,12 +7,14 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::group::streams::assignor::TaskSet;
 use crate::group::streams::topology::{Subtopology, TopicInfo, Topology};
+use crate::group::streams::TaskOffset;
 
 pub const HEARTBEAT_KEY: i16 = 88;
 pub const DESCRIBE_KEY: i16 = 89;
-/// The versions served (Kafka 4.4 has 0–1; v1 only adds KIP-1331's topology description).
+/// The versions served, Kafka 4.4's. v1 adds KIP-1331's topology description, which kop
+/// serves as Kafka does without a topology description plugin: never required, not stored.
 pub const MIN_VERSION: i16 = 0;
-pub const MAX_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 1;
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed {0}")]
@@ -143,6 +145,9 @@ impl Writer {
     pub fn i32(&mut self, v: i32) {
         self.0.put_i32(v);
     }
+    pub fn i64(&mut self, v: i64) {
+        self.0.put_i64(v);
+    }
     fn uvarint(&mut self, mut v: u32) {
         while v >= 0x80 {
             self.0.put_u8((v as u8 & 0x7f) | 0x80);
@@ -265,25 +270,21 @@ fn task_ids(r: &mut Reader) -> Result<Option<TaskSet>, Malformed> {
     }))
 }
 
-fn task_offsets(r: &mut Reader) -> Result<(), Malformed> {
+fn task_offsets(r: &mut Reader) -> Result<Option<Vec<TaskOffset>>, Malformed> {
     r.nullable_array(|r| {
-        r.string()?;
-        r.i32()?;
-        r.i64()?;
-        r.tagged()
-    })?;
-    Ok(())
+        let o = (r.string()?, r.i32()?, r.i64()?);
+        r.tagged()?;
+        Ok(o)
+    })
 }
 
-/// StreamsGroupHeartbeatRequest v0.
+/// StreamsGroupHeartbeatRequest v0–v1 (the same fields).
 #[derive(Debug, Clone, Default)]
 pub struct HeartbeatRequest {
     pub group_id: String,
     pub member_id: String,
     pub member_epoch: i32,
-    /// Kept for IQ endpoint information, which kop does not send (no `application.server`
-    /// partitions by endpoint yet).
-    pub _endpoint_information_epoch: i32,
+    pub endpoint_information_epoch: i32,
     pub instance_id: Option<String>,
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
@@ -294,6 +295,8 @@ pub struct HeartbeatRequest {
     pub process_id: Option<String>,
     pub user_endpoint: Option<(String, u16)>,
     pub client_tags: Option<Vec<(String, String)>>,
+    pub task_offsets: Option<Vec<TaskOffset>>,
+    pub task_end_offsets: Option<Vec<TaskOffset>>,
     pub shutdown_application: bool,
 }
 
@@ -304,7 +307,7 @@ impl HeartbeatRequest {
             group_id: r.string()?,
             member_id: r.string()?,
             member_epoch: r.i32()?,
-            _endpoint_information_epoch: r.i32()?,
+            endpoint_information_epoch: r.i32()?,
             instance_id: r.nullable_string()?,
             rack_id: r.nullable_string()?,
             rebalance_timeout_ms: r.i32()?,
@@ -334,27 +337,33 @@ impl HeartbeatRequest {
             r.tagged()?;
             Ok(kv)
         })?;
-        task_offsets(r)?;
-        task_offsets(r)?;
+        q.task_offsets = task_offsets(r)?;
+        q.task_end_offsets = task_offsets(r)?;
         q.shutdown_application = r.bool()?;
         r.tagged()?;
         Ok(q)
     }
 }
 
-/// StreamsGroupDescribeRequest v0.
+/// StreamsGroupDescribeRequest v0–v1.
 pub struct DescribeRequest {
     pub group_ids: Vec<String>,
     pub include_authorized_operations: bool,
+    /// v1: whether the topology description (KIP-1331) is asked for.
+    pub include_topology_description: bool,
 }
 
 impl DescribeRequest {
-    pub fn decode(body: Bytes) -> Result<DescribeRequest, Malformed> {
+    pub fn decode(body: Bytes, version: i16) -> Result<DescribeRequest, Malformed> {
         let r = &mut Reader::new(body);
-        let q = DescribeRequest {
+        let mut q = DescribeRequest {
             group_ids: r.array(Reader::string)?,
             include_authorized_operations: r.bool()?,
+            include_topology_description: false,
         };
+        if version >= 1 {
+            q.include_topology_description = r.bool()?;
+        }
         r.tagged()?;
         Ok(q)
     }
@@ -371,13 +380,37 @@ pub fn frame(correlation_id: i32, body: Writer) -> Bytes {
     out.freeze()
 }
 
-#[cfg(test)]
-mod tests {
+/// Decodes a body of either request at a version, as `dispatch` does, for the fuzz target
+/// `streams_wire` (`fuzz/`): Ok or Malformed, never a panic.
+#[cfg(feature = "fuzzing")]
+pub fn decode_for_fuzzing(key: i16, version: i16, body: Bytes) -> Result<(), Malformed> {
+    match key {
+        HEARTBEAT_KEY => HeartbeatRequest::decode(body).map(drop),
+        _ => DescribeRequest::decode(body, version).map(drop),
+    }
+}
+
+/// Seeds for the fuzz target: a full heartbeat and a describe of two groups (v1).
+#[cfg(feature = "fuzzing")]
+pub fn sample_bodies() -> Vec<(i16, i16, Bytes)> {
+    let mut describe = Writer::default();
+    describe.strings(&["app".into(), "other".into()]);
+    describe.bool(true);
+    describe.bool(false);
+    describe.tagged();
+    vec![
+        (HEARTBEAT_KEY, MAX_VERSION, sample::heartbeat_body()),
+        (DESCRIBE_KEY, MAX_VERSION, describe.0.freeze()),
+    ]
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+mod sample {
     use super::*;
 
-    /// A heartbeat with a topology, the member's active tasks (subtopology "0", partition 3)
-    /// and a process id.
-    fn heartbeat_body() -> Bytes {
+    /// A heartbeat with a topology, the member's active tasks (subtopology "0", partition 3),
+    /// a process id, an IQ endpoint and task offsets.
+    pub fn heartbeat_body() -> Bytes {
         let mut w = Writer::default();
         w.string("app");
         w.string("m1");
@@ -416,14 +449,28 @@ mod tests {
         w.nullable_array::<u8>(None, |_, _| {});
         w.nullable_array::<u8>(None, |_, _| {});
         w.nullable_string(Some("pid"));
-        w.i8(-1); // no endpoint
+        w.i8(1); // the IQ endpoint
+        w.string("host-a");
+        w.u16(8080);
+        w.tagged();
         w.nullable_array::<u8>(None, |_, _| {});
-        w.nullable_array::<u8>(None, |_, _| {});
+        w.array(&[("0", 3, 42i64)], |w, (s, p, o)| {
+            w.string(s);
+            w.i32(*p);
+            w.i64(*o);
+            w.tagged();
+        });
         w.nullable_array::<u8>(None, |_, _| {});
         w.bool(false);
         w.tagged();
         w.0.freeze()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample::heartbeat_body;
+    use super::*;
 
     #[test]
     fn a_heartbeat_with_a_topology_decodes() {
@@ -439,7 +486,9 @@ mod tests {
         assert_eq!(q.active_tasks, Some(owned));
         assert_eq!(q.standby_tasks, None);
         assert_eq!(q.process_id.as_deref(), Some("pid"));
-        assert!(q.user_endpoint.is_none());
+        assert_eq!(q.user_endpoint, Some(("host-a".to_string(), 8080)));
+        assert_eq!(q.task_offsets, Some(vec![("0".to_string(), 3, 42)]));
+        assert_eq!(q.task_end_offsets, None);
     }
 
     /// Every prefix and many byte-flipped copies of a real heartbeat decode or are refused as
@@ -452,7 +501,7 @@ mod tests {
                 HeartbeatRequest::decode(body.slice(..end)).is_err(),
                 "prefix {end}"
             );
-            let _ = DescribeRequest::decode(body.slice(..end));
+            let _ = DescribeRequest::decode(body.slice(..end), 1);
         }
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {
@@ -463,7 +512,7 @@ mod tests {
             let at = (seed % bytes.len() as u64) as usize;
             bytes[at] = (seed >> 32) as u8;
             let _ = HeartbeatRequest::decode(Bytes::from(bytes.clone()));
-            let _ = DescribeRequest::decode(Bytes::from(bytes));
+            let _ = DescribeRequest::decode(Bytes::from(bytes), 0);
         }
     }
 
@@ -473,6 +522,6 @@ mod tests {
         w.string("app");
         w.0.put_u8(0x7f); // a length far beyond the body
         assert!(HeartbeatRequest::decode(w.0.freeze()).is_err());
-        assert!(DescribeRequest::decode(Bytes::from_static(&[0x05])).is_err());
+        assert!(DescribeRequest::decode(Bytes::from_static(&[0x05]), 0).is_err());
     }
 }

@@ -101,13 +101,17 @@ impl GroupCoordinator {
 }
 
 /// Whether what is stored of the group changed (a heartbeat that only refreshed a member's
-/// session writes nothing).
+/// session, or brought task offsets or a new endpoint epoch, both kept in memory only,
+/// writes nothing).
 fn durable_part_changed(before: &StreamsGroup, after: &StreamsGroup) -> bool {
     let strip = |s: &StreamsGroup| {
         let mut s = s.clone();
+        s.endpoint_epoch = 0;
         for m in s.members.values_mut() {
             m.last_heartbeat = before_instant();
             m.revocation_deadline = None;
+            m.task_offsets.clear();
+            m.task_end_offsets.clear();
         }
         s
     };

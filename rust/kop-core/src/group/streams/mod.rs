@@ -6,6 +6,7 @@
 
 pub mod assignor;
 mod coordinator;
+pub mod endpoints;
 pub mod topology;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use self::assignor::{AssignorMember, MemberTasks, TaskSet};
+use self::endpoints::EndpointTasks;
 use self::topology::{Configured, Topology, SHUTDOWN_APPLICATION, STALE_TOPOLOGY};
 use crate::error::KafkaError;
 
@@ -54,6 +56,12 @@ pub struct StreamsMember {
     pub assigned: MemberTasks,
     /// Active tasks given up in the new target that the member has not yet reported gone.
     pub pending_revocation: TaskSet,
+    /// The changelog offsets and end offsets the member last reported (TaskOffsets and
+    /// TaskEndOffsets), shown by StreamsGroupDescribe; kept in memory only, as Kafka does.
+    #[serde(skip)]
+    pub task_offsets: Vec<TaskOffset>,
+    #[serde(skip)]
+    pub task_end_offsets: Vec<TaskOffset>,
     #[serde(skip, default = "now_instant")]
     pub last_heartbeat: Instant,
     #[serde(skip)]
@@ -77,7 +85,16 @@ pub struct StreamsGroup {
     pub shutdown_requested: bool,
     #[serde(skip)]
     pub session_timeout: Option<Duration>,
+    /// Kafka's endpoint information epoch: bumped whenever a member with an IQ endpoint
+    /// (`application.server`) gets other tasks or a member's endpoint changes; a member whose
+    /// heartbeat carries another epoch gets every member's endpoint and partitions. In memory,
+    /// as Kafka keeps it.
+    #[serde(skip)]
+    pub endpoint_epoch: i32,
 }
+
+/// One TaskOffset of a heartbeat: (subtopology, partition, offset).
+pub type TaskOffset = (String, i32, i64);
 
 /// A StreamsGroupHeartbeat request, decoded.
 #[derive(Debug, Clone, Default)]
@@ -96,6 +113,11 @@ pub struct HeartbeatParams {
     pub shutdown_application: bool,
     pub client_id: String,
     pub client_host: String,
+    /// The endpoint information epoch the member last received.
+    pub endpoint_epoch: i32,
+    /// Null (None) when unchanged since the last heartbeat.
+    pub task_offsets: Option<Vec<TaskOffset>>,
+    pub task_end_offsets: Option<Vec<TaskOffset>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +126,10 @@ pub struct HeartbeatOut {
     pub epoch: i32,
     pub tasks: MemberTasks,
     pub statuses: Vec<(i8, String)>,
+    pub endpoint_epoch: i32,
+    /// Every member's IQ endpoint and tasks, when the member's endpoint epoch is not the
+    /// group's (None: unchanged).
+    pub endpoints: Option<Vec<EndpointTasks>>,
 }
 
 fn minus(a: &TaskSet, b: &TaskSet) -> TaskSet {
@@ -166,16 +192,15 @@ impl StreamsGroup {
         configure: &dyn Fn(&Topology) -> Configured,
     ) -> Result<HeartbeatOut, (KafkaError, String)> {
         if p.member_epoch == LEAVE_EPOCH || p.member_epoch == STATIC_LEAVE_EPOCH {
-            if self.members.remove(&p.member_id).is_some() {
-                self.target.remove(&p.member_id);
-                self.bump();
-            }
-            return Ok(HeartbeatOut {
-                member_id: p.member_id,
-                epoch: p.member_epoch,
-                ..HeartbeatOut::default()
-            });
+            return self.leave(p);
         }
+        if let Some(instance) = &p.instance_id {
+            self.check_static_member(instance, &p.member_id, p.member_epoch)?;
+        }
+        let before = self
+            .members
+            .get(&p.member_id)
+            .map(|m| (m.assigned.clone(), m.user_endpoint.clone()));
         let mut statuses = Vec::new();
         if p.member_epoch == 0 {
             let Some(topology) = p.topology.clone() else {
@@ -205,6 +230,9 @@ impl StreamsGroup {
                 }
             }
             let topology_epoch = topology.epoch;
+            if let Some(instance) = &p.instance_id {
+                self.replace_static_member(instance, &p.member_id);
+            }
             match self.members.get_mut(&p.member_id) {
                 // A rejoin of a known member (after a fencing the client did not see).
                 Some(m) => {
@@ -228,6 +256,8 @@ impl StreamsGroup {
                             rebalance_timeout_ms: p.rebalance_timeout_ms,
                             assigned: MemberTasks::default(),
                             pending_revocation: TaskSet::new(),
+                            task_offsets: Vec::new(),
+                            task_end_offsets: Vec::new(),
                             last_heartbeat: now,
                             revocation_deadline: None,
                         },
@@ -274,6 +304,12 @@ impl StreamsGroup {
             if let Some(tags) = p.client_tags {
                 m.client_tags = tags;
             }
+            if let Some(offsets) = p.task_offsets {
+                m.task_offsets = offsets;
+            }
+            if let Some(offsets) = p.task_end_offsets {
+                m.task_end_offsets = offsets;
+            }
             // The member reports what it owns: revoked tasks it no longer has are released.
             if let Some(owned) = &p.owned_active {
                 let still = filter(&m.pending_revocation, |s, q| {
@@ -307,12 +343,117 @@ impl StreamsGroup {
             ));
         }
         let m = &self.members[&p.member_id];
+        // Kafka's rule: a new endpoint, or other tasks for a member with an endpoint, is a new
+        // endpoint information epoch.
+        let (tasks_changed, endpoint_changed) = match &before {
+            Some((tasks, endpoint)) => (*tasks != m.assigned, *endpoint != m.user_endpoint),
+            None => (true, m.user_endpoint.is_some()),
+        };
+        if endpoint_changed || (tasks_changed && m.user_endpoint.is_some()) {
+            self.endpoint_epoch += 1;
+        }
+        let m = &self.members[&p.member_id];
         Ok(HeartbeatOut {
             member_id: m.id.clone(),
             epoch: m.epoch,
             tasks: m.assigned.clone(),
             statuses,
+            endpoint_epoch: self.endpoint_epoch,
+            endpoints: (p.endpoint_epoch != self.endpoint_epoch)
+                .then(|| endpoints::of_members(self.members.values())),
         })
+    }
+
+    /// A leave: a dynamic member (or one leaving with -1) is removed and its tasks move; a
+    /// static member leaving with -2 stays with its tasks (epoch -2) so that its instance,
+    /// rejoining within the session timeout, gets them back without a rebalance (Kafka's
+    /// `streamsGroupLeave`).
+    fn leave(&mut self, p: HeartbeatParams) -> Result<HeartbeatOut, (KafkaError, String)> {
+        if let Some(instance) = &p.instance_id {
+            self.check_static_member(instance, &p.member_id, p.member_epoch)?;
+        }
+        let out = HeartbeatOut {
+            member_id: p.member_id.clone(),
+            epoch: p.member_epoch,
+            ..HeartbeatOut::default()
+        };
+        if p.member_epoch == STATIC_LEAVE_EPOCH && p.instance_id.is_some() {
+            if let Some(m) = self.members.get_mut(&p.member_id) {
+                m.epoch = STATIC_LEAVE_EPOCH;
+                // What it was revoking is given up now; what it holds stays its.
+                m.pending_revocation = TaskSet::new();
+                m.revocation_deadline = None;
+            }
+            return Ok(out);
+        }
+        if self.members.remove(&p.member_id).is_some() {
+            self.target.remove(&p.member_id);
+            self.bump();
+        }
+        Ok(out)
+    }
+
+    fn static_member(&self, instance: &str) -> Option<&StreamsMember> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance))
+    }
+
+    /// Kafka's checks of a static member's heartbeat: a join may take over the instance only
+    /// once its previous member left with -2; any other heartbeat must come from the member
+    /// that holds the instance id.
+    fn check_static_member(
+        &self,
+        instance: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), (KafkaError, String)> {
+        let holder = self.static_member(instance);
+        match holder {
+            Some(m) if m.id == member_id => Ok(()),
+            Some(m) if epoch == 0 => {
+                if m.epoch == STATIC_LEAVE_EPOCH {
+                    Ok(())
+                } else {
+                    Err((
+                        KafkaError::UnreleasedInstanceId,
+                        format!(
+                            "Static member {} with instance id {instance} is not released yet.",
+                            m.id
+                        ),
+                    ))
+                }
+            }
+            None if epoch == 0 => Ok(()),
+            Some(_) => Err((
+                KafkaError::FencedInstanceId,
+                format!("Static member {member_id} with instance id {instance} was fenced by another member."),
+            )),
+            None => Err((
+                KafkaError::UnknownMemberId,
+                format!("Instance id {instance} is unknown."),
+            )),
+        }
+    }
+
+    /// A static member rejoining under a new member id takes over the previous member's
+    /// tasks and target (no new group epoch, as Kafka's `replaceStreamsMember`).
+    fn replace_static_member(&mut self, instance: &str, member_id: &str) {
+        let Some(old) = self.static_member(instance).cloned() else {
+            return;
+        };
+        if old.id == member_id {
+            return;
+        }
+        self.members.remove(&old.id);
+        let target = self.target.remove(&old.id);
+        let mut m = old;
+        m.id = member_id.to_string();
+        m.epoch = 0;
+        self.members.insert(member_id.to_string(), m);
+        if let Some(t) = target {
+            self.target.insert(member_id.to_string(), t);
+        }
     }
 
     fn compute_target(&mut self, num_standby: usize) {

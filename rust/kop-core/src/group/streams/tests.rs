@@ -291,3 +291,125 @@ fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
     let state = co.with_streams_group("app", |g| g.state_name()).unwrap();
     assert_eq!(state, "Stable");
 }
+
+fn static_join(g: &mut StreamsGroup, id: &str, instance: &str) -> Result<HeartbeatOut, KafkaError> {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: 0,
+        instance_id: Some(instance.into()),
+        topology: Some(topology()),
+        rebalance_timeout_ms: 60_000,
+        owned_active: Some(TaskSet::new()),
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, Instant::now(), 0, &ready).map_err(|e| e.0)
+}
+
+#[test]
+fn a_static_member_rejoining_after_leaving_gets_its_tasks_back_without_a_rebalance() {
+    let mut g = StreamsGroup::new(0);
+    let a = static_join(&mut g, "a1", "inst-a").unwrap();
+    let b = join(&mut g, "b", Instant::now());
+    let a = beat(&mut g, "a1", a.epoch, None);
+    let a = beat(&mut g, "a1", a.epoch, Some(a.tasks.active.clone()));
+    beat(&mut g, "b", b.epoch, None);
+    assert_eq!(g.state_name(), "Stable");
+    let held = a.tasks.active.clone();
+    let epoch = g.epoch;
+    // While a1 holds the instance, another member can't take it.
+    assert_eq!(
+        static_join(&mut g, "a2", "inst-a").unwrap_err(),
+        KafkaError::UnreleasedInstanceId
+    );
+    // A static leave (-2) keeps the member and its tasks; no new group epoch.
+    let leave = HeartbeatParams {
+        member_id: "a1".into(),
+        member_epoch: STATIC_LEAVE_EPOCH,
+        instance_id: Some("inst-a".into()),
+        ..HeartbeatParams::default()
+    };
+    assert_eq!(
+        g.heartbeat(leave, Instant::now(), 0, &ready).unwrap().epoch,
+        -2
+    );
+    assert_eq!(g.epoch, epoch);
+    // The restarted instance (a new member id) gets the same tasks at once.
+    let back = static_join(&mut g, "a2", "inst-a").unwrap();
+    assert_eq!(back.tasks.active, held);
+    assert_eq!(g.epoch, epoch);
+    assert!(!g.members.contains_key("a1"));
+    // The old member id is fenced.
+    let old = HeartbeatParams {
+        member_id: "a1".into(),
+        member_epoch: back.epoch,
+        instance_id: Some("inst-a".into()),
+        ..HeartbeatParams::default()
+    };
+    let e = g.heartbeat(old, Instant::now(), 0, &ready).unwrap_err();
+    assert_eq!(e.0, KafkaError::FencedInstanceId);
+}
+
+#[test]
+fn members_get_every_endpoint_when_their_endpoint_epoch_is_behind() {
+    let mut g = StreamsGroup::new(0);
+    let with_endpoint =
+        |id: &str, port: u16, epoch: i32, owned: Option<TaskSet>, seen: i32| HeartbeatParams {
+            member_id: id.into(),
+            member_epoch: epoch,
+            topology: (epoch == 0).then(topology),
+            process_id: Some(format!("p-{id}")),
+            user_endpoint: (epoch == 0).then(|| ("localhost".to_string(), port)),
+            owned_active: owned,
+            endpoint_epoch: seen,
+            ..HeartbeatParams::default()
+        };
+    let a = g
+        .heartbeat(with_endpoint("a", 1, 0, None, 0), Instant::now(), 0, &ready)
+        .unwrap();
+    assert!(a.endpoint_epoch > 0);
+    let eps = a.endpoints.clone().unwrap();
+    assert_eq!((eps.len(), n(&eps[0].active)), (1, 4));
+    // Up to date: nothing sent.
+    let a = g
+        .heartbeat(
+            with_endpoint("a", 1, a.epoch, None, a.endpoint_epoch),
+            Instant::now(),
+            0,
+            &ready,
+        )
+        .unwrap();
+    assert!(a.endpoints.is_none());
+    let b = g
+        .heartbeat(with_endpoint("b", 2, 0, None, 0), Instant::now(), 0, &ready)
+        .unwrap();
+    // a revokes two tasks, then b takes them: each step is a new endpoint epoch.
+    let a = g
+        .heartbeat(
+            with_endpoint("a", 1, a.epoch, None, a.endpoint_epoch),
+            Instant::now(),
+            0,
+            &ready,
+        )
+        .unwrap();
+    let owned = Some(a.tasks.active.clone());
+    let a = g
+        .heartbeat(
+            with_endpoint("a", 1, a.epoch, owned, a.endpoint_epoch),
+            Instant::now(),
+            0,
+            &ready,
+        )
+        .unwrap();
+    let b = g
+        .heartbeat(
+            with_endpoint("b", 2, b.epoch, None, b.endpoint_epoch),
+            Instant::now(),
+            0,
+            &ready,
+        )
+        .unwrap();
+    let eps = b.endpoints.unwrap();
+    let by_port: BTreeMap<u16, usize> = eps.iter().map(|e| (e.port, n(&e.active))).collect();
+    assert_eq!(by_port, BTreeMap::from([(1, 2), (2, 2)]));
+    assert!(b.endpoint_epoch > a.endpoint_epoch);
+}
