@@ -205,7 +205,10 @@ async fn sizes_out_of_bounds_are_refused_before_anything_is_read() {
         let mut reader = FrameReader::new(Pieces(VecDeque::from([size.to_be_bytes().to_vec()])));
         let read = reader.read_frame(&RULES, &pool).await;
         assert!(
-            matches!(read, Err(FrameError::BadSize(_) | FrameError::TooLarge { .. })),
+            matches!(
+                read,
+                Err(FrameError::BadSize(_) | FrameError::TooLarge { .. })
+            ),
             "{size}"
         );
         assert_eq!(pool.in_use(), 0);
