@@ -154,12 +154,11 @@ async fn a_size_prefix_alone_reserves_nothing() {
         stall: Duration::from_millis(100),
         ..RULES
     };
-    for size in [1000, 1_000_000] {
+    for size in [1000i32, 1_000_000] {
         // The client sends the prefix and then nothing: the reader stalls, holding nothing.
-        let (client, server) = tokio::io::duplex(1024);
+        let (mut client, server) = tokio::io::duplex(1024);
         let mut reader = FrameReader::new(server);
-        let mut client = client;
-        tokio::io::AsyncWriteExt::write_all(&mut client, &(size as i32).to_be_bytes())
+        tokio::io::AsyncWriteExt::write_all(&mut client, &size.to_be_bytes())
             .await
             .unwrap();
         let read = reader.read_frame(&rules, &pool);
