@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""kop's own cost of serving fetches: CPU seconds per GiB fetched.
+"""kop's own cost of serving fetches and produces: CPU seconds per GiB fetched / produced.
 
     .venv/bin/python bench/fetch_cpu.py [--records 200000] [--value-bytes 1024] [--reads 3]
+    .venv/bin/python bench/fetch_cpu.py --fills 5 --reads 0 --batch-bytes 16384   # produce only
 
 Starts `kop serve` on the local log (`KOP_BIN` overrides the binary), fills one partition with
---records records, then reads the partition from the start --reads times with a librdkafka
-consumer and measures, per read, kop's CPU time (/proc). CPU time depends far less on how busy
-the machine is than throughput does, so before/after comparisons of it hold on a shared box
-(this one has no hardware counters for `perf stat -e instructions`). Prints JSON and writes
-bench/results/fetch-cpu-<time>.json. Not a test.
+--records records --fills times (a librdkafka producer, acks=all, batches of --batch-bytes),
+then reads the partition from the start --reads times with a librdkafka consumer, and measures
+kop's CPU time per fill and per read (/proc: the summed schedstat of its threads, in ns, and
+utime+stime in 10 ms ticks), and with `perf` on the PATH its system calls per fill. CPU time
+depends far less on how busy the machine is than throughput does, so before/after comparisons
+of it hold on a shared box (this one has no hardware counters for `perf stat -e instructions`).
+Prints JSON and writes bench/results/fetch-cpu-<time>.json. Not a test.
 """
 
 from __future__ import annotations
@@ -35,8 +38,57 @@ VENV_KOP = HERE.parent / ".venv" / "bin" / "kop"
 TOPIC = "fetch-cpu"
 
 
-def fill(bootstrap: str, records: int, value: bytes) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 262144})
+def thread_cpu_ns(pid: int) -> int:
+    """CPU time of the process's live threads so far (schedstat, ns): finer than the 10 ms
+    ticks of /proc/PID/stat; kop's runtime threads live as long as the server."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+SYSCALLS = ("raw_syscalls:sys_enter", "syscalls:sys_enter_read", "syscalls:sys_enter_recvfrom")
+
+
+def count_syscalls(pid: int) -> subprocess.Popen[str] | None:
+    """`perf stat` attached to kop for the system calls it makes until stopped (None without
+    perf or tracepoint access)."""
+    if shutil.which("perf") is None:
+        return None
+    return subprocess.Popen(
+        ["perf", "stat", "-x", ",", "-e", ",".join(SYSCALLS), "-p", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def syscalls_counted(perf: subprocess.Popen[str] | None) -> dict[str, int]:
+    if perf is None:
+        return {}
+    perf.send_signal(signal.SIGINT)
+    _, err = perf.communicate(timeout=30)
+    out = {}
+    for line in err.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[2] in SYSCALLS and parts[0].isdigit():
+            out[parts[2].split(":")[1]] = int(parts[0])
+    return out
+
+
+def fill(bootstrap: str, records: int, value: bytes, batch_bytes: int) -> None:
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "batch.size": batch_bytes,
+            "acks": "all",
+        }
+    )
     for _ in range(records):
         while True:
             try:
@@ -77,6 +129,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=500_000)
     ap.add_argument("--value-bytes", type=int, default=1024)
     ap.add_argument("--reads", type=int, default=5)
+    ap.add_argument("--fills", type=int, default=1, help="produce runs of --records each")
+    ap.add_argument("--batch-bytes", type=int, default=262144, help="the producer's batch.size")
     args = ap.parse_args()
     kop = os.environ.get("KOP_BIN", str(VENV_KOP))
     data = Path(tempfile.mkdtemp(prefix="kop-fetch-cpu-"))
@@ -93,15 +147,31 @@ def main() -> None:
         )
     bootstrap = f"127.0.0.1:{port}"
     runs: list[dict[str, Any]] = []
+    fills: list[dict[str, Any]] = []
     try:
         wait_port(port, 30)
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
-        fill(bootstrap, args.records, b"v" * args.value_bytes)
+        for _ in range(args.fills):
+            perf = count_syscalls(proc.pid)
+            time.sleep(0.2)  # perf attached
+            cpu0, ns0, t0 = cpu_seconds(proc.pid) or 0.0, thread_cpu_ns(proc.pid), time.monotonic()
+            fill(bootstrap, args.records, b"v" * args.value_bytes, args.batch_bytes)
+            wall = time.monotonic() - t0
+            ns, cpu = thread_cpu_ns(proc.pid) - ns0, (cpu_seconds(proc.pid) or 0.0) - cpu0
+            gib = args.records * args.value_bytes / 2**30
+            fills.append(
+                {
+                    "seconds": round(wall, 3),
+                    "kop_cpu_s_per_gib": round(ns / 1e9 / gib, 4),
+                    "kop_cpu_s_per_gib_ticks": round(cpu / gib, 3),
+                    "syscalls": syscalls_counted(perf),
+                }
+            )
         for _ in range(args.reads):
             cpu0 = cpu_seconds(proc.pid) or 0.0
             t0 = time.monotonic()
-            nbytes = read_all(bootstrap, args.records)
+            nbytes = read_all(bootstrap, args.records * args.fills)
             wall = time.monotonic() - t0
             cpu = (cpu_seconds(proc.pid) or 0.0) - cpu0
             gib = nbytes / 2**30
@@ -118,8 +188,13 @@ def main() -> None:
     result = {
         "records": args.records,
         "value_bytes": args.value_bytes,
+        "batch_bytes": args.batch_bytes,
+        "fills": fills,
+        "median_produce_cpu_s_per_gib": median(r["kop_cpu_s_per_gib"] for r in fills)
+        if fills
+        else None,
         "runs": runs,
-        "median_cpu_s_per_gib": median(r["kop_cpu_s_per_gib"] for r in runs),
+        "median_cpu_s_per_gib": median(r["kop_cpu_s_per_gib"] for r in runs) if runs else None,
     }
     print(json.dumps(result, indent=2))
     out = HERE / "results" / f"fetch-cpu-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -1,4 +1,4 @@
-//! Bytes as a client sends them on a connection: size-prefixed frames (`read_frame`), each
+//! Bytes as a client sends them on a connection: size-prefixed frames (`FrameReader`), each
 //! request header (`decode_header`), then, for a served API and version, the body as the
 //! dispatcher decodes it. Several frames per input, as on a real connection.
 #![no_main]
@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::Encodable;
-use kop_core::codec::frame::{decode_header, read_frame, FrameRules, MIN_REQUEST};
+use kop_core::codec::frame::{decode_header, FrameRules, MIN_REQUEST};
+use kop_core::codec::frame_reader::FrameReader;
 use kop_core::codec::memory::{MemoryPool, WhenExhausted};
 use kop_core::handlers::{decode_body, default_body, max_served, served_range, SERVED};
 use libfuzzer_sys::fuzz_target;
@@ -46,7 +47,7 @@ fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
-/// `read_frame` bounds its waits with tokio timers: a runtime with time enabled.
+/// `FrameReader` bounds its waits with tokio timers: a runtime with time enabled.
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
@@ -67,9 +68,9 @@ const RULES: FrameRules = FrameRules {
 fuzz_target!(init: kop_fuzz::write_seeds(seeds), |data: &[u8]| {
     // Room for any one frame: reading from a slice never waits for bytes or memory.
     let pool = MemoryPool::new(2 * MAX_FRAME as usize, 8192, WhenExhausted::Fail);
-    let mut reader = data;
+    let mut reader = FrameReader::new(data);
     loop {
-        let read = runtime().block_on(read_frame(&mut reader, &RULES, &pool));
+        let read = runtime().block_on(reader.read_frame(&RULES, &pool));
         let Ok(Some((frame, _memory))) = read else {
             return;
         };

@@ -16,9 +16,11 @@ docs/security.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at start-up
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from kop.config import Config, ConfigError
     from kop.hooks import (
         ConnectionInfo,

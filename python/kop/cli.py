@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 import kop
 from kop.config import (
@@ -27,6 +26,10 @@ from kop.config import (
 from kop.lifecycle import StopSignals
 from kop.logs import configure_cli_logging
 from kop.server import Server
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at start-up
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["build_parser", "main", "metavar"]
 

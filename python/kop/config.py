@@ -8,7 +8,6 @@ field list below, so a new option is added in one place.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -16,10 +15,11 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "config_reference_markdown", "env_var", "flag"]
 
@@ -848,6 +848,8 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
 def _check_connection_overrides(spec: str) -> None:
     """``IP:N,...`` as the Rust side parses it (an IPv6 address may be bracketed)."""
     for item in filter(None, (part.strip() for part in spec.split(","))):
+        import ipaddress  # only when overrides are given (start-up)
+
         host, sep, count = item.rpartition(":")
         try:
             ipaddress.ip_address(host.strip("[]"))

@@ -16,7 +16,10 @@ import sys
 import threading
 import time
 from types import ModuleType
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at start-up
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 __all__ = [
     "LOG_FORMATS",

@@ -8,13 +8,15 @@ import logging
 import threading
 from collections.abc import Callable
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any
 
 from kop.config import Config, check_token_validation
 from kop.lifecycle import StartCancelled, StopSignals
 from kop.logs import flush_native_logging, start_native_logging
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from kop._native import NativeServer
     from kop.hooks import AuthorizerAdapter
     from kop.pulsar.backend import PulsarBackend

@@ -23,6 +23,8 @@ NOT_FOR_SERVE = {
     "difflib": "only a misspelt option needs suggestions",
     "importlib.metadata": "the version comes from the native module (~60 ms)",
     "ssl": "kop's TLS is in Rust",
+    "typing": "annotations only: TYPE_CHECKING = False in kop's modules (~2-4 ms)",
+    "ipaddress": "only max_connections_per_ip_overrides needs it",
 }
 
 

@@ -1,5 +1,6 @@
-//! Length-prefixed Kafka frames: the size is checked before anything is allocated, and memory
-//! is reserved as the bytes arrive (`memory.rs`).
+//! Length-prefixed Kafka frames: how they may be read (`frame_reader.rs` reads them: the size
+//! is checked before anything is allocated, and memory is reserved as the bytes arrive), and
+//! request headers decoded from them.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,9 +8,6 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
-
-use super::memory::{MemoryPool, Reservation, WhenExhausted};
 
 /// Why a connection is closed instead of answered.
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +56,8 @@ pub struct FrameRules {
     pub stall: Duration,
 }
 
-/// Smallest buffer of a frame whose bytes are not all there yet.
-const MIN_CHUNK: usize = 4096;
-
 /// `what`, unless it makes no progress within `limit`.
-async fn within<T>(
+pub(super) async fn within<T>(
     limit: Duration,
     what: impl Future<Output = std::io::Result<T>>,
     stalled: impl FnOnce() -> FrameError,
@@ -74,94 +69,6 @@ async fn within<T>(
         }),
         Err(_) => Err(stalled()),
     }
-}
-
-/// Reads one frame. `Ok(None)` is a clean close between frames.
-///
-/// The frame's memory is reserved in `pool` as its bytes arrive, before it is allocated: the
-/// buffer grows (to at most twice the bytes received, at least `MIN_CHUNK`) only once more
-/// bytes are waiting, so a size prefix alone reserves nothing. A frame whose bytes are all
-/// there gets one exact allocation; larger ones are read straight from the socket into the
-/// buffer's spare room (no zeroing, no intermediate copy). The reservation comes back with the
-/// frame and gives the memory back when dropped.
-pub async fn read_frame<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    rules: &FrameRules,
-    pool: &MemoryPool,
-) -> Result<Option<(Bytes, Reservation)>, FrameError> {
-    match tokio::time::timeout(rules.idle, reader.fill_buf()).await {
-        Err(_) => return Err(FrameError::Idle),
-        Ok(Ok([])) => return Ok(None),
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(e.into()),
-    }
-    let stall = rules.stall;
-    let stalled = |received: usize, size: usize| {
-        move || FrameError::Stalled {
-            received,
-            size,
-            ms: stall.as_millis(),
-        }
-    };
-    let mut size_buf = [0u8; 4];
-    within(stall, reader.read_exact(&mut size_buf), stalled(0, 4)).await?;
-    let size = i32::from_be_bytes(size_buf);
-    if size < rules.min_size {
-        return Err(FrameError::BadSize(size));
-    }
-    if size > rules.max_size {
-        return Err(FrameError::TooLarge {
-            size,
-            max: rules.max_size,
-        });
-    }
-    let size = size as usize;
-    let mut reservation = pool.reservation();
-    let mut buf: Vec<u8> = Vec::new();
-    while buf.len() < size {
-        let len = buf.len();
-        if len == buf.capacity() {
-            // Grow only for bytes that are here: wait for them first.
-            let waiting = within(stall, reader.fill_buf(), stalled(len, size))
-                .await?
-                .len();
-            if waiting == 0 {
-                return Err(FrameError::Truncated);
-            }
-            let cap = size.min((len + waiting).max(len * 2).max(MIN_CHUNK));
-            let grown = match pool.when_exhausted() {
-                WhenExhausted::Fail => reservation
-                    .grow_to(cap)
-                    .await
-                    .map_err(|_| "this listener's memory for unauthenticated clients is in use"),
-                WhenExhausted::Wait => {
-                    match tokio::time::timeout(stall, reservation.grow_to(cap)).await {
-                        Ok(r) => r.map_err(|_| "the pool is closed"),
-                        Err(_) => Err("waited frame_stall_timeout_ms for it"),
-                    }
-                }
-            };
-            if let Err(why) = grown {
-                return Err(FrameError::NoMemory {
-                    received: len,
-                    size,
-                    why,
-                });
-            }
-            buf.reserve_exact(cap - len);
-        }
-        let room = buf.capacity().min(size) - len;
-        let n = within(
-            stall,
-            reader.read_buf(&mut (&mut buf).limit(room)),
-            stalled(len, size),
-        )
-        .await?;
-        if n == 0 {
-            return Err(FrameError::Truncated);
-        }
-    }
-    Ok(Some((Bytes::from(buf), reservation)))
 }
 
 /// A decoded request header and the body bytes that follow it.

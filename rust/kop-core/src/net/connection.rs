@@ -31,11 +31,12 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 use super::sasl::{Action, ConnInfo, Sasl};
-use crate::codec::frame::{decode_header, read_frame, FrameError};
+use crate::codec::frame::{decode_header, FrameError};
+use crate::codec::frame_reader::FrameReader;
 use crate::handlers::{dispatch, max_served, Outcome, RequestContext};
 use crate::limits::ConnectionLimits;
 use crate::tenants::{Choice, Tenants};
@@ -71,7 +72,7 @@ pub async fn serve<S>(
     // A connection from another kop instance picks the tenant per request (`tenants.rs`).
     let mut instance_calls = false;
     let (rd, wr) = tokio::io::split(stream);
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let mut rd = FrameReader::new(rd);
     let wr = BufWriter::with_capacity(64 * 1024, wr);
     let limits = ctx.limits.clone();
     let mut shutdown = ctx.shutdown.clone();
@@ -129,7 +130,7 @@ pub async fn serve<S>(
             let raw = sasl.as_ref().is_some_and(|s| s.expects_raw_token());
             let (rules, pool) = limits.frame(authenticated, raw);
             let frame = tokio::select! {
-                f = read_frame(&mut rd, &rules, pool) => f,
+                f = rd.read_frame(&rules, pool) => f,
                 _ = shutdown.wait() => break,
                 _ = tx.closed() => break,
             };
