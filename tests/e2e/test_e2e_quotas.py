@@ -1,8 +1,9 @@
 """Client quotas: `kafka-configs` alter/describe of user, client-id, user+client-id, IP and
 default quotas; AlterClientQuotas validation as Kafka's; a producer and a consumer held to
-about their byte rate (librdkafka reports the throttle time) while an unthrottled client on
-the same server keeps its speed (and kop counts the throttles in its metrics); quotas surviving
-a restart."""
+about their byte rate, librdkafka and the Java client alike, each reporting the throttle time
+(librdkafka's statistics, the Java client's throttle-time metrics) while an unthrottled client
+on the same server keeps its speed (and kop counts the throttles in its metrics); quotas
+surviving a restart."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from helpers import ck, java, wire
-from helpers.quotas import ThrottleStats, produce_for
+from helpers.quotas import JavaPerf, ThrottleStats, produce_for
 from helpers.servers import HOST, free_port
 
 RATE = 100 * 1024  # bytes per second
@@ -28,6 +29,8 @@ WINDOWS = 2
 MEASURE_S = 12.0
 
 API_ALTER_CLIENT_QUOTAS = 49
+# The module's server measures over 2 windows of 1 s too (the raw throttle test below).
+SERVER_OPTIONS = {"quota_window_num": WINDOWS}
 
 
 def _scraped(address: str, sample: str) -> float:
@@ -152,25 +155,35 @@ def test_alter_client_quotas_is_validated_as_kafka_does(server):
 
 @pytest.mark.java
 @pytest.mark.timeout(300)
-def test_producer_and_consumer_converge_to_their_byte_rates(target, server_factory, kafka_tools):
+def test_producer_and_consumer_converge_to_their_byte_rates(
+    target, server_factory, kafka_tools, request
+):
     metrics = None if target == "kafka" else f"{HOST}:{free_port()}"
     extra = {} if metrics is None else {"metrics_listener": metrics}
     server = server_factory(target, quota_window_num=WINDOWS, **extra)
     bs = server.bootstrap
     slow, fast, slowc = ck.unique("slow"), ck.unique("fast"), ck.unique("slowc")
-    for key, client in (("producer_byte_rate", slow), ("consumer_byte_rate", slowc)):
-        add = ("--alter", "--add-config", f"{key}={RATE}")
-        _configs(server, *add, "--entity-type", "clients", "--entity-name", client)
+    slowj, slowjc = ck.unique("slowj"), ck.unique("slowjc")  # the Java clients
+    for key, clients in (
+        ("producer_byte_rate", (slow, slowj)),
+        ("consumer_byte_rate", (slowc, slowjc)),
+    ):
+        for client in clients:
+            assert _alter_raw(server, [("client-id", client)], [(key, RATE, False)]) == (0, None)
     topic = ck.unique("quota")
     ck.create_topic(bs, topic, 1)
     other = ck.unique("quota-free")
     ck.create_topic(bs, other, 1)
+    java_topic = ck.create_topic(bs, ck.unique("quota-java"), 1)
 
     results: dict[str, tuple[float, int]] = {}
     fast_thread = threading.Thread(
         target=lambda: results.__setitem__("fast", produce_for(bs, other, fast, 4.0))
     )
     fast_thread.start()
+    # The Java producer runs alongside, about as long (its records at the rate).
+    java_producer = JavaPerf.producer(bs, java_topic, slowj, int(MEASURE_S * RATE / 1024))
+    request.addfinalizer(java_producer.stop)
     results["slow"] = produce_for(bs, topic, slow, MEASURE_S)
     fast_thread.join()
     slow_rate, slow_throttle = results["slow"]
@@ -181,7 +194,16 @@ def test_producer_and_consumer_converge_to_their_byte_rates(target, server_facto
     assert slow_throttle > 0
     assert fast_rate > 5 * RATE and fast_throttle == 0, results
 
-    # The consumer reads what the unthrottled producer wrote (far more than MEASURE_S at RATE).
+    java_throttle = java_producer.finish().throttle_times()
+    print(f"Java producer: {java_producer.rate / 1024:.0f} KiB/s, {java_throttle}")
+    assert 0.7 * RATE <= java_producer.rate <= 1.3 * RATE, java_producer.rate
+    assert java_throttle["produce-throttle-time-avg"] > 0, java_throttle
+    assert java_throttle["produce-throttle-time-max"] > 0, java_throttle
+
+    # The consumers read what the unthrottled producer wrote (far more than MEASURE_S at RATE),
+    # librdkafka's and the Java client's at the same time.
+    java_consumer = JavaPerf.consumer(bs, other, slowjc, int(0.6 * MEASURE_S * RATE / 1024))
+    request.addfinalizer(java_consumer.stop)
     stats = ThrottleStats()
     c = Consumer(
         {
@@ -210,6 +232,11 @@ def test_producer_and_consumer_converge_to_their_byte_rates(target, server_facto
     print(f"consumer: throttled {consume_rate / 1024:.0f} KiB/s (max throttle {throttle} ms)")
     assert 0.7 * RATE <= consume_rate <= 1.3 * RATE, consume_rate
     assert stats.max_throttle > 0
+    java_throttle = java_consumer.finish().throttle_times()
+    print(f"Java consumer: {java_consumer.rate / 1024:.0f} KiB/s, {java_throttle}")
+    assert java_consumer.rate <= 1.3 * RATE, java_consumer.rate
+    assert java_throttle["fetch-throttle-time-avg"] > 0, java_throttle
+    assert java_throttle["fetch-throttle-time-max"] > 0, java_throttle
     if metrics is not None:
         # The throttles the clients saw are counted per quota type.
         for quota in ("produce", "fetch"):
@@ -219,3 +246,35 @@ def test_producer_and_consumer_converge_to_their_byte_rates(target, server_facto
             print(f"{quota}: {throttled:.0f} throttled responses, {time_ms:.0f} ms in total")
             assert throttled >= 1 and time_ms >= throttled, (quota, throttled, time_ms)
         assert _scraped(metrics, 'kop_quota_throttled_responses_total{quota="request"}') == 0
+
+
+@pytest.mark.parametrize("version", [5, 8])
+def test_a_throttled_produce_is_answered_at_once_and_its_connection_muted(server, version):
+    """Kafka 4.4 answers a throttled request at once, `throttle_time_ms` set, and then reads
+    nothing more from the connection for that long, whatever the request's version: Produce v5
+    (before KIP-219, whose clients do not back off themselves: `shouldClientThrottle` is false
+    below v6) is held back by the mute alone, as v8 is. (The broker never looks at
+    `shouldClientThrottle`; only the Java client does.)"""
+    client_id = ck.unique(f"raw-v{version}")
+    rate = [("producer_byte_rate", 20 * 1024, False)]
+    assert _alter_raw(server, [("client-id", client_id)], rate) == (0, None)
+    topic = ck.create_topic(server.bootstrap, ck.unique("quota-raw"), 1)
+    # 2.5 quotas' worth at once, against the first window of 1 s: about 1.5 s of throttle.
+    body = wire.produce_v7_body(topic, 0, wire.record_batch([(None, b"x" * (50 * 1024))]))
+    with wire.connect(server.host, server.port) as sock:
+        start = time.monotonic()
+        wire.send_all(sock, wire.request(wire.API_PRODUCE, version, 1, body, client_id=client_id))
+        frame = wire.read_frame(sock)
+        answered = time.monotonic() - start
+        corr, results = wire.parse_produce(frame, version)
+        (throttle_ms,) = struct.unpack(">i", frame[-4:])  # the last field from v1 to v8
+        assert corr == 1 and [r.error_code for r in results] == [0], results
+        # The next request on the connection is read once the throttle time is over.
+        wire.send_all(sock, wire.request(wire.API_API_VERSIONS, 0, 2, b"", client_id=client_id))
+        wire.read_frame(sock)
+        held = time.monotonic() - start - answered
+    print(f"Produce v{version}: answered in {answered * 1000:.0f} ms with throttle_time_ms "
+          f"{throttle_ms}, the next request {held * 1000:.0f} ms later")  # fmt: skip
+    assert 1000 <= throttle_ms <= 2000, throttle_ms
+    assert answered < 0.5 * throttle_ms / 1000, (answered, throttle_ms)
+    assert held >= 0.8 * throttle_ms / 1000, (held, throttle_ms)
