@@ -259,6 +259,9 @@ def test_a_throttled_produce_is_answered_at_once_and_its_connection_muted(server
     rate = [("producer_byte_rate", 20 * 1024, False)]
     assert _alter_raw(server, [("client-id", client_id)], rate) == (0, None)
     topic = ck.create_topic(server.bootstrap, ck.unique("quota-raw"), 1)
+    # A first record by another client: the topic is loaded (Pulsar) before the measurement.
+    warm = wire.produce(server.host, server.port, topic, 0, wire.record_batch([(None, b"-")]))
+    assert warm.error_code == 0, warm
     # 2.5 quotas' worth at once, against the first window of 1 s: about 1.5 s of throttle.
     body = wire.produce_v7_body(topic, 0, wire.record_batch([(None, b"x" * (50 * 1024))]))
     with wire.connect(server.host, server.port) as sock:
@@ -278,3 +281,23 @@ def test_a_throttled_produce_is_answered_at_once_and_its_connection_muted(server
     assert 1000 <= throttle_ms <= 2000, throttle_ms
     assert answered < 0.5 * throttle_ms / 1000, (answered, throttle_ms)
     assert held >= 0.8 * throttle_ms / 1000, (held, throttle_ms)
+
+
+def test_a_request_time_throttle_is_in_the_response(server):
+    """`request_percentage`: a client over its share of request-handling time gets the throttle
+    in the response's `throttle_time_ms` (Metadata here), as Kafka puts it into every response
+    it throttles, and at most one window of it."""
+    client_id = ck.unique("request-time")
+    share = [("request_percentage", 0.0001, False)]  # 1 µs of handling per second
+    assert _alter_raw(server, [("client-id", client_id)], share) == (0, None)
+    body = wire.i32(-1) + wire.i8(0)  # Metadata v4: every topic, no auto-creation
+    throttles = []
+    with wire.connect(server.host, server.port) as sock:
+        for corr in range(1, 11):
+            wire.send_all(sock, wire.request(wire.API_METADATA, 4, corr, body, client_id=client_id))
+            r = wire._Reader(wire.read_frame(sock))
+            assert r.i32() == corr
+            throttles.append(r.i32())
+            if throttles[-1] > 0:
+                break
+    assert 0 < throttles[-1] <= 1000, throttles
