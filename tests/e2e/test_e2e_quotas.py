@@ -29,8 +29,11 @@ WINDOWS = 2
 MEASURE_S = 12.0
 
 API_ALTER_CLIENT_QUOTAS = 49
-# The module's server measures over 2 windows of 1 s too (the raw throttle test below).
-SERVER_OPTIONS = {"quota_window_num": WINDOWS}
+API_CREATE_TOPICS = 19
+ERR_THROTTLING_QUOTA_EXCEEDED = 89
+# The module's server measures over 2 windows of 1 s too (the raw throttle tests below), the
+# controller mutation quota as well (its own setting, as Kafka's).
+SERVER_OPTIONS = {"quota_window_num": WINDOWS, "controller_quota_window_num": WINDOWS}
 
 
 def _scraped(address: str, sample: str) -> float:
@@ -301,3 +304,33 @@ def test_a_request_time_throttle_is_in_the_response(server):
             if throttles[-1] > 0:
                 break
     assert 0 < throttles[-1] <= 1000, throttles
+
+
+def _create_topic_v6(srv: Any, name: str, partitions: int, client_id: str) -> tuple[int, int]:
+    """CreateTopics v6 (flexible) of one topic on a fresh connection: (error, throttle ms)."""
+    body = wire.uvarint(2) + wire.compact_string(name) + wire.i32(partitions) + wire.i16(-1)
+    body += wire.uvarint(1) + wire.uvarint(1) + wire.uvarint(0)  # no assignments nor configs
+    body += wire.i32(10000) + wire.i8(0) + wire.uvarint(0)  # timeout, validate_only
+    with wire.connect(srv.host, srv.port) as sock:
+        frame = wire.request(API_CREATE_TOPICS, 6, 3, body, client_id=client_id, flexible=True)
+        wire.send_all(sock, frame)
+        r = wire._Reader(wire.read_frame(sock))
+    assert r.i32() == 3
+    r.skip_tags()
+    throttle = r.i32()
+    assert r.uvarint() == 2  # one topic
+    assert r.take(r.uvarint() - 1).decode() == name
+    return r.i16(), throttle
+
+
+def test_controller_mutations_over_the_rate_are_refused(server):
+    """`controller_mutation_rate` (KIP-599): a token bucket of the rate times its 2 windows
+    (`controller_quota_window_num`, not `quota_window_num`); the mutation that empties it is
+    accepted, the next CreateTopics (v6+) refused with THROTTLING_QUOTA_EXCEEDED until the
+    bucket is back at zero (2 s here)."""
+    client_id = ck.unique("mutations")
+    rate = [("controller_mutation_rate", 1, False)]  # a bucket of 2 partitions
+    assert _alter_raw(server, [("client-id", client_id)], rate) == (0, None)
+    assert _create_topic_v6(server, ck.unique("mut-a"), 4, client_id)[0] == 0
+    error, throttle = _create_topic_v6(server, ck.unique("mut-b"), 1, client_id)
+    assert error == ERR_THROTTLING_QUOTA_EXCEEDED and 0 < throttle <= 3000, (error, throttle)

@@ -81,6 +81,8 @@ pub struct Client<'a> {
 
 pub struct QuotaManager {
     windows: Windows,
+    /// `controller_mutation_rate`'s own windows (Kafka's `controller.quota.window.*`).
+    mutation_windows: Windows,
     configs: RwLock<QuotaConfigs>,
     /// Any quota set at all (the fast path skips everything when not).
     any: AtomicBool,
@@ -99,9 +101,14 @@ pub type Alteration = (Entity, Vec<(String, Option<f64>)>);
 
 impl QuotaManager {
     /// The quotas stored in `stored_in` (None: kept in memory only, for tests).
-    pub fn load(windows: Windows, stored_in: Option<Arc<Metadata>>) -> io::Result<QuotaManager> {
+    pub fn load(
+        windows: Windows,
+        mutation_windows: Windows,
+        stored_in: Option<Arc<Metadata>>,
+    ) -> io::Result<QuotaManager> {
         let m = QuotaManager {
             windows,
+            mutation_windows,
             configs: RwLock::default(),
             any: AtomicBool::new(false),
             stored_in,
@@ -248,7 +255,7 @@ impl QuotaManager {
         let Some((rate, applied)) = self.quota(entity::CONTROLLER_MUTATION_RATE, client) else {
             return 0;
         };
-        let w = self.windows;
+        let w = self.mutation_windows;
         let mut buckets = self.mutations.lock();
         let bucket = buckets
             .entry(applied)
@@ -261,7 +268,7 @@ impl QuotaManager {
         let Some((rate, applied)) = self.quota(entity::CONTROLLER_MUTATION_RATE, client) else {
             return;
         };
-        let w = self.windows;
+        let w = self.mutation_windows;
         let mut buckets = self.mutations.lock();
         buckets
             .entry(applied)
@@ -297,7 +304,7 @@ mod tests {
     use entity::{Entity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 
     fn manager() -> QuotaManager {
-        QuotaManager::load(Windows::new(11, 1), None).unwrap()
+        QuotaManager::load(Windows::new(11, 1), Windows::new(11, 1), None).unwrap()
     }
 
     fn user(name: &str) -> Entity {
