@@ -8,6 +8,7 @@ surviving a restart."""
 from __future__ import annotations
 
 import re
+import socket
 import struct
 import threading
 import time
@@ -334,3 +335,24 @@ def test_controller_mutations_over_the_rate_are_refused(server):
     assert _create_topic_v6(server, ck.unique("mut-a"), 4, client_id)[0] == 0
     error, throttle = _create_topic_v6(server, ck.unique("mut-b"), 1, client_id)
     assert error == ERR_THROTTLING_QUOTA_EXCEEDED and 0 < throttle <= 3000, (error, throttle)
+
+
+def test_connections_over_the_ip_rate_are_held_then_closed(server):
+    """`connection_creation_rate` of an IP (KIP-612): connections over it are not served, and
+    are closed only after the throttle time (Kafka's acceptor holds them, so that the client
+    does not reconnect at once)."""
+    ip = "127.0.0.3"
+    rate = [("connection_creation_rate", 2, False)]  # 2 in the first window of 1 s
+    assert _alter_raw(server, [("ip", ip)], rate) == (0, None)
+    time.sleep(0.5)  # Kafka's brokers take quota changes from the metadata log
+    answers = []
+    for i in range(3):
+        with socket.socket() as sock:
+            sock.bind((ip, 0))
+            sock.connect((server.host, server.port))
+            start = time.monotonic()
+            wire.send_all(sock, wire.request(wire.API_API_VERSIONS, 0, 1, b""))
+            got = wire.read_frame(sock) if i < 2 else wire.expect_closed(sock, timeout=5)
+            answers.append((len(got) > 0, time.monotonic() - start))
+    # The third: no answer, closed after the throttle time (0.5 s: 3 in 1 s against 2).
+    assert [a for a, _ in answers] == [True, True, False] and answers[2][1] >= 0.3, answers
