@@ -238,6 +238,16 @@ class Config:
     quota_window_size_seconds: int = _opt(
         1, "length of one quota sample in seconds (Kafka's quota.window.size.seconds)"
     )
+    controller_quota_window_num: int = _opt(
+        11,
+        "samples controller_mutation_rate quotas are measured over "
+        "(Kafka's controller.quota.window.num)",
+    )
+    controller_quota_window_size_seconds: int = _opt(
+        1,
+        "length of one controller_mutation_rate sample in seconds "
+        "(Kafka's controller.quota.window.size.seconds)",
+    )
     log_retention_ms: int = _opt(604800000, "topic retention.ms default; -1 keeps forever")
     log_retention_bytes: int = _opt(-1, "topic retention.bytes default; -1 = no size limit")
     log_segment_bytes: int = _opt(1073741824, "topic segment.bytes default")
@@ -637,6 +647,13 @@ def _validate(cfg: Config) -> None:
     _check_range("bad_input_log_interval_ms", cfg.bad_input_log_interval_ms, 0, _INT64_MAX)
     _check_range("quota_window_num", cfg.quota_window_num, 1, _INT32_MAX)
     _check_range("quota_window_size_seconds", cfg.quota_window_size_seconds, 1, _INT32_MAX)
+    _check_range("controller_quota_window_num", cfg.controller_quota_window_num, 1, _INT32_MAX)
+    _check_range(
+        "controller_quota_window_size_seconds",
+        cfg.controller_quota_window_size_seconds,
+        1,
+        _INT32_MAX,
+    )
     _check_range("log_retention_ms", cfg.log_retention_ms, -1, _INT64_MAX)
     _check_range("log_retention_bytes", cfg.log_retention_bytes, -1, _INT64_MAX)
     _check_range("log_segment_bytes", cfg.log_segment_bytes, 1, _INT32_MAX)

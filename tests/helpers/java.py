@@ -15,11 +15,26 @@ GET_OFFSET_SHELL = "org.apache.kafka.tools.GetOffsetShell"
 CLIENT_COMPATIBILITY_TEST = "org.apache.kafka.tools.ClientCompatibilityTest"
 # kafka-configs (in kafka-tools since Kafka 4.2; scripts/kafka.sh runs 4.4).
 CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
+PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
+CONSUMER_PERFORMANCE = "org.apache.kafka.tools.ConsumerPerformance"
 
 
 def fetch() -> None:
     """Resolve the jars once (no-op when cached)."""
     subprocess.run([str(KAFKA_SH), "fetch"], check=True, timeout=900, stdin=subprocess.DEVNULL)
+
+
+def start_class(cls: str, args: Sequence[str]) -> subprocess.Popen[str]:
+    """A Java main class in the background (the JVM itself: kafka.sh execs it, in a session of
+    its own), stdout and stderr piped; ``communicate()`` collects them."""
+    return subprocess.Popen(
+        [str(KAFKA_SH), "run-class", cls, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def run_class(

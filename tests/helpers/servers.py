@@ -63,6 +63,7 @@ _KAFKA_PROPS = {
     "group_share_delivery_count_limit": "group.share.delivery.count.limit",
     "quota_window_num": "quota.window.num",
     "quota_window_size_seconds": "quota.window.size.seconds",
+    "controller_quota_window_num": "controller.quota.window.num",
 }
 
 

@@ -159,6 +159,10 @@ pub struct ServerConfig {
     pub quota_window_num: i64,
     /// Length of one sample (Kafka's `quota.window.size.seconds`).
     pub quota_window_size_seconds: i64,
+    /// The same for `controller_mutation_rate` (Kafka's `controller.quota.window.num`).
+    pub controller_quota_window_num: i64,
+    /// Kafka's `controller.quota.window.size.seconds`.
+    pub controller_quota_window_size_seconds: i64,
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_segment_bytes: i64,
@@ -273,6 +277,8 @@ impl Default for ServerConfig {
             bad_input_log_interval_ms: 10_000,
             quota_window_num: 11,
             quota_window_size_seconds: 1,
+            controller_quota_window_num: 11,
+            controller_quota_window_size_seconds: 1,
             log_retention_ms: 604_800_000,
             log_retention_bytes: -1,
             log_segment_bytes: 1_073_741_824,
@@ -506,6 +512,14 @@ impl ServerConfig {
             ("log_segment_bytes", self.log_segment_bytes),
             ("quota_window_num", self.quota_window_num),
             ("quota_window_size_seconds", self.quota_window_size_seconds),
+            (
+                "controller_quota_window_num",
+                self.controller_quota_window_num,
+            ),
+            (
+                "controller_quota_window_size_seconds",
+                self.controller_quota_window_size_seconds,
+            ),
             (
                 "log_retention_check_interval_ms",
                 self.log_retention_check_interval_ms,

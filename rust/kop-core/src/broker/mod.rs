@@ -223,7 +223,15 @@ impl Broker {
             config.quota_window_num,
             config.quota_window_size_seconds,
         );
-        let quotas = crate::quotas::QuotaManager::load(windows, Some(storage.metadata.clone()))?;
+        let mutation_windows = crate::quotas::rate::Windows::new(
+            config.controller_quota_window_num,
+            config.controller_quota_window_size_seconds,
+        );
+        let quotas = crate::quotas::QuotaManager::load(
+            windows,
+            mutation_windows,
+            Some(storage.metadata.clone()),
+        )?;
         let session_slots =
             usize::try_from(config.max_incremental_fetch_session_cache_slots).unwrap_or(0);
         let share = crate::share::ShareCoordinator::new(storage.metadata.clone(), &config);

@@ -257,6 +257,18 @@ fn rows(c: &ServerConfig, advertised: String) -> Vec<Row> {
             "samples of client quota rates",
         ),
         (
+            "controller.quota.window.num",
+            s(&c.controller_quota_window_num),
+            Int,
+            "samples of controller mutation rates",
+        ),
+        (
+            "controller.quota.window.size.seconds",
+            s(&c.controller_quota_window_size_seconds),
+            Int,
+            "length of one controller mutation sample",
+        ),
+        (
             "quota.window.size.seconds",
             s(&c.quota_window_size_seconds),
             Int,

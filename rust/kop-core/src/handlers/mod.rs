@@ -27,6 +27,7 @@ mod produce_txn;
 mod producer_id;
 mod replicas;
 mod response_errors;
+mod response_throttle;
 mod sasl;
 mod scram_admin;
 mod share_fetch;
@@ -63,6 +64,7 @@ use kafka_protocol::protocol::{Message, Request, VersionRange};
 use crate::broker::Broker;
 use crate::codec::frame::{encode_response, RequestFrame};
 use crate::codec::segments::encode_response_segments;
+use response_throttle::ThrottleTime;
 
 /// How the client reaches this broker through the listener it connected to.
 #[derive(Debug, Clone)]
@@ -179,7 +181,11 @@ macro_rules! served {
             Ok(out.freeze())
         }
 
-        async fn dispatch_served(ctx: &RequestContext, frame: RequestFrame) -> anyhow::Result<Outcome> {
+        async fn dispatch_served(
+            ctx: &RequestContext,
+            frame: RequestFrame,
+            started: std::time::Instant,
+        ) -> anyhow::Result<Outcome> {
             let version = frame.header.request_api_version;
             let correlation_id = frame.header.correlation_id;
             let mut body = frame.body;
@@ -203,8 +209,11 @@ macro_rules! served {
                 }
                 $(ApiKey::$key => {
                     let req = $req::decode(&mut body, version)?;
-                    let resp = $handler(ctx, &frame.header, req).await;
+                    let mut resp = $handler(ctx, &frame.header, req).await;
                     response_errors::count(&ctx.broker.metrics.requests, ApiKey::$key, &resp);
+                    let client_id = frame.header.client_id.as_deref();
+                    let throttle = request_time_throttle(ctx, ApiKey::$key, client_id, started);
+                    resp.raise_throttle(throttle.min(i32::MAX as u64) as i32);
                     respond(ApiKey::$key, version, correlation_id, &resp)
                 })*
                 other => Ok(Outcome::Close(format!("API {other:?} is not served"))),
@@ -322,22 +331,15 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
         }
         return Outcome::Close(format!("{key:?} v{version} is not served (v{min}-v{max})"));
     }
-    let quota_client_id = request_time_counts(key).then(|| frame.header.client_id.clone());
-    let outcome = match dispatch_served(ctx, frame).await {
+    // A Produce's request time mutes the connection but is not in its response (the answer
+    // may wait for the storage); every other API's is (`dispatch_served`).
+    let produce_client_id = (key == ApiKey::Produce).then(|| frame.header.client_id.clone());
+    let outcome = match dispatch_served(ctx, frame, started).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Close(format!("{key:?} v{version}: {e}")),
     };
-    if let Some(client_id) = quota_client_id {
-        let client = crate::quotas::Client {
-            user: &ctx.principal.name,
-            client_id: client_id.as_deref().unwrap_or(""),
-        };
-        let nanos = started.elapsed().as_nanos() as u64;
-        let throttle =
-            ctx.broker
-                .quotas
-                .record_request_time(&client, nanos, crate::now_ms() as u64);
-        ctx.throttle(crate::metrics::throttles::Quota::Request, throttle);
+    if let Some(client_id) = produce_client_id {
+        request_time_throttle(ctx, key, client_id.as_deref(), started);
     }
     timed(&ctx.broker, key as i16, version, started, outcome)
 }
@@ -380,6 +382,29 @@ fn timed(
         drop(waiting);
         outcome
     }))
+}
+
+/// Records the time spent on a request of `key` since `started` against the client's
+/// `request_percentage` quota, if its time counts; the throttle it earns (the connection is
+/// muted for it).
+fn request_time_throttle(
+    ctx: &RequestContext,
+    key: ApiKey,
+    client_id: Option<&str>,
+    started: std::time::Instant,
+) -> u64 {
+    if !request_time_counts(key) {
+        return 0;
+    }
+    let client = crate::quotas::Client {
+        user: &ctx.principal.name,
+        client_id: client_id.unwrap_or(""),
+    };
+    let nanos = started.elapsed().as_nanos() as u64;
+    let now = crate::now_ms() as u64;
+    let throttle = ctx.broker.quotas.record_request_time(&client, nanos, now);
+    ctx.throttle(crate::metrics::throttles::Quota::Request, throttle);
+    throttle
 }
 
 /// Whether a request's handling time counts against `request_percentage`. Kafka exempts the

@@ -452,11 +452,21 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Kafka closes a connection over its IP's connection_creation_rate at once.
-                    if !broker.quotas.admit_connection(peer.ip(), crate::now_ms() as u64) {
-                        crate::warn_bad_input!(limits.bad_input_log, peer,
+                    // Over its IP's connection_creation_rate: as Kafka, the connection is held
+                    // unread for the throttle time, then closed (the client does not reconnect
+                    // at once).
+                    if let Some(ms) = broker.quotas.admit_connection(peer.ip(), crate::now_ms() as u64) {
+                        crate::warn_bad_input!(limits.bad_input_log, peer, throttle_ms = ms,
                             "closing connection: over the connection_creation_rate quota of its IP");
                         counted.refused(Refusal::CreationRate);
+                        let mut stop = shutdown.clone();
+                        connections.spawn(async move {
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                                _ = stop.wait() => {}
+                            }
+                            drop(stream);
+                        });
                         continue;
                     }
                     // At max_connections the listener waits for a place (as Kafka's acceptor);

@@ -81,6 +81,8 @@ pub struct Client<'a> {
 
 pub struct QuotaManager {
     windows: Windows,
+    /// `controller_mutation_rate`'s own windows (Kafka's `controller.quota.window.*`).
+    mutation_windows: Windows,
     configs: RwLock<QuotaConfigs>,
     /// Any quota set at all (the fast path skips everything when not).
     any: AtomicBool,
@@ -99,9 +101,14 @@ pub type Alteration = (Entity, Vec<(String, Option<f64>)>);
 
 impl QuotaManager {
     /// The quotas stored in `stored_in` (None: kept in memory only, for tests).
-    pub fn load(windows: Windows, stored_in: Option<Arc<Metadata>>) -> io::Result<QuotaManager> {
+    pub fn load(
+        windows: Windows,
+        mutation_windows: Windows,
+        stored_in: Option<Arc<Metadata>>,
+    ) -> io::Result<QuotaManager> {
         let m = QuotaManager {
             windows,
+            mutation_windows,
             configs: RwLock::default(),
             any: AtomicBool::new(false),
             stored_in,
@@ -248,7 +255,7 @@ impl QuotaManager {
         let Some((rate, applied)) = self.quota(entity::CONTROLLER_MUTATION_RATE, client) else {
             return 0;
         };
-        let w = self.windows;
+        let w = self.mutation_windows;
         let mut buckets = self.mutations.lock();
         let bucket = buckets
             .entry(applied)
@@ -261,7 +268,7 @@ impl QuotaManager {
         let Some((rate, applied)) = self.quota(entity::CONTROLLER_MUTATION_RATE, client) else {
             return;
         };
-        let w = self.windows;
+        let w = self.mutation_windows;
         let mut buckets = self.mutations.lock();
         buckets
             .entry(applied)
@@ -269,25 +276,25 @@ impl QuotaManager {
             .take(rate, w, f64::from(mutations), now_ms);
     }
 
-    /// A new connection from `ip`: false when it exceeds the IP's `connection_creation_rate`
-    /// (Kafka closes such a connection at once, KIP-612).
-    pub fn admit_connection(&self, ip: IpAddr, now_ms: u64) -> bool {
+    /// A new connection from `ip`: None when admitted; when it exceeds the IP's
+    /// `connection_creation_rate`, the throttle time, for which Kafka holds the connection
+    /// unread before it closes it (KIP-612), so that the client does not reconnect at once.
+    pub fn admit_connection(&self, ip: IpAddr, now_ms: u64) -> Option<u64> {
         if !self.any.load(Ordering::Relaxed) {
-            return true;
+            return None;
         }
-        let Some(bound) = self.configs.read().resolve_ip(&ip.to_string()) else {
-            return true;
-        };
+        let bound = self.configs.read().resolve_ip(&ip.to_string())?;
         let w = self.windows;
         let mut rates = self.connections.lock();
         let rate = rates.get(w, ip, now_ms);
         rate.record(w, 1.0, now_ms);
         if rate.measure(w, now_ms) > bound {
+            let throttle = cap(w, rate.throttle_ms(w, bound, now_ms));
             // A refused connection does not count.
             rate.record(w, -1.0, now_ms);
-            return false;
+            return Some(throttle);
         }
-        true
+        None
     }
 }
 
@@ -297,7 +304,7 @@ mod tests {
     use entity::{Entity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 
     fn manager() -> QuotaManager {
-        QuotaManager::load(Windows::new(11, 1), None).unwrap()
+        QuotaManager::load(Windows::new(11, 1), Windows::new(11, 1), None).unwrap()
     }
 
     fn user(name: &str) -> Entity {
@@ -385,9 +392,13 @@ mod tests {
         )])
         .unwrap();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let admitted = (0..20).filter(|_| m.admit_connection(ip, 0)).count();
+        let admitted = (0..20)
+            .filter(|_| m.admit_connection(ip, 0).is_none())
+            .count();
         // 1 per second over the 10 s the first window counts for.
         assert_eq!(admitted, 10);
-        assert!(m.admit_connection("10.0.0.2".parse().unwrap(), 0));
+        // The 11th: 10% over the bound for 10 s.
+        assert_eq!(m.admit_connection(ip, 0), Some(1000));
+        assert!(m.admit_connection("10.0.0.2".parse().unwrap(), 0).is_none());
     }
 }
