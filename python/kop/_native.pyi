@@ -13,6 +13,7 @@ __all__ = [
     "AuthenticateReply",
     "AuthorizeReply",
     "NativeServer",
+    "PartitionEnd",
     "ScramCredentialReply",
     "batch_crc",
     "decode_batch",
@@ -73,6 +74,10 @@ class ScramCredentialReply:
 @final
 class AppendDone:
     def __call__(self, error: str | None = None, too_large: bool = False) -> None: ...
+
+@final
+class PartitionEnd:
+    def __call__(self, next_offset: int) -> None: ...
 
 def batch_crc(batch: bytes) -> int: ...
 def decode_batch(

@@ -26,6 +26,7 @@ from confluent_kafka.admin import (
 
 from helpers.instances import wait_for
 from helpers.pulsar import PulsarService
+from helpers.quotas import ThrottleStats
 
 pytestmark = [pytest.mark.pulsar]
 
@@ -259,3 +260,21 @@ def test_a_quota_default_is_per_tenant(cluster: Cluster, tmp_path: Path) -> None
     )
     assert "producer_byte_rate=1024" in configs("a", "--describe", "--entity-type", "users")
     assert "producer_byte_rate" not in configs("b", "--describe", "--entity-type", "users")
+
+    # ... and enforced for A's producers only: 32 KiB at once is far over 1 KiB/s, so A's
+    # produce responses carry a throttle time (KIP-219: answered at once, then muted); B's
+    # identical producer is not throttled.
+    def max_throttle(which: str) -> int:
+        stats = ThrottleStats()
+        p = Producer(
+            {**cluster.tenant(which), "linger.ms": 50, "statistics.interval.ms": 100}
+            | {"stats_cb": stats}
+        )
+        for _ in range(32):
+            p.produce("quota-probe", b"x" * 1024, partition=0)
+        assert p.flush(30) == 0
+        p.poll(0.3)  # statistics intervals after the answer
+        return stats.max_throttle
+
+    wait_for("tenant A's producer throttled", lambda: max_throttle("a") > 0, timeout=30)
+    assert max_throttle("b") == 0
