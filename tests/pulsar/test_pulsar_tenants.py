@@ -135,7 +135,8 @@ def test_same_topic_name_in_two_tenants_is_two_topics(cluster: Cluster) -> None:
 
     admin_a, admin_b = AdminClient(cluster.tenant("a")), AdminClient(cluster.tenant("b"))
     _produce(cluster.tenant("a"), "a-only", ["x"])
-    assert "a-only" in admin_a.list_topics(timeout=10).topics
+    # Created on the instance the producer asked; the other learns it by its cluster sync.
+    wait_for("a-only listed", lambda: "a-only" in admin_a.list_topics(timeout=10).topics, 30)
     assert "a-only" not in admin_b.list_topics(timeout=10).topics
 
     def groups(admin: AdminClient) -> set[str]:
