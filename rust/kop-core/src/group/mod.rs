@@ -525,16 +525,27 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&consumer::ConsumerGroup) -> T,
     ) -> Result<T, KafkaError> {
+        self.with_group_of_kind(group_id, Group::consumer, f)
+    }
+
+    /// Runs `f` on the group of one kind (`kind` picks it: `Group::consumer`, `Group::streams`,
+    /// `Group::share`); Err(GroupIdNotFound) if there is none of that id and kind.
+    pub fn with_group_of_kind<G, T>(
+        &self,
+        group_id: &str,
+        kind: impl for<'g> FnOnce(&'g Group) -> Option<&'g G>,
+        f: impl FnOnce(&G) -> T,
+    ) -> Result<T, KafkaError> {
         self.admit(group_id)?;
         let groups = self
             .shard_for(group_id)
             .lock_active()
             .ok_or(KafkaError::NotCoordinator)?;
-        let m = groups
+        let group = groups
             .get(group_id)
-            .and_then(Group::consumer)
+            .and_then(kind)
             .ok_or(KafkaError::GroupIdNotFound)?;
-        Ok(f(m))
+        Ok(f(group))
     }
 
     /// OffsetFetch v9 by a member of a consumer group: its id and epoch must be current.

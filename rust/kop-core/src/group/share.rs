@@ -74,16 +74,7 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&ShareGroup) -> T,
     ) -> Result<T, KafkaError> {
-        self.admit(group_id)?;
-        let groups = self
-            .shard_for(group_id)
-            .lock_active()
-            .ok_or(KafkaError::NotCoordinator)?;
-        let s = groups
-            .get(group_id)
-            .and_then(Group::share)
-            .ok_or(KafkaError::GroupIdNotFound)?;
-        Ok(f(s))
+        self.with_group_of_kind(group_id, Group::share, f)
     }
 
     /// Whether `group_id` is a share group coordinated here.

@@ -87,16 +87,7 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&StreamsGroup) -> T,
     ) -> Result<T, KafkaError> {
-        self.admit(group_id)?;
-        let groups = self
-            .shard_for(group_id)
-            .lock_active()
-            .ok_or(KafkaError::NotCoordinator)?;
-        let s = groups
-            .get(group_id)
-            .and_then(Group::streams)
-            .ok_or(KafkaError::GroupIdNotFound)?;
-        Ok(f(s))
+        self.with_group_of_kind(group_id, Group::streams, f)
     }
 }
 
