@@ -23,9 +23,12 @@
 //                                    share-state documents they write)
 //   takeover GROUP TOPIC N CONSUMERS TIMEOUT_MS
 //                                    CONSUMERS consumers (explicit acknowledgement) accept records,
-//                                    committing each poll's, until N distinct values were
-//                                    acknowledged: each delivery (value, count, whether a
-//                                    confirmed acceptance of it preceded it) and acknowledged values
+//                                    committing each poll's, until the share partition's start
+//                                    offset reached N (every record done on the server) or N
+//                                    acceptances were confirmed: each delivery (value, count,
+//                                    whether a confirmed acceptance of it preceded it), the
+//                                    confirmed count, the values delivered but never confirmed,
+//                                    the start offset last read
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -41,14 +44,18 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
 import org.apache.kafka.clients.consumer.AcknowledgeType;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaShareConsumer;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
@@ -214,13 +221,14 @@ public final class ShareClient {
         Set<String> acked = ConcurrentHashMap.newKeySet();
         List<List<Object>> deliveries = Collections.synchronizedList(new ArrayList<>());
         long deadline = System.currentTimeMillis() + timeoutMs;
+        AtomicBoolean stop = new AtomicBoolean();
         List<Thread> threads = new ArrayList<>();
         List<String> errors = Collections.synchronizedList(new ArrayList<>());
         for (int i = 0; i < consumers; i++) {
             Thread t = new Thread(() -> {
                 try (KafkaShareConsumer<String, String> c = consumer(group, "explicit", 20)) {
                     c.subscribe(List.of(topic));
-                    while (acked.size() < n && System.currentTimeMillis() < deadline) {
+                    while (!stop.get()) {
                         List<String> polled = new ArrayList<>();
                         try {
                             for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
@@ -247,11 +255,47 @@ public final class ShareClient {
             t.start();
             threads.add(t);
         }
-        for (Thread t : threads) {
-            t.join();
+        // An acceptance whose commit failed at the kill may still have been applied (Kafka
+        // allows it: its outcome is unknown to the client), so the server's start offset, not
+        // the client's confirmations, tells when every record is done.
+        long start = -1;
+        TopicPartition tp = new TopicPartition(topic, 0);
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(p)) {
+            while (acked.size() < n && start < n && System.currentTimeMillis() < deadline) {
+                Thread.sleep(500);
+                try {
+                    var spec = new ListShareGroupOffsetsSpec().topicPartitions(List.of(tp));
+                    var info = admin.listShareGroupOffsets(Map.of(group, spec))
+                            .partitionsToOffsetInfo(group)
+                            .get(10, TimeUnit.SECONDS)
+                            .get(tp);
+                    if (info != null) {
+                        start = info.startOffset();
+                    }
+                } catch (Exception e) {
+                    // The coordinator was just killed: asked again next round.
+                }
+            }
+        } finally {
+            stop.set(true);
+            for (Thread t : threads) {
+                t.join();
+            }
         }
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("acked", acked.size());
+        out.put("start_offset", start);
+        List<String> unconfirmed = new ArrayList<>();
+        synchronized (deliveries) {
+            for (List<Object> d : deliveries) {
+                if (!acked.contains((String) d.get(0)) && !unconfirmed.contains((String) d.get(0))) {
+                    unconfirmed.add((String) d.get(0));
+                }
+            }
+        }
+        out.put("unconfirmed", unconfirmed);
         out.put("deliveries", deliveries);
         out.put("errors", errors.subList(0, Math.min(errors.size(), 20)));
         return out;
