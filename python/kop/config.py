@@ -734,10 +734,6 @@ def _check_tenants(cfg: Config) -> None:
             raise ConfigError(
                 "tenant_roles", f"expected ROLE=TENANT/NS with TENANT/NS in tenants, got {entry!r}"
             )
-    if cfg.authorizer == "pulsar":
-        raise ConfigError(
-            "authorizer", "pulsar is not supported with tenants yet (it reads one namespace)"
-        )
     if cfg.pulsar_standby:
         raise ConfigError("pulsar_standby", "is not supported with tenants")
 

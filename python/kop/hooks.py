@@ -126,11 +126,16 @@ class ConnectionInfo:
 
 @dataclass(frozen=True)
 class RequestContext:
-    """Who asks, and the Kafka API of the request that needs the decision."""
+    """Who asks, and the Kafka API of the request that needs the decision.
+
+    ``tenant``: with the ``tenants`` option, the Pulsar namespace (``TENANT/NS``) the
+    connection was bound to after authentication; its topics, groups and transactional ids are
+    the ones named. ``None`` without ``tenants``. Decisions are cached per tenant."""
 
     principal: Principal
     connection: ConnectionInfo
     api: str
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,9 +274,9 @@ class AuthorizerAdapter(_Runner):
     def submit(
         self, context: tuple[Any, ...], actions: list[tuple[int, int, str]], reply: Any
     ) -> None:
-        (ptype, pname), listener, protocol, host, port, api = context
+        (ptype, pname), listener, protocol, host, port, api, tenant = context
         ctx = RequestContext(
-            Principal(ptype, pname), ConnectionInfo(listener, protocol, host, port), api
+            Principal(ptype, pname), ConnectionInfo(listener, protocol, host, port), api, tenant
         )
 
         def run() -> None:

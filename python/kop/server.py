@@ -332,14 +332,15 @@ class Server:
 
     def invalidate_authorization_cache(self) -> None:
         """Forget every cached hook answer: authorizer decisions and SCRAM credentials (e.g.
-        after permissions or passwords changed)."""
+        after permissions or passwords changed; with ``tenants``, every tenant's)."""
         native = self._native
         if native is not None:
             native.invalidate_authorization_cache()
 
     @property
     def authorizer_hook_calls(self) -> int:
-        """How many times the authorizer hook was asked (at most once per Kafka request)."""
+        """How many times the authorizer hook was asked (at most once per Kafka request;
+        with ``tenants``, summed over the tenants)."""
         native = self._native
         return native.authorizer_hook_calls() if native is not None else 0
 

@@ -51,12 +51,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 class CountingAuthorizer:
     def __init__(self) -> None:
         self.calls: dict[tuple[str, str, str], int] = {}
+        self.tenants: set[str | None] = set()
         self.lock = threading.Lock()
 
     def authorize(self, ctx: Any, op: Any, resource: Any) -> Any:
         key = (str(ctx.principal), op.name, resource.name)
         with self.lock:
             self.calls[key] = self.calls.get(key, 0) + 1
+            self.tenants.add(ctx.tenant)
         if resource.name.startswith("boom-"):
             raise RuntimeError("hook bug")
         if resource.name.startswith("hang-"):
@@ -109,6 +111,7 @@ def test_hooks_cache_fail_closed_and_time_out(pki: Pki, tmp_path: Path) -> None:
             assert produce(conf, topic, n=20) == [None] * 20
         write_key = ("User:hooked-user", "WRITE", topic)
         assert hook.calls[write_key] == 1, hook.calls  # one call per key per TTL
+        assert hook.tenants == {None}  # no `tenants` option (tests/pulsar has the others)
         calls_before = srv.server.authorizer_hook_calls
         srv.server.invalidate_authorization_cache()
         assert produce(conf, topic, n=1) == [None]

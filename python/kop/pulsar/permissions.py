@@ -4,9 +4,11 @@ role (docs/pulsar-storage.md, "Pulsar permissions").
 The role is the name of the Kafka principal (``User:alice`` -> ``alice``), e.g. the ``sub`` of a
 PLAIN ``token:<jwt>`` login. Per Kafka request kop reads, through the admin REST API with its own
 token, the namespace's policies (namespace and topic grants, subscription roles) and the tenant's
-admin roles: two GETs for all of the request's actions together. Decisions are cached in Rust
-like every authorizer hook's, for ``hook_cache_ttl_ms``: a grant or revocation takes effect
-within that time.
+admin roles: two GETs for all of the request's actions together. The namespace is the one the
+connection was bound to with the ``tenants`` option (``RequestContext.tenant``; docs/tenants.md),
+else the instance's ``pulsar_tenant``/``pulsar_namespace``. Decisions are cached in Rust like
+every authorizer hook's (per tenant), for ``hook_cache_ttl_ms``: a grant or revocation takes
+effect within that time.
 
 Mapping (super users and tenant admins may do everything):
 
@@ -149,7 +151,6 @@ class PulsarAuthorizer:
         self._admin = admin
         self._tenant = tenant
         self._namespace = namespace
-        self._prefix = f"persistent://{tenant}/{namespace}/"
         self._super_users: frozenset[str] | None = None
         self._lock = threading.Lock()
 
@@ -171,24 +172,39 @@ class PulsarAuthorizer:
             self._super_users = found
         return found
 
-    def permissions(self) -> NamespacePermissions:
-        """The namespace's permissions now (two admin GETs); raises when Pulsar cannot say,
-        which denies (and nothing is cached)."""
-        tenant = self._admin.tenant_info(self._tenant)
-        policies = self._admin.namespace_policies(self._tenant, self._namespace)
-        return parse_policies(tenant, policies, self._prefix)
+    def namespace_of(self, ctx: RequestContext) -> tuple[str, str]:
+        """(tenant, namespace) whose permissions decide ``ctx``'s request: the connection's
+        tenant (``tenants``), else the instance's own namespace."""
+        if ctx.tenant is None:
+            return self._tenant, self._namespace
+        tenant, sep, namespace = ctx.tenant.partition("/")
+        if not sep or not tenant or not namespace or "/" in namespace:
+            raise ValueError(f"tenant {ctx.tenant!r} is not TENANT/NAMESPACE")
+        return tenant, namespace
+
+    def permissions(
+        self, tenant: str | None = None, namespace: str | None = None
+    ) -> NamespacePermissions:
+        """A namespace's permissions now (two admin GETs; default: the instance's own);
+        raises when Pulsar cannot say, which denies (and nothing is cached)."""
+        tenant = self._tenant if tenant is None else tenant
+        namespace = self._namespace if namespace is None else namespace
+        info = self._admin.tenant_info(tenant)
+        policies = self._admin.namespace_policies(tenant, namespace)
+        return parse_policies(info, policies, f"persistent://{tenant}/{namespace}/")
 
     def authorize_batch(
         self, ctx: RequestContext, actions: list[tuple[Operation, Resource]]
     ) -> list[bool]:
-        """Every action of one Kafka request, against one read of the permissions."""
+        """Every action of one Kafka request, against one read of the permissions of the
+        connection's namespace."""
         if ctx.principal.type != "User":
             return [False] * len(actions)
         role = ctx.principal.name
         supers = self.super_users()
         if role in supers:
             return [True] * len(actions)
-        perms = self.permissions()
+        perms = self.permissions(*self.namespace_of(ctx))
         return [decide(perms, supers, role, op, res) for op, res in actions]
 
     def authorize(self, ctx: RequestContext, op: Operation, resource: Resource) -> bool:

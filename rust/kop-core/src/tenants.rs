@@ -323,6 +323,23 @@ mod tests {
     }
 
     #[test]
+    fn each_tenants_security_tells_hooks_its_namespace() {
+        let config = ServerConfig {
+            tenants: vec!["acme/eu".into(), "globex/prod".into()],
+            ..ServerConfig::default()
+        };
+        for key in ["acme/eu", "globex/prod"] {
+            let security = Security::new(&tenant_config(&config, key), None, None).unwrap();
+            assert_eq!(security.tenant.as_deref(), Some(key));
+        }
+        // The instance's own namespace (authentication, calls naming no tenant).
+        let own = Security::new(&config, None, None).unwrap();
+        assert_eq!(own.tenant.as_deref(), Some("public/default"));
+        let off = Security::new(&ServerConfig::default(), None, None).unwrap();
+        assert_eq!(off.tenant, None);
+    }
+
+    #[test]
     fn instance_calls_name_their_tenant() {
         let mut config = ServerConfig {
             node_id: 3,

@@ -367,6 +367,7 @@ fn the_same_action_twice_in_one_request_is_asked_once() {
         client_host: std::net::Ipv4Addr::LOCALHOST.into(),
         client_port: 1,
         api: "Metadata".into(),
+        tenant: None,
     };
     let read = (Operation::Read, ResourceType::Topic, "t-a");
     let write = (Operation::Write, ResourceType::Topic, "t-a");

@@ -317,6 +317,7 @@ impl Hooks for PyHooks {
                 ip(ctx.client_host),
                 ctx.client_port,
                 ctx.api,
+                ctx.tenant,
             );
             let actions: Vec<(i8, i8, String)> = actions
                 .into_iter()

@@ -182,19 +182,28 @@ impl NativeServer {
     }
 
     /// Forgets every cached hook answer (authorizer decisions, SCRAM credentials).
+    /// With `tenants`, every tenant's.
     fn invalidate_authorization_cache(&self) {
         if let Some(server) = self.server() {
-            server.security().invalidate_hook_caches();
+            for security in server.securities() {
+                security.invalidate_hook_caches();
+            }
         }
     }
 
-    /// How many times the authorizer hook has been asked (one per request with cache misses).
+    /// How many times the authorizer hook has been asked (one per request with cache misses;
+    /// with `tenants`, summed over the tenants).
     fn authorizer_hook_calls(&self) -> u64 {
         self.server().map_or(0, |s| {
-            s.security()
-                .authorizer
-                .hook_calls
-                .load(std::sync::atomic::Ordering::Relaxed)
+            s.securities()
+                .iter()
+                .map(|security| {
+                    security
+                        .authorizer
+                        .hook_calls
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                })
+                .sum()
         })
     }
 

@@ -56,6 +56,10 @@ pub struct HookContext {
     pub client_port: u16,
     /// The API of the request that needs the decision (e.g. "Produce").
     pub api: String,
+    /// With the `tenants` option, the `TENANT/NS` the connection was bound to (the hook
+    /// decides against that namespace); None without. Each tenant has its own `Security`, so
+    /// the decision cache is per tenant already.
+    pub tenant: Option<String>,
 }
 
 /// What a hook decided about one action.

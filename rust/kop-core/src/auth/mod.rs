@@ -101,6 +101,9 @@ pub struct Security {
     store_lock: parking_lot::Mutex<()>,
     pub authorizer: Authorizer,
     pub hooks: Option<Arc<dyn Hooks>>,
+    /// With the `tenants` option, the `TENANT/NS` this security serves (each tenant has its
+    /// own, `tenants.rs`); authorizer hooks are told it (`HookContext::tenant`). None without.
+    pub tenant: Option<String>,
     pub hook_timeout: std::time::Duration,
     pub session_lifetime_ms: i64,
     pub failed_auth_delay_ms: u64,
@@ -248,6 +251,8 @@ impl Security {
             store_lock: parking_lot::Mutex::new(()),
             authorizer,
             hooks,
+            tenant: (!config.tenants.is_empty())
+                .then(|| format!("{}/{}", config.pulsar_tenant, config.pulsar_namespace)),
             hook_timeout,
             session_lifetime_ms: config.sasl_session_lifetime_ms,
             failed_auth_delay_ms: config.failed_authentication_delay_ms.max(0) as u64,

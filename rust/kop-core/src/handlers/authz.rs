@@ -29,6 +29,7 @@ pub fn hook_context(ctx: &RequestContext, api: &str) -> HookContext {
         client_host: ctx.peer.ip(),
         client_port: ctx.peer.port(),
         api: api.to_string(),
+        tenant: ctx.security.tenant.clone(),
     }
 }
 

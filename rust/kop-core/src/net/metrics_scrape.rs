@@ -39,6 +39,23 @@ pub fn render(
                 ("oauthbearer_validator", &s.oauthbearer_hook_stats),
             ],
         );
+        // Each other tenant decides (and looks up SCRAM credentials) with its own security.
+        for tenant in tenants.iter().flat_map(|ts| ts.all()) {
+            if !std::ptr::eq(&*tenant.security, s) {
+                t.set_tenant(Some(&tenant.key));
+                hooks::render(
+                    &mut t,
+                    &[
+                        ("authorizer", &tenant.security.authorizer.hook_stats),
+                        (
+                            "scram_credential",
+                            &tenant.security.scram_hook_cache.hook_stats,
+                        ),
+                    ],
+                );
+                t.set_tenant(None);
+            }
+        }
     }
     events::render(&mut t, broker.shares_storage());
     for c in m.collected() {

@@ -299,6 +299,18 @@ impl RunningServer {
         &self.security
     }
 
+    /// Every `Security` of the server, each once: the instance's, then each other tenant's
+    /// (`tenants`: each has its own authorizer decision cache and hook counters).
+    pub fn securities(&self) -> Vec<&Arc<Security>> {
+        let mut all = vec![&self.security];
+        for tenant in self.tenants.iter().flat_map(|ts| ts.all()) {
+            if !Arc::ptr_eq(&tenant.security, &self.security) {
+                all.push(&tenant.security);
+            }
+        }
+        all
+    }
+
     /// The brokers of the `tenants` option (None when it is off).
     pub fn tenants(&self) -> Option<&Arc<crate::tenants::Tenants>> {
         self.tenants.as_ref()

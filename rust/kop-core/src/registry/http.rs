@@ -333,6 +333,7 @@ impl Served {
             client_host: peer.ip(),
             client_port: peer.port(),
             api: "SchemaRegistry".into(),
+            tenant: self.security.tenant.clone(),
         };
         self.authorize(&ctx, &access).await?;
         let reply = tokio::task::block_in_place(|| routes::execute(&self.registry, action))?;
