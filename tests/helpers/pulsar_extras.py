@@ -1,5 +1,5 @@
 """A Pulsar standalone with the pieces only a few tests need (tests/pulsar/test_pulsar_functions.py,
-tests/pulsar/test_tiered_storage.py): the functions worker (thread runtime,
+test_pulsar_io_sink.py, test_tiered_storage.py): the functions worker (thread runtime,
 scripts/pulsar/functions_worker.yml) and the filesystem offloader (``scripts/pulsar.sh
 offloaders``), with small ledgers so that a test fills several. The session's standalone stays
 as it is: these cost start-up time (the worker) and change ledger rollover for every topic.
@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +47,18 @@ class ExtrasPulsar(PulsarService):
     def create_function(self, config: dict[str, Any], jar: Path) -> None:
         """``pulsar-admin functions create``: the multipart upload of the jar and the
         FunctionConfig JSON (``POST /admin/v3/functions/{tenant}/{namespace}/{name}``)."""
+        self._upload("functions", "functionConfig", config, jar)
+
+    def create_sink(self, config: dict[str, Any], jar: Path) -> None:
+        """``pulsar-admin sinks create --archive JAR``: the multipart upload of the jar and the
+        SinkConfig JSON (``POST /admin/v3/sinks/{tenant}/{namespace}/{name}``)."""
+        self._upload("sinks", "sinkConfig", config, jar)
+
+    def _upload(self, kind: str, part: str, config: dict[str, Any], jar: Path) -> None:
         boundary = uuid.uuid4().hex
         body = b"".join(
             [
-                f'--{boundary}\r\nContent-Disposition: form-data; name="functionConfig"\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{part}"\r\n'
                 f"Content-Type: application/json\r\n\r\n{json.dumps(config)}\r\n".encode(),
                 f'--{boundary}\r\nContent-Disposition: form-data; name="data"; '
                 f'filename="{jar.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode(),
@@ -56,7 +66,7 @@ class ExtrasPulsar(PulsarService):
                 f"\r\n--{boundary}--\r\n".encode(),
             ]
         )
-        path = f"/admin/v3/functions/{config['tenant']}/{config['namespace']}/{config['name']}"
+        path = f"/admin/v3/{kind}/{config['tenant']}/{config['namespace']}/{config['name']}"
         req = urllib.request.Request(
             self.admin_url.rstrip("/") + path,
             data=body,
@@ -80,6 +90,16 @@ class ExtrasPulsar(PulsarService):
             "GET", f"/admin/v3/functions/{tenant}/{namespace}/{name}/status"
         )
         return status
+
+    def sink_status(self, tenant: str, namespace: str, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.admin(
+            "GET", f"/admin/v3/sinks/{tenant}/{namespace}/{name}/status"
+        )
+        return status
+
+    def delete_sink(self, tenant: str, namespace: str, name: str) -> None:
+        """``pulsar-admin sinks delete``."""
+        self.admin("DELETE", f"/admin/v3/sinks/{tenant}/{namespace}/{name}")
 
     # -- tiered storage ----------------------------------------------------------------------
 
@@ -108,6 +128,31 @@ class ExtrasPulsar(PulsarService):
             for lg in self.internal_info(topic)["ledgers"]
             if lg.get("isOffloaded") and lg["ledgerId"] != current
         ]
+
+
+def compile_jar(source: Path, api_jars: tuple[str, ...], out: Path) -> Path:
+    """``source`` (a Function or an IO sink) compiled with javac against the cached Maven
+    Central jars matching ``api_jars`` (only those on the class path: javac scanning all 300
+    jars costs seconds), zipped as ``out/<name>.jar``: the package the functions worker takes
+    with an explicit class name (no NAR needed)."""
+    lib = Path(
+        subprocess.run(
+            ["bash", str(PULSAR_SH), "lib"], check=True, capture_output=True, text=True, timeout=600
+        ).stdout.strip()
+    )
+    classpath = [str(jar) for pattern in api_jars for jar in lib.glob(pattern)]
+    assert len(classpath) == len(api_jars), classpath
+    classes = out / "classes"
+    subprocess.run(
+        ["javac", "-cp", ":".join(classpath), "-d", str(classes), str(source)],
+        check=True,
+        timeout=120,
+    )
+    jar = out / f"{source.stem}.jar"
+    with zipfile.ZipFile(jar, "w") as z:
+        for cls in classes.glob("*.class"):
+            z.write(cls, cls.name)
+    return jar
 
 
 def start_extras_pulsar() -> ExtrasPulsar:

@@ -7,9 +7,7 @@ namespace. Runs on the extras standalone (tests/helpers/pulsar_extras.py)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ from confluent_kafka import Producer
 
 from helpers import ck
 from helpers.instances import Pair, leaders, wait_for
-from helpers.pulsar import PULSAR_SH
-from helpers.pulsar_extras import ExtrasPulsar
+from helpers.pulsar_extras import ExtrasPulsar, compile_jar
 
 pytestmark = [pytest.mark.pulsar]
 
@@ -29,30 +26,12 @@ RECORDS = 12
 
 @pytest.fixture(scope="module")
 def function_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The function, compiled with javac against the cached Maven Central jars (only the two
-    API jars on the class path: javac scanning all 300 jars costs seconds) and zipped."""
-    lib = Path(
-        subprocess.run(
-            ["bash", str(PULSAR_SH), "lib"], check=True, capture_output=True, text=True, timeout=600
-        ).stdout.strip()
+    """The function, compiled against ``pulsar-functions-api`` and zipped."""
+    return compile_jar(
+        FUNCTION_SOURCE,
+        ("pulsar-functions-api-*.jar", "pulsar-client-api-*.jar"),
+        tmp_path_factory.mktemp("uppercase-function"),
     )
-    classpath = [
-        str(jar)
-        for pattern in ("pulsar-functions-api-*.jar", "pulsar-client-api-*.jar")
-        for jar in lib.glob(pattern)
-    ]
-    assert len(classpath) == 2, classpath
-    out = tmp_path_factory.mktemp("uppercase-function")
-    subprocess.run(
-        ["javac", "-cp", ":".join(classpath), "-d", str(out / "classes"), str(FUNCTION_SOURCE)],
-        check=True,
-        timeout=120,
-    )
-    jar = out / "uppercase-function.jar"
-    with zipfile.ZipFile(jar, "w") as z:
-        for cls in (out / "classes").glob("*.class"):
-            z.write(cls, cls.name)
-    return jar
 
 
 def _create(pair: Pair, name: str) -> str:

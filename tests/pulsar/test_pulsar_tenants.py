@@ -1,10 +1,11 @@
 """The ``tenants`` option (docs/tenants.md): two Pulsar tenants served by two kop instances,
 each login landing in its own tenant's namespace. Both tenants have a topic ``orders``; topics,
-groups, offsets, configs, SCRAM credentials and transactions are each tenant's own, and a login
-that names no served tenant fails."""
+groups, offsets, configs, SCRAM credentials, transactions and schema registry subjects are each
+tenant's own, and a login that names no served tenant fails."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,7 @@ class Cluster:
                 pulsar_namespace=self.ns,
                 tenants=[f"{self.a}/{self.ns}", f"{self.b}/{self.ns}"],
                 tenant_roles=[f"alice={self.a}/{self.ns}"],
+                schema_registry_listener=f"{HOST}:0",
                 node_id=node,
                 num_partitions=PARTITIONS,
             )
@@ -208,6 +210,74 @@ def test_scram_credentials_and_roles_are_per_tenant(cluster: Cluster) -> None:
     alice = AdminClient(cluster.login("alice", "alice-pw", "SCRAM-SHA-256"))
     # Once the credential and the topic reached both instances (their cluster sync).
     wait_for("alice sees tenant A's topics", lambda: "alice-sees" in alice.list_topics().topics)
+
+
+def test_schema_registry_subjects_are_per_tenant(cluster: Cluster) -> None:
+    """Both tenants register subject ``orders-value`` with schemas that could not share a
+    subject (incompatible under the default BACKWARD), through Confluent's
+    ``SchemaRegistryClient`` with each tenant's login as basic credentials; each sees only its
+    own subjects and schemas, on both instances. A SCRAM user mapped by ``tenant_roles`` lands
+    in its tenant; a login naming no served tenant is refused."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    def client(node: int, user: str, password: str) -> SchemaRegistryClient:
+        url = cluster.servers[node].schema_registry_url
+        return SchemaRegistryClient({"url": url, "basic.auth.user.info": f"{user}:{password}"})
+
+    def avro(name: str, fields: dict[str, str]) -> Schema:
+        doc = {
+            "type": "record",
+            "name": name,
+            "fields": [{"name": k, "type": t} for k, t in fields.items()],
+        }
+        return Schema(json.dumps(doc), "AVRO")
+
+    schema_a = avro("Order", {"id": "long"})
+    schema_b = avro("Order", {"sku": "string", "qty": "int"})
+    id_a = client(0, cluster.a, "a-pw").register_schema("orders-value", schema_a)
+    id_b = client(1, cluster.b, "b-pw").register_schema("orders-value", schema_b)
+    client(0, cluster.a, "a-pw").register_schema("payments-value", avro("Payment", {"n": "int"}))
+
+    for which, user, password, schema, schema_id in (
+        ("a", cluster.a, "a-pw", schema_a, id_a),
+        ("b", cluster.b, "b-pw", schema_b, id_b),
+    ):
+        for node in (0, 1):
+            # A fresh client per read: nothing comes from a client's cache.
+            latest = client(node, user, password).get_latest_version("orders-value")
+            assert latest.version == 1, (which, node, latest)
+            assert latest.schema_id == schema_id, (which, node, latest)
+            assert json.loads(latest.schema.schema_str) == json.loads(schema.schema_str)
+            by_id = client(node, user, password).get_schema(schema_id)
+            assert json.loads(by_id.schema_str) == json.loads(schema.schema_str)
+            assert client(node, user, password).get_versions("orders-value") == [1]
+    assert sorted(client(1, cluster.a, "a-pw").get_subjects()) == ["orders-value", "payments-value"]
+    assert client(0, cluster.b, "b-pw").get_subjects() == ["orders-value"]
+    with pytest.raises(SchemaRegistryError) as missing:
+        client(0, cluster.b, "b-pw").get_latest_version("payments-value")
+    assert missing.value.error_code == 40401, missing.value
+
+    # A SCRAM user of tenant A (tenant_roles alice=A) reads A's registry.
+    upsert = UserScramCredentialUpsertion(
+        "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"alice-pw"
+    )
+    admin_a = AdminClient(cluster.tenant("a"))
+    admin_a.alter_user_scram_credentials([upsert])["alice"].result(10)
+    for node in (0, 1):
+        # Once the credential reached this instance (cluster sync).
+        got = wait_for(
+            f"alice reads tenant A's subjects on instance {node + 1}",
+            lambda n=node: client(n, "alice", "alice-pw").get_subjects(),
+            timeout=30,
+        )
+        assert sorted(got) == ["orders-value", "payments-value"]
+
+    # A valid user whose name is no served tenant, and no role: 401 with the reason.
+    with pytest.raises(SchemaRegistryError) as refused:
+        client(0, "nobody", "n-pw").get_subjects()
+    assert refused.value.http_status_code == 401, refused.value
+    assert "is not served here" in refused.value.error_message, refused.value
 
 
 def test_a_transaction_in_a_tenant_spans_both_instances(cluster: Cluster) -> None:

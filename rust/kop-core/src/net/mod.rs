@@ -228,8 +228,12 @@ impl RunningServer {
         )?;
         exposed.opened(broker.clone(), security.clone(), tenants.clone());
         if let Some(std_listener) = registry_listener {
-            let served =
-                crate::registry::served(&config, broker.metadata().documents(), security.clone());
+            let served = crate::registry::served(
+                &config,
+                broker.metadata().documents(),
+                security.clone(),
+                tenants.clone(),
+            );
             let _guard = runtime.enter();
             let listener = TcpListener::from_std(std_listener)?;
             runtime.spawn(crate::registry::http::serve(listener, Arc::new(served)));

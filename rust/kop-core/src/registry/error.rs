@@ -35,6 +35,10 @@ impl RegistryError {
     pub fn unauthorized() -> RegistryError {
         err(401, 401, "Unauthorized")
     }
+    /// Authenticated, but refused all the same (with tenants: the login selects no tenant).
+    pub fn unauthorized_because(why: &str) -> RegistryError {
+        err(401, 401, format!("Unauthorized: {why}"))
+    }
     pub fn denied(principal: &str, operation: &str, resource: &str) -> RegistryError {
         err(
             403,

@@ -2,8 +2,11 @@
 //! listener's (kop has no HTTP framework; the registry needs only Content-Length bodies and
 //! keep-alive). Authentication and authorization are the Kafka listeners': HTTPS with their
 //! certificate when they use TLS (a client certificate is a principal), HTTP basic against
-//! the SASL PLAIN/SCRAM users and the PLAIN authenticator hook, then kop's authorizer.
+//! the SASL PLAIN/SCRAM users and the PLAIN authenticator hook, then kop's authorizer. With
+//! the `tenants` option the login then selects the tenant whose registry, ACLs and SCRAM
+//! credentials serve the request, as a Kafka login selects its broker (`tenants.rs`).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use crate::auth::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::auth::authorizer::{HookContext, LoginAttempt};
 use crate::auth::scram::{ScramAlg, ScramCredential};
 use crate::auth::{plain, Principal, Security};
+use crate::tenants::{Choice, Tenants};
 
 /// How long a connection may stay idle between requests (and take to send one).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +39,22 @@ pub struct Served {
     pub security: Arc<Security>,
     /// Clients must authenticate: some Kafka listener uses SASL.
     pub require_auth: bool,
+    /// With the `tenants` option: each tenant's registry (`registry` then serves nobody).
+    pub tenants: Option<TenantRegistries>,
+}
+
+/// The registries of the `tenants` option: by `TENANT/NS`, each tenant's registry and
+/// security (ACLs, SCRAM credentials).
+pub struct TenantRegistries {
+    pub tenants: Arc<Tenants>,
+    pub registries: HashMap<String, (Registry, Arc<Security>)>,
+}
+
+/// Who a request is: its principal and, for credentials a PLAIN login would take (SASL users,
+/// `token:` passwords, the authenticator hook), the user name, which may name the tenant.
+struct Login {
+    principal: Principal,
+    plain_user: Option<String>,
 }
 
 /// How long a client has to complete the TLS handshake.
@@ -324,10 +344,11 @@ impl Served {
         peer: SocketAddr,
         certificate: Option<&Principal>,
     ) -> Result<Reply> {
-        let principal = self.authenticate(headers, peer, certificate).await?;
+        let login = self.authenticate(headers, peer, certificate).await?;
+        let (registry, security) = self.tenant(&login)?;
         let (action, access) = routes::route(&req)?;
         let ctx = HookContext {
-            principal,
+            principal: login.principal,
             listener: LISTENER.into(),
             security_protocol: self.protocol(),
             client_host: peer.ip(),
@@ -335,8 +356,8 @@ impl Served {
             api: "SchemaRegistry".into(),
             tenant: self.security.tenant.clone(),
         };
-        self.authorize(&ctx, &access).await?;
-        let reply = tokio::task::block_in_place(|| routes::execute(&self.registry, action))?;
+        Self::authorize(registry, security, &ctx, &access).await?;
+        let reply = tokio::task::block_in_place(|| routes::execute(registry, action))?;
         if access != Access::SubjectList {
             return Ok(reply);
         }
@@ -358,7 +379,7 @@ impl Served {
                 )
             })
             .collect();
-        let allowed = self.security.authorizer.authorize(&ctx, &actions).await;
+        let allowed = security.authorizer.authorize(&ctx, &actions).await;
         let visible: Vec<_> = names
             .into_iter()
             .zip(allowed)
@@ -368,13 +389,47 @@ impl Served {
         Ok(Reply::Json(serde_json::json!(visible)))
     }
 
-    async fn authorize(&self, ctx: &HookContext, access: &Access) -> Result<()> {
+    /// The registry and security (ACLs) serving a login: the instance's, or with tenants the
+    /// tenant the login selects (the PLAIN user name `tenant` or `tenant/namespace`, else the
+    /// principal's `tenant_roles` entry); no tenant is 401 with the reason.
+    fn tenant(&self, login: &Login) -> Result<(&Registry, &Arc<Security>)> {
+        let Some(t) = &self.tenants else {
+            return Ok((&self.registry, &self.security));
+        };
+        let refuse = |why: String| {
+            tracing::info!(principal = %login.principal, %why, "schema registry: no tenant");
+            RegistryError::unauthorized_because(&why)
+        };
+        match t.tenants.resolve(
+            login.plain_user.as_deref(),
+            &login.principal,
+            LISTENER,
+            self.require_auth,
+        ) {
+            Ok(Choice::Tenant(tenant)) => {
+                let (registry, security) = &t.registries[&tenant.key];
+                Ok((registry, security))
+            }
+            Ok(Choice::Instance) => Err(refuse(format!(
+                "{} has no tenant (the registry serves tenants only)",
+                login.principal
+            ))),
+            Err(why) => Err(refuse(why)),
+        }
+    }
+
+    async fn authorize(
+        registry: &Registry,
+        security: &Security,
+        ctx: &HookContext,
+        access: &Access,
+    ) -> Result<()> {
         let (op, rtype, names): (Operation, ResourceType, Vec<String>) = match access {
             Access::Anyone | Access::SubjectList => return Ok(()),
             Access::Cluster(op) => (*op, ResourceType::Cluster, vec![CLUSTER_NAME.into()]),
             Access::Subject(s, op) => (*op, ResourceType::Topic, vec![routes::topic_of(s).into()]),
             Access::SchemaId(id) => {
-                let uses = tokio::task::block_in_place(|| self.registry.uses_of(*id, true))?;
+                let uses = tokio::task::block_in_place(|| registry.uses_of(*id, true))?;
                 if uses.is_empty() {
                     (
                         Operation::Describe,
@@ -391,7 +446,7 @@ impl Served {
             }
         };
         let actions: Vec<_> = names.iter().map(|n| (op, rtype, n.as_str())).collect();
-        let allowed = self.security.authorizer.authorize(ctx, &actions).await;
+        let allowed = security.authorizer.authorize(ctx, &actions).await;
         if allowed.iter().any(|&a| a) {
             return Ok(());
         }
@@ -410,22 +465,37 @@ impl Served {
         headers: &Headers,
         peer: SocketAddr,
         certificate: Option<&Principal>,
-    ) -> Result<Principal> {
+    ) -> Result<Login> {
         let Some(value) = header(headers, "authorization") else {
-            if let Some(p) = certificate {
-                return Ok(p.clone());
-            }
-            return if self.require_auth {
-                Err(RegistryError::unauthorized())
-            } else {
-                Ok(Principal::anonymous())
+            let principal = match certificate {
+                Some(p) => p.clone(),
+                None if self.require_auth => return Err(RegistryError::unauthorized()),
+                None => Principal::anonymous(),
             };
+            return Ok(Login {
+                principal,
+                plain_user: None,
+            });
         };
         let (user, password) = basic_credentials(value).ok_or_else(RegistryError::unauthorized)?;
         let security = &self.security;
-        if security.check_plain(&user, &password) || self.scram_matches(&user, &password) {
-            return Ok(Principal::user(user));
+        if security.check_plain(&user, &password) {
+            return Ok(Login {
+                principal: Principal::user(user.clone()),
+                plain_user: Some(user),
+            });
         }
+        // A SCRAM user is a SCRAM login: its tenant is its tenant_roles entry.
+        if self.scram_matches(&user, &password) {
+            return Ok(Login {
+                principal: Principal::user(user),
+                plain_user: None,
+            });
+        }
+        let plain = |principal| Login {
+            principal,
+            plain_user: Some(user.clone()),
+        };
         if let Some(t) = password.strip_prefix("token:") {
             if security.plain_token_auth {
                 let conn = crate::auth::authorizer::LoginConnection {
@@ -437,6 +507,7 @@ impl Served {
                 return security
                     .validate_bearer_token(t, conn)
                     .await
+                    .map(plain)
                     .map_err(|_| RegistryError::unauthorized());
             }
         }
@@ -445,7 +516,7 @@ impl Served {
         };
         let login = LoginAttempt {
             mechanism: "PLAIN".into(),
-            username: user,
+            username: user.clone(),
             password,
             listener: LISTENER.into(),
             security_protocol: self.protocol(),
@@ -453,26 +524,26 @@ impl Served {
             client_port: peer.port(),
         };
         match tokio::time::timeout(security.hook_timeout, hooks.authenticate(login)).await {
-            Ok(Ok(Ok(Some(principal)))) => Ok(principal),
+            Ok(Ok(Ok(Some(principal)))) => Ok(plain(principal)),
             _ => Err(RegistryError::unauthorized()),
         }
     }
 
     /// A user whose SCRAM credential (set with kafka-configs / AlterUserScramCredentials)
-    /// matches the password.
+    /// matches the password; with tenants the credentials are in the user's `tenant_roles`
+    /// tenant, as for a SCRAM login on the Kafka listeners.
     fn scram_matches(&self, user: &str, password: &str) -> bool {
+        let tenant = self
+            .tenants
+            .as_ref()
+            .and_then(|t| t.tenants.login_security(user));
+        let security = tenant.as_ref().unwrap_or(&self.security);
         [ScramAlg::Sha256, ScramAlg::Sha512].into_iter().any(|alg| {
-            self.security
-                .scram_credential(alg, user)
-                .is_some_and(|stored| {
-                    let derived = ScramCredential::from_password(
-                        alg,
-                        password,
-                        &stored.salt,
-                        stored.iterations,
-                    );
-                    plain::constant_time_eq(&derived.stored_key, &stored.stored_key)
-                })
+            security.scram_credential(alg, user).is_some_and(|stored| {
+                let derived =
+                    ScramCredential::from_password(alg, password, &stored.salt, stored.iterations);
+                plain::constant_time_eq(&derived.stored_key, &stored.stored_key)
+            })
         })
     }
 }
