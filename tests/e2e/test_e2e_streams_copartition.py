@@ -6,7 +6,12 @@ customers' 2 partitions (not the 3 of its upstream orders): otherwise keys land 
 partitions the table's do not match and joins are lost. Joined as keyed instead, orders and
 customers are the copartition group themselves, and their counts differ: the heartbeat's status
 INCORRECTLY_PARTITIONED_TOPICS makes the Streams client fail with Kafka's detail. One JVM per
-test (~10 s each)."""
+test (~10 s each).
+
+Static membership (``group.instance.id``) with the same app: of two instances, one is stopped
+(it leaves as a static member) and restarted within the session timeout; it gets its tasks back
+and the other keeps its member id and tasks (``kafka-streams-groups --describe --members
+--verbose``). Two JVMs and a restart (~25 s)."""
 
 from __future__ import annotations
 
@@ -18,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ck, txn
+from helpers import ck, java, txn
 from helpers.data import Rec
 from helpers.servers import ServerHandle
 
 pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
 
+STREAMS_GROUP_COMMAND = "org.apache.kafka.tools.streams.StreamsGroupCommand"
 CUSTOMERS = {f"c{i}": f"name{i}" for i in range(8)}
 ORDERS = 60
 
@@ -167,3 +173,79 @@ def test_copartitioned_source_topics_with_different_counts_fail_the_app(
         raise AssertionError(f"{e}\n--- app ---\n{app.tail()}") from e
     finally:
         txn.kill_group(app.proc)
+
+
+def members(bootstrap: str, group: str) -> dict[str, tuple[str, str, str]]:
+    """``kafka-streams-groups --describe --members --verbose``: client id -> (member id, member
+    epoch, the rest of its row: assignment and target assignment)."""
+    described = java.run_class(
+        STREAMS_GROUP_COMMAND,
+        ["--bootstrap-server", bootstrap, "--describe", "--members", "--verbose", "--group", group],
+        timeout=60,
+    ).stdout
+    out = {}
+    for line in described.splitlines():
+        if line.startswith(group + " "):
+            f = line.split(None, 8)
+            # GROUP TARGET-ASSIGNMENT-EPOCH TOPOLOGY-EPOCH MEMBER MEMBER-PROTOCOL MEMBER-EPOCH
+            # PROCESS CLIENT-ID ...
+            out[f[7]] = (f[3], f[5], f[8] if len(f) > 8 else "")
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_a_static_member_restarted_within_the_session_timeout_gets_its_tasks_back(
+    server: ServerHandle, java_classes: txn.JavaClasses, tmp_path: Path
+) -> None:
+    bootstrap = server.bootstrap
+    orders = ck.create_topic(bootstrap, ck.unique("st-orders"), 3)
+    customers = ck.create_topic(bootstrap, ck.unique("st-customers"), 2)
+    out = ck.create_topic(bootstrap, ck.unique("st-out"), 2)
+    app_id = ck.unique("st-app")
+    produce_customers(bootstrap, customers)
+    classes = java_classes.with_streams()
+
+    def start(i: int) -> OrderJoinApp:
+        args = [bootstrap, app_id, orders, customers, out, str(tmp_path / f"state{i}"), "rekey"]
+        return OrderJoinApp(classes, [*args, f"inst{i}"], tmp_path / f"app{i}.log")
+
+    apps = [start(0), start(1)]
+    try:
+        wait("both RUNNING", lambda: all(a.running() for a in apps), 60)
+
+        def settled() -> dict[str, tuple[str, str, str]] | None:
+            m = members(bootstrap, app_id)
+            epochs = {e for _, e, _ in m.values()}
+            return m if len(m) == 2 and len(epochs) == 1 else None
+
+        before: dict[str, tuple[str, str, str]] = {}
+        wait(
+            "both members at one epoch", lambda: bool(before.update(settled() or {}) or before), 60
+        )
+        static = {c: v for c, v in before.items() if c.startswith("inst1")}
+        other = {c: v for c, v in before.items() if c.startswith("inst0")}
+        assert len(static) == len(other) == 1, before
+
+        # A graceful stop leaves as a static member; the restart comes back within the
+        # session timeout (45 s) with the same instance id.
+        apps[1].proc.terminate()
+        apps[1].proc.wait(timeout=30)
+        apps[1] = start(1)
+        wait("restarted instance RUNNING", apps[1].running, 60)
+        after = members(bootstrap, app_id)
+        assert len(after) == 2, after
+        # The other member kept its member id and tasks. (Its member epoch may move on: Kafka
+        # 4.4 bumps the group epoch when the static member comes back, with the same target.)
+        kept = {c: (m, t) for c, (m, _, t) in after.items() if c.startswith("inst0")}
+        assert kept == {c: (m, t) for c, (m, _, t) in other.items()}, (other, after)
+        # The restarted one is a new member with the tasks the instance had.
+        ((client, (member, _, tasks)),) = (
+            (c, v) for c, v in after.items() if c.startswith("inst1")
+        )
+        assert member != static[client][0] and tasks == static[client][2], (static, after)
+    except AssertionError as e:
+        logs = "\n".join(f"--- app{i} ---\n{a.tail()}" for i, a in enumerate(apps))
+        raise AssertionError(f"{e}\n{logs}") from e
+    finally:
+        for a in apps:
+            txn.kill_group(a.proc)
