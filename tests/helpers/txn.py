@@ -140,7 +140,8 @@ def jvm(classpath: str, main: str, args: Sequence[str]) -> list[str]:
 
 class JavaClasses:
     """tests/clients/java compiled into ``out``: ``classpath`` runs TxnClient and ShareClient,
-    and once ``with_streams()`` has been called, ``streams_classpath`` runs WordCount."""
+    and once ``with_streams()`` has been called, ``streams_classpath`` runs WordCount and
+    OrderJoin."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
@@ -152,7 +153,7 @@ class JavaClasses:
     def with_streams(self) -> JavaClasses:
         if not self.streams_classpath:
             cp = _kafka_sh("streams-classpath")
-            self._compile(["WordCount.java"], cp)
+            self._compile(["WordCount.java", "OrderJoin.java"], cp)
             self.streams_classpath = f"{self.out}:{cp}"
         return self
 

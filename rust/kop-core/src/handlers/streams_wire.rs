@@ -6,7 +6,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::group::streams::assignor::TaskSet;
-use crate::group::streams::topology::{Subtopology, TopicInfo, Topology};
+use crate::group::streams::topology::{CopartitionGroup, Subtopology, TopicInfo, Topology};
 use crate::group::streams::TaskOffset;
 
 pub const HEARTBEAT_KEY: i16 = 88;
@@ -242,14 +242,17 @@ fn subtopology(r: &mut Reader) -> Result<Subtopology, Malformed> {
         changelog_topics: r.array(topic_info)?,
         repartition_sink_topics: r.array(Reader::string)?,
         repartition_source_topics: r.array(topic_info)?,
+        // Indexes into the source topics, patterns and repartition source topics above.
+        copartition_groups: r.array(|r| {
+            let g = CopartitionGroup {
+                source_topics: int16s(r)?,
+                source_topic_regex: int16s(r)?,
+                repartition_source_topics: int16s(r)?,
+            };
+            r.tagged()?;
+            Ok(g)
+        })?,
     };
-    // Copartition groups: indexes into the lists above; kop does not enforce them.
-    r.array(|r| {
-        int16s(r)?;
-        int16s(r)?;
-        int16s(r)?;
-        r.tagged()
-    })?;
     r.tagged()?;
     Ok(s)
 }

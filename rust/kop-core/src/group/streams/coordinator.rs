@@ -61,6 +61,12 @@ impl GroupCoordinator {
             let before = s.clone();
             let now = Now::current();
             let out = s.heartbeat(p, now.at, settings.num_standby, configure);
+            if out.is_err() {
+                // A refused heartbeat changes nothing (an invalid topology is found only once
+                // the member has been taken in).
+                *s = before;
+                return out;
+            }
             if durable_part_changed(&before, s) {
                 if s.members.is_empty() {
                     s.state_since_ms = now.ms;

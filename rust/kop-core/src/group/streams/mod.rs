@@ -6,6 +6,7 @@
 
 pub mod assignor;
 mod coordinator;
+mod copartition;
 pub mod endpoints;
 pub mod topology;
 
@@ -327,6 +328,10 @@ impl StreamsGroup {
             Some(t) => configure(t),
             None => Configured::default(),
         };
+        if let Some(msg) = configured.invalid {
+            // Nothing of this heartbeat is kept (the coordinator restores the group).
+            return Err((KafkaError::StreamsInvalidTopology, msg));
+        }
         statuses.extend(configured.statuses.iter().cloned());
         if configured.tasks != self.tasks {
             self.tasks = configured.tasks.clone();
