@@ -151,6 +151,8 @@ def test_features_describe_group_version(server, kafka_tools):
     }
     # The KIP-848 consumer protocol is served on both.
     assert levels["group.version"] == ("1", "1"), out
+    # Share groups: level 1 in force, 2 supported (ShareFetch/ShareAcknowledge v2 served).
+    assert levels["share.version"] == ("2", "1"), out
 
 
 def _offset_for_leader_epoch(

@@ -264,3 +264,68 @@ def test_by_duration_reset_starts_at_the_first_recent_record(
     # Starting anywhere earlier, the first five values would include old ones.
     got = client.call("drain", group, topic, len(new), 30_000)["got"]
     assert got == {v: [1] for v in new}, got
+
+
+@pytest.mark.timeout(120)
+def test_renewed_records_outlive_their_lock(sserver: ServerHandle, client: ShareServe) -> None:
+    """KIP-1222 (ShareFetch/ShareAcknowledge v2): a consumer holding three records renews their
+    3 s acquisition locks for 7 s (`acknowledge(record, RENEW)`) and then accepts them at
+    delivery count 1; another consumer of the group polling all along gets none of them. With
+    the group's `share.renew.acknowledge.enable=false` the renewals fail (INVALID_RECORD_STATE)
+    and the records are delivered again once their lock expires (to whichever consumer polls
+    first: on Kafka 4.4 mostly the holder). About 16 s on kop, 32 s on Kafka."""
+    topic, values = _topic_with(sserver.bootstrap, "share-renew", 3)
+    out = client.call("renew", _group(client, "sg-renew"), topic, len(values), 7_000)
+    assert out["errors"] == [] and out["other_errors"] == [], out
+    assert out["other"] == {}, out
+    assert sorted(out["seen"]) == sorted(values), out
+    # Renewed records come back to the holder on later polls, never redelivered.
+    assert all(set(counts) == {1} and len(counts) >= 2 for counts in out["seen"].values()), out
+    assert out["renewals"] >= 3 and out["lock_ms"] == LOCK_MS, out
+
+    topic, values = _topic_with(sserver.bootstrap, "share-norenew", 3)
+    group = _group(client, "sg-norenew")
+    assert client.call("config", group, "share.renew.acknowledge.enable", "false")["set"]
+    out = client.call("renew", group, topic, len(values), 3_500)
+    assert any("InvalidRecordState" in e for e in out["errors"]), out
+    again = {v: max(out["seen"].get(v, []) + out["other"].get(v, [])) for v in values}
+    assert all(count >= 2 for count in again.values()), out
+
+
+@pytest.mark.timeout(120)
+def test_record_limit_acquires_max_poll_records_exactly(
+    sserver: ServerHandle, client: ShareServe
+) -> None:
+    """KIP-1206: ten records in one batch. A consumer with `share.acquire.mode=record_limit`
+    and `max.poll.records=3` acquires three of them, and another consumer of the group gets
+    the other seven while it holds them (15 s locks); in the default batch_optimized mode the
+    fetch acquires the whole batch and the first poll returns all ten (as on Kafka 4.4). About
+    10 s (the second consumer's assignment comes with a heartbeat)."""
+    topic = ck.create_topic(sserver.bootstrap, ck.unique("share-acquire"), 1)
+    values = [f"v{i}" for i in range(10)]
+    ck.produce(sserver.bootstrap, topic, [Rec(0, None, v.encode()) for v in values], linger_ms=300)
+    group = _group(client, "sg-limit-mode")
+    assert client.call("config", group, "share.record.lock.duration.ms", "15000")["set"]
+    out = client.call("acquire", group, topic, "record_limit", 3, 7, 12_000)
+    assert len(out["first"]) == 3, out
+    assert sorted(out["first"] + list(out["other"])) == sorted(values), out
+    assert all(counts == [1] for counts in out["other"].values()), out
+    out = client.call("acquire", _group(client, "sg-batch-mode"), topic, "batch_optimized", 3, 0, 0)
+    assert sorted(out["first"]) == sorted(values), out
+
+
+@pytest.mark.timeout(60)
+def test_classic_group_apis_on_a_share_group(sserver: ServerHandle) -> None:
+    """A share group's id seen by the classic group APIs, as Kafka 4.4 answers (measured):
+    DescribeGroups v6 says GROUP_ID_NOT_FOUND "is not a classic group" (state Dead),
+    OffsetCommit GROUP_ID_NOT_FOUND, OffsetFetch no offsets and no error. Under a second."""
+    b = sserver.bootstrap
+    topic, _ = _topic_with(b, "share-classic", 1)
+    group = ck.unique("sg-classic")
+    error, _ = share_wire.heartbeat(b, group, ck.unique("member"), 0, [topic])
+    assert error == 0
+    not_found = 69
+    described = share_wire.classic_describe(b, group)
+    assert described == (not_found, f"Group {group} is not a classic group.", "Dead")
+    assert share_wire.offset_commit(b, group, topic) == not_found
+    assert share_wire.offset_fetch_topics(b, group) == (0, 0)

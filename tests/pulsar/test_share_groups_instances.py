@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.pulsar, pytest.mark.java, pytest.mark.usefixtures("kaf
 
 RECORDS = 6000
 CONSUMERS = 3
-MAX_POLL_RECORDS = 20  # ShareClient takeover's max.poll.records
+MAX_POLL_RECORDS = 20  # ShareClient takeover: max.poll.records, acquire mode record_limit
 DELIVERY_LIMIT = 5  # group.share.delivery.count.limit's default
 
 

@@ -22,13 +22,22 @@
 //   ackeach GROUP TOPIC N            accepts N records one ShareAcknowledge each (bench/: the
 //                                    share-state documents they write)
 //   takeover GROUP TOPIC N CONSUMERS TIMEOUT_MS
-//                                    CONSUMERS consumers (explicit acknowledgement) accept records,
+//                                    CONSUMERS consumers (explicit acknowledgement, 20 records a
+//                                    poll: share.acquire.mode=record_limit) accept records,
 //                                    committing each poll's, until the share partition's start
 //                                    offset reached N (every record done on the server) or N
 //                                    acceptances were confirmed: each delivery (value, count,
 //                                    whether a confirmed acceptance of it preceded it), the
 //                                    confirmed count, the values delivered but never confirmed,
 //                                    the start offset last read
+//   renew GROUP TOPIC N HOLD_MS      explicit acknowledgement: once it holds all N records, renews
+//                                    their locks (acknowledge RENEW, commitSync) for HOLD_MS, then
+//                                    accepts them, while a second consumer of the group polls:
+//                                    the delivery counts each got, renewals, commit errors
+//   acquire GROUP TOPIC MODE MAX WANT WAIT_MS
+//                                    a consumer with share.acquire.mode=MODE and max.poll.records
+//                                    MAX polls once and holds what it got; a second consumer
+//                                    polls until it has WANT values or WAIT_MS passed: both lists
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -120,6 +129,13 @@ public final class ShareClient {
                         out = takeover(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]),
                                 Long.parseLong(w[5]));
                         break;
+                    case "renew":
+                        out = renew(w[1], w[2], Integer.parseInt(w[3]), Long.parseLong(w[4]));
+                        break;
+                    case "acquire":
+                        out = acquire(w[1], w[2], w[3], Integer.parseInt(w[4]),
+                                Integer.parseInt(w[5]), Long.parseLong(w[6]));
+                        break;
                     case "bench":
                         out = bench(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]));
                         break;
@@ -143,7 +159,15 @@ public final class ShareClient {
     }
 
     private KafkaShareConsumer<String, String> consumer(String group, String mode, int maxPoll) {
+        return consumer(group, mode, maxPoll, null);
+    }
+
+    private KafkaShareConsumer<String, String> consumer(
+            String group, String mode, int maxPoll, String acquireMode) {
         Properties p = new Properties();
+        if (acquireMode != null) {
+            p.put("share.acquire.mode", acquireMode);
+        }
         p.put("max.poll.records", Integer.toString(maxPoll));
         p.put("bootstrap.servers", bootstrap);
         p.put("group.id", group);
@@ -226,7 +250,7 @@ public final class ShareClient {
         List<String> errors = Collections.synchronizedList(new ArrayList<>());
         for (int i = 0; i < consumers; i++) {
             Thread t = new Thread(() -> {
-                try (KafkaShareConsumer<String, String> c = consumer(group, "explicit", 20)) {
+                try (KafkaShareConsumer<String, String> c = consumer(group, "explicit", 20, "record_limit")) {
                     c.subscribe(List.of(topic));
                     while (!stop.get()) {
                         List<String> polled = new ArrayList<>();
@@ -299,6 +323,133 @@ public final class ShareClient {
         out.put("deliveries", deliveries);
         out.put("errors", errors.subList(0, Math.min(errors.size(), 20)));
         return out;
+    }
+
+    /** A consumer of the group in its own thread, polling until stopped: value -> counts. */
+    private final class Watcher implements AutoCloseable {
+        final Map<String, List<Integer>> got = new ConcurrentHashMap<>();
+        final List<String> errors = Collections.synchronizedList(new ArrayList<>());
+        private volatile boolean stop;
+        private final Thread thread;
+
+        Watcher(String group, String topic, int want, long deadline) {
+            thread = new Thread(() -> {
+                try (KafkaShareConsumer<String, String> c = consumer(group, "implicit")) {
+                    c.subscribe(List.of(topic));
+                    while (!stop && got.size() < want && System.currentTimeMillis() < deadline) {
+                        for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) {
+                            got.computeIfAbsent(r.value(), k -> new ArrayList<>())
+                                    .add(r.deliveryCount().map(Short::intValue).orElse(-1));
+                        }
+                    }
+                    c.commitSync();
+                } catch (Throwable e) {
+                    errors.add(e.toString());
+                }
+            });
+            thread.start();
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            stop = true;
+            thread.join();
+        }
+    }
+
+    /**
+     * Holds all n records, renewing their acquisition locks for holdMs (RENEW, then commitSync;
+     * the consumer gives renewed records back on a later poll), then accepts them; a second
+     * consumer of the group polls meanwhile and one second more.
+     */
+    private Object renew(String group, String topic, int n, long holdMs) throws Exception {
+        Map<String, List<Integer>> seen = new LinkedHashMap<>();
+        List<String> errors = new ArrayList<>();
+        int renewals = 0;
+        Watcher other = null;
+        Object lockMs = -1;
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + WAIT_MS;
+            long until = Long.MAX_VALUE;
+            Set<String> accepted = new java.util.HashSet<>();
+            while (accepted.size() < n && System.currentTimeMillis() < deadline) {
+                if (other != null && System.currentTimeMillis() >= until) {
+                    // Done when every record was accepted here or went to the other consumer.
+                    Set<String> done = new java.util.HashSet<>(accepted);
+                    done.addAll(other.got.keySet());
+                    if (done.size() >= n) {
+                        break;
+                    }
+                }
+                ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(100));
+                boolean renewing = System.currentTimeMillis() < until;
+                for (ConsumerRecord<String, String> r : recs) {
+                    seen.computeIfAbsent(r.value(), k -> new ArrayList<>())
+                            .add(r.deliveryCount().map(Short::intValue).orElse(-1));
+                    if (renewing) {
+                        c.acknowledge(r, AcknowledgeType.RENEW);
+                    } else {
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                        accepted.add(r.value());
+                    }
+                }
+                if (recs.isEmpty()) {
+                    continue;
+                }
+                if (renewing) {
+                    renewals++;
+                }
+                for (var e : c.commitSync().entrySet()) {
+                    e.getValue().ifPresent(x -> errors.add(x.toString()));
+                }
+                lockMs = c.acquisitionLockTimeoutMs().orElse(-1);
+                if (other == null && seen.size() == n) {
+                    // It holds them all: renewals start now, and so does the other consumer.
+                    until = System.currentTimeMillis() + holdMs;
+                    other = new Watcher(group, topic, n, deadline);
+                }
+                // A slow application: half a second per poll's records.
+                Thread.sleep(500);
+            }
+            Thread.sleep(1000);
+        } finally {
+            if (other != null) {
+                other.close();
+            }
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("seen", seen);
+        out.put("renewals", renewals);
+        out.put("errors", errors.subList(0, Math.min(errors.size(), 5)));
+        out.put("other", other == null ? Map.of() : other.got);
+        out.put("other_errors", other == null ? List.of() : other.errors);
+        out.put("lock_ms", lockMs);
+        return out;
+    }
+
+    /**
+     * A consumer in acquire mode `mode` polls once with max.poll.records `max` and holds what it
+     * got; another consumer of the group then polls until it has `want` values or waitMs.
+     */
+    private Object acquire(String group, String topic, String mode, int max, int want, long waitMs)
+            throws Exception {
+        List<String> first = new ArrayList<>();
+        Map<String, List<Integer>> other;
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit", max, mode)) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + WAIT_MS;
+            while (first.isEmpty() && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    first.add(r.value());
+                }
+            }
+            try (Watcher w = new Watcher(group, topic, want, System.currentTimeMillis() + waitMs)) {
+                w.thread.join();
+                other = w.got;
+            }
+        }
+        return Map.of("first", first, "other", new java.util.TreeMap<>(other));
     }
 
     /** Releases the first record it gets and waits for it to come back. */

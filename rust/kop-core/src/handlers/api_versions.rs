@@ -13,13 +13,14 @@ use crate::error::KafkaError;
 /// 0 means the feature is off; Kafka then leaves it out of the finalized list. kop serves the
 /// KIP-848 consumer group protocol (`group.version` 1) and transactions with KIP-890's
 /// server-side defence (`transaction.version` 2, as Kafka 4.x clusters run; producers of
-/// older clients use version 1), KIP-932 share groups (`share.version` 1: ShareGroupHeartbeat,
-/// ShareGroupDescribe, ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets) and KIP-1071
+/// older clients use version 1), KIP-932 share groups (`share.version` 1 in force and 2 supported, as a new Kafka 4.4 cluster reports it, which serves ShareFetch v2 at level 1 too: ShareGroupHeartbeat,
+/// ShareGroupDescribe, ShareFetch and ShareAcknowledge up to v2 with KIP-1206's acquire modes
+/// and KIP-1222's renewals, DescribeShareGroupOffsets) and KIP-1071
 /// Streams groups (`streams.version` 1: StreamsGroupHeartbeat, StreamsGroupDescribe). `metadata.version` and `kraft.version` describe a KRaft quorum,
 /// which kop does not have.
 pub const FEATURES: [(&str, i16, i16); 4] = [
     ("group.version", 1, 1),
-    ("share.version", 1, 1),
+    ("share.version", 2, 1),
     ("streams.version", 1, 1),
     ("transaction.version", 2, 2),
 ];
@@ -29,9 +30,16 @@ const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 fn api_keys() -> Vec<ApiVersion> {
     let extra = super::streams_groups::SERVED_EXTRA;
+    // Versions served by hand above what the crate decodes (ShareFetch / ShareAcknowledge v2).
+    let above = |key: i16, max: i16| {
+        super::share_wire::SERVED_ABOVE_CODEC
+            .iter()
+            .find(|&&(k, _)| k == key)
+            .map_or(max, |&(_, v)| v.max(max))
+    };
     SERVED
         .iter()
-        .map(|&(key, min, max)| (key as i16, min, max))
+        .map(|&(key, min, max)| (key as i16, min, above(key as i16, max)))
         .chain(extra.iter().copied())
         .map(|(key, min, max)| {
             ApiVersion::default()

@@ -350,9 +350,16 @@ pub async fn describe_groups(
             };
             let Some(summary) = described else {
                 let dead = base.with_group_state(sb(GroupState::Dead.name()));
+                // A share group is not described here (Kafka 4.4: GROUP_ID_NOT_FOUND, "not a
+                // classic group", from v6; before, a dead group without an error).
+                let why = if ctx.broker.share.is_share_group(&ctx.broker.groups, &id) {
+                    format!("Group {} is not a classic group.", &*id)
+                } else {
+                    format!("Group {} not found.", &*id)
+                };
                 return if version >= 6 {
                     dead.with_error_code(KafkaError::GroupIdNotFound.code())
-                        .with_error_message(Some(sb(format!("Group {} not found.", &*id))))
+                        .with_error_message(Some(sb(why)))
                 } else {
                     dead
                 };

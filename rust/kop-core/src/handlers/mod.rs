@@ -35,6 +35,12 @@ mod share_groups;
 mod share_offsets;
 #[cfg(test)]
 mod share_offsets_tests;
+mod share_wire;
+/// The hand-written ShareFetch / ShareAcknowledge v2 decoders, for the fuzz target `share_wire`.
+#[cfg(feature = "fuzzing")]
+pub use share_wire::{
+    decode_for_fuzzing as decode_share_v2_body, sample_bodies as share_v2_sample_bodies,
+};
 mod streams_groups;
 mod streams_wire;
 /// The hand-written Streams group decoders, for the fuzz target `streams_wire`.
@@ -321,6 +327,10 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
         // Counted under its own wire key, not the sibling the frame's header was decoded as.
         let outcome = streams_groups::dispatch(ctx, raw, frame).await;
         return timed(&ctx.broker, raw, version, started, outcome);
+    }
+    if share_wire::is_hand_written(key as i16, version) {
+        let outcome = share_fetch::dispatch_v2(ctx, frame, started).await;
+        return timed(&ctx.broker, key as i16, version, started, outcome);
     }
     let Some((min, max)) = served_range(key) else {
         return Outcome::Close(format!("API {key:?} is not served"));

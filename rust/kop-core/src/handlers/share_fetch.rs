@@ -6,6 +6,11 @@
 //! whole batches are read from the log and the answer names the acquired offsets
 //! (AcquiredRecords), which the client alone delivers. With nothing acquired the request waits
 //! for an append, an expiring lock, or MaxWaitMs.
+//!
+//! Version 2 (hand-decoded: `share_wire.rs`) adds KIP-1206's acquire mode (record-limit takes
+//! MaxRecords exactly, batch-optimized — v1's only mode — whole batches) and KIP-1222's RENEW
+//! acknowledgement, which restarts the lock of records the member holds; a renewing ShareFetch
+//! fetches nothing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,12 +28,14 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::authz::{self, Operation, ResourceType};
-use super::{sb, RequestContext};
+use super::share_wire::{self, AcquireMode, ShareAcknowledge, ShareFetch};
+use super::{sb, Outcome, RequestContext};
 use crate::broker::aborted_txns::AbortedTxn;
 use crate::broker::partition::{Isolation, LogMark, Partition, LEADER_EPOCH};
+use crate::codec::frame::RequestFrame;
 use crate::error::KafkaError;
 use crate::records::batch::{BatchHeader, LOG_OVERHEAD};
-use crate::share::partition::Acquired;
+use crate::share::partition::{Acquired, Renewal};
 use crate::share::sessions::{SessionPartition, FINAL_EPOCH, INITIAL_EPOCH};
 use crate::share::ShareKey;
 
@@ -104,15 +111,23 @@ fn acknowledge(
     member: &str,
     sp: SessionPartition,
     batches: &[AckBatch],
+    renew_in_request: bool,
 ) -> Result<(), KafkaError> {
     let (_, locked) = load(ctx, group, sp)?;
-    let limits = settings(ctx, group).limits;
+    let settings = settings(ctx, group);
+    let renewal = match (renew_in_request, settings.renew_enabled) {
+        (false, _) => Renewal::NotInRequest,
+        (true, false) => Renewal::Disabled,
+        (true, true) => Renewal::At(crate::now_ms()),
+    };
     let result = {
         let mut g = locked.guard();
         let state = g.sp();
         let mut result = Ok(());
         for (first, last, types) in batches {
-            if let Err(e) = state.acknowledge(member, *first, *last, types, &limits) {
+            let done =
+                state.acknowledge_renewing(member, *first, *last, types, &settings.limits, renewal);
+            if let Err(e) = done {
                 result = Err(e);
             }
         }
@@ -171,6 +186,7 @@ fn acquire(
     group: &str,
     member: &str,
     sp: SessionPartition,
+    mode: AcquireMode,
     max_records: &mut usize,
     max_bytes: &mut usize,
 ) -> Result<(Bytes, Vec<Acquired>), KafkaError> {
@@ -199,7 +215,14 @@ fn acquire(
                 };
                 let read = p.read(from, *max_bytes, isolation)?;
                 let batches = batch_ranges(&read.records, &read.aborted);
-                let acquired = state.acquire(member, &batches, *max_records, now, &limits);
+                let acquired = match mode {
+                    AcquireMode::RecordLimit => {
+                        state.acquire(member, &batches, *max_records, now, &limits)
+                    }
+                    AcquireMode::BatchOptimized => {
+                        state.acquire_whole_batches(member, &batches, *max_records, now, &limits)
+                    }
+                };
                 match acquired.last() {
                     Some(last) => {
                         let bytes = through(read.records, last.last);
@@ -291,16 +314,28 @@ fn leader(ctx: &RequestContext, sp: SessionPartition, error: Option<KafkaError>)
     (ctx.broker.config.node_id, LEADER_EPOCH)
 }
 
+/// ShareFetch v1 (the crate's codec).
 pub async fn fetch(
     ctx: &RequestContext,
     _header: &RequestHeader,
     req: ShareFetchRequest,
 ) -> ShareFetchResponse {
+    fetch_any(ctx, ShareFetch::v1(req)).await
+}
+
+async fn fetch_any(ctx: &RequestContext, fetch: ShareFetch) -> ShareFetchResponse {
+    let ShareFetch {
+        req,
+        acquire_mode,
+        is_renew_ack,
+        ..
+    } = fetch;
     let fail = |e: KafkaError| {
         ShareFetchResponse::default()
             .with_error_code(e.code())
             .with_error_message(Some(sb(e.to_string())))
     };
+
     let (Some(group), Some(member)) = (req.group_id.as_ref(), req.member_id.as_ref()) else {
         return fail(KafkaError::InvalidRequest);
     };
@@ -310,6 +345,22 @@ pub async fn fetch(
     }
     if !authz::group_allowed(ctx, "ShareFetch", Operation::Read, &group).await {
         return fail(KafkaError::GroupAuthorizationFailed);
+    }
+    // A renewing fetch fetches nothing: Kafka refuses one that asks for records.
+    if is_renew_ack
+        && (
+            req.max_bytes,
+            req.min_bytes,
+            req.max_records,
+            req.max_wait_ms,
+        ) != (0, 0, 0, 0)
+    {
+        return ShareFetchResponse::default()
+            .with_error_code(KafkaError::InvalidRequest.code())
+            .with_error_message(Some(sb(
+                "MaxBytes, MinBytes, MaxRecords and MaxWaitMs must be 0 when IsRenewAck is set"
+                    .to_string(),
+            )));
     }
     let share = &ctx.broker.share;
     let listed: Vec<SessionPartition> = req
@@ -386,11 +437,13 @@ pub async fn fetch(
         a.ack_error = if denied.contains(&sp.0) {
             Some(KafkaError::TopicAuthorizationFailed)
         } else {
-            acknowledge(ctx, &group, &member, *sp, batches).err()
+            acknowledge(ctx, &group, &member, *sp, batches, is_renew_ack).err()
         };
     }
     if epoch == FINAL_EPOCH {
         share.member_gone(&ctx.broker.groups.group_configs, &group, &member);
+    }
+    if epoch == FINAL_EPOCH || is_renew_ack {
         return respond(ctx, answers, settings(ctx, &group).limits.lock_ms);
     }
     let deadline =
@@ -419,7 +472,16 @@ pub async fn fetch(
                 any = true;
                 continue;
             }
-            match acquire(ctx, &group, &member, sp, &mut records_left, &mut bytes_left) {
+            let mode = acquire_mode;
+            match acquire(
+                ctx,
+                &group,
+                &member,
+                sp,
+                mode,
+                &mut records_left,
+                &mut bytes_left,
+            ) {
                 Ok((records, acquired)) if !acquired.is_empty() => {
                     let a = answers.entry(sp).or_default();
                     a.records = records;
@@ -501,11 +563,19 @@ fn respond(
         .with_responses(topics)
 }
 
+/// ShareAcknowledge v1 (the crate's codec).
 pub async fn acknowledge_request(
     ctx: &RequestContext,
     _header: &RequestHeader,
     req: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
+    acknowledge_any(ctx, ShareAcknowledge::v1(req)).await
+}
+
+async fn acknowledge_any(ctx: &RequestContext, ack: ShareAcknowledge) -> ShareAcknowledgeResponse {
+    let ShareAcknowledge {
+        req, is_renew_ack, ..
+    } = ack;
     let fail = |e: KafkaError| {
         ShareAcknowledgeResponse::default()
             .with_error_code(e.code())
@@ -551,7 +621,7 @@ pub async fn acknowledge_request(
         let error = if denied.contains(&sp.0) {
             Some(KafkaError::TopicAuthorizationFailed)
         } else {
-            acknowledge(ctx, &group, &member, *sp, batches).err()
+            acknowledge(ctx, &group, &member, *sp, batches, is_renew_ack).err()
         };
         let (leader_id, leader_epoch) = leader(ctx, *sp, error);
         let data = sar::PartitionData::default()
@@ -575,6 +645,56 @@ pub async fn acknowledge_request(
         share.member_gone(&ctx.broker.groups.group_configs, &group, &member);
     }
     ShareAcknowledgeResponse::default().with_responses(topics)
+}
+
+/// ShareFetch and ShareAcknowledge v2, decoded by hand (`share_wire.rs`). ShareFetch's
+/// response is the same at v1 and v2 (the crate encodes it); ShareAcknowledge's carries the
+/// group's lock duration.
+pub async fn dispatch_v2(
+    ctx: &RequestContext,
+    frame: RequestFrame,
+    started: std::time::Instant,
+) -> Outcome {
+    let correlation_id = frame.header.correlation_id;
+    let client_id = frame.header.client_id.clone();
+    let key = frame.api_key;
+    let throttle = |ctx: &RequestContext| {
+        super::request_time_throttle(ctx, key, client_id.as_deref(), started).min(i32::MAX as u64)
+            as i32
+    };
+    if key == ApiKey::ShareFetch {
+        let req = match ShareFetch::decode(frame.body) {
+            Ok(req) => req,
+            Err(e) => return Outcome::Close(format!("ShareFetch v2: {e}")),
+        };
+        let mut resp = fetch_any(ctx, req).await;
+        super::response_errors::count(&ctx.broker.metrics.requests, key, &resp);
+        resp.throttle_time_ms = resp.throttle_time_ms.max(throttle(ctx));
+        // The v1 encoding is the v2 one (ShareFetchResponse.json @ 4.4.0).
+        return match super::respond(key, 1, correlation_id, &resp) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Close(format!("ShareFetch v2: {e}")),
+        };
+    }
+    let req = match ShareAcknowledge::decode(frame.body) {
+        Ok(req) => req,
+        Err(e) => return Outcome::Close(format!("ShareAcknowledge v2: {e}")),
+    };
+    let group = req
+        .req
+        .group_id
+        .as_ref()
+        .map(|g| g.to_string())
+        .unwrap_or_default();
+    let mut resp = acknowledge_any(ctx, req).await;
+    super::response_errors::count(&ctx.broker.metrics.requests, key, &resp);
+    resp.throttle_time_ms = resp.throttle_time_ms.max(throttle(ctx));
+    let lock_ms = settings(ctx, &group)
+        .limits
+        .lock_ms
+        .clamp(0, i32::MAX as i64) as i32;
+    let body = share_wire::acknowledge_response(&resp, lock_ms);
+    Outcome::Respond(super::streams_wire::frame(correlation_id, body))
 }
 
 #[cfg(test)]

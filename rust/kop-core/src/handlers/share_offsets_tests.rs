@@ -142,6 +142,7 @@ fn group_configs_override_the_broker_share_settings() {
         ("share.delivery.count.limit", "2"),
         ("share.auto.offset.reset", "earliest"),
         ("share.isolation.level", "read_committed"),
+        ("share.renew.acknowledge.enable", "FALSE"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -150,5 +151,81 @@ fn group_configs_override_the_broker_share_settings() {
     assert_eq!((s.limits.lock_ms, s.limits.delivery_limit), (20_000, 2));
     assert_eq!(s.auto_offset_reset, AutoOffsetReset::Earliest);
     assert!(s.read_committed);
+    assert!(defaults.renew_enabled && !s.renew_enabled);
     assert_eq!(defaults.with_overrides(&Default::default()), defaults);
+}
+
+/// The classic-group APIs on a share group's id answer as Kafka 4.4 does (measured against it:
+/// tests/e2e/test_e2e_share_groups.py): DescribeGroups a dead group, from v6 with
+/// GROUP_ID_NOT_FOUND "is not a classic group"; OffsetCommit GROUP_ID_NOT_FOUND; OffsetFetch
+/// no offsets; ListGroups the group as type `share`.
+#[tokio::test]
+async fn classic_group_apis_on_a_share_group() {
+    let ctx = RequestContext::builder().build();
+    let topic = ctx.topic("t", 1);
+    let t = |n: &str| (n == "t").then_some((topic.id, 1));
+    ctx.broker
+        .groups
+        .share_heartbeat(
+            "sg",
+            ShareHeartbeat {
+                member_id: "m".into(),
+                member_epoch: 0,
+                rack_id: None,
+                subscribed: Some(vec!["t".into()]),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+            },
+            &t,
+        )
+        .unwrap();
+    let describe = || DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("sg"))]);
+    let v6 = ctx.header(ApiKey::DescribeGroups, 6);
+    let v5 = ctx.header(ApiKey::DescribeGroups, 5);
+    let g = &groups::describe_groups(&ctx, &v6, describe()).await.groups[0];
+    assert_eq!(g.error_code, KafkaError::GroupIdNotFound.code());
+    assert_eq!(
+        g.error_message.as_deref(),
+        Some("Group sg is not a classic group.")
+    );
+    assert_eq!(g.group_state.as_str(), "Dead");
+    let g = &groups::describe_groups(&ctx, &v5, describe()).await.groups[0];
+    assert_eq!((g.error_code, g.group_state.as_str()), (0, "Dead"));
+
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb("sg")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb("t")))
+                .with_partitions(vec![
+                    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let header = ctx.header(ApiKey::OffsetCommit, 9);
+    let resp = offsets::offset_commit(&ctx, &header, commit).await;
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code,
+        KafkaError::GroupIdNotFound.code()
+    );
+
+    let fetch = OffsetFetchRequest::default()
+        .with_group_id(GroupId(sb("sg")))
+        .with_topics(None);
+    let header = ctx.header(ApiKey::OffsetFetch, 7);
+    let resp = offsets::offset_fetch(&ctx, &header, fetch).await;
+    assert_eq!((resp.error_code, resp.topics.len()), (0, 0));
+
+    let header = ctx.header(ApiKey::ListGroups, 5);
+    let listed = groups::list_groups(&ctx, &header, ListGroupsRequest::default()).await;
+    let g = &listed.groups[0];
+    assert_eq!(
+        (
+            g.group_id.as_str(),
+            g.group_type.as_str(),
+            g.protocol_type.as_str()
+        ),
+        ("sg", "share", "share")
+    );
 }

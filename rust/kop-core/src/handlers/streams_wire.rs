@@ -18,7 +18,7 @@ pub const MAX_VERSION: i16 = 1;
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed {0}")]
-pub struct Malformed(&'static str);
+pub struct Malformed(pub &'static str);
 
 /// Reads a flexible-version body.
 pub struct Reader(Bytes);

@@ -42,6 +42,7 @@ impl ShareSettings {
             },
             auto_offset_reset: AutoOffsetReset::parse(&c.share_auto_offset_reset),
             read_committed: false,
+            renew_enabled: true,
         }
     }
 
@@ -64,6 +65,9 @@ impl ShareSettings {
         }
         if let Some(v) = overrides.get("share.isolation.level") {
             s.read_committed = v == "read_committed";
+        }
+        if let Some(v) = overrides.get("share.renew.acknowledge.enable") {
+            s.renew_enabled = !v.trim().eq_ignore_ascii_case("false");
         }
         s
     }

@@ -38,7 +38,7 @@ impl RecordState {
     }
 }
 
-/// An acknowledgement type as the wire carries it (ShareFetch/ShareAcknowledge v1).
+/// An acknowledgement type as the wire carries it (ShareFetch/ShareAcknowledge; RENEW from v2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckType {
     /// No record at this offset (a compacted-away offset or a control record): done.
@@ -46,6 +46,8 @@ pub enum AckType {
     Accept = 1,
     Release = 2,
     Reject = 3,
+    /// KIP-1222: the member keeps the record, its acquisition lock starts again.
+    Renew = 4,
 }
 
 impl AckType {
@@ -55,9 +57,22 @@ impl AckType {
             1 => AckType::Accept,
             2 => AckType::Release,
             3 => AckType::Reject,
+            4 => AckType::Renew,
             _ => return None,
         })
     }
+}
+
+/// Whether an acknowledgement may renew acquisition locks (KIP-1222), as Kafka 4.4 decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// RENEW is not a type of this request (v1, or a v2 request without `IsRenewAck`):
+    /// INVALID_REQUEST.
+    NotInRequest,
+    /// The group's `share.renew.acknowledge.enable` is false: INVALID_RECORD_STATE.
+    Disabled,
+    /// Locks renewed now (wall-clock ms) last the group's lock duration from now.
+    At(i64),
 }
 
 /// The settings a share partition runs with (broker defaults, or the group's overrides:
@@ -225,6 +240,9 @@ impl SharePartition {
     /// `max_records` records. Offsets from the end on enter the window; offsets missing
     /// between batches (a compacted log) and those of control batches (transaction markers)
     /// are archived, never delivered. Returns the acquired runs.
+    ///
+    /// This is KIP-1206's record-limit mode (`max_records` exactly, a batch split if need be);
+    /// `acquire_whole_batches` is the batch-optimized one.
     pub fn acquire(
         &mut self,
         member: &str,
@@ -233,11 +251,40 @@ impl SharePartition {
         now_ms: i64,
         limits: &ShareLimits,
     ) -> Vec<Acquired> {
+        self.acquire_as(member, batches, max_records, false, now_ms, limits)
+    }
+
+    /// KIP-1206's batch-optimized mode (the only one of ShareFetch v1): whole batches until
+    /// `max_records` are taken, so the last batch may take it over (Kafka: "this limit can be
+    /// exceeded for alignment of batch boundaries").
+    pub fn acquire_whole_batches(
+        &mut self,
+        member: &str,
+        batches: &[(i64, i64, bool)],
+        max_records: usize,
+        now_ms: i64,
+        limits: &ShareLimits,
+    ) -> Vec<Acquired> {
+        self.acquire_as(member, batches, max_records, true, now_ms, limits)
+    }
+
+    fn acquire_as(
+        &mut self,
+        member: &str,
+        batches: &[(i64, i64, bool)],
+        max_records: usize,
+        whole_batches: bool,
+        now_ms: i64,
+        limits: &ShareLimits,
+    ) -> Vec<Acquired> {
         let mut taken: Vec<Acquired> = Vec::new();
         let mut count = 0usize;
         'batches: for &(first, last, holds_records) in batches {
+            if whole_batches && count >= max_records && holds_records {
+                break;
+            }
             for offset in first.max(self.start)..=last {
-                if count >= max_records && holds_records {
+                if !whole_batches && count >= max_records && holds_records {
                     break 'batches;
                 }
                 if offset >= self.end {
@@ -286,7 +333,8 @@ impl SharePartition {
 
     /// Applies one acknowledgement batch of `member`: `types` holds one type for the whole
     /// range or one per offset. Every offset must be acquired by the member, else nothing
-    /// changes and the answer is INVALID_RECORD_STATE (Kafka's rule).
+    /// changes and the answer is INVALID_RECORD_STATE (Kafka's rule). RENEW is refused
+    /// (`acknowledge_renewing` takes it).
     pub fn acknowledge(
         &mut self,
         member: &str,
@@ -294,6 +342,21 @@ impl SharePartition {
         last: i64,
         types: &[i8],
         limits: &ShareLimits,
+    ) -> Result<(), KafkaError> {
+        self.acknowledge_renewing(member, first, last, types, limits, Renewal::NotInRequest)
+    }
+
+    /// `acknowledge`, with RENEW (4) as `renewal` says: a renewed record stays acquired by
+    /// the member, its delivery count unchanged, its lock running from now for the lock
+    /// duration (Kafka 4.4's `SharePartition` reschedules the acquisition lock timeout).
+    pub fn acknowledge_renewing(
+        &mut self,
+        member: &str,
+        first: i64,
+        last: i64,
+        types: &[i8],
+        limits: &ShareLimits,
+        renewal: Renewal,
     ) -> Result<(), KafkaError> {
         let len = last
             .checked_sub(first)
@@ -305,7 +368,13 @@ impl SharePartition {
         }
         let mut kinds = Vec::with_capacity(types.len());
         for &t in types {
-            kinds.push(AckType::from_wire(t).ok_or(KafkaError::InvalidRequest)?);
+            match AckType::from_wire(t) {
+                Some(AckType::Renew) if renewal == Renewal::NotInRequest => {
+                    return Err(KafkaError::InvalidRequest)
+                }
+                Some(kind) => kinds.push(kind),
+                None => return Err(KafkaError::InvalidRequest),
+            }
         }
         if first < self.start || last >= self.end {
             return Err(KafkaError::InvalidRecordState);
@@ -317,13 +386,23 @@ impl SharePartition {
         if !held {
             return Err(KafkaError::InvalidRecordState);
         }
+        let renew_until = match renewal {
+            _ if !kinds.contains(&AckType::Renew) => 0,
+            Renewal::At(now_ms) => now_ms.saturating_add(limits.lock_ms),
+            // "Renewing acquisition locks is not enabled for the group."
+            _ => return Err(KafkaError::InvalidRecordState),
+        };
         for (i, (_, r)) in self.records.range_mut(first..=last).enumerate() {
             let kind = if kinds.len() == 1 { kinds[0] } else { kinds[i] };
+            if kind == AckType::Renew {
+                r.lock_until_ms = renew_until;
+                continue;
+            }
             r.owner = None;
             r.state = match kind {
                 AckType::Accept => RecordState::Acknowledged,
                 AckType::Gap | AckType::Reject => RecordState::Archived,
-                AckType::Release => after_delivery(r.delivery_count, limits),
+                AckType::Release | AckType::Renew => after_delivery(r.delivery_count, limits),
             };
         }
         self.advance();

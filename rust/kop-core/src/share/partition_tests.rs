@@ -152,3 +152,65 @@ fn the_durable_form_restores_accepted_and_counts_and_frees_locks() {
     assert!(state_doc::decode(b"{\"start\":5,\"batches\":[[1,2,0,0]]}").is_err());
     assert!(state_doc::decode(b"{\"start\":5,\"batches\":[[5,6,3,0]]}").is_err());
 }
+
+/// KIP-1206: record-limit takes `max_records` exactly, splitting a batch; batch-optimized
+/// takes whole batches and may go over.
+#[test]
+fn acquire_modes_split_a_batch_or_take_it_whole() {
+    let one_batch = [(0, 5, true)];
+    let mut sp = SharePartition::new(0);
+    assert_eq!(
+        runs(&sp.acquire("a", &one_batch, 2, 0, &LIMITS)),
+        vec![(0, 1, 1)]
+    );
+    assert_eq!(
+        runs(&sp.acquire("b", &one_batch, 2, 0, &LIMITS)),
+        vec![(2, 3, 1)]
+    );
+    let mut sp = SharePartition::new(0);
+    let two = [(0, 5, true), (6, 8, true)];
+    assert_eq!(
+        runs(&sp.acquire_whole_batches("a", &two, 2, 0, &LIMITS)),
+        vec![(0, 5, 1)]
+    );
+    // The next batch goes to the next fetch, whole.
+    assert_eq!(
+        runs(&sp.acquire_whole_batches("b", &two, 2, 0, &LIMITS)),
+        vec![(6, 8, 1)]
+    );
+}
+
+/// KIP-1222: RENEW keeps the record acquired by the member at its delivery count with a new
+/// lock; a group that disables it gets INVALID_RECORD_STATE, a request without renewals
+/// INVALID_REQUEST, another member's records INVALID_RECORD_STATE.
+#[test]
+fn renew_extends_the_lock_and_nothing_else() {
+    let mut sp = SharePartition::new(0);
+    sp.acquire("a", &batches(0, 3), 10, 0, &LIMITS);
+    assert_eq!(
+        sp.acknowledge("a", 0, 0, &[4], &LIMITS),
+        Err(KafkaError::InvalidRequest)
+    );
+    assert_eq!(
+        sp.acknowledge_renewing("a", 0, 0, &[4], &LIMITS, Renewal::Disabled),
+        Err(KafkaError::InvalidRecordState)
+    );
+    assert_eq!(
+        sp.acknowledge_renewing("b", 0, 0, &[4], &LIMITS, Renewal::At(900)),
+        Err(KafkaError::InvalidRecordState)
+    );
+    // Renew 0 at 900 (lock to 1900), accept 1; 2 keeps its lock to 1000.
+    sp.acknowledge_renewing("a", 0, 1, &[4, 1], &LIMITS, Renewal::At(900))
+        .unwrap();
+    assert_eq!(sp.next_lock_expiry(), Some(1_000));
+    sp.expire_locks(1_000, &LIMITS);
+    assert_eq!(sp.counts(), (1, 1, 1));
+    assert_eq!(sp.next_lock_expiry(), Some(1_900));
+    // Still a's, still delivery 1: a can accept it; nobody else got it.
+    assert!(sp
+        .acquire("b", &batches(0, 3), 10, 1_500, &LIMITS)
+        .iter()
+        .all(|r| r.first == 2));
+    sp.acknowledge("a", 0, 0, &[1], &LIMITS).unwrap();
+    assert_eq!(sp.start(), 2);
+}

@@ -45,6 +45,9 @@ pub struct ShareSettings {
     /// `share.isolation.level=read_committed`: deliver up to the last stable offset, archive
     /// the records of aborted transactions.
     pub read_committed: bool,
+    /// `share.renew.acknowledge.enable` (KIP-1222, default true): RENEW acknowledgements are
+    /// taken.
+    pub renew_enabled: bool,
 }
 
 impl Default for ShareSettings {
@@ -53,6 +56,7 @@ impl Default for ShareSettings {
             limits: ShareLimits::default(),
             auto_offset_reset: AutoOffsetReset::Latest,
             read_committed: false,
+            renew_enabled: true,
         }
     }
 }
