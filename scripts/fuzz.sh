@@ -3,7 +3,7 @@
 # one at a time. Any crash, panic, abort, leak, timeout or out-of-memory fails the script, with
 # the input saved under $KOP_CACHE/fuzz-artifacts/<target>/ (docs/fuzzing.md: reproducing).
 #
-#   scripts/fuzz.sh                       # every target, FUZZ_SECONDS (default 17) each
+#   scripts/fuzz.sh                       # every target, FUZZ_SECONDS (default 15) each
 #   scripts/fuzz.sh request frame         # only these targets
 #   FUZZ_SECONDS=3600 nice -n 19 scripts/fuzz.sh record_batch   # a long run
 #
@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 export KOP_CACHE="${KOP_CACHE:-$HOME/.cache/kop}"
 # Never the stable build's target dir: nightly + sanitizer flags cannot share it.
 export CARGO_TARGET_DIR="$KOP_CACHE/target-fuzz"
-# 17 s each: seven targets in the ~2 minutes six took at 20 s (CI time kept flat).
-seconds="${FUZZ_SECONDS:-17}"
+# 15 s each: eight targets in the ~2 minutes six took at 20 s (CI time kept flat).
+seconds="${FUZZ_SECONDS:-15}"
 runs="${FUZZ_RUNS:--1}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 

@@ -426,16 +426,9 @@ mod tests {
                 };
                 assert!(failed, "prefix {end} of {key}");
             }
-            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-            for _ in 0..10_000 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let mut bytes = body.to_vec();
-                let at = (seed % bytes.len() as u64) as usize;
-                bytes[at] = (seed >> 32) as u8;
-                let _ = ShareFetch::decode(Bytes::from(bytes.clone()));
-                let _ = ShareAcknowledge::decode(Bytes::from(bytes));
+            for bytes in crate::handlers::streams_wire::corrupted_copies(&body, 10_000) {
+                let _ = ShareFetch::decode(bytes.clone());
+                let _ = ShareAcknowledge::decode(bytes);
             }
         }
     }
