@@ -9,6 +9,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod limits;
+pub mod log_names;
 pub mod metrics;
 pub mod net;
 pub mod quotas;

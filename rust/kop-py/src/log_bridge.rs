@@ -12,25 +12,21 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kop_core::log_names::{
+    is_kop_target, logger_name, parse_level, py_level, PY_DEBUG, PY_INFO, PY_TRACE, PY_WARNING,
+};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
-use tracing::{Event, Level, Metadata};
+use tracing::{Event, Metadata};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 
 /// Records waiting for the Python thread. About 2 MB at ~128 bytes each; a burst larger than
 /// this while Python is busy is what the drop counter is for.
 const QUEUE_CAPACITY: usize = 16 * 1024;
-
-/// Python's level numbers; TRACE is below DEBUG (kop.logs names it "TRACE").
-const PY_ERROR: u8 = 40;
-const PY_WARNING: u8 = 30;
-const PY_INFO: u8 = 20;
-const PY_DEBUG: u8 = 10;
-const PY_TRACE: u8 = 5;
 
 /// The least severe Python level kop's own crates log at; other crates log warnings and up.
 static KOP_LEVEL: AtomicU8 = AtomicU8::new(PY_INFO);
@@ -58,20 +54,6 @@ struct Record {
     thread: Option<String>,
 }
 
-fn py_level(level: &Level) -> u8 {
-    match *level {
-        Level::ERROR => PY_ERROR,
-        Level::WARN => PY_WARNING,
-        Level::INFO => PY_INFO,
-        Level::DEBUG => PY_DEBUG,
-        Level::TRACE => PY_TRACE,
-    }
-}
-
-fn is_kop_target(target: &str) -> bool {
-    target.starts_with("kop_core") || target.starts_with("kop_py")
-}
-
 fn enabled(meta: &Metadata<'_>) -> bool {
     let floor = if is_kop_target(meta.target()) {
         KOP_LEVEL.load(Ordering::Relaxed)
@@ -79,20 +61,6 @@ fn enabled(meta: &Metadata<'_>) -> bool {
         PY_WARNING
     };
     py_level(meta.level()) >= floor
-}
-
-/// `kop_core::net::conn` -> `kop.net`, `kop_py::pulsar` -> `kop.pulsar`, `kop_core` -> `kop`,
-/// another crate's `rustls::conn` -> `kop.deps.rustls`.
-fn logger_name(target: &str) -> String {
-    let mut parts = target.split("::");
-    let krate = parts.next().unwrap_or_default();
-    if !is_kop_target(krate) {
-        return format!("kop.deps.{krate}");
-    }
-    match parts.next() {
-        Some(module) => format!("kop.{module}"),
-        None => "kop".to_string(),
-    }
 }
 
 struct BridgeLayer {
@@ -191,26 +159,11 @@ impl Visit for FieldVisitor {
     }
 }
 
-fn parse_level(level: &str) -> PyResult<u8> {
-    Ok(match level.to_ascii_lowercase().as_str() {
-        "error" => PY_ERROR,
-        "warn" | "warning" => PY_WARNING,
-        "info" => PY_INFO,
-        "debug" => PY_DEBUG,
-        "trace" => PY_TRACE,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "log_level: unknown level {other:?}"
-            )))
-        }
-    })
-}
-
 /// Installs the bridge (once per process) and sets the level of kop's Rust records; a later
 /// call changes the level. Records wait in the queue until `take_log_records` collects them.
 #[pyfunction]
 pub fn init_logging(level: &str) -> PyResult<()> {
-    let level = parse_level(level)?;
+    let level = parse_level(level).map_err(PyValueError::new_err)?;
     KOP_LEVEL.store(level, Ordering::Relaxed);
     RECEIVER.get_or_init(|| {
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
@@ -304,26 +257,4 @@ pub fn log_record_counts() -> (u64, u64) {
         QUEUED.load(Ordering::Relaxed),
         DROPPED.load(Ordering::Relaxed),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn logger_names_follow_the_module() {
-        assert_eq!(logger_name("kop_core::net::conn"), "kop.net");
-        assert_eq!(logger_name("kop_core::storage"), "kop.storage");
-        assert_eq!(logger_name("kop_py::pulsar"), "kop.pulsar");
-        assert_eq!(logger_name("kop_core"), "kop");
-        assert_eq!(logger_name("rustls::conn"), "kop.deps.rustls");
-    }
-
-    #[test]
-    fn levels_map_to_python_numbers() {
-        assert_eq!(py_level(&Level::WARN), 30);
-        assert_eq!(py_level(&Level::TRACE), 5);
-        assert_eq!(parse_level("WARNING").ok(), Some(30));
-        assert!(parse_level("loud").is_err());
-    }
 }

@@ -2,14 +2,12 @@
 //! that stall half way, crowds of unauthenticated connections. Other clients must keep their
 //! normal latency; the hostile connections are closed, or muted, on their own.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kop_core::{RunningServer, ServerConfig};

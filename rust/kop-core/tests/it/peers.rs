@@ -3,9 +3,7 @@
 //! as that user (WriteTxnMarkers needs CLUSTER_ACTION); a wrong password or a user without the
 //! right gets no marker written.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };

@@ -1,10 +1,8 @@
 //! Authorization of the group APIs over the wire, with the ACL authorizer: GROUP and TOPIC
 //! ACLs decide, denied requests change nothing, a super user is allowed everything.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;

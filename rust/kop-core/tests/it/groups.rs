@@ -1,10 +1,8 @@
 //! Consumer groups over the wire: coordinator lookup, a two-member rebalance, bad input, offsets
 //! (single and multi-group fetch, metadata), admin APIs and durability across a restart.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 

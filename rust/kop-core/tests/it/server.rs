@@ -1,13 +1,8 @@
 //! In-process integration tests: a real server on a loopback port, driven over the wire.
 
-mod common;
-
-#[global_allocator]
-static ALLOCATOR: kop_core::alloc_guard::GuardedAlloc = kop_core::alloc_guard::GuardedAlloc;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::*;
 
 #[test]

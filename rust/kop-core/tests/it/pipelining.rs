@@ -2,13 +2,11 @@
 //! order, and a produce that waits for its backend's receipts does not hold up the appends of
 //! the produce requests behind it.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::*;
 use kop_core::storage::remote::fake::FakeBackend;
 use kop_core::storage::RemoteBackend;

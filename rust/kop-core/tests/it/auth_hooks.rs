@@ -3,14 +3,12 @@
 //! passwords), an OAUTHBEARER validator hook, and an authorizer hook asked once per request
 //! for `authorized_operations`.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::*;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;

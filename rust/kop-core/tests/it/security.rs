@@ -1,11 +1,9 @@
 //! In-process security tests over the wire: a SCRAM-SHA-512 exchange computed client-side,
 //! the SASL state rules, and ACLs created over the wire, enforced and kept across a restart.
 
-mod common;
-
+use crate::common::*;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::*;
