@@ -86,4 +86,8 @@ scripts/pulsar.sh offloaders > /dev/null  # the tiered-storage tests' filesystem
 step "pytest"
 # Every end-to-end suite runs against kop on the local log (CLI and embedded) and on Pulsar.
 export KOP_TEST_TARGETS="${KOP_TEST_TARGETS:-kop-cli,kop-embedded,kop-pulsar}"
+# kop-cli (kop serve on the local log) only where the process itself matters: kill -9, restarts,
+# signals, log lines; kop-pulsar runs every test through kop serve, kop-embedded on the local log
+# (tests/e2e/README.md). KOP_CLI_TESTS=all runs every test on kop-cli too.
+export KOP_CLI_TESTS="${KOP_CLI_TESTS:-process}"
 "$py" -m pytest -ra --durations=25 "$@"

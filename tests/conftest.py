@@ -37,6 +37,32 @@ def _targets() -> list[str]:
 
 TARGETS = _targets()
 
+# kop-cli runs everything unless KOP_CLI_TESTS=process (scripts/test.sh sets it): then kop-cli
+# runs only the tests marked ``kop_process``, those where kop being a process of its own on the
+# local log matters (kill -9, restarts, signals, its log lines). The rest would repeat coverage:
+# kop-pulsar runs every test through the same `kop serve` process and CLI/env configuration, and
+# kop-embedded runs every test on the same local log (tests/e2e/README.md, "Targets").
+CLI_TESTS = os.environ.get("KOP_CLI_TESTS", "all")
+if CLI_TESTS not in ("all", "process"):
+    raise pytest.UsageError(f"KOP_CLI_TESTS={CLI_TESTS!r}: use all or process")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CLI_TESTS == "all":
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_cli = callspec is not None and "kop-cli" in callspec.params.values()
+        if on_cli and item.get_closest_marker("kop_process") is None:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     pulsar_helper.stop_pulsar_service()

@@ -136,9 +136,14 @@ def healthy(server, background):
     background.assert_healthy()
 
 
+# The targets whose server is a `kop serve` process with a log to read.
+SERVE_PROCESSES = ("kop-cli", "kop-pulsar")
+
+
 def _assert_logged(server, sock_port: int, timeout: float = 5.0) -> None:
-    """kop-cli: a log line about the connection, naming its peer address."""
-    if server.target != "kop-cli":
+    """kop serve (kop-cli, kop-pulsar): a log line about the connection, naming its peer
+    address."""
+    if server.target not in SERVE_PROCESSES:
         return
     needle = re.compile(rf"127\.0\.0\.1:{sock_port}\b")
     deadline = time.monotonic() + timeout
@@ -417,7 +422,7 @@ def test_stalled_100mb_size_prefixes_do_not_hold_other_clients(server, backgroun
         assert time.monotonic() - started >= STALL_S - 0.5, "closed before the stall timeout"
         for port in ports:
             _assert_logged(server, port)
-        if server.target == "kop-cli":
+        if server.target in SERVE_PROCESSES:
             assert "stalled mid-frame" in server.log_text()
     finally:
         for s in socks:
@@ -485,6 +490,7 @@ def _bad_input_lines(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if "closing connection" in ln and "127.0.0.1:" in ln]
 
 
+@pytest.mark.kop_process
 def test_a_flood_of_malformed_frames_logs_a_bounded_number_of_lines(server, server_factory):
     """One peer opens connection after connection, each with a frame of an unknown API key, for
     3 seconds. With the default bad_input_log_interval_ms (10 s) the log gets the first line;

@@ -18,6 +18,9 @@ from conftest import TARGETS
 from helpers import ck, java
 from helpers.servers import ServerHandle, start_server
 
+# Every test here is about the server process or the local log itself (conftest.py, KOP_CLI_TESTS).
+pytestmark = pytest.mark.kop_process
+
 # Small, fast settings on both systems: segments roll on the first append after 100 ms,
 # any dirty data makes a log cleanable, tombstones live 2 s after their first clean.
 TOPIC_CONFIG = {

@@ -125,6 +125,7 @@ def _segment_files(srv, topic: str) -> int | None:
     return len(list((srv.data_dir / "logs" / f"{topic}-0").glob("*.log")))
 
 
+@pytest.mark.kop_process
 @pytest.mark.timeout(400)
 def test_the_log_start_survives_restart_and_kill(target, server_factory):
     srv = server_factory(target)

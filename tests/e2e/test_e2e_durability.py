@@ -12,6 +12,9 @@ from confluent_kafka.admin import ConfigResource, ConfigSource
 from helpers import ck
 from helpers.data import Mix, Rec, check_contiguous, check_same, make_records
 
+# Every test here is about the server process or the local log itself (conftest.py, KOP_CLI_TESTS).
+pytestmark = pytest.mark.kop_process
+
 
 def _restartable(target: str) -> None:
     if target not in ("kop-cli", "kop-embedded", "kop-pulsar", "kafka"):

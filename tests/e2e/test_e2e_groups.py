@@ -401,6 +401,7 @@ def test_librdkafka_consumer_protocol(gserver):
     assert len(seen) == 400 and set(seen.values()) == {1}
 
 
+@pytest.mark.kop_process
 @pytest.mark.timeout(300)
 def test_offsets_survive_restart_and_kill(target, server_factory):
     """Committed offsets (and their metadata) survive a clean restart and a kill -9; a

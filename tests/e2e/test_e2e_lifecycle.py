@@ -21,7 +21,7 @@ from helpers import ck
 from helpers.data import Mix, check_same, make_records
 from helpers.servers import HOST, KopCli, make_server
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.kop_process]
 
 
 def _process_target(target: str) -> None:

@@ -553,6 +553,7 @@ def _check_kept(srv: ServerHandle, ids: dict[str, int]) -> None:
         assert json.loads(_client(srv).get_schema(schema_id).schema_str)["fields"]
 
 
+@pytest.mark.kop_process
 def test_restart_and_kill9_keep_every_schema_and_id(target: str, server_factory: Any) -> None:
     _kop_only(target)
     srv = server_factory(target, **_with_registry())

@@ -165,6 +165,7 @@ def test_records_of_a_killed_consumer_come_back_when_its_connection_closes(
     print(f"held {len(held)} records; all back {took:.1f} s after the kill")
 
 
+@pytest.mark.kop_process
 @pytest.mark.timeout(180)
 def test_accepted_records_stay_accepted_across_a_restart(
     sserver: ServerHandle, client: ShareServe

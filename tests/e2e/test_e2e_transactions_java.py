@@ -168,6 +168,7 @@ def test_consume_transform_produce_survives_kill_of_the_client(
     assert sum(map(len, uncommitted.values())) > copy.n
 
 
+@pytest.mark.kop_process
 @pytest.mark.timeout(240)
 def test_consume_transform_produce_survives_kill_of_the_server(
     target: str,

@@ -20,7 +20,7 @@ import pytest
 from helpers import ck, txn
 from helpers.servers import ServerHandle, free_port
 
-pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
+pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools"), pytest.mark.kop_process]
 
 WORDS = [f"w{i:02d}" for i in range(12)]
 LINES, PER_SECOND = 1500, 150  # input spans ~10 s, so the kill lands mid-run

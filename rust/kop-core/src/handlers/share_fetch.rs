@@ -472,13 +472,12 @@ async fn fetch_any(ctx: &RequestContext, fetch: ShareFetch) -> ShareFetchRespons
                 any = true;
                 continue;
             }
-            let mode = acquire_mode;
             match acquire(
                 ctx,
                 &group,
                 &member,
                 sp,
-                mode,
+                acquire_mode,
                 &mut records_left,
                 &mut bytes_left,
             ) {
