@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("pulsar")  # kop.pulsar imports pulsar-client
 
 from kop.pulsar.native_index import (
-    Probe,
     PositionCache,
+    Probe,
     entry_first_offset,
     key_in_entry,
     search_start,
