@@ -6,6 +6,7 @@ would add a JVM start per test)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -331,6 +332,95 @@ def test_a_consumer_at_the_end_receives_what_pulsar_producers_write_next(
             c.close()
     finally:
         client.close()
+
+
+BIG = 20_000
+
+
+def _served(bootstrap: str, name: str) -> float:
+    """Check what kop answers for the big partition (first, middle and last offsets, by
+    timestamp); the seconds it took."""
+    started = time.monotonic()
+    assert ck.watermarks(bootstrap, name, [0])[0] == (0, BIG)
+    # Small fetches: a 1 MiB fetch would encode ~14,000 records (the cost of any read).
+    for offset in (0, BIG // 2, BIG - 1):
+        c = ck.consumer(bootstrap, enable_partition_eof=False, max_partition_fetch_bytes=2048)
+        try:
+            c.assign([TopicPartition(name, 0, offset)])
+            m = _next_record(c, 20.0)
+            assert m is not None, f"nothing at offset {offset}"
+            assert (m.offset(), m.value(), m.timestamp()[1]) == (
+                offset,
+                b"v%d" % offset,
+                BASE_TS + offset,
+            )
+            if offset == 0:
+                found = c.offsets_for_times([TopicPartition(name, 0, BASE_TS + 12_345)], timeout=20)
+                assert [tp.offset for tp in found] == [12_345]
+        finally:
+            c.close()
+    return time.monotonic() - started
+
+
+def _opened_reading(log: str, name: str) -> list[int]:
+    """Messages each open of the partition read, from kop's log line."""
+    return [
+        int(n)
+        for n in re.findall(
+            rf"/{name}-partition-0: Pulsar-format partition .*?, read (\d+) messages "
+            r"\(positions from the broker entry index\)",
+            log,
+        )
+    ]
+
+
+def test_a_new_owner_serves_a_large_pulsar_format_partition_without_reading_it(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    """20,000 messages in Pulsar batches: the instance that opens the partition, then the one
+    that takes it over, serve first, middle and last offsets and a time look-up from the
+    broker entry index, reading no message to open it (kop's log says how many it read)."""
+    name = ck.unique("big")
+    client, first = _partition_producer(pulsar_service, pair.one.namespace, name)
+    try:
+        first.close()
+        producer = client.create_producer(
+            f"persistent://public/{pair.one.namespace}/{name}-partition-0",
+            batching_enabled=True,
+            batching_max_publish_delay_ms=10,
+            block_if_queue_full=True,  # else send_async drops what overflows the queue
+        )
+        for i in range(BIG):
+            producer.send_async(b"v%d" % i, None, event_timestamp=BASE_TS + i)
+        producer.flush()
+    finally:
+        client.close()
+    _create(pair, name, 1)
+    leader = leaders(pair.one.bootstrap, name)[0]
+    leading, other = (pair.one, pair.two) if leader == 1 else (pair.two, pair.one)
+    took = _served(leading.bootstrap, name)
+    opened = _opened_reading(leading.log_text(), name)
+    assert opened and set(opened) == {0}, opened
+
+    # A takeover: the leader leaves, the other instance opens the partition.
+    leading.stop()
+    try:
+        wait_for(
+            "the other instance leads the partition",
+            lambda: leaders(other.bootstrap, name).get(0) == (2 if leader == 1 else 1),
+        )
+        wait_for(
+            "it serves the partition",
+            lambda: ck.watermarks(other.bootstrap, name, [0])[0] == (0, BIG),
+            timeout=30,
+        )
+        took_over = _served(other.bootstrap, name)
+        opened = _opened_reading(other.log_text(), name)
+        assert opened and set(opened) == {0}, opened
+    finally:
+        leading.start()  # the pair serves the next test
+    print(f"served in {took:.2f} s by the first owner, {took_over:.2f} s after the takeover")
+    assert max(took, took_over) < 15, (took, took_over)
 
 
 def _drop_first_ledger(service: PulsarService, namespace: str, name: str) -> None:
