@@ -8,10 +8,10 @@ Writes N small messages to a one-partition Pulsar topic with the Python client's
 producer (event time = a fixed base + the message's number), then, on a fresh
 kop.pulsar.PulsarBackend each time (as a new kop instance), times open_partition plus the first
 read (the first Fetch from offset 0), then reads at the middle and last offsets and a time
-look-up, and prints seconds and messages read. ``--scan`` mode hides the broker index from the
-partition, which is what kop did before (and does for topics without the index). Needs a broker
-with the AppendIndexMetadataInterceptor (kop's test standalone has it). Works in a namespace of
-its own. Not a test: nothing here asserts a speed.
+look-up, and prints seconds and messages read. Then the same with the broker index hidden from
+the partition ("full scan": what kop did before, and does for topics without the index).
+Needs a broker with the AppendIndexMetadataInterceptor (kop's test standalone has it). Works in
+a namespace of its own. Not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations

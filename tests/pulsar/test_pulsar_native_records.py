@@ -21,6 +21,13 @@ from helpers import ck
 from helpers.data import Got
 from helpers.instances import Pair, leaders, wait_for
 from helpers.pulsar import PulsarService
+from kop.pulsar import native
+from kop.pulsar.admin import PulsarAdmin
+from kop.pulsar.client import PulsarIO
+from kop.pulsar.errors import PulsarStorageError
+from kop.pulsar.format import parse_batch_header
+from kop.pulsar.native import NativePartition
+from kop.pulsar.native_index import BrokerIndex
 
 pytestmark = [pytest.mark.pulsar]
 
@@ -440,6 +447,79 @@ def _drop_first_ledger(service: PulsarService, namespace: str, name: str) -> Non
         return all(ledger["ledgerId"] != first for ledger in ledgers)
 
     wait_for("Pulsar deletes the first ledger", gone, timeout=30)
+
+
+class _ScanOnly(BrokerIndex):
+    """The broker index as a topic without it looks at open: kop scans (offsets still anchored
+    on the earliest entry's index, so both ways give the same offsets)."""
+
+    def earliest(self) -> Any:
+        return None
+
+
+def test_opening_through_the_broker_index_answers_what_the_scan_answers(
+    pulsar_service: PulsarService, pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kop's partition code directly (no kop instance): a partition of batch entries of several
+    sizes and single messages, whose first ledger retention deleted, answers every read, time
+    look-up and its log start and end the same when opened through the broker index (reading
+    nothing) as when scanned (what kop did before, and does for topics without the index)."""
+    # Every read far from a cached position asks the broker; time look-ups probe to the end.
+    monkeypatch.setattr(native, "NEAR_MESSAGES", 0)
+    monkeypatch.setattr(native, "LINEAR_MESSAGES", 1)
+    ns = pair.one.namespace
+    name = ck.unique("alike")
+    client, first = _partition_producer(pulsar_service, ns, name)
+    topic = f"persistent://public/{ns}/{name}-partition-0"
+    try:
+        first.close()
+        single = client.create_producer(topic, batching_enabled=False)
+        batcher = client.create_producer(
+            topic, batching_enabled=True, batching_max_messages=7, batching_max_publish_delay_ms=50
+        )
+        n = 0
+
+        def burst(count: int) -> None:
+            nonlocal n
+            for _ in range(count):
+                batcher.send_async(b"v%d" % n, None, event_timestamp=BASE_TS + n)
+                n += 1
+            batcher.flush()
+
+        burst(40)
+        _drop_first_ledger(pulsar_service, ns, name)  # offsets 0..39 go
+        burst(100)
+        for _ in range(3):  # single (non-batched) messages
+            single.send(b"v%d" % n, event_timestamp=BASE_TS + n)
+            n += 1
+        burst(60)
+    finally:
+        client.close()
+
+    io = PulsarIO(pulsar_service.url, None, 10.0, 10_000, None)
+    admin = PulsarAdmin(pulsar_service.admin_url)
+    try:
+        short = f"{name}-partition-0"
+        indexed = NativePartition(io, topic, BrokerIndex(admin, "public", ns, short))
+        scanned = NativePartition(io, topic, _ScanOnly(admin, "public", ns, short))
+        assert indexed.open().indexed and indexed.scan_reads == 0
+        assert not scanned.open().indexed and scanned.scan_reads == n - 40
+        ends = (40, n)
+        assert (indexed.log_start, indexed.next_offset) == (scanned.log_start, scanned.next_offset)
+        assert (indexed.log_start, indexed.next_offset) == ends
+        for offset in [*range(40, n, 11), 46, 47, 139, 140, 141, 142, 143, n - 1]:
+            got = indexed.read(offset, 1, n)
+            assert got == scanned.read(offset, 1, n), offset
+            assert [parse_batch_header(b).base_offset for b in got] == [offset]
+        assert indexed.read(40, 1 << 20, n) == scanned.read(40, 1 << 20, n)
+        for ts in (0, BASE_TS + 40, BASE_TS + 77, BASE_TS + 141, BASE_TS + n - 1, BASE_TS + n):
+            assert indexed.batch_at_timestamp(ts) == scanned.batch_at_timestamp(ts), ts
+        assert indexed.batch_with_max_timestamp() == scanned.batch_with_max_timestamp()
+        assert indexed.trim_to_stored() == scanned.trim_to_stored() == 40
+        with pytest.raises(PulsarStorageError, match="deleted by Pulsar retention"):
+            indexed.read(39, 1, n)
+    finally:
+        io.close()
 
 
 def test_a_group_continues_on_the_other_instance_after_a_takeover(
