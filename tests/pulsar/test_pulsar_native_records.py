@@ -6,6 +6,7 @@ would add a JVM start per test)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,13 @@ from helpers import ck
 from helpers.data import Got
 from helpers.instances import Pair, leaders, wait_for
 from helpers.pulsar import PulsarService
+from kop.pulsar import native
+from kop.pulsar.admin import PulsarAdmin
+from kop.pulsar.client import PulsarIO
+from kop.pulsar.errors import PulsarStorageError
+from kop.pulsar.format import parse_batch_header
+from kop.pulsar.native import NativePartition
+from kop.pulsar.native_index import BrokerIndex
 
 pytestmark = [pytest.mark.pulsar]
 
@@ -333,6 +341,95 @@ def test_a_consumer_at_the_end_receives_what_pulsar_producers_write_next(
         client.close()
 
 
+BIG = 20_000
+
+
+def _served(bootstrap: str, name: str) -> float:
+    """Check what kop answers for the big partition (first, middle and last offsets, by
+    timestamp); the seconds it took."""
+    started = time.monotonic()
+    assert ck.watermarks(bootstrap, name, [0])[0] == (0, BIG)
+    # Small fetches: a 1 MiB fetch would encode ~14,000 records (the cost of any read).
+    for offset in (0, BIG // 2, BIG - 1):
+        c = ck.consumer(bootstrap, enable_partition_eof=False, max_partition_fetch_bytes=2048)
+        try:
+            c.assign([TopicPartition(name, 0, offset)])
+            m = _next_record(c, 20.0)
+            assert m is not None, f"nothing at offset {offset}"
+            assert (m.offset(), m.value(), m.timestamp()[1]) == (
+                offset,
+                b"v%d" % offset,
+                BASE_TS + offset,
+            )
+            if offset == 0:
+                found = c.offsets_for_times([TopicPartition(name, 0, BASE_TS + 12_345)], timeout=20)
+                assert [tp.offset for tp in found] == [12_345]
+        finally:
+            c.close()
+    return time.monotonic() - started
+
+
+def _opened_reading(log: str, name: str) -> list[int]:
+    """Messages each open of the partition read, from kop's log line."""
+    return [
+        int(n)
+        for n in re.findall(
+            rf"/{name}-partition-0: Pulsar-format partition .*?, read (\d+) messages "
+            r"\(positions from the broker entry index\)",
+            log,
+        )
+    ]
+
+
+def test_a_new_owner_serves_a_large_pulsar_format_partition_without_reading_it(
+    pulsar_service: PulsarService, pair: Pair
+) -> None:
+    """20,000 messages in Pulsar batches: the instance that opens the partition, then the one
+    that takes it over, serve first, middle and last offsets and a time look-up from the
+    broker entry index, reading no message to open it (kop's log says how many it read)."""
+    name = ck.unique("big")
+    client, first = _partition_producer(pulsar_service, pair.one.namespace, name)
+    try:
+        first.close()
+        producer = client.create_producer(
+            f"persistent://public/{pair.one.namespace}/{name}-partition-0",
+            batching_enabled=True,
+            batching_max_publish_delay_ms=10,
+            block_if_queue_full=True,  # else send_async drops what overflows the queue
+        )
+        for i in range(BIG):
+            producer.send_async(b"v%d" % i, None, event_timestamp=BASE_TS + i)
+        producer.flush()
+    finally:
+        client.close()
+    _create(pair, name, 1)
+    leader = leaders(pair.one.bootstrap, name)[0]
+    leading, other = (pair.one, pair.two) if leader == 1 else (pair.two, pair.one)
+    took = _served(leading.bootstrap, name)
+    opened = _opened_reading(leading.log_text(), name)
+    assert opened and set(opened) == {0}, opened
+
+    # A takeover: the leader leaves, the other instance opens the partition.
+    leading.stop()
+    try:
+        wait_for(
+            "the other instance leads the partition",
+            lambda: leaders(other.bootstrap, name).get(0) == (2 if leader == 1 else 1),
+        )
+        wait_for(
+            "it serves the partition",
+            lambda: ck.watermarks(other.bootstrap, name, [0])[0] == (0, BIG),
+            timeout=30,
+        )
+        took_over = _served(other.bootstrap, name)
+        opened = _opened_reading(other.log_text(), name)
+        assert opened and set(opened) == {0}, opened
+    finally:
+        leading.start()  # the pair serves the next test
+    print(f"served in {took:.2f} s by the first owner, {took_over:.2f} s after the takeover")
+    assert max(took, took_over) < 15, (took, took_over)
+
+
 def _drop_first_ledger(service: PulsarService, namespace: str, name: str) -> None:
     """Close the partition's current ledger (an unload) and let Pulsar's retention delete
     everything before the next one (retention 0 on the topic, then a trim)."""
@@ -350,6 +447,79 @@ def _drop_first_ledger(service: PulsarService, namespace: str, name: str) -> Non
         return all(ledger["ledgerId"] != first for ledger in ledgers)
 
     wait_for("Pulsar deletes the first ledger", gone, timeout=30)
+
+
+class _ScanOnly(BrokerIndex):
+    """The broker index as a topic without it looks at open: kop scans (offsets still anchored
+    on the earliest entry's index, so both ways give the same offsets)."""
+
+    def earliest(self) -> Any:
+        return None
+
+
+def test_opening_through_the_broker_index_answers_what_the_scan_answers(
+    pulsar_service: PulsarService, pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kop's partition code directly (no kop instance): a partition of batch entries of several
+    sizes and single messages, whose first ledger retention deleted, answers every read, time
+    look-up and its log start and end the same when opened through the broker index (reading
+    nothing) as when scanned (what kop did before, and does for topics without the index)."""
+    # Every read far from a cached position asks the broker; time look-ups probe to the end.
+    monkeypatch.setattr(native, "NEAR_MESSAGES", 0)
+    monkeypatch.setattr(native, "LINEAR_MESSAGES", 1)
+    ns = pair.one.namespace
+    name = ck.unique("alike")
+    client, first = _partition_producer(pulsar_service, ns, name)
+    topic = f"persistent://public/{ns}/{name}-partition-0"
+    try:
+        first.close()
+        single = client.create_producer(topic, batching_enabled=False)
+        batcher = client.create_producer(
+            topic, batching_enabled=True, batching_max_messages=7, batching_max_publish_delay_ms=50
+        )
+        n = 0
+
+        def burst(count: int) -> None:
+            nonlocal n
+            for _ in range(count):
+                batcher.send_async(b"v%d" % n, None, event_timestamp=BASE_TS + n)
+                n += 1
+            batcher.flush()
+
+        burst(40)
+        _drop_first_ledger(pulsar_service, ns, name)  # offsets 0..39 go
+        burst(100)
+        for _ in range(3):  # single (non-batched) messages
+            single.send(b"v%d" % n, event_timestamp=BASE_TS + n)
+            n += 1
+        burst(60)
+    finally:
+        client.close()
+
+    io = PulsarIO(pulsar_service.url, None, 10.0, 10_000, None)
+    admin = PulsarAdmin(pulsar_service.admin_url)
+    try:
+        short = f"{name}-partition-0"
+        indexed = NativePartition(io, topic, BrokerIndex(admin, "public", ns, short))
+        scanned = NativePartition(io, topic, _ScanOnly(admin, "public", ns, short))
+        assert indexed.open().indexed and indexed.scan_reads == 0
+        assert not scanned.open().indexed and scanned.scan_reads == n - 40
+        ends = (40, n)
+        assert (indexed.log_start, indexed.next_offset) == (scanned.log_start, scanned.next_offset)
+        assert (indexed.log_start, indexed.next_offset) == ends
+        for offset in [*range(40, n, 11), 46, 47, 139, 140, 141, 142, 143, n - 1]:
+            got = indexed.read(offset, 1, n)
+            assert got == scanned.read(offset, 1, n), offset
+            assert [parse_batch_header(b).base_offset for b in got] == [offset]
+        assert indexed.read(40, 1 << 20, n) == scanned.read(40, 1 << 20, n)
+        for ts in (0, BASE_TS + 40, BASE_TS + 77, BASE_TS + 141, BASE_TS + n - 1, BASE_TS + n):
+            assert indexed.batch_at_timestamp(ts) == scanned.batch_at_timestamp(ts), ts
+        assert indexed.batch_with_max_timestamp() == scanned.batch_with_max_timestamp()
+        assert indexed.trim_to_stored() == scanned.trim_to_stored() == 40
+        with pytest.raises(PulsarStorageError, match="deleted by Pulsar retention"):
+            indexed.read(39, 1, n)
+    finally:
+        io.close()
 
 
 def test_a_group_continues_on_the_other_instance_after_a_takeover(

@@ -150,6 +150,48 @@ class PulsarAdmin:
             return None
         return int(index), int(headers.get("X-Pulsar-num-batch-message") or 1)
 
+    def examine_entry(
+        self, tenant: str, namespace: str, topic: str, where: str
+    ) -> tuple[int, int, int | None, int] | None:
+        """(ledger id, entry id, broker index or None, messages) of the ``where`` =
+        ``"earliest"`` or ``"latest"`` stored entry of a (non-partitioned) topic
+        (``GET .../examinemessage?initialPosition=W&messagePosition=1``: one entry, no reader);
+        None when the topic stores no message (Pulsar answers 412)."""
+        path = (
+            self._topic_path(tenant, namespace, topic)
+            + f"/examinemessage?initialPosition={_q(where)}&messagePosition=1"
+        )
+        status, headers, raw = self._request("GET", path)
+        if status == 412:
+            return None  # "the total message is zero"
+        self._check(status, None if status == 200 else _decode(raw), "GET", path, ok=(200,))
+        ledger, _, entry = str(headers.get("X-Pulsar-Message-ID") or "").partition(":")
+        index = headers.get("X-Pulsar-Broker-Entry-METADATA-index")
+        return (
+            int(ledger),
+            int(entry),
+            None if index is None else int(index),
+            int(headers.get("X-Pulsar-num-batch-message") or 1),
+        )
+
+    def entry_by_index(
+        self, tenant: str, namespace: str, topic: str, index: int
+    ) -> tuple[int, int] | None:
+        """(ledger id, entry id) of the stored entry holding the message of broker index
+        ``index`` (``GET .../getMessageIdByIndex?index=N``, Pulsar 4.1+); None past the last
+        message. Pulsar 4.2.4 answers ``(-1, -1)`` (returned as is) for an index inside the
+        earliest stored entry other than its last message, and for one below it (deleted by
+        retention); the answer never names a message inside a batch entry."""
+        path = self._topic_path(tenant, namespace, topic) + f"/getMessageIdByIndex?index={index}"
+        status, body = self._call("GET", path)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if status == 404 and str(reason).startswith("Message not found"):
+            return None  # past the last message
+        self._check(status, body, "GET", path, ok=(200,))
+        if not isinstance(body, dict):
+            raise PulsarStorageError(f"Pulsar admin {self.url}: GET {path} answered {body!r}")
+        return int(body.get("ledgerId", -1)), int(body.get("entryId", -1))
+
     # -- permissions (authorizer = "pulsar") -----------------------------------------------------
 
     def tenant_info(self, tenant: str) -> Any:

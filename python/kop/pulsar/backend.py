@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ from kop.pulsar.format import (
 )
 from kop.pulsar.groups import GroupRecordStore
 from kop.pulsar.members import Members
-from kop.pulsar.native import Anchor, NativePartition, first_message_is_native
+from kop.pulsar.native import NativePartition, first_message_is_native
+from kop.pulsar.native_index import BrokerIndex
 from kop.pulsar.partition import Partition
 from kop.pulsar.retention import retention_policy
 from kop.pulsar.seams import OpenedPartition
@@ -273,9 +275,12 @@ class PulsarBackend:
         return (won.epoch, scan.log_start, scan.next_offset, scan.headers, list(scan.tail))
 
     def _open_native(self, key: tuple[str, int], io: PulsarIO, name: str) -> OpenedPartition:
-        """A Pulsar-format partition (docs/pulsar-native-records.md): indexed, not taken over
-        (no producer, no marker: Pulsar applications keep writing it)."""
-        native = NativePartition(io, name, self._anchor(name)).scan()
+        """A Pulsar-format partition (docs/pulsar-native-records.md): positioned through the
+        broker entry index (or scanned without one), not taken over (no producer, no marker:
+        Pulsar applications keep writing it)."""
+        started = time.monotonic()
+        native = NativePartition(io, name, self._broker_index(name)).open()
+        read = native.scan_reads
         with self._lock:
             raced = self._partitions.pop(key, None)
             self._partitions[key] = native
@@ -283,10 +288,13 @@ class PulsarBackend:
             raced.close("replaced")
         log.info(
             "%s: Pulsar-format partition (written by Pulsar producers), offsets %d..%d, "
-            "read-only for Kafka clients",
+            "read-only for Kafka clients; opened in %d ms, read %d messages (%s)",
             name,
             native.log_start,
             native.next_offset,
+            (time.monotonic() - started) * 1000,
+            read,
+            "positions from the broker entry index" if native.indexed else "a full scan",
         )
         return (native.epoch, native.log_start, native.next_offset, [], [])
 
@@ -301,12 +309,9 @@ class PulsarBackend:
         p.follow(end)
         return True
 
-    def _anchor(self, name: str) -> Anchor:
-        """Where a Pulsar-format partition's offsets start: the broker entry index."""
-        short = name.rsplit("/", 1)[-1]
-        return lambda ledger_id, entry_id: self._admin.entry_index(
-            self.tenant, self.namespace, short, ledger_id, entry_id
-        )
+    def _broker_index(self, name: str) -> BrokerIndex:
+        """Where a Pulsar-format partition's offsets are: the broker entry index."""
+        return BrokerIndex(self._admin, self.tenant, self.namespace, name.rsplit("/", 1)[-1])
 
     def apply_retention(
         self, topic: str, partition: int, retention_ms: int, retention_bytes: int
@@ -423,12 +428,15 @@ class PulsarBackend:
             return p
         if isinstance(p, NativePartition) and offset is None:
             return p  # time look-ups answer from what the last scan saw
+        if isinstance(p, NativePartition) and p.indexed:
+            p.refresh()  # the latest entry's index: no scan
+            return p
         io = self._client()
         name = partition_topic(self.tenant, self.namespace, topic, partition)
         checkpoint = load_checkpoint(self._checkpoint_store(), name)
         scanned: Partition | NativePartition
         if checkpoint is None and first_message_is_native(io, name):
-            scanned = NativePartition(io, name, self._anchor(name)).scan()
+            scanned = NativePartition(io, name, self._broker_index(name)).open()
         else:
             scan = scan_partition(io, name, checkpoint)
             scanned = Partition(io, name, scan.index)

@@ -8,9 +8,12 @@ producers keep writing) and writes no marker; Kafka produces are refused (in Rus
 INVALID_TOPIC_EXCEPTION).
 
 **Offsets** are positions in the topic: with the broker's ``AppendIndexMetadataInterceptor``
-the earliest stored message's offset is its broker index (so offsets survive Pulsar retention
-deleting ledgers), else 0; later messages are counted from it, every message counting (kop's
-own markers, if any, leave holes).
+a message's offset is its broker index (so offsets survive Pulsar retention deleting ledgers),
+and opening the partition reads nothing: the log start and end come from the earliest and
+latest entries' indexes, and a read at an offset asks the broker which entry holds it
+(``kop.pulsar.native_index``), caching positions sparsely. Without the index (entries written
+before the interceptor was on) the partition is scanned and counted from 0, every message
+counting (kop's own markers, if any, leave holes).
 
 **Live tail** (the seam to Rust, ``follow_partition``): the instance serving the partition keeps
 a reader after its last message on a thread (``follow``); each new message is indexed and its
@@ -28,22 +31,32 @@ from typing import Any
 
 import pulsar
 
-from kop.pulsar.client import PulsarIO
+from kop.pulsar.client import PulsarIO, message_id
 from kop.pulsar.errors import PulsarStorageError
 from kop.pulsar.format import PROP_TYPE
 from kop.pulsar.index import BatchIndex, IndexEntry
+from kop.pulsar.native_index import (
+    BrokerIndex,
+    NativeKey,
+    PositionCache,
+    entry_first_offset,
+    key_in_entry,
+    search_start,
+)
 from kop.pulsar.records import Rec, encode_batch
 
 log = logging.getLogger("kop.pulsar")
 
 Done = Callable[..., object]
-# (ledger, entry, batch index): the order of messages in a topic, batch entries included
-# (batch index -1 for a message that is not in a batch).
-NativeKey = tuple[int, int, int]
 
 REFUSED = "kafka producers cannot write to this Pulsar-format partition"
-# (broker index of an entry's last message, messages in the entry), None without an index.
-Anchor = Callable[[int, int], "tuple[int, int] | None"]
+# A read at most this many messages after a cached position reads forward from it; further
+# away, the broker is asked where the offset is (two admin calls, ~10 ms each).
+NEAR_MESSAGES = 256
+# A time look-up reads forward once at most this many offsets are left to search.
+LINEAR_MESSAGES = 256
+# A look-up of the largest timestamp reads this many of the newest messages.
+MAX_TIMESTAMP_WINDOW = 64
 # How long the follower's reader waits for a message before checking whether it should stop.
 FOLLOW_POLL_MS = 500
 # Newest followed messages kept encoded, so consumers at the tail read without a Pulsar reader.
@@ -73,7 +86,7 @@ def message_batch(msg: Any, offset: int) -> bytes:
 
 
 def native_key(msg_id: Any) -> NativeKey:
-    return (msg_id.ledger_id(), msg_id.entry_id(), msg_id.batch_index())
+    return (msg_id.ledger_id(), msg_id.entry_id(), max(int(msg_id.batch_index()), 0))
 
 
 def offset_in_entry(found: tuple[int, int], msg_id: Any) -> int:
@@ -103,13 +116,18 @@ class NativePartition:
     owned = False  # nothing to write: the backend re-scans it when asked beyond its end
     epoch = 0
 
-    def __init__(self, io: PulsarIO, topic: str, anchor: Anchor | None = None) -> None:
+    def __init__(self, io: PulsarIO, topic: str, broker: BrokerIndex | None = None) -> None:
         self.io = io
         self.topic = topic
-        self.index = BatchIndex()
-        self.scan_reads = 0
+        self.index = BatchIndex()  # a scanned partition's (no broker index)
+        self.scan_reads = 0  # messages read to open it and to follow it
         self.anchored = False  # offsets come from the broker index (they survive retention)
-        self._anchor = anchor
+        # Positioned through the broker index: nothing was scanned, ``positions`` and the
+        # broker say where offsets are (``open``).
+        self.indexed = False
+        self.positions = PositionCache()
+        self._log_start = 0  # the log start (indexed)
+        self._broker = broker
         self._lock = threading.Lock()
         self._warned = False
         # The last message counted (any, kop's markers too) and the offset after it.
@@ -125,10 +143,10 @@ class NativePartition:
         """The offset of the earliest stored message ``msg``: from its entry's broker index
         when there is one, else 0 (counting from the earliest message)."""
         mid = msg.message_id()
-        found = None if self._anchor is None else self._anchor(mid.ledger_id(), mid.entry_id())
+        found = None if self._broker is None else self._broker.entry_index(*_entry(mid))
         if found is None:
             self.anchored = False
-            if self._anchor is not None and self.topic not in _UNANCHORED_WARNED:
+            if self._broker is not None and self.topic not in _UNANCHORED_WARNED:
                 _UNANCHORED_WARNED.add(self.topic)
                 log.warning(
                     "%s: no broker entry index (AppendIndexMetadataInterceptor off): Kafka "
@@ -144,7 +162,10 @@ class NativePartition:
         """Give ``msg`` (the next message of the topic) its offset; index it if it is a Pulsar
         application's. Called with the lock held (or before the partition is shared)."""
         offset = self._offset_of_first(msg) if self._last_key is None else self._next
-        if is_native(msg.properties()):  # else kop's own (a marker of an earlier takeover)
+        if self.indexed:
+            if offset % NEAR_MESSAGES == 0:
+                self.positions.add(offset, native_key(msg.message_id()))
+        elif is_native(msg.properties()):  # else kop's own (a marker of an earlier takeover)
             self.index.add(
                 IndexEntry(
                     base_offset=offset,
@@ -158,6 +179,62 @@ class NativePartition:
         self._last_key = native_key(self._last_id)
         self._next = offset + 1
         return self._next
+
+    def open(self) -> NativePartition:
+        """Find the log start and end through the broker entry index (reading no message);
+        without one (or without Pulsar's ``getMessageIdByIndex``), ``scan``."""
+        if self._broker is not None:
+            try:
+                if self._open_indexed(self._broker):
+                    return self
+            except PulsarStorageError as err:
+                if err.permanent:
+                    raise
+                log.warning(
+                    "%s: cannot position offsets through the broker entry index (%s); reading "
+                    "the partition instead",
+                    self.topic,
+                    err,
+                )
+        return self.scan()
+
+    def _open_indexed(self, broker: BrokerIndex) -> bool:
+        first = broker.earliest()
+        if first is None or first[2] is None:
+            return False  # nothing stored, or written before the interceptor: scan (and warn)
+        last = broker.latest()
+        if last is None or last[2] is None:
+            return False
+        # Pulsar 4.1+ answers where an index is; an older broker fails here (then: scan).
+        if broker.entry_of(last[2]) != (last[0], last[1]):
+            return False
+        first_ledger, first_entry, first_index, first_count = first
+        ledger_id, entry_id, index, count = last
+        if first_index is None or index is None:
+            return False
+        with self._lock:
+            self.indexed = self.anchored = True
+            self._log_start = entry_first_offset(first_index, first_count)
+            self.positions.add(self._log_start, (first_ledger, first_entry, 0))
+            self.positions.add(entry_first_offset(index, count), (ledger_id, entry_id, 0))
+            # The follower starts after the latest entry's last message.
+            self._last_id = message_id(ledger_id, entry_id)
+            self._last_key = (ledger_id, entry_id, max(count - 1, 0))
+            self._next = index + 1
+        return True
+
+    def refresh(self) -> None:
+        """Move the end to the latest entry's (a read-only partition nobody follows here)."""
+        if not self.indexed or self._follower is not None or self._broker is None:
+            return
+        last = self._broker.latest()
+        if last is None or last[2] is None:
+            return
+        with self._lock:
+            if last[2] + 1 > self._next:
+                self._next = last[2] + 1
+                self._last_id = message_id(last[0], last[1])
+                self._last_key = (last[0], last[1], max(last[3] - 1, 0))
 
     def scan(self) -> NativePartition:
         """Index every message from the earliest one to the end as of now."""
@@ -242,6 +319,8 @@ class NativePartition:
 
     @property
     def log_start(self) -> int:
+        if self.indexed:
+            return self._log_start
         return self.index[0].base_offset if len(self.index) else self.next_offset
 
     # -- writing: refused ------------------------------------------------------------------------
@@ -284,15 +363,28 @@ class NativePartition:
         earliest stored message, docs/pulsar-native-records.md); -1 when nothing is stored."""
         if not self.anchored:
             return 0 if len(self.index) else -1
+        if self.indexed and self._broker is not None:
+            first = self._broker.earliest()
+            if first is None:
+                return -1
+            if first[2] is None:
+                return self._log_start
+            start = entry_first_offset(first[2], first[3])
+            with self._lock:
+                if start > self._log_start:
+                    self._log_start = start
+                    self.positions.drop_below(start)
+                    self.positions.add(start, (first[0], first[1], 0))
+                return self._log_start
         reader = self.io.reader(self.topic, queue_size=1)
         try:
-            first = next(iter(self.io.drain(reader, self.topic)), None)
+            first_msg = next(iter(self.io.drain(reader, self.topic)), None)
         finally:
             self.io.close_quietly(reader)
-        if first is None:
+        if first_msg is None:
             return -1
-        mid = first.message_id()
-        found = self._anchor(mid.ledger_id(), mid.entry_id()) if self._anchor else None
+        mid = first_msg.message_id()
+        found = self._broker.entry_index(*_entry(mid)) if self._broker else None
         if found is None:
             return 0 if len(self.index) else -1
         start = offset_in_entry(found, mid)
@@ -301,6 +393,14 @@ class NativePartition:
             if i is not None and i > 0:
                 self.index.trim(self.index[i])
         return start
+
+    def _deleted(self, offset: int) -> PulsarStorageError:
+        return PulsarStorageError(
+            f"Pulsar {self.io.url} {self.topic}: offset {offset} was deleted by Pulsar "
+            "retention; the log start moves at the next retention check"
+        )
+
+    # Scanned partitions: positions from the BatchIndex.
 
     def _start(self, i: int, offset: int | None) -> IndexEntry:
         """The indexed message a cursor starts at to reach entry ``i`` (or ``offset`` in the
@@ -315,44 +415,103 @@ class NativePartition:
         ``start`` to the last indexed one (every message counts, kop's markers too)."""
         with self._lock:
             end = native_key(self.index[len(self.index) - 1].message_id)
-        want = native_key(start.message_id)
-        reader = self.io.reader(self.topic, start.message_id, queue_size=100)
-        offset = start.base_offset
+        return self._messages_from(start.base_offset, native_key(start.message_id), end=end)
+
+    # Indexed partitions: positions from the cache, else the broker.
+
+    def _position(self, offset: int) -> tuple[int, NativeKey]:
+        """A position at or at most NEAR_MESSAGES before ``offset``: cached, else the entry
+        the broker index says holds it (cached then)."""
+        with self._lock:
+            near = self.positions.at_or_before(offset)
+        if near is not None and offset - near[0] <= NEAR_MESSAGES:
+            return near
+        broker = self._broker
+        if broker is None:
+            raise AssertionError("an indexed partition has a broker index")
+        entry = broker.entry_of(offset)
+        if entry is None:
+            raise PulsarStorageError(
+                f"Pulsar {self.io.url} {self.topic}: no stored message has broker index {offset}"
+            )
+        if entry == (-1, -1):  # in the earliest stored entry, or deleted before it
+            first = broker.earliest()
+            if first is None or first[2] is None or offset < entry_first_offset(first[2], first[3]):
+                raise self._deleted(offset)
+            ledger_id, entry_id, index, count = first[0], first[1], first[2], first[3]
+        else:
+            ledger_id, entry_id = entry
+            found = broker.entry_index(ledger_id, entry_id)
+            if found is None:
+                raise PulsarStorageError(
+                    f"Pulsar {self.io.url} {self.topic}: entry {ledger_id}:{entry_id} has no "
+                    "broker index"
+                )
+            index, count = found
+        try:
+            key = key_in_entry(ledger_id, entry_id, index, count, offset)
+        except ValueError as err:
+            raise PulsarStorageError(f"Pulsar {self.io.url} {self.topic}: {err}") from err
+        with self._lock:
+            self.positions.add(offset, key)
+        return offset, key
+
+    def _indexed_messages(self, offset: int) -> Iterable[tuple[int, Any]]:
+        """(offset, message) of the Pulsar applications' messages from ``offset`` to the end
+        known now."""
+        if offset >= self._next:
+            return iter(())
+        at, key = self._position(offset)
+        return self._messages_from(at, key, last=self._next - 1)
+
+    def _messages_from(
+        self, offset: int, want: NativeKey, end: NativeKey | None = None, last: int | None = None
+    ) -> Iterable[tuple[int, Any]]:
+        """(offset, message) of the Pulsar applications' messages from the message ``want``
+        (at ``offset``) to the message ``end`` or the offset ``last`` (every message counts,
+        kop's markers too)."""
+        # A reader starts at the entry's first message; the messages before ``want`` are skipped.
+        reader = self.io.reader(self.topic, message_id(want[0], want[1]), queue_size=100)
         first = True
         try:
             while True:
                 msg = self.io.read_next(reader, self.topic)
                 key = native_key(msg.message_id())
                 if key < want:
-                    continue  # a reader at a batch message may start at the entry's first
+                    continue
                 if first and key > want:
                     # Its ledger is gone (Pulsar retention): counting on would mislabel.
-                    raise PulsarStorageError(
-                        f"Pulsar {self.io.url} {self.topic}: offset {start.base_offset} was "
-                        "deleted by Pulsar retention; the log start moves at the next "
-                        "retention check"
-                    )
+                    raise self._deleted(offset)
                 first = False
+                with self._lock:
+                    self.scan_reads += 1
                 if is_native(msg.properties()):
                     yield offset, msg
-                if key >= end:
+                if (end is not None and key >= end) or (last is not None and offset >= last):
                     return
                 offset += 1
         finally:
             self.io.close_quietly(reader)
 
+    def _from(self, offset: int) -> Iterable[tuple[int, Any]]:
+        """The messages from (about) ``offset`` on: indexed or scanned positions."""
+        if self.indexed:
+            return self._indexed_messages(offset)
+        with self._lock:
+            i = self.index.find(offset)
+            if i is None:
+                return iter(())
+            start = self._start(i, offset)
+        return self._messages(start)
+
     def read(self, offset: int, max_bytes: int, upper: int) -> list[bytes]:
         recent = self._read_recent(offset, max_bytes, upper)
         if recent is not None:
             return recent
-        with self._lock:
-            i = self.index.find(offset)
-            if i is None:
-                return []
-            start = self._start(i, offset)
         out: list[bytes] = []
         total = 0
-        for at, msg in self._messages(start):
+        last: tuple[int, Any] | None = None
+        for at, msg in self._from(offset):
             if at < offset:
                 continue
             if at >= upper:
@@ -362,9 +521,27 @@ class NativePartition:
                 break
             out.append(batch)
             total += len(batch)
+            last = (at, msg)
+        if last is not None and self.indexed:  # the next read starts after it
+            with self._lock:
+                self.positions.add(last[0], native_key(last[1].message_id()))
         return out
 
+    def _first_native(self, offset: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first Pulsar application's message at or after
+        ``offset`` (a probe of the time look-up's binary search)."""
+        for at, msg in self._indexed_messages(offset):
+            if at >= offset:
+                return at, message_timestamp(msg)
+        return None
+
     def batch_at_timestamp(self, ts: int) -> bytes | None:
+        if self.indexed:
+            lo = search_start(self._log_start, self._next, ts, self._first_native, LINEAR_MESSAGES)
+            for at, msg in self._indexed_messages(lo):
+                if message_timestamp(msg) >= ts:
+                    return message_batch(msg, at)
+            return None
         with self._lock:
             i = self.index.first_at_timestamp(ts)
             if i is None:
@@ -376,6 +553,12 @@ class NativePartition:
         return None
 
     def batch_with_max_timestamp(self) -> bytes | None:
+        if self.indexed:
+            # The newest messages' largest timestamp, then its first message (exact when
+            # timestamps do not decrease with offsets, see search_start).
+            newest = max(self._log_start, self._next - MAX_TIMESTAMP_WINDOW)
+            stamps = [message_timestamp(msg) for _, msg in self._indexed_messages(newest)]
+            return self.batch_at_timestamp(max(stamps)) if stamps else None
         with self._lock:
             i = self.index.first_with_max_timestamp()
             if i is None:
@@ -386,3 +569,7 @@ class NativePartition:
             if message_timestamp(msg) >= target:
                 return message_batch(msg, at)
         return None
+
+
+def _entry(msg_id: Any) -> tuple[int, int]:
+    return (msg_id.ledger_id(), msg_id.entry_id())
