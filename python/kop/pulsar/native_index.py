@@ -91,7 +91,8 @@ def search_start(lo: int, hi: int, ts: int, probe: Probe, linear: int) -> int:
     """Where to read forward from to find the first message with timestamp >= ``ts`` among
     offsets ``[lo, hi)``: a binary search by ``probe`` until at most ``linear`` offsets are
     left. Exact when timestamps do not decrease with offsets (publish times, event times of
-    one producer); otherwise it may land after an earlier match, as Kafka's time index can."""
+    one producer); otherwise it may land after an earlier match (Kafka's time index, which
+    keeps running maxima, finds the first; docs/pulsar-native-records.md says so)."""
     while hi - lo > linear:
         mid = (lo + hi) // 2
         found = probe(mid)
