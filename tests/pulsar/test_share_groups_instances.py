@@ -114,7 +114,8 @@ def test_lag_of_a_partition_led_by_the_other_instance(
     """`kafka-share-groups --describe` asks the group's coordinator (instance 2) for the offsets
     of a share partition led by instance 1: the state is read from the stored document, the
     high watermark asked of the leader (as Kafka's coordinator asks with a ListOffsets), so
-    the lag is the records produced after the consumer accepted all it got. About 15 s."""
+    the lag is the records produced after the consumer accepted all it got. About 11 s, and the
+    two instances' start (~25 s)."""
     topic = pair.topic_led_by(1, "share-pair-lag")
     group = _group_coordinated_by(pair.bootstrap, 2)
     first = [f"v{i}" for i in range(10)]
