@@ -1,6 +1,6 @@
-//! The hand-written decoders of ShareFetch and ShareAcknowledge v2 (`handlers/share_wire.rs`;
-//! the `kafka-protocol` crate stops at v1): the first byte picks the request, the rest is the
-//! body. A decode must end in Ok or Malformed, never a panic or an allocation the body does
+//! The hand-written decoders of ShareFetch and ShareAcknowledge v2 and DescribeShareGroupOffsets
+//! v1 (`handlers/share_wire.rs`; the `kafka-protocol` crate stops below them): the first byte
+//! picks the request, the rest is the body. A decode must end in Ok or Malformed, never a panic or an allocation the body does
 //! not pay for.
 #![no_main]
 
@@ -9,7 +9,7 @@ use kop_core::handlers::{decode_share_v2_body, share_v2_sample_bodies};
 use libfuzzer_sys::fuzz_target;
 
 /// The API key for the first input byte.
-const PICKS: [i16; 2] = [78, 79];
+const PICKS: [i16; 3] = [78, 79, 90];
 
 fn seeds() -> Vec<Vec<u8>> {
     share_v2_sample_bodies()

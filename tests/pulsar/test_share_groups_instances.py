@@ -5,7 +5,8 @@ the other takes the group (its membership is in the group log) and the share par
 state is stored) over. Every record ends accepted on the server (the share partition's start
 offset passes them all), none is delivered again after a confirmed acknowledgement, and no
 record's delivery count goes backwards. A commit cut by the kill may have been applied before
-it, as on Kafka: only those few acceptances stay unconfirmed to the client."""
+it, as on Kafka: only those few acceptances stay unconfirmed to the client. And KIP-1226's lag
+of a share partition led by the instance that does not coordinate the group."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from helpers import ck, txn
+from helpers import ck, java, txn
 from helpers.data import Rec
 from helpers.instances import Pair
 from helpers.pulsar import PulsarService
@@ -104,3 +105,35 @@ def test_share_consumers_survive_a_kill_of_the_coordinating_instance(
         f"(unconfirmed at the kill); the run ended {took:.1f} s after the kill; errors seen: "
         f"{out['errors'][:3]}"
     )
+
+
+@pytest.mark.timeout(180)
+def test_lag_of_a_partition_led_by_the_other_instance(
+    pair: Pair, java_classes: txn.JavaClasses, tmp_path: Path
+) -> None:
+    """`kafka-share-groups --describe` asks the group's coordinator (instance 2) for the offsets
+    of a share partition led by instance 1: the state is read from the stored document, the
+    high watermark asked of the leader (as Kafka's coordinator asks with a ListOffsets), so
+    the lag is the records produced after the consumer accepted all it got. About 11 s, and the
+    two instances' start (~25 s)."""
+    topic = pair.topic_led_by(1, "share-pair-lag")
+    group = _group_coordinated_by(pair.bootstrap, 2)
+    first = [f"v{i}" for i in range(10)]
+    ck.produce(pair.one.bootstrap, topic, [Rec(0, None, v.encode()) for v in first])
+    client = txn.TxnServe(java_classes, pair.bootstrap, tmp_path / "share.log", main="ShareClient")
+    try:
+        got = client.call("drain", group, topic, len(first), 30_000)["got"]
+    finally:
+        client.close()
+    assert sorted(got) == sorted(first), got
+    late = [Rec(0, None, f"late{i}".encode()) for i in range(4)]
+    ck.produce(pair.one.bootstrap, topic, late)
+    done = java.run_class(
+        "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+        ["--bootstrap-server", pair.two.bootstrap, "--describe", "--offsets", "--group", group],
+        timeout=60,
+        check=False,
+    )
+    rows = [line.split() for line in done.stdout.splitlines()]
+    got_rows = [(r[2], r[3], r[4]) for r in rows if len(r) == 5 and r[1] == topic]
+    assert got_rows == [("0", str(len(first)), str(len(late)))], done.stdout + done.stderr

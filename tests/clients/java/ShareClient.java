@@ -38,6 +38,9 @@
 //                                    a consumer with share.acquire.mode=MODE and max.poll.records
 //                                    MAX polls once and holds what it got; a second consumer
 //                                    polls until it has WANT values or WAIT_MS passed: both lists
+//   parity GROUP TOPIC N             explicit acknowledgement: accepts the records at odd offsets,
+//                                    releases those at even ones (again when they come back),
+//                                    until N distinct records were seen: accepted per partition
 //   quit
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -135,6 +138,9 @@ public final class ShareClient {
                     case "acquire":
                         out = acquire(w[1], w[2], w[3], Integer.parseInt(w[4]),
                                 Integer.parseInt(w[5]), Long.parseLong(w[6]));
+                        break;
+                    case "parity":
+                        out = parity(w[1], w[2], Integer.parseInt(w[3]));
                         break;
                     case "bench":
                         out = bench(w[1], w[2], Integer.parseInt(w[3]), Integer.parseInt(w[4]));
@@ -511,6 +517,33 @@ public final class ShareClient {
             }
         }
         return Map.of("got", got);
+    }
+
+    /**
+     * Accepts the records at odd offsets and releases those at even ones until n distinct
+     * records were seen, committing each poll's acknowledgements: partition -> accepted.
+     */
+    private Object parity(String group, String topic, int n) {
+        Set<String> seen = new java.util.HashSet<>();
+        Map<Integer, Integer> accepted = new java.util.TreeMap<>();
+        try (KafkaShareConsumer<String, String> c = consumer(group, "explicit")) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + WAIT_MS;
+            while (seen.size() < n && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : recs) {
+                    boolean odd = r.offset() % 2 == 1;
+                    if (seen.add(r.partition() + "-" + r.offset()) && odd) {
+                        accepted.merge(r.partition(), 1, Integer::sum);
+                    }
+                    c.acknowledge(r, odd ? AcknowledgeType.ACCEPT : AcknowledgeType.RELEASE);
+                }
+                if (!recs.isEmpty()) {
+                    c.commitSync();
+                }
+            }
+        }
+        return Map.of("accepted", accepted, "seen", seen.size());
     }
 
     /** Accepts n records, committing each acknowledgement on its own: seconds taken. */

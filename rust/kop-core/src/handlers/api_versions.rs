@@ -15,7 +15,7 @@ use crate::error::KafkaError;
 /// server-side defence (`transaction.version` 2, as Kafka 4.x clusters run; producers of
 /// older clients use version 1), KIP-932 share groups (`share.version` 1 in force and 2 supported, as a new Kafka 4.4 cluster reports it, which serves ShareFetch v2 at level 1 too: ShareGroupHeartbeat,
 /// ShareGroupDescribe, ShareFetch and ShareAcknowledge up to v2 with KIP-1206's acquire modes
-/// and KIP-1222's renewals, DescribeShareGroupOffsets) and KIP-1071
+/// and KIP-1222's renewals, DescribeShareGroupOffsets v1 with KIP-1226's lag) and KIP-1071
 /// Streams groups (`streams.version` 1: StreamsGroupHeartbeat, StreamsGroupDescribe). `metadata.version` and `kraft.version` describe a KRaft quorum,
 /// which kop does not have.
 pub const FEATURES: [(&str, i16, i16); 4] = [
@@ -30,7 +30,8 @@ const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 fn api_keys() -> Vec<ApiVersion> {
     let extra = super::streams_groups::SERVED_EXTRA;
-    // Versions served by hand above what the crate decodes (ShareFetch / ShareAcknowledge v2).
+    // Versions served by hand above what the crate decodes (ShareFetch / ShareAcknowledge v2,
+    // DescribeShareGroupOffsets v1).
     let above = |key: i16, max: i16| {
         super::share_wire::SERVED_ABOVE_CODEC
             .iter()

@@ -36,7 +36,8 @@ mod share_offsets;
 #[cfg(test)]
 mod share_offsets_tests;
 mod share_wire;
-/// The hand-written ShareFetch / ShareAcknowledge v2 decoders, for the fuzz target `share_wire`.
+/// The hand-written ShareFetch / ShareAcknowledge v2 and DescribeShareGroupOffsets v1
+/// decoders, for the fuzz target `share_wire`.
 #[cfg(feature = "fuzzing")]
 pub use share_wire::{
     decode_for_fuzzing as decode_share_v2_body, sample_bodies as share_v2_sample_bodies,
@@ -329,7 +330,11 @@ pub async fn dispatch(ctx: &RequestContext, frame: RequestFrame) -> Outcome {
         return timed(&ctx.broker, raw, version, started, outcome);
     }
     if share_wire::is_hand_written(key as i16, version) {
-        let outcome = share_fetch::dispatch_v2(ctx, frame, started).await;
+        let outcome = if key == ApiKey::DescribeShareGroupOffsets {
+            share_groups::dispatch_offsets_v1(ctx, frame, started).await
+        } else {
+            share_fetch::dispatch_v2(ctx, frame, started).await
+        };
         return timed(&ctx.broker, key as i16, version, started, outcome);
     }
     let Some((min, max)) = served_range(key) else {

@@ -1,5 +1,5 @@
 //! KIP-932 share groups: ShareGroupHeartbeat, ShareGroupDescribe and DescribeShareGroupOffsets
-//! (Alter/DeleteShareGroupOffsets are in `share_offsets.rs`).
+//! (v1 with KIP-1226's lag; Alter/DeleteShareGroupOffsets are in `share_offsets.rs`).
 //! Membership rules live in `crate::share::groups`, delivery state in `crate::share::states`.
 
 use kafka_protocol::messages::describe_share_group_offsets_response::{
@@ -7,14 +7,20 @@ use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponsePartition as OffsetsPartition,
     DescribeShareGroupOffsetsResponseTopic as OffsetsTopic,
 };
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::share_group_describe_response::{self as sgd, DescribedGroup};
 use kafka_protocol::messages::share_group_heartbeat_response as sgh;
 use kafka_protocol::messages::*;
 
+use std::collections::{BTreeMap, HashMap};
+
 use super::authz::{self, Operation, ResourceType};
-use super::{sb, RequestContext};
+use super::share_wire;
+use super::{sb, Outcome, RequestContext};
+use crate::codec::frame::RequestFrame;
 use crate::error::KafkaError;
 use crate::share::groups::{Assignment, ShareHeartbeat, HEARTBEAT_INTERVAL_MS};
+use crate::share::states::Summary;
 use crate::share::ShareKey;
 
 /// Kafka's answer when a group id names a group of another type.
@@ -222,14 +228,54 @@ pub async fn describe(
     ShareGroupDescribeResponse::default().with_groups(groups)
 }
 
-/// DescribeShareGroupOffsets: each share partition's start offset (SPSO), -1 where the group
-/// has no state for it.
+/// DescribeShareGroupOffsets v0: each share partition's start offset (SPSO), -1 where the
+/// group has no state for it.
 pub async fn describe_offsets(
     ctx: &RequestContext,
     _header: &RequestHeader,
     req: DescribeShareGroupOffsetsRequest,
 ) -> DescribeShareGroupOffsetsResponse {
+    describe_offsets_any(ctx, req, false).await.0
+}
+
+/// DescribeShareGroupOffsets v1, decoded and encoded by hand (`share_wire.rs`): v0 with each
+/// partition's lag.
+pub async fn dispatch_offsets_v1(
+    ctx: &RequestContext,
+    frame: RequestFrame,
+    started: std::time::Instant,
+) -> Outcome {
+    let key = frame.api_key;
+    let req = match share_wire::describe_offsets_request(frame.body) {
+        Ok(req) => req,
+        Err(e) => return Outcome::Close(format!("DescribeShareGroupOffsets v1: {e}")),
+    };
+    let (mut resp, lags) = describe_offsets_any(ctx, req, true).await;
+    super::response_errors::count(&ctx.broker.metrics.requests, key, &resp);
+    let client_id = frame.header.client_id.as_deref();
+    let throttle = super::request_time_throttle(ctx, key, client_id, started);
+    resp.throttle_time_ms = resp
+        .throttle_time_ms
+        .max(throttle.min(i32::MAX as u64) as i32);
+    let body = share_wire::describe_offsets_response(&resp, &lags);
+    Outcome::Respond(super::streams_wire::frame(
+        frame.header.correlation_id,
+        body,
+    ))
+}
+
+/// A partition answered: its index, its error, its stored state.
+type Answered = (i32, Option<KafkaError>, Option<Summary>);
+
+/// The response, and with `with_lag` each partition's lag in the response's order (-1 where
+/// it is unknown: no state, an error, or no high watermark to be had).
+async fn describe_offsets_any(
+    ctx: &RequestContext,
+    req: DescribeShareGroupOffsetsRequest,
+    with_lag: bool,
+) -> (DescribeShareGroupOffsetsResponse, Vec<i64>) {
     let mut groups = Vec::with_capacity(req.groups.len());
+    let mut lags = Vec::new();
     for g in req.groups {
         let base = OffsetsGroup::default().with_group_id(g.group_id.clone());
         if !authz::group_allowed(
@@ -247,7 +293,7 @@ pub async fn describe_offsets(
             groups.push(base.with_error_code(e.code()));
             continue;
         }
-        let stored = match ctx.broker.share.states.start_offsets(&g.group_id) {
+        let stored = match ctx.broker.share.states.summaries(&g.group_id) {
             Ok(s) => s,
             Err(e) => {
                 groups.push(base.with_error_code(e.code()));
@@ -261,10 +307,13 @@ pub async fn describe_offsets(
                 .map(|t| (t.topic_name.to_string(), t.partitions))
                 .collect(),
             None => {
-                let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
-                for (topic_id, p, _) in &stored {
-                    if let Some(t) = ctx.broker.topic_by_id(topic_id) {
-                        by_topic.entry(t.name.clone()).or_default().push(*p);
+                let mut by_topic: BTreeMap<String, Vec<i32>> = Default::default();
+                for s in &stored {
+                    if let Some(t) = ctx.broker.topic_by_id(&s.topic_id) {
+                        by_topic
+                            .entry(t.name.clone())
+                            .or_default()
+                            .push(s.partition);
                     }
                 }
                 by_topic.into_iter().collect()
@@ -279,37 +328,73 @@ pub async fn describe_offsets(
             names.iter().copied(),
         )
         .await;
-        let topics = wanted
+        // Each answered partition: (topic, partition, error, its stored state).
+        let mut answered: Vec<(String, uuid::Uuid, Vec<Answered>)> =
+            Vec::with_capacity(wanted.len());
+        for (name, mut partitions) in wanted {
+            partitions.sort_unstable();
+            let topic = ctx.broker.topic(&name);
+            let err = if denied.contains(&name) {
+                Some(KafkaError::TopicAuthorizationFailed)
+            } else if topic.is_none() {
+                Some(KafkaError::UnknownTopicOrPartition)
+            } else {
+                None
+            };
+            let topic_id = topic.as_ref().map(|t| t.id).unwrap_or_default();
+            let parts = partitions
+                .into_iter()
+                .map(|p| {
+                    let summary = err.is_none().then(|| {
+                        stored
+                            .iter()
+                            .find(|s| s.topic_id == topic_id && s.partition == p)
+                            .copied()
+                    });
+                    (p, err, summary.flatten())
+                })
+                .collect();
+            answered.push((name, topic_id, parts));
+        }
+        if with_lag {
+            let with_state: Vec<(&str, i32)> = answered
+                .iter()
+                .flat_map(|(name, _, parts)| {
+                    parts
+                        .iter()
+                        .filter(|(_, _, s)| s.is_some())
+                        .map(move |(p, _, _)| (name.as_str(), *p))
+                })
+                .collect();
+            let marks = high_watermarks(ctx, &with_state).await;
+            for (name, _, parts) in &answered {
+                for (p, _, summary) in parts {
+                    let mark = marks.get(&(name.clone(), *p)).copied();
+                    lags.push(match (summary, mark) {
+                        (Some(s), Some(hw)) => s.lag(hw),
+                        _ => -1,
+                    });
+                }
+            }
+        }
+        let topics = answered
             .into_iter()
-            .map(|(name, mut partitions)| {
-                partitions.sort_unstable();
-                let topic = ctx.broker.topic(&name);
-                let err = if denied.contains(&name) {
-                    Some(KafkaError::TopicAuthorizationFailed)
-                } else if topic.is_none() {
-                    Some(KafkaError::UnknownTopicOrPartition)
-                } else {
-                    None
-                };
-                let topic_id = topic.as_ref().map(|t| t.id).unwrap_or_default();
+            .map(|(name, topic_id, parts)| {
                 OffsetsTopic::default()
                     .with_topic_name(TopicName(sb(name)))
                     .with_topic_id(topic_id)
                     .with_partitions(
-                        partitions
+                        parts
                             .into_iter()
-                            .map(|p| {
+                            .map(|(p, err, summary)| {
                                 let part = OffsetsPartition::default()
                                     .with_partition_index(p)
-                                    .with_leader_epoch(-1);
-                                if let Some(e) = err {
-                                    return part.with_start_offset(-1).with_error_code(e.code());
+                                    .with_leader_epoch(-1)
+                                    .with_start_offset(summary.map_or(-1, |s| s.start));
+                                match err {
+                                    Some(e) => part.with_error_code(e.code()),
+                                    None => part,
                                 }
-                                let start = stored
-                                    .iter()
-                                    .find(|(t, q, _)| *t == topic_id && *q == p)
-                                    .map_or(-1, |(_, _, s)| *s);
-                                part.with_start_offset(start)
                             })
                             .collect(),
                     )
@@ -317,5 +402,137 @@ pub async fn describe_offsets(
             .collect();
         groups.push(base.with_topics(topics));
     }
-    DescribeShareGroupOffsetsResponse::default().with_groups(groups)
+    (
+        DescribeShareGroupOffsetsResponse::default().with_groups(groups),
+        lags,
+    )
+}
+
+/// The high watermarks of `partitions` (Kafka's group coordinator asks the leaders with a
+/// ListOffsets for the latest offset, read uncommitted): here where this instance serves the
+/// partition, from the instance leading it otherwise (one ListOffsets per instance). A
+/// partition whose high watermark cannot be had is missing (its lag is -1).
+async fn high_watermarks(
+    ctx: &RequestContext,
+    partitions: &[(&str, i32)],
+) -> HashMap<(String, i32), i64> {
+    let broker = &ctx.broker;
+    let mut marks = HashMap::new();
+    let mut elsewhere: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+    for &(name, index) in partitions {
+        let Some(p) = broker.topic(name).and_then(|t| t.partition(index)) else {
+            continue;
+        };
+        if p.ensure_served().is_ok() {
+            marks.insert((name.to_string(), index), p.high_watermark());
+            continue;
+        }
+        let node = broker.cluster.leader(name, index);
+        if node != broker.cluster.node_id() {
+            elsewhere
+                .entry(node)
+                .or_default()
+                .entry(name)
+                .or_default()
+                .push(index);
+        }
+    }
+    for (node, topics) in elsewhere {
+        let Some(endpoint) = broker.cluster.endpoint(node, broker.peers.listener()) else {
+            continue;
+        };
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, ps)| {
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(sb(name)))
+                            .with_partitions(
+                                ps.into_iter()
+                                    .map(|index| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(index)
+                                            .with_current_leader_epoch(-1)
+                                            .with_timestamp(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let Ok(resp) = broker
+            .peers
+            .call(node, &endpoint, &req, LIST_OFFSETS_VERSION)
+            .await
+        else {
+            continue;
+        };
+        for t in resp.topics {
+            for p in t.partitions {
+                if p.error_code == 0 {
+                    marks.insert((t.name.to_string(), p.partition_index), p.offset);
+                }
+            }
+        }
+    }
+    marks
+}
+
+/// The ListOffsets version asked of a peer for a high watermark (any with `Timestamp`).
+const LIST_OFFSETS_VERSION: i16 = 7;
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup as G, DescribeShareGroupOffsetsRequestTopic as T,
+    };
+
+    use super::*;
+
+    fn req(group: &str, topics: Option<&[(&str, &[i32])]>) -> DescribeShareGroupOffsetsRequest {
+        DescribeShareGroupOffsetsRequest::default().with_groups(vec![G::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|(t, ps)| {
+                        T::default()
+                            .with_topic_name(TopicName(sb(*t)))
+                            .with_partitions(ps.to_vec())
+                    })
+                    .collect()
+            }))])
+    }
+
+    /// Each answered partition's lag comes in the response's order: the share partition with
+    /// state has one (here the empty log's: 0), one without state or of an unknown topic -1.
+    #[tokio::test]
+    async fn lags_follow_the_answered_partitions() {
+        let ctx = RequestContext::builder().build();
+        let topic = ctx.topic("t", 3);
+        let key = ShareKey {
+            group: "g".into(),
+            topic_id: topic.id,
+            partition: 1,
+        };
+        ctx.broker.share.states.initialize(&key, 0).unwrap();
+        let asked: &[(&str, &[i32])] = &[("t", &[2, 1, 0]), ("nope", &[0])];
+        let (resp, lags) = describe_offsets_any(&ctx, req("g", Some(asked)), true).await;
+        let g = &resp.groups[0];
+        let starts: Vec<(i32, i64, i16)> = g
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.partition_index, p.start_offset, p.error_code))
+            .collect();
+        assert_eq!(starts, vec![(0, -1, 0), (1, 0, 0), (2, -1, 0), (0, -1, 3)]);
+        assert_eq!(lags, vec![-1, 0, -1, -1]);
+        // Every partition with state (null topics); v0 has no lags.
+        let (resp, lags) = describe_offsets_any(&ctx, req("g", None), true).await;
+        assert_eq!(resp.groups[0].topics[0].partitions.len(), 1);
+        assert_eq!(lags, vec![0]);
+        let (_, lags) = describe_offsets_any(&ctx, req("g", None), false).await;
+        assert!(lags.is_empty());
+    }
 }

@@ -5,8 +5,15 @@
 //! after `ShareSessionEpoch`, and its response `AcquisitionLockTimeoutMs` after `ErrorMessage`.
 //! ShareFetch's response is the same at v1 and v2 (the crate encodes it). Requests decode into
 //! the crate's v1 structs plus the new fields, so one handler serves every version.
+//!
+//! DescribeShareGroupOffsets (API 90) v1 too: the crate knows v0 only. v1 (KIP-1226) has the
+//! same request and adds `Lag` (int64, ignorable, default -1) after `LeaderEpoch` in each
+//! response partition (`DescribeShareGroupOffsets*.json` in kafka-clients 4.4.0).
 
 use bytes::Bytes;
+use kafka_protocol::messages::describe_share_group_offsets_request::{
+    DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+};
 use kafka_protocol::messages::share_acknowledge_request::{
     self as sa, AcknowledgePartition, AcknowledgeTopic,
 };
@@ -14,7 +21,8 @@ use kafka_protocol::messages::share_fetch_request::{
     AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic,
 };
 use kafka_protocol::messages::{
-    GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
+    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId,
+    ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -26,12 +34,21 @@ pub const ACKNOWLEDGE_KEY: i16 = 79;
 /// The version served by hand (v1 is the crate's).
 pub const VERSION: i16 = 2;
 
-/// What v2 of ShareFetch and ShareAcknowledge are served up to, over the crate's v1.
-pub const SERVED_ABOVE_CODEC: [(i16, i16); 2] = [(FETCH_KEY, VERSION), (ACKNOWLEDGE_KEY, VERSION)];
+pub const DESCRIBE_OFFSETS_KEY: i16 = 90;
+/// DescribeShareGroupOffsets' version served by hand (v0 is the crate's).
+pub const DESCRIBE_OFFSETS_VERSION: i16 = 1;
+
+/// The versions served by hand above the crate's: ShareFetch and ShareAcknowledge v2,
+/// DescribeShareGroupOffsets v1.
+pub const SERVED_ABOVE_CODEC: [(i16, i16); 3] = [
+    (FETCH_KEY, VERSION),
+    (ACKNOWLEDGE_KEY, VERSION),
+    (DESCRIBE_OFFSETS_KEY, DESCRIBE_OFFSETS_VERSION),
+];
 
 /// Whether a request is one this file decodes.
 pub fn is_hand_written(key: i16, version: i16) -> bool {
-    version == VERSION && (key == FETCH_KEY || key == ACKNOWLEDGE_KEY)
+    SERVED_ABOVE_CODEC.contains(&(key, version))
 }
 
 /// KIP-1206 `ShareAcquireMode`: how `MaxRecords` is read.
@@ -243,22 +260,80 @@ pub fn acknowledge_response(resp: &ShareAcknowledgeResponse, lock_ms: i32) -> Wr
     w
 }
 
-/// Decodes a v2 body of either request, as `dispatch` does, for the fuzz target `share_wire`
-/// (`fuzz/`): Ok or Malformed, never a panic.
+/// Decodes a DescribeShareGroupOffsets request body (v0 and v1 are the same).
+pub fn describe_offsets_request(
+    body: Bytes,
+) -> Result<DescribeShareGroupOffsetsRequest, Malformed> {
+    let r = &mut Reader::new(body);
+    let groups = r.array(|r| {
+        let group_id = GroupId(StrBytes::from_string(r.string()?));
+        let topics = r.nullable_array(|r| {
+            let name = TopicName(StrBytes::from_string(r.string()?));
+            let partitions = r.array(Reader::i32)?;
+            r.tagged()?;
+            Ok(DescribeShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(name)
+                .with_partitions(partitions))
+        })?;
+        r.tagged()?;
+        Ok(DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(group_id)
+            .with_topics(topics))
+    })?;
+    r.tagged()?;
+    Ok(DescribeShareGroupOffsetsRequest::default().with_groups(groups))
+}
+
+/// A DescribeShareGroupOffsetsResponse v1 body: v0's fields with each partition's `Lag` after
+/// its leader epoch. `lags` holds the partitions' lags in the response's order (groups, then
+/// topics, then partitions); a partition without one is -1, the field's default.
+pub fn describe_offsets_response(resp: &DescribeShareGroupOffsetsResponse, lags: &[i64]) -> Writer {
+    let mut lags = lags.iter().copied();
+    let mut w = Writer::default();
+    w.i32(resp.throttle_time_ms);
+    w.array(&resp.groups, |w, g| {
+        w.string(&g.group_id);
+        w.array(&g.topics, |w, t| {
+            w.string(&t.topic_name);
+            write_uuid(w, &t.topic_id);
+            w.array(&t.partitions, |w, p| {
+                w.i32(p.partition_index);
+                w.i64(p.start_offset);
+                w.i32(p.leader_epoch);
+                w.i64(lags.next().unwrap_or(-1));
+                w.i16(p.error_code);
+                w.nullable_string(p.error_message.as_deref());
+                w.tagged();
+            });
+            w.tagged();
+        });
+        w.i16(g.error_code);
+        w.nullable_string(g.error_message.as_deref());
+        w.tagged();
+    });
+    w.tagged();
+    w
+}
+
+/// Decodes a body of a request served by hand, as `dispatch` does, for the fuzz target
+/// `share_wire` (`fuzz/`): Ok or Malformed, never a panic.
 #[cfg(feature = "fuzzing")]
 pub fn decode_for_fuzzing(key: i16, body: Bytes) -> Result<(), Malformed> {
     match key {
         FETCH_KEY => ShareFetch::decode(body).map(drop),
+        DESCRIBE_OFFSETS_KEY => describe_offsets_request(body).map(drop),
         _ => ShareAcknowledge::decode(body).map(drop),
     }
 }
 
-/// Seeds for the fuzz target: a v2 ShareFetch and a v2 ShareAcknowledge with renewals.
+/// Seeds for the fuzz target: a v2 ShareFetch and a v2 ShareAcknowledge with renewals, a
+/// DescribeShareGroupOffsets.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn sample_bodies() -> Vec<(i16, Bytes)> {
     vec![
         (FETCH_KEY, sample::fetch_body()),
         (ACKNOWLEDGE_KEY, sample::acknowledge_body()),
+        (DESCRIBE_OFFSETS_KEY, sample::describe_offsets_body()),
     ]
 }
 
@@ -305,6 +380,25 @@ mod sample {
         });
         w.tagged();
         w.0.freeze()
+    }
+
+    /// A DescribeShareGroupOffsets of partitions 0 and 2 of "t" for "g", and of every
+    /// partition for "h" (null topics), encoded by the crate (v0: the same as v1).
+    pub fn describe_offsets_body() -> Bytes {
+        use kafka_protocol::protocol::Encodable;
+        let req = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_topics(Some(vec![DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![0, 2])])),
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("h")))
+                .with_topics(None),
+        ]);
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 0).expect("encodes");
+        buf.freeze()
     }
 
     /// A ShareAcknowledge that renews offsets 10–11 of partition 2.
@@ -422,14 +516,119 @@ mod tests {
                 let cut = body.slice(..end);
                 let failed = match key {
                     FETCH_KEY => ShareFetch::decode(cut).is_err(),
+                    DESCRIBE_OFFSETS_KEY => describe_offsets_request(cut).is_err(),
                     _ => ShareAcknowledge::decode(cut).is_err(),
                 };
                 assert!(failed, "prefix {end} of {key}");
             }
             for bytes in crate::handlers::streams_wire::corrupted_copies(&body, 10_000) {
                 let _ = ShareFetch::decode(bytes.clone());
+                let _ = describe_offsets_request(bytes.clone());
                 let _ = ShareAcknowledge::decode(bytes);
             }
+        }
+    }
+
+    /// The request is the same at v0 and v1: what the crate encodes at v0 decodes by hand to
+    /// the same request, and the crate reads it back from v0 bytes.
+    #[test]
+    fn a_describe_offsets_request_round_trips_through_both_decoders() {
+        let body = sample::describe_offsets_body();
+        let by_hand = describe_offsets_request(body.clone()).unwrap();
+        let by_crate = DescribeShareGroupOffsetsRequest::decode(&mut body.clone(), 0).unwrap();
+        assert_eq!(by_hand, by_crate);
+        assert_eq!(
+            by_hand.groups[0].topics.as_ref().unwrap()[0].partitions,
+            vec![0, 2]
+        );
+        assert!(by_hand.groups[1].topics.is_none(), "null: every partition");
+    }
+
+    fn offsets_response() -> DescribeShareGroupOffsetsResponse {
+        use kafka_protocol::messages::describe_share_group_offsets_response::{
+            DescribeShareGroupOffsetsResponseGroup as G,
+            DescribeShareGroupOffsetsResponsePartition as P,
+            DescribeShareGroupOffsetsResponseTopic as T,
+        };
+        DescribeShareGroupOffsetsResponse::default()
+            .with_throttle_time_ms(5)
+            .with_groups(vec![
+                G::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                    .with_topics(vec![T::default()
+                        .with_topic_name(TopicName(StrBytes::from_static_str("t")))
+                        .with_topic_id(sample::TOPIC)
+                        .with_partitions(vec![
+                            P::default()
+                                .with_partition_index(0)
+                                .with_start_offset(7)
+                                .with_leader_epoch(3),
+                            P::default()
+                                .with_partition_index(2)
+                                .with_start_offset(-1)
+                                .with_error_code(3)
+                                .with_error_message(Some(StrBytes::from_static_str("x"))),
+                        ])]),
+                G::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("h")))
+                    .with_error_code(16),
+            ])
+    }
+
+    /// (index, start offset, leader epoch, lag, error code) of a response partition.
+    type Row = (i32, i64, i32, i64, i16);
+
+    /// Reads a v1 response back: each partition's row.
+    fn read_v1(body: Bytes) -> Result<Vec<Row>, Malformed> {
+        let r = &mut Reader::new(body);
+        let mut out = Vec::new();
+        r.i32()?;
+        r.array(|r| {
+            r.string()?;
+            r.array(|r| {
+                r.string()?;
+                uuid(r)?;
+                r.array(|r| {
+                    out.push((r.i32()?, r.i64()?, r.i32()?, r.i64()?, r.i16()?));
+                    r.nullable_string()?;
+                    r.tagged()
+                })?;
+                r.tagged()
+            })?;
+            r.i16()?;
+            r.nullable_string()?;
+            r.tagged()
+        })?;
+        r.tagged()?;
+        Ok(out)
+    }
+
+    /// v1 is the crate's v0 with eight bytes of lag after each partition's leader epoch; a
+    /// partition without a lag gets -1.
+    #[test]
+    fn the_v1_offsets_response_is_v0_plus_each_partitions_lag() {
+        let resp = offsets_response();
+        let mut v0 = BytesMut::new();
+        resp.encode(&mut v0, 0).unwrap();
+        let v1 = describe_offsets_response(&resp, &[42]).0.freeze();
+        assert_eq!(v1.len(), v0.len() + 2 * 8);
+        assert_eq!(
+            read_v1(v1.clone()).unwrap(),
+            vec![(0, 7, 3, 42, 0), (2, -1, 0, -1, 3)]
+        );
+        // Cut the lags out: the crate's v0 bytes, and the crate's v0 decoder reads them.
+        // throttle 4, groups 1, "g" 2, topics 1, "t" 2, id 16, partitions 1; index, start and
+        // epoch 16 (v0 positions).
+        let first = 4 + 1 + 2 + 1 + 2 + 16 + 1 + 16;
+        let second = first + 2 + 1 + 1 + 16; // error, null message, tags; the next partition
+        let mut cut = BytesMut::from(&v1[..first]);
+        cut.extend_from_slice(&v1[first + 8..second + 8]);
+        cut.extend_from_slice(&v1[second + 16..]);
+        assert_eq!(&cut[..], &v0[..]);
+        let back = DescribeShareGroupOffsetsResponse::decode(&mut cut.freeze(), 0).unwrap();
+        assert_eq!(back, resp);
+        for end in 0..v1.len() {
+            assert!(read_v1(v1.slice(..end)).is_err(), "prefix {end}");
         }
     }
 }

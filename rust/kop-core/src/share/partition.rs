@@ -465,6 +465,22 @@ impl SharePartition {
         }
     }
 
+    /// The offsets in flight that are done (acknowledged or archived, gaps and control records
+    /// included): Kafka's `deliveryCompleteCount`, which it persists with the state. Offsets
+    /// below the start are not counted (they are behind it).
+    pub fn delivery_complete_count(&self) -> i64 {
+        self.records.values().filter(|r| r.state.is_done()).count() as i64
+    }
+
+    /// KIP-1226's share-partition lag given the partition's high watermark: the records from
+    /// the start offset up to the high watermark that are still to be delivered and completed
+    /// — never fetched, available, or acquired and not yet acknowledged. As Kafka 4.4's group
+    /// coordinator computes it (`high watermark - start offset - deliveryCompleteCount`, not
+    /// clamped: a start set beyond the log's end by AlterShareGroupOffsets gives a negative lag).
+    pub fn lag(&self, high_watermark: i64) -> i64 {
+        lag(high_watermark, self.start, self.delivery_complete_count())
+    }
+
     /// (acquired, available, done) offsets in flight (ShareGroupDescribe-style counters).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut c = (0, 0, 0);
@@ -477,6 +493,14 @@ impl SharePartition {
         }
         c
     }
+}
+
+/// The share-partition lag from a high watermark, a start offset and a delivery-complete
+/// count (`SharePartition::lag`; `states::Summary::lag` from a stored state).
+pub fn lag(high_watermark: i64, start: i64, delivery_complete: i64) -> i64 {
+    high_watermark
+        .saturating_sub(start)
+        .saturating_sub(delivery_complete)
 }
 
 /// What a delivered record that was not accepted becomes: available again, or archived once

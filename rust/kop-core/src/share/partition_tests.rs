@@ -214,3 +214,68 @@ fn renew_extends_the_lock_and_nothing_else() {
     sp.acknowledge("a", 0, 0, &[1], &LIMITS).unwrap();
     assert_eq!(sp.start(), 2);
 }
+
+/// KIP-1226's lag: the records from the start up to the high watermark not yet delivered and
+/// completed. Acquired and available records count, acknowledged and archived ones (rejected,
+/// over the delivery limit, or gaps) do not, and neither does anything below the start.
+#[test]
+fn the_lag_counts_what_is_not_done_between_the_start_and_the_high_watermark() {
+    let mut sp = SharePartition::new(10);
+    // Never initialised here: the whole log from the start is to be delivered.
+    assert_eq!((sp.delivery_complete_count(), sp.lag(20)), (0, 10));
+    // 10-15 acquired: still to be completed.
+    sp.acquire("a", &batches(10, 16), 10, 0, &LIMITS);
+    assert_eq!(sp.lag(20), 10);
+    // Accept 12-13 and reject 15: 11, 14 still in flight; 10 too, so the start stays.
+    sp.acknowledge("a", 12, 13, &[1], &LIMITS).unwrap();
+    sp.acknowledge("a", 15, 15, &[3], &LIMITS).unwrap();
+    assert_eq!((sp.start(), sp.delivery_complete_count()), (10, 3));
+    assert_eq!(sp.lag(20), 20 - 10 - 3);
+    // Release 11: available again, still lagging.
+    sp.acknowledge("a", 11, 11, &[2], &LIMITS).unwrap();
+    assert_eq!(sp.lag(20), 7);
+    // Accept 10: the start moves over 10 and nothing else (11 is available).
+    sp.acknowledge("a", 10, 10, &[1], &LIMITS).unwrap();
+    assert_eq!((sp.start(), sp.delivery_complete_count()), (11, 3));
+    assert_eq!(sp.lag(20), 6, "11, 14, 16-19");
+    // The durable form keeps the same count (what another instance reads).
+    let back = state_doc::decode(&state_doc::encode(&sp)).unwrap();
+    assert_eq!((back.start(), back.delivery_complete_count()), (11, 3));
+    assert_eq!(back.lag(20), 6);
+}
+
+#[test]
+fn gaps_and_records_over_the_delivery_limit_are_done_and_not_lag() {
+    let mut sp = SharePartition::new(0);
+    // Batches at 0-1 and 5-6: 2-4 are a gap (compacted away) and archived on the way in.
+    sp.acquire("a", &[(0, 1, true), (5, 6, true)], 10, 0, &LIMITS);
+    assert_eq!(sp.delivery_complete_count(), 3);
+    assert_eq!(sp.lag(7), 4, "0, 1, 5, 6 acquired");
+    // 0 is released until it reaches the delivery limit (3): archived.
+    sp.acknowledge("a", 0, 0, &[2], &LIMITS).unwrap();
+    for _ in 1..LIMITS.delivery_limit {
+        sp.acquire("a", &batches(0, 1), 1, 0, &LIMITS);
+        sp.acknowledge("a", 0, 0, &[2], &LIMITS).unwrap();
+    }
+    assert_eq!(sp.start(), 1, "0 archived");
+    assert_eq!(sp.lag(7), 3);
+    // Everything accepted: the start passes the window and the lag is what was produced since.
+    sp.acknowledge("a", 1, 1, &[1], &LIMITS).unwrap();
+    sp.acknowledge("a", 5, 6, &[1], &LIMITS).unwrap();
+    assert_eq!((sp.start(), sp.delivery_complete_count()), (7, 0));
+    assert_eq!((sp.lag(7), sp.lag(9)), (0, 2));
+}
+
+/// The log start moving past the start (retention, DeleteRecords) drops what was in flight
+/// below it, done or not: neither is lag any more.
+#[test]
+fn moving_the_start_drops_done_records_from_the_count() {
+    let mut sp = SharePartition::new(0);
+    sp.acquire("a", &batches(0, 6), 10, 0, &LIMITS);
+    sp.acknowledge("a", 1, 2, &[1], &LIMITS).unwrap();
+    sp.acknowledge("a", 4, 4, &[1], &LIMITS).unwrap();
+    assert_eq!((sp.delivery_complete_count(), sp.lag(6)), (3, 3));
+    sp.move_start(3);
+    assert_eq!((sp.start(), sp.delivery_complete_count()), (3, 1));
+    assert_eq!(sp.lag(6), 2, "3 and 5 acquired");
+}

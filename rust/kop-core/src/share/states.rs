@@ -68,6 +68,23 @@ pub struct ShareKey {
     pub partition: i32,
 }
 
+/// A stored share partition's start offset and done offsets in flight (`summaries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub start: i64,
+    /// `SharePartition::delivery_complete_count`.
+    pub delivery_complete: i64,
+}
+
+impl Summary {
+    /// KIP-1226's lag given the partition's high watermark (`SharePartition::lag`).
+    pub fn lag(&self, high_watermark: i64) -> i64 {
+        super::partition::lag(high_watermark, self.start, self.delivery_complete)
+    }
+}
+
 pub struct Slot {
     /// None until loaded (or after a failed save: reloaded on next use).
     pub state: Option<SharePartition>,
@@ -247,11 +264,28 @@ impl ShareStates {
 
     /// A group's stored share-partition start offsets: (topic id, partition, start).
     pub fn start_offsets(&self, group: &str) -> Result<Vec<(Uuid, i32, i64)>, KafkaError> {
+        Ok(self
+            .summaries(group)?
+            .into_iter()
+            .map(|s| (s.topic_id, s.partition, s.start))
+            .collect())
+    }
+
+    /// What a group's stored share-partition states say (Kafka's ReadShareGroupStateSummary).
+    /// Read from the documents, which every instance can read and which the leader saves
+    /// before answering each acknowledgement and on every archive: only acquisitions are
+    /// missing, and they are not in the summary (as in Kafka, which persists the same).
+    pub fn summaries(&self, group: &str) -> Result<Vec<Summary>, KafkaError> {
         let mut out = Vec::new();
         for (topic_id, partition) in self.metadata.share_states(group)? {
             if let Some(bytes) = self.metadata.share_state(group, topic_id, partition)? {
                 if let Ok(sp) = state_doc::decode(&bytes) {
-                    out.push((topic_id, partition, sp.start()));
+                    out.push(Summary {
+                        topic_id,
+                        partition,
+                        start: sp.start(),
+                        delivery_complete: sp.delivery_complete_count(),
+                    });
                 }
             }
         }
