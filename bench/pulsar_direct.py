@@ -151,10 +151,10 @@ def _when(out: str, marker: str) -> float | None:
 def parse_perf(out: str, mode: str, num: int) -> dict[str, Any]:
     """Rate over the tool's own log timestamps: producers created -> the N-th message sent
     (up to the outstanding cap may still wait for receipts then: this is an upper bound, and
-    ``rec_per_s_at_least`` counts only N - cap messages; pulsar-perf's client closes without
-    waiting for them, so the cap is what makes the end measurable), or subscribed -> the N-th
-    message received. pulsar-perf's own "Aggregated throughput" divides
-    by a time that includes its shutdown, so it is not used."""
+    ``rec_per_s_at_least`` counts only N - cap messages; pulsar-perf logs no time for its last
+    receipt, so the cap is what bounds the end), or subscribed -> the N-th message received.
+    pulsar-perf's own "Aggregated throughput" divides by a time that includes its shutdown, so
+    it is not used."""
     if mode == "produce":
         t0, t1 = _when(out, "producers"), _when(out, "DONE (reached the maximum number")
     else:
