@@ -251,10 +251,23 @@ class KopOnPulsar(Kop):
         script = (
             f"PULSAR_BROKER_PORT={broker} PULSAR_WEB_PORT={web} "
             f"{shlex.quote(str(PULSAR_SH))} start {shlex.quote(str(pulsar_dir))} >&2 && "
-            f"exec {shlex.quote(self.bin)} serve --listeners PLAINTEXT://127.0.0.1:{port} "
-            f"--storage pulsar://127.0.0.1:{broker} --pulsar-admin-url http://127.0.0.1:{web}"
+            f"exec {shlex.join(self.serve_args(port, broker, web))}"
         )
         return ["bash", "-c", script]
+
+    def serve_args(self, port: int, broker: int, web: int) -> list[str]:
+        """``kop serve`` on 127.0.0.1:port, storing in the Pulsar at broker/web (also used by
+        bench/pulsar_direct.py, which starts kop on a Pulsar it shares with Pulsar's clients)."""
+        return [
+            self.bin,
+            "serve",
+            "--listeners",
+            f"PLAINTEXT://127.0.0.1:{port}",
+            "--storage",
+            f"pulsar://127.0.0.1:{broker}",
+            "--pulsar-admin-url",
+            f"http://127.0.0.1:{web}",
+        ]
 
     def storage_pids(self, launch: Launch) -> list[int]:
         try:
