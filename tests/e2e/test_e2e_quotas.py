@@ -81,7 +81,6 @@ def _alter_raw(
         return r.i16(), r.string()
 
 
-@pytest.mark.kop_process
 @pytest.mark.java
 @pytest.mark.timeout(300)
 def test_kafka_configs_alter_describe_and_restart(target, server_factory, kafka_tools):
