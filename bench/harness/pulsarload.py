@@ -18,20 +18,13 @@ nothing). The rate runs from the first message to the N-th.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
 import time
 
 import pulsar
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    i = min(len(values) - 1, max(0, round(q / 100 * len(values)) - 1))
-    return round(values[i] * 1000, 3)
+from rdload import consume_result, emit, percentile, to_ms  # the sibling driver
 
 
 def produce(args: argparse.Namespace) -> dict[str, object]:
@@ -75,9 +68,9 @@ def produce(args: argparse.Namespace) -> dict[str, object]:
         "elapsed_s": round(elapsed, 4),
         "rec_per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
         "mb_per_s": round(ok * args.size / elapsed / 1e6, 3) if elapsed > 0 else None,
-        "lat_p50_ms": _pct(lat, 50),
-        "lat_p99_ms": _pct(lat, 99),
-        "lat_max_ms": _pct(lat, 100),
+        "lat_p50_ms": to_ms(percentile(lat, 50)),
+        "lat_p99_ms": to_ms(percentile(lat, 99)),
+        "lat_max_ms": to_ms(lat[-1] if lat else None),
     }
 
 
@@ -105,16 +98,7 @@ def consume(args: argparse.Namespace) -> dict[str, object]:
         got += 1
         nbytes += len(msg.data())
     client.close()
-    span = (t_last - t_first) if t_first is not None else 0.0
-    return {
-        "records": got,
-        "bytes": nbytes,
-        "elapsed_s": round(span, 4),
-        "startup_s": round((t_first or t_start) - t_start, 4),
-        "rec_per_s": round(got / span, 1) if span > 0 else None,
-        "mb_per_s": round(nbytes / span / 1e6, 3) if span > 0 else None,
-        "complete": got >= args.num,
-    }
+    return consume_result(got, nbytes, args.num, t_start, t_first, t_last)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,13 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--timeout", type=float, default=60.0, help="receipt / idle timeout, seconds")
     args = ap.parse_args(argv)
-    try:
-        out = produce(args) if args.mode == "produce" else consume(args)
-    except Exception as e:  # reported to the harness as data, not a crash
-        out = {"error": f"{type(e).__name__}: {e}"}
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
-    return 0 if "error" not in out else 1
+    return emit(produce if args.mode == "produce" else consume, args)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -87,14 +88,14 @@ def produce(args: argparse.Namespace) -> dict[str, object]:
         "elapsed_s": round(elapsed, 4),
         "rec_per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
         "mb_per_s": round(ok * args.size / elapsed / 1e6, 3) if elapsed > 0 else None,
-        "lat_p50_ms": _ms(percentile(lat, 50)),
-        "lat_p99_ms": _ms(percentile(lat, 99)),
-        "lat_p999_ms": _ms(percentile(lat, 99.9)),
-        "lat_max_ms": _ms(lat[-1] if lat else None),
+        "lat_p50_ms": to_ms(percentile(lat, 50)),
+        "lat_p99_ms": to_ms(percentile(lat, 99)),
+        "lat_p999_ms": to_ms(percentile(lat, 99.9)),
+        "lat_max_ms": to_ms(lat[-1] if lat else None),
     }
 
 
-def _ms(seconds: float | None) -> float | None:
+def to_ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
@@ -137,7 +138,13 @@ def consume(args: argparse.Namespace) -> dict[str, object]:
         got += len(msgs) - bad
     t_end = last
     c.close()
-    nbytes = got * args.size
+    return consume_result(got, got * args.size, args.num, t_start, t_first, t_end)
+
+
+def consume_result(
+    got: int, nbytes: int, wanted: int, t_start: float, t_first: float | None, t_end: float
+) -> dict[str, object]:
+    """A consume run's JSON: the rate runs from the first record received to the last."""
     span = (t_end - t_first) if t_first is not None else 0.0
     return {
         "records": got,
@@ -146,7 +153,7 @@ def consume(args: argparse.Namespace) -> dict[str, object]:
         "startup_s": round((t_first or t_start) - t_start, 4),
         "rec_per_s": round(got / span, 1) if span > 0 else None,
         "mb_per_s": round(nbytes / span / 1e6, 3) if span > 0 else None,
-        "complete": got >= args.num,
+        "complete": got >= wanted,
     }
 
 
@@ -162,8 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=30.0, help="flush / idle timeout, seconds")
     ap.add_argument("--prop", action="append", default=[], help="extra client property k=v")
     args = ap.parse_args(argv)
+    return emit(produce if args.mode == "produce" else consume, args)
+
+
+def emit(run: Callable[[argparse.Namespace], dict[str, object]], args: argparse.Namespace) -> int:
+    """Runs a load driver and prints its result as one JSON line (an error too, as data)."""
     try:
-        out = produce(args) if args.mode == "produce" else consume(args)
+        out = run(args)
     except Exception as e:  # reported to the harness as data, not a crash
         out = {"error": f"{type(e).__name__}: {e}"}
     json.dump(out, sys.stdout)
