@@ -209,14 +209,11 @@ class Kop(System):
     def command(self, data_dir: str, port: int) -> list[str]:
         store = Path(data_dir) / "log"
         store.mkdir(parents=True, exist_ok=True)
-        return [
-            self.bin,
-            "serve",
-            "--listeners",
-            f"PLAINTEXT://127.0.0.1:{port}",
-            "--storage",
-            f"file://{store}",
-        ]
+        return self.serve_command(port, "--storage", f"file://{store}")
+
+    def serve_command(self, port: int, *storage: str) -> list[str]:
+        """``kop serve`` on 127.0.0.1:port with the given storage options."""
+        return [self.bin, "serve", "--listeners", f"PLAINTEXT://127.0.0.1:{port}", *storage]
 
 
 class KopOnPulsar(Kop):
@@ -258,16 +255,13 @@ class KopOnPulsar(Kop):
     def serve_args(self, port: int, broker: int, web: int) -> list[str]:
         """``kop serve`` on 127.0.0.1:port, storing in the Pulsar at broker/web (also used by
         bench/pulsar_direct.py, which starts kop on a Pulsar it shares with Pulsar's clients)."""
-        return [
-            self.bin,
-            "serve",
-            "--listeners",
-            f"PLAINTEXT://127.0.0.1:{port}",
+        return self.serve_command(
+            port,
             "--storage",
             f"pulsar://127.0.0.1:{broker}",
             "--pulsar-admin-url",
             f"http://127.0.0.1:{web}",
-        ]
+        )
 
     def storage_pids(self, launch: Launch) -> list[int]:
         try:
