@@ -447,6 +447,8 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
                     if prof is not None:
                         row["perf_output"] = stop_perf(prof)
                     row.update(server_cpu_s=w.cpu_s, server_peak_rss_mib=w.peak_rss_mib)
+                    if w.storage_cpu_s is not None:  # kop-pulsar: how much of it is Pulsar's
+                        row["storage_cpu_s"] = w.storage_cpu_s
                     row["wall_s"] = w.wall_s
                     row["loadavg1"] = machine.loadavg()[0]  # other work on the box (noise)
                 row.update(system=name, repeat=rep, workload=wl, test=test)

@@ -101,6 +101,8 @@ class Window:
     cpu_s: float
     peak_rss_mib: float
     wall_s: float
+    # the part of cpu_s spent in the ``also`` trees (kop-pulsar: its Pulsar); None without any
+    storage_cpu_s: float | None = None
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -128,6 +130,7 @@ class ProcMonitor:
     _life_peak_kib: int = 0  # peak over the whole life
     _cpu_by_pid: dict[int, float] = field(default_factory=dict)
     _pids: list[int] = field(default_factory=list)
+    _also_pids: set[int] = field(default_factory=set)
     _thread: threading.Thread | None = None
 
     def start(self) -> ProcMonitor:
@@ -143,7 +146,9 @@ class ProcMonitor:
             n += 1
 
     def _sample(self, refresh_tree: bool = True) -> None:
-        pids = tree(self.pid, *self.also) if refresh_tree or not self._pids else self._pids
+        refresh = refresh_tree or not self._pids
+        pids = tree(self.pid, *self.also) if refresh else self._pids
+        also_pids = set(tree(*self.also)) if refresh and self.also else None
         rss = tree_rss_kib(pids)
         cpu = {}
         for p in pids:
@@ -152,6 +157,8 @@ class ProcMonitor:
                 cpu[p] = c
         with self._lock:
             self._pids = pids
+            if also_pids is not None:
+                self._also_pids |= also_pids
             self._peak_kib = max(self._peak_kib, rss)
             self._life_peak_kib = max(self._life_peak_kib, rss)
             # keep the last value of exited children so CPU totals never go backwards
@@ -161,22 +168,28 @@ class ProcMonitor:
         with self._lock:
             return sum(self._cpu_by_pid.values())
 
-    def mark(self) -> tuple[float, float]:
+    def storage_cpu_total(self) -> float:
+        """CPU seconds of the ``also`` trees alone."""
+        with self._lock:
+            return sum(c for p, c in self._cpu_by_pid.items() if p in self._also_pids)
+
+    def mark(self) -> tuple[float, float, float]:
         """Start a measurement window; returns an opaque token for ``window``."""
         self._sample()
         with self._lock:
             self._peak_kib = tree_rss_kib(self._pids)
-        return (time.monotonic(), self.cpu_total())
+        return (time.monotonic(), self.cpu_total(), self.storage_cpu_total())
 
-    def window(self, token: tuple[float, float]) -> Window:
+    def window(self, token: tuple[float, float, float]) -> Window:
         self._sample()
-        t0, cpu0 = token
+        t0, cpu0, storage0 = token
         with self._lock:
             peak = self._peak_kib
         return Window(
             cpu_s=round(self.cpu_total() - cpu0, 3),
             peak_rss_mib=round(peak / 1024, 1),
             wall_s=round(time.monotonic() - t0, 3),
+            storage_cpu_s=round(self.storage_cpu_total() - storage0, 3) if self.also else None,
         )
 
     def lifetime(self) -> dict[str, float | None]:
