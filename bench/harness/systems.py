@@ -212,8 +212,18 @@ class Kop(System):
         return self.serve_command(port, "--storage", f"file://{store}")
 
     def serve_command(self, port: int, *storage: str) -> list[str]:
-        """``kop serve`` on 127.0.0.1:port with the given storage options."""
-        return [self.bin, "serve", "--listeners", f"PLAINTEXT://127.0.0.1:{port}", *storage]
+        """``kop serve`` on 127.0.0.1:port with the given storage options. No first-rebalance
+        delay, as the Kafka (scripts/kafka.sh) and KoP the harness runs, so a consumer's join
+        time compares."""
+        return [
+            self.bin,
+            "serve",
+            "--listeners",
+            f"PLAINTEXT://127.0.0.1:{port}",
+            "--group-initial-rebalance-delay-ms",
+            "0",
+            *storage,
+        ]
 
 
 class KopOnPulsar(Kop):
