@@ -468,7 +468,7 @@ def test_read_by_offset_honours_max_bytes_and_upper(make_backend):
 
 def test_read_ahead_is_bounded_in_bytes(make_backend, pulsar_service, namespace):
     """A reader positioned for a read has Pulsar push about READ_AHEAD_BYTES of messages
-    ahead, not a fixed count: with 256 KiB batches, 32 (8 MiB), not all 48 stored."""
+    ahead, not a fixed count: with 256 KiB batches, 15 (4 MiB), not all 48 stored."""
     from kop.pulsar.partition import READ_AHEAD_BYTES
 
     backend = make_backend()

@@ -38,9 +38,10 @@ from kop.pulsar.transactions import batch_head
 log = logging.getLogger("kop.pulsar")
 
 # A reader's queue (the messages Pulsar pushes ahead of the reads) is sized to hold about this
-# many bytes: more read-ahead than 100 messages of 16 KiB doubled a consumer's rate from a cold
-# partition, and a byte budget keeps readers of 1 MiB batches from holding 100 MiB each.
-READ_AHEAD_BYTES = 8 << 20
+# many bytes, a few fetches' worth: a fixed count of 100 let a reader of 1 MiB batches hold
+# 100 MiB. (8 MiB read faster from 8 cold partitions in some runs on a loaded box, but made the
+# first fetch, which opens them one after another, twice as slow.)
+READ_AHEAD_BYTES = 4 << 20
 READ_AHEAD_MESSAGES = (4, 1000)  # the queue's bounds, in messages
 SIZE_SAMPLE = 16  # index entries the size of the messages ahead is estimated from
 
