@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -82,10 +84,32 @@ class PulsarIO:
                 connection_timeout_ms=self.operation_timeout_ms,
                 logger=logger,
             )
+        # Readers closed off the caller's path (a close waits for the broker's answer).
+        self._to_close: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closer: threading.Thread | None = None
+        self._closer_lock = threading.Lock()
 
     def close(self) -> None:
+        self._to_close.put(None)
         with contextlib.suppress(Exception):
             self.client.close()
+
+    def close_later(self, thing: Any) -> None:
+        """Close ``thing`` (a reader) on a background thread: the read that let it go, e.g. a
+        fetch that moved a partition's cursor, does not wait for Pulsar's answer."""
+        if thing is None:
+            return
+        with self._closer_lock:
+            if self._closer is None:
+                self._closer = threading.Thread(
+                    target=self._close_queued, name="kop-pulsar-closer", daemon=True
+                )
+                self._closer.start()
+        self._to_close.put(thing)
+
+    def _close_queued(self) -> None:
+        while (thing := self._to_close.get()) is not None:
+            self.close_quietly(thing)
 
     @contextlib.contextmanager
     def errors(self, what: str, topic: str | None = None) -> Iterator[None]:
