@@ -39,7 +39,7 @@ from kop.pulsar.native import NativePartition, first_message_is_native
 from kop.pulsar.native_index import BrokerIndex
 from kop.pulsar.partition import Partition
 from kop.pulsar.retention import retention_policy
-from kop.pulsar.seams import OpenedPartition
+from kop.pulsar.seams import AppendArgs, OpenedPartition
 from kop.pulsar.takeover import scan_partition, take_over
 
 if TYPE_CHECKING:
@@ -364,6 +364,20 @@ class PulsarBackend:
                 log.exception("append completion callback failed")
             return
         p.append(epoch, base_offset, record_count, max_timestamp, payload, done)
+
+    def append_batches(self, batches: list[AppendArgs]) -> None:
+        """``append`` of each batch, in order: Rust hands over every batch queued since its
+        last call at once (a produce request's batches of all partitions together), so that
+        they are all sent before any receipt is waited for."""
+        with self._lock:
+            found = [self._partitions.get((b[0], b[1])) for b in batches]
+        for p, (topic, partition, epoch, base_offset, count, max_ts, payload, done) in zip(
+            found, batches, strict=True
+        ):
+            if p is None:
+                self.append(topic, partition, epoch, base_offset, count, max_ts, payload, done)
+            else:
+                p.append(epoch, base_offset, count, max_ts, payload, done)
 
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, upper: int
