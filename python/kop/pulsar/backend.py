@@ -3,8 +3,9 @@
 lists.
 
 Rust calls every method from the worker pool it runs Python calls on (rust/kop-py/src/blocking.rs);
-blocking methods may block there, ``append`` never blocks (appends are called one at a time, in
-order). Every failure is a PulsarStorageError naming the Pulsar URL and topic.
+blocking methods may block there, ``append_batches`` never blocks (one call at a time hands
+over every batch queued since the last, in order). Every failure is a PulsarStorageError naming
+the Pulsar URL and topic.
 """
 
 from __future__ import annotations
