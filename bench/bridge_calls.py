@@ -11,9 +11,10 @@ librdkafka producers each send REQUESTS one-record requests, one in flight at a 
 requests/s (hook crossings/s).
 
 pulsar: kop on Pulsar (a standalone started here unless URLs are given). produce: RECORDS
-100-byte records with acks=all into one partition in 16 KiB batches (every batch is an
-`append` through the ordered lane); cold read: a consumer reads them back from offset 0 while
-the tail cache holds 64 KiB, so nearly every fetch is a blocking `read` call. Prints records/s.
+100-byte records with acks=all into one partition in 16 KiB batches (every batch goes through
+the ordered lane, batches queued meanwhile in one `append_batches` call); cold read: a consumer
+reads them back from offset 0 while the tail cache holds 64 KiB, so nearly every fetch is a
+blocking `read` call. Prints records/s.
 
 memory: the same produce and cold read, with kop's Rust Pulsar storage over an in-memory
 Python bridge (MemoryBridge, below) instead of Pulsar: the bridge crossings without Pulsar's

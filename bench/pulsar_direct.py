@@ -7,6 +7,8 @@ durability).
     .venv/bin/python bench/pulsar_direct.py --repeat 3 --records 100000 --label quiet
     .venv/bin/python bench/pulsar_direct.py fetch-perf      # only resolve pulsar-perf (Maven)
     .venv/bin/python bench/pulsar_direct.py report bench/results/pulsar-direct-<time>/summary.json
+    .venv/bin/python bench/pulsar_direct.py --ab before=/path/kop,after=.venv/bin/kop \
+        --tests java-produce,rdkafka-produce --repeat 3     # kop builds side by side
 
 Starts a Pulsar standalone of its own (scripts/pulsar.sh, free ports, its own data dir) and
 `kop serve --storage pulsar://` on it (bench/harness/systems.py's kop-pulsar command line, plus a
@@ -41,6 +43,11 @@ pulsar-perf: Maven Central serves org.apache.pulsar:pulsar-testclient only as 2.
 release of the same line, 4.0.8, is fetched alone (no dependencies) into
 $KOP_CACHE/pulsar-testclient-4.0.8 and run on the classpath of the cached Pulsar 4.2.4 jars, so
 its producer and consumer are Pulsar 4.2.4's Java client (PULSAR_PERF_VERSION overrides 4.0.8).
+--ab NAME=KOP_BIN,...: one kop per build on the same Pulsar (each in its own namespace
+public/ab-NAME, so they do not form one cluster); every repeat runs the kop tests on each build,
+the builds' order rotating per repeat, and the report adds a table of the builds side by side
+(the other tables are of the last build).
+
 Not a test: nothing here asserts a speed. Nothing leaves 127.0.0.1.
 """
 
@@ -176,15 +183,22 @@ def parse_perf(out: str, mode: str, num: int) -> dict[str, Any]:
 
 
 class Bed:
-    """One Pulsar standalone and one kop on it."""
+    """One Pulsar standalone and one kop on it (or one per build of ``builds``: name -> kop
+    binary; ``select`` picks the one the tests use)."""
 
-    def __init__(self, root: Path, logs: Path) -> None:
+    def __init__(self, root: Path, logs: Path, builds: dict[str, str] | None = None) -> None:
         self.root, self.logs = root, logs
         self.broker, self.web = free_port(), free_port()
         self.kop_port, self.metrics_port = free_port(), free_port()
         self.pulsar_dir = root / "pulsar"
         self.kop_proc: subprocess.Popen[bytes] | None = None
         self.pulsar_pid = 0
+        self.builds = builds or {}
+        # build name -> (process, Kafka port, metrics port)
+        self.kops: dict[str, tuple[subprocess.Popen[bytes], int, int]] = {}
+
+    def select(self, build: str) -> None:
+        self.kop_proc, self.kop_port, self.metrics_port = self.kops[build]
 
     @property
     def service_url(self) -> str:
@@ -204,18 +218,44 @@ class Bed:
         subprocess.run(["bash", str(PULSAR_SH), "start", str(self.pulsar_dir)], env=env, check=True)
         self.pulsar_pid = int((self.pulsar_dir / "pulsar.pid").read_text().strip())
         print(f"Pulsar ready in {time.monotonic() - t0:.1f} s (pid {self.pulsar_pid})", flush=True)
+        if not self.builds:
+            self.kop_proc = self._start_kop(self.kop_port, self.metrics_port, "kop.log", [])
+            return
+        for build, binary in self.builds.items():
+            ns = f"ab-{build}"
+            req = urllib.request.Request(
+                f"{self.admin_url}/admin/v2/namespaces/public/{ns}",
+                data=b"{}",
+                method="PUT",
+                headers={"Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(req, timeout=60).close()
+            port, metrics = free_port(), free_port()
+            extra = ["--pulsar-namespace", ns]
+            proc = self._start_kop(port, metrics, f"kop-{build}.log", extra, binary)
+            self.kops[build] = (proc, port, metrics)
+        self.select(next(iter(self.builds)))
+
+    def _start_kop(
+        self, port: int, metrics: int, log: str, extra: list[str], binary: str | None = None
+    ) -> subprocess.Popen[bytes]:
         kop = systems.KopOnPulsar()
-        args = kop.serve_args(self.kop_port, self.broker, self.web)
-        args += ["--metrics-listener", f"127.0.0.1:{self.metrics_port}"]
-        with open(self.logs / "kop.log", "wb") as f:
-            self.kop_proc = subprocess.Popen(
+        if binary:
+            kop.bin = binary
+        args = kop.serve_args(port, self.broker, self.web)
+        args += ["--metrics-listener", f"127.0.0.1:{metrics}", *extra]
+        with open(self.logs / log, "wb") as f:
+            proc = subprocess.Popen(
                 args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO
             )
-        wait_port(self.kop_port, 120)
-        print(f"kop ready (pid {self.kop_proc.pid}): {' '.join(args)}", flush=True)
+        wait_port(port, 120)
+        print(f"kop ready (pid {proc.pid}): {' '.join(args)}", flush=True)
+        return proc
 
     def stop(self) -> None:
-        if self.kop_proc is not None:
+        for proc, _, _ in self.kops.values():
+            systems.stop_process(proc)
+        if self.kop_proc is not None and not self.kops:
             systems.stop_process(self.kop_proc)
         subprocess.run(
             ["bash", str(PULSAR_SH), "stop", str(self.pulsar_dir)],
@@ -492,6 +532,42 @@ def report(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ab_report(summary: dict[str, Any]) -> str:
+    """The builds side by side: per workload and kop test, median (min-max) over the repeats."""
+    rows = [r for r in summary["results"] if r.get("build") and r.get("rec_per_s")]
+    if not rows:
+        return ""
+    records = summary["records"]
+    lines = [
+        "Builds side by side (median (min-max) over the repeats; kop CPU per M records from "
+        "/proc):",
+        "",
+        "| workload | test | build | records/s | p50 ms | kop CPU s / M rec "
+        "| request ms | append -> receipt ms | broker ms |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keys = sorted({(r["workload"], r["test"]) for r in rows})
+    for wl, test in keys:
+        for build in summary["builds"]:
+            rs = [r for r in rows if (r["workload"], r["test"], r["build"]) == (wl, test, build)]
+            if not rs:
+                continue
+
+            def col(get: Any, fmt: str, rs: list[dict[str, Any]] = rs) -> str:
+                vals = [v for v in (get(r) for r in rs) if v is not None]
+                return _f(_med([float(v) for v in vals]), fmt)
+
+            lines.append(
+                f"| {wl} | {test} | {build} | {col(lambda r: r['rec_per_s'], '{:,.0f}')} "
+                f"| {col(lambda r: r.get('lat_p50_ms'), '{:.0f}')} "
+                f"| {col(lambda r: r['kop_cpu_s'] / records * 1e6, '{:.1f}')} "
+                f"| {col(lambda r: r['stages'].get('kop_produce_request_mean_ms'), '{:.2f}')} "
+                f"| {col(lambda r: r['stages'].get('kop_append_to_receipt_mean_ms'), '{:.2f}')} "
+                f"| {col(lambda r: r['stages'].get('broker_publish_mean_ms'), '{:.2f}')} |"
+            )
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -507,9 +583,12 @@ def main() -> int:
     ap.add_argument("--tool-timeout", type=float, default=240)
     ap.add_argument("--label", default="")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--ab", default="", help="NAME=KOP_BIN,...: kop builds side by side")
     args = ap.parse_args()
     if args.command == "report":
-        print(report(json.loads(Path(args.summary).read_text())))
+        summary = json.loads(Path(args.summary).read_text())
+        print(report(summary))
+        print(ab_report(summary))
         return 0
     cp = fetch_perf()
     print(f"pulsar-perf classpath: {cp}", flush=True)
@@ -524,7 +603,8 @@ def main() -> int:
     tests = [t for t in args.tests.split(",") if t]
     parts_list = [int(p) for p in args.partitions.split(",")]
     root = Path(tempfile.mkdtemp(prefix="kop-pulsar-direct-"))
-    bed = Bed(root, logs)
+    builds = dict(b.split("=", 1) for b in args.ab.split(",") if b)
+    bed = Bed(root, logs, builds)
     summary: dict[str, Any] = {
         "command": " ".join([".venv/bin/python bench/pulsar_direct.py", *sys.argv[1:]]),
         "machine": machine.describe(),
@@ -532,29 +612,38 @@ def main() -> int:
         "kop": systems.Kop().version(),
         "records": args.records,
         "record_bytes": SIZE,
+        "builds": builds,
         "results": [],
     }
     t_start = time.monotonic()
     try:
         bed.start()
-        warm_up(bed, cp, logs, args.warmup_records)
+        for build in builds or [""]:
+            if build:
+                bed.select(build)
+            warm_up(bed, cp, logs, args.warmup_records)
         for rep in range(args.repeat):
             for parts in parts_list:
                 wl = f"1KB-{parts}p-acksall"
-                direct = [t for t in tests if t in DIRECT_TESTS]
-                kop = [t for t in tests if t in KOP_TESTS]
+                direct = [("", t) for t in tests if t in DIRECT_TESTS]
+                names = list(builds) or [""]
+                names = names[rep % len(names) :] + names[: rep % len(names)]
+                kop = [(b, t) for b in names for t in tests if t in KOP_TESTS]
                 order = direct + kop if rep % 2 == 0 else kop + direct
                 topics: dict[str, str] = {}
-                for test in order:
+                for build, test in order:
+                    if build:
+                        bed.select(build)
                     load = machine.loadavg()
                     cpu0, m0 = bed.cpu(), bed.stage_metrics()
-                    log = logs / f"r{rep}-{wl}-{test}.log"
+                    log = logs / f"r{rep}-{wl}-{test}{'-' + build if build else ''}.log"
                     r = run_test(bed, cp, test, parts, args.records, topics, log, args.tool_timeout)
                     cpu1, m1 = bed.cpu(), bed.stage_metrics()
                     r.update(
                         repeat=rep,
                         workload=wl,
                         test=test,
+                        build=build,
                         loadavg=load,
                         pulsar_cpu_s=round(cpu1[0] - cpu0[0], 2),
                         kop_cpu_s=round(cpu1[1] - cpu0[1], 2),
@@ -565,7 +654,8 @@ def main() -> int:
                     )
                     summary["results"].append(r)
                     print(
-                        f"r{rep} {wl} {test:22} {r.get('rec_per_s') or r.get('error')} rec/s"
+                        f"r{rep} {wl} {test:22} {build:8} {r.get('rec_per_s') or r.get('error')}"
+                        " rec/s"
                         f"  CPU Pulsar {r['pulsar_cpu_s']} s kop {r['kop_cpu_s']} s  load {load}",
                         flush=True,
                     )
@@ -574,9 +664,11 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     summary["loadavg_at_end"] = machine.loadavg()
-    summary["summary"] = summarize(summary["results"])
+    last = list(builds)[-1] if builds else ""
+    summary["summary"] = summarize([r for r in summary["results"] if r["build"] in ("", last)])
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(report(summary))
+    print(ab_report(summary))
     print(f"\n{out / 'summary.json'} ({summary['seconds']} s)")
     return 0
 

@@ -1,8 +1,9 @@
 """The Pulsar bridge contract (kop.pulsar.seams.PulsarBridge) in memory, for driving kop's Rust
 Pulsar storage without Pulsar (tests/pulsar/test_bridge_pool.py, bench/bridge_calls.py).
 
-One process, no fencing: appends are stored in the order they are called, and their ``done``
-called at once on the calling thread.
+One process: appends are stored in the order they are called, and their ``done`` called at once
+on the calling thread. Like PulsarBackend's partitions, each ``open_partition`` starts a new
+epoch and an append of an older epoch (queued before the re-open) is refused, not stored.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 
 
 class MemoryBridge:
-    """The bridge contract (kop.pulsar.seams.PulsarBridge) in memory: one process, no fencing."""
+    """The bridge contract (kop.pulsar.seams.PulsarBridge) in memory, for one process."""
 
     def __init__(self) -> None:
         self.docs: dict[str, bytes] = {}
         self.version = 0
         self.logs: dict[tuple[str, int], list[tuple[int, int, bytes]]] = {}
+        self.epochs: dict[tuple[str, int], int] = {}
         self.member = "{}"
         self.lock = threading.Lock()
 
@@ -60,7 +62,8 @@ class MemoryBridge:
     def open_partition(self, topic: str, partition: int, tail_bytes: int) -> Any:
         log = self.logs.setdefault((topic, partition), [])
         end = log[-1][0] + log[-1][1] if log else 0
-        return (1, log[0][0] if log else 0, end, [], [])
+        epoch = self.epochs[(topic, partition)] = self.epochs.get((topic, partition), 0) + 1
+        return (epoch, log[0][0] if log else 0, end, [], [])
 
     def apply_retention(self, topic: str, partition: int, ms: int, size: int) -> int:
         log = self.logs.get((topic, partition))
@@ -86,8 +89,15 @@ class MemoryBridge:
         payload: bytes,
         done: Any,
     ) -> None:
+        if epoch != self.epochs.get((topic, partition)):
+            done(f"append with epoch {epoch}, but {topic}-{partition} is at a later one")
+            return
         self.logs[(topic, partition)].append((base_offset, record_count, payload))
         done(None)
+
+    def append_batches(self, batches: list[Any]) -> None:
+        for args in batches:
+            self.append(*args)
 
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, upper: int

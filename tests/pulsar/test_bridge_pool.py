@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 import kop
 from helpers.memory_bridge import MemoryBridge
@@ -20,6 +22,22 @@ HOST = "127.0.0.1"
 
 class BridgeDown(OSError):
     """Stands in for a PulsarStorageError."""
+
+
+class CountingBridge(MemoryBridge):
+    """Records how many batches each ``append_batches`` call (one crossing into Python)
+    carried; with ``gate``, the first call waits for it."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        super().__init__()
+        self.crossings: list[int] = []
+        self.gate = gate
+
+    def append_batches(self, batches: list[Any]) -> None:
+        self.crossings.append(len(batches))
+        if self.gate is not None and len(self.crossings) == 1:
+            self.gate.wait(30)
+        super().append_batches(batches)
 
 
 class FailingBridge(MemoryBridge):
@@ -38,8 +56,8 @@ def _native_server(bridge: Any) -> Any:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[Any, MemoryBridge, str]]:
-    bridge = MemoryBridge()
+def served() -> Iterator[tuple[Any, CountingBridge, str]]:
+    bridge = CountingBridge()
     native = _native_server(bridge)
     native.start()
     _, host, port = native.bound_addresses()[0]
@@ -49,7 +67,7 @@ def served() -> Iterator[tuple[Any, MemoryBridge, str]]:
         native.stop(10.0)
 
 
-def test_appends_reach_python_in_offset_order(served: tuple[Any, MemoryBridge, str]) -> None:
+def test_appends_reach_python_in_offset_order(served: tuple[Any, CountingBridge, str]) -> None:
     native, bridge, bootstrap = served
     errors: list[str] = []
 
@@ -84,9 +102,43 @@ def test_appends_reach_python_in_offset_order(served: tuple[Any, MemoryBridge, s
     assert [base for base, _ in offsets] == [0] + [b + c for b, c in offsets[:-1]]
     assert sum(c for _, c in offsets) == 1200
     assert len(batches) >= 200, "too few batches to show an order"
+    assert sum(bridge.crossings) == len(batches)
     stats = dict(native.bridge_stats())
     assert stats["queued"] == 0 and 1 <= stats["workers"] <= 6, stats
-    assert stats["done"] >= len(batches), stats
+    assert stats["done"] >= len(bridge.crossings), stats
+
+
+def test_appends_queued_during_a_crossing_cross_together() -> None:
+    """A produce request's batches of all partitions reach Python in one call (~2 s)."""
+    gate = threading.Event()
+    bridge = CountingBridge(gate)
+    native = _native_server(bridge)
+    native.start()
+    _, host, port = native.bound_addresses()[0]
+    bootstrap = f"{host}:{port}"
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("wide", 8)])["wide"].result(30)
+        conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 50}
+        first, wide = Producer(conf), Producer(conf)
+        first.produce("wide", b"first", partition=0)
+        first.poll(0)
+        deadline = time.monotonic() + 30
+        while not bridge.crossings and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bridge.crossings == [1], "the first batch did not reach the bridge"
+        # The first crossing is held: one request with a batch per partition queues behind it.
+        for p in range(8):
+            wide.produce("wide", b"v%d" % p, partition=p)
+        wide.poll(0)
+        time.sleep(1.0)
+        gate.set()
+        assert first.flush(30) == 0 and wide.flush(30) == 0
+        assert bridge.crossings == [1, 8]
+        assert all(len(bridge.logs[("wide", p)]) == (2 if p == 0 else 1) for p in range(8))
+    finally:
+        gate.set()
+        native.stop(10.0)
 
 
 def test_a_bridge_exception_reaches_start_as_it_was() -> None:

@@ -3,8 +3,9 @@
 lists.
 
 Rust calls every method from the worker pool it runs Python calls on (rust/kop-py/src/blocking.rs);
-blocking methods may block there, ``append`` never blocks (appends are called one at a time, in
-order). Every failure is a PulsarStorageError naming the Pulsar URL and topic.
+blocking methods may block there, ``append_batches`` never blocks (one call at a time hands
+over every batch queued since the last, in order). Every failure is a PulsarStorageError naming
+the Pulsar URL and topic.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from kop.pulsar.native import NativePartition, first_message_is_native
 from kop.pulsar.native_index import BrokerIndex
 from kop.pulsar.partition import Partition
 from kop.pulsar.retention import retention_policy
-from kop.pulsar.seams import OpenedPartition
+from kop.pulsar.seams import AppendArgs, OpenedPartition
 from kop.pulsar.takeover import scan_partition, take_over
 
 if TYPE_CHECKING:
@@ -364,6 +365,20 @@ class PulsarBackend:
                 log.exception("append completion callback failed")
             return
         p.append(epoch, base_offset, record_count, max_timestamp, payload, done)
+
+    def append_batches(self, batches: list[AppendArgs]) -> None:
+        """``append`` of each batch, in order: Rust hands over every batch queued since its
+        last call at once (a produce request's batches of all partitions together), so that
+        they are all sent before any receipt is waited for."""
+        with self._lock:
+            found = [self._partitions.get((b[0], b[1])) for b in batches]
+        for p, (topic, partition, epoch, base_offset, count, max_ts, payload, done) in zip(
+            found, batches, strict=True
+        ):
+            if p is None:
+                self.append(topic, partition, epoch, base_offset, count, max_ts, payload, done)
+            else:
+                p.append(epoch, base_offset, count, max_ts, payload, done)
 
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, upper: int

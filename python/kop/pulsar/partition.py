@@ -1,8 +1,9 @@
 """One Kafka partition in Pulsar: its writer (when owned), its index and its readers.
 
-Threads: ``append`` runs on Rust's worker pool, one call at a time (its ordered lane), send
-receipts on a client thread, reads and look-ups on other workers of the pool. ``_lock`` guards
-the index and the writer state and is never held across Pulsar I/O.
+Threads: ``append`` runs on Rust's worker pool (``PulsarBackend.append_batches``, one call at a
+time, in its ordered lane), send receipts on a client thread, reads and look-ups on other
+workers of the pool. ``_lock`` guards the index and the writer state and is never held across
+Pulsar I/O.
 """
 
 from __future__ import annotations

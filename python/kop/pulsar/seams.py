@@ -3,7 +3,8 @@ kop-core's ``RemoteBackend``; docs/pulsar-storage.md, "The bridge contract", has
 tests/unit/test_pulsar_seams.py holds to these).
 
 ``PulsarBackend`` implements all of them; mypy checks that at the end of backend.py. Every method
-may block except ``append`` and ``max_batch_bytes``, and raises ``PulsarStorageError`` on failure.
+may block except ``append_batches`` and ``max_batch_bytes``, and raises ``PulsarStorageError`` on
+failure.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 __all__ = [
+    "AppendArgs",
     "DocumentSeam",
     "GroupLogSeam",
     "LogSeam",
@@ -22,6 +24,9 @@ __all__ = [
 
 # (epoch, log_start, next_offset, headers, tail)
 OpenedPartition = tuple[int, int, int, list[bytes], list[bytes]]
+# (topic, partition, epoch, base_offset, record_count, max_timestamp, payload, done): one batch
+# to send; done(None) once stored, done(message) or done(message, too_large=True) if not
+AppendArgs = tuple[str, int, int, int, int, int, bytes, Callable[..., object]]
 
 
 class DocumentSeam(Protocol):
@@ -57,17 +62,7 @@ class LogSeam(Protocol):
 
     def max_batch_bytes(self) -> int: ...
 
-    def append(
-        self,
-        topic: str,
-        partition: int,
-        epoch: int,
-        base_offset: int,
-        record_count: int,
-        max_timestamp: int,
-        payload: bytes,
-        done: Callable[..., object],
-    ) -> None: ...
+    def append_batches(self, batches: list[AppendArgs]) -> None: ...
 
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, upper: int

@@ -4,10 +4,11 @@
 //! Tokio workers never touch the interpreter. Every method but `append` is one generic `invoke`:
 //! the named bridge method, called in the blocking lane of the worker pool (`blocking.rs`)
 //! while the caller waits (inside `block_in_place`, see `kop_core::storage::remote::blocking`);
-//! a Python exception becomes an `io::Error` with its message. Appends go to the pool's ordered
-//! lane, which calls the bridge's non-blocking `append` in the order they came (one worker,
-//! staying attached while appends are queued); its receipt completes a oneshot from a client
-//! thread.
+//! a Python exception becomes an `io::Error` with its message. Appends are queued here in the
+//! order they came; one job of the pool's ordered lane takes everything queued and hands it to
+//! the bridge's non-blocking `append_batches` in one call (a produce request's batches of all
+//! its partitions, and whatever other connections queued meanwhile, cross into Python once);
+//! each batch's receipt completes a oneshot from a client thread.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +22,7 @@ use kop_core::storage::{AppendFailure, ClusterState, ExternalEnd, Receipt};
 use parking_lot::Mutex;
 use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use tokio::sync::oneshot;
 
 use crate::blocking::{Lane, WorkerPool};
@@ -81,6 +82,9 @@ impl PartitionEnd {
 pub struct PyRemoteBackend {
     bridge: Arc<Py<PyAny>>,
     pool: Arc<WorkerPool>,
+    /// Appends not handed to Python yet, oldest first. Non-empty: a job to hand them over is
+    /// queued in the ordered lane (the one that empties it queues the next).
+    appends: Arc<Mutex<Vec<Append>>>,
     /// The largest batch Pulsar takes (`max_batch_bytes` of the bridge, lowered when Pulsar
     /// refuses a smaller one).
     max_batch: Arc<AtomicUsize>,
@@ -125,6 +129,7 @@ impl PyRemoteBackend {
         Ok(PyRemoteBackend {
             bridge: Arc::new(bridge),
             pool,
+            appends: Arc::new(Mutex::new(Vec::new())),
             max_batch: Arc::new(AtomicUsize::new(max_batch)),
         })
     }
@@ -204,35 +209,74 @@ struct Append {
 }
 
 impl Append {
-    /// Hands the batch to the bridge's `append`; a failure to call it fails the receipt.
-    fn send(self, py: Python<'_>, bridge: &Py<PyAny>, max_batch: Arc<AtomicUsize>) {
-        let done = match Py::new(
-            py,
-            AppendDone {
-                tx: Mutex::new(Some(self.done)),
-                size: self.payload.len(),
-                max_batch,
-            },
-        ) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot create an append receipt");
-                return; // the dropped sender fails the append
-            }
+    /// The bridge's view of the batch, `(topic, partition, epoch, base_offset, record_count,
+    /// max_timestamp, payload, done)`, and its `done`; None (the dropped sender fails the
+    /// receipt) if they cannot be made.
+    fn into_py<'py>(
+        self,
+        py: Python<'py>,
+        max_batch: &Arc<AtomicUsize>,
+    ) -> Option<(Bound<'py, PyTuple>, Bound<'py, AppendDone>)> {
+        let done = AppendDone {
+            tx: Mutex::new(Some(self.done)),
+            size: self.payload.len(),
+            max_batch: max_batch.clone(),
         };
-        let args = (
-            self.topic,
-            self.partition,
-            self.epoch,
-            self.base_offset,
-            self.record_count,
-            self.max_timestamp,
-            PyBytes::new(py, &self.payload),
-            done.clone_ref(py),
-        );
-        if let Err(e) = bridge.call_method1(py, "append", args) {
-            done.get()
-                .__call__(Some(bridge_error(py, "append", e).to_string()), false);
+        let made = Bound::new(py, done).and_then(|done| {
+            let args = (
+                self.topic,
+                self.partition,
+                self.epoch,
+                self.base_offset,
+                self.record_count,
+                self.max_timestamp,
+                PyBytes::new(py, &self.payload),
+                done.clone(),
+            );
+            Ok((args.into_pyobject(py)?, done))
+        });
+        made.map_err(|e| tracing::error!(error = %e, "cannot hand an append to Python"))
+            .ok()
+    }
+}
+
+/// Hands every queued append to the bridge's `append_batches` in one call. Dropped without
+/// running (the pool has closed, so no later job runs either), it drops the queued appends,
+/// which fails their receipts.
+struct AppendJob {
+    appends: Arc<Mutex<Vec<Append>>>,
+    bridge: Arc<Py<PyAny>>,
+    max_batch: Arc<AtomicUsize>,
+    ran: bool,
+}
+
+impl AppendJob {
+    fn run(mut self, py: Python<'_>) {
+        self.ran = true;
+        let queued = std::mem::take(&mut *self.appends.lock());
+        let (batches, dones): (Vec<_>, Vec<_>) = queued
+            .into_iter()
+            .filter_map(|a| a.into_py(py, &self.max_batch))
+            .unzip();
+        if batches.is_empty() {
+            return;
+        }
+        let called = PyList::new(py, batches)
+            .and_then(|list| self.bridge.call_method1(py, "append_batches", (list,)));
+        if let Err(e) = called {
+            // What the bridge completed stays completed (a done answers once); the rest fails.
+            let why = bridge_error(py, "append_batches", e).to_string();
+            for done in dones {
+                done.get().__call__(Some(why.clone()), false);
+            }
+        }
+    }
+}
+
+impl Drop for AppendJob {
+    fn drop(&mut self) {
+        if !self.ran {
+            self.appends.lock().clear();
         }
     }
 }
@@ -382,13 +426,22 @@ impl RemoteBackend for PyRemoteBackend {
             payload,
             done,
         };
-        let bridge = self.bridge.clone();
-        let max_batch = self.max_batch.clone();
-        // If the pool is gone the job (and its sender) is dropped: the receipt fails.
-        self.pool.submit(
-            Lane::Ordered,
-            Box::new(move |py| append.send(py, &bridge, max_batch)),
-        );
+        let first = {
+            let mut queued = self.appends.lock();
+            queued.push(append);
+            queued.len() == 1
+        };
+        // Queued behind others: the job already queued for them takes this one too.
+        if first {
+            let job = AppendJob {
+                appends: self.appends.clone(),
+                bridge: self.bridge.clone(),
+                max_batch: self.max_batch.clone(),
+                ran: false,
+            };
+            self.pool
+                .submit(Lane::Ordered, Box::new(move |py| job.run(py)));
+        }
         receipt
     }
 
