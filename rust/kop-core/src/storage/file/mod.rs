@@ -18,6 +18,7 @@
 mod documents;
 mod group_log;
 mod log;
+mod read_buffers;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
