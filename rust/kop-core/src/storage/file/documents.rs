@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use super::write_atomically;
 use crate::storage::documents::DocumentStore;
+use crate::storage::remote::blocking as off_the_runtime;
 
 const TOPIC_PREFIX: &str = "topic/";
 
@@ -125,18 +126,25 @@ impl DocumentStore for FileDocuments {
         not_found_is_none(fs::read(self.path_of(name)?))
     }
 
+    // A write fsyncs the file and its directory (milliseconds): the runtime thread hands its
+    // other tasks on meanwhile, as for remote documents (share states are saved on every
+    // acknowledgement).
     fn put(&self, name: &str, data: Option<&[u8]>) -> io::Result<()> {
-        let _serial = self.writes.lock();
-        self.write(name, data)
+        off_the_runtime(|| {
+            let _serial = self.writes.lock();
+            self.write(name, data)
+        })
     }
 
     fn put_if(&self, name: &str, data: Option<&[u8]>, expected: Option<&[u8]>) -> io::Result<bool> {
-        let _serial = self.writes.lock();
-        if self.get(name)?.as_deref() != expected {
-            return Ok(false);
-        }
-        self.write(name, data)?;
-        Ok(true)
+        off_the_runtime(|| {
+            let _serial = self.writes.lock();
+            if self.get(name)?.as_deref() != expected {
+                return Ok(false);
+            }
+            self.write(name, data)?;
+            Ok(true)
+        })
     }
 
     fn names(&self, prefix: &str) -> io::Result<Vec<String>> {
