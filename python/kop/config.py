@@ -297,6 +297,12 @@ class Config:
         "standby replicas of each task of a streams group, 0-2; a group's "
         "streams.num.standby.replicas overrides it (Kafka group.streams.num.standby.replicas)",
     )
+    group_streams_initial_rebalance_delay_ms: int = _opt(
+        3000,
+        "how long the first assignment of a streams group that was empty waits for more "
+        "members; a group's streams.initial.rebalance.delay.ms overrides it "
+        "(Kafka group.streams.initial.rebalance.delay.ms)",
+    )
     offsets_retention_minutes: int = _opt(
         10080,
         "how long committed offsets of an empty group are kept (Kafka offsets.retention.minutes)",
@@ -686,6 +692,12 @@ def _validate(cfg: Config) -> None:
     _check_range("group_max_size", cfg.group_max_size, 1, _INT32_MAX)
     _check_range("group_consumer_max_size", cfg.group_consumer_max_size, 1, _INT32_MAX)
     _check_range("group_streams_num_standby_replicas", cfg.group_streams_num_standby_replicas, 0, 2)
+    _check_range(
+        "group_streams_initial_rebalance_delay_ms",
+        cfg.group_streams_initial_rebalance_delay_ms,
+        0,
+        _INT32_MAX,
+    )
     _check_range("offsets_retention_minutes", cfg.offsets_retention_minutes, 1, _INT64_MAX)
     _check_range("transaction_max_timeout_ms", cfg.transaction_max_timeout_ms, 1, _INT32_MAX)
     _check_range(

@@ -56,6 +56,7 @@ _KAFKA_PROPS = {
     "group_max_size": "group.max.size",
     "group_consumer_max_size": "group.consumer.max.size",
     "group_streams_num_standby_replicas": "group.streams.num.standby.replicas",
+    "group_streams_initial_rebalance_delay_ms": "group.streams.initial.rebalance.delay.ms",
     "offsets_retention_minutes": "offsets.retention.minutes",
     "transaction_max_timeout_ms": "transaction.max.timeout.ms",
     "transactional_id_expiration_ms": "transactional.id.expiration.ms",

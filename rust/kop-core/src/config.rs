@@ -193,6 +193,10 @@ pub struct ServerConfig {
     /// Standby replicas of each task of a Streams group (Kafka
     /// group.streams.num.standby.replicas); a group's streams.num.standby.replicas overrides it.
     pub group_streams_num_standby_replicas: i64,
+    /// How long the first assignment of a Streams group that was empty waits for more members
+    /// (Kafka group.streams.initial.rebalance.delay.ms); a group's
+    /// streams.initial.rebalance.delay.ms overrides it.
+    pub group_streams_initial_rebalance_delay_ms: i64,
     pub offsets_retention_minutes: i64,
     /// The largest `transaction.timeout.ms` a producer may ask for (Kafka
     /// transaction.max.timeout.ms).
@@ -297,6 +301,7 @@ impl Default for ServerConfig {
             group_max_size: i64::from(i32::MAX),
             group_consumer_max_size: i64::from(i32::MAX),
             group_streams_num_standby_replicas: 0,
+            group_streams_initial_rebalance_delay_ms: 3_000,
             offsets_retention_minutes: 10_080,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -581,6 +586,13 @@ impl ServerConfig {
             return Err(format!(
                 "group_initial_rebalance_delay_ms must be >= 0, got {}",
                 self.group_initial_rebalance_delay_ms
+            ));
+        }
+        if !(0..=i64::from(i32::MAX)).contains(&self.group_streams_initial_rebalance_delay_ms) {
+            return Err(format!(
+                "group_streams_initial_rebalance_delay_ms must be between 0 and {}, got {}",
+                i32::MAX,
+                self.group_streams_initial_rebalance_delay_ms
             ));
         }
         // Kafka requires it within group.streams.max.standby.replicas (2, not configurable here).

@@ -166,6 +166,9 @@ pub struct GroupSettings {
     /// The group's own streams.num.standby.replicas; None: the broker's
     /// group.streams.num.standby.replicas.
     pub streams_num_standby_replicas: Option<i32>,
+    /// The group's own streams.initial.rebalance.delay.ms; None: the broker's
+    /// group.streams.initial.rebalance.delay.ms.
+    pub streams_initial_rebalance_delay_ms: Option<i32>,
 }
 
 impl GroupSettings {
@@ -200,6 +203,9 @@ impl GroupSettings {
             streams_heartbeat_interval_ms: int("streams.heartbeat.interval.ms"),
             streams_num_standby_replicas: overrides
                 .get("streams.num.standby.replicas")
+                .and_then(|v| v.trim().parse().ok()),
+            streams_initial_rebalance_delay_ms: overrides
+                .get("streams.initial.rebalance.delay.ms")
                 .and_then(|v| v.trim().parse().ok()),
         }
     }

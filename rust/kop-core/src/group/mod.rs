@@ -119,6 +119,10 @@ impl GroupConfig {
             consumer_max_size: usize::try_from(c.group_consumer_max_size).unwrap_or(usize::MAX),
             streams_num_standby_replicas: usize::try_from(c.group_streams_num_standby_replicas)
                 .unwrap_or(0),
+            streams_initial_rebalance_delay_ms: u64::try_from(
+                c.group_streams_initial_rebalance_delay_ms,
+            )
+            .unwrap_or(0),
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct GroupConfig {
     /// Standby replicas per task of a Streams group without its own
     /// streams.num.standby.replicas (Kafka group.streams.num.standby.replicas).
     pub streams_num_standby_replicas: usize,
+    /// The first assignment of a Streams group that was empty waits this long (ms) unless the
+    /// group sets streams.initial.rebalance.delay.ms (Kafka
+    /// group.streams.initial.rebalance.delay.ms).
+    pub streams_initial_rebalance_delay_ms: u64,
 }
 
 /// The shortest first join phase of an empty group: one period of the coordinator's timer
@@ -63,6 +67,7 @@ impl Default for GroupConfig {
             max_size: i32::MAX as usize,
             consumer_max_size: i32::MAX as usize,
             streams_num_standby_replicas: 0,
+            streams_initial_rebalance_delay_ms: 3_000,
         }
     }
 }
@@ -228,10 +233,13 @@ impl Group {
 
     /// Disposable, and never had a generation worth remembering: dropped as soon as an
     /// operation leaves it so (a group that had generations is removed by retention, with a
-    /// record, so that its generation is not reused).
+    /// record, so that its generation is not reused). A Streams group whose members all left
+    /// stays Empty like a classic group that had generations (Kafka keeps it, listed,
+    /// described and deletable, until its offsets expire and the next cleanup removes it).
     pub fn is_unused(&self) -> bool {
         match &self.kind {
             GroupKind::Share(s) => s.epoch == 0 && s.members.is_empty(),
+            GroupKind::Streams(s) => s.epoch == 0 && self.is_disposable(),
             _ => self.is_disposable() && self.classic().is_none_or(|c| c.generation == 0),
         }
     }
@@ -342,7 +350,8 @@ impl Group {
             for id in &expired {
                 tracing::info!(group = %self.id, member = %id, "streams group member expired");
             }
-            if !expired.is_empty() {
+            let assigned = s.end_assignment_delay(now.at);
+            if !expired.is_empty() || assigned {
                 if s.members.is_empty() {
                     s.state_since_ms = now.ms;
                 }

@@ -134,6 +134,12 @@ fn rows(c: &ServerConfig, advertised: String) -> Vec<Row> {
             "smallest session timeout of a classic group member",
         ),
         (
+            "group.streams.initial.rebalance.delay.ms",
+            s(&c.group_streams_initial_rebalance_delay_ms),
+            Int,
+            "first-assignment delay of a streams group that was empty (a group's own: GROUP configs)",
+        ),
+        (
             "group.streams.max.standby.replicas",
             s(&crate::config::MAX_STANDBY_REPLICAS),
             Int,

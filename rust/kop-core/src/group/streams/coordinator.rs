@@ -12,8 +12,8 @@ use crate::group::store::GroupRecord;
 use crate::group::GroupCoordinator;
 
 impl GroupCoordinator {
-    /// The group's streams.num.standby.replicas (else the broker's), streams.session.timeout.ms
-    /// and streams.heartbeat.interval.ms.
+    /// The group's streams.num.standby.replicas and streams.initial.rebalance.delay.ms (else
+    /// the broker's), streams.session.timeout.ms and streams.heartbeat.interval.ms.
     pub fn streams_settings(&self, group_id: &str) -> StreamsSettings {
         let s = self.group_configs.effective(group_id);
         StreamsSettings {
@@ -24,6 +24,12 @@ impl GroupCoordinator {
                 }),
             session_timeout: Duration::from_millis(s.streams_session_timeout_ms.max(1) as u64),
             heartbeat_interval_ms: s.streams_heartbeat_interval_ms,
+            initial_rebalance_delay: Duration::from_millis(
+                s.streams_initial_rebalance_delay_ms
+                    .map_or(self.config.streams_initial_rebalance_delay_ms, |ms| {
+                        u64::try_from(ms).unwrap_or(0)
+                    }),
+            ),
         }
     }
 
@@ -58,6 +64,7 @@ impl GroupCoordinator {
                 return Err((KafkaError::UnknownServerError, String::new()));
             };
             s.session_timeout = Some(settings.session_timeout);
+            s.initial_delay = settings.initial_rebalance_delay;
             let before = s.clone();
             let now = Now::current();
             let out = s.heartbeat(p, now.at, settings.num_standby, configure);
@@ -104,6 +111,7 @@ fn durable_part_changed(before: &StreamsGroup, after: &StreamsGroup) -> bool {
     let strip = |s: &StreamsGroup| {
         let mut s = s.clone();
         s.endpoint_epoch = 0;
+        s.assignment_delayed_until = None;
         for m in s.members.values_mut() {
             m.last_heartbeat = before_instant();
             m.revocation_deadline = None;

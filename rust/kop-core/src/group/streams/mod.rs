@@ -17,13 +17,17 @@ use serde::{Deserialize, Serialize};
 
 use self::assignor::{AssignorMember, MemberTasks, TaskSet};
 use self::endpoints::EndpointTasks;
-use self::topology::{Configured, Topology, SHUTDOWN_APPLICATION, STALE_TOPOLOGY};
+use self::topology::{
+    Configured, Topology, ASSIGNMENT_DELAYED, SHUTDOWN_APPLICATION, STALE_TOPOLOGY,
+};
 use crate::error::KafkaError;
 
 /// Kafka's `group.streams.session.timeout.ms` default.
 pub const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
 /// Kafka's `group.streams.heartbeat.interval.ms` default.
 pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
+/// The status detail of Kafka 4.4 while the first assignment waits.
+const DELAYED_DETAIL: &str = "Assignment delayed due to the configured initial rebalance delay.";
 
 /// What a Streams group runs with: its GROUP configs (`streams.*`) over the broker's settings
 /// (`GroupCoordinator::streams_settings`).
@@ -32,6 +36,8 @@ pub struct StreamsSettings {
     pub num_standby: usize,
     pub session_timeout: Duration,
     pub heartbeat_interval_ms: i32,
+    /// How long the first assignment of a group that was empty waits for more members.
+    pub initial_rebalance_delay: Duration,
 }
 
 pub const LEAVE_EPOCH: i32 = -1;
@@ -92,6 +98,14 @@ pub struct StreamsGroup {
     /// as Kafka keeps it.
     #[serde(skip)]
     pub endpoint_epoch: i32,
+    /// Kafka's `streams.initial.rebalance.delay.ms`: set by the coordinator at each heartbeat.
+    #[serde(skip)]
+    pub initial_delay: Duration,
+    /// Until when the target assignment waits: a member joining the empty group starts the
+    /// delay (Kafka's initial-rebalance timer, which is not restarted while it runs and, as a
+    /// timer, is not stored either).
+    #[serde(skip)]
+    pub assignment_delayed_until: Option<Instant>,
 }
 
 /// One TaskOffset of a heartbeat: (subtopology, partition, offset).
@@ -153,6 +167,22 @@ fn is_empty(a: &TaskSet) -> bool {
     a.values().all(|ps| ps.is_empty())
 }
 
+/// Whether a heartbeat changed member metadata that makes a new group epoch (Kafka's
+/// `hasStreamsMemberMetadataChanged`): for a static member only what
+/// `hasEpochRelevantMemberConfigChanged` looks at (topology epoch, rack, client tags, process
+/// id), so that the instance coming back as it was moves no task; for a dynamic member any
+/// metadata the heartbeat sets.
+fn metadata_changed(before: &StreamsMember, after: &StreamsMember, is_static: bool) -> bool {
+    let relevant = before.topology_epoch != after.topology_epoch
+        || before.rack_id != after.rack_id
+        || before.client_tags != after.client_tags
+        || before.process_id != after.process_id;
+    relevant
+        || (!is_static
+            && (before.user_endpoint != after.user_endpoint
+                || before.rebalance_timeout_ms != after.rebalance_timeout_ms))
+}
+
 impl StreamsGroup {
     pub fn new(state_since_ms: i64) -> StreamsGroup {
         StreamsGroup {
@@ -198,11 +228,14 @@ impl StreamsGroup {
         if let Some(instance) = &p.instance_id {
             self.check_static_member(instance, &p.member_id, p.member_epoch)?;
         }
+        let (was_empty, epoch_before) = (self.members.is_empty(), self.epoch);
         let before = self
             .members
             .get(&p.member_id)
             .map(|m| (m.assigned.clone(), m.user_endpoint.clone()));
         let mut statuses = Vec::new();
+        // The member as it was (for a static member rejoining: the member it replaces).
+        let prior: Option<StreamsMember>;
         if p.member_epoch == 0 {
             let Some(topology) = p.topology.clone() else {
                 return Err((
@@ -234,6 +267,7 @@ impl StreamsGroup {
             if let Some(instance) = &p.instance_id {
                 self.replace_static_member(instance, &p.member_id);
             }
+            prior = self.members.get(&p.member_id).cloned();
             match self.members.get_mut(&p.member_id) {
                 // A rejoin of a known member (after a fencing the client did not see).
                 Some(m) => {
@@ -273,6 +307,7 @@ impl StreamsGroup {
                     format!("Member {} is not a member of the group.", p.member_id),
                 )
             })?;
+            prior = Some(m.clone());
             // The previous epoch is fine while the member still reconciles to the new one.
             if p.member_epoch != m.epoch {
                 return Err((
@@ -287,6 +322,7 @@ impl StreamsGroup {
         if p.shutdown_application {
             self.shutdown_requested = true;
         }
+        let is_static = p.instance_id.is_some();
         {
             let m = self.members.get_mut(&p.member_id).expect("member joined");
             m.last_heartbeat = now;
@@ -322,6 +358,11 @@ impl StreamsGroup {
                 }
             }
         }
+        if let Some(prior) = &prior {
+            if metadata_changed(prior, &self.members[&p.member_id], is_static) {
+                self.bump();
+            }
+        }
         // The topology against the topics there are now; a change of task counts is a new
         // group epoch.
         let configured = match &self.topology {
@@ -332,15 +373,35 @@ impl StreamsGroup {
             // Nothing of this heartbeat is kept (the coordinator restores the group).
             return Err((KafkaError::StreamsInvalidTopology, msg));
         }
+        // Kafka lists a delayed assignment after a stale topology, before the topology's own.
+        let delayed_at = statuses.len();
         statuses.extend(configured.statuses.iter().cloned());
         if configured.tasks != self.tasks {
             self.tasks = configured.tasks.clone();
             self.bump();
         }
-        if self.epoch > self.assignment_epoch || num_standby != self.num_standby {
-            self.compute_target(num_standby);
+        // Kafka's initial rebalance delay: a new group epoch of a group that had no members
+        // starts it; meanwhile no target is computed and every heartbeat is told so.
+        if was_empty && self.epoch > epoch_before && !self.initial_delay.is_zero() {
+            self.assignment_delayed_until
+                .get_or_insert(now + self.initial_delay);
         }
-        self.reconcile(&p.member_id, now);
+        if self.assignment_delayed(now) {
+            statuses.insert(delayed_at, (ASSIGNMENT_DELAYED, DELAYED_DETAIL.into()));
+            // Meanwhile the member is in the group at its epoch, without tasks (all joined
+            // since it was empty): a Streams client told epoch 0 would heartbeat again as a
+            // join without its topology.
+            if let Some(m) = self.members.get_mut(&p.member_id) {
+                if is_empty(&m.assigned.active) && is_empty(&m.pending_revocation) {
+                    m.epoch = self.epoch;
+                }
+            }
+        } else {
+            if self.epoch > self.assignment_epoch || num_standby != self.num_standby {
+                self.compute_target(num_standby);
+            }
+            self.reconcile(&p.member_id, now);
+        }
         if self.shutdown_requested {
             statuses.push((
                 SHUTDOWN_APPLICATION,
@@ -396,6 +457,33 @@ impl StreamsGroup {
             self.bump();
         }
         Ok(out)
+    }
+
+    /// Whether the initial rebalance delay still runs at `now` (once it has passed it is
+    /// forgotten).
+    fn assignment_delayed(&mut self, now: Instant) -> bool {
+        match self.assignment_delayed_until {
+            Some(until) if now < until => true,
+            Some(_) => {
+                self.assignment_delayed_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The end of the initial rebalance delay, from the coordinator's timer: the target is
+    /// computed then (Kafka's `computeDelayedTargetAssignment`; skipped if the group is empty
+    /// again), so members get their tasks at their next heartbeat. True if it was.
+    pub fn end_assignment_delay(&mut self, now: Instant) -> bool {
+        if self.assignment_delayed_until.is_none() || self.assignment_delayed(now) {
+            return false;
+        }
+        if self.members.is_empty() || self.epoch <= self.assignment_epoch {
+            return false;
+        }
+        self.compute_target(self.num_standby);
+        true
     }
 
     fn static_member(&self, instance: &str) -> Option<&StreamsMember> {

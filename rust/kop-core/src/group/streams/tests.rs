@@ -259,7 +259,6 @@ fn the_group_state_survives_a_snapshot() {
 fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
     use std::sync::Arc;
 
-    use crate::group::state::GroupConfig;
     use crate::group::{GroupCoordinator, LogGroupStore};
     use crate::storage::FileGroupLog;
 
@@ -268,7 +267,7 @@ fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
         let store = Arc::new(LogGroupStore::new(Arc::new(
             FileGroupLog::open(dir.path(), false).unwrap(),
         )));
-        GroupCoordinator::open(store, GroupConfig::default()).unwrap()
+        GroupCoordinator::open(store, no_delay()).unwrap()
     };
     let params = |epoch: i32| HeartbeatParams {
         member_id: "m1".into(),
@@ -412,4 +411,254 @@ fn members_get_every_endpoint_when_their_endpoint_epoch_is_behind() {
     let by_port: BTreeMap<u16, usize> = eps.iter().map(|e| (e.port, n(&e.active))).collect();
     assert_eq!(by_port, BTreeMap::from([(1, 2), (2, 2)]));
     assert!(b.endpoint_epoch > a.endpoint_epoch);
+}
+
+/// The coordinator's defaults without the initial rebalance delay.
+fn no_delay() -> crate::group::state::GroupConfig {
+    crate::group::state::GroupConfig {
+        streams_initial_rebalance_delay_ms: 0,
+        ..crate::group::state::GroupConfig::default()
+    }
+}
+
+#[test]
+fn an_empty_streams_group_stays_until_deleted_or_expired() {
+    use std::sync::Arc;
+
+    use crate::group::{GroupCoordinator, LogGroupStore};
+    use crate::storage::FileGroupLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Arc::new(LogGroupStore::new(Arc::new(
+            FileGroupLog::open(dir.path(), false).unwrap(),
+        )));
+        GroupCoordinator::open(store, no_delay()).unwrap()
+    };
+    let params = |id: &str, epoch: i32| HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: epoch,
+        topology: (epoch == 0).then(topology),
+        rebalance_timeout_ms: 30_000,
+        ..HeartbeatParams::default()
+    };
+    let listed = |co: &GroupCoordinator, id: &str| {
+        co.list()
+            .into_iter()
+            .find(|g| g.0 == id)
+            .map(|g| (g.2, g.3))
+    };
+    {
+        let co = open();
+        for app in ["app", "other"] {
+            co.streams_heartbeat(app, params("m1", 0), &ready).unwrap();
+            co.streams_heartbeat(app, params("m1", LEAVE_EPOCH), &ready)
+                .unwrap();
+        }
+        // All members left: the groups stay, Empty, with their topology and epoch.
+        assert_eq!(listed(&co, "app"), Some(("Empty", "streams")));
+        let (state, epoch, topo) = co
+            .with_streams_group("app", |g| (g.state_name(), g.epoch, g.topology.clone()))
+            .unwrap();
+        assert_eq!((state, epoch, topo), ("Empty", 4, Some(topology())));
+        co.delete_group("other").unwrap();
+        assert_eq!(listed(&co, "other"), None);
+    }
+    // A restarted coordinator has the empty group, not the deleted one.
+    let co = open();
+    assert_eq!(listed(&co, "app"), Some(("Empty", "streams")));
+    assert_eq!(listed(&co, "other"), None);
+    // A member coming back continues from the stored epoch.
+    let out = co
+        .streams_heartbeat("app", params("m2", 0), &ready)
+        .unwrap();
+    assert_eq!(out.epoch, 5);
+    co.streams_heartbeat("app", params("m2", LEAVE_EPOCH), &ready)
+        .unwrap();
+    // Offsets retention's cleanup removes it (it has no offsets), and for good.
+    co.expire(crate::now_ms());
+    assert_eq!(listed(&co, "app"), None);
+    drop(co);
+    assert_eq!(listed(&open(), "app"), None);
+}
+
+fn delayed_join(g: &mut StreamsGroup, id: &str, now: Instant) -> HeartbeatOut {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: 0,
+        topology: Some(topology()),
+        process_id: Some(format!("process-{id}")),
+        rebalance_timeout_ms: 60_000,
+        owned_active: Some(TaskSet::new()),
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, now, 0, &ready).unwrap()
+}
+
+fn delayed_beat(g: &mut StreamsGroup, id: &str, epoch: i32, now: Instant) -> HeartbeatOut {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: epoch,
+        owned_active: None,
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, now, 0, &ready).unwrap()
+}
+
+fn delayed(out: &HeartbeatOut) -> bool {
+    out.statuses.iter().any(|(code, detail)| {
+        *code == topology::ASSIGNMENT_DELAYED
+            && detail == "Assignment delayed due to the configured initial rebalance delay."
+    })
+}
+
+#[test]
+fn the_first_assignment_waits_for_the_initial_rebalance_delay() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut g = StreamsGroup {
+        initial_delay: ms(3_000),
+        ..StreamsGroup::new(0)
+    };
+    let a = delayed_join(&mut g, "a", t0);
+    assert!(delayed(&a), "{:?}", a.statuses);
+    assert_eq!((n(&a.tasks.active), a.epoch), (0, g.epoch));
+    assert_eq!(g.state_name(), "Assigning");
+    // A second member within the delay does not restart it.
+    let b = delayed_join(&mut g, "b", t0 + ms(2_000));
+    assert!(delayed(&b));
+    let a = delayed_beat(&mut g, "a", a.epoch, t0 + ms(2_999));
+    assert!(delayed(&a) && n(&a.tasks.active) == 0);
+    // Once it ended, one target for both members, no status.
+    let a = delayed_beat(&mut g, "a", a.epoch, t0 + ms(3_000));
+    assert!(a.statuses.is_empty(), "{:?}", a.statuses);
+    assert_eq!((n(&a.tasks.active), a.epoch), (2, g.epoch));
+    let b = delayed_beat(&mut g, "b", b.epoch, t0 + ms(3_100));
+    assert_eq!(n(&b.tasks.active), 2);
+    assert_eq!(g.state_name(), "Stable");
+    // A member joining the running group is not delayed.
+    let c = delayed_join(&mut g, "c", t0 + ms(4_000));
+    assert!(!delayed(&c));
+    assert_eq!(g.assignment_epoch, g.epoch);
+}
+
+#[test]
+fn the_timer_computes_the_delayed_target_and_an_emptied_group_is_delayed_again() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut g = StreamsGroup {
+        initial_delay: ms(1_000),
+        ..StreamsGroup::new(0)
+    };
+    let a = delayed_join(&mut g, "a", t0);
+    assert!(delayed(&a));
+    assert!(!g.end_assignment_delay(t0 + ms(999)));
+    assert_eq!(g.state_name(), "Assigning");
+    // The timer, without a heartbeat: the target is there, the member gets it next time.
+    assert!(g.end_assignment_delay(t0 + ms(1_000)));
+    assert_eq!(g.assignment_epoch, g.epoch);
+    assert!(!g.end_assignment_delay(t0 + ms(1_001)), "only once");
+    let a = delayed_beat(&mut g, "a", a.epoch, t0 + ms(1_500));
+    assert_eq!(n(&a.tasks.active), 4);
+    // Everyone leaves; the next member to come waits again.
+    let leave = HeartbeatParams {
+        member_id: "a".into(),
+        member_epoch: LEAVE_EPOCH,
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(leave, t0 + ms(2_000), 0, &ready).unwrap();
+    assert_eq!(g.state_name(), "Empty");
+    let b = delayed_join(&mut g, "b", t0 + ms(3_000));
+    assert!(delayed(&b));
+    assert_eq!(n(&b.tasks.active), 0);
+    let b = delayed_beat(&mut g, "b", b.epoch, t0 + ms(4_000));
+    assert_eq!(n(&b.tasks.active), 4);
+}
+
+#[test]
+fn the_initial_rebalance_delay_comes_from_the_group_config_over_the_broker() {
+    use crate::group::GroupCoordinator;
+
+    let co = GroupCoordinator::inactive(Vec::new(), no_delay());
+    assert_eq!(
+        co.streams_settings("app").initial_rebalance_delay,
+        Duration::ZERO
+    );
+    co.group_configs
+        .alter("app", false, |c| {
+            c.insert("streams.initial.rebalance.delay.ms".into(), "1500".into());
+            Ok(())
+        })
+        .unwrap();
+    let own = co.streams_settings("app");
+    assert_eq!(own.initial_rebalance_delay, Duration::from_millis(1_500));
+    let broker =
+        GroupCoordinator::inactive(Vec::new(), crate::group::state::GroupConfig::default());
+    assert_eq!(
+        broker.streams_settings("app").initial_rebalance_delay,
+        Duration::from_millis(3_000),
+        "Kafka's default"
+    );
+}
+
+fn static_join_as(g: &mut StreamsGroup, id: &str, instance: &str, process: &str) -> HeartbeatOut {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: 0,
+        instance_id: Some(instance.into()),
+        process_id: Some(process.into()),
+        topology: Some(topology()),
+        rebalance_timeout_ms: 60_000,
+        owned_active: Some(TaskSet::new()),
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, Instant::now(), 0, &ready).unwrap()
+}
+
+fn static_leave(g: &mut StreamsGroup, id: &str, instance: &str) {
+    let leave = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: STATIC_LEAVE_EPOCH,
+        instance_id: Some(instance.into()),
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(leave, Instant::now(), 0, &ready).unwrap();
+}
+
+#[test]
+fn a_static_member_back_as_another_process_makes_a_new_group_epoch() {
+    let mut g = StreamsGroup::new(0);
+    let a = static_join_as(&mut g, "a1", "inst-a", "p1");
+    let b = static_join_as(&mut g, "b1", "inst-b", "p2");
+    let a = beat(&mut g, "a1", a.epoch, None);
+    let a = beat(&mut g, "a1", a.epoch, Some(a.tasks.active.clone()));
+    let b = beat(&mut g, "b1", b.epoch, None);
+    assert_eq!(g.state_name(), "Stable");
+    let epoch = g.epoch;
+    // The same process back (same process id, topology, rack, tags): the epoch stays, and the
+    // new member id takes the old member's tasks at the assignment epoch.
+    static_leave(&mut g, "a1", "inst-a");
+    let a2 = static_join_as(&mut g, "a2", "inst-a", "p1");
+    assert_eq!((g.epoch, a2.epoch), (epoch, epoch));
+    assert_eq!(a2.tasks.active, a.tasks.active);
+    // Another process id (e.g. a new state directory): Kafka's epoch-relevant member config
+    // changed, so a new group epoch and target; the member is at it once reconciled.
+    static_leave(&mut g, "b1", "inst-b");
+    let b2 = static_join_as(&mut g, "b2", "inst-b", "p3");
+    assert_eq!(g.epoch, epoch + 1);
+    assert_eq!(g.assignment_epoch, epoch + 1);
+    assert_eq!(b2.epoch, epoch + 1);
+    assert_eq!(b2.tasks.active, b.tasks.active, "sticky: the same tasks");
+    assert_eq!(g.members["b2"].process_id, "p3");
+    // A dynamic member changing its endpoint also bumps the epoch (any metadata change).
+    let c = join(&mut g, "c", Instant::now());
+    let before = g.epoch;
+    let p = HeartbeatParams {
+        member_id: "c".into(),
+        member_epoch: c.epoch,
+        user_endpoint: Some(("h".into(), 1)),
+        ..HeartbeatParams::default()
+    };
+    g.heartbeat(p, Instant::now(), 0, &ready).unwrap();
+    assert_eq!(g.epoch, before + 1);
 }

@@ -76,6 +76,7 @@ pub const MISSING_SOURCE_TOPICS: i8 = 1;
 pub const INCORRECTLY_PARTITIONED_TOPICS: i8 = 2;
 pub const MISSING_INTERNAL_TOPICS: i8 = 3;
 pub const SHUTDOWN_APPLICATION: i8 = 4;
+pub const ASSIGNMENT_DELAYED: i8 = 5;
 
 /// What the topology comes to against the topics that exist now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
