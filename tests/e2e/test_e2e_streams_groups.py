@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,25 +60,8 @@ class _App:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.3)
-
-
 def _recs(lines: list[str]) -> list[Rec]:
     return [Rec(i % 2, None, line.encode()) for i, line in enumerate(lines)]
-
-
-def _last_counts(bootstrap: str, topic: str) -> dict[str, int]:
-    """Each word's latest count in the output (at-least-once: the last update per key)."""
-    last: dict[str, int] = {}
-    for recs in txn.read_records(bootstrap, topic, 2, "read_uncommitted").values():
-        for key, value in recs:
-            assert key is not None
-            last[key] = int(value)
-    return last
 
 
 def _iq_complete(app: _App, source: str, hosts: list[str]) -> bool:
@@ -117,10 +98,12 @@ def test_streams_word_count_tasks_move_to_the_survivor(
         for i in range(2)
     ]
     try:
-        _wait("both instances RUNNING", lambda: all(a.running() for a in apps), 60)
+        txn.wait_for("both instances RUNNING", lambda: all(a.running() for a in apps), 60)
         first = Counter(w for line in lines[:LINES] for w in line.split())
         ck.produce(bootstrap, source, _recs(lines[:LINES]))
-        _wait("first half counted", lambda: _last_counts(bootstrap, sink) == dict(first), 45)
+        txn.wait_for(
+            "first half counted", lambda: txn.latest_counts(bootstrap, sink) == dict(first), 45
+        )
 
         described = java.run_class(
             STREAMS_GROUP_COMMAND,
@@ -137,7 +120,7 @@ def test_streams_word_count_tasks_move_to_the_survivor(
 
         # Interactive Queries: both instances see both endpoints, the four input partitions
         # (source and repartition topic, two each) split between them, and agree on w00.
-        _wait(
+        txn.wait_for(
             "both endpoints known to both",
             lambda: all(_iq_complete(a, source, ENDPOINTS) for a in apps),
             20,
@@ -150,10 +133,12 @@ def test_streams_word_count_tasks_move_to_the_survivor(
         apps[1].proc.wait(timeout=30)
         ck.produce(bootstrap, source, _recs(lines[LINES:]))
         want = Counter(w for line in lines for w in line.split())
-        _wait("all counted", lambda: _last_counts(bootstrap, sink) == dict(want), 45)
+        txn.wait_for("all counted", lambda: txn.latest_counts(bootstrap, sink) == dict(want), 45)
         assert apps[0].running()
         # The survivor's view: itself only, with every partition and w00.
-        _wait("survivor alone in IQ", lambda: _iq_complete(apps[0], source, ENDPOINTS[:1]), 20)
+        txn.wait_for(
+            "survivor alone in IQ", lambda: _iq_complete(apps[0], source, ENDPOINTS[:1]), 20
+        )
         assert apps[0].w00 == ENDPOINTS[0], apps[0].w00
     except AssertionError as e:
         logs = "\n".join(f"--- app{i} iq={a.iq} ---\n{a.tail()}" for i, a in enumerate(apps))

@@ -15,7 +15,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,16 @@ pytestmark = [pytest.mark.java, pytest.mark.usefixtures("kafka_tools")]
 STREAMS_GROUP_COMMAND = "org.apache.kafka.tools.streams.StreamsGroupCommand"
 DELAYED = "(5) Assignment delayed due to the configured initial rebalance delay."
 LINES = 100  # 50 per source partition
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.3)
+# `--describe --state --verbose`
+STATE_COLUMNS = [
+    "GROUP",
+    "COORDINATOR (ID)",
+    "ASSIGNOR",
+    "STATE",
+    "GROUP-EPOCH",
+    "TARGET-ASSIGNMENT-EPOCH",
+    "#MEMBERS",
+]
 
 
 def _tool(bootstrap: str, *args: str) -> str:
@@ -59,16 +61,6 @@ def _table(out: str, header: list[str]) -> list[list[str]]:
             break
         rows.append(ln.replace(" (", "-(").split())
     return rows
-
-
-def _last_counts(bootstrap: str, topic: str) -> dict[str, int]:
-    """Each word's latest count in the output."""
-    last: dict[str, int] = {}
-    for recs in txn.read_records(bootstrap, topic, 2, "read_uncommitted").values():
-        for key, value in recs:
-            assert key is not None
-            last[key] = int(value)
-    return last
 
 
 @pytest.mark.timeout(240)
@@ -97,14 +89,14 @@ def test_streams_groups_tool_on_a_running_app_and_its_empty_group(
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        _wait("app RUNNING", lambda: app.poll() is None and states[-1:] == ["RUNNING"], 60)
+        txn.wait_for("app RUNNING", lambda: app.poll() is None and states[-1:] == ["RUNNING"], 60)
         # The first assignment waited for the initial rebalance delay, and the member was told.
         assert DELAYED in log.read_text(errors="replace")
         rng = random.Random(3)
         lines = [f"w{rng.randrange(6)} w{rng.randrange(6)}" for _ in range(LINES)]
         ck.produce(bootstrap, source, [Rec(i % 2, None, ln.encode()) for i, ln in enumerate(lines)])
         want = Counter(w for ln in lines for w in ln.split())
-        _wait("all counted", lambda: _last_counts(bootstrap, sink) == dict(want), 45)
+        txn.wait_for("all counted", lambda: txn.latest_counts(bootstrap, sink) == dict(want), 45)
         header = [
             "GROUP",
             "TOPIC",
@@ -134,15 +126,7 @@ def test_streams_groups_tool_on_a_running_app_and_its_empty_group(
         out = _tool(bootstrap, "--describe", "--group", app_id, "--state", "--verbose")
         state = _table(
             out,
-            [
-                "GROUP",
-                "COORDINATOR (ID)",
-                "ASSIGNOR",
-                "STATE",
-                "GROUP-EPOCH",
-                "TARGET-ASSIGNMENT-EPOCH",
-                "#MEMBERS",
-            ],
+            STATE_COLUMNS,
         )
         assert len(state) == 1, out
         group, _coordinator, assignor, st, epoch, target_epoch, members = state[0]
@@ -181,15 +165,7 @@ def test_streams_groups_tool_on_a_running_app_and_its_empty_group(
         assert f"Streams group '{app_id}' has no active members." in out, out
         state = _table(
             out,
-            [
-                "GROUP",
-                "COORDINATOR (ID)",
-                "ASSIGNOR",
-                "STATE",
-                "GROUP-EPOCH",
-                "TARGET-ASSIGNMENT-EPOCH",
-                "#MEMBERS",
-            ],
+            STATE_COLUMNS,
         )
         assert [(r[0], r[3], r[6]) for r in state] == [(app_id, "Empty", "0")], out
         assert int(state[0][4]) > int(epoch), out

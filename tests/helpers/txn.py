@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,25 @@ def end_offsets(bootstrap: str, topic: str, partitions: int, isolation: str) -> 
     admin = ck.admin(bootstrap)  # kept referenced until the futures are done
     futures = admin.list_offsets(tps, isolation_level=level, request_timeout=30)
     return {tp.partition: int(f.result(timeout=60).offset) for tp, f in futures.items()}
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+    """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
+        time.sleep(0.3)
+
+
+def latest_counts(bootstrap: str, topic: str, partitions: int = 2) -> dict[str, int]:
+    """Each key's latest value as a count, in a word-count app's output topic (at-least-once:
+    the last update per key wins)."""
+    last: dict[str, int] = {}
+    for recs in read_records(bootstrap, topic, partitions, "read_uncommitted").values():
+        for key, value in recs:
+            assert key is not None
+            last[key] = int(value)
+    return last
 
 
 def read_records(
