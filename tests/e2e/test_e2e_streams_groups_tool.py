@@ -169,6 +169,8 @@ def test_streams_groups_tool_on_a_running_app_and_its_empty_group(
         )
         assert [(r[0], r[3], r[6]) for r in state] == [(app_id, "Empty", "0")], out
         assert int(state[0][4]) > int(epoch), out
+        # The empty target is the new epoch's (Kafka's fence of the last member).
+        assert state[0][5] == state[0][4], out
 
         out = _tool(bootstrap, "--delete", "--group", app_id)
         assert f"Deletion of requested streams groups ('{app_id}') was successful." in out, out

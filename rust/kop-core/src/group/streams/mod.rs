@@ -455,8 +455,17 @@ impl StreamsGroup {
         if self.members.remove(&p.member_id).is_some() {
             self.target.remove(&p.member_id);
             self.bump();
+            self.empty_target_when_empty();
         }
         Ok(out)
+    }
+
+    /// The last member gone, the (empty) target is that of the new group epoch, as Kafka's
+    /// `streamsGroupFenceMember` records it (`--describe --state` shows the two epochs equal).
+    fn empty_target_when_empty(&mut self) {
+        if self.members.is_empty() {
+            self.assignment_epoch = self.epoch;
+        }
     }
 
     /// Whether the initial rebalance delay still runs at `now` (once it has passed it is
@@ -633,6 +642,7 @@ impl StreamsGroup {
         }
         if !doomed.is_empty() {
             self.bump();
+            self.empty_target_when_empty();
         }
         if self.members.is_empty() {
             self.shutdown_requested = false;

@@ -255,20 +255,23 @@ fn the_group_state_survives_a_snapshot() {
     assert_eq!(back.epoch, g.epoch);
 }
 
-#[test]
-fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
+/// A group coordinator over a group log in `dir` (opened again: a restart).
+fn coordinator_on_disk(dir: &std::path::Path) -> crate::group::GroupCoordinator {
     use std::sync::Arc;
 
     use crate::group::{GroupCoordinator, LogGroupStore};
     use crate::storage::FileGroupLog;
 
+    let store = Arc::new(LogGroupStore::new(Arc::new(
+        FileGroupLog::open(dir, false).unwrap(),
+    )));
+    GroupCoordinator::open(store, no_delay()).unwrap()
+}
+
+#[test]
+fn a_streams_group_survives_a_coordinator_restart_with_its_epochs() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        let store = Arc::new(LogGroupStore::new(Arc::new(
-            FileGroupLog::open(dir.path(), false).unwrap(),
-        )));
-        GroupCoordinator::open(store, no_delay()).unwrap()
-    };
+    let open = || coordinator_on_disk(dir.path());
     let params = |epoch: i32| HeartbeatParams {
         member_id: "m1".into(),
         member_epoch: epoch,
@@ -423,18 +426,8 @@ fn no_delay() -> crate::group::state::GroupConfig {
 
 #[test]
 fn an_empty_streams_group_stays_until_deleted_or_expired() {
-    use std::sync::Arc;
-
-    use crate::group::{GroupCoordinator, LogGroupStore};
-    use crate::storage::FileGroupLog;
-
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        let store = Arc::new(LogGroupStore::new(Arc::new(
-            FileGroupLog::open(dir.path(), false).unwrap(),
-        )));
-        GroupCoordinator::open(store, no_delay()).unwrap()
-    };
+    let open = || coordinator_on_disk(dir.path());
     let params = |id: &str, epoch: i32| HeartbeatParams {
         member_id: id.into(),
         member_epoch: epoch,
@@ -442,7 +435,7 @@ fn an_empty_streams_group_stays_until_deleted_or_expired() {
         rebalance_timeout_ms: 30_000,
         ..HeartbeatParams::default()
     };
-    let listed = |co: &GroupCoordinator, id: &str| {
+    let listed = |co: &crate::group::GroupCoordinator, id: &str| {
         co.list()
             .into_iter()
             .find(|g| g.0 == id)
@@ -457,10 +450,20 @@ fn an_empty_streams_group_stays_until_deleted_or_expired() {
         }
         // All members left: the groups stay, Empty, with their topology and epoch.
         assert_eq!(listed(&co, "app"), Some(("Empty", "streams")));
-        let (state, epoch, topo) = co
-            .with_streams_group("app", |g| (g.state_name(), g.epoch, g.topology.clone()))
+        let (state, epoch, target_epoch, topo) = co
+            .with_streams_group("app", |g| {
+                (
+                    g.state_name(),
+                    g.epoch,
+                    g.assignment_epoch,
+                    g.topology.clone(),
+                )
+            })
             .unwrap();
-        assert_eq!((state, epoch, topo), ("Empty", 4, Some(topology())));
+        assert_eq!(
+            (state, epoch, target_epoch, topo),
+            ("Empty", 4, 4, Some(topology()))
+        );
         co.delete_group("other").unwrap();
         assert_eq!(listed(&co, "other"), None);
     }
