@@ -157,12 +157,16 @@ def test_consume_transform_produce_survives_kill_of_the_client(
     same transactional id and group finishes the job: every input record is in the output exactly
     once, in order, and the group's committed offsets are the input's ends."""
     copy = txn.CopyScenario(server.bootstrap, java_classes, tmp_path)
-    first, log = copy.start()
+    first = copy.start()
     try:
-        copy.wait_open_transaction(first, log)
+        first.wait_open_transaction()
     finally:
-        txn.kill_group(first)
-    copy.finish(*copy.start())
+        first.kill()
+    second = copy.start()
+    try:
+        second.finish()
+    finally:
+        second.kill()
     uncommitted = copy.check_exactly_once()
     # the killed copier's last transaction was written, then aborted
     assert sum(map(len, uncommitted.values())) > copy.n
@@ -186,15 +190,15 @@ def test_consume_transform_produce_survives_kill_of_the_server(
     )
     srv = server_factory(target, **options)
     copy = txn.CopyScenario(srv.bootstrap, java_classes, tmp_path)
-    proc, log = copy.start()
+    copier = copy.start()
     try:
-        copy.wait_open_transaction(proc, log)
+        copier.wait_open_transaction()
         if srv.can_kill:
             srv.kill()
         else:
             srv.stop()
         srv.start()
-        copy.finish(proc, log)
+        copier.finish()
     finally:
-        txn.kill_group(proc)
+        copier.kill()
     copy.check_exactly_once()

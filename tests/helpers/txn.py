@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -286,6 +288,51 @@ def transactions_tool(bootstrap: str, *args: str) -> list[dict[str, str]]:
     ]
 
 
+class Copier:
+    """A running TxnClient copier. A thread reads its stdout as it comes, so the test acts on the
+    copier's latest line: a readline after a slow step of the test would return lines the copier
+    printed long before (it may have finished meanwhile)."""
+
+    def __init__(self, proc: subprocess.Popen[str], log: Path) -> None:
+        self.proc, self.log = proc, log
+        self.lines: queue.Queue[str | None] = queue.Queue()  # None: end of its output
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _next(self, timeout: float) -> str | None:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise AssertionError(f"copier silent for {timeout} s: {tail(self.log)}") from None
+
+    def wait_open_transaction(self) -> None:
+        """Until the copier's latest line says it has a transaction open (its records written)
+        past 100 records."""
+        while True:
+            line = self._next(120)
+            assert line is not None, f"copier exited {self.proc.wait()}: {tail(self.log)}"
+            if json.loads(line).get("open", 0) > 100 and self.lines.empty():
+                return
+
+    def finish(self) -> None:
+        """Until the copier exits; it must have printed "done" last."""
+        out: list[str] = []
+        while (line := self._next(180)) is not None:
+            out.append(line)
+        self.proc.wait(timeout=30)
+        assert self.proc.returncode == 0, f"copier: {out}\n{tail(self.log)}"
+        assert out and '"done"' in out[-1], out
+
+    def kill(self) -> None:
+        kill_group(self.proc)
+
+
 class CopyScenario:
     """The consume-transform-produce scenario: ``n`` input records on ``partitions``, copied by
     TxnClient copiers (20 records per transaction, 100 ms pause inside each) of one group and
@@ -307,40 +354,11 @@ class CopyScenario:
         self.group, self.tx = ck.unique("ctp-group"), ck.unique("ctp-tx")
         self.copiers = 0
 
-    def start(self) -> tuple[subprocess.Popen[str], Path]:
+    def start(self) -> Copier:
         self.copiers += 1
         log = self.tmp_path / f"copy{self.copiers}.log"
-        args = [
-            "copy",
-            self.bootstrap,
-            self.source,
-            self.sink,
-            self.group,
-            self.tx,
-            "20",
-            "100",
-        ]
-        return start_java(self.classes.classpath, "TxnClient", args, log), log
-
-    @staticmethod
-    def wait_open_transaction(proc: subprocess.Popen[str], log: Path) -> None:
-        """Until the copier has a transaction open (its records written) past 100 records."""
-        assert proc.stdout is not None
-        while True:
-            line = proc.stdout.readline()
-            assert line, f"copier exited {proc.wait()}: {tail(log)}"
-            if json.loads(line).get("open", 0) > 100:
-                return
-
-    @staticmethod
-    def finish(proc: subprocess.Popen[str], log: Path) -> None:
-        try:
-            out, _ = proc.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            raise
-        assert proc.returncode == 0, f"copier: {out}\n{tail(log)}"
-        assert '"done"' in out.splitlines()[-1], out
+        args = ["copy", self.bootstrap, self.source, self.sink, self.group, self.tx, "20", "100"]
+        return Copier(start_java(self.classes.classpath, "TxnClient", args, log), log)
 
     def check_exactly_once(self) -> PerPartition:
         """Every input record once in the output, in order; the group's offsets at the input's

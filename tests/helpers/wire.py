@@ -488,6 +488,25 @@ def init_producer_id(host: str, port: int, timeout: float = 10.0) -> tuple[int, 
     return r.i64(), r.i16()
 
 
+API_FIND_COORDINATOR = 10
+COORDINATOR_TRANSACTION = 1
+
+
+def find_coordinator(
+    host: str, port: int, key: str, key_type: int = COORDINATOR_TRANSACTION, timeout: float = 10.0
+) -> int:
+    """FindCoordinator v1 for ``key`` (a transactional id by default) -> the coordinator's node
+    id; in-process and quick, where ``kafka-transactions list`` starts a JVM."""
+    with connect(host, port, timeout) as sock:
+        send_all(sock, request(API_FIND_COORDINATOR, 1, 23, string(key) + i8(key_type)))
+        r = _Reader(read_frame(sock, timeout))
+    assert r.i32() == 23
+    r.i32()  # throttle_time_ms
+    err, message = r.i16(), r.string()
+    assert err == ERR_NONE, f"FindCoordinator error {err}: {message}"
+    return r.i32()
+
+
 def wait_until_serving(host: str, port: int, timeout: float, alive: object = None) -> None:
     """Poll until the port accepts and ApiVersions v0 answers with error 0.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer, TopicPartition
 
-from helpers import ck, txn
+from helpers import ck, txn, wire
 from helpers.certs import make_pki
 from helpers.instances import Pair, wait_for
 from helpers.pulsar import PulsarService
@@ -142,15 +142,14 @@ def test_consume_transform_produce_survives_kill_of_one_instance(
     the copier finishes, every input record is in the output exactly once, in order (no aborted
     or partial transaction is read), and the group's offsets are at the input's ends."""
     copy = txn.CopyScenario(pair.bootstrap, java_classes, tmp_path, partitions=PARTITIONS)
-    proc, log = copy.start()
+    coordinator = wire.find_coordinator(pair.one.host, pair.one.port, copy.tx)
+    copier = copy.start()
     try:
-        copy.wait_open_transaction(proc, log)
-        coordinator = _coordinators(pair.bootstrap)[copy.tx]
-        copy.wait_open_transaction(proc, log)
+        copier.wait_open_transaction()
         (pair.one if coordinator == 1 else pair.two).kill()
-        copy.finish(proc, log)
+        copier.finish()
     finally:
-        txn.kill_group(proc)
+        copier.kill()
     copy.check_exactly_once()
 
 
