@@ -11,7 +11,7 @@ use super::group_log::GroupLog;
 use super::members::SoleMember;
 use super::metadata::Metadata;
 use super::partition_log::{LogSettings, LogStore, PartitionLog};
-use super::segment::{SegmentRead, SegmentStore};
+use super::segment::{SegmentRead, SegmentStore, SegmentSync};
 use super::segmented_log::{SegmentFiles, SegmentedLog};
 use super::Storage;
 use crate::records::batch::BatchHeader;
@@ -157,6 +157,13 @@ impl SegmentRead for Vec<u8> {
     }
 }
 
+/// Memory keeps nothing across a restart: there is nothing to make durable.
+impl SegmentSync for Vec<u8> {
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl SegmentStore for MemorySegment {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         Arc::make_mut(&mut self.data).extend_from_slice(data);
@@ -186,5 +193,9 @@ impl SegmentStore for MemorySegment {
 
     fn reader(&self) -> io::Result<Arc<dyn SegmentRead>> {
         Ok(self.data.clone())
+    }
+
+    fn syncer(&self) -> Arc<dyn SegmentSync> {
+        self.data.clone()
     }
 }

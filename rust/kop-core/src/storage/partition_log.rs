@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use super::compaction::{
     CleanJob, CleanRequest, CleanStats, Cleaned, CompactionSettings, RemoteCleanJob, RemoteCleaned,
 };
+use super::segment::SegmentSync;
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 
@@ -176,6 +177,15 @@ pub trait PartitionLog: Send + Sync {
     fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>>;
     /// Makes appended data durable (fsync).
     fn flush(&mut self) -> io::Result<()>;
+    /// The periodic fsync in two steps, so that produces and fetches go on while the disk
+    /// works: under the partition lock, what was appended and is not durable yet (None:
+    /// nothing, or it is durable already); the caller syncs it without the lock and calls
+    /// `sync_failed` if that fails. By default the log syncs here, under the lock.
+    fn take_unsynced(&mut self) -> io::Result<Option<Arc<dyn SegmentSync>>> {
+        self.flush().map(|()| None)
+    }
+    /// The sync `take_unsynced` handed out failed: the next one tries again.
+    fn sync_failed(&mut self) {}
     fn set_settings(&mut self, settings: LogSettings);
     /// Applies retention; returns the number of segments deleted.
     fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;

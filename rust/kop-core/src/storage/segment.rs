@@ -17,6 +17,12 @@ pub trait SegmentRead: Send + Sync {
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
+/// The fsync of a segment's bytes, usable without the store: the periodic fsync runs it outside
+/// the partition lock.
+pub trait SegmentSync: Send + Sync {
+    fn sync_data(&self) -> io::Result<()>;
+}
+
 /// Bytes of a segment: a file or a memory buffer.
 pub trait SegmentStore: Send + Sync {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
@@ -34,6 +40,8 @@ pub trait SegmentStore: Send + Sync {
     fn remove(self: Box<Self>) -> io::Result<()>;
     /// A reader of the bytes stored so far, usable without the store (for the log cleaner).
     fn reader(&self) -> io::Result<Arc<dyn SegmentRead>>;
+    /// What `sync` does, usable without the store.
+    fn syncer(&self) -> Arc<dyn SegmentSync>;
 }
 
 /// A sparse index entry: a batch's base offset, its position and the largest timestamp seen in
@@ -258,6 +266,10 @@ impl Segment {
 
     pub fn reader(&self) -> io::Result<Arc<dyn SegmentRead>> {
         self.store.reader()
+    }
+
+    pub fn syncer(&self) -> Arc<dyn SegmentSync> {
+        self.store.syncer()
     }
 
     /// The same segment over another store holding the same bytes (a cleaned segment moved to

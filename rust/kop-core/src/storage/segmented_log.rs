@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::compaction::{self, CleanJob, CleanRequest, CleanStats, Cleaned, SegmentView};
 use super::partition_log::{LogSettings, PartitionLog, Receipt};
-use super::segment::{BatchCheck, Segment, SegmentStore};
+use super::segment::{BatchCheck, Segment, SegmentStore, SegmentSync};
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 
@@ -232,6 +232,18 @@ impl PartitionLog for SegmentedLog {
         Ok(())
     }
 
+    /// Only the active segment can hold unsynced bytes: a roll syncs the segment it closes.
+    fn take_unsynced(&mut self) -> io::Result<Option<Arc<dyn SegmentSync>>> {
+        if !std::mem::take(&mut self.unsynced) {
+            return Ok(None);
+        }
+        Ok(Some(self.active().syncer()))
+    }
+
+    fn sync_failed(&mut self) {
+        self.unsynced = true;
+    }
+
     fn set_settings(&mut self, settings: LogSettings) {
         self.settings = settings;
     }
@@ -376,5 +388,44 @@ impl PartitionLog for SegmentedLog {
             self.files.save_cleaner_offset(self.cleaner_offset)?;
         }
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::records::batch::{self, tests::sample_batch};
+
+    #[test]
+    fn the_periodic_fsync_takes_what_is_unsynced_once_and_again_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::storage::file::open(dir.path(), false).unwrap();
+        let settings = LogSettings {
+            segment_bytes: 1 << 30,
+            segment_ms: 1 << 40,
+            retention_ms: -1,
+            retention_bytes: -1,
+            delete_retention: true,
+            compaction: Default::default(),
+        };
+        let mut log = storage.logs.open("t", 0, settings, &mut |_, _| {}).unwrap();
+        assert!(
+            log.take_unsynced().unwrap().is_none(),
+            "nothing appended yet"
+        );
+        let mut raw = sample_batch(3, 1_000, b"v", (-1, -1, -1));
+        batch::patch_offset_and_epoch(&mut raw, 0, 0);
+        let header = BatchHeader::parse(&raw).unwrap();
+        log.append(&header, Bytes::from(raw), 1_000).unwrap();
+        let unsynced = log.take_unsynced().unwrap().expect("an append to sync");
+        assert!(log.take_unsynced().unwrap().is_none(), "handed out once");
+        unsynced.sync_data().unwrap();
+        log.sync_failed();
+        assert!(
+            log.take_unsynced().unwrap().is_some(),
+            "a failed sync is tried again"
+        );
     }
 }

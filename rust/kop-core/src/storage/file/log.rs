@@ -16,7 +16,7 @@ use super::{sync_dir, write_atomically};
 use crate::records::batch::BatchHeader;
 use crate::records::control::Marker;
 use crate::storage::partition_log::{LogSettings, LogStore, PartitionLog};
-use crate::storage::segment::{SegmentRead, SegmentStore};
+use crate::storage::segment::{SegmentRead, SegmentStore, SegmentSync};
 use crate::storage::segmented_log::{SegmentFiles, SegmentedLog};
 
 pub struct FileLogs {
@@ -221,6 +221,12 @@ impl SegmentRead for File {
     }
 }
 
+impl SegmentSync for File {
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+}
+
 impl FileSegment {
     fn open(path: PathBuf) -> io::Result<FileSegment> {
         let file = OpenOptions::new()
@@ -291,6 +297,10 @@ impl SegmentStore for FileSegment {
 
     fn reader(&self) -> io::Result<Arc<dyn SegmentRead>> {
         Ok(self.file.clone())
+    }
+
+    fn syncer(&self) -> Arc<dyn SegmentSync> {
+        self.file.clone()
     }
 }
 
