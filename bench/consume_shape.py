@@ -90,6 +90,7 @@ def read(
             "group.id": f"shape-{os.getpid()}",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            "fetch.queue.backoff.ms": 10,  # as rdload.py's consumer (bench/README.md)
             **(
                 {
                     "statistics.interval.ms": 100,
