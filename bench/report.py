@@ -702,10 +702,8 @@ def render(
         "(Java producer: `batch.size` 16 KiB, `linger.ms` 5; librdkafka: `batch.size` 1 MB, "
         "`linger.ms` 5; librdkafka consumer: `fetch.queue.backoff.ms` 10, see bench/README.md), "
         "the same for every system. MB = 10^6 bytes of record values. "
-        "Client-bound cases: the librdkafka consumer is a Python loop, and at 100 B it tops out "
-        "near ~150k records/s whatever the server (equal numbers there say nothing about the "
-        "servers); the Java producer with 16 KiB batches on one partition is bound by round "
-        "trips.",
+        "Client-bound case: the Java producer with 16 KiB batches on one partition is bound by "
+        "round trips.",
         "",
         "![throughput](benchmarks/throughput.png)",
         "",
