@@ -183,10 +183,6 @@ impl SegmentStore for MemorySegment {
         Ok(())
     }
 
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
     fn remove(self: Box<Self>) -> io::Result<()> {
         Ok(())
     }

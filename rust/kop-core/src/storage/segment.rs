@@ -35,12 +35,15 @@ pub trait SegmentStore: Send + Sync {
     }
     fn len(&self) -> u64;
     fn truncate(&mut self, len: u64) -> io::Result<()>;
-    fn sync(&mut self) -> io::Result<()>;
+    /// Makes the bytes stored so far durable.
+    fn sync(&self) -> io::Result<()> {
+        self.syncer().sync_data()
+    }
     /// Deletes the backing file, if any.
     fn remove(self: Box<Self>) -> io::Result<()>;
     /// A reader of the bytes stored so far, usable without the store (for the log cleaner).
     fn reader(&self) -> io::Result<Arc<dyn SegmentRead>>;
-    /// What `sync` does, usable without the store.
+    /// The fsync of this store, usable without it (`sync` is this, at once).
     fn syncer(&self) -> Arc<dyn SegmentSync>;
 }
 

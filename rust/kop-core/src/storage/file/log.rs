@@ -135,7 +135,7 @@ impl SegmentFiles for FileSegments {
         &self,
         base: i64,
         end: i64,
-        mut cleaned: Box<dyn SegmentStore>,
+        cleaned: Box<dyn SegmentStore>,
         old: Vec<Box<dyn SegmentStore>>,
     ) -> io::Result<Box<dyn SegmentStore>> {
         cleaned.sync()?;
@@ -284,10 +284,6 @@ impl SegmentStore for FileSegment {
         self.file.sync_all()?;
         self.len = len;
         Ok(())
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
     }
 
     fn remove(self: Box<Self>) -> io::Result<()> {
