@@ -32,7 +32,7 @@ use crate::records::compression::MAX_UNCOMPRESSED;
 use crate::records::decode::{record_points, RecordPoint};
 use crate::records::validate::{validate_batch, RecordError, Rules};
 use crate::storage::compaction::{CleanRequest, CleanStats, RemoteCleaned, Throttle};
-use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt};
+use crate::storage::{AppendFailure, LogSettings, PartitionLog, Receipt, RemoteReads};
 
 /// Leader epoch of every partition: one broker, never re-elected.
 pub const LEADER_EPOCH: i32 = 0;
@@ -151,6 +151,45 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// ReadCommitted: the aborted transactions overlapping `records` (else empty).
     pub aborted: Vec<AbortedTxn>,
+}
+
+impl ReadResult {
+    /// These positions with `records`, keeping only the aborted transactions they overlap.
+    fn with_records(mut self, records: Bytes) -> Self {
+        if !self.aborted.is_empty() {
+            match end_of(&records) {
+                Some(to) => self.aborted.retain(|a| a.first_offset < to),
+                None => self.aborted.clear(),
+            }
+        }
+        self.records = records;
+        self
+    }
+}
+
+/// A read begun by `Partition::start_read`.
+pub enum StartedRead {
+    /// Answered from the partition's own log.
+    Done(ReadResult),
+    /// Waits for the partition's remote storage: `RemoteRead::finish` blocks.
+    Remote(RemoteRead),
+}
+
+/// The remote part of a read: the partition's positions are taken, its bytes not yet read.
+pub struct RemoteRead {
+    remote: Arc<dyn RemoteReads>,
+    offset: i64,
+    max_bytes: usize,
+    upper: i64,
+    positions: ReadResult,
+}
+
+impl RemoteRead {
+    /// Reads the bytes from remote storage (blocking) and completes the answer.
+    pub fn finish(self) -> Result<ReadResult, KafkaError> {
+        let records = self.remote.read(self.offset, self.max_bytes, self.upper)?;
+        Ok(self.positions.with_records(records))
+    }
 }
 
 /// The offset after the last batch of `records` (whole batches), None when there are none.
@@ -495,6 +534,21 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, KafkaError> {
+        match self.start_read(offset, max_bytes, isolation)? {
+            StartedRead::Done(read) => Ok(read),
+            StartedRead::Remote(read) => read.finish(),
+        }
+    }
+
+    /// `read` up to the point where it would wait for remote storage: the answer when the
+    /// partition's own log holds the bytes, else the remote read left to do (without the
+    /// partition's lock), so that a fetch can run the remote reads of its partitions at once.
+    pub fn start_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<StartedRead, KafkaError> {
         let inner = self.inner.read();
         if !inner.opened {
             return Err(KafkaError::NotLeaderOrFollower);
@@ -505,40 +559,38 @@ impl Partition {
             return Err(KafkaError::OffsetOutOfRange);
         }
         let stable = Self::stable_offset(&inner, end);
-        let (upper, mut aborted) = match isolation {
+        let (upper, aborted) = match isolation {
             Isolation::ReadUncommitted => (end, Vec::new()),
             Isolation::ReadCommitted => {
                 (stable, inner.producers.aborted.overlapping(offset, stable))
             }
         };
-        let records = if offset >= upper || max_bytes == 0 {
-            Bytes::new()
-        } else {
-            match inner.log.read(offset, max_bytes, upper)? {
-                Some(bytes) => bytes,
-                None => {
-                    let remote = inner
-                        .log
-                        .remote_reads()
-                        .ok_or_else(|| io::Error::other("the log holds no data for this offset"))?;
-                    drop(inner);
-                    remote.read(offset, max_bytes, upper)?
-                }
-            }
-        };
-        if !aborted.is_empty() {
-            match end_of(&records) {
-                Some(to) => aborted.retain(|a| a.first_offset < to),
-                None => aborted.clear(),
-            }
-        }
-        Ok(ReadResult {
-            records,
+        let positions = ReadResult {
+            records: Bytes::new(),
             high_watermark: end,
             last_stable_offset: stable,
             log_start_offset: start,
             aborted,
-        })
+        };
+        if offset >= upper || max_bytes == 0 {
+            return Ok(StartedRead::Done(positions.with_records(Bytes::new())));
+        }
+        match inner.log.read(offset, max_bytes, upper)? {
+            Some(bytes) => Ok(StartedRead::Done(positions.with_records(bytes))),
+            None => {
+                let remote = inner
+                    .log
+                    .remote_reads()
+                    .ok_or_else(|| io::Error::other("the log holds no data for this offset"))?;
+                Ok(StartedRead::Remote(RemoteRead {
+                    remote,
+                    offset,
+                    max_bytes,
+                    upper,
+                    positions,
+                }))
+            }
+        }
     }
 
     /// Kafka's ListOffsets by timestamp: the first record with timestamp >= `ts`.
@@ -690,14 +742,23 @@ impl Partition {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::records::batch::tests::sample_batch;
     use crate::storage::remote::fake::FakeBackend;
     use std::time::Duration;
 
     fn remote_partition(backend: Arc<FakeBackend>) -> Arc<Partition> {
-        let storage = crate::storage::remote::open(backend, 1 << 20);
+        remote_partition_of(backend, 0, 1 << 20)
+    }
+
+    /// Partition `index` of topic "t" on `backend`, with a tail cache of `tail_bytes`.
+    pub(crate) fn remote_partition_of(
+        backend: Arc<FakeBackend>,
+        index: i32,
+        tail_bytes: usize,
+    ) -> Arc<Partition> {
+        let storage = crate::storage::remote::open(backend, tail_bytes);
         let config = super::super::topic_config::effective(
             &Default::default(),
             &crate::config::ServerConfig::default(),
@@ -705,13 +766,13 @@ mod tests {
         let opener: Arc<dyn LogOpener> = Arc::new(crate::broker::StorageLog {
             logs: storage.logs,
             topic: "t".into(),
-            index: 0,
+            index,
         });
         let (log, producers) = opener.open(config.log).unwrap();
-        Arc::new(Partition::new(0, log, producers, config, Some(opener)))
+        Arc::new(Partition::new(index, log, producers, config, Some(opener)))
     }
 
-    const PRODUCED: Produced<'static> = Produced {
+    pub(crate) const PRODUCED: Produced<'static> = Produced {
         topic: "t",
         now_ms: 0,
         sync: false,
@@ -720,7 +781,7 @@ mod tests {
     };
 
     /// Waits for an append to be stored (None: it already was when `append` returned).
-    async fn stored(durability: Option<Durability>) -> Result<(), KafkaError> {
+    pub(crate) async fn stored(durability: Option<Durability>) -> Result<(), KafkaError> {
         match durability {
             Some(d) => d.wait().await,
             None => Ok(()),

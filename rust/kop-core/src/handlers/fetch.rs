@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::{authz, sb, RequestContext};
 use crate::broker::fetch_sessions::{PartitionKey, Position, Told, TopicKey};
-use crate::broker::partition::{Isolation, LogMark, Partition};
+use crate::broker::partition::{Isolation, LogMark, Partition, ReadResult, StartedRead};
 use crate::error::KafkaError;
 use crate::records::batch::LOG_OVERHEAD;
 
@@ -129,40 +129,88 @@ fn resolve(
         .collect()
 }
 
+/// How a fetch's `max_bytes` is shared out, in request order (KIP-74): each partition gets at
+/// most its own limit and what is left; only the first partition with data may return a batch
+/// larger than that, later ones return the whole batches that fit.
+struct Budget {
+    remaining: usize,
+    total: usize,
+}
+
+impl Budget {
+    fn new(max_bytes: i32) -> Self {
+        Budget {
+            remaining: max_bytes.max(0) as usize,
+            total: 0,
+        }
+    }
+
+    fn limit(&self, wanted: &Wanted) -> usize {
+        (wanted.position.max_bytes.max(0) as usize).min(self.remaining)
+    }
+
+    /// What to ask the partition's log for (it returns at least one batch when asked for any).
+    fn to_read(&self, wanted: &Wanted) -> usize {
+        let limit = self.limit(wanted);
+        if self.total == 0 {
+            limit.max(1)
+        } else {
+            limit
+        }
+    }
+
+    /// The part of `records` (read with at least `to_read`) this partition returns, counted.
+    fn take(&mut self, wanted: &Wanted, records: Bytes) -> Bytes {
+        let records = whole_batches_within(records, self.limit(wanted), self.total == 0);
+        self.remaining = self.remaining.saturating_sub(records.len());
+        self.total += records.len();
+        records
+    }
+}
+
 /// One pass over every wanted partition; returns each one's answer and the bytes found.
-fn collect(
+///
+/// Reads that a partition's own log answers run in request order. Reads that wait for remote
+/// storage (Pulsar) run at once, each asking for what it could get if the remote reads before it
+/// found nothing; the answers are then cut to the budget in request order, so the response is
+/// the one reading the partitions in turn would give (a log returns a prefix of what it returns
+/// when asked for more), without waiting for one cold partition after another.
+async fn collect(
     wanted: &[Wanted],
     max_bytes: i32,
     isolation: Isolation,
 ) -> (Vec<PartitionData>, usize, bool) {
-    let mut remaining = max_bytes.max(0) as usize;
-    let mut total = 0usize;
-    let mut any_error = false;
-    let answers = wanted
+    let mut started_budget = Budget::new(max_bytes);
+    let started: Vec<_> = wanted
         .iter()
         .map(|w| {
-            let limit = (w.position.max_bytes.max(0) as usize).min(remaining);
-            // Kafka's rule (KIP-74): only the first partition with data may return a batch
-            // larger than its limit; later ones return whole batches that fit.
-            let first_with_data = total == 0;
-            let budget = if first_with_data { limit.max(1) } else { limit };
-            let read = w
-                .partition
-                .as_ref()
-                .map_err(|e| *e)
-                .and_then(|p| p.read(w.position.fetch_offset, budget, isolation));
+            let started = w.partition.as_ref().map_err(|e| *e).and_then(|p| {
+                p.start_read(
+                    w.position.fetch_offset,
+                    started_budget.to_read(w),
+                    isolation,
+                )
+            });
+            if let Ok(StartedRead::Done(read)) = &started {
+                started_budget.take(w, read.records.clone());
+            }
+            started
+        })
+        .collect();
+    let mut budget = Budget::new(max_bytes);
+    let mut any_error = false;
+    let answers = finish_reads(started)
+        .await
+        .into_iter()
+        .zip(wanted)
+        .map(|(read, w)| {
             let mut data = PartitionData::default().with_partition_index(w.key.partition);
             match read {
-                Ok(mut r) => {
-                    if !first_with_data {
-                        r.records = whole_batches_within(r.records, limit);
-                    }
-                    remaining = remaining.saturating_sub(r.records.len());
-                    total += r.records.len();
+                Ok(r) => {
+                    data.records = Some(budget.take(w, r.records));
                     data.high_watermark = r.high_watermark;
                     data.last_stable_offset = r.last_stable_offset;
                     data.log_start_offset = r.log_start_offset;
-                    data.records = Some(r.records);
                     // Kafka: a list for read_committed, null for read_uncommitted.
                     data.aborted_transactions = None;
                     if isolation == Isolation::ReadCommitted {
@@ -190,7 +238,43 @@ fn collect(
             data
         })
         .collect();
-    (answers, total, any_error)
+    (answers, budget.total, any_error)
+}
+
+/// Completes the started reads: one remote read on this task, several at once on blocking
+/// threads (each waits for its own Pulsar reader).
+async fn finish_reads(
+    started: Vec<Result<StartedRead, KafkaError>>,
+) -> Vec<Result<ReadResult, KafkaError>> {
+    let remote = started
+        .iter()
+        .filter(|s| matches!(s, Ok(StartedRead::Remote(_))))
+        .count();
+    if remote < 2 {
+        return started
+            .into_iter()
+            .map(|s| match s? {
+                StartedRead::Done(read) => Ok(read),
+                StartedRead::Remote(read) => read.finish(),
+            })
+            .collect();
+    }
+    let running: Vec<_> = started
+        .into_iter()
+        .map(|s| match s {
+            Ok(StartedRead::Remote(read)) => Err(tokio::task::spawn_blocking(|| read.finish())),
+            Ok(StartedRead::Done(read)) => Ok(Ok(read)),
+            Err(e) => Ok(Err(e)),
+        })
+        .collect();
+    let mut reads = Vec::with_capacity(running.len());
+    for r in running {
+        reads.push(match r {
+            Ok(done) => done,
+            Err(task) => task.await.unwrap_or(Err(KafkaError::UnknownServerError)),
+        });
+    }
+    reads
 }
 
 fn told(data: &PartitionData) -> Told {
@@ -237,8 +321,9 @@ pub fn large_records(resp: &FetchResponse) -> Vec<Bytes> {
         .collect()
 }
 
-/// The longest prefix of `records` made of whole batches and at most `limit` bytes long.
-fn whole_batches_within(records: Bytes, limit: usize) -> Bytes {
+/// The longest prefix of `records` made of whole batches and at most `limit` bytes long; with
+/// `keep_first`, at least the first batch whatever its size (KIP-74).
+fn whole_batches_within(records: Bytes, limit: usize, keep_first: bool) -> Bytes {
     if records.len() <= limit {
         return records;
     }
@@ -246,12 +331,12 @@ fn whole_batches_within(records: Bytes, limit: usize) -> Bytes {
     while let Some(length) = records.get(end + 8..end + LOG_OVERHEAD) {
         let size =
             LOG_OVERHEAD + i32::from_be_bytes(length.try_into().expect("4 bytes")).max(0) as usize;
-        if end + size > limit {
+        if end + size > limit && !(keep_first && end == 0) {
             break;
         }
         end += size;
     }
-    records.slice(..end)
+    records.slice(..end.min(records.len()))
 }
 
 pub async fn handle(
@@ -330,7 +415,7 @@ pub async fn handle(
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let (answers, total, any_error) = collect(&wanted, max_bytes, isolation);
+        let (answers, total, any_error) = collect(&wanted, max_bytes, isolation).await;
         let done = total >= req.min_bytes.max(0) as usize
             || any_error
             || watchers.is_empty()
@@ -503,10 +588,113 @@ mod tests {
     #[test]
     fn later_partitions_get_only_whole_batches_within_their_limit() {
         let all = batches(&[88, 188, 38]); // 100 + 200 + 50 bytes
-        assert_eq!(whole_batches_within(all.clone(), 350), all);
-        assert_eq!(whole_batches_within(all.clone(), 349).len(), 300);
-        assert_eq!(whole_batches_within(all.clone(), 299).len(), 100);
-        assert_eq!(whole_batches_within(all.clone(), 99).len(), 0);
-        assert_eq!(whole_batches_within(all, 0).len(), 0);
+        assert_eq!(whole_batches_within(all.clone(), 350, false), all);
+        assert_eq!(whole_batches_within(all.clone(), 349, false).len(), 300);
+        assert_eq!(whole_batches_within(all.clone(), 299, false).len(), 100);
+        assert_eq!(whole_batches_within(all.clone(), 99, false).len(), 0);
+        assert_eq!(whole_batches_within(all.clone(), 0, false).len(), 0);
+        // The first partition with data keeps its first batch whatever its size.
+        assert_eq!(whole_batches_within(all.clone(), 99, true).len(), 100);
+        assert_eq!(whole_batches_within(all, 0, true).len(), 100);
+    }
+
+    /// Partitions 0 and 1 of "t" on one fake remote backend, three batches each, of which only
+    /// the newest stays in the tail cache; and the size of one batch.
+    async fn cold_remote_partitions(
+        backend: &Arc<crate::storage::remote::fake::FakeBackend>,
+    ) -> (Vec<Arc<Partition>>, usize) {
+        use crate::broker::partition::tests::{remote_partition_of, stored, PRODUCED};
+        use crate::records::batch::tests::sample_batch;
+        let batch = sample_batch(3, 1_000, b"value", (-1, -1, -1));
+        let mut partitions = Vec::new();
+        for index in 0..2 {
+            let p = remote_partition_of(backend.clone(), index, 1);
+            for _ in 0..3 {
+                let (_, durable) = p
+                    .append(bytes::BytesMut::from(&batch[..]), &PRODUCED)
+                    .unwrap();
+                stored(durable).await.unwrap();
+            }
+            partitions.push(p);
+        }
+        (partitions, batch.len())
+    }
+
+    fn wanted_from_start(partitions: &[Arc<Partition>], max_bytes: i32) -> Vec<Wanted> {
+        partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Wanted {
+                key: PartitionKey {
+                    topic: TopicKey::Name("t".into()),
+                    partition: i as i32,
+                },
+                position: Position {
+                    fetch_offset: 0,
+                    max_bytes,
+                },
+                partition: Ok(p.clone()),
+                topic: None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cold_partitions_are_read_from_remote_storage_at_once() {
+        let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
+        let (partitions, batch) = cold_remote_partitions(&backend).await;
+        backend
+            .reads_together
+            .store(2, std::sync::atomic::Ordering::SeqCst);
+        let wanted = wanted_from_start(&partitions, 1 << 20);
+        let (answers, total, any_error) =
+            collect(&wanted, 1 << 20, Isolation::ReadUncommitted).await;
+        assert!(!any_error);
+        assert_eq!(
+            backend
+                .reads_in_flight_max
+                .load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+        let sizes: Vec<_> = answers
+            .iter()
+            .map(|a| a.records.as_ref().unwrap().len())
+            .collect();
+        assert_eq!(sizes, vec![3 * batch, 3 * batch]);
+        assert_eq!(total, 6 * batch);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_at_once_share_the_fetch_limit_in_request_order() {
+        let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
+        let (partitions, batch) = cold_remote_partitions(&backend).await;
+        let sizes = |answers: Vec<PartitionData>| -> Vec<usize> {
+            answers
+                .iter()
+                .map(|a| a.records.as_ref().unwrap().len())
+                .collect()
+        };
+        let fetch = |max_bytes: usize, partition_max: usize| {
+            let wanted = wanted_from_start(&partitions, partition_max as i32);
+            async move {
+                collect(&wanted, max_bytes as i32, Isolation::ReadUncommitted)
+                    .await
+                    .0
+            }
+        };
+        // The first partition takes two whole batches; the half batch left is none for the next.
+        assert_eq!(
+            sizes(fetch(2 * batch + batch / 2, 1 << 20).await),
+            vec![2 * batch, 0]
+        );
+        // Less than one batch: the first partition still returns one (KIP-74), the next none.
+        assert_eq!(sizes(fetch(batch / 2, 1 << 20).await), vec![batch, 0]);
+        // Each partition's own limit: one batch each.
+        assert_eq!(sizes(fetch(1 << 20, batch + 1).await), vec![batch, batch]);
+        // The limit left after the first partition: four batches in all.
+        assert_eq!(
+            sizes(fetch(4 * batch, 1 << 20).await),
+            vec![3 * batch, batch]
+        );
     }
 }

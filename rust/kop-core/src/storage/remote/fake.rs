@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -55,9 +56,29 @@ pub struct FakeBackend {
     pub scripted: Mutex<Scripted>,
     /// Compacted ends per partition (`write_compacted` replaced the batches below them).
     pub compacted: Mutex<HashMap<(String, i32), i64>>,
+    /// A read waits (up to a second) until this many reads have started.
+    pub reads_together: AtomicUsize,
+    /// The most reads seen in flight at once.
+    pub reads_in_flight_max: AtomicUsize,
+    reads_in_flight: AtomicUsize,
+    reads_started: AtomicUsize,
 }
 
 impl FakeBackend {
+    /// Counts this read in flight and waits for `reads_together` reads to start (bounded).
+    fn wait_for_other_reads(&self) {
+        let together = self.reads_together.load(Ordering::SeqCst);
+        let in_flight = self.reads_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.reads_in_flight_max
+            .fetch_max(in_flight, Ordering::SeqCst);
+        self.reads_started.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.reads_started.load(Ordering::SeqCst) < together && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.reads_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// The batches stored for a partition, oldest first.
     pub fn stored(&self, topic: &str, partition: i32) -> Vec<Bytes> {
         let batches = self.batches.lock();
@@ -226,6 +247,7 @@ impl RemoteBackend for FakeBackend {
         if let Some(reads) = &self.scripted.lock().reads {
             return Ok(reads.clone());
         }
+        self.wait_for_other_reads();
         let mut out = Vec::new();
         let mut total = 0;
         for b in self.stored(topic, partition) {
