@@ -24,12 +24,16 @@ journal) runs, each on a fresh topic:
                           (bench/harness/pulsarload.py)
     perf-consume          pulsar-perf consume of perf-produce's topic
     py-consume            pulsar-client receive() of the same topic
+    perf-latency          pulsar-perf produce at 10,000 records/s with librdkafka's batching
+                          (5 ms, 1,000,000 bytes): send-to-receipt latency after 2 s of warm-up
   kop on the same Pulsar
     java-produce          Kafka's ProducerPerformance, acks=all (bench/harness/javaload.py)
     rdkafka-produce       librdkafka, acks=all (bench/harness/rdload.py)
     java-consume          ConsumerPerformance of rdkafka-produce's topic (1 MB batches, like
                           perf-produce's)
     rdkafka-consume       librdkafka assign() from offset 0 of the same topic
+    rdkafka-latency       librdkafka at 10,000 records/s, acks=all: send-to-ack latency after
+                          2 s of warm-up (the pair of perf-latency: kop's p99 minus Pulsar's)
 
 Per test: records/s, MB/s (10^6 bytes of values), the tool's p50/p99 latency where it gives one,
 server CPU seconds (the Pulsar JVM and kop separately) and the load average; for kop's produce
@@ -87,8 +91,30 @@ SIZE = 1024
 PERF_CAP = 4000
 NS = "public/default"
 
-DIRECT_TESTS = ("perf-produce", "perf-produce-matched", "py-produce", "perf-consume", "py-consume")
-KOP_TESTS = ("java-produce", "rdkafka-produce", "java-consume", "rdkafka-consume")
+DIRECT_TESTS = (
+    "perf-produce",
+    "perf-produce-matched",
+    "py-produce",
+    "perf-consume",
+    "py-consume",
+    "perf-latency",
+)
+KOP_TESTS = (
+    "java-produce",
+    "rdkafka-produce",
+    "java-consume",
+    "rdkafka-consume",
+    "rdkafka-latency",
+)
+# The fixed-rate tests: records/s both sides reach on this box (kop's librdkafka produce and
+# pulsar-perf both run several times faster), seconds measured, and seconds of warm-up before
+# (left out of the latencies: pulsar-perf's JVM compiles, both clients connect).
+LATENCY_RATE = 10_000
+LATENCY_S = 10
+LATENCY_WARMUP_S = 2
+# (kop test, Pulsar-direct test) pairs whose p99 difference is reported (the goal: kop's p99 at
+# most 1 ms above Pulsar's own client's)
+LATENCY_PAIRS = (("rdkafka-latency", "perf-latency"),)
 # (kop test, Pulsar-direct test) pairs whose ratio is reported
 PAIRS = (
     ("java-produce", "perf-produce-matched"),
@@ -373,6 +399,18 @@ def run_test(
             return {**res, "cmd": " ".join(["pulsar-perf", *argv])}
         except ValueError as e:
             return {"error": f"{e} (rc {rc})"}
+    if test == "perf-latency":
+        topic = bed.create_pulsar_topic(f"direct-{uuid.uuid4().hex[:8]}", parts)
+        n = LATENCY_RATE * (LATENCY_S + LATENCY_WARMUP_S)
+        argv = ["produce", "-u", svc, "-au", bed.admin_url, "-r", str(LATENCY_RATE), "-m", str(n)]
+        argv += ["-s", str(SIZE), "--warmup-time", str(LATENCY_WARMUP_S)]
+        # librdkafka's defaults: linger 5 ms, batches up to 1,000,000 bytes / 10,000 messages
+        argv += ["-b", "5", "-bb", "1000000", "-bm", "10000"]
+        rc, out = run_perf(cp, [*argv, topic], log, tmo)
+        try:
+            return {**parse_perf(out, "produce", n), "cmd": " ".join(["pulsar-perf", *argv])}
+        except ValueError as e:
+            return {"error": f"{e} (rc {rc})"}
     if test == "perf-consume":
         argv = ["consume", "-u", svc, "-m", str(num), "-sp", "Earliest", "-ss", "perf"]
         rc, out = run_perf(cp, [*argv, topics["perf-produce"]], log, tmo)
@@ -395,20 +433,26 @@ def run_test(
             return {**json.loads(res.stdout.strip().splitlines()[-1]), "cmd": " ".join(argv)}
         except (ValueError, IndexError):
             return {"error": f"pulsarload: {res.stderr.strip()[-400:]}"}
-    if test in ("java-produce", "rdkafka-produce"):
+    if test in ("java-produce", "rdkafka-produce", "rdkafka-latency"):
         topic = f"kop-{uuid.uuid4().hex[:8]}"
         if err := create_topic(bed.bootstrap, topic, parts):
             return {"error": f"create topic: {err}"}
-        topics[test] = topic
         if test == "java-produce":
+            topics[test] = topic
             args = javaload.producer_args(bed.bootstrap, topic, num, SIZE, "all", -1)
             rc, out, err = javaload.run_class(javaload.PRODUCER_CLASS, args, tmo, log)
             try:
                 return {**javaload.parse_producer(out, SIZE), "cmd": " ".join(args)}
             except ValueError as e:
                 return {"error": f"{e} (rc {rc}): {err[-300:]}"}
+        if test == "rdkafka-latency":
+            num = LATENCY_RATE * (LATENCY_S + LATENCY_WARMUP_S)
         args = ["produce", "--bootstrap", bed.bootstrap, "--topic", topic, "--num", str(num)]
         args += ["--size", str(SIZE), "--acks", "all"]
+        if test == "rdkafka-latency":
+            args += ["--rate", str(LATENCY_RATE), "--warmup-s", str(LATENCY_WARMUP_S)]
+        else:
+            topics[test] = topic
         return {**rdload(args, tmo, log), "cmd": " ".join(args)}
     topic = topics["rdkafka-produce"]
     if test == "java-consume":
@@ -464,6 +508,16 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                 k: _med([float(r[k]) for r in rs if r.get(k) is not None]) for k in STATS
             }
             tests[test]["repeats"] = len(rs)
+        p99_over = {}
+        for kop_test, direct in LATENCY_PAIRS:
+            per_rep = []
+            for rep in sorted({r["repeat"] for r in rows}):
+                k = [r for r in rows if r["repeat"] == rep and r["test"] == kop_test]
+                d = [r for r in rows if r["repeat"] == rep and r["test"] == direct]
+                if k and d and k[0].get("lat_p99_ms") and d[0].get("lat_p99_ms"):
+                    per_rep.append(k[0]["lat_p99_ms"] - d[0]["lat_p99_ms"])
+            if per_rep:
+                p99_over[f"{kop_test} - {direct}"] = _med(per_rep)
         ratios = {}
         for kop_test, direct in PAIRS:
             per_rep = []
@@ -474,7 +528,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                     per_rep.append(k[0]["rec_per_s"] / d[0]["rec_per_s"])
             if per_rep:
                 ratios[f"{kop_test} / {direct}"] = _med(per_rep)
-        out[wl] = {"tests": tests, "ratios": ratios}
+        out[wl] = {"tests": tests, "ratios": ratios, "p99_over": p99_over}
     return out
 
 
@@ -503,14 +557,25 @@ def report(summary: dict[str, Any]) -> str:
                 f"| {_f(t['pulsar_cpu_s'], '{:.1f}')} | {_f(t['kop_cpu_s'], '{:.1f}')} "
                 f"| {_f(t['cpu_s_per_m_records'], '{:.0f}')} |"
             )
-        lines += [
-            "",
-            "| kop / Pulsar direct (records/s) | ratio | >= 0.70 |",
-            "| --- | ---: | --- |",
-        ]
+        if s["ratios"]:
+            lines += [
+                "",
+                "| kop / Pulsar direct (records/s) | ratio | >= 0.70 |",
+                "| --- | ---: | --- |",
+            ]
         for pair, r in s["ratios"].items():
             ok = "yes" if r["median"] >= 0.7 else "no"
             lines.append(f"| {pair} | {_f(r, '{:.2f}')} | {ok} |")
+        if s.get("p99_over"):
+            lines += [
+                "",
+                f"| at {LATENCY_RATE:,} records/s: kop p99 - Pulsar p99 (ms) | difference "
+                "| <= +1 ms |",
+                "| --- | ---: | --- |",
+            ]
+            for pair, r in s["p99_over"].items():
+                ok = "yes" if r["median"] <= 1.0 else "no"
+                lines.append(f"| {pair} | {_f(r, '{:+.1f}')} | {ok} |")
         lines.append("")
     st = [r for r in summary["results"] if r.get("stages", {}).get("kop_produce_requests")]
     if st:
@@ -649,8 +714,9 @@ def main() -> int:
                         kop_cpu_s=round(cpu1[1] - cpu0[1], 2),
                         stages=stages(m0, m1),
                     )
+                    n = r.get("records") or args.records  # the fixed-rate tests send more
                     r["cpu_s_per_m_records"] = round(
-                        (r["pulsar_cpu_s"] + r["kop_cpu_s"]) / args.records * 1e6, 1
+                        (r["pulsar_cpu_s"] + r["kop_cpu_s"]) / n * 1e6, 1
                     )
                     summary["results"].append(r)
                     print(

@@ -715,6 +715,15 @@ def render(
         "unthrottled rate for that workload and driver in the same repeat (the same offered load "
         f"for every system; `--latency-basis={summary['latency_basis']}`). EndToEndLatency "
         "sends one record at a time (1-partition workloads only).",
+        *(
+            [
+                "ProducerPerformance's latencies are its steady state: it leaves the records of "
+                "its first ~2 s out (`--warmup-records`, the tool's JVM warming up and its first "
+                "batches queueing); the whole run's figures are `lat_*_all_ms` in summary.json."
+            ]
+            if any(r.get("steady_records") for r in summary["results"])
+            else []
+        ),
         "",
         "![latency](benchmarks/latency.png)",
         "",

@@ -53,16 +53,20 @@ def command_line(cls: str, args: list[str], kafka_version: str | None = None) ->
 
 
 _PP_FINAL = re.compile(
-    r"(?P<n>\d+) records sent, (?P<rps>[\d.]+) records/sec \((?P<mbps>[\d.]+) MB/sec\), "
+    r"(?P<n>\d+)(?P<steady> steady state)? records sent, "
+    r"(?P<rps>[\d.]+) records/sec \((?P<mbps>[\d.]+) MB/sec\), "
     r"(?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency, "
     r"(?P<p50>\d+) ms 50th, (?P<p95>\d+) ms 95th, (?P<p99>\d+) ms 99th, (?P<p999>\d+) ms 99\.9th"
 )
 
 
 def producer_args(
-    bootstrap: str, topic: str, num: int, size: int, acks: str, throughput: float
+    bootstrap: str, topic: str, num: int, size: int, acks: str, throughput: float, warmup: int = 0
 ) -> list[str]:
+    """``warmup``: the first records left out of the steady-state summary (Kafka 4.x tools)."""
+    extra = ["--warmup-records", str(warmup)] if warmup > 0 else []
     return [
+        *extra,
         "--topic",
         topic,
         "--num-records",
@@ -78,16 +82,31 @@ def producer_args(
 
 
 def parse_producer(out: str, size: int) -> dict[str, object]:
+    """The final summary. With --warmup-records the latencies are the steady state's (after the
+    warm-up), and the whole run's are kept as ``lat_*_all_ms``."""
     matches = list(_PP_FINAL.finditer(out))
-    if not matches:
+    whole = [m for m in matches if not m["steady"]]
+    if not whole:
         raise ValueError("no final summary line in ProducerPerformance output")
-    m = matches[-1]
+    m = whole[-1]
     rps = float(m["rps"])
-    return {
+    row: dict[str, object] = {
         "records": int(m["n"]),
         "rec_per_s": rps,
         # the tool's MB is 2^20 bytes; report 10^6 bytes like the other drivers
         "mb_per_s": round(rps * size / 1e6, 3),
+        **_latencies(m),
+    }
+    steady = [m for m in matches if m["steady"]]
+    if steady:
+        row.update({f"{k[:-3]}_all_ms": v for k, v in _latencies(m).items()})
+        row.update(_latencies(steady[-1]))
+        row["steady_records"] = int(steady[-1]["n"])
+    return row
+
+
+def _latencies(m: re.Match[str]) -> dict[str, float]:
+    return {
         "lat_avg_ms": float(m["avg"]),
         "lat_p50_ms": float(m["p50"]),
         "lat_p99_ms": float(m["p99"]),

@@ -5,8 +5,8 @@
 
 produce: unthrottled when --rate is 0, else paced at R records/s. Latency is librdkafka's own
 produce()-to-delivery-report time (``Message.latency()``), i.e. the same send-to-ack latency that
-Kafka's ProducerPerformance reports. Client settings are librdkafka's defaults (linger 5 ms,
-no idempotence) plus ``acks``.
+Kafka's ProducerPerformance reports; ``--warmup-s W`` leaves out the records sent in the first W
+seconds. Client settings are librdkafka's defaults (linger 5 ms, no idempotence) plus ``acks``.
 
 consume: reads N records from offset 0 of every partition with ``assign()`` (no consumer group,
 so it also works against servers without a group coordinator). Rates are measured from the first
@@ -54,11 +54,15 @@ def produce(args: argparse.Namespace) -> dict[str, object]:
                 errors.append(str(err))
             errors_count[0] += 1
         else:
-            lat.append(msg.latency())
+            delivered[0] += 1
+            if time.perf_counter() - msg.latency() >= warm_until:
+                lat.append(msg.latency())
 
     errors_count = [0]
+    delivered = [0]
     n, rate = args.num, args.rate
     t0 = time.perf_counter()
+    warm_until = t0 + args.warmup_s
     i = 0
     while i < n:
         if rate > 0:
@@ -82,7 +86,7 @@ def produce(args: argparse.Namespace) -> dict[str, object]:
     remaining = p.flush(args.timeout)
     elapsed = time.perf_counter() - t0
     lat.sort()
-    ok = len(lat)
+    ok = delivered[0]
     return {
         "records": ok,
         "failed": errors_count[0] + remaining,
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--acks", default="1", choices=["0", "1", "all"])
     ap.add_argument("--rate", type=float, default=0.0, help="records/s; 0 = unthrottled")
+    ap.add_argument("--warmup-s", type=float, default=0.0, help="latencies: skip the first seconds")
     ap.add_argument("--timeout", type=float, default=30.0, help="flush / idle timeout, seconds")
     ap.add_argument("--prop", action="append", default=[], help="extra client property k=v")
     args = ap.parse_args(argv)
