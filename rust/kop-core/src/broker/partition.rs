@@ -181,10 +181,17 @@ pub struct RemoteRead {
     offset: i64,
     max_bytes: usize,
     upper: i64,
+    largest_batch: usize,
     positions: ReadResult,
 }
 
 impl RemoteRead {
+    /// The most this read may return: what it asks for, or one batch if that is larger (a read
+    /// returns at least one whole batch; batches are at most the topic's max.message.bytes).
+    pub fn most_bytes(&self) -> usize {
+        self.max_bytes.max(self.largest_batch)
+    }
+
     /// Reads the bytes from remote storage (blocking) and completes the answer.
     pub fn finish(self) -> Result<ReadResult, KafkaError> {
         let records = self.remote.read(self.offset, self.max_bytes, self.upper)?;
@@ -587,6 +594,7 @@ impl Partition {
                     offset,
                     max_bytes,
                     upper,
+                    largest_batch: inner.config.max_message_bytes.max(0) as usize,
                     positions,
                 }))
             }

@@ -135,6 +135,8 @@ fn resolve(
 struct Budget {
     remaining: usize,
     total: usize,
+    /// Bytes are set aside for remote reads whose answers are not known yet (`reserve`).
+    reserved: bool,
 }
 
 impl Budget {
@@ -142,6 +144,7 @@ impl Budget {
         Budget {
             remaining: max_bytes.max(0) as usize,
             total: 0,
+            reserved: false,
         }
     }
 
@@ -149,10 +152,15 @@ impl Budget {
         (wanted.position.max_bytes.max(0) as usize).min(self.remaining)
     }
 
+    /// Whether the next partition would be the first with data.
+    fn first(&self) -> bool {
+        self.total == 0 && !self.reserved
+    }
+
     /// What to ask the partition's log for (it returns at least one batch when asked for any).
     fn to_read(&self, wanted: &Wanted) -> usize {
         let limit = self.limit(wanted);
-        if self.total == 0 {
+        if self.first() {
             limit.max(1)
         } else {
             limit
@@ -161,38 +169,49 @@ impl Budget {
 
     /// The part of `records` (read with at least `to_read`) this partition returns, counted.
     fn take(&mut self, wanted: &Wanted, records: Bytes) -> Bytes {
-        let records = whole_batches_within(records, self.limit(wanted), self.total == 0);
+        let records = whole_batches_within(records, self.limit(wanted), self.first());
         self.remaining = self.remaining.saturating_sub(records.len());
         self.total += records.len();
         records
+    }
+
+    /// Sets aside the most a remote read may return, until its answer is known.
+    fn reserve(&mut self, most: usize) {
+        self.remaining = self.remaining.saturating_sub(most);
+        self.reserved = true;
     }
 }
 
 /// One pass over every wanted partition; returns each one's answer and the bytes found.
 ///
 /// Reads that a partition's own log answers run in request order. Reads that wait for remote
-/// storage (Pulsar) run at once, each asking for what it could get if the remote reads before it
-/// found nothing; the answers are then cut to the budget in request order, so the response is
-/// the one reading the partitions in turn would give (a log returns a prefix of what it returns
-/// when asked for more), without waiting for one cold partition after another.
+/// storage (Pulsar) run at once, each with the most it may return set aside from the fetch's
+/// `max_bytes` (so the reads held at once stay within it). The answers are then cut to the
+/// budget in request order; a read that was asked for less than it would have been in turn
+/// (bytes set aside for reads before it that returned less) is read again, in turn. So the
+/// response is the one reading the partitions in turn gives (a log returns a prefix of what it
+/// returns when asked for more), without waiting for one cold partition after another.
 async fn collect(
     wanted: &[Wanted],
     max_bytes: i32,
     isolation: Isolation,
 ) -> (Vec<PartitionData>, usize, bool) {
-    let mut started_budget = Budget::new(max_bytes);
+    let mut plan = Budget::new(max_bytes);
+    let mut asked = Vec::with_capacity(wanted.len());
     let started: Vec<_> = wanted
         .iter()
         .map(|w| {
-            let started = w.partition.as_ref().map_err(|e| *e).and_then(|p| {
-                p.start_read(
-                    w.position.fetch_offset,
-                    started_budget.to_read(w),
-                    isolation,
-                )
-            });
-            if let Ok(StartedRead::Done(read)) = &started {
-                started_budget.take(w, read.records.clone());
+            let ask = plan.to_read(w);
+            asked.push(ask);
+            let started = w
+                .partition
+                .as_ref()
+                .map_err(|e| *e)
+                .and_then(|p| p.start_read(w.position.fetch_offset, ask, isolation));
+            match &started {
+                Ok(StartedRead::Done(read)) => drop(plan.take(w, read.records.clone())),
+                Ok(StartedRead::Remote(read)) => plan.reserve(read.most_bytes()),
+                Err(_) => {}
             }
             started
         })
@@ -202,8 +221,13 @@ async fn collect(
     let answers = finish_reads(started)
         .await
         .into_iter()
-        .zip(wanted)
-        .map(|(read, w)| {
+        .zip(wanted.iter().zip(asked))
+        .map(|(read, (w, ask))| {
+            let want = budget.to_read(w);
+            let read = match (read, &w.partition) {
+                (Ok(_), Ok(p)) if ask < want => p.read(w.position.fetch_offset, want, isolation),
+                (read, _) => read,
+            };
             let mut data = PartitionData::default().with_partition_index(w.key.partition);
             match read {
                 Ok(r) => {
@@ -648,7 +672,7 @@ mod tests {
             .store(2, std::sync::atomic::Ordering::SeqCst);
         let wanted = wanted_from_start(&partitions, 1 << 20);
         let (answers, total, any_error) =
-            collect(&wanted, 1 << 20, Isolation::ReadUncommitted).await;
+            collect(&wanted, 8 << 20, Isolation::ReadUncommitted).await;
         assert!(!any_error);
         assert_eq!(
             backend
@@ -696,5 +720,29 @@ mod tests {
             sizes(fetch(4 * batch, 1 << 20).await),
             vec![3 * batch, batch]
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_held_at_once_stay_within_the_fetch_limit() {
+        let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
+        let (partitions, batch) = cold_remote_partitions(&backend).await;
+        backend
+            .reads_together
+            .store(2, std::sync::atomic::Ordering::SeqCst);
+        // 1 MiB is one batch of the topic's largest (max.message.bytes): the first read may
+        // return all of it, so the second waits and is read in turn, with what is left.
+        let wanted = wanted_from_start(&partitions, 1 << 20);
+        let (answers, _, _) = collect(&wanted, 1 << 20, Isolation::ReadUncommitted).await;
+        assert_eq!(
+            backend
+                .reads_in_flight_max
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        let sizes: Vec<_> = answers
+            .iter()
+            .map(|a| a.records.as_ref().unwrap().len())
+            .collect();
+        assert_eq!(sizes, vec![3 * batch, 3 * batch]);
     }
 }
