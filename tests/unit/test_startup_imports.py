@@ -25,6 +25,7 @@ NOT_FOR_SERVE = {
     "ssl": "kop's TLS is in Rust",
     "typing": "annotations only: TYPE_CHECKING = False in kop's modules (~2-4 ms)",
     "ipaddress": "only max_connections_per_ip_overrides needs it",
+    "shutil": "argparse's help width is found without it (its zlib, bz2, lzma: ~5 ms)",
 }
 
 
