@@ -508,28 +508,31 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                 k: _med([float(r[k]) for r in rs if r.get(k) is not None]) for k in STATS
             }
             tests[test]["repeats"] = len(rs)
-        p99_over = {}
-        for kop_test, direct in LATENCY_PAIRS:
-            per_rep = []
-            for rep in sorted({r["repeat"] for r in rows}):
-                k = [r for r in rows if r["repeat"] == rep and r["test"] == kop_test]
-                d = [r for r in rows if r["repeat"] == rep and r["test"] == direct]
-                if k and d and k[0].get("lat_p99_ms") and d[0].get("lat_p99_ms"):
-                    per_rep.append(k[0]["lat_p99_ms"] - d[0]["lat_p99_ms"])
-            if per_rep:
-                p99_over[f"{kop_test} - {direct}"] = _med(per_rep)
-        ratios = {}
-        for kop_test, direct in PAIRS:
-            per_rep = []
-            for rep in sorted({r["repeat"] for r in rows}):
-                k = [r for r in rows if r["repeat"] == rep and r["test"] == kop_test]
-                d = [r for r in rows if r["repeat"] == rep and r["test"] == direct]
-                if k and d and k[0].get("rec_per_s") and d[0].get("rec_per_s"):
-                    per_rep.append(k[0]["rec_per_s"] / d[0]["rec_per_s"])
-            if per_rep:
-                ratios[f"{kop_test} / {direct}"] = _med(per_rep)
+        p99_over = {
+            f"{k} - {d}": m
+            for k, d in LATENCY_PAIRS
+            if (m := _per_repeat(rows, k, d, "lat_p99_ms", lambda a, b: a - b))
+        }
+        ratios = {
+            f"{k} / {d}": m
+            for k, d in PAIRS
+            if (m := _per_repeat(rows, k, d, "rec_per_s", lambda a, b: a / b))
+        }
         out[wl] = {"tests": tests, "ratios": ratios, "p99_over": p99_over}
     return out
+
+
+def _per_repeat(
+    rows: list[dict[str, Any]], kop_test: str, direct: str, key: str, combine: Any
+) -> dict[str, float] | None:
+    """``combine(kop's key, direct's key)`` per repeat where both have it; median (min-max)."""
+    per_rep = []
+    for rep in sorted({r["repeat"] for r in rows}):
+        k = [r for r in rows if r["repeat"] == rep and r["test"] == kop_test]
+        d = [r for r in rows if r["repeat"] == rep and r["test"] == direct]
+        if k and d and k[0].get(key) and d[0].get(key):
+            per_rep.append(combine(k[0][key], d[0][key]))
+    return _med(per_rep)
 
 
 def _f(x: dict[str, float] | None, fmt: str = "{:,.0f}") -> str:

@@ -644,6 +644,19 @@ mod tests {
         (partitions, batch.len())
     }
 
+    fn sizes(answers: &[PartitionData]) -> Vec<usize> {
+        answers
+            .iter()
+            .map(|a| a.records.as_ref().unwrap().len())
+            .collect()
+    }
+
+    fn reads_in_flight_max(backend: &crate::storage::remote::fake::FakeBackend) -> usize {
+        backend
+            .reads_in_flight_max
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn wanted_from_start(partitions: &[Arc<Partition>], max_bytes: i32) -> Vec<Wanted> {
         partitions
             .iter()
@@ -674,17 +687,8 @@ mod tests {
         let (answers, total, any_error) =
             collect(&wanted, 8 << 20, Isolation::ReadUncommitted).await;
         assert!(!any_error);
-        assert_eq!(
-            backend
-                .reads_in_flight_max
-                .load(std::sync::atomic::Ordering::SeqCst),
-            2
-        );
-        let sizes: Vec<_> = answers
-            .iter()
-            .map(|a| a.records.as_ref().unwrap().len())
-            .collect();
-        assert_eq!(sizes, vec![3 * batch, 3 * batch]);
+        assert_eq!(reads_in_flight_max(&backend), 2);
+        assert_eq!(sizes(&answers), vec![3 * batch, 3 * batch]);
         assert_eq!(total, 6 * batch);
     }
 
@@ -692,12 +696,6 @@ mod tests {
     async fn reads_at_once_share_the_fetch_limit_in_request_order() {
         let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
         let (partitions, batch) = cold_remote_partitions(&backend).await;
-        let sizes = |answers: Vec<PartitionData>| -> Vec<usize> {
-            answers
-                .iter()
-                .map(|a| a.records.as_ref().unwrap().len())
-                .collect()
-        };
         let fetch = |max_bytes: usize, partition_max: usize| {
             let wanted = wanted_from_start(&partitions, partition_max as i32);
             async move {
@@ -708,16 +706,16 @@ mod tests {
         };
         // The first partition takes two whole batches; the half batch left is none for the next.
         assert_eq!(
-            sizes(fetch(2 * batch + batch / 2, 1 << 20).await),
+            sizes(&fetch(2 * batch + batch / 2, 1 << 20).await),
             vec![2 * batch, 0]
         );
         // Less than one batch: the first partition still returns one (KIP-74), the next none.
-        assert_eq!(sizes(fetch(batch / 2, 1 << 20).await), vec![batch, 0]);
+        assert_eq!(sizes(&fetch(batch / 2, 1 << 20).await), vec![batch, 0]);
         // Each partition's own limit: one batch each.
-        assert_eq!(sizes(fetch(1 << 20, batch + 1).await), vec![batch, batch]);
+        assert_eq!(sizes(&fetch(1 << 20, batch + 1).await), vec![batch, batch]);
         // The limit left after the first partition: four batches in all.
         assert_eq!(
-            sizes(fetch(4 * batch, 1 << 20).await),
+            sizes(&fetch(4 * batch, 1 << 20).await),
             vec![3 * batch, batch]
         );
     }
@@ -733,16 +731,7 @@ mod tests {
         // return all of it, so the second waits and is read in turn, with what is left.
         let wanted = wanted_from_start(&partitions, 1 << 20);
         let (answers, _, _) = collect(&wanted, 1 << 20, Isolation::ReadUncommitted).await;
-        assert_eq!(
-            backend
-                .reads_in_flight_max
-                .load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
-        let sizes: Vec<_> = answers
-            .iter()
-            .map(|a| a.records.as_ref().unwrap().len())
-            .collect();
-        assert_eq!(sizes, vec![3 * batch, 3 * batch]);
+        assert_eq!(reads_in_flight_max(&backend), 1);
+        assert_eq!(sizes(&answers), vec![3 * batch, 3 * batch]);
     }
 }
