@@ -622,13 +622,17 @@ mod tests {
         assert_eq!(whole_batches_within(all, 0, true).len(), 100);
     }
 
+    type FakeBackend = crate::storage::remote::fake::FakeBackend;
+
     /// Partitions 0 and 1 of "t" on one fake remote backend, three batches each, of which only
-    /// the newest stays in the tail cache; and the size of one batch.
+    /// the newest stays in the tail cache; the backend's reads then wait for `reads_together`
+    /// of them to start. Also the size of one batch.
     async fn cold_remote_partitions(
-        backend: &Arc<crate::storage::remote::fake::FakeBackend>,
-    ) -> (Vec<Arc<Partition>>, usize) {
+        reads_together: usize,
+    ) -> (Arc<FakeBackend>, Vec<Arc<Partition>>, usize) {
         use crate::broker::partition::tests::{remote_partition_of, stored, PRODUCED};
         use crate::records::batch::tests::sample_batch;
+        let backend = Arc::new(FakeBackend::default());
         let batch = sample_batch(3, 1_000, b"value", (-1, -1, -1));
         let mut partitions = Vec::new();
         for index in 0..2 {
@@ -641,7 +645,10 @@ mod tests {
             }
             partitions.push(p);
         }
-        (partitions, batch.len())
+        backend
+            .reads_together
+            .store(reads_together, std::sync::atomic::Ordering::SeqCst);
+        (backend, partitions, batch.len())
     }
 
     fn sizes(answers: &[PartitionData]) -> Vec<usize> {
@@ -651,7 +658,7 @@ mod tests {
             .collect()
     }
 
-    fn reads_in_flight_max(backend: &crate::storage::remote::fake::FakeBackend) -> usize {
+    fn reads_in_flight_max(backend: &FakeBackend) -> usize {
         backend
             .reads_in_flight_max
             .load(std::sync::atomic::Ordering::SeqCst)
@@ -678,11 +685,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cold_partitions_are_read_from_remote_storage_at_once() {
-        let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
-        let (partitions, batch) = cold_remote_partitions(&backend).await;
-        backend
-            .reads_together
-            .store(2, std::sync::atomic::Ordering::SeqCst);
+        let (backend, partitions, batch) = cold_remote_partitions(2).await;
         let wanted = wanted_from_start(&partitions, 1 << 20);
         let (answers, total, any_error) =
             collect(&wanted, 8 << 20, Isolation::ReadUncommitted).await;
@@ -694,8 +697,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_at_once_share_the_fetch_limit_in_request_order() {
-        let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
-        let (partitions, batch) = cold_remote_partitions(&backend).await;
+        let (_, partitions, batch) = cold_remote_partitions(0).await;
         let fetch = |max_bytes: usize, partition_max: usize| {
             let wanted = wanted_from_start(&partitions, partition_max as i32);
             async move {
@@ -722,11 +724,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_held_at_once_stay_within_the_fetch_limit() {
-        let backend = Arc::new(crate::storage::remote::fake::FakeBackend::default());
-        let (partitions, batch) = cold_remote_partitions(&backend).await;
-        backend
-            .reads_together
-            .store(2, std::sync::atomic::Ordering::SeqCst);
+        let (backend, partitions, batch) = cold_remote_partitions(2).await;
         // 1 MiB is one batch of the topic's largest (max.message.bytes): the first read may
         // return all of it, so the second waits and is read in turn, with what is left.
         let wanted = wanted_from_start(&partitions, 1 << 20);
