@@ -527,10 +527,16 @@ def section_headline(d: Data) -> str:
                 rows.append(
                     [label, f"server CPU s per record, {test}", "(none)", f"x{g:.2f}", "info"]
                 )
-        st = d.start_stat(sysname, "startup_s")
-        if st:
-            verdict = ("meets" if st[1] < 0.1 else "short") if sysname == "kop" else ""
-            rows.append([label, "start to first produce", "< 0.1 s", f"{st[1]:.3f} s", verdict])
+        # The issue's start-up goals: port accepting (storage open) < 0.1 s, first produce
+        # < 0.15 s, both from the process's start.
+        for key, text, goal in (
+            ("port_open_s", "start to port accepting", 0.1),
+            ("startup_s", "start to first produce", 0.15),
+        ):
+            st = d.start_stat(sysname, key)
+            if st:
+                verdict = ("meets" if st[1] < goal else "short") if sysname == "kop" else ""
+                rows.append([label, text, f"< {goal} s", f"{st[1]:.3f} s", verdict])
     return (
         "Targets from the benchmark issue for kop on its embedded log, next to this run's "
         "numbers (geometric mean over workloads of the per-workload median ratio to Kafka). "
