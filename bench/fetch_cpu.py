@@ -24,6 +24,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -80,7 +82,22 @@ def syscalls_counted(perf: subprocess.Popen[str] | None) -> dict[str, int]:
     return out
 
 
-def fill(bootstrap: str, records: int, value: bytes, batch_bytes: int) -> None:
+def measured(pid: int, work: Callable[[], int]) -> dict[str, Any]:
+    """Runs `work` (which returns the value bytes it moved) and reports its wall time and kop's
+    CPU seconds per GiB moved: by the threads' schedstat (ns) and by 10 ms ticks."""
+    cpu0, ns0, t0 = cpu_seconds(pid) or 0.0, thread_cpu_ns(pid), time.monotonic()
+    gib = work() / 2**30
+    wall = time.monotonic() - t0
+    ns, cpu = thread_cpu_ns(pid) - ns0, (cpu_seconds(pid) or 0.0) - cpu0
+    return {
+        "seconds": round(wall, 3),
+        "kop_cpu_s_per_gib": round(ns / 1e9 / gib, 4),
+        "kop_cpu_s_per_gib_ticks": round(cpu / gib, 3),
+    }
+
+
+def fill(bootstrap: str, records: int, value: bytes, batch_bytes: int) -> int:
+    """Produces `records` copies of `value`; returns the value bytes written."""
     p = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -98,6 +115,7 @@ def fill(bootstrap: str, records: int, value: bytes, batch_bytes: int) -> None:
                 p.poll(0.05)
         p.poll(0)
     assert p.flush(120) == 0
+    return records * len(value)
 
 
 def read_all(bootstrap: str, records: int) -> int:
@@ -155,32 +173,13 @@ def main() -> None:
         for _ in range(args.fills):
             perf = count_syscalls(proc.pid)
             time.sleep(0.2)  # perf attached
-            cpu0, ns0, t0 = cpu_seconds(proc.pid) or 0.0, thread_cpu_ns(proc.pid), time.monotonic()
-            fill(bootstrap, args.records, b"v" * args.value_bytes, args.batch_bytes)
-            wall = time.monotonic() - t0
-            ns, cpu = thread_cpu_ns(proc.pid) - ns0, (cpu_seconds(proc.pid) or 0.0) - cpu0
-            gib = args.records * args.value_bytes / 2**30
-            fills.append(
-                {
-                    "seconds": round(wall, 3),
-                    "kop_cpu_s_per_gib": round(ns / 1e9 / gib, 4),
-                    "kop_cpu_s_per_gib_ticks": round(cpu / gib, 3),
-                    "syscalls": syscalls_counted(perf),
-                }
+            value = b"v" * args.value_bytes
+            cost = measured(
+                proc.pid, partial(fill, bootstrap, args.records, value, args.batch_bytes)
             )
+            fills.append({**cost, "syscalls": syscalls_counted(perf)})
         for _ in range(args.reads):
-            cpu0, ns0, t0 = cpu_seconds(proc.pid) or 0.0, thread_cpu_ns(proc.pid), time.monotonic()
-            nbytes = read_all(bootstrap, args.records * args.fills)
-            wall = time.monotonic() - t0
-            ns, cpu = thread_cpu_ns(proc.pid) - ns0, (cpu_seconds(proc.pid) or 0.0) - cpu0
-            gib = nbytes / 2**30
-            runs.append(
-                {
-                    "seconds": round(wall, 3),
-                    "kop_cpu_s_per_gib": round(ns / 1e9 / gib, 4),
-                    "kop_cpu_s_per_gib_ticks": round(cpu / gib, 3),
-                }
-            )
+            runs.append(measured(proc.pid, partial(read_all, bootstrap, args.records * args.fills)))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

@@ -70,6 +70,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -523,7 +524,11 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _per_repeat(
-    rows: list[dict[str, Any]], kop_test: str, direct: str, key: str, combine: Any
+    rows: list[dict[str, Any]],
+    kop_test: str,
+    direct: str,
+    key: str,
+    combine: Callable[[float, float], float],
 ) -> dict[str, float] | None:
     """``combine(kop's key, direct's key)`` per repeat where both have it; median (min-max)."""
     per_rep = []
