@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 from consume_shape import make
-from harness import systems
+from harness import machine, systems
 from harness.net import free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
@@ -71,8 +71,9 @@ def main() -> None:
                 admin = AdminClient({"bootstrap.servers": bootstrap})
                 admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(60)
                 time.sleep(1)
+                settled = machine.settle(drop_caches=True)
                 r = paced_produce(bootstrap, topic, args)
-                r.update(system=name, round=i, loadavg1=os.getloadavg()[0])
+                r.update(system=name, round=i, loadavg1=os.getloadavg()[0], **settled)
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 runs.append(r)
     finally:

@@ -442,15 +442,20 @@ def run_system(ctx: Ctx, sysobj: systems.System, rep: int, workloads: list[str])
                 "max_rate": {},
                 "java_tools": sysobj.java_tools_version,
             }
-            for test in ctx.args.tests:
+            for i, test in enumerate(ctx.args.tests):
                 if test == "e2e-latency" and parts != 1:
                     continue
                 if err is not None:
                     row = {"error": f"create topic: {err}"}
                 else:
+                    # The consume tests read what the produce tests before them wrote: the
+                    # cache is dropped before the first test and once no consume test is left.
+                    reads_ahead = any(t.endswith("-consume") for t in ctx.args.tests[i:])
+                    settled = machine.settle(drop_caches=i == 0 or not reads_ahead)
                     prof = start_perf(ctx, pid, f"r{rep}-{name}-{wl}-{test}")
                     tok = mon.mark()
                     row = run_test(ctx, test, bootstrap, topic, wl, rep, state)
+                    row.update(settled)
                     w = mon.window(tok)
                     if prof is not None:
                         row["perf_output"] = stop_perf(prof)
