@@ -11,7 +11,7 @@
 //! the mapping is returned untouched, and only the offending connection is closed. Pages that
 //! are really written are real memory as usual. Everything smaller goes to the system allocator.
 //! Register it in every binary that decodes requests: `#[global_allocator] static A: GuardedAlloc`.
-#![allow(unsafe_code)] // a GlobalAlloc is unsafe by definition (the other place: codec/segments.rs, a BufMut)
+#![allow(unsafe_code)] // a GlobalAlloc is unsafe by definition (the others: codec/segments.rs, a BufMut; storage/file/log.rs, sync_file_range)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -606,6 +606,17 @@ impl Broker {
         }
     }
 
+    /// `Partition::start_writeback` of every partition (between the periodic fsyncs).
+    pub fn start_writeback_all(&self) {
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                if let Err(e) = p.start_writeback() {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "starting writeback failed");
+                }
+            }
+        }
+    }
+
     /// One pass of the log cleaner over every compacted partition (`housekeeping::log_cleaner`).
     /// Returns how many partitions were cleaned.
     pub fn clean_logs(&self, throttle: &Throttle, stop: &AtomicBool) -> usize {

@@ -659,6 +659,14 @@ impl Partition {
         Ok(())
     }
 
+    /// Between periodic fsyncs: starts writing back what was appended since the last call,
+    /// without waiting, so that the fsync does not write a whole interval's bytes in one burst
+    /// (docs/benchmarks.md, "The periodic fsync in smaller steps").
+    pub fn start_writeback(&self) -> io::Result<()> {
+        let unwritten = self.inner.write().log.take_unwritten();
+        unwritten.map_or(Ok(()), |segment| segment.start_writeback())
+    }
+
     /// DeleteRecords (Kafka's `Partition.deleteRecordsOnLeader`): moves the log start up to
     /// `offset` (-1: the high watermark), durably, and returns the log start after it (the
     /// low watermark). Past the high watermark: OFFSET_OUT_OF_RANGE; a topic whose

@@ -186,6 +186,12 @@ pub trait PartitionLog: Send + Sync {
     }
     /// The sync `take_unsynced` handed out failed: the next one tries again.
     fn sync_failed(&mut self) {}
+    /// Between periodic fsyncs: what was appended since the last call (or fsync), to start
+    /// writing back without the partition lock (`SegmentSync::start_writeback`). None: nothing
+    /// new, or no local file.
+    fn take_unwritten(&mut self) -> Option<Arc<dyn SegmentSync>> {
+        None
+    }
     fn set_settings(&mut self, settings: LogSettings);
     /// Applies retention; returns the number of segments deleted.
     fn enforce_retention(&mut self, now_ms: i64) -> io::Result<usize>;

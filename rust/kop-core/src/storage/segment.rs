@@ -21,6 +21,11 @@ pub trait SegmentRead: Send + Sync {
 /// the partition lock.
 pub trait SegmentSync: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
+    /// Starts writing the bytes stored so far to the disk and returns without waiting: the
+    /// next `sync_data` then finds little left to write. Nothing to do without a file.
+    fn start_writeback(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Bytes of a segment: a file or a memory buffer.

@@ -48,6 +48,8 @@ pub struct SegmentedLog {
     settings: LogSettings,
     files: Arc<dyn SegmentFiles>,
     unsynced: bool,
+    /// Appended since the last writeback start or fsync (`take_unwritten`).
+    unwritten: bool,
     /// The first offset not cleaned yet (the start of the dirty part of the log).
     cleaner_offset: i64,
 }
@@ -95,6 +97,7 @@ impl SegmentedLog {
             settings,
             files,
             unsynced: false,
+            unwritten: false,
             cleaner_offset,
         };
         if log.segments.is_empty() {
@@ -174,6 +177,7 @@ impl PartitionLog for SegmentedLog {
         }
         self.active().append(header, &batch)?;
         self.unsynced = true;
+        self.unwritten = true;
         Ok(None)
     }
 
@@ -228,16 +232,23 @@ impl PartitionLog for SegmentedLog {
         if self.unsynced {
             self.active().sync()?;
             self.unsynced = false;
+            self.unwritten = false;
         }
         Ok(())
     }
 
     /// Only the active segment can hold unsynced bytes: a roll syncs the segment it closes.
     fn take_unsynced(&mut self) -> io::Result<Option<Arc<dyn SegmentSync>>> {
+        self.unwritten = false;
         if !std::mem::take(&mut self.unsynced) {
             return Ok(None);
         }
         Ok(Some(self.active().syncer()))
+    }
+
+    /// Only the active segment: a roll syncs the segment it closes.
+    fn take_unwritten(&mut self) -> Option<Arc<dyn SegmentSync>> {
+        std::mem::take(&mut self.unwritten).then(|| self.active().syncer())
     }
 
     fn sync_failed(&mut self) {
@@ -398,10 +409,8 @@ mod tests {
     use super::*;
     use crate::records::batch::{self, tests::sample_batch};
 
-    #[test]
-    fn the_periodic_fsync_takes_what_is_unsynced_once_and_again_after_a_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = crate::storage::file::open(dir.path(), false).unwrap();
+    fn file_log(dir: &std::path::Path) -> Box<dyn PartitionLog> {
+        let storage = crate::storage::file::open(dir, false).unwrap();
         let settings = LogSettings {
             segment_bytes: 1 << 30,
             segment_ms: 1 << 40,
@@ -410,15 +419,25 @@ mod tests {
             delete_retention: true,
             compaction: Default::default(),
         };
-        let mut log = storage.logs.open("t", 0, settings, &mut |_, _| {}).unwrap();
+        storage.logs.open("t", 0, settings, &mut |_, _| {}).unwrap()
+    }
+
+    fn append_one(log: &mut dyn PartitionLog, offset: i64) {
+        let mut raw = sample_batch(3, 1_000, b"v", (-1, -1, -1));
+        batch::patch_offset_and_epoch(&mut raw, offset, 0);
+        let header = BatchHeader::parse(&raw).unwrap();
+        log.append(&header, Bytes::from(raw), 1_000).unwrap();
+    }
+
+    #[test]
+    fn the_periodic_fsync_takes_what_is_unsynced_once_and_again_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = file_log(dir.path());
         assert!(
             log.take_unsynced().unwrap().is_none(),
             "nothing appended yet"
         );
-        let mut raw = sample_batch(3, 1_000, b"v", (-1, -1, -1));
-        batch::patch_offset_and_epoch(&mut raw, 0, 0);
-        let header = BatchHeader::parse(&raw).unwrap();
-        log.append(&header, Bytes::from(raw), 1_000).unwrap();
+        append_one(&mut *log, 0);
         let unsynced = log.take_unsynced().unwrap().expect("an append to sync");
         assert!(log.take_unsynced().unwrap().is_none(), "handed out once");
         unsynced.sync_data().unwrap();
@@ -427,5 +446,27 @@ mod tests {
             log.take_unsynced().unwrap().is_some(),
             "a failed sync is tried again"
         );
+    }
+
+    #[test]
+    fn writeback_is_started_once_per_append_run_and_not_after_an_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = file_log(dir.path());
+        assert!(log.take_unwritten().is_none(), "nothing appended yet");
+        append_one(&mut *log, 0);
+        let unwritten = log.take_unwritten().expect("an append to write back");
+        unwritten.start_writeback().unwrap();
+        assert!(log.take_unwritten().is_none(), "handed out once");
+        append_one(&mut *log, 3);
+        assert!(log.take_unsynced().unwrap().is_some());
+        assert!(
+            log.take_unwritten().is_none(),
+            "the fsync writes what was appended before it"
+        );
+        // The fsync still covers bytes whose writeback was started.
+        append_one(&mut *log, 6);
+        log.take_unwritten().unwrap().start_writeback().unwrap();
+        let unsynced = log.take_unsynced().unwrap().expect("started is not synced");
+        unsynced.sync_data().unwrap();
     }
 }

@@ -225,6 +225,20 @@ impl SegmentSync for File {
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
     }
+
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)] // sync_file_range has no safe wrapper in rustix or std
+    fn start_writeback(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is this open file's; the call reads no memory of ours.
+        // (0, 0) = the whole file; WRITE alone only queues the dirty pages for writing.
+        let rc =
+            unsafe { libc::sync_file_range(self.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl FileSegment {
