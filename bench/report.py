@@ -685,9 +685,11 @@ def render(
         f"after another ({order_text(summary)}). Settings: Apache Kafka as `scripts/kafka.sh` "
         "starts it (KRaft combined node, heap 1 GiB, no fsync per write — Kafka's default); "
         "kop with `kop serve --storage file://DIR` and its defaults (`--fsync interval`: a "
-        "background fsync every 1 s, not on the ack path; tokio threads = CPUs); KoP in a Pulsar "
-        "standalone broker (heap 1 GiB, "
-        "`entryFormat=kafka`, bookie journal with its default fsync).",
+        "background fsync every 1 s, writeback started every 100 ms in between (since "
+        "2026-12-08), not on the ack path; tokio threads = CPUs); KoP in a Pulsar standalone "
+        "broker (heap 1 GiB, `entryFormat=kafka`, bookie journal with its default fsync). "
+        "Since 2026-12-08 each test starts on a settled machine (`sync`, page cache dropped "
+        "unless a consume test still reads it; bench/README.md).",
         "",
         "## Start-up and memory",
         "",
